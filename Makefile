@@ -1,0 +1,35 @@
+# One venv, filled by `make install`; `make demo` and `make test` install what they need.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FASHION := /usr/share/datasets/fashion-mnist
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	# torch first and pinned: never let a dependency pull an unpinned (multi-GB) build.
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e ".[vision,test]"
+	# Fashion-MNIST offline comes from Debian's package; skip quietly where apt is absent.
+	@if [ ! -d $(FASHION) ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \
+	  echo "note: could not install dataset-fashion-mnist; fashion-mnist will try to download"; \
+	fi
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/reprogram demo
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

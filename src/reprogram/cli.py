@@ -1,0 +1,363 @@
+"""The ``reprogram`` command: fit, eval, predict, list, demo.
+
+A failed command exits non-zero with a one-paragraph message on stderr, never a traceback
+(set ``REPROGRAM_DEBUG=1`` to see one for unexpected errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from .errors import ReprogramError
+
+KINDS = ("sources", "targets", "programs", "mappings", "optimizers")
+
+
+# --------------------------------------------------------------------------- parsing helpers
+def _key_values(items: list[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ReprogramError(f"{flag} takes KEY=VALUE, got {item!r}.")
+        out[key.replace("-", "_")] = value
+    return out
+
+
+def _add_fit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source", default="efficientnet-lite0", help="source model (reprogram list sources)"
+    )
+    p.add_argument("--target", default="fashion-mnist", help="target data (reprogram list targets)")
+    p.add_argument(
+        "--program", default="resize-pad", help="input program: border, resize-pad, full"
+    )
+    p.add_argument("--mapping", default="linear", help="label mapping: random, flm, ilm, linear")
+    p.add_argument("--optimizer", default="gradient", help="optimizer (reprogram list optimizers)")
+    p.add_argument(
+        "--shots", type=int, default=None, help="training examples per class (all if omitted)"
+    )
+    p.add_argument(
+        "--val-fraction", type=float, default=0.2, help="share of training data for validation"
+    )
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01)")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="stop after N epochs without a better validation score",
+    )
+    p.add_argument(
+        "--canvas-size",
+        type=int,
+        default=None,
+        help="image side the source sees (default: its input size)",
+    )
+    p.add_argument(
+        "--inner-size", type=int, default=None, help="side of the target image inside the canvas"
+    )
+    p.add_argument(
+        "--program-opt", action="append", metavar="K=V", help="program option (repeatable)"
+    )
+    p.add_argument(
+        "--mapping-opt", action="append", metavar="K=V", help="mapping option (repeatable)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--devices", type=int, default=1, help="data-parallel processes (CPU: gloo)")
+    p.add_argument("--out", default="runs/latest", help="artifact directory")
+    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--no-plots", action="store_true", help="skip program.png and mapping.png")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _fit_config(args: argparse.Namespace) -> Any:
+    from .train import FitConfig
+
+    program_options = _key_values(args.program_opt, "--program-opt")
+    if args.canvas_size is not None:
+        program_options["canvas_size"] = args.canvas_size
+    if args.inner_size is not None:
+        program_options["inner_size"] = args.inner_size
+    return FitConfig(
+        source=args.source,
+        target=args.target,
+        program=args.program,
+        mapping=args.mapping,
+        optimizer=args.optimizer,
+        program_options=program_options,
+        mapping_options=_key_values(args.mapping_opt, "--mapping-opt"),
+        shots=args.shots,
+        val_fraction=args.val_fraction,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        seed=args.seed,
+        devices=args.devices,
+        out=args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        plots=not args.no_plots,
+    )
+
+
+# --------------------------------------------------------------------------- output helpers
+def _table(rows: list[tuple[str, str]], title: str) -> str:
+    width = max(len(k) for k, _ in rows)
+    lines = [title, "-" * len(title)]
+    lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def summary(result: Any) -> str:
+    """The final table of a fit run."""
+    m, c = result.metrics, result.config
+    trained, frozen = m["trainable_parameters"], m["source_parameters"]
+    files = sorted(p.name for p in Path(result.out).iterdir() if not p.name.startswith("."))
+    rows = [
+        (
+            "val accuracy",
+            f"{m['val_accuracy']:.4f}  (best epoch {m['best_epoch']} of {m['epochs']}; selects)",
+        ),
+        ("test accuracy", f"{m['test_accuracy']:.4f}  (scored once, after selection)"),
+        (
+            "trained params",
+            f"{trained:,}  ({100 * trained / frozen:.2f}% of the source's {frozen:,})",
+        ),
+        ("train time", f"{m['train_seconds']:.1f} s"),
+        (
+            "data",
+            f"{m['splits']['train']} train / {m['splits']['val']} val / {m['splits']['test']} test",
+        ),
+        ("artifact", f"{result.out}  ({', '.join(files)})"),
+    ]
+    title = (
+        f"{c['source']['name']} → {c['target']['name']}  "
+        f"(program {c['program']['name']}, mapping {c['mapping']['name']})"
+    )
+    return _table(rows, title)
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .train import fit
+
+    result = fit(_fit_config(args))
+    print(summary(result))
+    return 0
+
+
+def _load_eval_splits(config: dict[str, Any]) -> Any:
+    from .data import load_target
+    from .data.splits import prepare_splits
+
+    t = config["target"]
+    data = load_target(t["name"])
+    return prepare_splits(
+        data, shots=t["shots"], val_fraction=t["val_fraction"], seed=config["seed"]
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .artifact import METRICS, load_artifact, read_json
+    from .evaluate import loss_and_accuracy, score
+
+    model, config = load_artifact(args.dir)
+    splits = _load_eval_splits(config)
+    if args.split == "test":
+        splits.test.unseal()  # eval of a finished artifact is the final scoring
+        split = splits.test.open()
+    else:
+        split = splits.val
+    batch = int(config["training"]["eval_batch_size"])
+    loss, acc = loss_and_accuracy(score(model, split.x, split.y, batch))
+    recorded = read_json(Path(args.dir) / METRICS, "the metrics").get(f"{args.split}_accuracy")
+    rows = [
+        (f"{args.split} accuracy", f"{acc:.4f}  ({len(split)} examples)"),
+        (f"{args.split} loss", f"{loss:.4f}"),
+        ("recorded at fit", "n/a" if recorded is None else f"{recorded:.4f}"),
+    ]
+    if recorded is not None:
+        rows.append(
+            (
+                "reproduced",
+                "yes, exactly" if acc == recorded else f"NO (diff {acc - recorded:+.4f})",
+            )
+        )
+    print(_table(rows, f"reprogram eval {args.dir}"))
+    if args.json:
+        print(json.dumps({f"{args.split}_accuracy": acc, f"{args.split}_loss": loss}))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .artifact import load_artifact
+    from .predict import load_inputs
+
+    model, config = load_artifact(args.dir)
+    names = config["target"]["class_names"]
+    labels, x = load_inputs(args.inputs, tuple(config["target"]["input_shape"]))
+    import torch
+
+    with torch.no_grad():
+        probs = torch.softmax(model(x), dim=-1) if len(x) else torch.empty(0, len(names))
+    rows = []
+    for label, p in zip(labels, probs, strict=True):
+        k = int(p.argmax())
+        rows.append(
+            {"input": label, "class": names[k], "index": k, "probability": round(float(p[k]), 4)}
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['input']}\t{r['class']}\t{r['probability']:.4f}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from . import data, mappings, optim, programs, sources
+
+    registry = {
+        "sources": sources.SOURCES,
+        "targets": data.TARGETS,
+        "programs": programs.PROGRAMS,
+        "mappings": mappings.MAPPINGS,
+        "optimizers": optim.OPTIMIZERS,
+    }[args.kind]
+    rows = []
+    for e in registry:
+        if e.prefix:  # the help text of a prefix entry starts with what follows the prefix
+            word, _, rest = e.help.partition(" ")
+            rows.append((e.name + word, rest))
+        else:
+            rows.append((e.name, e.help))
+    width = max(len(name) for name, _ in rows)
+    for name, text in rows:
+        print(f"{name.ljust(width)}  {text}")
+    return 0
+
+
+DEMO = {
+    "source": "efficientnet-lite0",
+    "target": "fashion-mnist",
+    "program": "resize-pad",
+    "mapping": "linear",
+    "shots": 100,
+    "epochs": 6,
+    "canvas_size": 128,
+}
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .train import FitConfig, fit
+
+    d = DEMO
+    print(
+        textwrap.fill(
+            f"reprogram demo: EfficientNet-Lite0 was trained on ImageNet photos and has never seen "
+            f"Fashion-MNIST. Its weights stay frozen; we train only a {d['program']} input program "
+            f"and a {d['mapping']} label mapping on {d['shots']} grey images per class "
+            f"({d['epochs']} epochs, {d['canvas_size']}-pixel canvas), choose the epoch on a "
+            f"validation split, and score the 10,000-image test set once.",
+            width=100,
+        )
+        + "\n"
+    )
+    config = FitConfig(
+        source=d["source"],
+        target=d["target"],
+        program=d["program"],
+        mapping=d["mapping"],
+        program_options={"canvas_size": d["canvas_size"]},
+        shots=d["shots"],
+        epochs=d["epochs"],
+        seed=args.seed,
+        out=args.out,
+        overwrite=True,
+        progress=not args.quiet,
+    )
+    result = fit(config)
+    print()
+    print(summary(result))
+    print("\nWhat the frozen ImageNet model learned to do (strongest source outputs per class):")
+    names = result.config["target"]["class_names"]
+    for name, row in zip(names, result.config["mapping"]["table"], strict=True):
+        print(f"  {name:<12} ← {', '.join(row['source_labels'][:3])}")
+    print(f"\nPictures: {result.out / 'program.png'} and {result.out / 'mapping.png'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reprogram",
+        description=(
+            "Model reprogramming: train a small input program and label mapping "
+            "around a frozen model."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("fit", help="train a program and mapping; write an artifact")
+    _add_fit_args(p)
+    p.set_defaults(func=cmd_fit)
+    p = sub.add_parser("eval", help="reload an artifact and score it")
+    p.add_argument("dir")
+    p.add_argument("--split", choices=("val", "test"), default="test")
+    p.add_argument("--json", action="store_true", help="also print the result as JSON")
+    p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("predict", help="predictions for new inputs (image files, .npy or .npz)")
+    p.add_argument("dir")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("list", help="registered components")
+    p.add_argument("kind", choices=KINDS)
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("demo", help="the main job on embedded, offline defaults")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for user errors, 1 for unexpected ones)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ReprogramError as exc:
+        print(f"reprogram {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        where = (
+            f" The last finished epoch is checkpointed in {out}; continue with --resume."
+            if out
+            else ""
+        )
+        print(f"reprogram {args.command}: interrupted.{where}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("REPROGRAM_DEBUG"):
+            raise
+        print(
+            f"reprogram {args.command}: unexpected {type(exc).__name__}: {exc}. This is likely a "
+            f"bug; rerun with REPROGRAM_DEBUG=1 for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

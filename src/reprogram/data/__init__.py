@@ -1,0 +1,27 @@
+"""Target data sets by name (``fashion-mnist``, ``digits``, ``npz:PATH``, ``folder:PATH``)."""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import PreparedSplits, SealedSplit, Split, TargetData
+
+TARGETS: Registry[TargetData] = Registry(
+    "target",
+    _plugins=(
+        "reprogram.data.fashion_mnist",
+        "reprogram.data.digits",
+        "reprogram.data.npz",
+        "reprogram.data.folder",
+    ),
+)
+
+
+def load_target(name: str) -> TargetData:
+    """Load the target registered as ``name``; prefix names pass the rest (a path) on."""
+    entry, rest = TARGETS.resolve(name)
+    data = entry.builder(rest) if entry.prefix else entry.builder()
+    data.name = name
+    return data
+
+
+__all__ = ["TARGETS", "PreparedSplits", "SealedSplit", "Split", "TargetData", "load_target"]

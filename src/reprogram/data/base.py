@@ -1,0 +1,103 @@
+"""Target data containers: in-memory splits, and a sealed test split.
+
+Images are float32 tensors ``[N, C, H, W]`` with values in ``[0, 1]`` (``C`` is 1 or 3);
+labels are int64 tensors ``[N]`` with classes ``0 … K-1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import SealedSplitError
+
+
+@dataclass
+class Split:
+    """One split: inputs ``x`` ``[N, C, H, W]`` (images) and labels ``y`` ``[N]`` (int64)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, index: torch.Tensor) -> Split:
+        """The examples at ``index`` (a 1-D index tensor)."""
+        return Split(self.x[index], self.y[index])
+
+
+class SealedSplit:
+    """The test split, closed until model selection is over.
+
+    Trainers receive the test split sealed; reading it with :meth:`open` before
+    :meth:`unseal` raises :class:`SealedSplitError`. This is how the library proves that
+    nothing (epoch choice, early stopping, mapping choice) looks at test data.
+    """
+
+    def __init__(self, split: Split) -> None:
+        self._split = split
+        self._sealed = True
+
+    @property
+    def sealed(self) -> bool:
+        return self._sealed
+
+    def __len__(self) -> int:
+        return len(self._split)
+
+    def unseal(self) -> None:
+        """Open the split; call only once selection on validation data is finished."""
+        self._sealed = False
+
+    def open(self) -> Split:
+        """The split itself; raises while sealed."""
+        if self._sealed:
+            raise SealedSplitError(
+                "the test split was read before model selection finished; selection must use "
+                "the validation split only (this is a bug in the caller, please report it)."
+            )
+        return self._split
+
+
+@dataclass
+class TargetData:
+    """A target task as loaded: official train and test splits, optional given validation.
+
+    ``modality`` is ``"image"`` here; later modalities (``"series"``, ``"sequence"``) reuse
+    the same container with other tensor layouts.
+    """
+
+    name: str
+    train: Split
+    test: Split
+    class_names: list[str]
+    modality: str = "image"
+    val: Split | None = None
+    info: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input, e.g. ``(1, 28, 28)``."""
+        return tuple(self.train.x.shape[1:])
+
+
+@dataclass
+class PreparedSplits:
+    """What a trainer receives: train and validation open, test sealed."""
+
+    train: Split
+    val: Split
+    test: SealedSplit
+    class_names: list[str]
+    input_shape: tuple[int, ...]
+    modality: str = "image"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)

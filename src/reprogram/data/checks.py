@@ -1,0 +1,189 @@
+"""Checks that turn user arrays into clean splits, or raise a :class:`DataError` that says why not.
+
+Every loader funnels its arrays through :func:`make_split`: lengths agree, inputs are finite
+numbers, labels are integer classes from 0, and images end up as float32 ``[N, C, H, W]`` in
+``[0, 1]`` with ``C`` in ``{1, 3}`` and labels as int64 ``[N]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .base import Split
+
+IMAGE_LAYOUTS = "[N, H, W] (grey), [N, C, H, W] or [N, H, W, C] with C = 1 (grey) or 3 (RGB)"
+
+
+def _examples(values: np.ndarray, limit: int = 3) -> str:
+    """A short, readable list of some offending values."""
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:limit])
+    return shown + (", …" if len(values) > limit else "")
+
+
+def check_lengths(x: np.ndarray, y: np.ndarray, where: str) -> None:
+    """``x`` ``[N, ...]`` and ``y`` ``[N]`` must hold the same, non-zero number of examples."""
+    n_x = len(x) if x.ndim else 0
+    n_y = len(y) if y.ndim else 0
+    if x.ndim == 0 or y.ndim == 0 or n_x != n_y:
+        raise DataError(
+            f"{where}: {n_x} inputs but {n_y} labels; each input needs exactly one label."
+        )
+    if len(y) == 0:
+        raise DataError(f"{where}: the split is empty; it needs at least one example.")
+
+
+def check_finite(x: np.ndarray, where: str) -> None:
+    """``x`` must be numeric without NaN or infinite values."""
+    if x.dtype.kind not in "biuf":
+        raise DataError(
+            f"{where}: inputs have dtype {x.dtype}, not numbers; save images as uint8 (0-255) "
+            "or as floats in [0, 1]."
+        )
+    if x.dtype.kind != "f":
+        return
+    n_nan = int(np.isnan(x).sum())
+    n_inf = int(np.isinf(x).sum())
+    if n_nan or n_inf:
+        raise DataError(
+            f"{where}: inputs contain {n_nan} NaN and {n_inf} infinite values (of {x.size}); "
+            "remove or fix those examples first."
+        )
+
+
+def check_labels(y: np.ndarray, where: str) -> np.ndarray:
+    """Labels ``[N]`` (or ``[N, 1]``) as int64 ``[N]``; they must be integer classes from 0."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(
+            f"{where}: labels have shape {list(y.shape)}; they must be one integer class per "
+            "example, shape [N] (not one-hot)."
+        )
+    need = "labels must be integer classes from 0 (0, 1, …, K-1)"
+    if y.dtype.kind == "f":
+        bad = y[~np.isfinite(y) | (np.mod(y, 1) != 0)] if y.size else y
+        if bad.size:
+            raise DataError(
+                f"{where}: {bad.size} labels are not whole numbers ({_examples(bad)}); {need}."
+            )
+        y = y.astype(np.int64)
+    elif y.dtype.kind not in "iu":
+        raise DataError(
+            f"{where}: labels have dtype {y.dtype} ({_examples(y)}); {need}. Map names to "
+            "numbers first and pass the names as class_names."
+        )
+    y = y.astype(np.int64)
+    negative = y[y < 0]
+    if negative.size:
+        raise DataError(
+            f"{where}: {negative.size} labels are negative ({_examples(negative)}); {need}."
+        )
+    return y
+
+
+def validate_split(x: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check one split; return ``x`` unchanged and the labels as int64 ``[N]``.
+
+    Args:
+        x: inputs ``[N, ...]``.
+        y: labels ``[N]``.
+        where: what to call the split in messages (``"data.npz, train split"``).
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    check_lengths(x, y, where)
+    check_finite(x, where)
+    return x, check_labels(y, where)
+
+
+def _as_unit_float(x: np.ndarray, where: str) -> np.ndarray:
+    """uint8 ``0..255`` → float32 ``/ 255``; floats must already lie in ``[0, 1]``."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255.0)
+    if x.dtype.kind != "f":
+        raise DataError(
+            f"{where}: images have dtype {x.dtype}; save them as uint8 (0-255) or as floats "
+            "scaled to [0, 1]."
+        )
+    check_finite(x, where)
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise DataError(
+            f"{where}: float images have values from {lo:g} to {hi:g}; scale them to [0, 1] "
+            "(e.g. divide 0-255 pixels by 255) or save them as uint8."
+        )
+    return x.astype(np.float32, copy=False)
+
+
+def _to_nchw(x: np.ndarray, where: str) -> np.ndarray:
+    """Reorder any accepted image layout to ``[N, C, H, W]``."""
+    if x.ndim == 2:
+        raise DataError(
+            f"{where}: inputs have shape {list(x.shape)} ([N, L]), which is a time series; image "
+            f"programs need images ({IMAGE_LAYOUTS}). Time series support comes with the "
+            "`waveform` program."
+        )
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim == 4 and x.shape[1] in (1, 3):
+        return x
+    if x.ndim == 4 and x.shape[3] in (1, 3):
+        return x.transpose(0, 3, 1, 2)
+    raise DataError(f"{where}: inputs have shape {list(x.shape)}; images must be {IMAGE_LAYOUTS}.")
+
+
+def to_nchw_float(x: np.ndarray, where: str) -> torch.Tensor:
+    """Images in any accepted layout and dtype → float32 tensor ``[N, C, H, W]`` in ``[0, 1]``.
+
+    Accepts ``[N, H, W]`` (→ ``C = 1``), ``[N, C, H, W]`` or ``[N, H, W, C]`` with ``C`` in
+    ``{1, 3}`` (channels-first wins when both fit), as uint8 or float in ``[0, 1]``.
+    """
+    x = np.asarray(x)
+    nchw = _to_nchw(x, where)
+    if 0 in nchw.shape[2:]:
+        raise DataError(f"{where}: images have shape {list(x.shape)}, with a zero-sized side.")
+    return torch.from_numpy(np.ascontiguousarray(_as_unit_float(nchw, where)))
+
+
+def make_split(x: np.ndarray, y: np.ndarray, where: str) -> Split:
+    """Validate ``x`` ``[N, ...]`` / ``y`` ``[N]`` and return a :class:`Split`.
+
+    The split holds ``x`` float32 ``[N, C, H, W]`` in ``[0, 1]`` and ``y`` int64 ``[N]``.
+    """
+    x, y = validate_split(x, y, where)
+    return Split(to_nchw_float(x, where), torch.from_numpy(y))
+
+
+def check_label_sets(
+    train_y: np.ndarray | torch.Tensor, other_y: np.ndarray | torch.Tensor, where: str
+) -> None:
+    """Every class in ``other_y`` (test or validation labels ``[M]``) must occur in ``train_y``."""
+    missing = sorted(set(np.asarray(other_y).tolist()) - set(np.asarray(train_y).tolist()))
+    if missing:
+        raise DataError(
+            f"{where}: classes {_examples(np.array(missing), 5)} appear there but never in the "
+            "training split, so nothing could learn them; add training examples of those "
+            "classes or drop them."
+        )
+
+
+def check_class_names(names: Sequence[str], labels: Sequence[np.ndarray], where: str) -> None:
+    """``names`` must be unique and name every label in ``labels`` (``0 … len(names)-1``)."""
+    top = max(int(y.max()) for y in labels if len(y))
+    if top >= len(names):
+        raise DataError(
+            f"{where}: {len(names)} class names given but labels go up to {top}; give one name "
+            f"per class 0 … {top}."
+        )
+    if len(set(names)) != len(names):
+        raise DataError(f"{where}: class names repeat; each class needs its own name.")
+
+
+def default_class_names(labels: Sequence[np.ndarray | torch.Tensor]) -> list[str]:
+    """``["0", …, "K-1"]`` where ``K`` is the largest label in ``labels`` plus one."""
+    top = max(int(np.asarray(y).max()) for y in labels if len(y))
+    return [str(k) for k in range(top + 1)]

@@ -1,0 +1,118 @@
+"""``npz:PATH``: a target task saved with ``numpy.savez`` (never unpickled).
+
+Required arrays ``x_train, y_train, x_test, y_test``; optional ``x_val, y_val`` (together) and
+``class_names`` (strings, one per class; default ``"0" … "K-1"``). Images may be
+``[N, H, W]``, ``[N, C, H, W]`` or ``[N, H, W, C]`` with ``C`` in ``{1, 3}``, uint8 or float in
+``[0, 1]``; labels are integer classes from 0.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.npyio import NpzFile
+
+from ..errors import DataError
+from . import TARGETS
+from .base import Split, TargetData
+from .checks import check_class_names, check_label_sets, default_class_names, make_split
+
+REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of the ``.npz`` file at ``path`` by name; DataError if it cannot be read."""
+    if not path.exists():
+        raise DataError(f"npz file {path} does not exist.")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; npz: needs a .npz file (folder: reads images).")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, NpzFile):
+            raise DataError(
+                f"{path} holds a single array (.npy); save a .npz with np.savez(path, "
+                f"{', '.join(f'{k}=…' for k in REQUIRED)})."
+            )
+        with loaded:
+            return {key: _array(loaded, key, path) for key in loaded.files}
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"cannot read {path} as a .npz file ({exc}); save it with numpy.savez."
+        ) from None
+
+
+def _array(loaded: NpzFile, key: str, path: Path) -> np.ndarray:
+    """One array; object arrays (pickles) are refused."""
+    try:
+        return loaded[key]
+    except ValueError:
+        raise DataError(
+            f"{path}: array {key!r} holds Python objects, which are never unpickled; save "
+            "plain numeric arrays (and class_names as a string array)."
+        ) from None
+
+
+def _check_keys(arrays: dict[str, np.ndarray], path: Path) -> None:
+    missing = [k for k in REQUIRED if k not in arrays]
+    if ("x_val" in arrays) != ("y_val" in arrays):
+        missing.append("y_val" if "x_val" in arrays else "x_val")
+    if missing:
+        raise DataError(
+            f"{path} lacks array(s) {', '.join(missing)}; it has "
+            f"{', '.join(sorted(arrays)) or 'none'}. Needed: {', '.join(REQUIRED)} "
+            "(optional: x_val with y_val, class_names)."
+        )
+
+
+def _class_names(arrays: dict[str, np.ndarray], splits: list[Split], path: Path) -> list[str]:
+    labels = [s.y.numpy() for s in splits]
+    if "class_names" not in arrays:
+        return default_class_names(labels)
+    names = arrays["class_names"]
+    if names.ndim != 1 or names.dtype.kind not in "US":
+        raise DataError(f"{path}: class_names must be a 1-D array of strings, got {names.dtype}.")
+    out = [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
+    check_class_names(out, labels, f"{path}")
+    return out
+
+
+@TARGETS.register(
+    "npz:",
+    help="PATH.npz with arrays x_train, y_train, x_test, y_test "
+    "(optional x_val, y_val, class_names)",
+    prefix=True,
+)
+def npz(rest: str) -> TargetData:
+    """The task saved at ``rest``: ``x`` float32 ``[N, C, H, W]`` in ``[0, 1]``, ``y`` ``[N]``."""
+    path = Path(rest).expanduser()
+    arrays = _read(path)
+    _check_keys(arrays, path)
+    train = make_split(arrays["x_train"], arrays["y_train"], f"{path}, train split")
+    test = make_split(arrays["x_test"], arrays["y_test"], f"{path}, test split")
+    check_label_sets(train.y, test.y, f"{path}, test split")
+    val = None
+    if "x_val" in arrays:
+        val = make_split(arrays["x_val"], arrays["y_val"], f"{path}, validation split")
+        check_label_sets(train.y, val.y, f"{path}, validation split")
+    for split, name in ((test, "test"), (val, "validation")):
+        if split is not None and split.x.shape[1:] != train.x.shape[1:]:
+            raise DataError(
+                f"{path}: {name} images are {list(split.x.shape[1:])} but train images are "
+                f"{list(train.x.shape[1:])} ([C, H, W]); all splits need one image size."
+            )
+    class_names = _class_names(arrays, [s for s in (train, test, val) if s is not None], path)
+    return TargetData(
+        name=f"npz:{rest}",
+        train=train,
+        test=test,
+        val=val,
+        class_names=class_names,
+        info={
+            "source": str(path),
+            "validation": "given (x_val, y_val)" if val is not None else "carved from train",
+        },
+    )

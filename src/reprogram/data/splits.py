@@ -1,0 +1,140 @@
+"""From loaded target data to what a trainer sees: few-shot train, validation, sealed test.
+
+All randomness comes from a ``torch.Generator`` seeded with the run seed (never the global
+RNG), so the same seed gives the same splits. Few-shot selection happens *before* the
+validation carve: validation examples come out of the ``K`` shots (honest few-shot).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import DataError, ReprogramError
+from .base import PreparedSplits, SealedSplit, Split, TargetData
+
+
+def _round_half_up(value: float) -> int:
+    """Round to the nearest integer, halves up (``2.5 → 3``), unlike Python's ``round``."""
+    return math.floor(value + 0.5)
+
+
+def _class_name(c: int, class_names: list[str] | None) -> str:
+    """``class 3 ('Dress')`` for messages."""
+    if class_names is not None and c < len(class_names) and class_names[c] != str(c):
+        return f"class {c} ({class_names[c]!r})"
+    return f"class {c}"
+
+
+def _indices_by_class(y: torch.Tensor) -> dict[int, torch.Tensor]:
+    """Map each class in labels ``y`` ``[N]`` to the sorted indices ``[n_c]`` holding it."""
+    return {int(c): torch.nonzero(y == c).flatten() for c in torch.unique(y).tolist()}
+
+
+def _shuffled(index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``index`` ``[n]`` in a seeded random order."""
+    return index[torch.randperm(len(index), generator=generator)]
+
+
+def holdout_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed stratified split of labels ``y`` ``[N]``: ``(keep, held)`` sorted index tensors.
+
+    Each class with ``n >= 2`` examples holds out ``round(fraction * n)`` of them, at least 1
+    and at most ``n - 1``; a class with a single example keeps it. Used for data sets without
+    an official test split (``digits``, single-level ``folder:``), with a seed of its own.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    keep, held = [], []
+    for index in _indices_by_class(y).values():
+        n = len(index)
+        n_held = 0 if n < 2 else min(max(1, _round_half_up(fraction * n)), n - 1)
+        order = _shuffled(index, generator)
+        held.append(order[:n_held])
+        keep.append(order[n_held:])
+    return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values
+
+
+def _check_args(shots: int | None, val_fraction: float) -> None:
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+        raise ReprogramError(f"--shots must be a whole number of at least 1, got {shots!r}.")
+    if not 0.0 < val_fraction < 1.0:
+        raise ReprogramError(
+            f"--val-fraction must be strictly between 0 and 1, got {val_fraction!r}."
+        )
+
+
+def select_shots(
+    y: torch.Tensor, shots: int, class_names: list[str], generator: torch.Generator
+) -> torch.Tensor:
+    """Sorted indices ``[K * num_classes]`` of ``shots`` random examples of each class in ``y``."""
+    by_class = _indices_by_class(y)
+    chosen = []
+    for c in range(len(class_names)):
+        index = by_class.get(c, torch.empty(0, dtype=torch.long))
+        if len(index) < shots:
+            raise DataError(
+                f"{_class_name(c, class_names)} has {len(index)} training examples, fewer than "
+                f"--shots {shots}; lower --shots or add examples of that class."
+            )
+        chosen.append(_shuffled(index, generator)[:shots])
+    return torch.sort(torch.cat(chosen)).values
+
+
+def carve_validation(
+    y: torch.Tensor, val_fraction: float, class_names: list[str], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split labels ``y`` ``[N]`` into sorted ``(train, val)`` indices, stratified by class.
+
+    Each class gives ``max(1, round(val_fraction * n_c))`` examples to validation and must keep
+    at least one for training.
+    """
+    train, val = [], []
+    for c, index in _indices_by_class(y).items():
+        n = len(index)
+        n_val = max(1, _round_half_up(val_fraction * n))
+        if n - n_val < 1:
+            raise DataError(
+                f"{_class_name(c, class_names)} has only {n} training example(s): taking "
+                f"{n_val} for validation (--val-fraction {val_fraction:g}) leaves none to train "
+                "on; raise --shots or lower --val-fraction (or give a validation split)."
+            )
+        order = _shuffled(index, generator)
+        val.append(order[:n_val])
+        train.append(order[n_val:])
+    return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(val)).values
+
+
+def prepare_splits(
+    data: TargetData, *, shots: int | None = None, val_fraction: float = 0.2, seed: int = 0
+) -> PreparedSplits:
+    """Few-shot train, validation and sealed test from ``data``; the same seed, the same splits.
+
+    Args:
+        data: the loaded target (``train.x`` ``[N, C, H, W]``, ``train.y`` ``[N]``).
+        shots: keep this many random training examples per class (``None``: keep all).
+        val_fraction: share of each class's (kept) training examples used for validation,
+            when ``data.val`` is not given; must lie in ``(0, 1)``.
+        seed: seeds the selection and the carve.
+
+    Returns:
+        train and val :class:`Split` s open, test wrapped in a :class:`SealedSplit`.
+    """
+    _check_args(shots, val_fraction)
+    generator = torch.Generator().manual_seed(seed)
+    train: Split = data.train
+    if shots is not None:
+        train = train.subset(select_shots(train.y, shots, data.class_names, generator))
+    if data.val is not None:
+        val = data.val
+    else:
+        keep, held = carve_validation(train.y, val_fraction, data.class_names, generator)
+        train, val = train.subset(keep), train.subset(held)
+    return PreparedSplits(
+        train=train,
+        val=val,
+        test=SealedSplit(data.test),
+        class_names=list(data.class_names),
+        input_shape=data.input_shape,
+        modality=data.modality,
+    )

@@ -1,0 +1,33 @@
+"""Scoring a model on a split; shared by training, ``reprogram eval`` and benchmarks."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@torch.no_grad()
+def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Summed cross-entropy, number correct and count, as a float64 tensor ``[3]``.
+
+    Args:
+        model: maps ``[B, ...]`` inputs to ``[B, K]`` scores; put in eval mode here.
+        x: inputs ``[N, ...]``; y: labels ``[N]``.
+        batch_size: examples per forward pass (kept fixed so results are bit-reproducible).
+    """
+    model.eval()
+    totals = torch.zeros(3, dtype=torch.float64)
+    for i in range(0, len(y), batch_size):
+        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        scores = model(xb)
+        totals[0] += float(F.cross_entropy(scores, yb, reduction="sum"))
+        totals[1] += float((scores.argmax(-1) == yb).sum())
+        totals[2] += len(yb)
+    return totals
+
+
+def loss_and_accuracy(totals: torch.Tensor) -> tuple[float, float]:
+    """Mean loss and accuracy from :func:`score`'s totals."""
+    n = max(float(totals[2]), 1.0)
+    return float(totals[0]) / n, float(totals[1]) / n

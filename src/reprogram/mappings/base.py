@@ -1,0 +1,59 @@
+"""Label mappings: source outputs ``[B, K_s]`` → target scores ``[B, K_t]``.
+
+Target scores are used with cross-entropy (they are logits or log-probabilities). A mapping
+that is fitted from counts of source top-1 predictions per target class (FLM, ILM) declares
+``remap`` and implements :meth:`Mapping.calibrate`; the trainer's :class:`RemapCallback`
+calls it with the count matrix at the current program.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+
+class Mapping(nn.Module):
+    """Base class. ``remap``: ``"never"``, ``"once"`` (before training) or ``"every_epoch"``."""
+
+    remap: Literal["never", "once", "every_epoch"] = "never"
+
+    def __init__(self, num_source: int, num_target: int) -> None:
+        super().__init__()
+        self.num_source = int(num_source)
+        self.num_target = int(num_target)
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        """Target scores ``[B, K_t]`` from source logits ``[B, K_s]``."""
+        raise NotImplementedError
+
+    def calibrate(self, counts: torch.Tensor) -> int:
+        """Refit from ``counts`` ``[K_t, K_s]``; returns how many target classes changed."""
+        raise NotImplementedError(f"{type(self).__name__} is not fitted from counts")
+
+    def table(self, label_names: list[str], top: int = 3) -> list[dict[str, object]]:
+        """Per target class, the source labels that serve it (for config.json and plots)."""
+        raise NotImplementedError
+
+
+def greedy_one_to_one(counts: torch.Tensor) -> torch.Tensor:
+    """FLM's greedy assignment: repeatedly take the largest count, one source label per class.
+
+    Args:
+        counts: ``[K_t, K_s]`` how often target class ``t`` was predicted as source label ``s``.
+    Returns:
+        ``[K_t]`` source index assigned to each target class (ties → lowest indices).
+    """
+    k_t, k_s = counts.shape
+    if k_s < k_t:
+        raise ValueError(f"one-to-one mapping needs at least {k_t} source labels, got {k_s}")
+    work = counts.to(torch.float64).clone()
+    assigned = torch.full((k_t,), -1, dtype=torch.long)
+    for _ in range(k_t):
+        flat = int(torch.argmax(work))
+        t, s = divmod(flat, k_s)
+        assigned[t] = s
+        work[t, :] = -1.0
+        work[:, s] = -1.0
+    return assigned

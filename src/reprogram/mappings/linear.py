@@ -1,0 +1,48 @@
+"""``linear``: a learned affine layer on the source logits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import MAPPINGS
+from .base import Mapping
+
+
+@dataclass
+class LinearConfig:
+    """The linear mapping has no options (weights start at zero, bias at zero)."""
+
+
+class LinearMapping(Mapping):
+    """``W · logits + b``, ``W`` ``[K_t, K_s]``; starts at zero so every class starts equal."""
+
+    def __init__(self, num_source: int, num_target: int) -> None:
+        super().__init__(num_source, num_target)
+        self.linear = nn.Linear(num_source, num_target)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.linear(logits)
+
+    def table(self, label_names: list[str], top: int = 3) -> list[dict[str, object]]:
+        weights = self.linear.weight.detach()
+        rows = []
+        for row in weights:
+            idx = torch.topk(row, k=min(top, row.numel())).indices
+            rows.append(
+                {
+                    "source_indices": idx.tolist(),
+                    "source_labels": [label_names[int(i)] for i in idx],
+                    "weights": [round(float(row[i]), 4) for i in idx],
+                }
+            )
+        return rows
+
+
+@MAPPINGS.register("linear", config=LinearConfig, help="learned linear layer on source logits")
+def build_linear(config: LinearConfig, num_source: int, num_target: int) -> LinearMapping:
+    return LinearMapping(num_source, num_target)

@@ -1,0 +1,100 @@
+"""Pictures a person would rather look at than read: the program and the label mapping."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from .data import Split
+    from .train import FitResult
+
+
+def _to_image(pixels: torch.Tensor) -> torch.Tensor:
+    """``[C, H, W]`` source pixels → ``[H, W, C]`` clipped to ``[0, 1]`` for imshow."""
+    return pixels.detach().clamp(0, 1).permute(1, 2, 0).cpu()
+
+
+@torch.no_grad()
+def save_program_png(result: FitResult, example: Split, path: Path) -> None:
+    """``program.png``: the program on a blank input, beside reprogrammed examples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model = result.model
+    names = result.config["target"]["class_names"]
+    label_names = model.source.label_names
+    n = min(3, len(example))
+    blank = torch.zeros(1, *example.x.shape[1:])
+    fig, axes = plt.subplots(1, n + 1, figsize=(3.2 * (n + 1), 3.6))
+    axes[0].imshow(_to_image(model.program(blank)[0]))
+    axes[0].set_title("program on a blank input", fontsize=9)
+    for ax, i in zip(axes[1:], range(n), strict=False):
+        x = example.x[i : i + 1]
+        pixels = model.program(x)
+        logits = model.source(pixels)
+        top = label_names[int(logits.argmax(-1))]
+        pred = names[int(model.mapping(logits).argmax(-1))]
+        ax.imshow(_to_image(pixels[0]))
+        title = f"true {names[int(example.y[i])]} → {pred}\nsource sees: {top}"
+        ax.set_title(textwrap.shorten(title, 80), fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(
+        f"{result.config['source']['name']} reprogrammed ({result.config['program']['name']}): "
+        f"what the frozen model sees",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_mapping_png(result: FitResult, path: Path) -> None:
+    """``mapping.png``: for each target class, the source labels that serve it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = result.config["mapping"]["table"]
+    names = result.config["target"]["class_names"]
+    rows = len(table)
+    fig, ax = plt.subplots(figsize=(8.5, 0.42 * rows + 1.2))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(rows, -1)
+    ax.axis("off")
+    ax.text(0.0, -0.6, "target class", fontsize=9, weight="bold")
+    ax.text(0.3, -0.6, "source labels that serve it", fontsize=9, weight="bold")
+    for r, (name, row) in enumerate(zip(names, table, strict=True)):
+        labels = row["source_labels"][:5]
+        weights = row.get("weights")
+        parts = [
+            f"{lab} ({w:+.2f})" if weights else lab
+            for lab, w in zip(labels, weights or [None] * len(labels), strict=True)
+        ]
+        if len(row["source_labels"]) > 5:
+            parts.append(f"… {len(row['source_labels']) - 5} more")
+        color = plt.cm.tab10(r % 10)
+        ax.add_patch(plt.Rectangle((0.0, r - 0.4), 0.28, 0.8, color=color, alpha=0.25))
+        ax.text(0.01, r, str(name), va="center", fontsize=9)
+        ax.text(0.3, r, textwrap.shorten(", ".join(parts), 95), va="center", fontsize=8)
+    fig.suptitle(
+        f"label mapping '{result.config['mapping']['name']}': "
+        f"{result.config['source']['name']} outputs → target classes",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_plots(result: FitResult, example: Split) -> None:
+    """Write ``program.png`` and ``mapping.png`` into the run directory."""
+    save_program_png(result, example, result.out / "program.png")
+    save_mapping_png(result, result.out / "mapping.png")

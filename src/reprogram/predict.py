@@ -1,0 +1,90 @@
+"""Reading new inputs for ``reprogram predict``: image files, ``.npy`` or ``.npz`` arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data.checks import check_finite, to_nchw_float
+from .errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def _fit_shape(x: torch.Tensor, shape: tuple[int, ...], where: str) -> torch.Tensor:
+    """Convert ``[N, C, H, W]`` to the target's ``(C_t, H_t, W_t)`` (channels, then size)."""
+    c_t, h_t, w_t = shape
+    if x.shape[1] != c_t:
+        if c_t == 1 and x.shape[1] == 3:
+            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        elif c_t == 3 and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        else:
+            raise DataError(f"{where} has {x.shape[1]} channels; the model takes {c_t}.")
+    if tuple(x.shape[-2:]) != (h_t, w_t):
+        x = F.interpolate(x, size=(h_t, w_t), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB") if im.mode not in ("L", "1") else im.convert("L")
+            return np.asarray(im)[None]
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"cannot read image {path} ({exc}).") from None
+
+
+def _read_array(path: Path) -> np.ndarray:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read array file {path} ({exc}).") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        key = next((k for k in ("x", "x_test", "inputs") if k in loaded.files), None)
+        if key is None:
+            raise DataError(
+                f"{path} has no array named x, x_test or inputs (found {loaded.files})."
+            )
+        return loaded[key]
+    return loaded
+
+
+def load_inputs(paths: list[str], shape: tuple[int, ...]) -> tuple[list[str], torch.Tensor]:
+    """Read inputs; returns a label per example and ``[N, C_t, H_t, W_t]`` floats in ``[0, 1]``.
+
+    Image files are converted to the target's channels and resized to its size; array files
+    hold one image ``[H, W]`` / ``[C, H, W]`` or a batch ``[N, …]`` (uint8, or floats in [0, 1]).
+    """
+    labels: list[str] = []
+    tensors: list[torch.Tensor] = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            raise DataError(f"input {name} does not exist or is not a file.")
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            arr = _read_image(path)
+            check_finite(arr, str(path))
+            x = to_nchw_float(arr, str(path))
+            names = [name]
+        elif path.suffix.lower() in (".npy", ".npz"):
+            arr = _read_array(path)
+            check_finite(arr, str(path))
+            if arr.ndim == 2 or tuple(arr.shape) == tuple(shape):
+                arr = arr[None]  # one image [H, W] or [C, H, W]
+            x = to_nchw_float(arr, str(path))
+            names = [f"{name}[{i}]" for i in range(len(x))]
+        else:
+            raise DataError(
+                f"cannot tell what {name} is: give image files "
+                f"({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                f"or .npy/.npz arrays."
+            )
+        tensors.append(_fit_shape(x, shape, name))
+        labels += names
+    return labels, torch.cat(tensors) if tensors else torch.empty(0, *shape)

@@ -1,0 +1,136 @@
+"""Shared machinery of image programs: grey→RGB, resize, centre placement and masks.
+
+A program maps target inputs ``x`` ``[B, C_t, H_t, W_t]`` (values in ``[0, 1]``) to source
+pixels ``[B, C_s, S, S]`` (nominally in ``[0, 1]``); the source applies its own normalisation.
+The canvas side ``S`` defaults to the source's pretrained input size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ReprogramError
+
+
+@dataclass
+class CanvasConfig:
+    """Options shared by image programs."""
+
+    canvas_size: int | None = field(
+        default=None,
+        metadata={"help": "side of the square image the source sees (default: its input size)"},
+    )
+    inner_size: int | None = field(
+        default=None,
+        metadata={"help": "side the target image is resized to inside the canvas"},
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("canvas_size", "inner_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be a positive number of pixels, got {value}")
+
+
+class ImageProgram(nn.Module):
+    """Base of image programs: places a target image on the source's canvas.
+
+    Args:
+        input_shape: ``(C_t, H_t, W_t)`` of one target input.
+        source_size: ``(C_s, H_s, W_s)`` the source expects.
+        config: canvas options.
+        default_inner: inner side when ``config.inner_size`` is None (``None`` keeps the
+            target's own size, the Elsayed et al. choice).
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        source_size: tuple[int, ...],
+        config: CanvasConfig,
+        default_inner: int | None,
+    ) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ReprogramError(
+                f"image programs take images [C, H, W]; this target's inputs have shape "
+                f"{tuple(input_shape)}. Time series need the `waveform` program."
+            )
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.channels = int(source_size[0])
+        self.canvas = int(config.canvas_size or source_size[1])
+        c_t, h_t, w_t = self.input_shape
+        if c_t not in (1, self.channels):
+            raise ReprogramError(
+                f"the target has {c_t} channels and the source takes {self.channels}: only grey "
+                f"(1) or matching inputs can be reprogrammed."
+            )
+        if config.inner_size is not None:
+            inner = (int(config.inner_size), int(config.inner_size))
+        elif default_inner is not None:
+            inner = (default_inner, default_inner)
+        else:
+            inner = (h_t, w_t)
+        if max(inner) > self.canvas:
+            raise ReprogramError(
+                f"the target image ({inner[0]}×{inner[1]}) does not fit the {self.canvas}-pixel "
+                f"canvas: set a smaller inner_size or a larger canvas_size."
+            )
+        self.inner = inner
+        top = (self.canvas - inner[0]) // 2
+        left = (self.canvas - inner[1]) // 2
+        # F.pad order: (left, right, top, bottom)
+        self.padding = (left, self.canvas - inner[1] - left, top, self.canvas - inner[0] - top)
+        mask = torch.ones(self.canvas, self.canvas)
+        mask[top : top + inner[0], left : left + inner[1]] = 0
+        self.register_buffer("mask", mask, persistent=False)
+
+    def embed(self, x: torch.Tensor, pad: bool = True) -> torch.Tensor:
+        """``[B, C_t, H_t, W_t]`` → ``[B, C_s, S, S]`` (or the inner size when ``pad`` is False)."""
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)
+        if tuple(x.shape[-2:]) != self.inner:
+            x = F.interpolate(x, size=self.inner, mode="bilinear", align_corners=False)
+        return F.pad(x, self.padding) if pad else x
+
+    def border_index(self) -> torch.Tensor:
+        """Flat indices ``[n]`` of canvas pixels outside the image (where the mask is 1)."""
+        return torch.nonzero(self.mask.flatten(), as_tuple=False).flatten()
+
+    def pattern(self) -> torch.Tensor:
+        """The program's own contribution ``[C_s, S, S]`` (what it adds to a blank input)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, object]:
+        """Sizes worth recording in config.json."""
+        return {"canvas_size": self.canvas, "inner_size": list(self.inner)}
+
+
+class MaskedPatternProgram(ImageProgram):
+    """A program whose parameters live only on the border (mask = 1) of the canvas.
+
+    Parameters are stored as ``delta`` ``[C_s, n_border]``; nothing is stored (or counted)
+    under the image. Subclasses choose the squashing function.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        index = self.border_index()
+        self.register_buffer("index", index, persistent=False)
+        self.delta = nn.Parameter(torch.zeros(self.channels, index.numel()))
+
+    def squash(self, delta: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pattern(self) -> torch.Tensor:
+        flat = self.delta.new_zeros(self.channels, self.canvas * self.canvas)
+        flat = flat.index_copy(1, self.index, self.squash(self.delta))
+        return flat.view(self.channels, self.canvas, self.canvas)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels ``[B, C_s, S, S]``: the embedded image plus the border program."""
+        return self.embed(x) + self.pattern()

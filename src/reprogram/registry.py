@@ -1,0 +1,148 @@
+"""One small registry per kind of component (sources, targets, programs, mappings, optimizers).
+
+An entry is a name, a builder and (optionally) a config dataclass whose fields carry help
+text in ``metadata["help"]``. A new method is one module with one ``@REGISTRY.register``.
+Names may also be *prefixes* (``timm:``, ``npz:``) whose builders receive the rest of the name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from .errors import ReprogramError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered component: ``builder(**kwargs)`` makes it; ``config`` types its options."""
+
+    name: str
+    builder: Callable[..., T]
+    help: str = ""
+    config: type | None = None
+    prefix: bool = False
+
+
+@dataclass
+class Registry(Generic[T]):
+    """Name → builder table for one kind of component (e.g. ``"program"``)."""
+
+    kind: str
+    _entries: dict[str, Entry[T]] = field(default_factory=dict)
+    _plugins: tuple[str, ...] = ()
+
+    def register(
+        self, name: str, *, help: str = "", config: type | None = None, prefix: bool = False
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering ``builder`` under ``name`` (``prefix=True`` for ``name:REST``)."""
+
+        def deco(builder: Callable[..., T]) -> Callable[..., T]:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            doc = help or (builder.__doc__ or "").strip().splitlines()[0:1]
+            text = doc if isinstance(doc, str) else (doc[0] if doc else "")
+            self._entries[name] = Entry(name, builder, text, config, prefix)
+            return builder
+
+        return deco
+
+    def _load_plugins(self) -> None:
+        for module in self._plugins:
+            importlib.import_module(module)
+
+    def resolve(self, name: str) -> tuple[Entry[T], str | None]:
+        """Find the entry for ``name``; for a prefix entry also return the rest of the name."""
+        self._load_plugins()
+        if name in self._entries and not self._entries[name].prefix:
+            return self._entries[name], None
+        for entry in self._entries.values():
+            if entry.prefix and name.startswith(entry.name):
+                rest = name[len(entry.name) :]
+                if not rest:
+                    example = entry.help.split()[0] if entry.help else "NAME"
+                    raise ReprogramError(
+                        f"{self.kind} {name!r} needs something after {entry.name!r} "
+                        f"(for example {entry.name}{example})."
+
+                    )
+                return entry, rest
+        choices = self.names()
+        close = difflib.get_close_matches(name, choices, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ReprogramError(
+            f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(choices)} "
+            f"(run `reprogram list {self.kind}s`)."
+        )
+
+    def get(self, name: str) -> Entry[T]:
+        """The entry registered under ``name`` (prefix entries match ``prefix...``)."""
+        return self.resolve(name)[0]
+
+    def names(self) -> list[str]:
+        """All registered names; prefix entries are shown as ``prefix…``."""
+        self._load_plugins()
+        return [e.name + ("…" if e.prefix else "") for e in self._entries.values()]
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        self._load_plugins()
+        return iter(list(self._entries.values()))
+
+    def build_config(self, name: str, options: dict[str, Any] | None = None) -> Any:
+        """Instantiate the config dataclass of ``name`` from ``options`` (strings are converted)."""
+        entry = self.get(name)
+        options = dict(options or {})
+        if entry.config is None:
+            if options:
+                raise ReprogramError(
+                    f"{self.kind} {name!r} takes no options, got {sorted(options)}."
+                )
+            return None
+        fields = {f.name: f for f in dataclasses.fields(entry.config)}
+        unknown = sorted(set(options) - set(fields))
+        if unknown:
+            raise ReprogramError(
+                f"{self.kind} {name!r} has no option {', '.join(unknown)}; "
+                f"its options are: {', '.join(fields) or 'none'}."
+            )
+        kwargs = {k: _convert(v, fields[k], self.kind, name) for k, v in options.items()}
+        try:
+            return entry.config(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ReprogramError(f"bad options for {self.kind} {name!r}: {exc}") from None
+
+
+def _convert(value: Any, f: dataclasses.Field, kind: str, name: str) -> Any:
+    """Turn a command-line string into the type the config field declares."""
+    if not isinstance(value, str):
+        return value
+    typ = str(f.type)
+    if value.lower() in {"none", "null"} and "None" in typ:
+        return None
+    try:
+        if typ.startswith("bool"):
+            if value.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if value.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if typ.startswith("int"):
+            return int(value)
+        if typ.startswith("float"):
+            return float(value)
+    except ValueError:
+        raise ReprogramError(
+            f"option {f.name}={value!r} of {kind} {name!r} is not a valid {typ}."
+        ) from None
+    return value
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (``{}`` for ``None``)."""
+    return {} if config is None else dataclasses.asdict(config)

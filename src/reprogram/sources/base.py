@@ -1,0 +1,94 @@
+"""The frozen source model as reprogram sees it.
+
+A :class:`Source` wraps any ``torch.nn.Module`` classifier. It takes pixels in ``[0, 1]``
+(``[B, 3, H, W]``), applies the model's own normalisation (read from its pretrained config,
+never hard-coded by callers), and returns logits ``[B, K_s]``. Its parameters never receive
+gradients and it stays in eval mode, also while the program around it trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from torch import nn
+
+
+class Source(nn.Module):
+    """A frozen classifier with its input contract and label names.
+
+    Args:
+        module: the classifier; maps normalised ``[B, C, H, W]`` to logits ``[B, K_s]``.
+        name: the name that rebuilds it (``efficientnet-lite0``, ``timm:resnet18`` …).
+        input_size: ``(C, H, W)`` the model was trained at.
+        mean, std: per-channel normalisation of its pretrained config.
+        label_names: one name per output (``K_s`` of them).
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        name: str,
+        input_size: tuple[int, int, int],
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        label_names: list[str],
+    ) -> None:
+        super().__init__()
+        self.module = module
+        self.name = name
+        self.input_size = tuple(int(v) for v in input_size)
+        self.mean_values = tuple(float(v) for v in mean)
+        self.std_values = tuple(float(v) for v in std)
+        self.label_names = list(label_names)
+        c = self.input_size[0]
+        self.register_buffer("_scale", (1.0 / torch.tensor(std)).view(1, c, 1, 1), persistent=False)
+        self.register_buffer(
+            "_shift", (-torch.tensor(mean) / torch.tensor(std)).view(1, c, 1, 1), persistent=False
+        )
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.module.eval()
+        self._fingerprint: str | None = None
+
+    def train(self, mode: bool = True) -> Source:
+        """Keep the source in eval mode whatever is asked (its statistics never move)."""
+        return super().train(False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, K_s]`` for pixels ``[B, C, H, W]`` in ``[0, 1]``."""
+        return self.module(pixels * self._scale + self._shift)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over parameter and buffer names, shapes and bytes (computed once)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for key, tensor in sorted(self.module.state_dict().items()):
+                t = tensor.detach().cpu().contiguous()
+                h.update(key.encode())
+                h.update(str(tuple(t.shape)).encode())
+                h.update(str(t.dtype).encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def spec(self) -> dict[str, object]:
+        """What config.json records about the source."""
+        return {
+            "name": self.name,
+            "fingerprint": self.fingerprint(),
+            "input_size": list(self.input_size),
+            "mean": list(self.mean_values),
+            "std": list(self.std_values),
+            "num_classes": self.num_classes,
+            "parameters": self.num_parameters,
+        }

@@ -1,0 +1,164 @@
+"""``timm:NAME`` — any `timm <https://github.com/huggingface/pytorch-image-models>`_ classifier.
+
+``timm:resnet18`` or ``timm:resnet18.a1_in1k`` builds that timm model with its pretrained
+ImageNet weights (downloaded from the Hugging Face hub on first use, then cached by
+huggingface_hub). Input size, mean and std come from the model's ``pretrained_cfg``; label
+names are the ImageNet class names when the head matches an ImageNet subset (1000 classes →
+ImageNet-1k), otherwise ``class_0``, ``class_1`` …
+
+Offline, only weights already in the hub cache load; otherwise the builder raises a
+:class:`~reprogram.errors.ReprogramError` naming the offline sources (``efficientnet-lite0``).
+
+Testing escape hatch (not for real use): with the environment variable
+``REPROGRAM_TIMM_RANDOM_INIT=1`` the model is created with ``pretrained=False`` — random
+weights, seeded (``torch.manual_seed(0)`` inside a forked RNG, so the global RNG is untouched)
+so that two builds have the same fingerprint. This lets the timm path be tested offline.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+from types import ModuleType
+
+import torch
+
+from ..errors import ReprogramError
+from . import SOURCES
+from .base import Source
+
+RANDOM_INIT_ENV = "REPROGRAM_TIMM_RANDOM_INIT"
+OFFLINE_SOURCES = ("efficientnet-lite0",)
+
+
+def _import_timm() -> ModuleType:
+    try:
+        import timm
+    except ImportError:
+        raise ReprogramError(
+            "timm sources need the `timm` package: "
+            "pip install timm (or pip install reprogram[vision])."
+        ) from None
+    return timm
+
+
+def _short_names(descriptions: list[str]) -> list[str]:
+    """First synonym of each description (``"tabby, tabby cat"`` → ``"tabby"``), made unique.
+
+    A name that occurs more than once (ImageNet-1k has two ``crane`` and two ``maillot``) gets
+    its class index appended, e.g. ``"crane (134)"`` and ``"crane (517)"``.
+    """
+    short = [d.split(",")[0].strip() for d in descriptions]
+    counts: dict[str, int] = {}
+    for s in short:
+        counts[s] = counts.get(s, 0) + 1
+    return [f"{s} ({i})" if counts[s] > 1 else s for i, s in enumerate(short)]
+
+
+@functools.lru_cache(maxsize=4)
+def _imagenet_names_cached(subset: str) -> tuple[str, ...]:
+    from timm.data import ImageNetInfo
+
+    return tuple(_short_names(list(ImageNetInfo(subset).label_descriptions())))
+
+
+def imagenet_label_names(subset: str = "imagenet-1k") -> list[str]:
+    """Short human class names of an ImageNet subset, shipped with timm (no network).
+
+    Returns ``K`` unique names in class-index order (``K = 1000`` for ImageNet-1k), e.g.
+    index 281 → ``"tabby"``, 967 → ``"espresso"``.
+    """
+    _import_timm()
+    return list(_imagenet_names_cached(subset))
+
+
+def label_names_for(model: torch.nn.Module, num_classes: int) -> list[str]:
+    """ImageNet names when ``num_classes`` matches an ImageNet subset, else ``class_i``."""
+    try:
+        from timm.data import infer_imagenet_subset
+
+        subset = infer_imagenet_subset(model)
+        if subset is not None:
+            names = imagenet_label_names(subset)
+            if len(names) == num_classes:
+                return names
+    except Exception:  # noqa: BLE001 - names are cosmetic; fall back to generic ones
+        pass
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def _check_name(timm: ModuleType, name: str, need_weights: bool) -> None:
+    """Raise a ReprogramError with close matches if ``name`` is not a known timm model/tag."""
+    from timm.models import split_model_name_tag
+
+    arch, tag = split_model_name_tag(name)
+    if not timm.is_model(arch):
+        close = difflib.get_close_matches(arch, timm.list_models(), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join('timm:' + c for c in close)}?" if close else ""
+        raise ReprogramError(
+            f"timm has no model named {arch!r}.{hint} "
+            "List the names with `python -c \"import timm; print(timm.list_models())\"`."
+        )
+    if tag or need_weights:
+        tagged = [p for p in timm.list_pretrained() if p.split(".")[0] == arch]
+        if tag and name not in tagged:
+            choices = ", ".join("timm:" + p for p in tagged) or "none"
+            raise ReprogramError(
+                f"timm model {arch!r} has no pretrained weights tagged {tag!r}; "
+                f"the tagged weights are: {choices}."
+            )
+        if need_weights and not tagged:
+            raise ReprogramError(
+                f"timm model {arch!r} has no pretrained weights, and a source must be "
+                f"pre-trained. Pick a model that timm.list_pretrained() lists, or an offline "
+                f"source: {', '.join(OFFLINE_SOURCES)}."
+            )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+
+
+@SOURCES.register(
+    "timm:", prefix=True, help="NAME any timm model; pretrained weights download when online"
+)
+def build_timm_source(name: str) -> Source:
+    """Build ``timm:NAME`` with pretrained weights (or seeded random ones, see module docs).
+
+    The returned :class:`Source` maps pixels ``[B, 3, H, W]`` in ``[0, 1]`` to logits
+    ``[B, K]``, with ``(3, H, W)`` = ``pretrained_cfg["input_size"]``.
+    """
+    timm = _import_timm()
+    random_init = os.environ.get(RANDOM_INIT_ENV, "").strip().lower() in {"1", "true", "yes"}
+    _check_name(timm, name, need_weights=not random_init)
+    # Model init draws random numbers; keep the caller's global RNG where it was.
+    with torch.random.fork_rng(devices=[]):
+        if random_init:
+            torch.manual_seed(0)
+            model = timm.create_model(name, pretrained=False)
+        else:
+            try:
+                model = timm.create_model(name, pretrained=True)
+            except Exception as exc:  # noqa: BLE001 - hub/httpx/OS errors share no base
+                raise ReprogramError(
+                    f"the pretrained weights of timm:{name} could not be downloaded; this "
+                    "machine may be offline (or the Hugging Face hub unreachable). Sources that "
+                    f"work offline: {', '.join(OFFLINE_SOURCES)}. Reason: {_one_line(exc)}"
+                ) from None
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    input_size = tuple(cfg.get("input_size", (3, 224, 224)))
+    mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
+    std = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+    num_classes = int(getattr(model, "num_classes", 0) or cfg.get("num_classes", 0))
+    if num_classes <= 0:
+        raise ReprogramError(f"timm:{name} has no classifier head; a source must output logits.")
+    return Source(
+        model,
+        name=f"timm:{name}",
+        input_size=input_size,  # type: ignore[arg-type]
+        mean=mean,
+        std=std,
+        label_names=label_names_for(model, num_classes),
+    )

@@ -1,0 +1,473 @@
+"""The training loop: Lightning Fabric, validation-only selection, atomic checkpoints, resume.
+
+Protocol: the trainer receives the test split sealed. Every choice (best epoch, early stop,
+count-based mapping) looks at training or validation data only; the test split is unsealed
+and scored once, after the best state has been restored.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .artifact import (
+    CONFIG,
+    METRICS,
+    PROGRAM,
+    load_artifact,
+    read_json,
+    save_program,
+    versions,
+    write_json,
+)
+from .callbacks import Callback, RemapCallback
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from .data import PreparedSplits, Split, TargetData, load_target
+from .data.splits import prepare_splits
+from .errors import ReprogramError
+from .evaluate import loss_and_accuracy, score
+from .mappings import MAPPINGS, build_mapping
+from .model import ReprogrammedModel
+from .optim import build_optimizer
+from .programs import build_program
+from .registry import config_to_dict
+from .sources import Source, build_source
+
+# Fields of FitConfig that may change between a run and its --resume.
+_RESUMABLE_CHANGES = {"epochs", "patience", "out", "resume", "overwrite", "progress", "plots"}
+
+
+@dataclass
+class FitConfig:
+    """Everything a ``fit`` run needs; the command line fills it from its flags."""
+
+    source: str = field(default="efficientnet-lite0", metadata={"help": "source model name"})
+    target: str = field(default="fashion-mnist", metadata={"help": "target data set name"})
+    program: str = field(default="resize-pad", metadata={"help": "input transformation"})
+    mapping: str = field(default="linear", metadata={"help": "output label mapping"})
+    optimizer: str = field(default="gradient", metadata={"help": "gradient | rgf | spsa-gc"})
+    program_options: dict[str, Any] = field(default_factory=dict)
+    mapping_options: dict[str, Any] = field(default_factory=dict)
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    shots: int | None = field(default=None, metadata={"help": "training examples per class"})
+    val_fraction: float = field(default=0.2, metadata={"help": "share of train for validation"})
+    epochs: int = 10
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    lr: float | None = field(default=None, metadata={"help": "learning rate (optimizer option)"})
+    patience: int | None = field(default=None, metadata={"help": "early-stop after N flat epochs"})
+    seed: int = 0
+    devices: int = 1
+    out: str = "runs/latest"
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, "eval batch size must be at least 1"),
+            (
+                self.shots is None or self.shots >= 1,
+                f"--shots must be at least 1, got {self.shots}",
+            ),
+            (
+                0.0 < self.val_fraction < 1.0,
+                f"--val-fraction must be in (0, 1), got {self.val_fraction}",
+            ),
+            (self.devices >= 1, f"--devices must be at least 1, got {self.devices}"),
+            (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
+            (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ReprogramError(message)
+        available = os.cpu_count() or 1
+        if self.devices > available and not torch.cuda.is_available():
+            raise ReprogramError(
+                f"--devices {self.devices} asks for more processes than this machine has CPU "
+                f"cores ({available}); use --devices {available} or fewer."
+            )
+        if self.lr is not None:
+            self.optimizer_options = {**self.optimizer_options, "lr": self.lr}
+
+    def signature(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run it continues."""
+        return {k: v for k, v in asdict(self).items() if k not in _RESUMABLE_CHANGES}
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the trained model (best validation state) and its metrics."""
+
+    model: ReprogrammedModel
+    metrics: dict[str, Any]
+    out: Path
+    config: dict[str, Any]
+
+
+@dataclass
+class _Job:
+    """What each training process receives (pickled for data-parallel runs)."""
+
+    config: FitConfig
+    model: ReprogrammedModel
+    splits: PreparedSplits
+    callbacks: list[Callback]
+    artifact_config: dict[str, Any]
+    source_spec: dict[str, Any]
+
+
+def _epoch_order(seed: int, epoch: int, n: int, rank: int, world: int) -> torch.Tensor:
+    """This rank's shuffled training indices for ``epoch``, a function of (seed, epoch) only.
+
+    Deriving the order from the epoch number (not from a running RNG) is what makes a resumed
+    run see exactly the batches an uninterrupted run would. Shards are padded by wrapping so
+    every rank takes the same number of steps.
+    """
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=gen)
+    per_rank = -(-n // world)
+    if per_rank * world > n:
+        order = torch.cat([order, order[: per_rank * world - n]])
+    return order[rank::world]
+
+
+class Trainer:
+    """Runs one fit inside a Fabric process (rank 0 writes files)."""
+
+    def __init__(self, fabric: Any, job: _Job) -> None:
+        self.fabric = fabric
+        self.job = job
+        self.config = job.config
+        self.model = job.model
+        self.splits = job.splits
+        self.callbacks = job.callbacks
+        self.out = Path(job.config.out)
+        self.is_main = fabric.global_rank == 0
+
+    # ----------------------------------------------------------------- evaluation helpers
+    def _shard(self, n: int) -> torch.Tensor:
+        return torch.arange(n)[self.fabric.global_rank :: self.fabric.world_size]
+
+    def evaluate(self, split: Split, sharded: bool = True) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy of the current model on ``split``."""
+        if sharded and self.fabric.world_size > 1:
+            part = split.subset(self._shard(len(split)))
+            totals = score(self.model, part.x, part.y, self.config.eval_batch_size)
+            totals = self.fabric.all_reduce(totals, reduce_op="sum")
+        else:
+            totals = score(self.model, split.x, split.y, self.config.eval_batch_size)
+        return loss_and_accuracy(totals)
+
+    @torch.no_grad()
+    def top1_counts(self) -> torch.Tensor:
+        """``[K_t, K_s]`` counts of the source's top-1 label per target class on train data."""
+        self.model.eval()
+        counts = torch.zeros(self.splits.num_classes, self.model.source.num_classes)
+        part = self.splits.train.subset(self._shard(len(self.splits.train)))
+        step = self.config.eval_batch_size
+        for i in range(0, len(part), step):
+            x, y = part.x[i : i + step], part.y[i : i + step]
+            top = self.model.source_logits(x).argmax(-1)
+            counts.index_put_((y, top), torch.ones(len(y)), accumulate=True)
+        if self.fabric.world_size > 1:
+            counts = self.fabric.all_reduce(counts, reduce_op="sum")
+        return counts
+
+    # ----------------------------------------------------------------- checkpoints
+    def _checkpoint_state(self, epoch: int, stepper: Any, state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "epoch": epoch,
+            "signature": self.config.signature(),
+            "adapter": {k: v.detach().clone() for k, v in self.model.adapter_state_dict().items()},
+            "optimizer": stepper.state_dict(),
+            "best": state["best"],
+            "history": state["history"],
+            "train_seconds": state["train_seconds"],
+            "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def _restore(self, stepper: Any, state: dict[str, Any]) -> int:
+        ckpt = load_checkpoint(self.out / CHECKPOINT_NAME)
+        if ckpt.get("signature") != self.config.signature():
+            theirs, ours = ckpt.get("signature", {}), self.config.signature()
+            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            raise ReprogramError(
+                f"--resume: the checkpoint in {self.out} was made with different settings "
+                f"({', '.join(diff)}). Resume with the same settings, or start a new --out."
+            )
+        self.model.load_state_dict(ckpt["adapter"], strict=False)
+        stepper.load_state_dict(ckpt["optimizer"])
+        for cb in self.callbacks:
+            cb.load_state_dict(ckpt["callbacks"].get(cb.name, {}))
+        torch.set_rng_state(ckpt["torch_rng"])
+        state.update(
+            best=ckpt["best"], history=ckpt["history"], train_seconds=ckpt["train_seconds"]
+        )
+        return int(ckpt["epoch"])
+
+    # ----------------------------------------------------------------- the loop
+    def fit(self) -> dict[str, Any]:
+        cfg = self.config
+        fabric = self.fabric
+        torch.manual_seed(cfg.seed)
+        wrapped = fabric.setup_module(self.model)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        stepper, _ = build_optimizer(cfg.optimizer, cfg.optimizer_options, params, fabric.backward)
+        state: dict[str, Any] = {"best": None, "history": [], "train_seconds": 0.0}
+        done = self._restore(stepper, state) if cfg.resume else 0
+        if done and self.is_main and cfg.progress:
+            tqdm.write(f"resuming {self.out} after epoch {done}")
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        train = self.splits.train
+        for epoch in range(done + 1, cfg.epochs + 1):
+            best = state["best"]
+            if cfg.patience and best and epoch - 1 - best["epoch"] >= cfg.patience:
+                break
+            start = time.perf_counter()
+            for cb in self.callbacks:
+                cb.on_epoch_start(self, epoch)
+            train_loss = self._train_epoch(wrapped, stepper, train, epoch)
+            val_loss, val_acc = self.evaluate(self.splits.val)
+            seconds = time.perf_counter() - start
+            state["train_seconds"] += seconds
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "seconds": round(seconds, 3),
+            }
+            improved = best is None or (val_acc, -val_loss) > (
+                best["val_accuracy"],
+                -best["val_loss"],
+            )
+            if improved:
+                state["best"] = {
+                    "epoch": epoch,
+                    "val_accuracy": val_acc,
+                    "val_loss": val_loss,
+                    "adapter": {
+                        k: v.detach().clone() for k, v in self.model.adapter_state_dict().items()
+                    },
+                }
+            state["history"].append(record)
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, record)
+            if self.is_main:
+                save_checkpoint(
+                    self.out / CHECKPOINT_NAME, self._checkpoint_state(epoch, stepper, state)
+                )
+                if cfg.progress:
+                    mark = " *" if improved else ""
+                    tqdm.write(
+                        f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  val loss "
+                        f"{val_loss:.4f}  val acc {val_acc:.4f}{mark}  ({seconds:.1f}s)"
+                    )
+            fabric.barrier()
+        return self._finish(state)
+
+    def _train_epoch(self, wrapped: Any, stepper: Any, train: Split, epoch: int) -> float:
+        cfg = self.config
+        self.model.train()
+        order = _epoch_order(
+            cfg.seed, epoch, len(train), self.fabric.global_rank, self.fabric.world_size
+        )
+        steps = range(0, len(order), cfg.batch_size)
+        bar = tqdm(
+            steps,
+            desc=f"epoch {epoch}/{cfg.epochs}",
+            disable=not (cfg.progress and self.is_main),
+            leave=False,
+            unit="batch",
+        )
+        total, count = 0.0, 0
+        for i in bar:
+            idx = order[i : i + cfg.batch_size]
+            x, y = train.x[idx], train.y[idx]
+            loss = stepper.step(lambda x=x, y=y: F.cross_entropy(wrapped(x), y))
+            total += loss * len(idx)
+            count += len(idx)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        return total / max(count, 1)
+
+    def _finish(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Restore the best validation state, then score the test split once (rank 0)."""
+        best = state["best"]
+        self.model.load_state_dict(best["adapter"], strict=False)
+        metrics: dict[str, Any] = {}
+        if self.is_main:
+            self.splits.test.unseal()
+            test_loss, test_acc = self.evaluate(self.splits.test.open(), sharded=False)
+            metrics = {
+                "val_accuracy": best["val_accuracy"],
+                "val_loss": best["val_loss"],
+                "test_accuracy": test_acc,
+                "test_loss": test_loss,
+                "trainable_parameters": self.model.trainable_parameters(),
+                "source_parameters": self.model.source_parameters(),
+                "train_seconds": round(state["train_seconds"], 3),
+                "epochs": len(state["history"]),
+                "best_epoch": best["epoch"],
+                "selection": "best validation accuracy, ties to lower validation loss; test once",
+                "splits": {
+                    "train": len(self.splits.train),
+                    "val": len(self.splits.val),
+                    "test": len(self.splits.test),
+                },
+                "history": state["history"],
+                "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
+            }
+            artifact = dict(self.job.artifact_config)
+            artifact["mapping"]["table"] = self.model.mapping.table(self.model.source.label_names)
+            write_json(self.out / CONFIG, artifact)
+            save_program(self.out / PROGRAM, self.model)
+            write_json(self.out / METRICS, metrics)
+            (self.out / CHECKPOINT_NAME).unlink(missing_ok=True)
+        self.fabric.barrier()
+        return metrics
+
+
+def _worker(fabric: Any, job: _Job) -> dict[str, Any]:
+    """Entry point of each Fabric process."""
+    return Trainer(fabric, job).fit()
+
+
+def _make_fabric(devices: int) -> Any:
+    from lightning_fabric import Fabric
+    from lightning_fabric.strategies import DDPStrategy
+
+    if devices == 1:
+        return Fabric(accelerator="cpu", devices=1)
+    strategy = DDPStrategy(start_method="spawn", broadcast_buffers=False)
+    return Fabric(accelerator="cpu", devices=devices, strategy=strategy)
+
+
+def _prepare_out(config: FitConfig) -> Path:
+    out = Path(config.out)
+    has_ckpt = (out / CHECKPOINT_NAME).exists()
+    finished = (out / METRICS).exists()
+    if config.resume:
+        if not has_ckpt:
+            what = "a finished run" if finished else "no checkpoint"
+            raise ReprogramError(
+                f"--resume: {out} holds {what}; there is nothing to resume. Drop --resume to "
+                f"start a new run (with --overwrite to replace a finished one)."
+            )
+        return out
+    if (has_ckpt or finished) and not config.overwrite:
+        what = "an unfinished run (pass --resume to continue it)" if has_ckpt else "a finished run"
+        raise ReprogramError(
+            f"{out} already holds {what}. Choose another --out, or pass --overwrite to replace it."
+        )
+    if config.overwrite:
+        for name in (CHECKPOINT_NAME, CONFIG, PROGRAM, METRICS):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def build_model(
+    config: FitConfig, source: Source, input_shape: tuple[int, ...], num_classes: int
+) -> tuple[ReprogrammedModel, dict[str, Any], dict[str, Any]]:
+    """Build program and mapping around ``source``; returns the model and their resolved configs."""
+    program, program_cfg = build_program(
+        config.program, config.program_options, input_shape, source.input_size
+    )
+    mapping_options = dict(config.mapping_options)
+    entry = MAPPINGS.get(config.mapping)
+    if entry.config is not None and "seed" in entry.config.__dataclass_fields__:
+        mapping_options.setdefault("seed", config.seed)
+    mapping, mapping_cfg = build_mapping(
+        config.mapping, mapping_options, source.num_classes, num_classes
+    )
+    model = ReprogrammedModel(source, program, mapping)
+    program_info = {"name": config.program, "options": config_to_dict(program_cfg)}
+    program_info.update(getattr(program, "describe", dict)())
+    mapping_info = {"name": config.mapping, "options": config_to_dict(mapping_cfg)}
+    return model, program_info, mapping_info
+
+
+def fit(
+    config: FitConfig,
+    *,
+    source: Source | None = None,
+    target: TargetData | None = None,
+    callbacks: list[Callback] | None = None,
+) -> FitResult:
+    """Train a program and mapping around a frozen source; write the artifact to ``config.out``.
+
+    Args:
+        config: the run's settings.
+        source: a ready :class:`Source` (e.g. from ``from_module``) instead of ``config.source``.
+        target: ready :class:`TargetData` instead of loading ``config.target``.
+        callbacks: extra hooks (must be picklable when ``devices > 1``).
+    Returns:
+        the model restored to its best validation state, and the metrics written.
+    """
+    out = _prepare_out(config)
+    data = target if target is not None else load_target(config.target)
+    splits = prepare_splits(
+        data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
+    )
+    source = source if source is not None else build_source(config.source)
+    model, program_info, mapping_info = build_model(
+        config, source, splits.input_shape, splits.num_classes
+    )
+    cbs: list[Callback] = [RemapCallback()] if model.mapping.remap != "never" else []
+    cbs += list(callbacks or [])
+    target_name = config.target if target is None else data.name
+    if target_name.startswith(("npz:", "folder:")):
+        prefix, path = target_name.split(":", 1)
+        target_name = f"{prefix}:{Path(path).resolve()}"
+    artifact_config = {
+        "format": "reprogram-artifact-v1",
+        "source": source.spec(),
+        "target": {
+            "name": target_name,
+            "modality": splits.modality,
+            "input_shape": list(splits.input_shape),
+            "class_names": list(splits.class_names),
+            "shots": config.shots,
+            "val_fraction": config.val_fraction,
+        },
+        "program": program_info,
+        "mapping": mapping_info,
+        "optimizer": {"name": config.optimizer, "options": dict(config.optimizer_options)},
+        "training": {
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "eval_batch_size": config.eval_batch_size,
+            "patience": config.patience,
+            "devices": config.devices,
+        },
+        "seed": config.seed,
+        "versions": versions(),
+    }
+    job = _Job(config, model, splits, cbs, artifact_config, source.spec())
+    fabric = _make_fabric(config.devices)
+    metrics = fabric.launch(_worker, job)
+    if config.devices > 1:
+        model, _ = load_artifact(out, source=source)
+        metrics = read_json(out / METRICS, "the metrics")
+    model.eval()
+    artifact_config = read_json(out / CONFIG, "the config")
+    result = FitResult(model=model, metrics=metrics, out=out, config=artifact_config)
+    if config.plots:
+        from .plots import save_plots
+
+        save_plots(result, splits.val)
+    return result
