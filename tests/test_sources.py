@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from reprogram.errors import ReprogramError
-from reprogram.sources import SOURCES, Source, build_source
+from reprogram.sources import SOURCES, Source, build_source, timm_source
 from reprogram.sources import module as module_sources
 from reprogram.sources.efficientnet import (
     _packaged_state_dict,
@@ -166,12 +166,48 @@ def test_timm_download_failure_is_explained(monkeypatch: pytest.MonkeyPatch) -> 
         return real(name, pretrained=False, **kwargs)
 
     monkeypatch.setattr(timm, "create_model", offline)
+    monkeypatch.setattr(timm_source, "_hub_unreachable", lambda: None)  # DNS "works"
     with pytest.raises(ReprogramError) as info:
         build_source("timm:resnet18")
     msg = str(info.value)
     assert "could not be downloaded" in msg and "offline" in msg
     assert "efficientnet-lite0" in msg
     assert "OSError: Name or service not known" in msg and "second line" not in msg
+
+
+def test_timm_unresolvable_hub_fails_fast_or_uses_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import socket
+
+    import huggingface_hub
+    from safetensors.torch import save_file
+
+    monkeypatch.delenv(RANDOM_INIT_ENV, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+    def no_dns(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
+    with pytest.raises(ReprogramError, match=r"cannot resolve huggingface\.co"):
+        build_source("timm:resnet18")
+
+    # with the weights in the hub cache, they load from the file without touching the network
+    state = timm.create_model("resnet18").state_dict()
+    weights = {k: torch.full_like(v, 0.5) for k, v in state.items()}
+    save_file(weights, str(tmp_path / "model.safetensors"))
+    seen: list[tuple[str, str]] = []
+
+    def cached(repo: str, name: str) -> str | None:
+        seen.append((repo, name))
+        return str(tmp_path / name) if name == "model.safetensors" else None
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", cached)
+    source = build_source("timm:resnet18")
+    assert seen[0] == ("timm/resnet18.a1_in1k", "model.safetensors")
+    assert torch.all(source.module.fc.weight == 0.5)
 
 
 def test_timm_random_init_escape_hatch(monkeypatch: pytest.MonkeyPatch) -> None:

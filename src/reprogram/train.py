@@ -60,7 +60,7 @@ class FitConfig:
     val_fraction: float = field(default=0.2, metadata={"help": "share of train for validation"})
     epochs: int = 10
     batch_size: int = 32
-    eval_batch_size: int = 128
+    eval_batch_size: int = 32
     lr: float | None = field(default=None, metadata={"help": "learning rate (optimizer option)"})
     patience: int | None = field(default=None, metadata={"help": "early-stop after N flat epochs"})
     seed: int = 0
@@ -322,6 +322,7 @@ class Trainer:
                 "train_seconds": round(state["train_seconds"], 3),
                 "epochs": len(state["history"]),
                 "best_epoch": best["epoch"],
+                "devices": self.fabric.world_size,
                 "selection": "best validation accuracy, ties to lower validation loss; test once",
                 "splits": {
                     "train": len(self.splits.train),

@@ -50,6 +50,11 @@ class Source(nn.Module):
         for p in self.module.parameters():
             p.requires_grad_(False)
         self.module.eval()
+        # Channels-last convolutions are ~1.5x faster on CPU for image models; a no-op for
+        # modules without 4-D weights.
+        self.channels_last = len(self.input_size) == 3
+        if self.channels_last:
+            self.module.to(memory_format=torch.channels_last)
         self._fingerprint: str | None = None
 
     def train(self, mode: bool = True) -> Source:
@@ -66,7 +71,10 @@ class Source(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, K_s]`` for pixels ``[B, C, H, W]`` in ``[0, 1]``."""
-        return self.module(pixels * self._scale + self._shift)
+        x = pixels * self._scale + self._shift
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.module(x)
 
     def fingerprint(self) -> str:
         """SHA-256 over parameter and buffer names, shapes and bytes (computed once)."""

@@ -8,6 +8,8 @@ ImageNet-1k), otherwise ``class_0``, ``class_1`` …
 
 Offline, only weights already in the hub cache load; otherwise the builder raises a
 :class:`~reprogram.errors.ReprogramError` naming the offline sources (``efficientnet-lite0``).
+When the hub's host name does not resolve, this happens at once (a cached file is loaded
+directly) instead of after huggingface_hub's retries (about a minute).
 
 Testing escape hatch (not for real use): with the environment variable
 ``REPROGRAM_TIMM_RANDOM_INIT=1`` the model is created with ``pretrained=False`` — random
@@ -20,7 +22,9 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import socket
 from types import ModuleType
+from urllib.parse import urlparse
 
 import torch
 
@@ -116,6 +120,57 @@ def _check_name(timm: ModuleType, name: str, need_weights: bool) -> None:
             )
 
 
+def _hub_unreachable() -> str | None:
+    """Why the Hugging Face hub is certainly unreachable (its host does not resolve), else None.
+
+    A cheap DNS lookup; anything short of a resolution failure (or an offline hub setting,
+    which huggingface_hub handles quickly itself) returns None and lets the download try.
+    """
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    if getattr(constants, "HF_HUB_OFFLINE", False):
+        return None
+    host = urlparse(str(constants.ENDPOINT)).hostname
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, 443)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host} ({exc})"
+    except OSError:
+        return None
+    return None
+
+
+def _cached_weights_file(name: str) -> str | None:
+    """Path of ``name``'s pretrained weights in the local Hugging Face cache, if there."""
+    try:
+        import huggingface_hub
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(name)
+    except Exception:  # noqa: BLE001 - no cfg / no hub client: nothing cached to find
+        return None
+    if cfg is None or not cfg.hf_hub_id:
+        return None
+    files = [cfg.hf_hub_filename] if cfg.hf_hub_filename else []
+    for filename in [*files, "model.safetensors", "pytorch_model.bin"]:
+        path = huggingface_hub.try_to_load_from_cache(cfg.hf_hub_id, filename)
+        if isinstance(path, str):
+            return path
+    return None
+
+
+def _offline_error(name: str, reason: str) -> ReprogramError:
+    return ReprogramError(
+        f"the pretrained weights of timm:{name} could not be downloaded; this machine may be "
+        "offline (or the Hugging Face hub unreachable). Sources that work offline: "
+        f"{', '.join(OFFLINE_SOURCES)}. Reason: {reason}"
+    )
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
@@ -139,14 +194,15 @@ def build_timm_source(name: str) -> Source:
             torch.manual_seed(0)
             model = timm.create_model(name, pretrained=False)
         else:
+            unreachable = _hub_unreachable()
+            cached = _cached_weights_file(name) if unreachable else None
+            if unreachable and cached is None:
+                raise _offline_error(name, unreachable)
+            overlay = {"file": cached} if cached else None
             try:
-                model = timm.create_model(name, pretrained=True)
+                model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
             except Exception as exc:  # noqa: BLE001 - hub/httpx/OS errors share no base
-                raise ReprogramError(
-                    f"the pretrained weights of timm:{name} could not be downloaded; this "
-                    "machine may be offline (or the Hugging Face hub unreachable). Sources that "
-                    f"work offline: {', '.join(OFFLINE_SOURCES)}. Reason: {_one_line(exc)}"
-                ) from None
+                raise _offline_error(name, _one_line(exc)) from None
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     input_size = tuple(cfg.get("input_size", (3, 224, 224)))
     mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))

@@ -1,0 +1,170 @@
+"""The training loop: frozen source, validation-only selection, checkpoints, resume, DDP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from reprogram import FitConfig, fit, load_artifact
+from reprogram.callbacks import Callback
+from reprogram.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from reprogram.data import load_target
+from reprogram.errors import ReprogramError, SealedSplitError
+from reprogram.sources import build_source
+from reprogram.sources.module import from_module
+
+
+def config(tmp_path: Path, name: str = "run", **kw: object) -> FitConfig:
+    base = dict(
+        source="tiny-random-cnn",
+        target="digits",
+        program="resize-pad",
+        mapping="linear",
+        epochs=3,
+        shots=20,
+        seed=3,
+        out=str(tmp_path / name),
+        progress=False,
+        plots=False,
+    )
+    base.update(kw)
+    return FitConfig(**base)  # type: ignore[arg-type]
+
+
+def test_source_weights_and_statistics_are_bit_identical_after_training(tmp_path: Path) -> None:
+    source = build_source("tiny-random-cnn")
+    before = {k: v.clone() for k, v in source.module.state_dict().items()}
+    result = fit(config(tmp_path, lr=0.1), source=source)
+    after = result.model.source.module.state_dict()
+    assert before.keys() == after.keys()
+    for key in before:
+        assert torch.equal(before[key], after[key]), key
+    # and the program did train
+    assert torch.count_nonzero(result.model.program.delta) > 0
+
+
+def test_selection_uses_validation_and_metrics_are_complete(tmp_path: Path) -> None:
+    m = fit(config(tmp_path, epochs=4)).metrics
+    history = m["history"]
+    best = max(history, key=lambda r: (r["val_accuracy"], -r["val_loss"]))
+    assert m["best_epoch"] == best["epoch"] and m["val_accuracy"] == best["val_accuracy"]
+    for key in ("test_accuracy", "trainable_parameters", "source_parameters", "train_seconds"):
+        assert key in m
+    assert m["epochs"] == 4 and 0.0 <= m["test_accuracy"] <= 1.0
+
+
+class PeekAtTest(Callback):
+    name = "peek"
+
+    def on_epoch_end(self, trainer, epoch, record) -> None:  # type: ignore[no-untyped-def]
+        trainer.splits.test.open()
+
+
+def test_reading_the_test_split_during_training_raises(tmp_path: Path) -> None:
+    with pytest.raises(SealedSplitError, match="before model selection finished"):
+        fit(config(tmp_path), callbacks=[PeekAtTest()])
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAt(Callback):
+    """Simulates a killed process at the start of an epoch."""
+
+    name = "crash"
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_start(self, trainer, epoch) -> None:  # type: ignore[no-untyped-def]
+        if epoch == self.epoch:
+            raise Crash
+
+
+@pytest.mark.parametrize("mapping", ["ilm", "linear"])
+def test_resume_continues_exactly(tmp_path: Path, mapping: str) -> None:
+    straight = fit(config(tmp_path, "straight", mapping=mapping, epochs=4))
+    with pytest.raises(Crash):
+        fit(config(tmp_path, "resumed", mapping=mapping, epochs=4), callbacks=[CrashAt(3)])
+    ckpt = load_checkpoint(tmp_path / "resumed" / CHECKPOINT_NAME)
+    assert ckpt["epoch"] == 2
+    assert not list((tmp_path / "resumed").glob(".*.tmp"))
+    resumed = fit(config(tmp_path, "resumed", mapping=mapping, epochs=4, resume=True))
+    a = load_file(str(tmp_path / "straight" / "program.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "program.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in straight.metrics["history"]]
+    assert strip == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in resumed.metrics["history"]
+    ]
+    assert straight.metrics["test_accuracy"] == resumed.metrics["test_accuracy"]
+    assert straight.metrics["callbacks"] == resumed.metrics["callbacks"]
+    assert not (tmp_path / "resumed" / CHECKPOINT_NAME).exists()
+
+
+def test_resume_refuses_changed_settings(tmp_path: Path) -> None:
+    with pytest.raises(Crash):
+        fit(config(tmp_path, epochs=3), callbacks=[CrashAt(2)])
+    with pytest.raises(ReprogramError, match="different settings \\(seed\\)"):
+        fit(config(tmp_path, epochs=3, resume=True, seed=4))
+
+
+def test_ilm_remaps_before_every_epoch(tmp_path: Path) -> None:
+    m = fit(config(tmp_path, mapping="ilm", epochs=3)).metrics
+    assert [c["epoch"] for c in m["callbacks"]["remap"]["changes"]] == [1, 2, 3]
+    table = json.loads((tmp_path / "run" / "config.json").read_text())["mapping"]["table"]
+    assert len(table) == 10 and all(len(row["source_labels"]) == 1 for row in table)
+
+
+def test_flm_maps_once(tmp_path: Path) -> None:
+    m = fit(config(tmp_path, mapping="flm", epochs=2)).metrics
+    assert [c["epoch"] for c in m["callbacks"]["remap"]["changes"]] == [1]
+
+
+def test_any_torch_module_as_source_and_reload(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 12),
+    )
+    source = from_module(net, input_size=(3, 16, 16), mean=(0.5,) * 3, std=(0.5,) * 3)
+    result = fit(config(tmp_path, epochs=1, source="module"), source=source)
+    model, cfg = load_artifact(result.out, source=source)
+    assert cfg["source"]["name"].startswith("module:")
+    data = load_target("digits")
+    x = data.test.x[:20]
+    assert torch.equal(model(x), result.model(x))
+    other = from_module(
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3, stride=2),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 12),
+        ),
+        input_size=(3, 16, 16),
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+    )
+    with pytest.raises(ReprogramError, match="exact model it was trained for"):
+        load_artifact(result.out, source=other)
+
+
+def test_two_cpu_processes_data_parallel(tmp_path: Path) -> None:
+    result = fit(config(tmp_path, epochs=2, devices=2))
+    assert result.metrics["devices"] == 2
+    model, _ = load_artifact(result.out)
+    assert torch.count_nonzero(model.program.delta) > 0
+    # the frozen weights in the artifact-rebuilt model are the untouched originals
+    assert model.source.fingerprint() == build_source("tiny-random-cnn").fingerprint()
