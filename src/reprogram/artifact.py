@@ -91,16 +91,18 @@ def load_artifact(
     config = read_json(directory / CONFIG, "the config")
     try:
         src_cfg, prog_cfg, map_cfg = config["source"], config["program"], config["mapping"]
+        src_name, fingerprint = src_cfg["name"], str(src_cfg["fingerprint"])
         input_shape = tuple(config["target"]["input_shape"])
         num_classes = len(config["target"]["class_names"])
     except (KeyError, TypeError) as exc:
-        raise ArtifactError(f"{directory / CONFIG} lacks field {exc}; it is not ours.") from None
+        what = f"lacks field {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
+        raise ArtifactError(f"{directory / CONFIG} {what}; it is not ours.") from None
     if source is None:
-        source = build_source(src_cfg["name"])
-    if source.fingerprint() != src_cfg["fingerprint"]:
+        source = build_source(src_name)
+    if source.fingerprint() != fingerprint:
         raise ArtifactError(
-            f"this artifact was trained on source {src_cfg['name']!r} with weights "
-            f"{src_cfg['fingerprint'][:12]}…, but the source given has weights "
+            f"this artifact was trained on source {src_name!r} with weights "
+            f"{fingerprint[:12]}…, but the source given has weights "
             f"{source.fingerprint()[:12]}… ({source.name}). A program only works with the exact "
             f"model it was trained for: load it with that model."
         )

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from .errors import ReprogramError
+from .errors import ArtifactError, DataError, ReprogramError
 
 KINDS = ("sources", "targets", "programs", "mappings", "optimizers")
 
@@ -157,15 +157,19 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_eval_splits(config: dict[str, Any]) -> Any:
+def _load_eval_splits(config: dict[str, Any]) -> tuple[Any, int]:
+    """The splits a fit run saw (same shots, validation fraction and seed) and its eval batch."""
     from .data import load_target
     from .data.splits import prepare_splits
 
-    t = config["target"]
-    data = load_target(t["name"])
-    return prepare_splits(
-        data, shots=t["shots"], val_fraction=t["val_fraction"], seed=config["seed"]
-    )
+    try:
+        t = config["target"]
+        name, shots, fraction, seed = t["name"], t["shots"], t["val_fraction"], config["seed"]
+        batch = int(config["training"]["eval_batch_size"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"config.json lacks or garbles field {exc}; it is not ours.") from None
+    data = load_target(name)
+    return prepare_splits(data, shots=shots, val_fraction=fraction, seed=seed), batch
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -173,13 +177,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import loss_and_accuracy, score
 
     model, config = load_artifact(args.dir)
-    splits = _load_eval_splits(config)
+    splits, batch = _load_eval_splits(config)
     if args.split == "test":
         splits.test.unseal()  # eval of a finished artifact is the final scoring
         split = splits.test.open()
     else:
         split = splits.val
-    batch = int(config["training"]["eval_batch_size"])
     loss, acc = loss_and_accuracy(score(model, split.x, split.y, batch))
     recorded = read_json(Path(args.dir) / METRICS, "the metrics").get(f"{args.split}_accuracy")
     rows = [
@@ -207,6 +210,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model, config = load_artifact(args.dir)
     names = config["target"]["class_names"]
     labels, x = load_inputs(args.inputs, tuple(config["target"]["input_shape"]))
+    if not len(x):
+        raise DataError(f"the inputs ({', '.join(args.inputs)}) hold no examples.")
     import torch
 
     with torch.no_grad():

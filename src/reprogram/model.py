@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -74,3 +75,15 @@ class ReprogrammedModel(nn.Module):
             f"trainable params: {trained:,} || all params: {total:,} || "
             f"trainable%: {100 * trained / max(total, 1):.4f}"
         )
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, source: Source | None = None
+    ) -> ReprogrammedModel:
+        """Rebuild a trained model from a ``fit`` artifact (refuses a different source model).
+
+        ``source`` is needed only for a source that is not buildable by name (a user module).
+        """
+        from .artifact import load_artifact
+
+        return load_artifact(directory, source=source)[0]

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -13,9 +14,9 @@ if TYPE_CHECKING:
     from .train import FitResult
 
 
-def _to_image(pixels: torch.Tensor) -> torch.Tensor:
+def _to_image(pixels: torch.Tensor) -> np.ndarray:
     """``[C, H, W]`` source pixels → ``[H, W, C]`` clipped to ``[0, 1]`` for imshow."""
-    return pixels.detach().clamp(0, 1).permute(1, 2, 0).cpu()
+    return pixels.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
 @torch.no_grad()

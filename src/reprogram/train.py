@@ -359,6 +359,8 @@ def _make_fabric(devices: int) -> Any:
 
 def _prepare_out(config: FitConfig) -> Path:
     out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ReprogramError(f"--out {out} is a file; --out must be a directory (new or a run's).")
     has_ckpt = (out / CHECKPOINT_NAME).exists()
     finished = (out / METRICS).exists()
     if config.resume:

@@ -29,6 +29,13 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     if path.is_dir():
         raise DataError(f"{path} is a directory; npz: needs a .npz file (folder: reads images).")
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        if not magic.startswith(b"PK") and magic != b"\x93NUMPY":
+            raise DataError(
+                f"{path} is not a .npz file (not a zip archive of arrays); save it with "
+                "numpy.savez."
+            )
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, NpzFile):
             raise DataError(
