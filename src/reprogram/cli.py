@@ -183,7 +183,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         split = splits.test.open()
     else:
         split = splits.val
-    loss, acc = loss_and_accuracy(score(model, split.x, split.y, batch))
+    loss, acc = loss_and_accuracy(score(model, split.x, split.y, batch, progress=args.split))
     recorded = read_json(Path(args.dir) / METRICS, "the metrics").get(f"{args.split}_accuracy")
     rows = [
         (f"{args.split} accuracy", f"{acc:.4f}  ({len(split)} examples)"),

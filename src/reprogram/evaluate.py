@@ -5,20 +5,30 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 
 @torch.no_grad()
-def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+def score(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    progress: str | None = None,
+) -> torch.Tensor:
     """Summed cross-entropy, number correct and count, as a float64 tensor ``[3]``.
 
     Args:
         model: maps ``[B, ...]`` inputs to ``[B, K]`` scores; put in eval mode here.
         x: inputs ``[N, ...]``; y: labels ``[N]``.
         batch_size: examples per forward pass (kept fixed so results are bit-reproducible).
+        progress: a progress-bar title, or None for no bar.
     """
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
-    for i in range(0, len(y), batch_size):
+    starts = range(0, len(y), batch_size)
+    bar = tqdm(starts, desc=progress, leave=False, unit="batch", disable=progress is None)
+    for i in bar:
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         scores = model(xb)
         totals[0] += float(F.cross_entropy(scores, yb, reduction="sum"))

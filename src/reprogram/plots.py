@@ -56,6 +56,41 @@ def save_program_png(result: FitResult, example: Split, path: Path) -> None:
     plt.close(fig)
 
 
+def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
+    """Heatmap of a learned linear mapping on the source labels that matter most."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weight = result.model.mapping.linear.weight.detach().cpu()  # [K_t, K_s]
+    names = result.config["target"]["class_names"]
+    labels = result.model.source.label_names
+    columns: list[int] = []
+    for row in weight:
+        for i in torch.topk(row, k=min(per_class, row.numel())).indices.tolist():
+            if i not in columns:
+                columns.append(i)
+    sub = weight[:, columns].numpy()
+    bound = float(np.abs(sub).max()) or 1.0
+    fig, ax = plt.subplots(figsize=(0.42 * len(columns) + 2.8, 0.42 * len(names) + 2.4))
+    im = ax.imshow(sub, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    ax.set_xticks(
+        range(len(columns)), [labels[i] for i in columns], rotation=60, ha="right", fontsize=8
+    )
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("source labels (the two strongest for each class)")
+    ax.set_ylabel("target class")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="weight")
+    ax.set_title(
+        f"linear mapping: which {result.config['source']['name']} outputs serve each class",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def save_mapping_png(result: FitResult, path: Path) -> None:
     """``mapping.png``: for each target class, the source labels that serve it."""
     import matplotlib
@@ -63,6 +98,9 @@ def save_mapping_png(result: FitResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if hasattr(result.model.mapping, "linear"):
+        _weight_heatmap(result, path)
+        return
     table = result.config["mapping"]["table"]
     names = result.config["target"]["class_names"]
     rows = len(table)

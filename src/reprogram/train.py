@@ -159,14 +159,16 @@ class Trainer:
     def _shard(self, n: int) -> torch.Tensor:
         return torch.arange(n)[self.fabric.global_rank :: self.fabric.world_size]
 
-    def evaluate(self, split: Split, sharded: bool = True) -> tuple[float, float]:
+    def evaluate(
+        self, split: Split, sharded: bool = True, progress: str | None = None
+    ) -> tuple[float, float]:
         """Mean cross-entropy and accuracy of the current model on ``split``."""
         if sharded and self.fabric.world_size > 1:
             part = split.subset(self._shard(len(split)))
             totals = score(self.model, part.x, part.y, self.config.eval_batch_size)
             totals = self.fabric.all_reduce(totals, reduce_op="sum")
         else:
-            totals = score(self.model, split.x, split.y, self.config.eval_batch_size)
+            totals = score(self.model, split.x, split.y, self.config.eval_batch_size, progress)
         return loss_and_accuracy(totals)
 
     @torch.no_grad()
@@ -311,7 +313,11 @@ class Trainer:
         metrics: dict[str, Any] = {}
         if self.is_main:
             self.splits.test.unseal()
-            test_loss, test_acc = self.evaluate(self.splits.test.open(), sharded=False)
+            test_loss, test_acc = self.evaluate(
+                self.splits.test.open(),
+                sharded=False,
+                progress="test" if self.config.progress else None,
+            )
             metrics = {
                 "val_accuracy": best["val_accuracy"],
                 "val_loss": best["val_loss"],
