@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -12,6 +12,16 @@ import torch
 if TYPE_CHECKING:
     from .data import Split
     from .train import FitResult
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _to_image(pixels: torch.Tensor) -> np.ndarray:
@@ -22,10 +32,7 @@ def _to_image(pixels: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def save_program_png(result: FitResult, example: Split, path: Path) -> None:
     """``program.png``: the program on a blank input, beside reprogrammed examples."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     model = result.model
     names = result.config["target"]["class_names"]
@@ -58,10 +65,7 @@ def save_program_png(result: FitResult, example: Split, path: Path) -> None:
 
 def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
     """Heatmap of a learned linear mapping on the source labels that matter most."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     weight = result.model.mapping.linear.weight.detach().cpu()  # [K_t, K_s]
     names = result.config["target"]["class_names"]
@@ -93,10 +97,7 @@ def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
 
 def save_mapping_png(result: FitResult, path: Path) -> None:
     """``mapping.png``: for each target class, the source labels that serve it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     if hasattr(result.model.mapping, "linear"):
         _weight_heatmap(result, path)
