@@ -168,3 +168,25 @@ def test_two_cpu_processes_data_parallel(tmp_path: Path) -> None:
     assert torch.count_nonzero(model.program.delta) > 0
     # the frozen weights in the artifact-rebuilt model are the untouched originals
     assert model.source.fingerprint() == build_source("tiny-random-cnn").fingerprint()
+
+
+def test_checkpoint_write_is_atomic_and_corruption_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reprogram import checkpoint as ck
+    from reprogram.errors import ArtifactError
+
+    path = tmp_path / CHECKPOINT_NAME
+    ck.save_checkpoint(path, {"epoch": 1, "w": torch.ones(3)})
+
+    def dies_halfway(obj: object, f: Path) -> None:
+        Path(f).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ck.torch, "save", dies_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        ck.save_checkpoint(path, {"epoch": 2, "w": torch.zeros(3)})
+    assert ck.load_checkpoint(path)["epoch"] == 1  # the previous checkpoint survives whole
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(ArtifactError, match="corrupt or truncated"):
+        ck.load_checkpoint(path)
