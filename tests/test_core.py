@@ -143,3 +143,21 @@ def test_model_keeps_source_frozen_and_in_eval_mode(capsys: pytest.CaptureFixtur
     model.print_trainable_parameters()
     assert "trainable params: " in capsys.readouterr().out
     assert model(torch.rand(4, 1, 8, 8)).shape == (4, 3)
+
+
+def test_top1_by_class_reports_the_most_frequent_source_label() -> None:
+    from reprogram.cli import top1_by_class
+    from reprogram.data import Split
+
+    source = build_source("tiny-random-cnn")
+    program, _ = build_program("resize-pad", {}, (1, 8, 8), source.input_size)
+    mapping, _ = build_mapping("linear", {}, source.num_classes, 2)
+    model = ReprogrammedModel(source, program, mapping).eval()
+    x = torch.rand(6, 1, 8, 8)
+    split = Split(x, torch.tensor([0, 0, 0, 1, 1, 1]))
+    top = model.source_logits(x).argmax(-1)
+    rows = top1_by_class(model, split)
+    for c, (label, share) in enumerate(rows):
+        picks = top[3 * c : 3 * c + 3].tolist()
+        assert label in {source.label_names[i] for i in picks}
+        assert share == max(picks.count(i) for i in picks) / 3

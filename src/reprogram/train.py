@@ -8,6 +8,7 @@ and scored once, after the best state has been restored.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -292,7 +293,7 @@ class Trainer:
         bar = tqdm(
             steps,
             desc=f"epoch {epoch}/{cfg.epochs}",
-            disable=not (cfg.progress and self.is_main),
+            disable=not (cfg.progress and self.is_main and sys.stderr.isatty()),
             leave=False,
             unit="batch",
         )
@@ -316,7 +317,7 @@ class Trainer:
             test_loss, test_acc = self.evaluate(
                 self.splits.test.open(),
                 sharded=False,
-                progress="test" if self.config.progress else None,
+                progress="test" if self.config.progress and sys.stderr.isatty() else None,
             )
             metrics = {
                 "val_accuracy": best["val_accuracy"],
