@@ -40,8 +40,12 @@ def save_program_png(result: FitResult, example: Split, path: Path) -> None:
     n = min(3, len(example))
     blank = torch.zeros(1, *example.x.shape[1:])
     fig, axes = plt.subplots(1, n + 1, figsize=(3.2 * (n + 1), 3.6))
-    axes[0].imshow(_to_image(model.program(blank)[0]))
-    axes[0].set_title("program on a blank input", fontsize=9)
+    alone = model.program(blank)[0] - model.program.embed(blank)[0]  # what the program adds
+    low, high = float(alone.min()), float(alone.max())
+    axes[0].imshow(_to_image((alone - low) / max(high - low, 1e-8)))
+    axes[0].set_title(
+        f"the program alone\n(contrast-stretched, {low:+.2f} … {high:+.2f})", fontsize=9
+    )
     for ax, i in zip(axes[1:], range(n), strict=False):
         x = example.x[i : i + 1]
         pixels = model.program(x)
