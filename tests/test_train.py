@@ -190,3 +190,11 @@ def test_checkpoint_write_is_atomic_and_corruption_is_reported(
     path.write_bytes(path.read_bytes()[:20])
     with pytest.raises(ArtifactError, match="corrupt or truncated"):
         ck.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("patience", [1, 2])
+def test_early_stopping_ends_patience_epochs_after_the_best(tmp_path: Path, patience: int) -> None:
+    m = fit(config(tmp_path, epochs=8, patience=patience, lr=0.3)).metrics
+    assert m["epochs"] == min(8, m["best_epoch"] + patience)
+    vals = [(r["val_accuracy"], -r["val_loss"]) for r in m["history"]]
+    assert vals[m["best_epoch"] - 1] == max(vals)
