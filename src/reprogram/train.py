@@ -384,7 +384,7 @@ def _prepare_out(config: FitConfig) -> Path:
             f"{out} already holds {what}. Choose another --out, or pass --overwrite to replace it."
         )
     if config.overwrite:
-        for name in (CHECKPOINT_NAME, CONFIG, PROGRAM, METRICS):
+        for name in (CHECKPOINT_NAME, CONFIG, PROGRAM, METRICS, "program.png", "mapping.png"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     return out
