@@ -46,8 +46,7 @@ class Registry(Generic[T]):
         def deco(builder: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            doc = help or (builder.__doc__ or "").strip().splitlines()[0:1]
-            text = doc if isinstance(doc, str) else (doc[0] if doc else "")
+            text = help or next(iter((builder.__doc__ or "").strip().splitlines()), "")
             self._entries[name] = Entry(name, builder, text, config, prefix)
             return builder
 
