@@ -442,9 +442,10 @@ def test_predict_image_and_npy_batch(
     [
         ("sources", ["efficientnet-lite0", "timm:", "tiny-random-cnn"]),
         ("targets", ["fashion-mnist", "digits", "npz:", "folder:"]),
-        ("programs", ["border", "resize-pad", "full"]),
+        ("programs", ["border", "resize-pad", "full", "resize"]),
         ("mappings", ["random", "flm", "ilm", "linear"]),
         ("optimizers", ["gradient"]),
+        ("baselines", ["linear-probe", "pixels-logreg", "finetune", "scratch"]),
     ],
 )
 def test_list(capsys: pytest.CaptureFixture[str], kind: str, names: list[str]) -> None:

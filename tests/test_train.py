@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import Crash, CrashAt
 from safetensors.torch import load_file
 from torch import nn
 
@@ -68,23 +69,6 @@ class PeekAtTest(Callback):
 def test_reading_the_test_split_during_training_raises(tmp_path: Path) -> None:
     with pytest.raises(SealedSplitError, match="before model selection finished"):
         fit(config(tmp_path), callbacks=[PeekAtTest()])
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAt(Callback):
-    """Simulates a killed process at the start of an epoch."""
-
-    name = "crash"
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_epoch_start(self, trainer, epoch) -> None:  # type: ignore[no-untyped-def]
-        if epoch == self.epoch:
-            raise Crash
 
 
 @pytest.mark.parametrize("mapping", ["ilm", "linear"])

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ArtifactError, DataError, ReprogramError
 
-KINDS = ("sources", "targets", "programs", "mappings", "optimizers")
+KINDS = ("sources", "targets", "programs", "mappings", "optimizers", "baselines")
 
 
 # --------------------------------------------------------------------------- parsing helpers
@@ -30,25 +30,21 @@ def _key_values(items: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def _add_fit_args(p: argparse.ArgumentParser) -> None:
+def _add_run_args(p: argparse.ArgumentParser, out: str, lr_help: str) -> None:
+    """Flags shared by ``fit`` and ``baseline``."""
     p.add_argument(
         "--source", default="efficientnet-lite0", help="source model (reprogram list sources)"
     )
     p.add_argument("--target", default="fashion-mnist", help="target data (reprogram list targets)")
-    p.add_argument(
-        "--program", default="resize-pad", help="input program: border, resize-pad, full"
-    )
-    p.add_argument("--mapping", default="linear", help="label mapping: random, flm, ilm, linear")
-    p.add_argument("--optimizer", default="gradient", help="optimizer (reprogram list optimizers)")
     p.add_argument(
         "--shots", type=int, default=None, help="training examples per class (all if omitted)"
     )
     p.add_argument(
         "--val-fraction", type=float, default=0.2, help="share of training data for validation"
     )
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=10, help="epochs (gradient training)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01)")
+    p.add_argument("--lr", type=float, default=None, help=lr_help)
     p.add_argument(
         "--patience",
         type=int,
@@ -61,6 +57,21 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="image side the source sees (default: its input size)",
     )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--devices", type=int, default=1, help="data-parallel processes (CPU: gloo)")
+    p.add_argument("--out", default=out, help="artifact directory")
+    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_fit_args(p: argparse.ArgumentParser) -> None:
+    _add_run_args(p, "runs/latest", "learning rate (default 0.01)")
+    p.add_argument(
+        "--program", default="resize-pad", help="input program (reprogram list programs)"
+    )
+    p.add_argument("--mapping", default="linear", help="label mapping (reprogram list mappings)")
+    p.add_argument("--optimizer", default="gradient", help="optimizer (reprogram list optimizers)")
     p.add_argument(
         "--inner-size", type=int, default=None, help="side of the target image inside the canvas"
     )
@@ -70,13 +81,15 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mapping-opt", action="append", metavar="K=V", help="mapping option (repeatable)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--devices", type=int, default=1, help="data-parallel processes (CPU: gloo)")
-    p.add_argument("--out", default="runs/latest", help="artifact directory")
-    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip program.png and mapping.png")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_baseline_args(p: argparse.ArgumentParser) -> None:
+    _add_run_args(p, "runs/baseline", "learning rate (finetune 3e-4, scratch 1e-3)")
+    p.add_argument("--method", required=True, help="baseline method (reprogram list baselines)")
+    p.add_argument(
+        "--method-opt", action="append", metavar="K=V", help="method option (repeatable)"
+    )
 
 
 def _fit_config(args: argparse.Namespace) -> Any:
@@ -120,20 +133,22 @@ def _table(rows: list[tuple[str, str]], title: str) -> str:
 
 
 def summary(result: Any) -> str:
-    """The final table of a fit run."""
+    """The final table of a fit or baseline run."""
     m, c = result.metrics, result.config
     trained, frozen = m["trainable_parameters"], m["source_parameters"]
     files = sorted(p.name for p in Path(result.out).iterdir() if not p.name.startswith("."))
+    if "selected" in m:
+        chosen = ", ".join(f"{k}={v:g}" for k, v in m["selected"].items())
+        selection = f"(chosen on validation: {chosen})"
+    else:
+        selection = f"(best epoch {m['best_epoch']} of {m['epochs']}; selects)"
+    share = (
+        f"({100 * trained / frozen:.2f}% of the source's {frozen:,})" if frozen else "(no source)"
+    )
     rows = [
-        (
-            "val accuracy",
-            f"{m['val_accuracy']:.4f}  (best epoch {m['best_epoch']} of {m['epochs']}; selects)",
-        ),
+        ("val accuracy", f"{m['val_accuracy']:.4f}  {selection}"),
         ("test accuracy", f"{m['test_accuracy']:.4f}  (scored once, after selection)"),
-        (
-            "trained params",
-            f"{trained:,}  ({100 * trained / frozen:.2f}% of the source's {frozen:,})",
-        ),
+        ("trained params", f"{trained:,}  {share}"),
         ("train time", f"{m['train_seconds']:.1f} s"),
         (
             "data",
@@ -141,10 +156,14 @@ def summary(result: Any) -> str:
         ),
         ("artifact", f"{result.out}  ({', '.join(files)})"),
     ]
-    title = (
-        f"{c['source']['name']} → {c['target']['name']}  "
-        f"(program {c['program']['name']}, mapping {c['mapping']['name']})"
-    )
+    if "baseline" in c:
+        source = c["source"]["name"] if c.get("source") else "no source"
+        title = f"{source} → {c['target']['name']}  (baseline {c['baseline']['method']})"
+    else:
+        title = (
+            f"{c['source']['name']} → {c['target']['name']}  "
+            f"(program {c['program']['name']}, mapping {c['mapping']['name']})"
+        )
     return _table(rows, title)
 
 
@@ -154,6 +173,86 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     result = fit(_fit_config(args))
     print(summary(result))
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .baselines import BaselineConfig, run_baseline
+
+    config = BaselineConfig(
+        method=args.method,
+        method_options=_key_values(args.method_opt, "--method-opt"),
+        source=args.source,
+        target=args.target,
+        shots=args.shots,
+        val_fraction=args.val_fraction,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        canvas_size=args.canvas_size,
+        seed=args.seed,
+        devices=args.devices,
+        out=args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        plots=False,
+    )
+    print(summary(run_baseline(config)))
+    return 0
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ReprogramError(f"{flag} takes comma-separated integers, got {text!r}.") from None
+    if not values or any(v < 1 and flag != "--seeds" for v in values):
+        raise ReprogramError(f"{flag} needs positive integers, got {text!r}.")
+    return values
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    command = "reprogram " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
+    if args.suite == "vision":
+        from .bench.vision import DEFAULT_METHODS, run_vision, summarise
+
+        methods = (
+            tuple(m.strip() for m in args.methods.split(",") if m.strip())
+            if args.methods
+            else DEFAULT_METHODS
+        )
+        rows = run_vision(
+            args.out,
+            shots=_ints(args.shots, "--shots"),
+            seeds=_ints(args.seeds, "--seeds"),
+            methods=methods,
+            source=args.source,
+            target=args.target,
+            epochs=args.epochs,
+            canvas_size=args.canvas_size,
+            command=command,
+            progress=not args.quiet,
+        )
+        for s in sorted(summarise(rows), key=lambda s: (s["shots"], -s["test_mean"])):
+            print(
+                f"{s['shots']:>5} shots  {s['method']:<20} test {s['test_mean']:.4f} ± "
+                f"{s['test_std']:.4f}  ({len(s['seeds'])} seeds)"
+            )
+    else:
+        from .bench.efficiency import run_efficiency
+
+        run_efficiency(
+            args.out,
+            source=args.source,
+            sizes=_ints(args.sizes, "--sizes"),
+            batch_size=args.batch_size,
+            repeats=args.repeats,
+            progress=not args.quiet,
+            command=command,
+        )
+    print(f"results: {Path(args.out) / 'results.md'}")
     return 0
 
 
@@ -231,9 +330,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import data, mappings, optim, programs, sources
+    from . import baselines, data, mappings, optim, programs, sources
 
     registry = {
+        "baselines": baselines.BASELINES,
         "sources": sources.SOURCES,
         "targets": data.TARGETS,
         "programs": programs.PROGRAMS,
@@ -341,6 +441,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="train a program and mapping; write an artifact")
     _add_fit_args(p)
     p.set_defaults(func=cmd_fit)
+    p = sub.add_parser(
+        "baseline", help="train a baseline (linear probe, fine-tuning, scratch, peers)"
+    )
+    _add_baseline_args(p)
+    p.set_defaults(func=cmd_baseline)
+    p = sub.add_parser("bench", help="benchmark suites: vision (accuracy), efficiency (speed)")
+    p.add_argument("suite", choices=("vision", "efficiency"))
+    p.add_argument("--out", required=True, help="suite directory (a rerun skips finished cells)")
+    p.add_argument("--source", default="efficientnet-lite0", help="source model")
+    p.add_argument("--target", default="fashion-mnist", help="vision: target data")
+    p.add_argument("--shots", default="10,100,1000", help="vision: shots per class")
+    p.add_argument("--seeds", default="0,1,2", help="vision: seeds")
+    p.add_argument(
+        "--methods",
+        default=None,
+        help="vision: PROGRAM+MAPPING variants and baseline names, comma-separated (default: "
+        "full+linear, resize-pad+linear, full+ilm and every baseline)",
+    )
+    p.add_argument("--epochs", type=int, default=10, help="vision: epochs of gradient methods")
+    p.add_argument("--canvas-size", type=int, default=128, help="vision: canvas side")
+    p.add_argument("--sizes", default="128,224", help="efficiency: input sizes")
+    p.add_argument("--batch-size", type=int, default=32, help="efficiency: batch size")
+    p.add_argument("--repeats", type=int, default=20, help="efficiency: timed repeats")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("eval", help="reload an artifact and score it")
     p.add_argument("dir")
     p.add_argument("--split", choices=("val", "test"), default="test")

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .train import FitResult
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
@@ -32,7 +32,7 @@ def _to_image(pixels: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def save_program_png(result: FitResult, example: Split, path: Path) -> None:
     """``program.png``: the program on a blank input, beside reprogrammed examples."""
-    plt = _pyplot()
+    plt = pyplot()
 
     model = result.model
     names = result.config["target"]["class_names"]
@@ -69,7 +69,7 @@ def save_program_png(result: FitResult, example: Split, path: Path) -> None:
 
 def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
     """Heatmap of a learned linear mapping on the source labels that matter most."""
-    plt = _pyplot()
+    plt = pyplot()
 
     weight = result.model.mapping.linear.weight.detach().cpu()  # [K_t, K_s]
     names = result.config["target"]["class_names"]
@@ -101,7 +101,7 @@ def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
 
 def save_mapping_png(result: FitResult, path: Path) -> None:
     """``mapping.png``: for each target class, the source labels that serve it."""
-    plt = _pyplot()
+    plt = pyplot()
 
     if hasattr(result.model.mapping, "linear"):
         _weight_heatmap(result, path)

@@ -46,16 +46,12 @@ _RESUMABLE_CHANGES = {"epochs", "patience", "out", "resume", "overwrite", "progr
 
 
 @dataclass
-class FitConfig:
-    """Everything a ``fit`` run needs; the command line fills it from its flags."""
+class RunConfig:
+    """Settings every training run shares (reprogramming and gradient baselines alike)."""
 
     source: str = field(default="efficientnet-lite0", metadata={"help": "source model name"})
     target: str = field(default="fashion-mnist", metadata={"help": "target data set name"})
-    program: str = field(default="resize-pad", metadata={"help": "input transformation"})
-    mapping: str = field(default="linear", metadata={"help": "output label mapping"})
     optimizer: str = field(default="gradient", metadata={"help": "gradient | rgf | spsa-gc"})
-    program_options: dict[str, Any] = field(default_factory=dict)
-    mapping_options: dict[str, Any] = field(default_factory=dict)
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     shots: int | None = field(default=None, metadata={"help": "training examples per class"})
     val_fraction: float = field(default=0.2, metadata={"help": "share of train for validation"})
@@ -107,10 +103,20 @@ class FitConfig:
 
 
 @dataclass
+class FitConfig(RunConfig):
+    """Everything a ``fit`` run needs; the command line fills it from its flags."""
+
+    program: str = field(default="resize-pad", metadata={"help": "input transformation"})
+    mapping: str = field(default="linear", metadata={"help": "output label mapping"})
+    program_options: dict[str, Any] = field(default_factory=dict)
+    mapping_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class FitResult:
     """What :func:`fit` returns: the trained model (best validation state) and its metrics."""
 
-    model: ReprogrammedModel
+    model: Any
     metrics: dict[str, Any]
     out: Path
     config: dict[str, Any]
@@ -120,8 +126,8 @@ class FitResult:
 class _Job:
     """What each training process receives (pickled for data-parallel runs)."""
 
-    config: FitConfig
-    model: ReprogrammedModel
+    config: RunConfig
+    model: Any
     splits: PreparedSplits
     callbacks: list[Callback]
     artifact_config: dict[str, Any]
@@ -340,7 +346,10 @@ class Trainer:
                 "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
             }
             artifact = dict(self.job.artifact_config)
-            artifact["mapping"]["table"] = self.model.mapping.table(self.model.source.label_names)
+            if isinstance(self.model, ReprogrammedModel):
+                artifact["mapping"]["table"] = self.model.mapping.table(
+                    self.model.source.label_names
+                )
             write_json(self.out / CONFIG, artifact)
             save_program(self.out / PROGRAM, self.model)
             write_json(self.out / METRICS, metrics)
@@ -364,7 +373,25 @@ def _make_fabric(devices: int) -> Any:
     return Fabric(accelerator="cpu", devices=devices, strategy=strategy)
 
 
-def _prepare_out(config: FitConfig) -> Path:
+def run_job(job: _Job, source: Source | None) -> FitResult:
+    """Train ``job.model`` in Fabric process(es); return it at its best validation state.
+
+    Shared by ``fit`` and the gradient baselines. ``source`` rebuilds the trained model from
+    the artifact after a data-parallel run (whose model lives in the worker processes).
+    """
+    out = Path(job.config.out)
+    fabric = _make_fabric(job.config.devices)
+    metrics = fabric.launch(_worker, job)
+    model = job.model
+    if job.config.devices > 1:
+        model, _ = load_artifact(out, source=source)
+        metrics = read_json(out / METRICS, "the metrics")
+    model.eval()
+    config = read_json(out / CONFIG, "the config")
+    return FitResult(model=model, metrics=metrics, out=out, config=config)
+
+
+def prepare_out(config: RunConfig) -> Path:
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ReprogramError(f"--out {out} is a file; --out must be a directory (new or a run's).")
@@ -388,6 +415,35 @@ def _prepare_out(config: FitConfig) -> Path:
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def training_spec(config: RunConfig) -> dict[str, Any]:
+    """What config.json records about the training loop."""
+    return {
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "eval_batch_size": config.eval_batch_size,
+        "patience": config.patience,
+        "devices": config.devices,
+    }
+
+
+def target_spec(
+    config: RunConfig, data: TargetData, splits: PreparedSplits, given: bool
+) -> dict[str, Any]:
+    """What config.json records about the target (enough for ``eval`` to rebuild the splits)."""
+    name = data.name if given else config.target
+    if name.startswith(("npz:", "folder:")):
+        prefix, path = name.split(":", 1)
+        name = f"{prefix}:{Path(path).resolve()}"
+    return {
+        "name": name,
+        "modality": splits.modality,
+        "input_shape": list(splits.input_shape),
+        "class_names": list(splits.class_names),
+        "shots": config.shots,
+        "val_fraction": config.val_fraction,
+    }
 
 
 def build_model(
@@ -428,7 +484,7 @@ def fit(
     Returns:
         the model restored to its best validation state, and the metrics written.
     """
-    out = _prepare_out(config)
+    prepare_out(config)
     data = target if target is not None else load_target(config.target)
     splits = prepare_splits(
         data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
@@ -439,43 +495,19 @@ def fit(
     )
     cbs: list[Callback] = [RemapCallback()] if model.mapping.remap != "never" else []
     cbs += list(callbacks or [])
-    target_name = config.target if target is None else data.name
-    if target_name.startswith(("npz:", "folder:")):
-        prefix, path = target_name.split(":", 1)
-        target_name = f"{prefix}:{Path(path).resolve()}"
     artifact_config = {
         "format": "reprogram-artifact-v1",
         "source": source.spec(),
-        "target": {
-            "name": target_name,
-            "modality": splits.modality,
-            "input_shape": list(splits.input_shape),
-            "class_names": list(splits.class_names),
-            "shots": config.shots,
-            "val_fraction": config.val_fraction,
-        },
+        "target": target_spec(config, data, splits, given=target is not None),
         "program": program_info,
         "mapping": mapping_info,
         "optimizer": {"name": config.optimizer, "options": dict(config.optimizer_options)},
-        "training": {
-            "epochs": config.epochs,
-            "batch_size": config.batch_size,
-            "eval_batch_size": config.eval_batch_size,
-            "patience": config.patience,
-            "devices": config.devices,
-        },
+        "training": training_spec(config),
         "seed": config.seed,
         "versions": versions(),
     }
     job = _Job(config, model, splits, cbs, artifact_config, source.spec())
-    fabric = _make_fabric(config.devices)
-    metrics = fabric.launch(_worker, job)
-    if config.devices > 1:
-        model, _ = load_artifact(out, source=source)
-        metrics = read_json(out / METRICS, "the metrics")
-    model.eval()
-    artifact_config = read_json(out / CONFIG, "the config")
-    result = FitResult(model=model, metrics=metrics, out=out, config=artifact_config)
+    result = run_job(job, source)
     if config.plots:
         from .plots import save_plots
 

@@ -1,0 +1,25 @@
+"""Baselines under the same protocol as reprogramming: what users would otherwise pick.
+
+One registry, one module per method: ``linear-probe`` and ``pixels-logreg`` (logistic
+regression on frozen features or raw pixels, regularisation chosen on validation),
+``finetune`` (every source weight trained) and ``scratch`` (a small model from random
+initialisation). Artifacts share the layout of ``fit`` runs (``config.json``,
+``program.safetensors`` with the trained tensors, ``metrics.json``), so ``reprogram eval``
+and ``predict`` work on them too.
+"""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import Baseline, BaselineConfig, load_baseline, run_baseline
+
+BASELINES: Registry[Baseline] = Registry(
+    "baseline",
+    _plugins=(
+        "reprogram.baselines.logistic",
+        "reprogram.baselines.finetune",
+        "reprogram.baselines.scratch",
+    ),
+)
+
+__all__ = ["BASELINES", "Baseline", "BaselineConfig", "load_baseline", "run_baseline"]

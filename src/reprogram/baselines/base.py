@@ -1,0 +1,159 @@
+"""The baseline runner: same splits, seeds, epochs, selection and artifact as ``fit``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..artifact import BASELINE_FORMAT, check_source, load_state, versions
+from ..callbacks import Callback
+from ..data import PreparedSplits, TargetData, load_target
+from ..data.splits import prepare_splits
+from ..errors import ArtifactError, ReprogramError
+from ..sources import Source, build_source
+from ..train import FitResult, RunConfig, _Job, prepare_out, run_job, target_spec, training_spec
+
+
+@dataclass
+class BaselineConfig(RunConfig):
+    """A ``reprogram baseline`` run: the shared run settings plus the method and its options."""
+
+    method: str = field(default="linear-probe", metadata={"help": "baseline method"})
+    method_options: dict[str, Any] = field(default_factory=dict)
+    canvas_size: int | None = field(
+        default=None, metadata={"help": "image side the source sees (default: its input size)"}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.canvas_size is not None and self.canvas_size < 1:
+            raise ReprogramError(f"--canvas-size must be positive, got {self.canvas_size}")
+
+
+@dataclass
+class BaselineRun:
+    """What a baseline's :meth:`Baseline.train` receives."""
+
+    config: BaselineConfig
+    splits: PreparedSplits
+    source: Source | None
+    model: nn.Module
+    artifact_config: dict[str, Any]
+    out: Path
+    callbacks: list[Callback] = field(default_factory=list)
+
+
+class Baseline:
+    """A baseline method. Subclasses set ``needs_source`` and implement ``build`` and ``train``.
+
+    ``build`` makes the untrained model from what ``config.json`` records (so loading an
+    artifact rebuilds the same module); the model maps target inputs ``[B, C, H, W]`` to
+    scores ``[B, K]`` and offers ``adapter_state_dict()`` (what is saved),
+    ``trainable_parameters()`` and ``source_parameters()``.
+    """
+
+    needs_source: bool = True
+    default_lr: float | None = None
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    def build(
+        self,
+        source: Source | None,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        canvas_size: int | None,
+    ) -> nn.Module:
+        raise NotImplementedError
+
+    def train(self, run: BaselineRun) -> FitResult:
+        raise NotImplementedError
+
+
+class GradientBaseline(Baseline):
+    """A baseline trained by the same Fabric loop as ``fit`` (epochs, selection, resume)."""
+
+    def train(self, run: BaselineRun) -> FitResult:
+        spec = run.source.spec() if run.source is not None else {}
+        job = _Job(run.config, run.model, run.splits, run.callbacks, run.artifact_config, spec)
+        return run_job(job, run.source)
+
+
+def _make(method: str, options: dict[str, Any] | None) -> tuple[Baseline, Any]:
+    from . import BASELINES
+
+    config = BASELINES.build_config(method, options)
+    return BASELINES.get(method).builder(config), config
+
+
+def run_baseline(
+    config: BaselineConfig,
+    *,
+    source: Source | None = None,
+    target: TargetData | None = None,
+    callbacks: list[Callback] | None = None,
+) -> FitResult:
+    """Train baseline ``config.method`` under the reprogramming protocol; write its artifact.
+
+    Args:
+        config: the run's settings (same splits, seed and epochs as a ``fit`` run).
+        source: a ready source instead of building ``config.source``.
+        target: ready target data instead of loading ``config.target``.
+        callbacks: extra training hooks (gradient methods only).
+    Returns:
+        the trained model at its validation-selected state and the metrics written.
+    """
+    baseline, options = _make(config.method, config.method_options)
+    out = prepare_out(config)
+    data = target if target is not None else load_target(config.target)
+    splits = prepare_splits(
+        data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
+    )
+    if baseline.needs_source:
+        source = source if source is not None else build_source(config.source)
+    else:
+        source = None
+    if config.lr is None and baseline.default_lr is not None:
+        config.optimizer_options = {"lr": baseline.default_lr, **config.optimizer_options}
+    torch.manual_seed(config.seed)
+    model = baseline.build(source, splits.input_shape, splits.num_classes, config.canvas_size)
+    artifact_config = {
+        "format": BASELINE_FORMAT,
+        "baseline": {
+            "method": config.method,
+            "options": asdict(options) if options is not None else {},
+            "canvas_size": getattr(model, "canvas_size", None),
+        },
+        "source": source.spec() if source is not None else None,
+        "target": target_spec(config, data, splits, given=target is not None),
+        "optimizer": {"name": config.optimizer, "options": dict(config.optimizer_options)},
+        "training": training_spec(config),
+        "seed": config.seed,
+        "versions": versions(),
+    }
+    run = BaselineRun(config, splits, source, model, artifact_config, out, list(callbacks or []))
+    return baseline.train(run)
+
+
+def load_baseline(
+    directory: Path, config: dict[str, Any], source: Source | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a baseline's trained model from its artifact (see :func:`load_artifact`)."""
+    try:
+        spec = config["baseline"]
+        method, options = spec["method"], spec.get("options", {})
+        input_shape = tuple(config["target"]["input_shape"])
+        num_classes = len(config["target"]["class_names"])
+    except (KeyError, TypeError) as exc:
+        what = f"lacks field {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
+        raise ArtifactError(f"{directory / 'config.json'} {what}; it is not ours.") from None
+    baseline, _ = _make(method, options)
+    src = check_source(config, source, directory) if baseline.needs_source else None
+    model = baseline.build(src, input_shape, num_classes, spec.get("canvas_size"))
+    load_state(directory, model, f"baseline {method}")
+    return model, config

@@ -1,0 +1,195 @@
+"""``linear-probe`` and ``pixels-logreg``: logistic regression on fixed features.
+
+``linear-probe`` uses the frozen source's penultimate features of the resized image,
+``pixels-logreg`` the raw pixels (the scikit-learn classifier an image user would try
+first). Features are computed once per split; the inverse regularisation strength ``C`` is
+chosen on the validation split from a grid (ties go to the stronger regularisation); the
+test split is featurised and scored once, after that choice.
+
+The chosen scikit-learn model is folded into a float32 ``nn.Linear`` (standardisation
+included) and every reported accuracy is computed through that module, so ``reprogram
+eval`` reproduces ``test_accuracy`` exactly.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..artifact import CONFIG, METRICS, PROGRAM, save_program, write_json
+from ..evaluate import loss_and_accuracy, score
+from ..sources import Source
+from ..train import FitResult
+from . import BASELINES
+from .base import Baseline, BaselineRun
+from .models import FeatureClassifier, PixelFeatures, SourceFeatures
+
+
+@dataclass
+class LogisticOptions:
+    """Options of the logistic-regression baselines."""
+
+    c_grid: str = field(
+        default="0.0001,0.001,0.01,0.1,1,10,100",
+        metadata={"help": "comma-separated inverse regularisation strengths tried on validation"},
+    )
+    max_iter: int = field(default=1000, metadata={"help": "L-BFGS iterations per fit"})
+
+    def __post_init__(self) -> None:
+        try:
+            values = [float(v) for v in str(self.c_grid).split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(
+                f"c_grid must be comma-separated numbers, got {self.c_grid!r}"
+            ) from None
+        if not values or any(v <= 0 for v in values):
+            raise ValueError(f"c_grid needs positive numbers, got {self.c_grid!r}")
+        if self.max_iter < 1:
+            raise ValueError(f"max_iter must be at least 1, got {self.max_iter}")
+
+    @property
+    def cs(self) -> list[float]:
+        return sorted(float(v) for v in str(self.c_grid).split(",") if v.strip())
+
+
+def fold_logistic(
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    classes: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    num_classes: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights ``[K, D]`` and bias ``[K]`` acting on raw features of a model fit on
+    ``(f - mean) / std``. Binary models (one row) become the scores ``[0, w·z + b]``; classes
+    absent from training get a very low score.
+    """
+    if coef.shape[0] == 1 and len(classes) == 2:
+        coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
+        intercept = np.array([0.0, float(intercept[0])])
+    w = np.zeros((num_classes, coef.shape[1]))
+    b = np.full(num_classes, -1e4)
+    w[classes] = coef / std
+    b[classes] = intercept - (coef / std) @ mean
+    return torch.from_numpy(w).float(), torch.from_numpy(b).float()
+
+
+class LogisticBaseline(Baseline):
+    """Logistic regression on fixed features with ``C`` chosen on validation."""
+
+    pixels: bool = False
+
+    def build(
+        self,
+        source: Source | None,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        canvas_size: int | None,
+    ) -> nn.Module:
+        if self.pixels:
+            return FeatureClassifier(PixelFeatures(input_shape), num_classes, None)
+        assert source is not None
+        features = SourceFeatures(source, input_shape, canvas_size)
+        return FeatureClassifier(features, num_classes, source.num_parameters)
+
+    def train(self, run: BaselineRun) -> FitResult:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        cfg, splits, model = run.config, run.splits, run.model
+        assert isinstance(model, FeatureClassifier)
+        show = cfg.progress and sys.stderr.isatty()
+        start = time.perf_counter()
+        batch = cfg.eval_batch_size
+        f_train = model.features(splits.train.x, batch, "features (train)" if show else None)
+        f_val = model.features(splits.val.x, batch, "features (val)" if show else None)
+        x_train = f_train.double().numpy()
+        mean = x_train.mean(0)
+        std = x_train.std(0)
+        std[std < 1e-8] = 1.0
+        z_train, z_val = (x_train - mean) / std, (f_val.double().numpy() - mean) / std
+        y_train, y_val = splits.train.y.numpy(), splits.val.y.numpy()
+        candidates: list[dict[str, float]] = []
+        best: tuple[float, Any] | None = None
+        for c in self.options.cs:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                clf = LogisticRegression(C=c, max_iter=self.options.max_iter)
+                clf.fit(z_train, y_train)
+            acc = float((clf.predict(z_val) == y_val).mean())
+            candidates.append({"C": c, "val_accuracy": acc})
+            if cfg.progress:
+                print(f"C={c:g}  val acc {acc:.4f}", file=sys.stderr)
+            if best is None or acc > best[0]:  # ascending C: ties keep the stronger penalty
+                best = (acc, clf)
+        assert best is not None
+        clf = best[1]
+        w, b = fold_logistic(clf.coef_, clf.intercept_, clf.classes_, mean, std, splits.num_classes)
+        with torch.no_grad():
+            model.head.weight.copy_(w)
+            model.head.bias.copy_(b)
+        train_seconds = time.perf_counter() - start
+        val_loss, val_acc = loss_and_accuracy(score(model.head, f_val, splits.val.y, batch))
+        splits.test.unseal()  # C is chosen: the test split is scored once, now
+        test = splits.test.open()
+        test_loss, test_acc = loss_and_accuracy(
+            score(model, test.x, test.y, batch, progress="test" if show else None)
+        )
+        metrics = {
+            "val_accuracy": val_acc,
+            "val_loss": val_loss,
+            "test_accuracy": test_acc,
+            "test_loss": test_loss,
+            "trainable_parameters": model.trainable_parameters(),
+            "source_parameters": model.source_parameters(),
+            "train_seconds": round(train_seconds, 3),
+            "epochs": 1,
+            "best_epoch": 1,
+            "devices": 1,
+            "selection": "C with the best validation accuracy (ties: smaller C); test once",
+            "selected": {"C": float(clf.C)},
+            "candidates": candidates,
+            "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(test)},
+            "history": [],
+        }
+        artifact = dict(run.artifact_config)
+        artifact["baseline"] = {**artifact["baseline"], "selected_C": float(clf.C)}
+        write_json(run.out / CONFIG, artifact)
+        save_program(run.out / PROGRAM, model)
+        write_json(run.out / METRICS, metrics)
+        model.eval()
+        return FitResult(model=model, metrics=metrics, out=run.out, config=artifact)
+
+
+class LinearProbe(LogisticBaseline):
+    needs_source = True
+
+
+class PixelsLogReg(LogisticBaseline):
+    needs_source = False
+    pixels = True
+
+
+@BASELINES.register(
+    "linear-probe",
+    config=LogisticOptions,
+    help="logistic regression on the frozen source's penultimate features (C chosen on val)",
+)
+def build_linear_probe(options: LogisticOptions) -> LinearProbe:
+    return LinearProbe(options)
+
+
+@BASELINES.register(
+    "pixels-logreg",
+    config=LogisticOptions,
+    help="scikit-learn logistic regression on raw pixels (C chosen on val); no source",
+)
+def build_pixels_logreg(options: LogisticOptions) -> PixelsLogReg:
+    return PixelsLogReg(options)

@@ -1,0 +1,218 @@
+"""Modules the baselines train: feature classifiers, a fine-tuned source, a small CNN."""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from ..errors import ReprogramError
+from ..programs import build_program
+from ..sources import Source
+
+
+def last_linear(module: nn.Module) -> tuple[str, nn.Linear]:
+    """The last ``nn.Linear`` registered in ``module`` (its classifier) and its dotted name."""
+    found = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+    if not found:
+        raise ReprogramError(
+            f"{type(module).__name__} has no nn.Linear classifier, so its penultimate features "
+            f"are not defined; linear-probe and finetune need a model whose last layer is linear."
+        )
+    return found[-1]
+
+
+def canvas_resize(
+    source: Source, input_shape: tuple[int, ...], canvas_size: int | None
+) -> nn.Module:
+    """The ``resize`` program: ``[B, C_t, H, W]`` → ``[B, C_s, S, S]`` pixels, nothing trained."""
+    options = {"canvas_size": canvas_size} if canvas_size else {}
+    program, _ = build_program("resize", options, input_shape, source.input_size)
+    return program
+
+
+class SourceFeatures(nn.Module):
+    """Frozen penultimate features ``[B, D]`` of a source for target images ``[B, C, H, W]``.
+
+    The image is resized to the canvas (as the ``resize`` program does), then the source runs
+    in eval mode and the input of its last linear layer is returned.
+    """
+
+    def __init__(self, source: Source, input_shape: tuple[int, ...], canvas_size: int | None):
+        super().__init__()
+        self.source = source
+        self.resize = canvas_resize(source, input_shape, canvas_size)
+        self.canvas_size = int(self.resize.canvas)
+        _, self._classifier = last_linear(source.module)
+        self.dim = int(self._classifier.in_features)
+
+    def train(self, mode: bool = True) -> SourceFeatures:
+        """Frozen: eval mode whatever is asked."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        captured: list[torch.Tensor] = []
+        handle = self._classifier.register_forward_hook(
+            lambda _m, inputs, _out: captured.append(inputs[0])
+        )
+        try:
+            self.source(self.resize(x))
+        finally:
+            handle.remove()
+        return captured[-1].flatten(1)
+
+
+class PixelFeatures(nn.Module):
+    """Raw pixels as features: ``[B, C, H, W]`` → ``[B, C·H·W]``."""
+
+    def __init__(self, input_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dim = int(torch.Size(input_shape).numel())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+class FeatureClassifier(nn.Module):
+    """A linear classifier on fixed features: ``head(featurizer(x))``, ``[B, ...]`` → ``[B, K]``.
+
+    Only ``head`` is trained and saved; the featurizer is rebuilt (the frozen source, or the
+    identity on pixels).
+    """
+
+    def __init__(
+        self, featurizer: nn.Module, num_classes: int, source_parameters: int | None
+    ) -> None:
+        super().__init__()
+        self.featurizer = featurizer
+        self.head = nn.Linear(int(featurizer.dim), num_classes)  # type: ignore[arg-type]
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self._source_parameters = source_parameters
+        self.canvas_size = getattr(featurizer, "canvas_size", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.featurizer(x))
+
+    @torch.no_grad()
+    def features(
+        self, x: torch.Tensor, batch_size: int, progress: str | None = None
+    ) -> torch.Tensor:
+        """Features ``[N, D]`` of inputs ``[N, ...]``, computed in chunks of ``batch_size``.
+
+        The chunks start at 0 exactly as :func:`reprogram.evaluate.score` takes them, so a
+        head scored on these features gives bit for bit what the whole model gives.
+        """
+        from tqdm.auto import tqdm
+
+        self.featurizer.eval()
+        starts = range(0, len(x), batch_size)
+        bar = tqdm(starts, desc=progress, leave=False, unit="batch", disable=progress is None)
+        chunks = [self.featurizer(x[i : i + batch_size]) for i in bar]
+        return torch.cat(chunks) if chunks else torch.empty(0, self.head.in_features)
+
+    def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
+        return OrderedDict(("head." + k, v) for k, v in self.head.state_dict().items())
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.head.parameters())
+
+    def source_parameters(self) -> int | None:
+        return self._source_parameters
+
+
+class FinetunedSource(nn.Module):
+    """A trainable copy of a source with a new linear head: every weight is trained.
+
+    ``[B, C_t, H, W]`` target images → resize to the canvas → the source's normalisation →
+    its body (classifier removed) → ``head`` → scores ``[B, K]``. Batch-norm statistics
+    update in training mode, as in ordinary fine-tuning. The original source is not touched.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        canvas_size: int | None,
+    ) -> None:
+        super().__init__()
+        self.resize = canvas_resize(source, input_shape, canvas_size)
+        self.canvas_size = int(self.resize.canvas)
+        body = copy.deepcopy(source.module)
+        name, classifier = last_linear(body)
+        parent_name, _, child = name.rpartition(".")
+        setattr(body.get_submodule(parent_name) if parent_name else body, child, nn.Identity())
+        for p in body.parameters():
+            p.requires_grad_(True)
+        self.body = body
+        self.head = nn.Linear(classifier.in_features, num_classes)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.register_buffer("_scale", source._scale.clone(), persistent=False)
+        self.register_buffer("_shift", source._shift.clone(), persistent=False)
+        self.channels_last = source.channels_last
+        self._source_parameters = source.num_parameters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.resize(x) * self._scale + self._shift
+        if self.channels_last:
+            z = z.contiguous(memory_format=torch.channels_last)
+        return self.head(self.body(z).flatten(1))
+
+    def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
+        return OrderedDict(
+            (k, v) for k, v in self.state_dict().items() if k.startswith(("body.", "head."))
+        )
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def source_parameters(self) -> int:
+        return self._source_parameters
+
+
+class SmallCNN(nn.Module):
+    """A small CNN for images trained from scratch: ``[B, C, H, W]`` → ``[B, K]``.
+
+    Three 3×3 conv · batch-norm · ReLU blocks (``width``, 2·``width``, 4·``width`` channels;
+    2×2 max-pooling after the first two), global average pooling, dropout and a linear
+    layer. About 94k parameters at ``width`` 32 for grey inputs.
+    """
+
+    def __init__(
+        self, input_shape: tuple[int, ...], num_classes: int, width: int = 32, dropout: float = 0.2
+    ) -> None:
+        super().__init__()
+        c = int(input_shape[0])
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.net = nn.Sequential(
+            *block(c, width),
+            nn.MaxPool2d(2),
+            *block(width, 2 * width),
+            nn.MaxPool2d(2),
+            *block(2 * width, 4 * width),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(4 * width, num_classes),
+        )
+        self.canvas_size = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
+        return OrderedDict(self.state_dict())
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def source_parameters(self) -> None:
+        return None

@@ -1,0 +1,57 @@
+"""``scratch``: a small CNN trained from random initialisation on the target images alone.
+
+Same epochs budget, batch size, validation selection and early stopping as ``fit``; Adam,
+``--lr`` default 1e-3. No source model is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..errors import ReprogramError
+from ..sources import Source
+from . import BASELINES
+from .base import GradientBaseline
+from .models import SmallCNN
+
+
+@dataclass
+class ScratchOptions:
+    """Options of the ``scratch`` CNN."""
+
+    width: int = field(default=32, metadata={"help": "channels of the first conv block"})
+    dropout: float = field(default=0.2, metadata={"help": "dropout before the linear layer"})
+
+    def __post_init__(self) -> None:
+        if self.width < 1:
+            raise ValueError(f"width must be at least 1, got {self.width}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class Scratch(GradientBaseline):
+    needs_source = False
+    default_lr = 1e-3
+
+    def build(
+        self,
+        source: Source | None,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        canvas_size: int | None,
+    ) -> nn.Module:
+        if len(input_shape) != 3:
+            raise ReprogramError(
+                f"the scratch baseline's CNN takes images [C, H, W]; these inputs have shape "
+                f"{tuple(input_shape)}."
+            )
+        return SmallCNN(input_shape, num_classes, self.options.width, self.options.dropout)
+
+
+@BASELINES.register(
+    "scratch", config=ScratchOptions, help="a small CNN (~94k params) trained from scratch"
+)
+def build_scratch(options: ScratchOptions) -> Scratch:
+    return Scratch(options)

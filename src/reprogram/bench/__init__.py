@@ -1,0 +1,1 @@
+"""Benchmarks of the library itself (speed and memory), as opposed to task accuracy."""

@@ -1,0 +1,394 @@
+"""``reprogram bench vision``: reprogramming against every baseline on one image task.
+
+EfficientNet-Lite0 → Fashion-MNIST by default, at several shot counts and seeds. Every cell
+(method × shots × seed) is an ordinary ``fit`` or ``baseline`` run with its own artifact
+under ``OUT/runs/``; a finished cell is never run again, an interrupted one resumes from its
+checkpoint, so a killed suite reruns only what is missing. After every cell the suite
+rewrites ``results.json``, ``results.csv``, ``results.md`` and the plots from all finished
+cells.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..artifact import METRICS
+from ..checkpoint import CHECKPOINT_NAME
+from ..errors import ReprogramError
+
+# Reprogramming variants worth reporting (from the program × mapping grid) and baselines.
+DEFAULT_METHODS = (
+    "full+linear",
+    "resize-pad+linear",
+    "full+ilm",
+    "linear-probe",
+    "finetune",
+    "scratch",
+    "pixels-logreg",
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the suite."""
+
+    method: str
+    shots: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}/shots{self.shots}/seed{self.seed}"
+
+    @property
+    def is_reprogramming(self) -> bool:
+        return "+" in self.method
+
+
+def _check_method(method: str) -> None:
+    from ..baselines import BASELINES
+    from ..mappings import MAPPINGS
+    from ..programs import PROGRAMS
+
+    if "+" in method:
+        program, _, mapping = method.partition("+")
+        PROGRAMS.get(program)
+        MAPPINGS.get(mapping)
+    else:
+        BASELINES.get(method)
+
+
+def run_cell(
+    cell: Cell, out: Path, *, source: str, target: str, epochs: int, canvas_size: int
+) -> dict[str, Any]:
+    """Run (or resume) one cell into ``out``; returns its metrics."""
+    resume = (out / CHECKPOINT_NAME).exists()
+    common = dict(
+        source=source,
+        target=target,
+        shots=cell.shots,
+        epochs=epochs,
+        seed=cell.seed,
+        out=str(out),
+        resume=resume,
+        overwrite=not resume,
+        progress=False,
+    )
+    if cell.is_reprogramming:
+        from ..train import FitConfig, fit
+
+        program, _, mapping = cell.method.partition("+")
+        config = FitConfig(
+            program=program,
+            mapping=mapping,
+            program_options={"canvas_size": canvas_size},
+            plots=False,
+            **common,  # type: ignore[arg-type]
+        )
+        return fit(config).metrics
+    from ..baselines import BaselineConfig, run_baseline
+
+    bconfig = BaselineConfig(method=cell.method, canvas_size=canvas_size, **common)  # type: ignore[arg-type]
+    return run_baseline(bconfig).metrics
+
+
+def _artifact_bytes(directory: Path) -> int:
+    return sum(
+        (directory / name).stat().st_size
+        for name in ("config.json", "program.safetensors")
+        if (directory / name).exists()
+    )
+
+
+def _row(cell: Cell, directory: Path) -> dict[str, Any]:
+    m = json.loads((directory / METRICS).read_text())
+    return {
+        "method": cell.method,
+        "kind": "reprogramming" if cell.is_reprogramming else "baseline",
+        "shots": cell.shots,
+        "seed": cell.seed,
+        "val_accuracy": m["val_accuracy"],
+        "test_accuracy": m["test_accuracy"],
+        "trainable_parameters": m["trainable_parameters"],
+        "source_parameters": m["source_parameters"],
+        "artifact_bytes": _artifact_bytes(directory),
+        "train_seconds": m["train_seconds"],
+        "best_epoch": m.get("best_epoch"),
+        "epochs": m.get("epochs"),
+    }
+
+
+def _estimate(cell: Cell, times: dict[tuple[str, int], list[float]]) -> float | None:
+    """Seconds a cell should take, from finished cells of the same method (scaled by shots)."""
+    same = times.get((cell.method, cell.shots))
+    if same:
+        return statistics.mean(same)
+    other = [(k[1], statistics.mean(v)) for k, v in times.items() if k[0] == cell.method and v]
+    if other:
+        shots, seconds = max(other)
+        return seconds * cell.shots / shots
+    return None
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+
+
+def run_vision(
+    out: str | Path,
+    *,
+    shots: tuple[int, ...] = (10, 100, 1000),
+    seeds: tuple[int, ...] = (0, 1, 2),
+    methods: tuple[str, ...] = DEFAULT_METHODS,
+    source: str = "efficientnet-lite0",
+    target: str = "fashion-mnist",
+    epochs: int = 10,
+    canvas_size: int = 128,
+    command: str | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run every missing cell, then write the tables and plots; returns all result rows.
+
+    Args:
+        out: suite directory (``runs/`` holds one artifact per cell).
+        shots, seeds, methods: the grid; a method is ``PROGRAM+MAPPING`` or a baseline name.
+        source, target, epochs, canvas_size: shared by every cell.
+        command: the command line recorded in the results.
+    """
+    for method in methods:
+        _check_method(method)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cells = [Cell(m, k, s) for k in sorted(shots) for s in seeds for m in methods]
+    settings = {
+        "source": source,
+        "target": target,
+        "epochs": epochs,
+        "canvas_size": canvas_size,
+        "shots": sorted(shots),
+        "seeds": list(seeds),
+        "methods": list(methods),
+    }
+    times: dict[tuple[str, int], list[float]] = defaultdict(list)
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for i, cell in enumerate(cells, 1):
+        directory = out / "runs" / cell.key
+        if not (directory / METRICS).exists():
+            left = [c for c in cells[i - 1 :] if not (out / "runs" / c.key / METRICS).exists()]
+            guesses = [_estimate(c, times) for c in left]
+            known = [g for g in guesses if g is not None]
+            eta = (
+                f"~{sum(known) / 60:.0f} min left for {len(known)} of {len(left)} cells"
+                if known
+                else "no estimate yet"
+            )
+            if progress:
+                print(
+                    f"[{i}/{len(cells)}] {cell.key}  running  "
+                    f"({(time.perf_counter() - started) / 60:.1f} min so far; {eta})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            t0 = time.perf_counter()
+            try:
+                run_cell(
+                    cell,
+                    directory,
+                    source=source,
+                    target=target,
+                    epochs=epochs,
+                    canvas_size=canvas_size,
+                )
+            except ReprogramError as exc:
+                raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
+            times[(cell.method, cell.shots)].append(time.perf_counter() - t0)
+        row = _row(cell, directory)
+        rows.append(row)
+        if progress:
+            print(
+                f"[{i}/{len(cells)}] {cell.key}  test {row['test_accuracy']:.4f}  "
+                f"val {row['val_accuracy']:.4f}  {row['train_seconds']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        write_results(out, rows, settings, command)
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std over seeds per (method, shots)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["method"], r["shots"])].append(r)
+    out = []
+    for (method, shots), rs in groups.items():
+        tests = [r["test_accuracy"] for r in rs]
+        vals = [r["val_accuracy"] for r in rs]
+        out.append(
+            {
+                "method": method,
+                "kind": rs[0]["kind"],
+                "shots": shots,
+                "seeds": sorted(r["seed"] for r in rs),
+                "test_mean": statistics.mean(tests),
+                "test_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+                "val_mean": statistics.mean(vals),
+                "trainable_parameters": rs[0]["trainable_parameters"],
+                "source_parameters": rs[0]["source_parameters"],
+                "artifact_bytes": int(statistics.median(r["artifact_bytes"] for r in rs)),
+                "train_seconds": statistics.median(r["train_seconds"] for r in rs),
+            }
+        )
+    return out
+
+
+def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dict[str, Any]) -> str:
+    shots = sorted({s["shots"] for s in summary})
+    methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
+    by = {(s["method"], s["shots"]): s for s in summary}
+    lines = [
+        f"# {settings['source']} → {settings['target']}: reprogramming vs baselines",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Seeds {settings['seeds']}; {settings['epochs']} epochs for gradient methods; "
+        f"{settings['canvas_size']}-px canvas for methods that use the source; validation "
+        f"(20% of the shots) selects, the full test set is scored once per run.  ",
+        f"Machine: {meta['machine']['processor']}, {meta['machine']['cpu_count']} CPUs, "
+        f"torch {meta['machine']['torch']}; {meta['date']}.",
+        "",
+        "Test accuracy, mean ± std over seeds (n = seeds finished):",
+        "",
+        "| method | " + " | ".join(f"{k} shots" for k in shots) + " | trained params | "
+        "artifact bytes | train s (median, largest shots) |",
+        "|---|" + "---|" * len(shots) + "---|---|---|",
+    ]
+    for m in methods:
+        cells = []
+        for k in shots:
+            s = by.get((m, k))
+            cells.append(
+                f"{s['test_mean']:.3f} ± {s['test_std']:.3f} (n={len(s['seeds'])})" if s else "–"
+            )
+        last = next(by[(m, k)] for k in reversed(shots) if (m, k) in by)
+        params = last["trainable_parameters"]
+        frozen = last["source_parameters"]
+        share = f" ({100 * params / frozen:.2f}%)" if frozen else ""
+        lines.append(
+            f"| {m} | " + " | ".join(cells) + f" | {params:,}{share} | "
+            f"{last['artifact_bytes']:,} | {last['train_seconds']:.0f} ({last['shots']}) |"
+        )
+    best_lines = []
+    for k in shots:
+        rep = [s for s in summary if s["shots"] == k and s["kind"] == "reprogramming"]
+        base = [s for s in summary if s["shots"] == k and s["kind"] == "baseline"]
+        if rep and base:
+            r = max(rep, key=lambda s: s["test_mean"])
+            b = max(base, key=lambda s: s["test_mean"])
+            verdict = "wins" if r["test_mean"] >= b["test_mean"] else "loses"
+            best_lines.append(
+                f"- {k} shots: best reprogramming {r['method']} {r['test_mean']:.3f} vs best "
+                f"baseline {b['method']} {b['test_mean']:.3f}: reprogramming {verdict} by "
+                f"{abs(r['test_mean'] - b['test_mean']):.3f}."
+            )
+    if best_lines:
+        lines += ["", *best_lines]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(
+    out: Path, rows: list[dict[str, Any]], settings: dict[str, Any], command: str | None
+) -> None:
+    """results.json / .csv / .md and the two plots, from the finished rows."""
+    from ..artifact import write_json
+
+    meta = {
+        "command": command or "reprogram bench vision",
+        "settings": settings,
+        "machine": machine(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    summary = summarise(rows)
+    write_json(out / "results.json", {"meta": meta, "rows": rows, "summary": summary})
+    with open(out / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "results.md").write_text(_markdown(summary, settings, meta))
+    plot_results(out, summary, settings)
+
+
+def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
+    """``accuracy_vs_shots.png`` and ``accuracy_vs_params.png``."""
+    from ..plots import pyplot
+
+    plt = pyplot()
+    methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for m in methods:
+        pts = sorted((s for s in summary if s["method"] == m), key=lambda s: s["shots"])
+        style = "-" if pts[0]["kind"] == "reprogramming" else "--"
+        ax.errorbar(
+            [s["shots"] for s in pts],
+            [s["test_mean"] for s in pts],
+            yerr=[s["test_std"] for s in pts],
+            marker="o",
+            linestyle=style,
+            capsize=3,
+            label=m,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("training shots per class (20% of them validate)")
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_title(f"{settings['source']} → {settings['target']}: solid = reprogramming")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_shots.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    markers = "osD^v"
+    for j, k in enumerate(sorted({s["shots"] for s in summary})):
+        for m in methods:
+            s = next((s for s in summary if s["method"] == m and s["shots"] == k), None)
+            if s is None:
+                continue
+            ax.scatter(
+                s["trainable_parameters"],
+                s["test_mean"],
+                marker=markers[j % len(markers)],
+                color=f"C{methods.index(m)}",
+                label=m if j == 0 else None,
+            )
+        ax.scatter([], [], marker=markers[j % len(markers)], color="grey", label=f"{k} shots")
+    ax.set_xscale("log")
+    ax.set_xlabel("trained parameters")
+    ax.set_ylabel("test accuracy (mean over seeds)")
+    ax.set_title("accuracy vs trained parameters")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_params.png", dpi=120)
+    plt.close(fig)
