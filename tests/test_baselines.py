@@ -17,12 +17,12 @@ from sklearn.linear_model import LogisticRegression
 
 from reprogram import load_artifact
 from reprogram.baselines import BaselineConfig, run_baseline
-from reprogram.baselines.logistic import fold_logistic
 from reprogram.cli import main
 from reprogram.data import load_target
 from reprogram.data.base import Split, TargetData
 from reprogram.errors import ArtifactError
 from reprogram.evaluate import loss_and_accuracy, score
+from reprogram.probe import fold_logistic
 from reprogram.sources import build_source
 from reprogram.sources.module import from_module, tiny_cnn
 

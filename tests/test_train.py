@@ -182,3 +182,30 @@ def test_early_stopping_ends_patience_epochs_after_the_best(tmp_path: Path, pati
     assert m["epochs"] == min(8, m["best_epoch"] + patience)
     vals = [(r["val_accuracy"], -r["val_loss"]) for r in m["history"]]
     assert vals[m["best_epoch"] - 1] == max(vals)
+
+
+def test_probe_init_starts_from_a_fitted_mapping_and_is_a_candidate(tmp_path: Path) -> None:
+    # a learning rate this large wrecks the warm start, so selection must fall back to epoch 0
+    result = fit(
+        config(tmp_path, program="full", mapping_options={"init": "probe"}, lr=5.0, epochs=2)
+    )
+    m = result.metrics
+    start = m["history"][0]
+    assert start["epoch"] == 0 and m["epochs"] == 2
+    assert start["val_accuracy"] > 0.5  # a fitted logistic regression, not a zero mapping
+    assert m["best_epoch"] == 0 and m["val_accuracy"] == start["val_accuracy"]
+    assert m["callbacks"]["probe_init"]["C"] in [
+        c["C"] for c in m["callbacks"]["probe_init"]["candidates"]
+    ]
+
+
+def test_probe_init_resumes_without_refitting(tmp_path: Path) -> None:
+    kw = dict(program="full", mapping_options={"init": "probe"}, lr=0.001, epochs=3)
+    straight = fit(config(tmp_path, "straight", **kw))
+    with pytest.raises(Crash):
+        fit(config(tmp_path, "resumed", **kw), callbacks=[CrashAt(2)])
+    resumed = fit(config(tmp_path, "resumed", resume=True, **kw))
+    assert straight.metrics["test_accuracy"] == resumed.metrics["test_accuracy"]
+    assert [r["val_loss"] for r in straight.metrics["history"]] == [
+        r["val_loss"] for r in resumed.metrics["history"]
+    ]

@@ -9,9 +9,14 @@ if TYPE_CHECKING:
 
 
 class Callback:
-    """Hooks the trainer calls; ``state_dict`` is saved in every checkpoint."""
+    """Hooks the trainer calls; ``state_dict`` is saved in every checkpoint.
+
+    ``initial_candidate``: when a callback sets it, the trainer also validates the state
+    before the first epoch (epoch 0) and lets selection pick it.
+    """
 
     name: str = "callback"
+    initial_candidate: bool = False
 
     def on_fit_start(self, trainer: Trainer) -> None:
         """Before the first epoch (also when resuming)."""
@@ -52,3 +57,47 @@ class RemapCallback(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.changes = list(state.get("changes", []))
+
+
+class ProbeInitCallback(Callback):
+    """Warm start of the ``linear`` mapping (``init=probe``), as in LP-FT.
+
+    Before the first epoch, fits a logistic regression on the source logits of the training
+    split at the initial program, with ``C`` chosen on the validation split, and loads it into
+    the mapping. The starting point becomes selection candidate "epoch 0", so training the
+    program can only be chosen when validation says it helps. State: the chosen ``C`` and
+    the candidates (a resumed run does not refit).
+    """
+
+    name = "probe_init"
+    initial_candidate = True
+
+    def __init__(self) -> None:
+        self.fitted: dict[str, Any] = {}
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        import torch
+
+        from .probe import fit_probe
+
+        if self.fitted:
+            return
+        model, splits = trainer.model, trainer.splits
+        model.eval()
+        step = trainer.config.eval_batch_size
+        with torch.no_grad():
+            f_train, f_val = (
+                torch.cat([model.source_logits(s.x[i : i + step]) for i in range(0, len(s), step)])
+                for s in (splits.train, splits.val)
+            )
+        fit = fit_probe(f_train, splits.train.y, f_val, splits.val.y, splits.num_classes)
+        with torch.no_grad():
+            model.mapping.linear.weight.copy_(fit.weight)
+            model.mapping.linear.bias.copy_(fit.bias)
+        self.fitted = {"C": fit.c, "val_accuracy": fit.val_accuracy, "candidates": fit.candidates}
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.fitted)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.fitted = dict(state)

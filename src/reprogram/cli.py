@@ -92,22 +92,11 @@ def _add_baseline_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _fit_config(args: argparse.Namespace) -> Any:
-    from .train import FitConfig
-
-    program_options = _key_values(args.program_opt, "--program-opt")
-    if args.canvas_size is not None:
-        program_options["canvas_size"] = args.canvas_size
-    if args.inner_size is not None:
-        program_options["inner_size"] = args.inner_size
-    return FitConfig(
+def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`RunConfig` fields shared by ``fit`` and ``baseline``."""
+    return dict(
         source=args.source,
         target=args.target,
-        program=args.program,
-        mapping=args.mapping,
-        optimizer=args.optimizer,
-        program_options=program_options,
-        mapping_options=_key_values(args.mapping_opt, "--mapping-opt"),
         shots=args.shots,
         val_fraction=args.val_fraction,
         epochs=args.epochs,
@@ -120,7 +109,25 @@ def _fit_config(args: argparse.Namespace) -> Any:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.quiet,
+    )
+
+
+def _fit_config(args: argparse.Namespace) -> Any:
+    from .train import FitConfig
+
+    program_options = _key_values(args.program_opt, "--program-opt")
+    if args.canvas_size is not None:
+        program_options["canvas_size"] = args.canvas_size
+    if args.inner_size is not None:
+        program_options["inner_size"] = args.inner_size
+    return FitConfig(
+        program=args.program,
+        mapping=args.mapping,
+        optimizer=args.optimizer,
+        program_options=program_options,
+        mapping_options=_key_values(args.mapping_opt, "--mapping-opt"),
         plots=not args.no_plots,
+        **_run_kwargs(args),
     )
 
 
@@ -182,22 +189,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     config = BaselineConfig(
         method=args.method,
         method_options=_key_values(args.method_opt, "--method-opt"),
-        source=args.source,
-        target=args.target,
-        shots=args.shots,
-        val_fraction=args.val_fraction,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        patience=args.patience,
         canvas_size=args.canvas_size,
-        seed=args.seed,
-        devices=args.devices,
-        out=args.out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
         plots=False,
+        **_run_kwargs(args),
     )
     print(summary(run_baseline(config)))
     return 0

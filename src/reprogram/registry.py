@@ -69,7 +69,6 @@ class Registry(Generic[T]):
                     raise ReprogramError(
                         f"{self.kind} {name!r} needs something after {entry.name!r} "
                         f"(for example {entry.name}{example})."
-
                     )
                 return entry, rest
         choices = self.names()

@@ -28,7 +28,7 @@ from .artifact import (
     versions,
     write_json,
 )
-from .callbacks import Callback, RemapCallback
+from .callbacks import Callback, ProbeInitCallback, RemapCallback
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .data import PreparedSplits, Split, TargetData, load_target
 from .data.splits import prepare_splits
@@ -241,6 +241,8 @@ class Trainer:
             tqdm.write(f"resuming {self.out} after epoch {done}")
         for cb in self.callbacks:
             cb.on_fit_start(self)
+        if not done and any(cb.initial_candidate for cb in self.callbacks):
+            self._initial_candidate(state)
         train = self.splits.train
         for epoch in range(done + 1, cfg.epochs + 1):
             best = state["best"]
@@ -289,6 +291,21 @@ class Trainer:
             fabric.barrier()
         return self._finish(state)
 
+    def _initial_candidate(self, state: dict[str, Any]) -> None:
+        """Validate the starting point and record it as selection candidate epoch 0."""
+        val_loss, val_acc = self.evaluate(self.splits.val)
+        state["best"] = {
+            "epoch": 0,
+            "val_accuracy": val_acc,
+            "val_loss": val_loss,
+            "adapter": {k: v.detach().clone() for k, v in self.model.adapter_state_dict().items()},
+        }
+        state["history"].append(
+            {"epoch": 0, "train_loss": None, "val_loss": val_loss, "val_accuracy": val_acc}
+        )
+        if self.is_main and self.config.progress:
+            tqdm.write(f"epoch 0 (start)  val loss {val_loss:.4f}  val acc {val_acc:.4f}")
+
     def _train_epoch(self, wrapped: Any, stepper: Any, train: Split, epoch: int) -> float:
         cfg = self.config
         self.model.train()
@@ -333,7 +350,7 @@ class Trainer:
                 "trainable_parameters": self.model.trainable_parameters(),
                 "source_parameters": self.model.source_parameters(),
                 "train_seconds": round(state["train_seconds"], 3),
-                "epochs": len(state["history"]),
+                "epochs": sum(1 for r in state["history"] if r["epoch"] >= 1),
                 "best_epoch": best["epoch"],
                 "devices": self.fabric.world_size,
                 "selection": "best validation accuracy, ties to lower validation loss; test once",
@@ -494,6 +511,8 @@ def fit(
         config, source, splits.input_shape, splits.num_classes
     )
     cbs: list[Callback] = [RemapCallback()] if model.mapping.remap != "never" else []
+    if getattr(model.mapping, "init", "zero") == "probe":
+        cbs.append(ProbeInitCallback())
     cbs += list(callbacks or [])
     artifact_config = {
         "format": "reprogram-artifact-v1",

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..artifact import CONFIG, METRICS, PROGRAM, save_program, write_json
 from ..evaluate import loss_and_accuracy, score
+from ..probe import fit_probe
 from ..sources import Source
 from ..train import FitResult
 from . import BASELINES
@@ -59,28 +57,6 @@ class LogisticOptions:
         return sorted(float(v) for v in str(self.c_grid).split(",") if v.strip())
 
 
-def fold_logistic(
-    coef: np.ndarray,
-    intercept: np.ndarray,
-    classes: np.ndarray,
-    mean: np.ndarray,
-    std: np.ndarray,
-    num_classes: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights ``[K, D]`` and bias ``[K]`` acting on raw features of a model fit on
-    ``(f - mean) / std``. Binary models (one row) become the scores ``[0, w·z + b]``; classes
-    absent from training get a very low score.
-    """
-    if coef.shape[0] == 1 and len(classes) == 2:
-        coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
-        intercept = np.array([0.0, float(intercept[0])])
-    w = np.zeros((num_classes, coef.shape[1]))
-    b = np.full(num_classes, -1e4)
-    w[classes] = coef / std
-    b[classes] = intercept - (coef / std) @ mean
-    return torch.from_numpy(w).float(), torch.from_numpy(b).float()
-
-
 class LogisticBaseline(Baseline):
     """Logistic regression on fixed features with ``C`` chosen on validation."""
 
@@ -100,9 +76,6 @@ class LogisticBaseline(Baseline):
         return FeatureClassifier(features, num_classes, source.num_parameters)
 
     def train(self, run: BaselineRun) -> FitResult:
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.linear_model import LogisticRegression
-
         cfg, splits, model = run.config, run.splits, run.model
         assert isinstance(model, FeatureClassifier)
         show = cfg.progress and sys.stderr.isatty()
@@ -110,31 +83,19 @@ class LogisticBaseline(Baseline):
         batch = cfg.eval_batch_size
         f_train = model.features(splits.train.x, batch, "features (train)" if show else None)
         f_val = model.features(splits.val.x, batch, "features (val)" if show else None)
-        x_train = f_train.double().numpy()
-        mean = x_train.mean(0)
-        std = x_train.std(0)
-        std[std < 1e-8] = 1.0
-        z_train, z_val = (x_train - mean) / std, (f_val.double().numpy() - mean) / std
-        y_train, y_val = splits.train.y.numpy(), splits.val.y.numpy()
-        candidates: list[dict[str, float]] = []
-        best: tuple[float, Any] | None = None
-        for c in self.options.cs:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                clf = LogisticRegression(C=c, max_iter=self.options.max_iter)
-                clf.fit(z_train, y_train)
-            acc = float((clf.predict(z_val) == y_val).mean())
-            candidates.append({"C": c, "val_accuracy": acc})
-            if cfg.progress:
-                print(f"C={c:g}  val acc {acc:.4f}", file=sys.stderr)
-            if best is None or acc > best[0]:  # ascending C: ties keep the stronger penalty
-                best = (acc, clf)
-        assert best is not None
-        clf = best[1]
-        w, b = fold_logistic(clf.coef_, clf.intercept_, clf.classes_, mean, std, splits.num_classes)
+        fitted = fit_probe(
+            f_train,
+            splits.train.y,
+            f_val,
+            splits.val.y,
+            splits.num_classes,
+            self.options.cs,
+            self.options.max_iter,
+            verbose=cfg.progress,
+        )
         with torch.no_grad():
-            model.head.weight.copy_(w)
-            model.head.bias.copy_(b)
+            model.head.weight.copy_(fitted.weight)
+            model.head.bias.copy_(fitted.bias)
         train_seconds = time.perf_counter() - start
         val_loss, val_acc = loss_and_accuracy(score(model.head, f_val, splits.val.y, batch))
         splits.test.unseal()  # C is chosen: the test split is scored once, now
@@ -154,13 +115,13 @@ class LogisticBaseline(Baseline):
             "best_epoch": 1,
             "devices": 1,
             "selection": "C with the best validation accuracy (ties: smaller C); test once",
-            "selected": {"C": float(clf.C)},
-            "candidates": candidates,
+            "selected": {"C": fitted.c},
+            "candidates": fitted.candidates,
             "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(test)},
             "history": [],
         }
         artifact = dict(run.artifact_config)
-        artifact["baseline"] = {**artifact["baseline"], "selected_C": float(clf.C)}
+        artifact["baseline"] = {**artifact["baseline"], "selected_C": fitted.c}
         write_json(run.out / CONFIG, artifact)
         save_program(run.out / PROGRAM, model)
         write_json(run.out / METRICS, metrics)

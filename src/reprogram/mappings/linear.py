@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -13,14 +13,28 @@ from .base import Mapping
 
 @dataclass
 class LinearConfig:
-    """The linear mapping has no options (weights start at zero, bias at zero)."""
+    """Options of the linear mapping."""
+
+    init: str = field(
+        default="zero",
+        metadata={
+            "help": "zero: weights start at zero; probe: start from a logistic regression on "
+            "the source logits at the initial program (C chosen on validation), which is then "
+            "also a selection candidate (epoch 0)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.init not in ("zero", "probe"):
+            raise ValueError(f"init must be zero or probe, got {self.init!r}")
 
 
 class LinearMapping(Mapping):
     """``W · logits + b``, ``W`` ``[K_t, K_s]``; starts at zero so every class starts equal."""
 
-    def __init__(self, num_source: int, num_target: int) -> None:
+    def __init__(self, num_source: int, num_target: int, init: str = "zero") -> None:
         super().__init__(num_source, num_target)
+        self.init = init
         self.linear = nn.Linear(num_source, num_target)
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
@@ -45,4 +59,4 @@ class LinearMapping(Mapping):
 
 @MAPPINGS.register("linear", config=LinearConfig, help="learned linear layer on source logits")
 def build_linear(config: LinearConfig, num_source: int, num_target: int) -> LinearMapping:
-    return LinearMapping(num_source, num_target)
+    return LinearMapping(num_source, num_target, init=config.init)

@@ -89,13 +89,32 @@ class ImageProgram(nn.Module):
         mask[top : top + inner[0], left : left + inner[1]] = 0
         self.register_buffer("mask", mask, persistent=False)
 
-    def embed(self, x: torch.Tensor, pad: bool = True) -> torch.Tensor:
-        """``[B, C_t, H_t, W_t]`` → ``[B, C_s, S, S]`` (or the inner size when ``pad`` is False)."""
-        if x.shape[1] != self.channels:
-            x = x.expand(-1, self.channels, -1, -1)
+    def place(self, x: torch.Tensor, pad: bool = True) -> torch.Tensor:
+        """``embed(x)`` without its copy: ``[B, C_s, S, S]``, possibly a broadcast view.
+
+        A grey image is resized and padded on its one channel and only then broadcast to the
+        source's channels (stride 0, no copy): the same pixels as resizing three identical
+        channels, for a third of the work. Programs add their pattern to this, which writes the
+        full-size tensor once. May return ``x`` itself when there is nothing to do.
+        """
         if tuple(x.shape[-2:]) != self.inner:
             x = F.interpolate(x, size=self.inner, mode="bilinear", align_corners=False)
-        return F.pad(x, self.padding) if pad else x
+        if pad and any(self.padding):
+            x = F.pad(x, self.padding)
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)
+        return x
+
+    def embed(self, x: torch.Tensor, pad: bool = True) -> torch.Tensor:
+        """``[B, C_t, H_t, W_t]`` → ``[B, C_s, S, S]`` (or the inner size when ``pad`` is False).
+
+        A new contiguous tensor, except that ``x`` itself comes back when ``pad`` is False and
+        it already has the source's channels and the inner size.
+        """
+        out = self.place(x, pad)
+        if out is x:
+            return x.clone(memory_format=torch.contiguous_format) if pad else x
+        return out.contiguous()
 
     def border_index(self) -> torch.Tensor:
         """Flat indices ``[n]`` of canvas pixels outside the image (where the mask is 1)."""
@@ -133,4 +152,4 @@ class MaskedPatternProgram(ImageProgram):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pixels ``[B, C_s, S, S]``: the embedded image plus the border program."""
-        return self.embed(x) + self.pattern()
+        return self.place(x) + self.pattern()

@@ -21,7 +21,7 @@ class FullProgram(ImageProgram):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pixels ``[B, C_s, S, S]``."""
-        return self.embed(x) + self.theta
+        return self.place(x) + self.theta
 
 
 @PROGRAMS.register("full", config=CanvasConfig, help="Bahng et al.: additive prompt on every pixel")

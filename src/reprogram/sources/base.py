@@ -71,7 +71,9 @@ class Source(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, K_s]`` for pixels ``[B, C, H, W]`` in ``[0, 1]``."""
-        x = pixels * self._scale + self._shift
+        # In place on the fresh product: one full-size buffer fewer (mul's backward does not
+        # need its output, so autograd allows it).
+        x = (pixels * self._scale).add_(self._shift)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.module(x)

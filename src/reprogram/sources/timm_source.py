@@ -102,7 +102,7 @@ def _check_name(timm: ModuleType, name: str, need_weights: bool) -> None:
         hint = f" Did you mean {', '.join('timm:' + c for c in close)}?" if close else ""
         raise ReprogramError(
             f"timm has no model named {arch!r}.{hint} "
-            "List the names with `python -c \"import timm; print(timm.list_models())\"`."
+            'List the names with `python -c "import timm; print(timm.list_models())"`.'
         )
     if tag or need_weights:
         tagged = [p for p in timm.list_pretrained() if p.split(".")[0] == arch]

@@ -1,0 +1,96 @@
+"""Logistic regression on fixed features with the regularisation chosen on validation.
+
+Shared by the ``linear-probe`` / ``pixels-logreg`` baselines and by the ``linear`` mapping's
+``init=probe`` warm start. Features are standardised with training statistics; the chosen
+scikit-learn model is folded back into weights ``[K, D]`` and bias ``[K]`` that act on the
+raw features, so a float32 ``nn.Linear`` reproduces it.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+DEFAULT_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+
+@dataclass
+class ProbeFit:
+    """The chosen model: ``weight`` ``[K, D]``, ``bias`` ``[K]``, its ``C`` and every candidate."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    c: float
+    val_accuracy: float
+    candidates: list[dict[str, float]]
+
+
+def fold_logistic(
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    classes: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    num_classes: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights ``[K, D]`` and bias ``[K]`` acting on raw features of a model fit on
+    ``(f - mean) / std``. Binary models (one row) become the scores ``[0, w·z + b]``; classes
+    absent from training get a very low score.
+    """
+    if coef.shape[0] == 1 and len(classes) == 2:
+        coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
+        intercept = np.array([0.0, float(intercept[0])])
+    w = np.zeros((num_classes, coef.shape[1]))
+    b = np.full(num_classes, -1e4)
+    w[classes] = coef / std
+    b[classes] = intercept - (coef / std) @ mean
+    return torch.from_numpy(w).float(), torch.from_numpy(b).float()
+
+
+def fit_probe(
+    f_train: torch.Tensor,
+    y_train: torch.Tensor,
+    f_val: torch.Tensor,
+    y_val: torch.Tensor,
+    num_classes: int,
+    cs: tuple[float, ...] | list[float] = DEFAULT_CS,
+    max_iter: int = 1000,
+    verbose: bool = False,
+) -> ProbeFit:
+    """Fit multinomial logistic regression for each ``C`` in ``cs``; keep the best on validation.
+
+    Args:
+        f_train: training features ``[N, D]``; y_train: labels ``[N]``.
+        f_val: validation features ``[M, D]``; y_val: labels ``[M]``.
+        num_classes: ``K`` (classes missing from training get a very low score).
+        cs: inverse regularisation strengths; ties in validation accuracy go to the smaller.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    x = f_train.double().numpy()
+    mean = x.mean(0)
+    std = x.std(0)
+    std[std < 1e-8] = 1.0
+    z_train, z_val = (x - mean) / std, (f_val.double().numpy() - mean) / std
+    yt, yv = y_train.numpy(), y_val.numpy()
+    candidates: list[dict[str, float]] = []
+    best = None
+    for c in sorted(float(v) for v in cs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf = LogisticRegression(C=c, max_iter=max_iter).fit(z_train, yt)
+        acc = float((clf.predict(z_val) == yv).mean())
+        candidates.append({"C": c, "val_accuracy": acc})
+        if verbose:
+            print(f"C={c:g}  val acc {acc:.4f}", file=sys.stderr)
+        if best is None or acc > best[0]:
+            best = (acc, clf)
+    assert best is not None, "cs must not be empty"
+    clf = best[1]
+    w, b = fold_logistic(clf.coef_, clf.intercept_, clf.classes_, mean, std, num_classes)
+    return ProbeFit(w, b, float(clf.C), best[0], candidates)
