@@ -22,7 +22,7 @@ from reprogram.data import load_target
 from reprogram.data.base import Split, TargetData
 from reprogram.errors import ArtifactError
 from reprogram.evaluate import loss_and_accuracy, score
-from reprogram.probe import fold_logistic
+from reprogram.probe import fit_probe, fold_logistic
 from reprogram.sources import build_source
 from reprogram.sources.module import from_module, tiny_cnn
 
@@ -179,3 +179,19 @@ def test_cli_baseline_then_eval(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert "baseline linear-probe" in printed and "chosen on validation: C=" in printed
     assert main(["eval", str(out)]) == 0
     assert "yes, exactly" in capsys.readouterr().out
+
+
+def test_probe_cv_selection_never_looks_at_validation_labels() -> None:
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), 20)
+    x = torch.from_numpy(rng.normal(size=(60, 6)) + y[:, None] * 0.7).float()
+    yt = torch.from_numpy(y)
+    xv = torch.from_numpy(rng.normal(size=(30, 6))).float()
+    yv, yv_shuffled = torch.arange(30) % 3, torch.from_numpy(rng.permutation(30) % 3)
+    a = fit_probe(x, yt, xv, yv, 3, select="cv", seed=0)
+    b = fit_probe(x, yt, xv, yv_shuffled, 3, select="cv", seed=0)
+    assert a.select == "cv" and a.c == b.c and a.score == b.score
+    assert torch.equal(a.weight, b.weight)
+    assert [c["score"] for c in a.candidates] == [c["score"] for c in b.candidates]
+    # by validation, the same candidates are scored on the labels given
+    assert fit_probe(x, yt, xv, yv, 3, select="val").select == "val"

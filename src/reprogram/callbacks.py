@@ -63,7 +63,8 @@ class ProbeInitCallback(Callback):
     """Warm start of the ``linear`` mapping (``init=probe``), as in LP-FT.
 
     Before the first epoch, fits a logistic regression on the source logits of the training
-    split at the initial program, with ``C`` chosen on the validation split, and loads it into
+    split at the initial program, with ``C`` chosen by cross-validation on the training split
+    (the validation split stays unseen, so it can judge the start fairly), and loads it into
     the mapping. The starting point becomes selection candidate "epoch 0", so training the
     program can only be chosen when validation says it helps. State: the chosen ``C`` and
     the candidates (a resumed run does not refit).
@@ -90,11 +91,25 @@ class ProbeInitCallback(Callback):
                 torch.cat([model.source_logits(s.x[i : i + step]) for i in range(0, len(s), step)])
                 for s in (splits.train, splits.val)
             )
-        fit = fit_probe(f_train, splits.train.y, f_val, splits.val.y, splits.num_classes)
+        fit = fit_probe(
+            f_train,
+            splits.train.y,
+            f_val,
+            splits.val.y,
+            splits.num_classes,
+            select="cv",
+            seed=trainer.config.seed,
+        )
         with torch.no_grad():
             model.mapping.linear.weight.copy_(fit.weight)
             model.mapping.linear.bias.copy_(fit.bias)
-        self.fitted = {"C": fit.c, "val_accuracy": fit.val_accuracy, "candidates": fit.candidates}
+        self.fitted = {
+            "C": fit.c,
+            "select": fit.select,
+            "cv_accuracy": fit.score,
+            "val_accuracy": fit.val_accuracy,
+            "candidates": fit.candidates,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return dict(self.fitted)

@@ -1,4 +1,8 @@
-"""Logistic regression on fixed features with the regularisation chosen on validation.
+"""Logistic regression on fixed features with the regularisation chosen honestly.
+
+``C`` is chosen on the validation split (``select="val"``) or by stratified k-fold
+cross-validation on the training split (``select="cv"``; the validation split then stays
+untouched for whatever selection comes after, such as choosing an epoch).
 
 Shared by the ``linear-probe`` / ``pixels-logreg`` baselines and by the ``linear`` mapping's
 ``init=probe`` warm start. Features are standardised with training statistics; the chosen
@@ -20,13 +24,19 @@ DEFAULT_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 @dataclass
 class ProbeFit:
-    """The chosen model: ``weight`` ``[K, D]``, ``bias`` ``[K]``, its ``C`` and every candidate."""
+    """The chosen model: ``weight`` ``[K, D]``, ``bias`` ``[K]``, its ``C`` and every candidate.
+
+    ``val_accuracy`` is the chosen model's validation accuracy; ``score`` is what chose it
+    (validation accuracy, or mean cross-validated accuracy with ``select="cv"``).
+    """
 
     weight: torch.Tensor
     bias: torch.Tensor
     c: float
     val_accuracy: float
     candidates: list[dict[str, float]]
+    select: str = "val"
+    score: float = 0.0
 
 
 def fold_logistic(
@@ -60,17 +70,26 @@ def fit_probe(
     cs: tuple[float, ...] | list[float] = DEFAULT_CS,
     max_iter: int = 1000,
     verbose: bool = False,
+    select: str = "val",
+    folds: int = 5,
+    seed: int = 0,
 ) -> ProbeFit:
-    """Fit multinomial logistic regression for each ``C`` in ``cs``; keep the best on validation.
+    """Fit multinomial logistic regression for each ``C`` in ``cs``; keep the best one.
 
     Args:
         f_train: training features ``[N, D]``; y_train: labels ``[N]``.
         f_val: validation features ``[M, D]``; y_val: labels ``[M]``.
         num_classes: ``K`` (classes missing from training get a very low score).
-        cs: inverse regularisation strengths; ties in validation accuracy go to the smaller.
+        cs: inverse regularisation strengths; ties go to the smaller.
+        select: ``"val"`` scores each ``C`` on the validation split; ``"cv"`` by stratified
+            ``folds``-fold cross-validation on the training split (fewer folds when a class
+            has fewer examples; seeded by ``seed``), then refits on all of it.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
+
+    if select not in ("val", "cv"):
+        raise ValueError(f"select must be 'val' or 'cv', got {select!r}")
 
     x = f_train.double().numpy()
     mean = x.mean(0)
@@ -80,17 +99,34 @@ def fit_probe(
     yt, yv = y_train.numpy(), y_val.numpy()
     candidates: list[dict[str, float]] = []
     best = None
+    present = np.bincount(yt)[np.unique(yt)]
+    k = min(folds, int(present.min())) if present.size else 0
+    if select == "cv" and k < 2:
+        select = "val"  # a class with one example: nothing to cross-validate
     for c in sorted(float(v) for v in cs):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf = LogisticRegression(C=c, max_iter=max_iter).fit(z_train, yt)
-        acc = float((clf.predict(z_val) == yv).mean())
-        candidates.append({"C": c, "val_accuracy": acc})
+            acc = float((clf.predict(z_val) == yv).mean())
+            score = acc if select == "val" else _cv_accuracy(z_train, yt, c, k, seed, max_iter)
+        candidates.append({"C": c, "val_accuracy": acc, "score": score})
         if verbose:
-            print(f"C={c:g}  val acc {acc:.4f}", file=sys.stderr)
-        if best is None or acc > best[0]:
-            best = (acc, clf)
+            print(f"C={c:g}  {select} acc {score:.4f}", file=sys.stderr)
+        if best is None or score > best[0]:
+            best = (score, acc, clf)
     assert best is not None, "cs must not be empty"
-    clf = best[1]
+    clf = best[2]
     w, b = fold_logistic(clf.coef_, clf.intercept_, clf.classes_, mean, std, num_classes)
-    return ProbeFit(w, b, float(clf.C), best[0], candidates)
+    return ProbeFit(w, b, float(clf.C), best[1], candidates, select, best[0])
+
+
+def _cv_accuracy(z: np.ndarray, y: np.ndarray, c: float, k: int, seed: int, max_iter: int) -> float:
+    """Mean accuracy of ``LogisticRegression(C=c)`` over stratified ``k``-fold splits."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    accs = []
+    for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(z, y):
+        clf = LogisticRegression(C=c, max_iter=max_iter).fit(z[tr], y[tr])
+        accs.append(float((clf.predict(z[te]) == y[te]).mean()))
+    return float(np.mean(accs))

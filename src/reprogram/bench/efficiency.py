@@ -293,7 +293,8 @@ def run_efficiency(
         source: name of the source (``build_source``), unless ``source_module`` is given.
         sizes: canvas sides ``S`` to measure (the source sees ``[B, C_s, S, S]``).
         batch_size: ``B``.
-        warmup: untimed calls of each kind before timing (per cell).
+        warmup: untimed calls of each kind before timing (per cell; the first cell of each
+            size gets ``4 * warmup + 4``).
         repeats: timed calls of each kind (per cell); the median is reported.
         programs, mappings: names to cross (default :data:`DEFAULT_PROGRAMS` ×
             :data:`DEFAULT_MAPPINGS`).
@@ -334,7 +335,9 @@ def run_efficiency(
         bar.set_postfix_str(f"{size}px {program} × {mapping}", refresh=True)
         model, stepper = _build(src, program, mapping, size)
         bench = _Bench(src, model, stepper, _inputs(src, batch_size, size))
-        times = _measure_cell(bench, warmup, repeats)
+        # The first cell of a size also pays for oneDNN building its kernels for the new
+        # shapes: warm it up longer, or its first timed calls are slow.
+        times = _measure_cell(bench, warmup if size in floor_peaks else 4 * warmup + 4, repeats)
         if size not in floor_peaks:
             floor_peaks[size] = (bench.peak("floor"), bench.peak("bare"))
         floor_peak, bare_peak = floor_peaks[size]

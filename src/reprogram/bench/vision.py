@@ -56,15 +56,48 @@ class Cell:
         return "+" in self.method
 
 
-def _check_method(method: str) -> None:
-    from ..baselines import BASELINES
+def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
+    """``PROGRAM+MAPPING[:key=value,...]`` → program, mapping and options by destination.
+
+    Each option goes to whichever of the program, the mapping or the ``gradient`` optimizer has
+    a field of that name (in that order), e.g. ``full+linear:init=probe,lr=0.0003``.
+    """
+    from dataclasses import fields
+
     from ..mappings import MAPPINGS
+    from ..optim import OPTIMIZERS
     from ..programs import PROGRAMS
 
+    head, _, opts = method.partition(":")
+    program, _, mapping = head.partition("+")
+    kinds = {
+        "program": PROGRAMS.get(program),
+        "mapping": MAPPINGS.get(mapping),
+        "optimizer": OPTIMIZERS.get("gradient"),
+    }
+    routed: dict[str, dict[str, Any]] = {k: {} for k in kinds}
+    for item in (o for o in opts.split(",") if o):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ReprogramError(f"method {method!r}: options are key=value, got {item!r}.")
+        key = key.replace("-", "_")
+        for kind, entry in kinds.items():
+            if entry.config is not None and key in {f.name for f in fields(entry.config)}:
+                routed[kind][key] = value
+                break
+        else:
+            raise ReprogramError(
+                f"method {method!r}: option {key!r} belongs to none of program {program!r}, "
+                f"mapping {mapping!r} or the gradient optimizer."
+            )
+    return program, mapping, routed
+
+
+def _check_method(method: str) -> None:
+    from ..baselines import BASELINES
+
     if "+" in method:
-        program, _, mapping = method.partition("+")
-        PROGRAMS.get(program)
-        MAPPINGS.get(mapping)
+        parse_method(method)
     else:
         BASELINES.get(method)
 
@@ -88,11 +121,13 @@ def run_cell(
     if cell.is_reprogramming:
         from ..train import FitConfig, fit
 
-        program, _, mapping = cell.method.partition("+")
+        program, mapping, options = parse_method(cell.method)
         config = FitConfig(
             program=program,
             mapping=mapping,
-            program_options={"canvas_size": canvas_size},
+            program_options={"canvas_size": canvas_size, **options["program"]},
+            mapping_options=options["mapping"],
+            optimizer_options=options["optimizer"],
             plots=False,
             **common,  # type: ignore[arg-type]
         )
