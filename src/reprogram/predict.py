@@ -60,7 +60,16 @@ def load_inputs(paths: list[str], shape: tuple[int, ...]) -> tuple[list[str], to
 
     Image files are converted to the target's channels and resized to its size; array files
     hold one image ``[H, W]`` / ``[C, H, W]`` or a batch ``[N, …]`` (uint8, or floats in [0, 1]).
+    For a time-series model (``shape`` ``(1, L)``) they hold one series ``[L]`` or a batch
+    ``[N, L]`` / ``[N, 1, L]``; the result is ``[N, 1, L]`` (shorter series NaN-padded).
     """
+    if len(shape) == 2:  # a time-series model: inputs [1, L]
+        from .data.series import series_batch
+
+        for name in paths:
+            if not Path(name).is_file() or Path(name).suffix.lower() not in (".npy", ".npz"):
+                raise DataError(f"input {name} is not a .npy/.npz file of series [N, L].")
+        return series_batch([(name, _read_array(Path(name))) for name in paths], shape[1])
     labels: list[str] = []
     tensors: list[torch.Tensor] = []
     for name in paths:

@@ -1,4 +1,5 @@
-"""Target data sets by name (``fashion-mnist``, ``digits``, ``npz:PATH``, ``folder:PATH``)."""
+"""Target data sets by name (``fashion-mnist``, ``digits``, ``npz:PATH``, ``folder:PATH``,
+``ucr:NAME``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ TARGETS: Registry[TargetData] = Registry(
         "reprogram.data.digits",
         "reprogram.data.npz",
         "reprogram.data.folder",
+        "reprogram.data.ucr",
     ),
 )
 

@@ -187,3 +187,68 @@ def default_class_names(labels: Sequence[np.ndarray | torch.Tensor]) -> list[str
     """``["0", …, "K-1"]`` where ``K`` is the largest label in ``labels`` plus one."""
     top = max(int(np.asarray(y).max()) for y in labels if len(y))
     return [str(k) for k in range(top + 1)]
+
+
+# --------------------------------------------------------------------------- time series
+SERIES_LAYOUTS = "[N, L] or [N, 1, L] (one channel of length L)"
+
+
+def looks_like_series(x: np.ndarray) -> bool:
+    """True for ``[N, L]`` and ``[N, 1, L]`` arrays (an image of height 1 is a series)."""
+    return x.ndim == 2 or (x.ndim == 3 and x.shape[1] == 1)
+
+
+def check_series(x: np.ndarray, where: str) -> None:
+    """Series ``[N, 1, L]`` must be numbers; NaN is allowed only as padding at the end.
+
+    Unequal-length series are padded at the end with NaN; a NaN followed by a number, a series
+    with no value at all, or an infinite value is refused.
+    """
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{where}: series have dtype {x.dtype}, not numbers.")
+    if x.shape[-1] == 0:
+        raise DataError(f"{where}: series have length 0.")
+    if x.dtype.kind != "f":
+        return
+    flat = x.reshape(len(x), -1)
+    nan = np.isnan(flat)
+    n_inf = int(np.isinf(flat).sum())
+    # a NaN is padding only if everything after it is NaN too
+    inner = nan & ~np.flip(np.logical_and.accumulate(np.flip(nan, 1), 1), 1)
+    empty = nan.all(1)
+    if n_inf or inner.any():
+        rows = np.flatnonzero(inner.any(1) | np.isinf(flat).any(1))
+        raise DataError(
+            f"{where}: inputs contain {int(inner.sum())} NaN inside series and {n_inf} infinite "
+            f"values (series {_examples(rows)}); NaN may only pad shorter series at the end. "
+            "Fill missing values (e.g. by linear interpolation) or remove those series first."
+        )
+    if empty.any():
+        rows = np.flatnonzero(empty)
+        raise DataError(
+            f"{where}: {rows.size} series are all NaN (series {_examples(rows)}); each series "
+            "needs at least one value."
+        )
+
+
+def to_series_float(x: np.ndarray, where: str) -> torch.Tensor:
+    """Series ``[N, L]`` or ``[N, 1, L]`` → float32 tensor ``[N, 1, L]`` (trailing NaN kept)."""
+    x = np.asarray(x)
+    if not looks_like_series(x):
+        raise DataError(
+            f"{where}: inputs have shape {list(x.shape)}; time series must be {SERIES_LAYOUTS}."
+        )
+    check_series(x, where)
+    x = x.reshape(len(x), 1, x.shape[-1]).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def make_series_split(x: np.ndarray, y: np.ndarray, where: str) -> Split:
+    """Validate series ``x`` ``[N, L]``/``[N, 1, L]`` and labels ``y`` ``[N]`` into a Split.
+
+    The split holds ``x`` float32 ``[N, 1, L]`` (trailing NaN pads shorter series) and ``y``
+    int64 ``[N]``.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    check_lengths(x, y, where)
+    return Split(to_series_float(x, where), torch.from_numpy(check_labels(y, where)))

@@ -3,7 +3,8 @@
 Required arrays ``x_train, y_train, x_test, y_test``; optional ``x_val, y_val`` (together) and
 ``class_names`` (strings, one per class; default ``"0" … "K-1"``). Images may be
 ``[N, H, W]``, ``[N, C, H, W]`` or ``[N, H, W, C]`` with ``C`` in ``{1, 3}``, uint8 or float in
-``[0, 1]``; labels are integer classes from 0.
+``[0, 1]``; labels are integer classes from 0. Arrays ``[N, L]`` or ``[N, 1, L]`` are time series
+(``modality="series"``, float32 ``[N, 1, L]``; NaN only as padding at the end of a series).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from numpy.lib.npyio import NpzFile
 from ..errors import DataError
 from . import TARGETS
 from .base import Split, TargetData
-from .checks import check_class_names, check_label_sets, default_class_names, make_split
+from .checks import (
+    check_class_names,
+    check_label_sets,
+    default_class_names,
+    looks_like_series,
+    make_series_split,
+    make_split,
+)
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
@@ -98,12 +106,14 @@ def npz(rest: str) -> TargetData:
     path = Path(rest).expanduser()
     arrays = _read(path)
     _check_keys(arrays, path)
-    train = make_split(arrays["x_train"], arrays["y_train"], f"{path}, train split")
-    test = make_split(arrays["x_test"], arrays["y_test"], f"{path}, test split")
+    series = looks_like_series(arrays["x_train"])  # [N, L] or [N, 1, L]: a time series
+    split = make_series_split if series else make_split
+    train = split(arrays["x_train"], arrays["y_train"], f"{path}, train split")
+    test = split(arrays["x_test"], arrays["y_test"], f"{path}, test split")
     check_label_sets(train.y, test.y, f"{path}, test split")
     val = None
     if "x_val" in arrays:
-        val = make_split(arrays["x_val"], arrays["y_val"], f"{path}, validation split")
+        val = split(arrays["x_val"], arrays["y_val"], f"{path}, validation split")
         check_label_sets(train.y, val.y, f"{path}, validation split")
     for split, name in ((test, "test"), (val, "validation")):
         if split is not None and split.x.shape[1:] != train.x.shape[1:]:
@@ -118,6 +128,7 @@ def npz(rest: str) -> TargetData:
         test=test,
         val=val,
         class_names=class_names,
+        modality="series" if series else "image",
         info={
             "source": str(path),
             "validation": "given (x_val, y_val)" if val is not None else "carved from train",
