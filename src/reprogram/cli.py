@@ -478,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+    from .blackbox.commands import add_commands as add_blackbox_commands
+
+    add_blackbox_commands(sub)  # serve, export
     return parser
 
 

@@ -19,6 +19,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import ReprogramError
+
 
 @dataclass(frozen=True)
 class EndpointInfo:
@@ -55,8 +57,12 @@ class QueryEndpoint(Protocol):
         ...
 
 
-class EndpointError(RuntimeError):
-    """The endpoint gave no valid answer (after any retries it makes)."""
+class EndpointError(ReprogramError, RuntimeError):
+    """The endpoint gave no valid answer (after any retries it makes).
+
+    A :class:`~reprogram.errors.ReprogramError` too, so the command line prints its message as
+    one paragraph (server down, wrong token, budget of retries spent) instead of a traceback.
+    """
 
 
 def dense_from_topk(indices: np.ndarray, scores: np.ndarray, num_classes: int) -> np.ndarray:
