@@ -19,6 +19,7 @@ BASELINES: Registry[Baseline] = Registry(
         "reprogram.baselines.logistic",
         "reprogram.baselines.finetune",
         "reprogram.baselines.scratch",
+        "reprogram.baselines.minirocket",
     ),
 )
 

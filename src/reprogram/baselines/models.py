@@ -175,7 +175,20 @@ class FinetunedSource(nn.Module):
         return self._source_parameters
 
 
-class SmallCNN(nn.Module):
+class FromScratch(nn.Module):
+    """A model trained whole from random initialisation: every tensor is saved, no source."""
+
+    def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
+        return OrderedDict(self.state_dict())
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def source_parameters(self) -> None:
+        return None
+
+
+class SmallCNN(FromScratch):
     """A small CNN for images trained from scratch: ``[B, C, H, W]`` → ``[B, K]``.
 
     Three 3×3 conv · batch-norm · ReLU blocks (``width``, 2·``width``, 4·``width`` channels;
@@ -208,11 +221,33 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
-        return OrderedDict(self.state_dict())
 
-    def trainable_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+class SeriesFCN(FromScratch):
+    """The FCN of Wang et al. (2017) at half width, for series ``[B, 1, L]`` → scores ``[B, K]``.
 
-    def source_parameters(self) -> None:
-        return None
+    Three 1-D conv · batch-norm · ReLU blocks (kernels 8, 5, 3; ``2·width``, ``4·width``,
+    ``2·width`` channels, length kept), global average pooling over each series' valid
+    (non-NaN) positions, dropout and a linear layer. NaN padding at the end of shorter series
+    enters the convolutions as zeros and is left out of the pooling. About 67k parameters at
+    ``width`` 32.
+    """
+
+    def __init__(
+        self, input_shape: tuple[int, ...], num_classes: int, width: int = 32, dropout: float = 0.2
+    ) -> None:
+        super().__init__()
+        channels = (int(input_shape[0]), 2 * width, 4 * width, 2 * width)
+        layers: list[nn.Module] = []
+        for cin, cout, k in zip(channels[:-1], channels[1:], (8, 5, 3), strict=True):
+            layers += [nn.ConstantPad1d(((k - 1) // 2, k // 2), 0.0)]  # "same" length
+            layers += [nn.Conv1d(cin, cout, k, bias=False), nn.BatchNorm1d(cout), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(channels[-1], num_classes)
+        self.canvas_size = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        valid = (~torch.isnan(x)).all(1, keepdim=True).to(x.dtype)  # [B, 1, L]
+        h = self.body(torch.nan_to_num(x, nan=0.0))  # [B, C, L]
+        pooled = (h * valid).sum(-1) / valid.sum(-1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))

@@ -1,4 +1,7 @@
-"""``scratch``: a small CNN trained from random initialisation on the target images alone.
+"""``scratch``: a small CNN trained from random initialisation on the target data alone.
+
+Images get a small 2-D CNN; time series ``[1, L]`` get the FCN of Wang et al. (2017) at half
+width (NaN padding left out of its pooling).
 
 Same epochs budget, batch size, validation selection and early stopping as ``fit``; Adam,
 ``--lr`` default 1e-3. No source model is used.
@@ -14,7 +17,7 @@ from ..errors import ReprogramError
 from ..sources import Source
 from . import BASELINES
 from .base import GradientBaseline
-from .models import SmallCNN
+from .models import SeriesFCN, SmallCNN
 
 
 @dataclass
@@ -42,16 +45,20 @@ class Scratch(GradientBaseline):
         num_classes: int,
         canvas_size: int | None,
     ) -> nn.Module:
+        if len(input_shape) == 2:  # time series [C, L]: the FCN of Wang et al. 2017
+            return SeriesFCN(input_shape, num_classes, self.options.width, self.options.dropout)
         if len(input_shape) != 3:
             raise ReprogramError(
-                f"the scratch baseline's CNN takes images [C, H, W]; these inputs have shape "
-                f"{tuple(input_shape)}."
+                f"the scratch baseline's CNN takes images [C, H, W] or series [1, L]; these "
+                f"inputs have shape {tuple(input_shape)}."
             )
         return SmallCNN(input_shape, num_classes, self.options.width, self.options.dropout)
 
 
 @BASELINES.register(
-    "scratch", config=ScratchOptions, help="a small CNN (~94k params) trained from scratch"
+    "scratch",
+    config=ScratchOptions,
+    help="a small CNN trained from scratch (images ~94k params; series: FCN, ~67k)",
 )
 def build_scratch(options: ScratchOptions) -> Scratch:
     return Scratch(options)
