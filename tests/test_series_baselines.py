@@ -146,3 +146,38 @@ def test_cli_predict_on_a_series_artifact(
     np.save(series, np.ones(60))
     assert main(["predict", str(out), str(series)]) == 2
     assert "longer than the 48 points" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("image", ["gaf", "recurrence", "line"])
+@pytest.mark.parametrize("prompt", ["full", "resize-pad"])
+def test_series_image_program_shapes_and_gradients(image: str, prompt: str) -> None:
+    from reprogram.programs import build_program
+
+    options = {"image": image, "prompt": prompt, "canvas_size": 40, "resolution": 16}
+    program, _ = build_program("series-image", options, (1, 50), (3, 224, 224))
+    x = torch.randn(3, 1, 50)
+    x[0, 0, 30:] = float("nan")  # a shorter series
+    x.requires_grad_(True)
+    pixels = program(x)
+    assert pixels.shape == (3, 3, 40, 40) and torch.isfinite(pixels).all()
+    drawn = program.draw(x.detach())
+    assert drawn.shape == (3, 1, 16, 16) and 0.0 <= float(drawn.min()) <= float(drawn.max()) <= 1
+    pixels.square().sum().backward()
+    grads = [p.grad for p in program.parameters()]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+    assert torch.isfinite(x.grad).all() and x.grad[1].abs().sum() > 0  # drawn differentiably
+    # the shorter series is drawn from its valid part only: NaN padding changes nothing
+    same = x.detach()[0:1, :, :30]
+    assert torch.allclose(program.draw(same), drawn[0:1], atol=1e-5)
+    assert torch.equal(program.embed(x.detach()), program.prompt.embed(drawn))
+
+
+def test_series_image_refuses_images_and_audio_sources() -> None:
+    from reprogram.programs import build_program
+
+    with pytest.raises(ReprogramError, match="univariate time series"):
+        build_program("series-image", {}, (1, 8, 8), (3, 32, 32))
+    with pytest.raises(ReprogramError, match="waveform program"):
+        build_program("series-image", {}, (1, 50), (16000,))
+    with pytest.raises(ReprogramError, match="image must be one of"):
+        build_program("series-image", {"image": "photo"}, (1, 50), (3, 32, 32))

@@ -224,7 +224,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             methods=methods,
             source=args.source,
             target=args.target,
-            epochs=args.epochs,
+            epochs=args.epochs if args.epochs is not None else 10,
             canvas_size=args.canvas_size,
             command=command,
             progress=not args.quiet,
@@ -234,6 +234,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 f"{s['shots']:>5} shots  {s['method']:<20} test {s['test_mean']:.4f} ± "
                 f"{s['test_std']:.4f}  ({len(s['seeds'])} seeds)"
             )
+    elif args.suite == "ucr-v2s":
+        from .bench.ucr import run_from_args
+
+        run_from_args(args, command)
     else:
         from .bench.efficiency import run_efficiency
 
@@ -440,8 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_baseline_args(p)
     p.set_defaults(func=cmd_baseline)
-    p = sub.add_parser("bench", help="benchmark suites: vision (accuracy), efficiency (speed)")
-    p.add_argument("suite", choices=("vision", "efficiency"))
+    p = sub.add_parser(
+        "bench",
+        help="benchmark suites: vision (accuracy), efficiency (speed), ucr-v2s (time series)",
+    )
+    p.add_argument("suite", choices=("vision", "efficiency", "ucr-v2s"))
     p.add_argument("--out", required=True, help="suite directory (a rerun skips finished cells)")
     p.add_argument("--source", default="efficientnet-lite0", help="source model")
     p.add_argument("--target", default="fashion-mnist", help="vision: target data")
@@ -451,9 +458,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         default=None,
         help="vision: PROGRAM+MAPPING variants and baseline names, comma-separated (default: "
-        "full+linear, resize-pad+linear, full+ilm and every baseline)",
+        "full+linear, resize-pad+linear, full+ilm and every baseline); ucr-v2s: also "
+        "PROGRAM+MAPPING@SOURCE (default: waveform+random@whisper-tiny.en,minirocket,scratch)",
     )
-    p.add_argument("--epochs", type=int, default=10, help="vision: epochs of gradient methods")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs of gradient methods (vision: 10, ucr-v2s: 100)",
+    )
+    p.add_argument("--sets", default=None, help="ucr-v2s: UCR sets (default: the 20 V2S sets)")
+    p.add_argument(
+        "--max-train",
+        type=int,
+        default=None,
+        help="ucr-v2s: at most N training series per set (quick runs; balanced shots)",
+    )
     p.add_argument("--canvas-size", type=int, default=128, help="vision: canvas side")
     p.add_argument("--sizes", default="128,224", help="efficiency: input sizes")
     p.add_argument("--batch-size", type=int, default=32, help="efficiency: batch size")

@@ -272,20 +272,20 @@ def run_vision(
     return rows
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± std over seeds per (method, shots)."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+def summarise(rows: list[dict[str, Any]], by: str = "shots") -> list[dict[str, Any]]:
+    """Mean ± std over seeds per (method, ``by``): shots here, the data set in ``bench ucr``."""
+    groups: dict[tuple[str, Any], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        groups[(r["method"], r["shots"])].append(r)
+        groups[(r["method"], r[by])].append(r)
     out = []
-    for (method, shots), rs in groups.items():
+    for (method, value), rs in groups.items():
         tests = [r["test_accuracy"] for r in rs]
         vals = [r["val_accuracy"] for r in rs]
         out.append(
             {
                 "method": method,
                 "kind": rs[0]["kind"],
-                "shots": shots,
+                by: value,
                 "seeds": sorted(r["seed"] for r in rs),
                 "test_mean": statistics.mean(tests),
                 "test_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,

@@ -78,7 +78,7 @@ def draw(s: torch.Tensor, image: str) -> torch.Tensor:
     if image == "gaf":
         root = (1.0 - s * s).clamp(min=1e-6).sqrt()
         field_ = row * col - root.transpose(1, 2) * root
-        return ((field_ + 1.0) / 2.0).unsqueeze(1)
+        return ((field_ + 1.0) / 2.0).clamp(0.0, 1.0).unsqueeze(1)
     if image == "recurrence":
         return (1.0 - (row - col).abs() / 2.0).unsqueeze(1)
     n = s.shape[-1]

@@ -1,0 +1,523 @@
+"""``reprogram bench ucr-v2s``: Voice2Series' UCR sets, reprogramming against time-series peers.
+
+The 20 sets of Voice2Series' Table 2 that load offline, several seeds, and in the same run:
+reprogramming (``PROGRAM+MAPPING[:k=v,...][@SOURCE]``, by default Whisper tiny.en with the
+``waveform`` program and V2S's random many-to-one mapping), MiniRocket and a from-scratch FCN
+(``BASELINE[:k=v,...]``), all under the library's protocol (validation carved from the official
+training split selects; the official test split is scored once per run). Published numbers
+(V2Sa and the SOTA column of V2S Table 2; bake-off means) are printed beside ours, with their
+sources; note that V2S selected its epochs on the test set.
+
+Every cell (method × set × seed) is an ordinary ``fit`` or ``baseline`` artifact under
+``OUT/runs/``: a finished cell is never run again and an interrupted gradient cell resumes
+from its checkpoint. After each cell the suite rewrites ``results.json``, ``results.csv``,
+``results.md`` and ``accuracy_per_set.png`` from every finished cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..artifact import METRICS, read_json, write_json
+from ..checkpoint import CHECKPOINT_NAME
+from ..errors import ReprogramError
+from .vision import _artifact_bytes, machine, parse_method
+from .vision import summarise as summarise_by
+
+# Voice2Series (Yang, Tsai, Chen, ICML 2021, "Voice2Series: Reprogramming Acoustic Models for
+# Time Series Classification", Table 2): test accuracy (%) as (SOTA at the time, V2Sa), for
+# the 20 of its sets that load offline here. Its code selects the epoch on the test set.
+V2S_CITATION = (
+    "Yang, Tsai & Chen, Voice2Series: Reprogramming Acoustic Models for Time Series "
+    "Classification, ICML 2021, Table 2 (epochs selected on the test set: optimistic)"
+)
+PUBLISHED: dict[str, tuple[float, float]] = {
+    "Coffee": (100.0, 100.0),
+    "DistalPhalanxTW": (79.28, 79.14),
+    "ECG200": (90.9, 87.0),
+    "ECG5000": (94.62, 93.96),
+    "Earthquakes": (76.91, 78.42),
+    "FordA": (96.44, 100.0),
+    "FordB": (92.86, 100.0),
+    "GunPoint": (100.0, 96.67),
+    "Ham": (83.6, 78.1),
+    "HandOutlines": (93.24, 93.24),
+    "Haptics": (51.95, 52.27),
+    "Herring": (68.75, 68.75),
+    "ItalyPowerDemand": (97.06, 97.08),
+    "Lightning2": (86.89, 100.0),
+    "MiddlePhalanxOutlineCorrect": (72.23, 83.51),
+    "MiddlePhalanxTW": (58.69, 65.58),
+    "Plane": (100.0, 100.0),
+    "ProximalPhalanxOutlineAgeGroup": (88.09, 88.78),
+    "ProximalPhalanxOutlineCorrect": (92.1, 91.07),
+    "Trace": (100.0, 100.0),
+}
+V2S_SETS = tuple(PUBLISHED)
+# Means over the same 20 sets of the bake-off results aeon ships (official split, resample 0).
+BAKEOFF_CITATION = (
+    "time-series classification bake-off results distributed with aeon (Middlehurst, Schäfer "
+    "& Bagnall, 'Bake off redux', 2024), official train/test split, resample 0"
+)
+BAKEOFF_MEANS = {"InceptionTime": 84.68, "HC2": 84.17, "WEASEL-2.0": 84.70}
+
+DEFAULT_METHODS = ("waveform+random@whisper-tiny.en", "minirocket", "scratch")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A parsed method: a reprogramming recipe or a baseline, with options by destination."""
+
+    text: str
+    kind: str  # "reprogramming" | "baseline"
+    name: str  # PROGRAM+MAPPING or the baseline name
+    source: str | None
+    options: dict[str, dict[str, Any]]
+
+    @property
+    def gradient(self) -> bool:
+        """Whether its cost grows with epochs (everything but MiniRocket-like fixed features)."""
+        return self.kind == "reprogramming" or self.name in ("scratch", "finetune")
+
+
+def parse(method: str, default_source: str) -> Method:
+    """``PROGRAM+MAPPING[:k=v,...][@SOURCE]`` or ``BASELINE[:k=v,...]`` → :class:`Method`."""
+    from ..baselines import BASELINES
+
+    body, source = method, default_source
+    if "@" in method:
+        body, source = method.rsplit("@", 1)
+        if not source or not body:
+            raise ReprogramError(f"method {method!r}: write PROGRAM+MAPPING@SOURCE.")
+    if "+" in body:
+        program, mapping, routed = parse_method(body)
+        return Method(method, "reprogramming", f"{program}+{mapping}", source, routed)
+    if "@" in method:
+        raise ReprogramError(f"method {method!r}: baselines take no @SOURCE here.")
+    name, _, opts = body.partition(":")
+    BASELINES.build_config(name, _options(opts, method))  # unknown names and options fail now
+    return Method(method, "baseline", name, None, {"method": _options(opts, method)})
+
+
+def _options(text: str, method: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in (o for o in text.split(",") if o):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ReprogramError(f"method {method!r}: options are key=value, got {item!r}.")
+        out[key.replace("-", "_")] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the suite: a method on one set with one seed."""
+
+    method: Method
+    dataset: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        safe = self.method.text.replace("/", "_").replace(os.sep, "_")
+        return f"{safe}/{self.dataset}/seed{self.seed}"
+
+
+def shots_for(train_counts: list[int], max_train: int | None) -> int | None:
+    """``--shots`` that keeps at most ``max_train`` training series (``None``: all of them).
+
+    ``max_train // K`` per class, capped by the smallest class (so every class can give one
+    series to validation and keep one), for quick runs only: classes become balanced.
+    """
+    if max_train is None or sum(train_counts) <= max_train:
+        return None
+    return max(2, min(max_train // len(train_counts), min(train_counts)))
+
+
+def run_cell(cell: Cell, out: Path, *, epochs: int, shots: int | None) -> None:
+    """Run (or resume) one cell into ``out``."""
+    resume = (out / CHECKPOINT_NAME).exists()
+    common: dict[str, Any] = dict(
+        target=f"ucr:{cell.dataset}",
+        shots=shots,
+        epochs=epochs,
+        seed=cell.seed,
+        out=str(out),
+        resume=resume,
+        overwrite=not resume,
+        progress=False,
+        plots=False,
+    )
+    m = cell.method
+    if m.kind == "reprogramming":
+        from ..train import FitConfig, fit
+
+        program, mapping = m.name.split("+")
+        names = {f.name for f in dataclasses.fields(FitConfig)}
+        extra = {"diagnostics": False} if "diagnostics" in names else {}
+        fit(
+            FitConfig(
+                source=m.source or "",
+                program=program,
+                mapping=mapping,
+                program_options=m.options["program"],
+                mapping_options=m.options["mapping"],
+                optimizer_options=m.options["optimizer"],
+                **common,
+                **extra,
+            )
+        )
+        return
+    from ..baselines import BaselineConfig, run_baseline
+
+    run_baseline(BaselineConfig(method=m.name, method_options=m.options["method"], **common))
+
+
+def _row(cell: Cell, directory: Path, shots: int | None) -> dict[str, Any]:
+    m = read_json(directory / METRICS, "the metrics")
+    return {
+        "method": cell.method.text,
+        "kind": cell.method.kind,
+        "source": cell.method.source,
+        "dataset": cell.dataset,
+        "seed": cell.seed,
+        "shots": shots,
+        "train": m["splits"]["train"],
+        "val": m["splits"]["val"],
+        "test": m["splits"]["test"],
+        "val_accuracy": m["val_accuracy"],
+        "test_accuracy": m["test_accuracy"],
+        "trainable_parameters": m["trainable_parameters"],
+        "source_parameters": m["source_parameters"],
+        "artifact_bytes": _artifact_bytes(directory),
+        "train_seconds": m["train_seconds"],
+        "best_epoch": m.get("best_epoch"),
+        "epochs": m.get("epochs"),
+    }
+
+
+class Clock:
+    """Seconds per unit of work for each method, from finished cells: estimates what is left.
+
+    A unit is one training series (times the epochs for gradient methods).
+    """
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+
+    def work(self, cell: Cell, n_train: int) -> float:
+        return float(n_train * (self.epochs if cell.method.gradient else 1))
+
+    def record(self, cell: Cell, n_train: int, seconds: float) -> None:
+        spent = self.spent[cell.method.text]
+        spent[0] += seconds
+        spent[1] += self.work(cell, n_train)
+
+    def estimate(self, cell: Cell, n_train: int) -> float | None:
+        seconds, work = self.spent.get(cell.method.text, (0.0, 0.0))
+        return seconds / work * self.work(cell, n_train) if work else None
+
+
+def run_ucr(
+    out: str | Path,
+    *,
+    sets: tuple[str, ...] = V2S_SETS,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    methods: tuple[str, ...] = DEFAULT_METHODS,
+    source: str = "whisper-tiny.en",
+    epochs: int = 100,
+    max_train: int | None = None,
+    command: str | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run every missing cell, then write the tables and the plot; returns all result rows.
+
+    Args:
+        out: suite directory (``runs/METHOD/SET/seedS`` holds one artifact per cell).
+        sets: UCR set names; seeds: run seeds; methods: see :func:`parse`.
+        source: the source of reprogramming methods that name none (``@SOURCE``).
+        epochs: epochs of gradient methods (reprogramming, scratch).
+        max_train: at most this many training series per set (quick runs; see
+            :func:`shots_for`).
+        command: the command line recorded in the results.
+    """
+    from ..data import load_target
+    from ..data.ucr import resolve_name
+
+    parsed = [parse(m, source) for m in methods]  # bad methods fail before any work
+    names = [resolve_name(s) for s in sets]
+    if max_train is not None and max_train < 2:
+        raise ReprogramError(f"--max-train must be at least 2, got {max_train}.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes: dict[str, tuple[int | None, int]] = {}
+    for name in names:
+        counts = load_target(f"ucr:{name}").train.y.bincount().tolist()
+        shots = shots_for(counts, max_train)
+        sizes[name] = (shots, sum(counts) if shots is None else shots * len(counts))
+    cells = [Cell(m, d, s) for d in names for s in seeds for m in parsed]
+    settings = {
+        "sets": names,
+        "seeds": list(seeds),
+        "methods": list(methods),
+        "source": source,
+        "epochs": epochs,
+        "max_train": max_train,
+    }
+    meta = _meta(command, settings)
+    clock = Clock(epochs)
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for i, cell in enumerate(cells, 1):
+        directory = out / "runs" / cell.key
+        shots, n_train = sizes[cell.dataset]
+        if not (directory / METRICS).exists():
+            if progress:
+                eta = _eta(cells[i - 1 :], out, clock, sizes, started)
+                line = f"[{i}/{len(cells)}] {cell.key}  running  ({eta})"
+                print(line, file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            try:
+                run_cell(cell, directory, epochs=epochs, shots=shots)
+            except ReprogramError as exc:
+                raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
+            clock.record(cell, n_train, time.perf_counter() - t0)
+        row = _row(cell, directory, shots)
+        rows.append(row)
+        if progress:
+            print(
+                f"[{i}/{len(cells)}] {cell.key}  test {row['test_accuracy']:.4f}  "
+                f"val {row['val_accuracy']:.4f}  {row['train_seconds']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        write_results(out, rows, settings, meta)
+    return rows
+
+
+def _eta(
+    left: list[Cell],
+    out: Path,
+    clock: Clock,
+    sizes: dict[str, tuple[int | None, int]],
+    started: float,
+) -> str:
+    todo = [c for c in left if not (out / "runs" / c.key / METRICS).exists()]
+    guesses = [clock.estimate(c, sizes[c.dataset][1]) for c in todo]
+    known = [g for g in guesses if g is not None]
+    so_far = f"{(time.perf_counter() - started) / 60:.1f} min so far"
+    if not known:
+        return f"{so_far}; {len(todo)} cells left, no estimate yet"
+    return f"{so_far}; ~{sum(known) / 60:.1f} min left for {len(known)} of {len(todo)} cells"
+
+
+def _meta(command: str | None, settings: dict[str, Any]) -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "command": command or "reprogram bench ucr-v2s",
+        "settings": settings,
+        "machine": {
+            **machine(),
+            "niceness": os.nice(0) if hasattr(os, "nice") else None,
+            "load_average_at_start": [round(v, 2) for v in load] if load else None,
+        },
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "published": {
+            "v2s": {k: {"sota": v[0], "v2sa": v[1]} for k, v in PUBLISHED.items()},
+            "v2s_citation": V2S_CITATION,
+            "bakeoff_means": BAKEOFF_MEANS,
+            "bakeoff_citation": BAKEOFF_CITATION,
+        },
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std of test accuracy over seeds per (method, set)."""
+    return summarise_by(rows, by="dataset")
+
+
+def means_over_sets(summary: list[dict[str, Any]], sets: list[str]) -> dict[str, dict[str, Any]]:
+    """Per method: the mean over sets of its per-set mean, the sets it covers, and V2Sa's and
+    SOTA's means over those same sets (for a like-for-like comparison of partial runs)."""
+    out: dict[str, dict[str, Any]] = {}
+    for method in dict.fromkeys(s["method"] for s in summary):
+        done = [s for s in summary if s["method"] == method and s["dataset"] in sets]
+        covered = [s["dataset"] for s in done]
+        known = [d for d in covered if d in PUBLISHED]
+        out[method] = {
+            "mean": statistics.mean(s["test_mean"] for s in done),
+            "sets": len(covered),
+            "v2sa_same_sets": statistics.mean(PUBLISHED[d][1] / 100 for d in known)
+            if known
+            else None,
+            "sota_same_sets": statistics.mean(PUBLISHED[d][0] / 100 for d in known)
+            if known
+            else None,
+        }
+    return out
+
+
+def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dict[str, Any]) -> str:
+    methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
+    sets = [d for d in settings["sets"] if any(s["dataset"] == d for s in summary)]
+    by = {(s["method"], s["dataset"]): s for s in summary}
+    mach = meta["machine"]
+    epochs = settings["epochs"]
+    limit = settings["max_train"]
+    data = (
+        "all training series"
+        if limit is None
+        else f"at most {limit} training series per set (balanced shots)"
+    )
+    lines = [
+        "# UCR (Voice2Series sets): reprogramming vs time-series peers",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Seeds {settings['seeds']}; {epochs} epochs for gradient methods (reprogramming, "
+        f"scratch); {data}; "
+        "20% of each class's training series validate and select (epoch, penalty); the "
+        "official test split is scored once per run.  ",
+        f"Machine: {mach['processor']}, {mach['cpu_count']} CPUs, torch {mach['torch']}, "
+        f"niceness {mach['niceness']}, load average at start {mach['load_average_at_start']} "
+        f"(times are wall-clock on a CPU shared with other jobs); {meta['date']}.",
+        "",
+        "Test accuracy (%), mean ± std over seeds (n = seeds finished). V2Sa and SOTA: published "
+        "(V2S Table 2; epochs chosen on the test set there, so optimistic).",
+        "",
+        "| set | " + " | ".join(methods) + " | V2Sa | SOTA |",
+        "|---|" + "---|" * (len(methods) + 2),
+    ]
+    for d in sets:
+        cells = []
+        for m in methods:
+            s = by.get((m, d))
+            cells.append(
+                f"{100 * s['test_mean']:.2f} ± {100 * s['test_std']:.2f} (n={len(s['seeds'])})"
+                if s
+                else "–"
+            )
+        sota, v2sa = PUBLISHED.get(d, (None, None))
+        pub = [f"{v:.2f}" if v is not None else "–" for v in (v2sa, sota)]
+        lines.append(f"| {d} | " + " | ".join(cells + pub) + " |")
+    means = means_over_sets(summary, sets)
+    mean_cells = [f"**{100 * means[m]['mean']:.2f}** ({means[m]['sets']} sets)" for m in methods]
+    known = [d for d in sets if d in PUBLISHED]
+    pub_means = [
+        f"{statistics.mean(PUBLISHED[d][i] for d in known):.2f}" if known else "–" for i in (1, 0)
+    ]
+    lines.append("| **mean over sets** | " + " | ".join(mean_cells + pub_means) + " |")
+    lines += [
+        "",
+        "Published means over all 20 sets: V2Sa 87.68, SOTA column 86.18; bake-off "
+        + ", ".join(f"{k} {v:.2f}" for k, v in BAKEOFF_MEANS.items())
+        + ".  ",
+        f"Sources: {V2S_CITATION}; {BAKEOFF_CITATION}.",
+        "",
+        "| method | trained params (median set) | artifact bytes (median) | train s "
+        "(median cell) |",
+        "|---|---|---|---|",
+    ]
+    for m in methods:
+        rs = [s for s in summary if s["method"] == m]
+        lines.append(
+            f"| {m} | {int(statistics.median(s['trainable_parameters'] for s in rs)):,} | "
+            f"{int(statistics.median(s['artifact_bytes'] for s in rs)):,} | "
+            f"{statistics.median(s['train_seconds'] for s in rs):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(
+    out: Path, rows: list[dict[str, Any]], settings: dict[str, Any], meta: dict[str, Any]
+) -> None:
+    """results.json / .csv / .md and ``accuracy_per_set.png`` from the finished rows."""
+    summary = summarise(rows)
+    sets = [d for d in settings["sets"] if any(s["dataset"] == d for s in summary)]
+    write_json(
+        out / "results.json",
+        {
+            "meta": meta,
+            "rows": rows,
+            "summary": summary,
+            "means_over_sets": means_over_sets(summary, sets),
+        },
+    )
+    with open(out / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "results.md").write_text(_markdown(summary, settings, meta))
+    plot_results(out, summary, settings)
+
+
+def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
+    """``accuracy_per_set.png``: each method's mean ± std per set, beside published V2Sa."""
+    from ..plots import pyplot
+
+    plt = pyplot()
+    methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
+    sets = [d for d in settings["sets"] if any(s["dataset"] == d for s in summary)]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(sets) + 2.5) + 3.5, 4.8))
+    width = 0.7 / max(len(methods), 1)
+    for j, m in enumerate(methods):
+        xs, ys, es = [], [], []
+        for i, d in enumerate(sets):
+            s = next((s for s in summary if s["method"] == m and s["dataset"] == d), None)
+            if s is not None:
+                xs.append(i - 0.35 + width * (j + 0.5))
+                ys.append(100 * s["test_mean"])
+                es.append(100 * s["test_std"])
+        ax.errorbar(xs, ys, yerr=es, fmt="o", ms=4, capsize=2, label=m)
+    known = [(i, PUBLISHED[d]) for i, d in enumerate(sets) if d in PUBLISHED]
+    if known:
+        ax.scatter([i for i, _ in known], [p[1] for _, p in known], marker="x", color="black",
+                   zorder=3, label="V2Sa (published, test-selected)")  # fmt: skip
+        ax.scatter([i for i, _ in known], [p[0] for _, p in known], marker="_", s=120,
+                   color="grey", zorder=3, label="SOTA column of V2S (published)")  # fmt: skip
+    ax.set_xticks(range(len(sets)), sets, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("test accuracy (%), mean ± std over seeds")
+    ax.set_title("UCR, Voice2Series sets: reprogramming vs peers")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_per_set.png", dpi=120)
+    plt.close(fig)
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def run_from_args(args: Any, command: str | None) -> list[dict[str, Any]]:
+    """``reprogram bench ucr-v2s`` from parsed command-line arguments; prints the means."""
+    from ..cli import _ints
+
+    rows = run_ucr(
+        args.out,
+        sets=_names(args.sets) or V2S_SETS,
+        seeds=_ints(args.seeds, "--seeds"),
+        methods=_names(args.methods) or DEFAULT_METHODS,
+        source=args.source,
+        epochs=args.epochs if args.epochs is not None else 100,
+        max_train=args.max_train,
+        command=command,
+        progress=not args.quiet,
+    )
+    summary = summarise(rows)
+    sets = list(dict.fromkeys(r["dataset"] for r in rows))
+    for method, m in means_over_sets(summary, sets).items():
+        print(f"{method:<40} mean test {100 * m['mean']:.2f}% over {m['sets']} sets")
+    return rows

@@ -1,0 +1,79 @@
+"""``reprogram bench ucr-v2s`` on two tiny cells: tables, plot, published numbers, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reprogram.bench.ucr import PUBLISHED, V2S_SETS, parse, run_ucr, shots_for
+from reprogram.cli import main
+from reprogram.errors import ReprogramError
+
+METHODS = ("series-image+linear:canvas_size=32@tiny-random-cnn", "minirocket:n_kernels=84")
+
+
+def suite(out: Path, **kw: object) -> list[dict[str, object]]:
+    args = dict(sets=("GunPoint",), seeds=(0,), methods=METHODS, epochs=1, max_train=10)
+    args.update(progress=False, **kw)
+    return run_ucr(out, **args)  # type: ignore[arg-type]
+
+
+def test_two_cells_write_tables_and_plot_then_rerun_only_what_is_missing(tmp_path: Path) -> None:
+    rows = suite(tmp_path)
+    assert [(r["method"], r["dataset"], r["seed"]) for r in rows] == [
+        (m, "GunPoint", 0) for m in METHODS
+    ]
+    assert all(r["shots"] == 5 and r["train"] + r["val"] == 10 for r in rows)
+    assert rows[0]["kind"] == "reprogramming" and rows[0]["source"] == "tiny-random-cnn"
+    for name in ("results.json", "results.csv", "results.md", "accuracy_per_set.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    table = (tmp_path / "results.md").read_text()
+    assert "| GunPoint |" in table and "96.67" in table and "mean over sets" in table
+    assert "Voice2Series" in table and "InceptionTime 84.68" in table
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["meta"]["published"]["v2s"]["GunPoint"] == {"sota": 100.0, "v2sa": 96.67}
+    assert set(saved["means_over_sets"]) == set(METHODS)
+
+    runs = tmp_path / "runs"
+    kept = runs / METHODS[0] / "GunPoint" / "seed0" / "metrics.json"
+    lost = runs / METHODS[1] / "GunPoint" / "seed0" / "metrics.json"
+    before, lost_before = kept.stat().st_mtime_ns, json.loads(lost.read_text())
+    lost.unlink()
+    again = suite(tmp_path)
+    assert kept.stat().st_mtime_ns == before  # finished cell not rerun
+    assert json.loads(lost.read_text())["test_accuracy"] == lost_before["test_accuracy"]
+    assert [r["test_accuracy"] for r in again] == [r["test_accuracy"] for r in rows]
+
+
+def test_bad_methods_and_sets_fail_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ReprogramError, match="unknown baseline"):
+        suite(tmp_path, methods=("minirocket", "svm-magic"))
+    with pytest.raises(ReprogramError, match="not a univariate set"):
+        suite(tmp_path, sets=("GunPont",))
+    with pytest.raises(ReprogramError, match="no @SOURCE"):
+        parse("minirocket@whisper-tiny.en", "x")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_method_parsing_and_training_caps() -> None:
+    m = parse("waveform+random:lr=0.01@whisper-tiny.en", "efficientnet-lite0")
+    assert (m.kind, m.name, m.source) == ("reprogramming", "waveform+random", "whisper-tiny.en")
+    assert m.options["optimizer"] == {"lr": "0.01"} and m.gradient
+    assert parse("full+linear", "efficientnet-lite0").source == "efficientnet-lite0"
+    assert not parse("minirocket", "x").gradient
+    assert shots_for([30, 20], None) is None and shots_for([30, 20], 100) is None
+    assert shots_for([30, 20], 30) == 15 and shots_for([300, 4], 100) == 4
+    assert len(V2S_SETS) == 20 and set(V2S_SETS) == set(PUBLISHED)
+    v2sa = sum(v[1] for v in PUBLISHED.values()) / 20
+    sota = sum(v[0] for v in PUBLISHED.values()) / 20
+    assert round(v2sa, 2) == 87.68 and round(sota, 2) == 86.18  # ASSETS.md's means
+
+
+def test_cli_bench_ucr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "ucr-v2s", "--out", str(tmp_path), "--sets", "GunPoint", "--seeds", "0"]
+    argv += ["--methods", "minirocket:n_kernels=84", "--max-train", "10", "--quiet"]
+    assert main(argv) == 0
+    assert "minirocket:n_kernels=84" in capsys.readouterr().out
+    assert "| GunPoint |" in (tmp_path / "results.md").read_text()
