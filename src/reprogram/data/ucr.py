@@ -6,8 +6,8 @@ Where the data comes from, first match wins (all offline except the last):
    ProximalPhalanxOutlineCorrect): ``<pkg>/data/<Name>/<Name>_TRAIN.tsv`` and ``_TEST.tsv``
    are read directly (column 0 is the label). The packages' own loader rescales the series
    and is not used;
-2. the sets aeon bundles (``aeon/datasets/data``: ACSF1, ArrowHead, GunPoint, …);
-3. tslearn's cached ``Trace``;
+2. tslearn's cached ``Trace``;
+3. the sets aeon bundles (``aeon/datasets/data``: ACSF1, ArrowHead, GunPoint, …);
 4. online, the archive itself through aeon's loader (downloads into
    ``$REPROGRAM_CACHE/ucr``). Offline, a clear error lists the sets available here.
 
@@ -107,6 +107,9 @@ def _offline_hint() -> str:
 
 def resolve_name(name: str) -> str:
     """The archive's spelling of set ``name`` (case-insensitive); DataError if unknown."""
+    packaged = {n.lower(): n for n in (*_wheel_sets(), *TSLEARN_SETS)}
+    if name.lower() in packaged:  # the common case, without importing aeon
+        return packaged[name.lower()]
     known = {n.lower(): n for n in (*archive_names(), *offline_sets())}
     if name.lower() in known:
         return known[name.lower()]
@@ -200,10 +203,10 @@ def load_arrays(name: str) -> tuple[str, str, tuple[np.ndarray, ...]]:
     name = resolve_name(name)
     if name in _wheel_sets():
         return name, f"packaged UCR archive ({_wheel_sets()[name]})", _from_wheel(name)
-    if name in _aeon_sets():
-        return name, "aeon's bundled data", _from_aeon(name, _aeon_sets()[name])
     if name in _tslearn_sets():
         return name, "tslearn CachedDatasets", _from_tslearn(name)
+    if name in _aeon_sets():
+        return name, "aeon's bundled data", _from_aeon(name, _aeon_sets()[name])
     return name, f"UCR archive download ({cache_dir()})", _download(name)
 
 
