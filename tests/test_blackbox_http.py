@@ -481,3 +481,30 @@ def test_cli_serve_source_and_artifact(
     app = create_app(model_fn, info, token=TOKEN)
     with running_server(app) as url, HttpEndpoint(url, TOKEN, **FAST) as ep:
         np.testing.assert_allclose(ep(queries), ref, atol=1e-6)
+
+
+def test_measure_throughput_compares_the_same_answers(
+    server: tuple[str, Any], tiny: tuple[Any, Any]
+) -> None:
+    from reprogram.bench.throughput import measure_throughput
+
+    with HttpEndpoint(server[0], TOKEN, max_batch=4, **FAST) as ep:
+        result = measure_throughput(ep, lambda x: reference(tiny, x), batch=8, repeats=2)
+        assert ep.stats()["queries_answered"] == 8 * 3  # one warm-up call, two timed
+    assert result["batch"] == 8 and len(result["endpoint_seconds"]) == 2
+    assert result["endpoint_qps"] > 0 and result["in_process_qps"] > 0
+    assert result["max_abs_diff"] < 1e-6
+    wrong = measure_throughput(ep_like(tiny), lambda x: reference(tiny, x) * 0, batch=2, repeats=1)
+    assert wrong["max_abs_diff"] > 0
+
+
+def ep_like(tiny: tuple[Any, Any]) -> Any:
+    """An in-process endpoint (a plain object with ``info`` and ``__call__``)."""
+
+    class InProcess:
+        info = tiny[1]
+
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            return reference(tiny, x)
+
+    return InProcess()
