@@ -82,6 +82,9 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
         "--mapping-opt", action="append", metavar="K=V", help="mapping option (repeatable)"
     )
     p.add_argument("--no-plots", action="store_true", help="skip program.png and mapping.png")
+    p.add_argument(
+        "--no-diagnostics", action="store_true", help="skip diagnostics (the V2S bound for audio)"
+    )
 
 
 def _add_baseline_args(p: argparse.ArgumentParser) -> None:
@@ -127,6 +130,7 @@ def _fit_config(args: argparse.Namespace) -> Any:
         program_options=program_options,
         mapping_options=_key_values(args.mapping_opt, "--mapping-opt"),
         plots=not args.no_plots,
+        diagnostics=not getattr(args, "no_diagnostics", False),
         **_run_kwargs(args),
     )
 

@@ -139,6 +139,14 @@ def save_mapping_png(result: FitResult, path: Path) -> None:
 
 
 def save_plots(result: FitResult, example: Split) -> None:
-    """Write ``program.png`` and ``mapping.png`` into the run directory."""
-    save_program_png(result, example, result.out / "program.png")
+    """Write ``program.png`` and ``mapping.png`` (and ``bound.png`` when measured) into the run."""
+    if getattr(getattr(result.model, "program", None), "plot_kind", "image") == "waveform":
+        from .diagnostics.waveform_plot import save_waveform_program_png
+
+        save_waveform_program_png(result, example, result.out / "program.png")
+    else:
+        save_program_png(result, example, result.out / "program.png")
     save_mapping_png(result, result.out / "mapping.png")
+    from .diagnostics.v2s_bound import save_bound_png
+
+    save_bound_png(result, result.out / "bound.png")

@@ -110,6 +110,9 @@ class FitConfig(RunConfig):
     mapping: str = field(default="linear", metadata={"help": "output label mapping"})
     program_options: dict[str, Any] = field(default_factory=dict)
     mapping_options: dict[str, Any] = field(default_factory=dict)
+    diagnostics: bool = field(
+        default=True, metadata={"help": "run the source's diagnostics (the V2S bound for audio)"}
+    )
 
 
 @dataclass
@@ -428,7 +431,8 @@ def prepare_out(config: RunConfig) -> Path:
             f"{out} already holds {what}. Choose another --out, or pass --overwrite to replace it."
         )
     if config.overwrite:
-        for name in (CHECKPOINT_NAME, CONFIG, PROGRAM, METRICS, "program.png", "mapping.png"):
+        pictures = ("program.png", "mapping.png", "bound.png")
+        for name in (CHECKPOINT_NAME, CONFIG, PROGRAM, METRICS, *pictures):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -514,6 +518,9 @@ def fit(
     if getattr(model.mapping, "init", "zero") == "probe":
         cbs.append(ProbeInitCallback())
     cbs += list(callbacks or [])
+    from .diagnostics import default_diagnostics
+
+    cbs += default_diagnostics(source, config.diagnostics)
     artifact_config = {
         "format": "reprogram-artifact-v1",
         "source": source.spec(),

@@ -21,6 +21,7 @@ PROGRAMS: Registry[nn.Module] = Registry(
         "reprogram.programs.full",
         "reprogram.programs.resize",
         "reprogram.programs.series_image",
+        "reprogram.programs.waveform",
     ),
 )
 

@@ -1,9 +1,11 @@
 """The frozen source model as reprogram sees it.
 
-A :class:`Source` wraps any ``torch.nn.Module`` classifier. It takes pixels in ``[0, 1]``
-(``[B, 3, H, W]``), applies the model's own normalisation (read from its pretrained config,
-never hard-coded by callers), and returns logits ``[B, K_s]``. Its parameters never receive
-gradients and it stays in eval mode, also while the program around it trains.
+A :class:`Source` wraps any ``torch.nn.Module`` classifier. An image source takes pixels in
+``[0, 1]`` (``[B, 3, H, W]``), applies the model's own normalisation (read from its pretrained
+config, never hard-coded by callers), and returns logits ``[B, K_s]``. A source without
+``mean``/``std`` (an audio source: waveforms ``[B, T]``) passes its input through unchanged.
+Its parameters never receive gradients and it stays in eval mode, also while the program
+around it trains.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ class Source(nn.Module):
     Args:
         module: the classifier; maps normalised ``[B, C, H, W]`` to logits ``[B, K_s]``.
         name: the name that rebuilds it (``efficientnet-lite0``, ``timm:resnet18`` …).
-        input_size: ``(C, H, W)`` the model was trained at.
-        mean, std: per-channel normalisation of its pretrained config.
+        input_size: ``(C, H, W)`` the model was trained at (``(T,)`` for a waveform source).
+        mean, std: per-channel normalisation of its pretrained config; ``None`` (both) for
+            sources that take their input as it is (no normalisation).
         label_names: one name per output (``K_s`` of them).
     """
 
@@ -31,22 +34,28 @@ class Source(nn.Module):
         *,
         name: str,
         input_size: tuple[int, int, int],
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
+        mean: tuple[float, ...] | None,
+        std: tuple[float, ...] | None,
         label_names: list[str],
     ) -> None:
         super().__init__()
         self.module = module
         self.name = name
         self.input_size = tuple(int(v) for v in input_size)
-        self.mean_values = tuple(float(v) for v in mean)
-        self.std_values = tuple(float(v) for v in std)
+        self.mean_values = None if mean is None else tuple(float(v) for v in mean)
+        self.std_values = None if std is None else tuple(float(v) for v in std)
         self.label_names = list(label_names)
-        c = self.input_size[0]
-        self.register_buffer("_scale", (1.0 / torch.tensor(std)).view(1, c, 1, 1), persistent=False)
-        self.register_buffer(
-            "_shift", (-torch.tensor(mean) / torch.tensor(std)).view(1, c, 1, 1), persistent=False
-        )
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std, or neither (no normalisation)")
+        if mean is None or std is None:
+            self.register_buffer("_scale", None, persistent=False)
+            self.register_buffer("_shift", None, persistent=False)
+        else:
+            c = self.input_size[0]
+            scale = (1.0 / torch.tensor(std)).view(1, c, 1, 1)
+            shift = (-torch.tensor(mean) / torch.tensor(std)).view(1, c, 1, 1)
+            self.register_buffer("_scale", scale, persistent=False)
+            self.register_buffer("_shift", shift, persistent=False)
         for p in self.module.parameters():
             p.requires_grad_(False)
         self.module.eval()
@@ -70,7 +79,9 @@ class Source(nn.Module):
         return sum(p.numel() for p in self.module.parameters())
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, K_s]`` for pixels ``[B, C, H, W]`` in ``[0, 1]``."""
+        """Logits ``[B, K_s]`` for pixels ``[B, C, H, W]`` in ``[0, 1]`` (or raw inputs)."""
+        if self._scale is None:
+            return self.module(pixels)
         # In place on the fresh product: one full-size buffer fewer (mul's backward does not
         # need its output, so autograd allows it).
         x = (pixels * self._scale).add_(self._shift)
@@ -97,8 +108,8 @@ class Source(nn.Module):
             "name": self.name,
             "fingerprint": self.fingerprint(),
             "input_size": list(self.input_size),
-            "mean": list(self.mean_values),
-            "std": list(self.std_values),
+            "mean": None if self.mean_values is None else list(self.mean_values),
+            "std": None if self.std_values is None else list(self.std_values),
             "num_classes": self.num_classes,
             "parameters": self.num_parameters,
         }
