@@ -508,3 +508,26 @@ def ep_like(tiny: tuple[Any, Any]) -> Any:
             return reference(tiny, x)
 
     return InProcess()
+
+
+def test_cli_serve_a_baseline_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reprogram.artifact import load_artifact
+    from reprogram.blackbox import server as server_module
+
+    served: list[tuple[Any, Any]] = []
+    monkeypatch.setattr(server_module, "serve", lambda fn, info, **kw: served.append((fn, info)))
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), 12)
+    x = (rng.integers(0, 80, (36, 8, 8)) + 80 * y[:, None, None]).astype(np.uint8)
+    np.savez(tmp_path / "task.npz", x_train=x, y_train=y, x_test=x[:9], y_test=y[:9])
+    out = tmp_path / "probe"
+    argv = ["baseline", "--method", "pixels-logreg", "--target", f"npz:{tmp_path / 'task.npz'}"]
+    assert main([*argv, "--quiet", "--out", str(out)]) == 0
+    assert main(["serve", str(out)]) == 0
+    model_fn, info = served[-1]
+    assert info.name.startswith("baseline:pixels-logreg") and info.input_shape == (1, 8, 8)
+    queries = torch.from_numpy(rng.random((4, 1, 8, 8), dtype=np.float32))
+    model, _ = load_artifact(out)
+    with torch.no_grad():
+        expected = torch.softmax(model(queries), dim=-1)
+        np.testing.assert_allclose(model_fn(queries).numpy(), expected.numpy(), atol=1e-6)

@@ -271,26 +271,31 @@ def source_model(source: torch.nn.Module) -> tuple[ModelFn, EndpointInfo]:
 def artifact_model(directory: str) -> tuple[ModelFn, EndpointInfo]:
     """``model_fn`` and ``info`` for a trained artifact: target inputs → target probabilities.
 
-    The inputs are the target's (``config.json``'s ``target.input_shape``, values in
-    ``[0, 1]``); the fingerprint hashes the source's fingerprint with the trained tensors.
+    Works for ``fit`` and ``baseline`` artifacts alike. The inputs are the target's
+    (``config.json``'s ``target.input_shape``, values in ``[0, 1]``); the fingerprint hashes
+    the source's weight fingerprint with the trained tensors.
     """
     from pathlib import Path
 
-    from ..artifact import CONFIG, PROGRAM, read_json
-    from ..model import ReprogrammedModel
+    from ..artifact import PROGRAM, load_artifact
 
-    model = ReprogrammedModel.from_pretrained(directory)
-    config = read_json(Path(directory) / CONFIG, "the config")
+    model, config = load_artifact(directory)
     model.eval()
 
     def model_fn(pixels: torch.Tensor) -> torch.Tensor:
         return torch.softmax(model(pixels), dim=-1)
 
-    digest = hashlib.sha256(model.source.fingerprint().encode())
-    digest.update((Path(directory) / PROGRAM).read_bytes())
+    source = config.get("source") or {}
+    digest = hashlib.sha256(str(source.get("fingerprint", "")).encode())
+    tensors = Path(directory) / PROGRAM
+    digest.update(tensors.read_bytes() if tensors.is_file() else b"")
     names = tuple(str(n) for n in config["target"]["class_names"])
+    if "baseline" in config:
+        what = f"baseline:{config['baseline'].get('method', '?')}"
+    else:
+        what = f"reprogrammed:{source.get('name', '?')}"
     info = EndpointInfo(
-        name=f"reprogrammed:{model.source.name}->{config['target']['name']}",
+        name=f"{what}->{config['target']['name']}",
         input_shape=tuple(int(v) for v in config["target"]["input_shape"]),  # type: ignore[arg-type]
         num_classes=len(names),
         label_names=names,
