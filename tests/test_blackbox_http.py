@@ -256,10 +256,10 @@ FAULTS = ["slow", "500", "drop", "malformed", "wrong_shape", "nan", "unnormalise
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_faults_are_survived_by_retries(fault: str, faulty: Any, tiny: tuple[Any, Any]) -> None:
-    url, app, faults = faulty([fault, fault], slow_seconds=1.5, retry_after="0.01")
+    url, app, faults = faulty([fault, fault], slow_seconds=2.0, retry_after="0.01")
     sleeps: list[float] = []
     x = pixels(3)
-    timeout = 0.5 if fault == "slow" else 5.0
+    timeout = 1.0 if fault == "slow" else 5.0  # the good answer must come within the timeout
     with HttpEndpoint(url, retries=3, backoff=0.001, timeout=timeout, sleep=sleeps.append) as ep:
         got = ep(x)
         stats = ep.stats()
@@ -267,7 +267,10 @@ def test_faults_are_survived_by_retries(fault: str, faulty: Any, tiny: tuple[Any
     assert faults.seen == 3 and len(sleeps) == 2
     assert stats["requests_sent"] == 3 and stats["retries"] == 2
     assert stats["queries_answered"] == 3 and stats["queries_sent"] == 9
-    assert app.state.queries.value == 3  # the faults never reached the model
+    if fault == "slow":  # a slow answer still reaches the model: abandoned queries may count
+        assert 3 <= app.state.queries.value <= stats["queries_sent"]
+    else:
+        assert app.state.queries.value == 3  # the other faults never reached the model
     if fault == "429":
         assert sleeps == [0.01, 0.01]  # Retry-After, not the backoff
     else:
