@@ -73,6 +73,15 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mapping", default="linear", help="label mapping (reprogram list mappings)")
     p.add_argument("--optimizer", default="gradient", help="optimizer (reprogram list optimizers)")
     p.add_argument(
+        "--optimizer-opt", action="append", metavar="K=V", help="optimizer option (repeatable)"
+    )
+    p.add_argument(
+        "--query-budget",
+        type=int,
+        default=None,
+        help="most queries to a black-box source (training, validation and test together)",
+    )
+    p.add_argument(
         "--inner-size", type=int, default=None, help="side of the target image inside the canvas"
     )
     p.add_argument(
@@ -129,6 +138,8 @@ def _fit_config(args: argparse.Namespace) -> Any:
         optimizer=args.optimizer,
         program_options=program_options,
         mapping_options=_key_values(args.mapping_opt, "--mapping-opt"),
+        optimizer_options=_key_values(args.optimizer_opt, "--optimizer-opt"),
+        query_budget=args.query_budget,
         plots=not args.no_plots,
         diagnostics=not getattr(args, "no_diagnostics", False),
         **_run_kwargs(args),
@@ -238,6 +249,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 f"{s['shots']:>5} shots  {s['method']:<20} test {s['test_mean']:.4f} ± "
                 f"{s['test_std']:.4f}  ({len(s['seeds'])} seeds)"
             )
+    elif args.suite == "blackbox":  # EfficientNet-Lite0 over loopback HTTP: rgf, spsa-gc
+        from .bench.blackbox import run_blackbox
+
+        run_blackbox(
+            args.out, seeds=_ints(args.seeds, "--seeds"), command=command, progress=not args.quiet
+        )
     elif args.suite == "ucr-v2s":
         from .bench.ucr import run_from_args
 
@@ -291,6 +308,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         (f"{args.split} loss", f"{loss:.4f}"),
         ("recorded at fit", "n/a" if recorded is None else f"{recorded:.4f}"),
     ]
+    ledger = getattr(getattr(model, "source", None), "ledger", None)  # a black-box source
+    if ledger is not None:
+        rows.append(
+            ("queries", f"{ledger.queries} sent to the black box ({ledger.cache_hits} from cache)")
+        )
     if recorded is not None:
         rows.append(
             (
@@ -300,7 +322,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     print(_table(rows, f"reprogram eval {args.dir}"))
     if args.json:
-        print(json.dumps({f"{args.split}_accuracy": acc, f"{args.split}_loss": loss}))
+        extra = {} if ledger is None else {"queries": ledger.queries}
+        print(json.dumps({f"{args.split}_accuracy": acc, f"{args.split}_loss": loss, **extra}))
     return 0
 
 
@@ -452,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="benchmark suites: vision (accuracy), efficiency (speed), ucr-v2s (time series)",
     )
-    p.add_argument("suite", choices=("vision", "efficiency", "ucr-v2s"))
+    p.add_argument("suite", choices=("vision", "efficiency", "ucr-v2s", "blackbox"))
     p.add_argument("--out", required=True, help="suite directory (a rerun skips finished cells)")
     p.add_argument("--source", default="efficientnet-lite0", help="source model")
     p.add_argument("--target", default="fashion-mnist", help="vision: target data")

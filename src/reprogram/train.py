@@ -28,6 +28,8 @@ from .artifact import (
     versions,
     write_json,
 )
+from .blackbox.budget import STOPPED_BY_BUDGET, QueryTracker, prepare_source
+from .blackbox.protocol import EndpointError
 from .callbacks import Callback, ProbeInitCallback, RemapCallback
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .data import PreparedSplits, Split, TargetData, load_target
@@ -42,7 +44,16 @@ from .registry import config_to_dict
 from .sources import Source, build_source
 
 # Fields of FitConfig that may change between a run and its --resume.
-_RESUMABLE_CHANGES = {"epochs", "patience", "out", "resume", "overwrite", "progress", "plots"}
+_RESUMABLE_CHANGES = {
+    "epochs",
+    "patience",
+    "out",
+    "resume",
+    "overwrite",
+    "progress",
+    "plots",
+    "query_budget",
+}
 
 
 @dataclass
@@ -60,6 +71,9 @@ class RunConfig:
     eval_batch_size: int = 32
     lr: float | None = field(default=None, metadata={"help": "learning rate (optimizer option)"})
     patience: int | None = field(default=None, metadata={"help": "early-stop after N flat epochs"})
+    query_budget: int | None = field(
+        default=None, metadata={"help": "most queries to a black-box source, test included"}
+    )
     seed: int = 0
     devices: int = 1
     out: str = "runs/latest"
@@ -84,6 +98,10 @@ class RunConfig:
             (self.devices >= 1, f"--devices must be at least 1, got {self.devices}"),
             (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
             (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (
+                self.query_budget is None or self.query_budget >= 1,
+                f"--query-budget must be at least 1, got {self.query_budget}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -209,6 +227,7 @@ class Trainer:
             "train_seconds": state["train_seconds"],
             "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
             "torch_rng": torch.get_rng_state(),
+            "queries": self.queries.state_dict(),
         }
 
     def _restore(self, stepper: Any, state: dict[str, Any]) -> int:
@@ -225,6 +244,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.load_state_dict(ckpt["callbacks"].get(cb.name, {}))
         torch.set_rng_state(ckpt["torch_rng"])
+        self.queries.load_state_dict(ckpt.get("queries"))
         state.update(
             best=ckpt["best"], history=ckpt["history"], train_seconds=ckpt["train_seconds"]
         )
@@ -237,11 +257,18 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         wrapped = fabric.setup_module(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        stepper, _ = build_optimizer(cfg.optimizer, cfg.optimizer_options, params, fabric.backward)
+        program = getattr(self.model, "program", None)
+        before_box = None if program is None else list(program.parameters())
+        stepper, _ = build_optimizer(
+            cfg.optimizer, cfg.optimizer_options, params, fabric.backward, before_box=before_box
+        )
+        self.queries = QueryTracker.attach(self, stepper)  # black-box query accounting
         state: dict[str, Any] = {"best": None, "history": [], "train_seconds": 0.0}
         done = self._restore(stepper, state) if cfg.resume else 0
         if done and self.is_main and cfg.progress:
             tqdm.write(f"resuming {self.out} after epoch {done}")
+        self.queries.check_start(done)
+        self.queries.begin("setup")
         for cb in self.callbacks:
             cb.on_fit_start(self)
         if not done and any(cb.initial_candidate for cb in self.callbacks):
@@ -251,10 +278,16 @@ class Trainer:
             best = state["best"]
             if cfg.patience and best and epoch - 1 - best["epoch"] >= cfg.patience:
                 break
+            if not self.queries.epoch_fits(epoch):
+                state["stopped"] = STOPPED_BY_BUDGET
+                break
             start = time.perf_counter()
+            self.queries.begin("count")
             for cb in self.callbacks:
                 cb.on_epoch_start(self, epoch)
+            self.queries.begin("train")
             train_loss = self._train_epoch(wrapped, stepper, train, epoch)
+            self.queries.begin("val")
             val_loss, val_acc = self.evaluate(self.splits.val)
             seconds = time.perf_counter() - start
             state["train_seconds"] += seconds
@@ -264,6 +297,7 @@ class Trainer:
                 "val_loss": val_loss,
                 "val_accuracy": val_acc,
                 "seconds": round(seconds, 3),
+                **self.queries.epoch_record(),
             }
             improved = best is None or (val_acc, -val_loss) > (
                 best["val_accuracy"],
@@ -340,6 +374,7 @@ class Trainer:
         metrics: dict[str, Any] = {}
         if self.is_main:
             self.splits.test.unseal()
+            self.queries.begin("test")
             test_loss, test_acc = self.evaluate(
                 self.splits.test.open(),
                 sharded=False,
@@ -364,6 +399,7 @@ class Trainer:
                 },
                 "history": state["history"],
                 "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
+                **self.queries.summary(state.get("stopped")),
             }
             artifact = dict(self.job.artifact_config)
             if isinstance(self.model, ReprogrammedModel):
@@ -373,14 +409,23 @@ class Trainer:
             write_json(self.out / CONFIG, artifact)
             save_program(self.out / PROGRAM, self.model)
             write_json(self.out / METRICS, metrics)
-            (self.out / CHECKPOINT_NAME).unlink(missing_ok=True)
+            if state.get("stopped"):  # kept, with the final count: --resume may continue
+                self.queries.update_checkpoint(self.out / CHECKPOINT_NAME)
+            else:
+                (self.out / CHECKPOINT_NAME).unlink(missing_ok=True)
         self.fabric.barrier()
         return metrics
 
 
 def _worker(fabric: Any, job: _Job) -> dict[str, Any]:
     """Entry point of each Fabric process."""
-    return Trainer(fabric, job).fit()
+    trainer = Trainer(fabric, job)
+    try:
+        return trainer.fit()
+    except EndpointError as exc:  # the black box keeps failing: stop, keep the checkpoint
+        if not hasattr(trainer, "queries"):
+            raise
+        raise trainer.queries.interrupted(exc, trainer.out) from None
 
 
 def _make_fabric(devices: int) -> Any:
@@ -446,6 +491,7 @@ def training_spec(config: RunConfig) -> dict[str, Any]:
         "eval_batch_size": config.eval_batch_size,
         "patience": config.patience,
         "devices": config.devices,
+        "query_budget": config.query_budget,
     }
 
 
@@ -511,6 +557,7 @@ def fit(
         data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
     )
     source = source if source is not None else build_source(config.source)
+    source = prepare_source(config, source)  # queried (counted) for zeroth-order optimizers
     model, program_info, mapping_info = build_model(
         config, source, splits.input_shape, splits.num_classes
     )
@@ -534,7 +581,7 @@ def fit(
     }
     job = _Job(config, model, splits, cbs, artifact_config, source.spec())
     result = run_job(job, source)
-    if config.plots:
+    if config.plots and not source.spec().get("access") == "query":  # plots would query
         from .plots import save_plots
 
         save_plots(result, splits.val)

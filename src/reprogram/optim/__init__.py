@@ -2,7 +2,7 @@
 
 A builder takes ``(config, params, backward)`` where ``backward(loss)`` back-propagates (the
 engine's own, so data-parallel runs reduce gradients). Zero-order optimizers (black-box
-sources) will register here too and simply never call ``backward``.
+sources: ``rgf``, ``spsa-gc``) also take ``before_box`` (see :func:`build_optimizer`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,15 @@ class Stepper(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-OPTIMIZERS: Registry[Stepper] = Registry("optimizer", _plugins=("reprogram.optim.gradient",))
+OPTIMIZERS: Registry[Stepper] = Registry(
+    "optimizer",
+    _plugins=("reprogram.optim.gradient", "reprogram.optim.rgf", "reprogram.optim.spsa_gc"),
+)
+
+
+def is_zeroth_order(name: str) -> bool:
+    """Whether optimizer ``name`` trains from queries alone (``rgf``, ``spsa-gc``)."""
+    return bool(getattr(OPTIMIZERS.get(name).config, "zeroth_order", False))
 
 
 def build_optimizer(
@@ -34,14 +42,23 @@ def build_optimizer(
     options: dict[str, Any] | None,
     params: Iterable[torch.nn.Parameter],
     backward: Callable[[torch.Tensor], None],
+    before_box: Iterable[torch.nn.Parameter] | None = None,
 ) -> tuple[Stepper, Any]:
-    """Build optimizer ``name``; returns the stepper and its resolved config."""
+    """Build optimizer ``name``; returns the stepper and its resolved config.
+
+    ``before_box``: the parameters whose values reach the (black-box) source, i.e. the
+    program's. Zeroth-order optimizers estimate only those from queries and give the rest (the
+    mapping's) exact gradients; the ``gradient`` optimizer ignores it.
+    """
     config = OPTIMIZERS.build_config(name, options)
+    extra = {}
+    if before_box is not None and is_zeroth_order(name):
+        extra["before_box"] = list(before_box)
     try:
-        stepper = OPTIMIZERS.get(name).builder(config, list(params), backward)
+        stepper = OPTIMIZERS.get(name).builder(config, list(params), backward, **extra)
     except ValueError as exc:
         raise ReprogramError(f"bad options for optimizer {name!r}: {exc}") from None
     return stepper, config
 
 
-__all__ = ["OPTIMIZERS", "Stepper", "build_optimizer"]
+__all__ = ["OPTIMIZERS", "Stepper", "build_optimizer", "is_zeroth_order"]

@@ -20,6 +20,7 @@ PROGRAMS: Registry[nn.Module] = Registry(
         "reprogram.programs.resize_pad",
         "reprogram.programs.full",
         "reprogram.programs.resize",
+        "reprogram.programs.coarse",
         "reprogram.programs.series_image",
         "reprogram.programs.waveform",
     ),

@@ -11,6 +11,7 @@ SOURCES: Registry[Source] = Registry(
         "reprogram.sources.efficientnet",
         "reprogram.sources.timm_source",
         "reprogram.sources.module",
+        "reprogram.sources.blackbox",
         "reprogram.sources.whisper",
     ),
 )

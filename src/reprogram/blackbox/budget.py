@@ -1,0 +1,249 @@
+"""The trainer's side of black-box accounting: the query plan, the budget, per-epoch counts.
+
+A :class:`QueryTracker` is attached to every fit whose source is a
+:class:`~reprogram.blackbox.source.BlackBoxSource` (a white-box run gets a :class:`NullTracker`
+that does nothing). With ``--query-budget N``:
+
+- the test scoring's queries (one per test example) are held back from the start, so training
+  can never eat them;
+- before training, the run is refused (with the numbers) unless the budget covers the set-up
+  passes (a probe warm start, the epoch-0 validation), one epoch (its training steps at the
+  optimizer's queries per example, an ILM/FLM count pass, a validation pass) and the test;
+- before every epoch the same plan (an upper bound: cache hits only lower it) is checked
+  against what is left; when the epoch does not fit, training stops cleanly, the best
+  validation state is restored, the test is scored once from the held-back queries, the
+  artifact is written with ``stopped: "query budget"``, and the checkpoint is kept (with the
+  final count) so ``--resume`` with a larger budget continues.
+
+The source's ledger still refuses any request that would break the budget before sending it,
+so even a callback that queries on its own can never go one query over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..errors import ReprogramError
+from .source import BlackBoxSource, is_blackbox, query_source
+
+if TYPE_CHECKING:
+    from ..sources.base import Source
+    from ..train import RunConfig, Trainer
+
+STOPPED_BY_BUDGET = "query budget"
+
+
+def prepare_source(config: RunConfig, source: Source) -> Source:
+    """The source a run trains against: white boxes are queried when the optimizer is
+    zeroth-order; a black box refuses the ``gradient`` optimizer."""
+    from ..optim import is_zeroth_order
+
+    zeroth_order = is_zeroth_order(config.optimizer)
+    if zeroth_order and not is_blackbox(source):
+        return query_source(source)  # type: ignore[return-value]
+    if not zeroth_order and is_blackbox(source):
+        raise ReprogramError(
+            f"the source {source.name} can only be queried, so it gives no gradients: train "
+            f"with --optimizer rgf or --optimizer spsa-gc."
+        )
+    if config.query_budget is not None and not is_blackbox(source):
+        raise ReprogramError(
+            "--query-budget bounds the queries to a black-box source; this run trains a white "
+            "box with gradients. Use --optimizer rgf|spsa-gc, or drop --query-budget."
+        )
+    return source
+
+
+class NullTracker:
+    """The tracker of a white-box run: nothing to count."""
+
+    def check_start(self, done: int) -> None:
+        """Nothing to check."""
+
+    def begin(self, phase: str) -> None:
+        """Nothing to attribute."""
+
+    def epoch_fits(self, epoch: int) -> bool:
+        return True
+
+    def epoch_record(self) -> dict[str, Any]:
+        return {}
+
+    def summary(self, stopped: str | None) -> dict[str, Any]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return None
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Nothing to restore."""
+
+    def update_checkpoint(self, path: Path) -> None:
+        """Nothing to add."""
+
+    def interrupted(self, exc: Exception, out: Path) -> ReprogramError:
+        return ReprogramError(str(exc))
+
+
+class QueryTracker(NullTracker):
+    """Counts a black-box run's queries by phase and keeps it within ``--query-budget``."""
+
+    def __init__(self, trainer: Trainer, stepper: Any, source: BlackBoxSource) -> None:
+        self.trainer = trainer
+        self.stepper = stepper
+        self.source = source
+        self.ledger = source.ledger
+        self.budget = trainer.config.query_budget
+        source.reset_queries()
+        self.ledger.budget = self.budget
+        self.test_size = len(trainer.splits.test)
+        self.ledger.reserved = self.test_size if self.budget is not None else 0
+        self._epoch_start = 0
+
+    @classmethod
+    def attach(cls, trainer: Trainer, stepper: Any) -> NullTracker:
+        """A tracker for ``trainer``'s run (a :class:`NullTracker` for white-box sources)."""
+        source = getattr(trainer.model, "source", None)
+        if not isinstance(source, BlackBoxSource):
+            return NullTracker()
+        if trainer.fabric.world_size > 1:
+            raise ReprogramError(
+                f"black-box training runs in one process (--devices 1): queries to "
+                f"{source.name} are counted against one budget. Got --devices "
+                f"{trainer.fabric.world_size}."
+            )
+        return cls(trainer, stepper, source)
+
+    # ------------------------------------------------------------------ the plan
+    def setup_cost(self) -> int:
+        """Queries of the set-up passes: a probe warm start (train + val), epoch-0 validation."""
+        from ..callbacks import ProbeInitCallback
+
+        splits, n = self.trainer.splits, 0
+        for cb in self.trainer.callbacks:
+            if isinstance(cb, ProbeInitCallback) and not cb.fitted:
+                n += len(splits.train) + len(splits.val)
+        if any(cb.initial_candidate for cb in self.trainer.callbacks):
+            n += len(splits.val)
+        return n
+
+    def epoch_cost(self) -> dict[str, int]:
+        """Upper bound on one epoch's queries: training steps, count pass, validation."""
+        splits, model = self.trainer.splits, self.trainer.model
+        per_example = int(getattr(self.stepper, "queries_per_example", lambda: 1)())
+        mapping = getattr(model, "mapping", None)
+        remap = getattr(mapping, "remap", "never")
+        counts = remap == "every_epoch" or (remap == "once" and not bool(mapping.fitted))
+        return {
+            "train": len(splits.train) * per_example,
+            "count": len(splits.train) if counts else 0,
+            "val": len(splits.val),
+        }
+
+    def check_start(self, done: int) -> None:
+        """Refuse a run whose budget cannot cover set-up, one epoch and the test scoring."""
+        if self.budget is None:
+            return
+        left = self.budget - self.ledger.queries
+        if done:
+            if left < self.test_size:
+                raise ReprogramError(
+                    f"--query-budget {self.budget}: {self.ledger.queries} queries are already "
+                    f"spent, which leaves {left}, fewer than the {self.test_size} the test "
+                    f"scoring needs. Resume with a larger --query-budget."
+                )
+            return
+        setup, epoch = self.setup_cost(), self.epoch_cost()
+        need = setup + sum(epoch.values()) + self.test_size
+        if need > left:
+            per = getattr(self.stepper, "queries_per_example", lambda: 1)()
+            raise ReprogramError(
+                f"--query-budget {self.budget} cannot cover even one epoch and the test "
+                f"scoring: set-up {setup} + one epoch {sum(epoch.values())} (training "
+                f"{len(self.trainer.splits.train)} examples × {per} queries = {epoch['train']}, "
+                f"count pass {epoch['count']}, validation {epoch['val']}) + test "
+                f"{self.test_size} = {need} queries. Raise --query-budget to at least {need}, "
+                f"or use fewer shots or fewer queries per step (q, samples)."
+            )
+
+    def epoch_fits(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` fits in what is left (called before each epoch)."""
+        self._epoch_start = self.ledger.queries
+        available = self.ledger.available
+        return available is None or sum(self.epoch_cost().values()) <= available
+
+    # ------------------------------------------------------------------ counting
+    def begin(self, phase: str) -> None:
+        """Attribute the next queries to ``phase``; ``test`` also releases the held-back ones."""
+        self.ledger.phase = phase
+        if phase == "test":
+            self.ledger.release()
+
+    def epoch_record(self) -> dict[str, Any]:
+        """``queries`` of the epoch just finished and ``queries_total`` so far."""
+        return {
+            "queries": self.ledger.queries - self._epoch_start,
+            "queries_total": self.ledger.queries,
+        }
+
+    def summary(self, stopped: str | None) -> dict[str, Any]:
+        """What metrics.json records about the queries."""
+        out: dict[str, Any] = {
+            "queries": self.ledger.queries,
+            "queries_by_phase": dict(self.ledger.by_phase),
+            "cache_hits": self.ledger.cache_hits,
+            "query_budget": self.budget,
+            "queries_per_example_step": getattr(self.stepper, "queries_per_example", lambda: 1)(),
+        }
+        if stopped:
+            out["stopped"] = stopped
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return self.source.query_state_dict()
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        if state is None:
+            raise ReprogramError(
+                "--resume: the checkpoint holds no query counts; it was not made by a "
+                "black-box run. Start a new --out."
+            )
+        self.source.load_query_state_dict(state)
+
+    def update_checkpoint(self, path: Path) -> None:
+        """Write the current counts (and cache) into the checkpoint at ``path``, if any.
+
+        Queries spent after the checkpoint (a partial epoch, the test scoring) were really
+        sent: a resumed run must count them.
+        """
+        if not Path(path).exists():
+            return
+        ckpt = load_checkpoint(path)
+        ckpt["queries"] = self.state_dict()
+        save_checkpoint(path, ckpt)
+
+    def interrupted(self, exc: Exception, out: Path) -> ReprogramError:
+        """The error to raise when the endpoint keeps failing mid-run (checkpoint updated)."""
+        from ..checkpoint import CHECKPOINT_NAME
+
+        path = Path(out) / CHECKPOINT_NAME
+        self.update_checkpoint(path)
+        spent = self.ledger.queries
+        if path.exists():
+            where = (
+                f"Training stopped; the last finished epoch is checkpointed in {out} (with the "
+                f"{spent} queries spent so far). Rerun the same command with --resume to "
+                f"continue when the endpoint answers again."
+            )
+        else:
+            where = (
+                f"No epoch finished ({spent} queries spent); rerun the same command when the "
+                f"endpoint answers again."
+            )
+        return ReprogramError(f"{exc} {where}")
+
+
+__all__ = ["STOPPED_BY_BUDGET", "NullTracker", "QueryTracker", "prepare_source"]
