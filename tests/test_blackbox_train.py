@@ -335,3 +335,37 @@ def test_fit_over_loopback_http_counts_what_the_server_served(tmp_path: Path) ->
         result = fit(config(tmp_path, source=url, epochs=1))
     assert result.config["source"]["name"] == url
     assert result.metrics["queries"] == app.state.queries.value == box.rows
+
+
+def test_bench_blackbox_budgets_and_reports(tmp_path: Path) -> None:
+    from reprogram.bench.blackbox import Cell, budget_for, cells_for, write_results
+
+    # digits, 10 shots: 80 training examples × (q + 1 = 4) + 20 validation, then 539 test
+    assert budget_for(Cell("digits", "rgf", 0, budget_epochs=1), "digits") == 340 + N_TEST
+    assert len(cells_for((0, 1))) == 2 * 2 * 6
+    rows = [
+        {
+            "target": "digits",
+            "method": m,
+            "seed": s,
+            "val_accuracy": 0.5,
+            "test_accuracy": acc,
+            "queries": q,
+            "train_val_queries": max(q - N_TEST, 0),
+            "cache_hits": 0,
+            "query_budget": None,
+            "stopped": "",
+            "epochs": 6,
+            "best_epoch": 6,
+            "trainable_parameters": 10,
+            "train_seconds": 1.0,
+            "curve": [],
+        }
+        for m, acc, q in [("white-box", 0.7, 0), ("rgf", 0.65, 2579), ("mapping-only", 0.6, 639)]
+        for s in (0, 1)
+    ]
+    write_results(tmp_path, rows, (0, 1), "reprogram bench blackbox", None, served=6436)
+    md = (tmp_path / "results.md").read_text()
+    assert "`mapping-only` reaches 0.600 = 86%" not in md and "no black-box cell" not in md
+    assert "`rgf` reaches 0.650 = 93% of white-box (0.700) with 2,579 queries" in md
+    assert "add up to 6,436" in md and (tmp_path / "accuracy_vs_queries.png").exists()
