@@ -35,13 +35,16 @@ class ToyBox:
     :class:`EndpointError` once that many inputs were answered.
     """
 
-    def __init__(self, fail_after: int | None = None) -> None:
+    def __init__(self, fail_after: int | None = None, interrupt: bool = False) -> None:
         self.weight = np.random.default_rng(0).normal(size=(K, 48)).astype(np.float32)
         self.rows = 0
         self.fail_after = fail_after
+        self.interrupt = interrupt
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         if self.fail_after is not None and self.rows + len(pixels) > self.fail_after:
+            if self.interrupt:
+                raise KeyboardInterrupt
             raise EndpointError("connection refused (after 3 retries)")
         self.rows += len(pixels)
         feats = F.adaptive_avg_pool2d(torch.from_numpy(pixels), 4).reshape(len(pixels), -1)
@@ -214,6 +217,12 @@ def test_failing_endpoint_stops_with_a_resume_hint_and_loses_no_query(tmp_path: 
     assert resumed.metrics["queries"] == straight.metrics["queries"] == failing.rows + box.rows
     for key, value in _adapter(straight.model).items():
         assert torch.equal(value, _adapter(resumed.model)[key]), key
+    # Ctrl-C inside an epoch: the checkpoint also records what was spent since it was written
+    stopped = ToyBox(fail_after=per_epoch + 100, interrupt=True)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "ctrl-c", box=stopped, epochs=3)
+    ckpt = load_checkpoint(tmp_path / "ctrl-c" / CHECKPOINT_NAME)
+    assert ckpt["queries"]["ledger"]["queries"] == stopped.rows
 
 
 # --------------------------------------------------------------------------- optimizers

@@ -426,6 +426,10 @@ def _worker(fabric: Any, job: _Job) -> dict[str, Any]:
         if not hasattr(trainer, "queries"):
             raise
         raise trainer.queries.interrupted(exc, trainer.out) from None
+    except KeyboardInterrupt:  # queries sent since the last checkpoint were paid: record them
+        if hasattr(trainer, "queries"):
+            trainer.queries.update_checkpoint(trainer.out / CHECKPOINT_NAME)
+        raise
 
 
 def _make_fabric(devices: int) -> Any:
