@@ -378,3 +378,17 @@ def test_bench_blackbox_budgets_and_reports(tmp_path: Path) -> None:
     assert "`mapping-only` reaches 0.600 = 86%" not in md and "no black-box cell" not in md
     assert "`rgf` reaches 0.650 = 93% of white-box (0.700) with 2,579 queries" in md
     assert "add up to 6,436" in md and (tmp_path / "accuracy_vs_queries.png").exists()
+
+
+def test_cli_fit_with_a_budget_reports_queries_and_the_stop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["fit", "--source", "tiny-random-cnn", "--target", "digits", "--optimizer", "rgf"]
+    args += ["--program", "coarse", "--program-opt", "grid=4", "--optimizer-opt", "q=1"]
+    args += ["--shots", "10", "--epochs", "2", "--out", str(tmp_path / "cli"), "--quiet"]
+    # one epoch: 80 examples × 2 queries + 20 validation = 180; the test takes 539
+    assert main([*args, "--query-budget", "718"]) == 2
+    assert "at least 719" in capsys.readouterr().err
+    assert main([*args, "--query-budget", "800"]) == 0
+    out = capsys.readouterr().out
+    assert "719 (0 from cache, budget 800); stopped: query budget" in out

@@ -178,6 +178,14 @@ def summary(result: Any) -> str:
         ),
         ("artifact", f"{result.out}  ({', '.join(files)})"),
     ]
+    if "queries" in m:  # a black-box run
+        budget = f", budget {m['query_budget']:,}" if m.get("query_budget") else ""
+        stop = (
+            f"; stopped: {m['stopped']} (--resume with more continues)" if m.get("stopped") else ""
+        )
+        rows.insert(
+            -1, ("queries", f"{m['queries']:,} ({m['cache_hits']:,} from cache{budget}){stop}")
+        )
     if "baseline" in c:
         source = c["source"]["name"] if c.get("source") else "no source"
         title = f"{source} → {c['target']['name']}  (baseline {c['baseline']['method']})"
