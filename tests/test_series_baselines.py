@@ -181,3 +181,12 @@ def test_series_image_refuses_images_and_audio_sources() -> None:
         build_program("series-image", {}, (1, 50), (16000,))
     with pytest.raises(ReprogramError, match="image must be one of"):
         build_program("series-image", {"image": "photo"}, (1, 50), (3, 32, 32))
+
+
+@pytest.mark.parametrize("method", ["linear-probe", "finetune"])
+def test_image_feature_baselines_refuse_series_clearly(
+    tmp_path: Path, waves: str, method: str
+) -> None:
+    cfg = config(tmp_path, waves, method, source="tiny-random-cnn")
+    with pytest.raises(ReprogramError, match="needs an image source and an image target"):
+        run_baseline(cfg)

@@ -118,6 +118,13 @@ def run_baseline(
         source = source if source is not None else build_source(config.source)
     else:
         source = None
+    if source is not None and (len(source.input_size) != 3 or splits.modality != "image"):
+        raise ReprogramError(
+            f"baseline {config.method!r} trains on a source's image features; it needs an image "
+            f"source and an image target (got source {source.name!r} with inputs "
+            f"{tuple(source.input_size)} and a {splits.modality} target). For time series use "
+            f"--method minirocket or --method scratch."
+        )
     if config.lr is None and baseline.default_lr is not None:
         config.optimizer_options = {"lr": baseline.default_lr, **config.optimizer_options}
     torch.manual_seed(config.seed)

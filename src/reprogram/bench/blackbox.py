@@ -31,7 +31,6 @@ skipped on a rerun, an interrupted one resumes from its checkpoint. After every 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import statistics
 import sys
@@ -48,6 +47,7 @@ import numpy as np
 from ..artifact import METRICS, write_json
 from ..checkpoint import CHECKPOINT_NAME
 from ..errors import ReprogramError
+from . import write_csv
 from .vision import machine
 
 SOURCE = "efficientnet-lite0"
@@ -443,11 +443,7 @@ def write_results(
         out / "results.json",
         {"meta": meta, "rows": rows, "summary": summary, "throughput": throughput},
     )
-    with open(out / "results.csv", "w", newline="") as fh:
-        fields = [k for k in rows[0] if k != "curve"]
-        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "results.csv", rows, [k for k in rows[0] if k != "curve"])
     (out / "results.md").write_text(_markdown(summary, meta, throughput))
     plot(out, rows, summary)
 

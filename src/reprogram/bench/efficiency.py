@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import math
 import os
@@ -69,6 +68,7 @@ from ..model import ReprogrammedModel
 from ..optim import build_optimizer
 from ..programs import build_program
 from ..sources import Source, build_source
+from . import write_csv
 
 #: Programs and mappings benchmarked by default (the image programs that train something).
 DEFAULT_PROGRAMS: tuple[str, ...] = ("border", "resize-pad", "full")
@@ -383,11 +383,7 @@ def write_results(out: Path, result: dict[str, Any]) -> None:
     """results.json, results.csv, results.md and efficiency.png under ``out``."""
     rows = result["rows"]
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    with open(out / "results.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(CSV_FIELDS), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _csv_value(row[k]) for k in CSV_FIELDS})
+    write_csv(out / "results.csv", [{k: _csv_value(r[k]) for k in CSV_FIELDS} for r in rows])
     (out / "results.md").write_text(markdown_table(result))
     save_plot(rows, out / "efficiency.png")
 

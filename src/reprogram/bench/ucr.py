@@ -16,7 +16,6 @@ from its checkpoint. After each cell the suite rewrites ``results.json``, ``resu
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import statistics
@@ -31,6 +30,7 @@ from typing import Any
 from ..artifact import METRICS, read_json, write_json
 from ..checkpoint import CHECKPOINT_NAME
 from ..errors import ReprogramError
+from . import write_csv
 from .vision import _artifact_bytes, machine, parse_method
 from .vision import summarise as summarise_by
 
@@ -453,10 +453,7 @@ def write_results(
             "means_over_sets": means_over_sets(summary, sets),
         },
     )
-    with open(out / "results.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "results.csv", rows)
     (out / "results.md").write_text(_markdown(summary, settings, meta))
     plot_results(out, summary, settings)
 

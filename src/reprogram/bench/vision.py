@@ -10,7 +10,6 @@ cells.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import platform
@@ -26,6 +25,7 @@ from typing import Any
 from ..artifact import METRICS
 from ..checkpoint import CHECKPOINT_NAME
 from ..errors import ReprogramError
+from . import write_csv
 
 # Reprogramming variants worth reporting (from the program × mapping grid) and baselines.
 DEFAULT_METHODS = (
@@ -366,10 +366,7 @@ def write_results(
     }
     summary = summarise(rows)
     write_json(out / "results.json", {"meta": meta, "rows": rows, "summary": summary})
-    with open(out / "results.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "results.csv", rows)
     (out / "results.md").write_text(_markdown(summary, settings, meta))
     plot_results(out, summary, settings)
 
