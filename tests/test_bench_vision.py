@@ -58,3 +58,14 @@ def test_unknown_method_fails_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ReprogramError, match="unknown baseline"):
         suite(tmp_path, methods=("resize-pad+linear", "svm-magic"))
     assert not (tmp_path / "runs").exists()
+
+
+def test_split_methods_keeps_each_methods_options() -> None:
+    from reprogram.bench import split_methods
+
+    assert split_methods("full+linear:init=probe,lr=0.001,linear-probe, scratch") == (
+        "full+linear:init=probe,lr=0.001",
+        "linear-probe",
+        "scratch",
+    )
+    assert split_methods("full+linear,resize-pad+ilm") == ("full+linear", "resize-pad+ilm")

@@ -233,10 +233,11 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 def cmd_bench(args: argparse.Namespace) -> int:
     command = "reprogram " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
     if args.suite == "vision":
+        from .bench import split_methods
         from .bench.vision import DEFAULT_METHODS, run_vision, summarise
 
         methods = (
-            tuple(m.strip() for m in args.methods.split(",") if m.strip())
+            split_methods(args.methods)
             if args.methods
             else DEFAULT_METHODS
         )

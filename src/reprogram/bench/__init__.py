@@ -17,3 +17,22 @@ def write_csv(
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def split_methods(text: str) -> tuple[str, ...]:
+    """Split a ``--methods`` list on commas, keeping each method's own ``key=value`` options.
+
+    ``"full+linear:init=probe,lr=0.001,linear-probe"`` → ``("full+linear:init=probe,lr=0.001",
+    "linear-probe")``: a piece with ``=`` but no ``:`` or ``+`` continues the method before it.
+    """
+    methods: list[str] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue
+        if methods and "=" in piece and ":" not in piece and "+" not in piece and (
+            ":" in methods[-1]
+        ):
+            methods[-1] += "," + piece
+        else:
+            methods.append(piece)
+    return tuple(methods)

@@ -30,7 +30,7 @@ from typing import Any
 from ..artifact import METRICS, read_json, write_json
 from ..checkpoint import CHECKPOINT_NAME
 from ..errors import ReprogramError
-from . import write_csv
+from . import split_methods, write_csv
 from .vision import _artifact_bytes, machine, parse_method
 from .vision import summarise as summarise_by
 
@@ -506,7 +506,7 @@ def run_from_args(args: Any, command: str | None) -> list[dict[str, Any]]:
         args.out,
         sets=_names(args.sets) or V2S_SETS,
         seeds=_ints(args.seeds, "--seeds"),
-        methods=_names(args.methods) or DEFAULT_METHODS,
+        methods=(split_methods(args.methods) if args.methods else None) or DEFAULT_METHODS,
         source=args.source,
         epochs=args.epochs if args.epochs is not None else 100,
         max_train=args.max_train,
