@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,18 +41,32 @@ def test_suite_writes_tables_and_plots_and_reruns_only_missing_cells(tmp_path: P
     summary = json.loads((tmp_path / "results.json").read_text())["summary"]
     assert len(summary) == len(METHODS) and all(len(s["seeds"]) == 2 for s in summary)
 
-    # a killed suite: one cell lost its metrics; the rerun redoes that cell only
+    # a killed suite: the last cell never finished (no metrics, not in the table); the rerun
+    # runs that cell only
     runs = tmp_path / "runs"
     kept = runs / "scratch" / "shots10" / "seed0" / "metrics.json"
     lost = runs / "pixels-logreg" / "shots10" / "seed1" / "metrics.json"
     before = kept.stat().st_mtime_ns
     lost_before = json.loads(lost.read_text())
     lost.unlink()
+    results = json.loads((tmp_path / "results.json").read_text())
+    results["rows"] = [
+        r for r in results["rows"] if (r["method"], r["seed"]) != ("pixels-logreg", 1)
+    ]
+    (tmp_path / "results.json").write_text(json.dumps(results))
     again = suite(tmp_path)
     assert kept.stat().st_mtime_ns == before
     assert lost.exists()
     assert json.loads(lost.read_text())["test_accuracy"] == lost_before["test_accuracy"]
     assert [r["test_accuracy"] for r in again] == [r["test_accuracy"] for r in rows]
+
+    # a clean clone has results.json but no runs/: nothing is rerun, the table stays whole
+    shutil.rmtree(runs)
+    table_before = (tmp_path / "results.md").read_text().split("Machine:")[0]
+    clone = suite(tmp_path)
+    assert not runs.exists()
+    assert [r["test_accuracy"] for r in clone] == [r["test_accuracy"] for r in rows]
+    assert (tmp_path / "results.md").read_text().split("Machine:")[0] == table_before
 
 
 def test_unknown_method_fails_before_any_work(tmp_path: Path) -> None:
@@ -69,3 +84,56 @@ def test_split_methods_keeps_each_methods_options() -> None:
         "scratch",
     )
     assert split_methods("full+linear,resize-pad+ilm") == ("full+linear", "resize-pad+ilm")
+    assert split_methods(
+        "full+linear:init=probe,lr=0.001@features:efficientnet-lite0,linear-probe"
+    ) == ("full+linear:init=probe,lr=0.001@features:efficientnet-lite0", "linear-probe")
+
+
+def test_split_source() -> None:
+    from reprogram.bench.vision import split_source
+
+    assert split_source("full+linear", "a") == ("full+linear", "a")
+    assert split_source("full+linear:lr=1@features:b", "a") == ("full+linear:lr=1", "features:b")
+    assert split_source("full+linear@features:", "a") == ("full+linear", "features:a")
+
+
+def test_a_cell_may_run_on_its_own_source(tmp_path: Path) -> None:
+    method = "full+linear:init=probe@features:tiny-random-cnn"
+    rows = suite(tmp_path, methods=(method,), seeds=(0,))
+    assert rows[0]["method"] == method
+    config = json.loads(
+        (tmp_path / "runs" / method / "shots10" / "seed0" / "config.json").read_text()
+    )
+    assert config["source"]["name"] == "features:tiny-random-cnn"
+    assert rows[0]["trainable_parameters"] == 3 * 32 * 32 + 16 * 10 + 10
+
+
+@pytest.mark.parametrize(
+    ("method", "message"),
+    [
+        ("linear-probe@features:tiny-random-cnn", "baselines take no @SOURCE"),
+        ("full+linear@nosuchsource", "unknown source"),
+    ],
+)
+def test_bad_cell_sources_fail_before_any_work(tmp_path: Path, method: str, message: str) -> None:
+    with pytest.raises(ReprogramError, match=message):
+        suite(tmp_path, methods=(method,))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_suite_directory_accumulates_cells_from_several_calls(tmp_path: Path) -> None:
+    suite(tmp_path, methods=("pixels-logreg", "scratch"), seeds=(0,), command="first")
+    suite(tmp_path, methods=("pixels-logreg",), shots=(20,), seeds=(0,), command="second")
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert {(r["method"], r["shots"]) for r in result["rows"]} == {
+        ("pixels-logreg", 10),
+        ("scratch", 10),
+        ("pixels-logreg", 20),
+    }
+    assert result["meta"]["commands"] == ["first", "second"]
+    assert result["meta"]["settings"]["shots"] == [10, 20]
+    table = (tmp_path / "results.md").read_text()
+    assert "- `first`" in table and "- `second`" in table
+    assert "| scratch | " in table and "20 shots" in table
+    with pytest.raises(ReprogramError, match=r"epochs=1.*use another --out"):
+        suite(tmp_path, methods=("scratch",), epochs=2)

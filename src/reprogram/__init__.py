@@ -10,6 +10,7 @@ from .mappings import MAPPINGS
 from .model import ReprogrammedModel
 from .optim import OPTIMIZERS
 from .programs import PROGRAMS
+from .runtime import tune_allocator
 from .sources import SOURCES, Source, build_source
 from .train import FitConfig, FitResult, fit
 
@@ -30,4 +31,5 @@ __all__ = [
     "fit",
     "load_artifact",
     "load_target",
+    "tune_allocator",
 ]

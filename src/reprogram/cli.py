@@ -236,11 +236,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .bench import split_methods
         from .bench.vision import DEFAULT_METHODS, run_vision, summarise
 
-        methods = (
-            split_methods(args.methods)
-            if args.methods
-            else DEFAULT_METHODS
-        )
+        methods = split_methods(args.methods) if args.methods else DEFAULT_METHODS
         rows = run_vision(
             args.out,
             shots=_ints(args.shots, "--shots"),
@@ -543,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for user errors, 1 for unexpected ones)."""
     args = build_parser().parse_args(argv)
+    from .runtime import tune_allocator
+
+    tune_allocator()  # large blocks reused, not re-mapped every step (see runtime.py)
     try:
         return int(args.func(args))
     except ReprogramError as exc:

@@ -528,9 +528,22 @@ def build_model(
     entry = MAPPINGS.get(config.mapping)
     if entry.config is not None and "seed" in entry.config.__dataclass_fields__:
         mapping_options.setdefault("seed", config.seed)
-    mapping, mapping_cfg = build_mapping(
-        config.mapping, mapping_options, source.num_classes, num_classes
-    )
+    features = getattr(source, "outputs", "logits") == "features"
+    try:
+        mapping, mapping_cfg = build_mapping(
+            config.mapping, mapping_options, source.num_classes, num_classes
+        )
+    except ReprogramError:
+        if not features:
+            raise
+        mapping = None  # e.g. too few "labels" for random's many-to-one: same advice below
+    if features and (mapping is None or mapping.reads_labels):
+        raise ReprogramError(
+            f"mapping {config.mapping!r} picks source labels by their scores, but source "
+            f"{source.name!r} answers penultimate features, which are not labels. Use "
+            f"--mapping linear with it (add --mapping-opt init=probe to start from a linear "
+            f"probe), or drop the features: prefix."
+        )
     model = ReprogrammedModel(source, program, mapping)
     program_info = {"name": config.program, "options": config_to_dict(program_cfg)}
     program_info.update(getattr(program, "describe", dict)())

@@ -8,20 +8,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..errors import ReprogramError
 from ..programs import build_program
 from ..sources import Source
-
-
-def last_linear(module: nn.Module) -> tuple[str, nn.Linear]:
-    """The last ``nn.Linear`` registered in ``module`` (its classifier) and its dotted name."""
-    found = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Linear)]
-    if not found:
-        raise ReprogramError(
-            f"{type(module).__name__} has no nn.Linear classifier, so its penultimate features "
-            f"are not defined; linear-probe and finetune need a model whose last layer is linear."
-        )
-    return found[-1]
+from ..sources.features import last_linear
 
 
 def canvas_resize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,23 @@ def write_csv(
         writer.writerows(rows)
 
 
+_OPTION_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
 def split_methods(text: str) -> tuple[str, ...]:
     """Split a ``--methods`` list on commas, keeping each method's own ``key=value`` options.
 
     ``"full+linear:init=probe,lr=0.001,linear-probe"`` → ``("full+linear:init=probe,lr=0.001",
-    "linear-probe")``: a piece with ``=`` but no ``:`` or ``+`` continues the method before it.
+    "linear-probe")``: a piece that starts with ``key=`` (a plain option name) continues the
+    method before it when that one has options, also when it ends in ``@SOURCE``
+    (``lr=0.001@features:efficientnet-lite0``).
     """
     methods: list[str] = []
     for piece in (p.strip() for p in text.split(",")):
         if not piece:
             continue
-        if methods and "=" in piece and ":" not in piece and "+" not in piece and (
-            ":" in methods[-1]
-        ):
+        key, sep, _ = piece.partition("=")
+        if methods and sep and _OPTION_KEY.fullmatch(key) and ":" in methods[-1]:
             methods[-1] += "," + piece
         else:
             methods.append(piece)

@@ -67,6 +67,7 @@ from ..mappings import MAPPINGS, build_mapping
 from ..model import ReprogrammedModel
 from ..optim import build_optimizer
 from ..programs import build_program
+from ..runtime import allocator_tuned
 from ..sources import Source, build_source
 from . import write_csv
 
@@ -269,6 +270,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_num_threads": torch.get_num_threads(),
+        "allocator_tuned": allocator_tuned(),
     }
 
 
@@ -401,7 +403,9 @@ def markdown_table(result: dict[str, Any]) -> str:
         "",
         f"Median of {meta['repeats']} interleaved calls after {meta['warmup']} warm-up calls; "
         f"{mach['cpu_count']} CPUs, torch {mach['torch']} with {mach['torch_num_threads']} "
-        f"threads ({mach['platform']}), {meta['date']}.",
+        f"threads ({mach['platform']}), {meta['date']}. glibc large-block reuse "
+        f"(`reprogram.runtime.tune_allocator`): "
+        f"{'on' if mach.get('allocator_tuned') else 'off'}.",
     ]
     if meta.get("command"):
         lines.append(f"Command: `{meta['command']}`")

@@ -29,6 +29,8 @@ from . import write_csv
 
 # Reprogramming variants worth reporting (from the program × mapping grid) and baselines.
 DEFAULT_METHODS = (
+    "full+linear:init=probe,lr=0.001@features:",
+    "full+linear:init=probe,lr=0.001",
     "full+linear",
     "resize-pad+linear",
     "full+ilm",
@@ -93,13 +95,36 @@ def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
     return program, mapping, routed
 
 
-def _check_method(method: str) -> None:
-    from ..baselines import BASELINES
+def split_source(method: str, default: str) -> tuple[str, str]:
+    """``PROGRAM+MAPPING[:options][@SOURCE]`` → (method without ``@SOURCE``, source name).
 
-    if "+" in method:
-        parse_method(method)
+    ``@SOURCE`` runs that cell on another source than the suite's (e.g.
+    ``full+linear:init=probe@features:efficientnet-lite0``, visual prompting + linear probe).
+    A prefix alone (``@features:``) applies to the suite's source.
+    """
+    if "@" not in method:
+        return method, default
+    body, source = method.rsplit("@", 1)
+    if source.endswith(":") and default:
+        source += default
+    if not body or not source:
+        raise ReprogramError(f"method {method!r}: write PROGRAM+MAPPING[:OPTIONS]@SOURCE.")
+    if "+" not in body:
+        raise ReprogramError(f"method {method!r}: baselines take no @SOURCE here.")
+    return body, source
+
+
+def _check_method(method: str, suite_source: str) -> None:
+    from ..baselines import BASELINES
+    from ..sources import SOURCES
+
+    body, source = split_source(method, suite_source)
+    if source != suite_source:
+        SOURCES.resolve(source)
+    if "+" in body:
+        parse_method(body)
     else:
-        BASELINES.get(method)
+        BASELINES.get(body)
 
 
 def run_cell(
@@ -107,6 +132,7 @@ def run_cell(
 ) -> dict[str, Any]:
     """Run (or resume) one cell into ``out``; returns its metrics."""
     resume = (out / CHECKPOINT_NAME).exists()
+    method, source = split_source(cell.method, source)
     common = dict(
         source=source,
         target=target,
@@ -121,7 +147,7 @@ def run_cell(
     if cell.is_reprogramming:
         from ..train import FitConfig, fit
 
-        program, mapping, options = parse_method(cell.method)
+        program, mapping, options = parse_method(method)
         config = FitConfig(
             program=program,
             mapping=mapping,
@@ -180,6 +206,8 @@ def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     import torch
 
+    from ..runtime import allocator_tuned
+
     return {
         "platform": platform.platform(),
         "processor": platform.machine(),
@@ -187,6 +215,7 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
+        "allocator_tuned": allocator_tuned(),
     }
 
 
@@ -212,7 +241,7 @@ def run_vision(
         command: the command line recorded in the results.
     """
     for method in methods:
-        _check_method(method)
+        _check_method(method, source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cells = [Cell(m, k, s) for k in sorted(shots) for s in seeds for m in methods]
@@ -225,13 +254,18 @@ def run_vision(
         "seeds": list(seeds),
         "methods": list(methods),
     }
+    recorded, settings, commands = _merge_earlier(out, cells, settings, command)
+
+    def finished(c: Cell) -> bool:
+        return (out / "runs" / c.key / METRICS).exists() or c.key in recorded
+
     times: dict[tuple[str, int], list[float]] = defaultdict(list)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for i, cell in enumerate(cells, 1):
         directory = out / "runs" / cell.key
-        if not (directory / METRICS).exists():
-            left = [c for c in cells[i - 1 :] if not (out / "runs" / c.key / METRICS).exists()]
+        if not finished(cell):
+            left = [c for c in cells[i - 1 :] if not finished(c)]
             guesses = [_estimate(c, times) for c in left]
             known = [g for g in guesses if g is not None]
             eta = (
@@ -259,7 +293,7 @@ def run_vision(
             except ReprogramError as exc:
                 raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
             times[(cell.method, cell.shots)].append(time.perf_counter() - t0)
-        row = _row(cell, directory)
+        row = _row(cell, directory) if (directory / METRICS).exists() else recorded[cell.key]
         rows.append(row)
         if progress:
             print(
@@ -268,8 +302,71 @@ def run_vision(
                 file=sys.stderr,
                 flush=True,
             )
-        write_results(out, rows, settings, command)
+        current = {c.key for c in cells[:i]}
+        earlier = [r for k, r in recorded.items() if k not in current]
+        write_results(out, earlier + rows, settings, commands)
     return rows
+
+
+#: Settings every cell of one suite directory must share.
+SHARED_SETTINGS = ("source", "target", "epochs", "canvas_size")
+
+
+def _merge_earlier(
+    out: Path, cells: list[Cell], settings: dict[str, Any], command: str | None
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[str]]:
+    """What earlier invocations recorded in ``out/results.json``, and the merged settings.
+
+    A suite directory accumulates: ``--shots 10,100`` now and ``--shots 1000 --methods …``
+    later give one table with every finished cell. A recorded cell counts as finished even
+    when its run directory is gone (``runs/`` is not committed), so a rerun from a clean
+    clone runs only what the table lacks. Returns the recorded rows by cell key (a run
+    directory's own metrics, where present, win over the record), the merged settings (method
+    order kept, shots and seeds unioned) and every command that contributed.
+
+    Raises:
+        ReprogramError: results.json is unreadable, or the directory was run with another
+            source, target, epochs or canvas.
+    """
+    command = command or "reprogram bench vision"
+    path = out / "results.json"
+    if not path.exists():
+        return {}, settings, [command]
+    try:
+        previous = json.loads(path.read_text())
+        old_settings, old_rows = previous["meta"]["settings"], previous["rows"]
+        old_commands = previous["meta"].get("commands") or [previous["meta"]["command"]]
+        recorded = {Cell(r["method"], int(r["shots"]), int(r["seed"])).key: r for r in old_rows}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReprogramError(
+            f"{path} is unreadable ({type(exc).__name__}: {exc}); move it away to start the "
+            f"table afresh (finished cells under {out / 'runs'} are reused either way)."
+        ) from None
+    clash = [k for k in SHARED_SETTINGS if old_settings.get(k) != settings[k]]
+    if clash:
+        were = ", ".join(f"{k}={old_settings.get(k)!r}" for k in clash)
+        now = ", ".join(f"{k}={settings[k]!r}" for k in clash)
+        raise ReprogramError(
+            f"suite directory {out} was run with {were}; this call asks {now}. One table "
+            f"shares these settings: use another --out."
+        )
+    for key, row in list(recorded.items()):
+        if (out / "runs" / key / METRICS).exists():
+            cell = Cell(row["method"], int(row["shots"]), int(row["seed"]))
+            recorded[key] = _row(cell, out / "runs" / key)
+    current = {c.key for c in cells}
+    kept = [(r["method"], r["shots"], r["seed"]) for k, r in recorded.items() if k not in current]
+    merged = dict(settings)
+    old_methods = [
+        m
+        for m in old_settings.get("methods", [])
+        if m in settings["methods"] or any(k[0] == m for k in kept)
+    ]
+    merged["methods"] = old_methods + [m for m in settings["methods"] if m not in old_methods]
+    merged["shots"] = sorted({*settings["shots"], *(k[1] for k in kept)})
+    merged["seeds"] = sorted({*settings["seeds"], *(k[2] for k in kept)})
+    commands = [c for c in old_commands if c != command] + [command]
+    return recorded, merged, commands
 
 
 def summarise(rows: list[dict[str, Any]], by: str = "shots") -> list[dict[str, Any]]:
@@ -306,7 +403,16 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
     lines = [
         f"# {settings['source']} → {settings['target']}: reprogramming vs baselines",
         "",
-        f"Command: `{meta['command']}`  ",
+        *(
+            [f"Command: `{meta['command']}`  "]
+            if len(meta.get("commands", [])) <= 1
+            else [
+                "Commands (each ran the cells it names; a rerun skips finished cells):",
+                "",
+                *(f"- `{c}`" for c in meta["commands"]),
+                "",
+            ]
+        ),
         f"Seeds {settings['seeds']}; {settings['epochs']} epochs for gradient methods; "
         f"{settings['canvas_size']}-px canvas for methods that use the source; validation "
         f"(20% of the shots) selects, the full test set is scored once per run.  ",
@@ -353,13 +459,22 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
 
 
 def write_results(
-    out: Path, rows: list[dict[str, Any]], settings: dict[str, Any], command: str | None
+    out: Path,
+    rows: list[dict[str, Any]],
+    settings: dict[str, Any],
+    commands: list[str] | str | None,
 ) -> None:
-    """results.json / .csv / .md and the two plots, from the finished rows."""
+    """results.json / .csv / .md and the two plots, from the finished rows.
+
+    ``commands``: every command that ran cells of this directory (the last is this one).
+    """
     from ..artifact import write_json
 
+    if not isinstance(commands, list):
+        commands = [commands or "reprogram bench vision"]
     meta = {
-        "command": command or "reprogram bench vision",
+        "command": commands[-1],
+        "commands": commands,
         "settings": settings,
         "machine": machine(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

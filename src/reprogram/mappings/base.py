@@ -18,6 +18,9 @@ class Mapping(nn.Module):
     """Base class. ``remap``: ``"never"``, ``"once"`` (before training) or ``"every_epoch"``."""
 
     remap: Literal["never", "once", "every_epoch"] = "never"
+    #: Whether the mapping reads source outputs as class labels (a ``features:`` source has
+    #: none; only mappings that learn a layer on any outputs, such as ``linear``, accept it).
+    reads_labels: bool = True
 
     def __init__(self, num_source: int, num_target: int) -> None:
         super().__init__()

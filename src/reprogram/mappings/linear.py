@@ -30,7 +30,12 @@ class LinearConfig:
 
 
 class LinearMapping(Mapping):
-    """``W · logits + b``, ``W`` ``[K_t, K_s]``; starts at zero so every class starts equal."""
+    """``W · logits + b``, ``W`` ``[K_t, K_s]``; starts at zero so every class starts equal.
+
+    Works on any source outputs, so on a ``features:`` source's features ``[B, D]`` too.
+    """
+
+    reads_labels = False
 
     def __init__(self, num_source: int, num_target: int, init: str = "zero") -> None:
         super().__init__(num_source, num_target)

@@ -19,6 +19,9 @@ from torch import nn
 class Source(nn.Module):
     """A frozen classifier with its input contract and label names.
 
+    ``outputs`` is ``"logits"`` (class scores, named by ``label_names``) or ``"features"``
+    (a ``features:`` source: penultimate features, which label-reading mappings refuse).
+
     Args:
         module: the classifier; maps normalised ``[B, C, H, W]`` to logits ``[B, K_s]``.
         name: the name that rebuilds it (``efficientnet-lite0``, ``timm:resnet18`` …).
@@ -27,6 +30,8 @@ class Source(nn.Module):
             sources that take their input as it is (no normalisation).
         label_names: one name per output (``K_s`` of them).
     """
+
+    outputs: str = "logits"
 
     def __init__(
         self,

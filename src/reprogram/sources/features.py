@@ -1,0 +1,102 @@
+"""``features:NAME`` — a white-box image source that answers with its penultimate features.
+
+The source ``NAME`` is built as usual, then its classifier (the last ``nn.Linear`` of the
+module) is replaced by the identity, so the source maps pixels ``[B, 3, H, W]`` to the pooled
+features ``[B, D]`` that classifier would have read (1,280 for EfficientNet-Lite0). A program
+trained in front of it, with a ``linear`` mapping as the new head, is visual prompting plus a
+linear probe ("VP + LP"): the mapping's ``init=probe`` warm start is then exactly a linear probe
+on the frozen features, and training the program can only be chosen when validation says it
+beats that probe. Mappings that read source *labels* (``random``, ``flm``, ``ilm``) refuse such
+a source: a feature index is not a label.
+
+Only white-box image sources qualify: a black box answers probabilities, not features, and an
+audio source's output layer is the decoder's vocabulary.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import ReprogramError
+from . import SOURCES
+from .base import Source
+
+
+def last_linear(module: nn.Module) -> tuple[str, nn.Linear]:
+    """The last ``nn.Linear`` registered in ``module`` (its classifier) and its dotted name.
+
+    Raises:
+        ReprogramError: the module has no ``nn.Linear`` (its penultimate features are not
+            defined).
+    """
+    found = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+    if not found:
+        raise ReprogramError(
+            f"{type(module).__name__} has no nn.Linear classifier, so its penultimate features "
+            f"are not defined; linear-probe, finetune and features: sources need a model whose "
+            f"last layer is linear."
+        )
+    return found[-1]
+
+
+def _replace(module: nn.Module, dotted: str, new: nn.Module) -> None:
+    """Set submodule ``dotted`` (``a.b.c``) of ``module`` to ``new``."""
+    parent_name, _, child = dotted.rpartition(".")
+    parent = module.get_submodule(parent_name) if parent_name else module
+    setattr(parent, child, new)
+
+
+def feature_source(base: Source) -> Source:
+    """``base`` with its classifier removed: pixels ``[B, C, H, W]`` → features ``[B, D]``.
+
+    The returned source shares ``base``'s module (the classifier is replaced in place), its
+    input contract and normalisation; its outputs are named ``feature_0`` … ``feature_{D-1}``
+    and its ``outputs`` attribute is ``"features"``.
+
+    Raises:
+        ReprogramError: ``base`` is a black box or not an image source, or has no linear
+            classifier.
+    """
+    if not isinstance(base, Source) or base.spec().get("access") == "query":
+        raise ReprogramError(
+            f"features:{getattr(base, 'name', base)!s} needs a white-box source: a black box "
+            f"answers class probabilities only, not its penultimate features."
+        )
+    if len(base.input_size) != 3:
+        raise ReprogramError(
+            f"features:{base.name} needs an image source ([C, H, W] input); {base.name} takes "
+            f"{list(base.input_size)}. Use {base.name} itself with the random, flm, ilm or "
+            f"linear mapping."
+        )
+    dotted, classifier = last_linear(base.module)
+    dim = int(classifier.in_features)
+    _replace(base.module, dotted, nn.Identity())
+    source = Source(
+        base.module,
+        name=f"features:{base.name}",
+        input_size=base.input_size,  # type: ignore[arg-type]
+        mean=base.mean_values,
+        std=base.std_values,
+        label_names=[f"feature_{i}" for i in range(dim)],
+    )
+    source.outputs = "features"
+    return source
+
+
+@SOURCES.register(
+    "features:",
+    prefix=True,
+    help="NAME a white-box image source answering its penultimate features instead of "
+    "logits (use with --mapping linear: visual prompting + linear probe)",
+)
+def build_features(name: str) -> Source:
+    from . import build_source
+
+    if not name:
+        raise ReprogramError(
+            "features: needs a source name after the colon, e.g. features:efficientnet-lite0."
+        )
+    return feature_source(build_source(name))
+
+
+__all__ = ["build_features", "feature_source", "last_linear"]
