@@ -389,3 +389,15 @@ def test_tiny_en_window_logits_and_contract(tiny_en: W.WhisperSource) -> None:
     assert all(not p.requires_grad for p in tiny_en.parameters())
     spec = tiny_en.spec()
     assert spec["mean"] is None and spec["sample_rate"] == 16000
+
+
+@pytest.mark.integration
+def test_features_view_is_the_pooled_encoder(tiny_en: W.WhisperSource) -> None:
+    feats = build_source("features:whisper-tiny.en")
+    assert feats.outputs == "features" and feats.num_classes == 384
+    assert feats.input_size == (16000,) and getattr(feats, "sample_rate", None) is None
+    wave = 0.01 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = tiny_en.module.encode(tiny_en.module.frontend(wave)).mean(1)
+        got = feats(wave[:, None])
+    assert got.shape == (2, 384) and torch.allclose(got, expected, atol=1e-5)

@@ -1,4 +1,4 @@
-"""``features:NAME`` — a white-box image source that answers with its penultimate features.
+"""``features:NAME`` — a white-box source that answers with its features instead of logits.
 
 The source ``NAME`` is built as usual, then its classifier (the last ``nn.Linear`` of the
 module) is replaced by the identity, so the source maps pixels ``[B, 3, H, W]`` to the pooled
@@ -9,8 +9,10 @@ on the frozen features, and training the program can only be chosen when validat
 beats that probe. Mappings that read source *labels* (``random``, ``flm``, ``ilm``) refuse such
 a source: a feature index is not a label.
 
-Only white-box image sources qualify: a black box answers probabilities, not features, and an
-audio source's output layer is the decoder's vocabulary.
+Image sources lose their last linear layer. A source may instead define its own feature view
+(``feature_module()``): Whisper's is its encoder, mean-pooled over time (the decoder's
+vocabulary is not a classifier head). A black box answers probabilities, not features, so it
+is refused.
 """
 
 from __future__ import annotations
@@ -62,17 +64,25 @@ def feature_source(base: Source) -> Source:
             f"features:{getattr(base, 'name', base)!s} needs a white-box source: a black box "
             f"answers class probabilities only, not its penultimate features."
         )
+    hook = getattr(base, "feature_module", None)
+    if callable(hook):  # a source that knows its own feature view (Whisper: pooled encoder)
+        module, dim = hook()
+        return _features(base, module, dim)
     if len(base.input_size) != 3:
         raise ReprogramError(
-            f"features:{base.name} needs an image source ([C, H, W] input); {base.name} takes "
-            f"{list(base.input_size)}. Use {base.name} itself with the random, flm, ilm or "
-            f"linear mapping."
+            f"features:{base.name} needs an image source ([C, H, W] input) or a source with a "
+            f"feature view (Whisper); {base.name} takes {list(base.input_size)}. Use "
+            f"{base.name} itself with the random, flm, ilm or linear mapping."
         )
     dotted, classifier = last_linear(base.module)
     dim = int(classifier.in_features)
     _replace(base.module, dotted, nn.Identity())
+    return _features(base, base.module, dim)
+
+
+def _features(base: Source, module: nn.Module, dim: int) -> Source:
     source = Source(
-        base.module,
+        module,
         name=f"features:{base.name}",
         input_size=base.input_size,  # type: ignore[arg-type]
         mean=base.mean_values,
@@ -86,8 +96,8 @@ def feature_source(base: Source) -> Source:
 @SOURCES.register(
     "features:",
     prefix=True,
-    help="NAME a white-box image source answering its penultimate features instead of "
-    "logits (use with --mapping linear: visual prompting + linear probe)",
+    help="NAME a white-box source answering features instead of logits (images: penultimate "
+    "layer; Whisper: pooled encoder); use with --mapping linear (prompting + linear probe)",
 )
 def build_features(name: str) -> Source:
     from . import build_source

@@ -440,6 +440,27 @@ class WhisperWindow(nn.Module):
         return [[t for t in row[start:].tolist() if t != eot] for row in tokens]
 
 
+class WhisperPooled(nn.Module):
+    """Frozen Whisper encoder, mean-pooled: waveforms ``[B, T]`` → features ``[B, d]``.
+
+    The ``features:`` view of a Whisper source (``d`` = 384 for tiny, 512 for base): the
+    decoder is not run, so a training step costs the front end and the encoder only.
+    """
+
+    def __init__(self, window: WhisperWindow) -> None:
+        super().__init__()
+        self.window = window
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        if waveform.dim() == 3 and waveform.shape[1] == 1:
+            waveform = waveform[:, 0]
+        if waveform.dim() != 2:
+            raise ReprogramError(
+                f"Whisper sources take waveforms [B, T] or [B, 1, T]; got {list(waveform.shape)}."
+            )
+        return self.window.encode(self.window.frontend(waveform)).mean(1)
+
+
 class WhisperSource(Source):
     """A frozen Whisper as a classifier of ``window``-sample 16-kHz waveforms ``[B, T]``.
 
@@ -454,6 +475,10 @@ class WhisperSource(Source):
             module, name=name, input_size=(window,), mean=None, std=None, label_names=label_names
         )
         self.window = int(window)
+
+    def feature_module(self) -> tuple[nn.Module, int]:
+        """The ``features:`` view: mean-pooled encoder states and their width ``d``."""
+        return WhisperPooled(self.module), int(self.module.whisper.config.d_model)
 
     def decode_tokens(self, ids: list[int]) -> str:
         """Text of token ids (byte-level BPE decoded)."""
