@@ -91,6 +91,27 @@ def test_normalize_is_z_norm_over_valid_samples() -> None:
         assert torch.count_nonzero(placed[i, n:]) == 0
 
 
+def test_carrier_turns_the_series_into_the_envelope_of_a_tone() -> None:
+    # a GunPoint-sized series stretched over one second at 16 kHz
+    x = _series([150, 120], 150) * 5 + 2
+    prog = _program(150, window=16000, placement="stretch", carrier=1000.0, amplitude=0.5)
+    placed, _ = prog.place(x)
+    # the stretched, z-normalised series is the envelope: demodulate with the same tone
+    ref = _program(150, window=16000, placement="stretch", normalize=True, amplitude=1.0)
+    z, _ = ref.place(x)
+    envelope = (1 + z / 3).clamp_min(0)
+    tone = torch.sin(2 * math.pi * 1000 / 16000 * torch.arange(16000.0))
+    torch.testing.assert_close(placed, 0.5 * envelope * tone)
+    # its energy sits around the carrier; the bare stretched series' lies below 200 Hz
+    spectrum = torch.fft.rfft(placed[0]).abs() ** 2
+    hz = torch.fft.rfftfreq(16000, 1 / 16000)
+    assert float(spectrum[hz < 200].sum() / spectrum.sum()) < 0.01
+    bare = torch.fft.rfft(z[0]).abs() ** 2
+    assert float(bare[hz < 200].sum() / bare.sum()) > 0.9
+    with pytest.raises(ReprogramError, match="below Nyquist"):
+        _program(150, carrier=9000.0)
+
+
 def test_pattern_and_describe() -> None:
     prog = _program(10)
     pattern = prog.pattern()

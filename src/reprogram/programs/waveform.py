@@ -10,6 +10,12 @@ is added where the mask ``M`` is 1: ``pad(x_t) + M ⊙ θ``.
   ``stretch_to`` samples (default: the whole window). With the whole window covered, the V2S
   mask would leave nothing to learn, so ``mask=auto`` puts the program everywhere then.
 
+- ``carrier=F`` (Hz): instead of being the waveform, the z-normalised series modulates the
+  amplitude of an ``F``-Hz tone (envelope ``1 + z/3``, clamped at 0, times ``amplitude``). A
+  series spread over a second has almost all its energy below 20 Hz, where a speech front end
+  sees nearly nothing; as an envelope it becomes the loudness over time of a band the model
+  hears.
+
 Each series' valid length comes from its trailing NaN: NaN never reaches the source (NaN
 samples are replaced by zeros and masked like padding). ``normalize`` z-normalises every
 series over its valid samples and scales it to standard deviation ``amplitude``.
@@ -57,6 +63,15 @@ class WaveformConfig:
     amplitude: float = field(
         default=0.1, metadata={"help": "standard deviation of a normalised series"}
     )
+    carrier: float = field(
+        default=0.0,
+        metadata={
+            "help": "Hz; > 0: the z-normalised series modulates the amplitude of a tone of "
+            "this frequency (AM, depth 1/3 per σ), so it lands in the speech band as the "
+            "loudness envelope a log-mel front end sees; 0: the series is the waveform itself"
+        },
+    )
+    sample_rate: int = field(default=16000, metadata={"help": "carrier: the source's rate"})
     init_std: float = field(default=0.01, metadata={"help": "θ starts at N(0, init_std²)"})
     seed: int = field(default=0, metadata={"help": "seed of θ's initialisation"})
 
@@ -73,6 +88,11 @@ class WaveformConfig:
                 raise ValueError(f"{name} must be at least 2 samples, got {value}")
         if self.amplitude <= 0 or self.init_std <= 0:
             raise ValueError("amplitude and init_std must be positive")
+        if self.carrier < 0 or self.carrier >= self.sample_rate / 2:
+            raise ValueError(
+                f"carrier must be in [0, {self.sample_rate / 2:g}) Hz (below Nyquist), "
+                f"got {self.carrier}"
+            )
 
 
 def valid_lengths(x: torch.Tensor) -> torch.Tensor:
@@ -153,7 +173,9 @@ class WaveformProgram(nn.Module):
         steps = torch.arange(self.length, device=x.device)
         valid = (steps[None, :] < lengths[:, None]).to(x.dtype)  # [B, L]
         clean = torch.nan_to_num(x, nan=0.0) * valid
-        if self.config.normalize:
+        if self.config.carrier > 0:  # envelope 1 + z/3 (clamped at 0), z-normalised series
+            clean = (1.0 + znorm(clean, valid, 1.0) / 3.0).clamp_min(0.0) * valid
+        elif self.config.normalize:
             clean = znorm(clean, valid, self.config.amplitude)
         if self.config.placement == "pad":
             span = lengths
@@ -169,6 +191,9 @@ class WaveformProgram(nn.Module):
         pos = torch.arange(self.window, device=x.device)[None, :]
         start = self._offset(span)[:, None]
         inside = ((pos >= start) & (pos < start + span[:, None])).to(x.dtype)
+        if self.config.carrier > 0:
+            tone = torch.sin(2 * torch.pi * self.config.carrier / self.config.sample_rate * pos)
+            out = self.config.amplitude * out * tone.to(out.dtype)
         return out, inside
 
     def _stretch(self, clean: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
