@@ -12,7 +12,8 @@ from reprogram.runtime import _is_glibc
 
 # Allocate and free a 64 MB tensor repeatedly; count the page faults of the loop. With the
 # default policy each allocation is a fresh mmap (16k minor faults each time); tuned, the
-# freed heap block is reused.
+# freed heap block is reused (the heap may still grow once or twice while it settles, so
+# the bound leaves room for a few fresh blocks out of 30).
 SCRIPT = """
 import resource, sys
 import torch
@@ -21,7 +22,7 @@ if sys.argv[1] == "tuned":
     assert tune_allocator() and allocator_tuned()
 torch.empty(16 << 20).fill_(1.0)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
+for _ in range(30):
     torch.empty(16 << 20).fill_(1.0)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -41,8 +42,8 @@ def _faults(mode: str, **env: str) -> int:
 @pytest.mark.skipif(not _is_glibc(), reason="the tuning applies to glibc only")
 def test_tuned_allocator_reuses_large_blocks() -> None:
     default, tuned = _faults("default"), _faults("tuned")
-    assert default > 10 * 10_000  # 10 × 64 MB freshly mapped
-    assert tuned < default / 10
+    assert default > 30 * 10_000  # 30 × 64 MB freshly mapped
+    assert tuned < default / 4
 
 
 def test_tuning_can_be_switched_off() -> None:
