@@ -42,6 +42,13 @@ def _add_run_args(p: argparse.ArgumentParser, out: str, lr_help: str) -> None:
     p.add_argument(
         "--val-fraction", type=float, default=0.2, help="share of training data for validation"
     )
+    p.add_argument(
+        "--select",
+        default="holdout",
+        help="holdout: the validation split chooses the epoch/penalty; kfold:K: K-fold "
+        "cross-validation on the training examples chooses, then one refit on all of them "
+        "(K+1 trainings; for tiny training sets)",
+    )
     p.add_argument("--epochs", type=int, default=10, help="epochs (gradient training)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=None, help=lr_help)
@@ -111,6 +118,7 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         target=args.target,
         shots=args.shots,
         val_fraction=args.val_fraction,
+        select=args.select,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -505,6 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="ucr-v2s: at most N training series per set (quick runs; balanced shots)",
+    )
+    p.add_argument(
+        "--select",
+        default="holdout",
+        help="ucr-v2s: holdout (20%% of train validates) or kfold:K (K-fold cross-validation "
+        "chooses, then a refit on all training series)",
     )
     p.add_argument("--canvas-size", type=int, default=128, help="vision: canvas side")
     p.add_argument("--sizes", default="128,224", help="efficiency: input sizes")

@@ -75,6 +75,14 @@ class RunConfig:
         default=None, metadata={"help": "most queries to a black-box source, test included"}
     )
     seed: int = 0
+    select: str = field(
+        default="holdout",
+        metadata={"help": "holdout (the validation split selects) | kfold:K (cross-validation)"},
+    )
+    select_epoch: int | None = field(
+        default=None, metadata={"help": "train this many epochs and keep that state (no choice)"}
+    )
+    score_test: bool = field(default=True, metadata={"help": "False: a selection-only run"})
     devices: int = 1
     out: str = "runs/latest"
     resume: bool = False
@@ -102,6 +110,10 @@ class RunConfig:
                 self.query_budget is None or self.query_budget >= 1,
                 f"--query-budget must be at least 1, got {self.query_budget}",
             ),
+            (
+                self.select_epoch is None or self.select_epoch >= 0,
+                f"select_epoch must be at least 0, got {self.select_epoch}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -114,6 +126,21 @@ class RunConfig:
             )
         if self.lr is not None:
             self.optimizer_options = {**self.optimizer_options, "lr": self.lr}
+        from .selection import parse_select
+
+        folds = parse_select(self.select)
+        if folds and self.query_budget is not None:
+            raise ReprogramError(
+                f"--select {self.select} trains {folds + 1} models; it cannot share one "
+                "--query-budget. Use --select holdout with a black-box budget."
+            )
+
+    @property
+    def folds(self) -> int:
+        """``K`` of ``--select kfold:K``; 0 for holdout selection."""
+        from .selection import parse_select
+
+        return parse_select(self.select)
 
     def signature(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run it continues."""
@@ -276,6 +303,8 @@ class Trainer:
         train = self.splits.train
         for epoch in range(done + 1, cfg.epochs + 1):
             best = state["best"]
+            if cfg.select_epoch is not None and epoch > cfg.select_epoch:
+                break
             if cfg.patience and best and epoch - 1 - best["epoch"] >= cfg.patience:
                 break
             if not self.queries.epoch_fits(epoch):
@@ -299,10 +328,13 @@ class Trainer:
                 "seconds": round(seconds, 3),
                 **self.queries.epoch_record(),
             }
-            improved = best is None or (val_acc, -val_loss) > (
-                best["val_accuracy"],
-                -best["val_loss"],
-            )
+            if cfg.select_epoch is not None:  # the epoch is fixed (k-fold chose it)
+                improved = best is None or epoch == cfg.select_epoch
+            else:
+                improved = best is None or (val_acc, -val_loss) > (
+                    best["val_accuracy"],
+                    -best["val_loss"],
+                )
             if improved:
                 state["best"] = {
                     "epoch": epoch,
@@ -373,13 +405,15 @@ class Trainer:
         self.model.load_state_dict(best["adapter"], strict=False)
         metrics: dict[str, Any] = {}
         if self.is_main:
-            self.splits.test.unseal()
-            self.queries.begin("test")
-            test_loss, test_acc = self.evaluate(
-                self.splits.test.open(),
-                sharded=False,
-                progress="test" if self.config.progress and sys.stderr.isatty() else None,
-            )
+            test_loss = test_acc = None  # a selection-only run (a k-fold fold) scores no test
+            if self.config.score_test:
+                self.splits.test.unseal()
+                self.queries.begin("test")
+                test_loss, test_acc = self.evaluate(
+                    self.splits.test.open(),
+                    sharded=False,
+                    progress="test" if self.config.progress and sys.stderr.isatty() else None,
+                )
             metrics = {
                 "val_accuracy": best["val_accuracy"],
                 "val_loss": best["val_loss"],
@@ -391,7 +425,11 @@ class Trainer:
                 "epochs": sum(1 for r in state["history"] if r["epoch"] >= 1),
                 "best_epoch": best["epoch"],
                 "devices": self.fabric.world_size,
-                "selection": "best validation accuracy, ties to lower validation loss; test once",
+                "selection": (
+                    f"epoch {cfg_epoch} fixed in advance; test once"
+                    if (cfg_epoch := self.config.select_epoch) is not None
+                    else "best validation accuracy, ties to lower validation loss; test once"
+                ),
                 "splits": {
                     "train": len(self.splits.train),
                     "val": len(self.splits.val),
@@ -568,6 +606,11 @@ def fit(
     Returns:
         the model restored to its best validation state, and the metrics written.
     """
+    if config.folds:
+        from .selection import kfold_run
+
+        source = source if source is not None else build_source(config.source)
+        return kfold_run(config, fit, source=source, target=target, callbacks=callbacks)
     prepare_out(config)
     data = target if target is not None else load_target(config.target)
     splits = prepare_splits(

@@ -74,6 +74,14 @@ class Baseline:
     def train(self, run: BaselineRun) -> FitResult:
         raise NotImplementedError
 
+    def fix_penalty(self, config: BaselineConfig, chosen: dict[str, float]) -> BaselineConfig:
+        """``config`` with the penalty grid reduced to ``chosen`` (k-fold's final run).
+
+        Fixed-feature baselines report ``candidates`` per penalty and override this;
+        gradient baselines are chosen by epoch and never get here.
+        """
+        raise ReprogramError(f"baseline {config.method!r} has no penalty for k-fold to fix.")
+
 
 class GradientBaseline(Baseline):
     """A baseline trained by the same Fabric loop as ``fit`` (epochs, selection, resume)."""
@@ -109,6 +117,19 @@ def run_baseline(
         the trained model at its validation-selected state and the metrics written.
     """
     baseline, options = _make(config.method, config.method_options)
+    if config.folds:
+        from ..selection import kfold_run
+
+        if baseline.needs_source and source is None:
+            source = build_source(config.source)
+        return kfold_run(
+            config,
+            run_baseline,
+            source=source,
+            target=target,
+            fixed_options=baseline.fix_penalty,
+            callbacks=callbacks,
+        )
     out = prepare_out(config)
     data = target if target is not None else load_target(config.target)
     splits = prepare_splits(

@@ -13,6 +13,7 @@ eval`` reproduces ``test_accuracy`` exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from ..probe import fit_probe
 from ..sources import Source
 from ..train import FitResult
 from . import BASELINES
-from .base import Baseline, BaselineRun
+from .base import Baseline, BaselineConfig, BaselineRun
 from .models import FeatureClassifier, PixelFeatures, SourceFeatures
 
 
@@ -75,6 +76,10 @@ class LogisticBaseline(Baseline):
         features = SourceFeatures(source, input_shape, canvas_size)
         return FeatureClassifier(features, num_classes, source.num_parameters)
 
+    def fix_penalty(self, config: BaselineConfig, chosen: dict[str, float]) -> BaselineConfig:
+        options = {**config.method_options, "c_grid": repr(chosen["C"])}
+        return dataclasses.replace(config, method_options=options)
+
     def train(self, run: BaselineRun) -> FitResult:
         cfg, splits, model = run.config, run.splits, run.model
         assert isinstance(model, FeatureClassifier)
@@ -98,11 +103,13 @@ class LogisticBaseline(Baseline):
             model.head.bias.copy_(fitted.bias)
         train_seconds = time.perf_counter() - start
         val_loss, val_acc = loss_and_accuracy(score(model.head, f_val, splits.val.y, batch))
-        splits.test.unseal()  # C is chosen: the test split is scored once, now
-        test = splits.test.open()
-        test_loss, test_acc = loss_and_accuracy(
-            score(model, test.x, test.y, batch, progress="test" if show else None)
-        )
+        test_loss = test_acc = None  # a selection-only run (a k-fold fold) scores no test
+        if cfg.score_test:
+            splits.test.unseal()  # C is chosen: the test split is scored once, now
+            test = splits.test.open()
+            test_loss, test_acc = loss_and_accuracy(
+                score(model, test.x, test.y, batch, progress="test" if show else None)
+            )
         metrics = {
             "val_accuracy": val_acc,
             "val_loss": val_loss,
@@ -117,7 +124,11 @@ class LogisticBaseline(Baseline):
             "selection": "C with the best validation accuracy (ties: smaller C); test once",
             "selected": {"C": fitted.c},
             "candidates": fitted.candidates,
-            "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(test)},
+            "splits": {
+                "train": len(splits.train),
+                "val": len(splits.val),
+                "test": len(splits.test),
+            },
             "history": [],
         }
         artifact = dict(run.artifact_config)

@@ -19,6 +19,7 @@ saved as tensors in ``program.safetensors``; loading rebuilds the transform from
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -36,7 +37,7 @@ from ..probe import fit_probe, fold_logistic
 from ..sources import Source
 from ..train import FitResult
 from . import BASELINES
-from .base import Baseline, BaselineRun
+from .base import Baseline, BaselineConfig, BaselineRun
 from .models import FeatureClassifier
 
 KERNELS = 84  # MiniRocket's fixed kernels: 3 of 9 positions weighted 2, the rest -1
@@ -253,6 +254,12 @@ class MiniRocketBaseline(Baseline):
         fitted = fit_probe(f_train, splits.train.y, f_val, splits.val.y, splits.num_classes, cs)
         return fitted.weight, fitted.bias, {"C": fitted.c}, fitted.candidates
 
+    def fix_penalty(self, config: BaselineConfig, chosen: dict[str, float]) -> BaselineConfig:
+        key = "alphas" if "alpha" in chosen else "c_grid"
+        value = chosen.get("alpha", chosen.get("C"))
+        options = {**config.method_options, key: repr(value)}
+        return dataclasses.replace(config, method_options=options)
+
     def train(self, run: BaselineRun) -> FitResult:
         cfg, splits, model = run.config, run.splits, run.model
         assert isinstance(model, MiniRocketClassifier)
@@ -267,10 +274,12 @@ class MiniRocketBaseline(Baseline):
             model.head.bias.copy_(bias)
         seconds = time.perf_counter() - start
         val_loss, val_acc = loss_and_accuracy(score(model, splits.val.x, splits.val.y, batch))
-        splits.test.unseal()  # the transform and the penalty are chosen: score the test once
-        test = splits.test.open()
-        show = "test" if cfg.progress and sys.stderr.isatty() else None
-        test_loss, test_acc = loss_and_accuracy(score(model, test.x, test.y, batch, show))
+        test_loss = test_acc = None  # a selection-only run (a k-fold fold) scores no test
+        if cfg.score_test:
+            splits.test.unseal()  # the transform and the penalty are chosen: score the test once
+            test = splits.test.open()
+            show = "test" if cfg.progress and sys.stderr.isatty() else None
+            test_loss, test_acc = loss_and_accuracy(score(model, test.x, test.y, batch, show))
         metrics = {
             "val_accuracy": val_acc,
             "val_loss": val_loss,
@@ -288,7 +297,11 @@ class MiniRocketBaseline(Baseline):
             "candidates": candidates,
             "features": model.featurizer.dim,
             "series_length": model.featurizer.length,
-            "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(test)},
+            "splits": {
+                "train": len(splits.train),
+                "val": len(splits.val),
+                "test": len(splits.test),
+            },
             "history": [],
         }
         artifact = dict(run.artifact_config)

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from ..artifact import METRICS, read_json, write_json
-from ..checkpoint import CHECKPOINT_NAME
 from ..errors import ReprogramError
 from . import split_methods, write_csv
 from .vision import _artifact_bytes, machine, parse_method
@@ -144,12 +143,17 @@ def shots_for(train_counts: list[int], max_train: int | None) -> int | None:
     return max(2, min(max_train // len(train_counts), min(train_counts)))
 
 
-def run_cell(cell: Cell, out: Path, *, epochs: int, shots: int | None) -> None:
+def run_cell(
+    cell: Cell, out: Path, *, epochs: int, shots: int | None, select: str = "holdout"
+) -> None:
     """Run (or resume) one cell into ``out``."""
-    resume = (out / CHECKPOINT_NAME).exists()
+    from ..selection import unfinished
+
+    resume = unfinished(out)
     common: dict[str, Any] = dict(
         target=f"ucr:{cell.dataset}",
         shots=shots,
+        select=select,
         epochs=epochs,
         seed=cell.seed,
         out=str(out),
@@ -238,6 +242,7 @@ def run_ucr(
     source: str = "whisper-tiny.en",
     epochs: int = 100,
     max_train: int | None = None,
+    select: str = "holdout",
     command: str | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
@@ -250,12 +255,18 @@ def run_ucr(
         epochs: epochs of gradient methods (reprogramming, scratch).
         max_train: at most this many training series per set (quick runs; see
             :func:`shots_for`).
+        select: ``holdout`` (20% of the training series validate) or ``kfold:K`` (K-fold
+            cross-validation chooses, then a refit on every training series; see
+            :mod:`reprogram.selection`).
         command: the command line recorded in the results.
     """
     from ..data import load_target
     from ..data.ucr import resolve_name
 
     parsed = [parse(m, source) for m in methods]  # bad methods fail before any work
+    from ..selection import parse_select
+
+    parse_select(select)
     names = [resolve_name(s) for s in sets]
     if max_train is not None and max_train < 2:
         raise ReprogramError(f"--max-train must be at least 2, got {max_train}.")
@@ -274,7 +285,9 @@ def run_ucr(
         "source": source,
         "epochs": epochs,
         "max_train": max_train,
+        "select": select,
     }
+    _check_earlier(out, settings)
     meta = _meta(command, settings)
     clock = Clock(epochs)
     rows: list[dict[str, Any]] = []
@@ -289,7 +302,7 @@ def run_ucr(
                 print(line, file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             try:
-                run_cell(cell, directory, epochs=epochs, shots=shots)
+                run_cell(cell, directory, epochs=epochs, shots=shots, select=select)
             except ReprogramError as exc:
                 raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
             clock.record(cell, n_train, time.perf_counter() - t0)
@@ -304,6 +317,23 @@ def run_ucr(
             )
         write_results(out, rows, settings, meta)
     return rows
+
+
+def _check_earlier(out: Path, settings: dict[str, Any]) -> None:
+    """Refuse to mix cells trained under other settings into this suite directory."""
+    path = out / "results.json"
+    if not path.exists():
+        return
+    earlier = read_json(path, "the suite results").get("meta", {}).get("settings", {})
+    earlier = {"select": "holdout", **earlier}
+    clash = [k for k in ("epochs", "max_train", "select") if earlier.get(k) != settings[k]]
+    if clash:
+        was = ", ".join(f"{k} {earlier.get(k)!r}" for k in clash)
+        now = ", ".join(f"{k} {settings[k]!r}" for k in clash)
+        raise ReprogramError(
+            f"{out} holds a suite run with {was}; this call asks for {now}. Its finished cells "
+            "would be reused as if they matched: use another --out (or the same settings)."
+        )
 
 
 def _eta(
@@ -386,7 +416,7 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
         f"Command: `{meta['command']}`  ",
         f"Seeds {settings['seeds']}; {epochs} epochs for gradient methods (reprogramming, "
         f"scratch); {data}; "
-        "20% of each class's training series validate and select (epoch, penalty); the "
+        f"{_selection_text(settings.get('select', 'holdout'))}; the "
         "official test split is scored once per run.  ",
         f"Machine: {mach['processor']}, {mach['cpu_count']} CPUs, torch {mach['torch']}, "
         f"niceness {mach['niceness']}, load average at start {mach['load_average_at_start']} "
@@ -436,6 +466,16 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
             f"{statistics.median(s['train_seconds'] for s in rs):.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _selection_text(select: str) -> str:
+    if select == "holdout":
+        return "20% of each class's training series validate and select (epoch, penalty)"
+    k = select.split(":")[1]
+    return (
+        f"{k}-fold cross-validation on the training series selects (epoch, penalty), then one "
+        "refit on all of them"
+    )
 
 
 def write_results(
@@ -510,6 +550,7 @@ def run_from_args(args: Any, command: str | None) -> list[dict[str, Any]]:
         source=args.source,
         epochs=args.epochs if args.epochs is not None else 100,
         max_train=args.max_train,
+        select=args.select,
         command=command,
         progress=not args.quiet,
     )

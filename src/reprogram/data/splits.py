@@ -138,3 +138,37 @@ def prepare_splits(
         input_shape=data.input_shape,
         modality=data.modality,
     )
+
+
+def stratified_folds(
+    y: torch.Tensor, k: int, seed: int, class_names: list[str]
+) -> list[torch.Tensor]:
+    """``k`` disjoint sorted index tensors covering labels ``y`` ``[N]``, stratified by class.
+
+    Each class's examples are shuffled (seeded) and dealt to the folds in turn, the dealing
+    continuing where the previous class stopped, so fold sizes differ by at most one. Every
+    class needs at least two examples (each fold's training part must hold every class).
+    """
+    if k < 2:
+        raise ReprogramError(f"k-fold selection needs at least 2 folds, got {k}.")
+    if k > len(y):
+        raise DataError(
+            f"k-fold selection with {k} folds needs at least {k} training examples, this target "
+            f"has {len(y)}; use fewer folds."
+        )
+    generator = torch.Generator().manual_seed(seed)
+    folds: list[list[torch.Tensor]] = [[] for _ in range(k)]
+    start = 0
+    for c, index in sorted(_indices_by_class(y).items()):
+        if len(index) < 2:
+            raise DataError(
+                f"{_class_name(c, class_names)} has {len(index)} training example; k-fold "
+                "selection needs at least 2 per class (one to hold out, one to train on)."
+            )
+        order = _shuffled(index, generator)
+        for i, example in enumerate(order):
+            folds[(start + i) % k].append(example.reshape(1))
+        start = (start + len(order)) % k
+    return [
+        torch.sort(torch.cat(f)).values if f else torch.empty(0, dtype=torch.long) for f in folds
+    ]

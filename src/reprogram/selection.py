@@ -1,0 +1,280 @@
+"""``--select kfold:K``: choose by cross-validation on the training shots, then refit on all.
+
+With few training examples a held-out validation split is both small and costly: 20% of six
+UCR series is one series per class, whose accuracy moves in steps of 50%, and those examples
+are not trained on. K-fold selection instead:
+
+1. deals the (few-shot) training examples into ``K`` class-stratified folds
+   (:func:`~reprogram.data.splits.stratified_folds`);
+2. trains ``K`` selection-only runs under ``OUT/folds/k``, each validating on fold ``k`` and
+   training on the rest; none of them reads the test split;
+3. averages their validation curves: for gradient training the epoch with the best mean
+   validation accuracy (ties: lower mean validation loss, then the earlier epoch; epoch 0 is
+   the warm start where a mapping has one); for fixed-feature baselines the penalty with the
+   best mean validation accuracy (ties: the stronger penalty);
+4. trains once more on every training example with that choice fixed (the chosen number of
+   epochs, or a one-value penalty grid) and scores the test split once.
+
+``metrics.json`` of the final run reports the cross-validated accuracy and loss as its
+``val_accuracy``/``val_loss`` and keeps the fold curves under ``kfold``. The runs resume:
+finished folds are kept, an interrupted fold or final run continues from its checkpoint.
+Costs ``K + 1`` trainings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .artifact import CONFIG, METRICS, read_json, write_json
+from .checkpoint import CHECKPOINT_NAME
+from .data import Split, TargetData, load_target
+from .data.splits import prepare_splits, stratified_folds
+from .errors import ReprogramError
+
+FOLDS_DIR = "folds"
+STATE = "kfold.json"
+_SELECT = re.compile(r"^kfold:(\d+)$")
+
+
+def parse_select(text: str) -> int:
+    """``"holdout"`` → 0, ``"kfold:K"`` → ``K`` (at least 2); anything else is an error."""
+    if text == "holdout":
+        return 0
+    match = _SELECT.match(str(text))
+    if not match or int(match.group(1)) < 2:
+        raise ReprogramError(
+            f"--select takes 'holdout' or 'kfold:K' with K >= 2 (e.g. kfold:5), got {text!r}."
+        )
+    return int(match.group(1))
+
+
+def unfinished(out: Path) -> bool:
+    """Whether ``out`` holds an interrupted run, k-fold (folds started) or plain (checkpoint)."""
+    done = (out / METRICS).exists()
+    return not done and ((out / CHECKPOINT_NAME).exists() or (out / FOLDS_DIR).exists())
+
+
+def _prepare(config: Any) -> Path:
+    """The k-fold twin of :func:`reprogram.train.prepare_out`: same rules, folds included."""
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ReprogramError(f"--out {out} is a file; --out must be a directory (new or a run's).")
+    started = unfinished(out)
+    finished = (out / METRICS).exists()
+    if config.resume:
+        if not started:
+            what = "a finished run" if finished else "no unfinished run"
+            raise ReprogramError(
+                f"--resume: {out} holds {what}; there is nothing to resume. Drop --resume to "
+                f"start a new run (with --overwrite to replace a finished one)."
+            )
+        recorded = read_json(out / STATE, "the k-fold state") if (out / STATE).exists() else {}
+        if recorded.get("signature") not in (None, _jsonable(config.signature())):
+            raise ReprogramError(
+                f"--resume: the k-fold run in {out} was started with different settings. Resume "
+                "with the same settings, or start a new --out."
+            )
+        return out
+    if (started or finished) and not config.overwrite:
+        what = "an unfinished run (pass --resume to continue it)" if started else "a finished run"
+        raise ReprogramError(
+            f"{out} already holds {what}. Choose another --out, or pass --overwrite to replace it."
+        )
+    if out.exists():
+        shutil.rmtree(out / FOLDS_DIR, ignore_errors=True)
+        for name in (CHECKPOINT_NAME, METRICS, STATE):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / STATE, {"signature": _jsonable(config.signature())})
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def _run_into(config: Any, out: Path, **changes: Any) -> Any:
+    """A copy of ``config`` writing to ``out``, resuming there when a checkpoint is waiting."""
+    resume = (out / CHECKPOINT_NAME).exists()
+    return dataclasses.replace(config, out=str(out), resume=resume, overwrite=not resume, **changes)
+
+
+def kfold_run(
+    config: Any,
+    runner: Callable[..., Any],
+    *,
+    source: Any = None,
+    target: TargetData | None = None,
+    fixed_options: Callable[[Any, dict[str, float]], Any] | None = None,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """Run ``runner`` (``fit`` or ``run_baseline``) under k-fold selection; see the module doc.
+
+    Args:
+        config: the run's settings, ``config.select == "kfold:K"``.
+        runner: called as ``runner(cfg, source=..., target=..., callbacks=...)`` for each
+            fold and for the final run; returns a ``FitResult``.
+        source: passed to every run (build it once, before calling).
+        target: as for ``fit``; loaded once here when not given.
+        fixed_options: for fixed-feature baselines, ``(config, chosen) → config`` with the
+            penalty grid reduced to the chosen value.
+        callbacks: training hooks given to every run (each fold and the final one).
+    Returns:
+        the final run's ``FitResult`` (its metrics carry the ``kfold`` record).
+    """
+    k = config.folds
+    out = _prepare(config)
+    data = target if target is not None else load_target(config.target)
+    name = data.name if target is not None else config.target
+    pool = prepare_splits(
+        data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
+    )
+    train = _merge(pool.train, pool.val)  # the few-shot pool: nothing held out
+    folds = stratified_folds(train.y, k, config.seed, pool.class_names)
+    fold_metrics = []
+    extra = {"diagnostics": False} if hasattr(config, "diagnostics") else {}
+    for i, held in enumerate(folds):
+        directory = out / FOLDS_DIR / str(i)
+        if (directory / METRICS).exists():
+            fold_metrics.append(read_json(directory / METRICS, "a fold's metrics"))
+            continue
+        keep = _complement(len(train), held)
+        fold_data = _target(data, name, train.subset(keep), train.subset(held))
+        cfg = _run_into(
+            config,
+            directory,
+            select="holdout",
+            shots=None,
+            score_test=False,
+            plots=False,
+            progress=False,
+            **extra,
+        )
+        if config.progress:
+            print(f"k-fold selection: fold {i + 1}/{k} ({len(held)} held out)", flush=True)
+        fold_metrics.append(
+            runner(cfg, source=source, target=fold_data, callbacks=callbacks).metrics
+        )
+    choice = choose(fold_metrics)
+    final = _run_into(config, out, select="holdout", shots=None)
+    if config.progress:
+        print(
+            f"k-fold selection chose {_describe(choice)}; training on all {len(train)}", flush=True
+        )
+    if "epoch" in choice:
+        final = dataclasses.replace(
+            final, select_epoch=choice["epoch"], epochs=max(choice["epoch"], 1), patience=None
+        )
+    else:
+        if fixed_options is None:
+            raise ReprogramError("k-fold selection: this method reports no choice to fix.")
+        final = fixed_options(final, choice["penalty"])
+    result = runner(
+        final, source=source, target=_target(data, name, train, train), callbacks=callbacks
+    )
+    metrics = dict(result.metrics)
+    metrics.update(
+        val_accuracy=choice["val_accuracy"],
+        val_loss=choice.get("val_loss"),
+        selection=f"{k}-fold cross-validation on the training examples chose "
+        f"{_describe(choice)}; refit on all of them; test once",
+        splits={**metrics["splits"], "val": len(train)},
+        kfold={
+            "folds": k,
+            "fold_sizes": [len(f) for f in folds],
+            "choice": choice,
+            "curve": choice["curve"],
+            "select": config.select,
+        },
+    )
+    write_json(out / METRICS, metrics)
+    artifact = read_json(out / CONFIG, "the config")
+    artifact["target"] = {**artifact["target"], "shots": config.shots, "select": config.select}
+    write_json(out / CONFIG, artifact)
+    result.metrics, result.config = metrics, artifact
+    return result
+
+
+def _merge(a: Split, b: Split) -> Split:
+    import torch
+
+    return Split(torch.cat([a.x, b.x]), torch.cat([a.y, b.y]))
+
+
+def _complement(n: int, held: Any) -> Any:
+    import torch
+
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[held] = False
+    return torch.nonzero(mask).flatten()
+
+
+def _target(data: TargetData, name: str, train: Split, val: Split) -> TargetData:
+    return TargetData(
+        name=name,
+        train=train,
+        test=data.test,
+        class_names=list(data.class_names),
+        modality=data.modality,
+        val=val,
+        info=dict(data.info),
+    )
+
+
+def choose(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """The choice the folds agree on best: an epoch (gradient runs) or a penalty.
+
+    Args:
+        fold_metrics: each fold's ``metrics.json`` (``history`` per epoch, or ``candidates``
+            per penalty with ``val_accuracy``).
+    Returns:
+        ``{"epoch": E}`` or ``{"penalty": {"alpha"|"C": v}}``, plus the mean ``val_accuracy``
+        (and ``val_loss``) there and the mean ``curve`` it was read from.
+    """
+    histories = [
+        [r for r in m.get("history", []) if r.get("val_accuracy") is not None] for m in fold_metrics
+    ]
+    if all(any(r["epoch"] >= 1 for r in h) for h in histories):
+        common = set.intersection(*({r["epoch"] for r in h} for h in histories))
+        curve = []
+        for epoch in sorted(common):
+            rows = [next(r for r in h if r["epoch"] == epoch) for h in histories]
+            curve.append(
+                {
+                    "epoch": epoch,
+                    "val_accuracy": sum(r["val_accuracy"] for r in rows) / len(rows),
+                    "val_loss": sum(r["val_loss"] for r in rows) / len(rows),
+                }
+            )
+        best = max(curve, key=lambda c: (c["val_accuracy"], -c["val_loss"], -c["epoch"]))
+        return {**best, "curve": curve}
+    candidates = [m.get("candidates") or [] for m in fold_metrics]
+    if not all(candidates):
+        raise ReprogramError("k-fold selection: a fold reported neither epochs nor candidates.")
+    key = "alpha" if "alpha" in candidates[0][0] else "C"
+    values = sorted({c[key] for c in candidates[0]})
+    curve = []
+    for v in values:
+        accs = [next(c["val_accuracy"] for c in cs if c[key] == v) for cs in candidates]
+        curve.append({key: v, "val_accuracy": sum(accs) / len(accs)})
+    stronger = (lambda c: c[key]) if key == "alpha" else (lambda c: -c[key])
+    best = max(curve, key=lambda c: (c["val_accuracy"], stronger(c)))
+    return {"penalty": {key: best[key]}, "val_accuracy": best["val_accuracy"], "curve": curve}
+
+
+def _describe(choice: dict[str, Any]) -> str:
+    if "epoch" in choice:
+        return f"epoch {choice['epoch']} (mean val acc {choice['val_accuracy']:.4f})"
+    ((key, value),) = choice["penalty"].items()
+    return f"{key} = {value:g} (mean val acc {choice['val_accuracy']:.4f})"
+
+
+__all__ = ["choose", "kfold_run", "parse_select", "unfinished"]

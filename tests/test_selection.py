@@ -1,0 +1,230 @@
+"""``--select kfold:K``: folds, the choice, the refit on all shots, resume, and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import Crash
+from safetensors.torch import load_file
+
+from reprogram import FitConfig, fit
+from reprogram.baselines import BaselineConfig, run_baseline
+from reprogram.callbacks import Callback
+from reprogram.cli import main
+from reprogram.data.splits import stratified_folds
+from reprogram.errors import DataError, ReprogramError
+from reprogram.selection import FOLDS_DIR, choose, parse_select
+
+
+def config(tmp_path: Path, name: str = "run", **kw: object) -> FitConfig:
+    base = dict(
+        source="tiny-random-cnn",
+        target="digits",
+        program="resize-pad",
+        mapping="linear",
+        epochs=3,
+        shots=6,
+        seed=1,
+        select="kfold:3",
+        out=str(tmp_path / name),
+        progress=False,
+        plots=False,
+        lr=0.1,
+    )
+    base.update(kw)
+    return FitConfig(**base)  # type: ignore[arg-type]
+
+
+def test_folds_are_disjoint_stratified_and_balanced() -> None:
+    y = torch.tensor([0] * 7 + [1] * 5 + [2] * 2)
+    folds = stratified_folds(y, 3, seed=0, class_names=["a", "b", "c"])
+    joined = torch.cat(folds)
+    assert sorted(joined.tolist()) == list(range(len(y)))  # a partition
+    sizes = [len(f) for f in folds]
+    assert max(sizes) - min(sizes) <= 1
+    for c, n in ((0, 7), (1, 5)):
+        per_fold = [int((y[f] == c).sum()) for f in folds]
+        assert sum(per_fold) == n and max(per_fold) - min(per_fold) <= 1
+    assert [f.tolist() for f in folds] == [
+        f.tolist() for f in stratified_folds(y, 3, seed=0, class_names=["a", "b", "c"])
+    ]
+
+
+def test_fold_errors_say_what_to_do() -> None:
+    with pytest.raises(DataError, match="class 1 \\('b'\\) has 1 training example"):
+        stratified_folds(torch.tensor([0, 0, 1]), 2, 0, ["a", "b"])
+    with pytest.raises(DataError, match="use fewer folds"):
+        stratified_folds(torch.tensor([0, 0, 1, 1]), 5, 0, ["a", "b"])
+    assert parse_select("holdout") == 0 and parse_select("kfold:4") == 4
+    for bad in ("kfold:1", "kfold", "cv:3", "kfold:x"):
+        with pytest.raises(ReprogramError, match="--select takes 'holdout' or 'kfold:K'"):
+            parse_select(bad)
+    with pytest.raises(ReprogramError, match="cannot share one --query-budget"):
+        FitConfig(select="kfold:3", query_budget=100)
+
+
+def test_choose_averages_fold_curves() -> None:
+    def hist(*accs: float) -> dict:
+        return {
+            "history": [
+                {"epoch": e, "val_accuracy": a, "val_loss": 1.0 - a} for e, a in enumerate(accs, 1)
+            ]
+        }
+
+    # fold 1 peaks at epoch 1, fold 2 at epoch 3; the mean peaks at epoch 2
+    choice = choose([hist(0.9, 0.8, 0.1), hist(0.1, 0.6, 0.9)])
+    assert choice["epoch"] == 2 and choice["val_accuracy"] == pytest.approx(0.7)
+    assert [c["epoch"] for c in choice["curve"]] == [1, 2, 3]
+    # an early-stopped fold: only the epochs every fold reached count
+    assert [c["epoch"] for c in choose([hist(0.5, 0.6), hist(0.5, 0.5, 0.9)])["curve"]] == [1, 2]
+    # penalties: ties go to the stronger penalty (larger alpha, smaller C)
+    ridge = [
+        {"candidates": [{"alpha": 1.0, "val_accuracy": 0.5}, {"alpha": 10.0, "val_accuracy": 0.5}]}
+    ]
+    assert choose(ridge)["penalty"] == {"alpha": 10.0}
+    logistic = [{"candidates": [{"C": 0.1, "val_accuracy": 0.5}, {"C": 1.0, "val_accuracy": 0.5}]}]
+    assert choose(logistic)["penalty"] == {"C": 0.1}
+
+
+class Spy(Callback):
+    """Records which runs trained, and what they trained and validated on."""
+
+    name = "spy"
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, int, int, int | None]] = []
+
+    def on_fit_start(self, trainer) -> None:  # type: ignore[no-untyped-def]
+        s = trainer.splits
+        self.runs.append((trainer.out.name, len(s.train), len(s.val), trainer.config.select_epoch))
+
+
+def test_fit_kfold_chooses_on_folds_then_refits_on_every_shot(tmp_path: Path) -> None:
+    spy = Spy()
+    result = fit(config(tmp_path), callbacks=[spy])
+    m = result.metrics
+    # digits: 10 classes × 6 shots = 60 examples, 3 folds of 20
+    assert [r[:3] for r in spy.runs] == [
+        ("0", 40, 20),
+        ("1", 40, 20),
+        ("2", 40, 20),
+        ("run", 60, 60),
+    ]
+    k = m["kfold"]
+    assert k["folds"] == 3 and k["fold_sizes"] == [20, 20, 20]
+    assert spy.runs[-1][3] == k["choice"]["epoch"] == m["best_epoch"]
+    assert m["epochs"] == max(m["best_epoch"], 1)
+    assert m["val_accuracy"] == k["choice"]["val_accuracy"]
+    best = max(k["curve"], key=lambda c: (c["val_accuracy"], -c["val_loss"], -c["epoch"]))
+    assert best["epoch"] == m["best_epoch"]
+    # folds are selection-only: they never score the test split
+    for i in range(3):
+        fold = json.loads((tmp_path / "run" / FOLDS_DIR / str(i) / "metrics.json").read_text())
+        assert fold["test_accuracy"] is None and len(fold["history"]) == 3
+    curve = [
+        sum(
+            json.loads((tmp_path / "run" / FOLDS_DIR / str(i) / "metrics.json").read_text())[
+                "history"
+            ][e]["val_accuracy"]
+            for i in range(3)
+        )
+        / 3
+        for e in range(3)
+    ]
+    assert [c["val_accuracy"] for c in k["curve"]] == pytest.approx(curve)
+    assert 0.0 <= m["test_accuracy"] <= 1.0 and m["splits"]["train"] == 60
+    artifact = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert artifact["target"]["shots"] == 6 and artifact["target"]["select"] == "kfold:3"
+
+
+class CrashInFold(Callback):
+    name = "crash"
+
+    def __init__(self, fold: str, epoch: int) -> None:
+        self.fold, self.epoch = fold, epoch
+
+    def on_epoch_start(self, trainer, epoch) -> None:  # type: ignore[no-untyped-def]
+        if trainer.out.name == self.fold and epoch == self.epoch:
+            raise Crash
+
+
+def test_kfold_resumes_keeping_finished_folds(tmp_path: Path) -> None:
+    straight = fit(config(tmp_path, "straight"))
+    with pytest.raises(Crash):
+        fit(config(tmp_path, "resumed"), callbacks=[CrashInFold("1", 2)])
+    fold0 = tmp_path / "resumed" / FOLDS_DIR / "0" / "metrics.json"
+    stamp = fold0.stat().st_mtime_ns
+    with pytest.raises(ReprogramError, match="unfinished run \\(pass --resume"):
+        fit(config(tmp_path, "resumed"))
+    with pytest.raises(ReprogramError, match="different settings"):
+        fit(config(tmp_path, "resumed", seed=2, resume=True))
+    resumed = fit(config(tmp_path, "resumed", resume=True))
+    assert fold0.stat().st_mtime_ns == stamp  # fold 0 was not trained again
+    a = load_file(str(tmp_path / "straight" / "program.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "program.safetensors"))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert straight.metrics["kfold"]["curve"] == resumed.metrics["kfold"]["curve"]
+    assert straight.metrics["test_accuracy"] == resumed.metrics["test_accuracy"]
+    # --overwrite starts over, folds included
+    fit(config(tmp_path, "resumed", overwrite=True))
+    assert fold0.stat().st_mtime_ns != stamp
+
+
+def test_probe_start_can_be_chosen_as_epoch_zero(tmp_path: Path) -> None:
+    m = fit(config(tmp_path, mapping_options={"init": "probe"}, lr=1e-6, epochs=1)).metrics
+    assert [c["epoch"] for c in m["kfold"]["curve"]] == [0, 1]
+    assert m["best_epoch"] == m["kfold"]["choice"]["epoch"]
+
+
+@pytest.fixture(scope="module")
+def waves(tmp_path_factory: pytest.TempPathFactory) -> str:
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 4 * np.pi, 32)
+    xs, ys = [], []
+    for label, shape in enumerate((np.sin, lambda v: np.sign(np.sin(v)))):
+        for _ in range(16):
+            xs.append(shape(t + rng.uniform(0, 2 * np.pi)) + 0.2 * rng.normal(size=t.size))
+            ys.append(label)
+    x, y = np.array(xs, dtype=np.float32), np.array(ys)
+    path = tmp_path_factory.mktemp("kfold") / "waves.npz"
+    np.savez(path, x_train=x[::2], y_train=y[::2], x_test=x[1::2], y_test=y[1::2])
+    return f"npz:{path}"
+
+
+def test_minirocket_kfold_fixes_the_penalty(tmp_path: Path, waves: str) -> None:
+    cfg = BaselineConfig(
+        method="minirocket",
+        method_options={"n_kernels": 840, "alphas": "0.1,10,1000"},
+        target=waves,
+        select="kfold:4",
+        out=str(tmp_path / "mr"),
+        progress=False,
+    )
+    m = run_baseline(cfg).metrics
+    alpha = m["kfold"]["choice"]["penalty"]["alpha"]
+    assert m["selected"] == {"alpha": alpha} and [c["alpha"] for c in m["candidates"]] == [alpha]
+    assert [c["alpha"] for c in m["kfold"]["curve"]] == [0.1, 10.0, 1000.0]
+    assert m["splits"]["train"] == 16 and m["test_accuracy"] > 0.8
+
+
+def test_cli_select_flag_and_bench_refuses_mixed_settings(tmp_path: Path, waves: str) -> None:
+    out = tmp_path / "scratch"
+    args = ["baseline", "--method", "scratch", "--target", waves, "--epochs", "2", "--quiet"]
+    assert main([*args, "--select", "kfold:2", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["kfold"]["folds"] == 2 and m["splits"]["train"] == 16
+    assert main([*args, "--select", "kfold:1", "--out", str(tmp_path / "bad")]) == 2
+    from reprogram.bench.ucr import _check_earlier
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "results.json").write_text(
+        json.dumps({"meta": {"settings": {"epochs": 100, "max_train": None}}})
+    )
+    _check_earlier(suite, {"epochs": 100, "max_train": None, "select": "holdout"})
+    with pytest.raises(ReprogramError, match="select 'holdout'; this call asks for select"):
+        _check_earlier(suite, {"epochs": 100, "max_train": None, "select": "kfold:5"})
