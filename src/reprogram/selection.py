@@ -61,18 +61,10 @@ def unfinished(out: Path) -> bool:
 
 def _prepare(config: Any) -> Path:
     """The k-fold twin of :func:`reprogram.train.prepare_out`: same rules, folds included."""
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise ReprogramError(f"--out {out} is a file; --out must be a directory (new or a run's).")
-    started = unfinished(out)
-    finished = (out / METRICS).exists()
+    from .train import check_out
+
+    out = check_out(config, unfinished(Path(config.out)))
     if config.resume:
-        if not started:
-            what = "a finished run" if finished else "no unfinished run"
-            raise ReprogramError(
-                f"--resume: {out} holds {what}; there is nothing to resume. Drop --resume to "
-                f"start a new run (with --overwrite to replace a finished one)."
-            )
         recorded = read_json(out / STATE, "the k-fold state") if (out / STATE).exists() else {}
         if recorded.get("signature") not in (None, _jsonable(config.signature())):
             raise ReprogramError(
@@ -80,11 +72,6 @@ def _prepare(config: Any) -> Path:
                 "with the same settings, or start a new --out."
             )
         return out
-    if (started or finished) and not config.overwrite:
-        what = "an unfinished run (pass --resume to continue it)" if started else "a finished run"
-        raise ReprogramError(
-            f"{out} already holds {what}. Choose another --out, or pass --overwrite to replace it."
-        )
     if out.exists():
         shutil.rmtree(out / FOLDS_DIR, ignore_errors=True)
         for name in (CHECKPOINT_NAME, METRICS, STATE):

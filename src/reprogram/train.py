@@ -498,25 +498,32 @@ def run_job(job: _Job, source: Source | None) -> FitResult:
     return FitResult(model=model, metrics=metrics, out=out, config=config)
 
 
-def prepare_out(config: RunConfig) -> Path:
+def check_out(config: RunConfig, started: bool) -> Path:
+    """Apply the ``--out``/``--resume``/``--overwrite`` rules; ``started``: an unfinished run."""
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ReprogramError(f"--out {out} is a file; --out must be a directory (new or a run's).")
-    has_ckpt = (out / CHECKPOINT_NAME).exists()
     finished = (out / METRICS).exists()
     if config.resume:
-        if not has_ckpt:
+        if not started:
             what = "a finished run" if finished else "no checkpoint"
             raise ReprogramError(
                 f"--resume: {out} holds {what}; there is nothing to resume. Drop --resume to "
                 f"start a new run (with --overwrite to replace a finished one)."
             )
-        return out
-    if (has_ckpt or finished) and not config.overwrite:
-        what = "an unfinished run (pass --resume to continue it)" if has_ckpt else "a finished run"
+    elif (started or finished) and not config.overwrite:
+        what = "an unfinished run (pass --resume to continue it)" if started else "a finished run"
         raise ReprogramError(
             f"{out} already holds {what}. Choose another --out, or pass --overwrite to replace it."
         )
+    return out
+
+
+def prepare_out(config: RunConfig) -> Path:
+    """Check ``--out`` (see :func:`check_out`); clear it for ``--overwrite``; create it."""
+    out = check_out(config, (Path(config.out) / CHECKPOINT_NAME).exists())
+    if config.resume:
+        return out
     if config.overwrite:
         pictures = ("program.png", "mapping.png", "bound.png")
         for name in (CHECKPOINT_NAME, CONFIG, PROGRAM, METRICS, *pictures):
