@@ -137,3 +137,21 @@ def test_a_suite_directory_accumulates_cells_from_several_calls(tmp_path: Path) 
     assert "| scratch | " in table and "20 shots" in table
     with pytest.raises(ReprogramError, match=r"epochs=1.*use another --out"):
         suite(tmp_path, methods=("scratch",), epochs=2)
+
+
+def test_a_method_may_select_by_kfold(tmp_path: Path) -> None:
+    methods = ("resize-pad+linear:select=kfold:3", "pixels-logreg:select=kfold:3,max_iter=300")
+    rows = suite(tmp_path, methods=methods, seeds=(0,), shots=(6,))
+    assert [r["method"] for r in rows] == list(methods)
+    for method in methods:
+        m = json.loads(
+            (tmp_path / "runs" / method / "shots6" / "seed0" / "metrics.json").read_text()
+        )
+        assert m["kfold"]["folds"] == 3 and m["splits"]["train"] == 60
+        assert (tmp_path / "runs" / method / "shots6" / "seed0" / "folds" / "2").is_dir()
+    penalty = json.loads(
+        (tmp_path / "runs" / methods[1] / "shots6" / "seed0" / "metrics.json").read_text()
+    )["kfold"]["curve"]
+    assert [c["C"] for c in penalty] == [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0]
+    with pytest.raises(ReprogramError, match="--select takes"):
+        suite(tmp_path / "bad", methods=("linear-probe:select=kfold:1",))

@@ -30,7 +30,7 @@ from typing import Any
 from ..artifact import METRICS, read_json, write_json
 from ..errors import ReprogramError
 from . import split_methods, write_csv
-from .vision import _artifact_bytes, machine, parse_method
+from .vision import _artifact_bytes, machine, parse_baseline, parse_method
 from .vision import summarise as summarise_by
 
 # Voice2Series (Yang, Tsai, Chen, ICML 2021, "Voice2Series: Reprogramming Acoustic Models for
@@ -91,7 +91,6 @@ class Method:
 
 def parse(method: str, default_source: str) -> Method:
     """``PROGRAM+MAPPING[:k=v,...][@SOURCE]`` or ``BASELINE[:k=v,...]`` → :class:`Method`."""
-    from ..baselines import BASELINES
 
     body, source = method, default_source
     if "@" in method:
@@ -103,19 +102,8 @@ def parse(method: str, default_source: str) -> Method:
         return Method(method, "reprogramming", f"{program}+{mapping}", source, routed)
     if "@" in method:
         raise ReprogramError(f"method {method!r}: baselines take no @SOURCE here.")
-    name, _, opts = body.partition(":")
-    BASELINES.build_config(name, _options(opts, method))  # unknown names and options fail now
-    return Method(method, "baseline", name, None, {"method": _options(opts, method)})
-
-
-def _options(text: str, method: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in (o for o in text.split(",") if o):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ReprogramError(f"method {method!r}: options are key=value, got {item!r}.")
-        out[key.replace("-", "_")] = value
-    return out
+    name, options, run = parse_baseline(body)
+    return Method(method, "baseline", name, None, {"method": options, "run": run})
 
 
 @dataclass(frozen=True)
@@ -163,6 +151,7 @@ def run_cell(
         plots=False,
     )
     m = cell.method
+    common.update(m.options.get("run", {}))  # a method's own select= wins over the suite's
     if m.kind == "reprogramming":
         from ..train import FitConfig, fit
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from ..artifact import METRICS
-from ..checkpoint import CHECKPOINT_NAME
 from ..errors import ReprogramError
 from . import write_csv
 
@@ -62,13 +61,15 @@ def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
     """``PROGRAM+MAPPING[:key=value,...]`` → program, mapping and options by destination.
 
     Each option goes to whichever of the program, the mapping or the ``gradient`` optimizer has
-    a field of that name (in that order), e.g. ``full+linear:init=probe,lr=0.0003``.
+    a field of that name (in that order), e.g. ``full+linear:init=probe,lr=0.0003``; ``select``
+    (``holdout`` or ``kfold:K``) goes to the run itself (key ``"run"``).
     """
     from dataclasses import fields
 
     from ..mappings import MAPPINGS
     from ..optim import OPTIMIZERS
     from ..programs import PROGRAMS
+    from ..selection import parse_select
 
     head, _, opts = method.partition(":")
     program, _, mapping = head.partition("+")
@@ -77,12 +78,16 @@ def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
         "mapping": MAPPINGS.get(mapping),
         "optimizer": OPTIMIZERS.get("gradient"),
     }
-    routed: dict[str, dict[str, Any]] = {k: {} for k in kinds}
+    routed: dict[str, dict[str, Any]] = {k: {} for k in (*kinds, "run")}
     for item in (o for o in opts.split(",") if o):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ReprogramError(f"method {method!r}: options are key=value, got {item!r}.")
         key = key.replace("-", "_")
+        if key == "select":
+            parse_select(value)
+            routed["run"]["select"] = value
+            continue
         for kind, entry in kinds.items():
             if entry.config is not None and key in {f.name for f in fields(entry.config)}:
                 routed[kind][key] = value
@@ -93,6 +98,28 @@ def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
                 f"mapping {mapping!r} or the gradient optimizer."
             )
     return program, mapping, routed
+
+
+def parse_baseline(method: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """``NAME[:key=value,...]`` → baseline name, its method options, run options (``select``)."""
+    from ..baselines import BASELINES
+    from ..selection import parse_select
+
+    name, _, opts = method.partition(":")
+    options: dict[str, str] = {}
+    run: dict[str, str] = {}
+    for item in (o for o in opts.split(",") if o):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ReprogramError(f"method {method!r}: options are key=value, got {item!r}.")
+        key = key.replace("-", "_")
+        if key == "select":
+            parse_select(value)
+            run[key] = value
+        else:
+            options[key] = value
+    BASELINES.build_config(name, options)  # unknown names and options fail now
+    return name, options, run
 
 
 def split_source(method: str, default: str) -> tuple[str, str]:
@@ -115,7 +142,6 @@ def split_source(method: str, default: str) -> tuple[str, str]:
 
 
 def _check_method(method: str, suite_source: str) -> None:
-    from ..baselines import BASELINES
     from ..sources import SOURCES
 
     body, source = split_source(method, suite_source)
@@ -124,14 +150,16 @@ def _check_method(method: str, suite_source: str) -> None:
     if "+" in body:
         parse_method(body)
     else:
-        BASELINES.get(body)
+        parse_baseline(body)
 
 
 def run_cell(
     cell: Cell, out: Path, *, source: str, target: str, epochs: int, canvas_size: int
 ) -> dict[str, Any]:
     """Run (or resume) one cell into ``out``; returns its metrics."""
-    resume = (out / CHECKPOINT_NAME).exists()
+    from ..selection import unfinished
+
+    resume = unfinished(out)
     method, source = split_source(cell.method, source)
     common = dict(
         source=source,
@@ -155,12 +183,20 @@ def run_cell(
             mapping_options=options["mapping"],
             optimizer_options=options["optimizer"],
             plots=False,
+            **options["run"],
             **common,  # type: ignore[arg-type]
         )
         return fit(config).metrics
     from ..baselines import BaselineConfig, run_baseline
 
-    bconfig = BaselineConfig(method=cell.method, canvas_size=canvas_size, **common)  # type: ignore[arg-type]
+    name, method_options, run = parse_baseline(method)
+    bconfig = BaselineConfig(
+        method=name,
+        method_options=method_options,
+        canvas_size=canvas_size,
+        **run,
+        **common,  # type: ignore[arg-type]
+    )
     return run_baseline(bconfig).metrics
 
 
