@@ -57,6 +57,30 @@ class Cell:
         return "+" in self.method
 
 
+def _method_options(method: str) -> tuple[str, list[tuple[str, str]], dict[str, str]]:
+    """``HEAD[:key=value,...]`` → head, its ``(key, value)`` options, and the run options.
+
+    ``select`` (``holdout`` or ``kfold:K``, checked here) is a run option; dashes in keys
+    become underscores.
+    """
+    from ..selection import parse_select
+
+    head, _, opts = method.partition(":")
+    items: list[tuple[str, str]] = []
+    run: dict[str, str] = {}
+    for item in (o for o in opts.split(",") if o):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ReprogramError(f"method {method!r}: options are key=value, got {item!r}.")
+        key = key.replace("-", "_")
+        if key == "select":
+            parse_select(value)
+            run[key] = value
+        else:
+            items.append((key, value))
+    return head, items, run
+
+
 def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
     """``PROGRAM+MAPPING[:key=value,...]`` → program, mapping and options by destination.
 
@@ -69,25 +93,17 @@ def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
     from ..mappings import MAPPINGS
     from ..optim import OPTIMIZERS
     from ..programs import PROGRAMS
-    from ..selection import parse_select
 
-    head, _, opts = method.partition(":")
+    head, items, run = _method_options(method)
     program, _, mapping = head.partition("+")
     kinds = {
         "program": PROGRAMS.get(program),
         "mapping": MAPPINGS.get(mapping),
         "optimizer": OPTIMIZERS.get("gradient"),
     }
-    routed: dict[str, dict[str, Any]] = {k: {} for k in (*kinds, "run")}
-    for item in (o for o in opts.split(",") if o):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ReprogramError(f"method {method!r}: options are key=value, got {item!r}.")
-        key = key.replace("-", "_")
-        if key == "select":
-            parse_select(value)
-            routed["run"]["select"] = value
-            continue
+    routed: dict[str, dict[str, Any]] = {k: {} for k in kinds}
+    routed["run"] = run
+    for key, value in items:
         for kind, entry in kinds.items():
             if entry.config is not None and key in {f.name for f in fields(entry.config)}:
                 routed[kind][key] = value
@@ -103,21 +119,9 @@ def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
 def parse_baseline(method: str) -> tuple[str, dict[str, str], dict[str, str]]:
     """``NAME[:key=value,...]`` → baseline name, its method options, run options (``select``)."""
     from ..baselines import BASELINES
-    from ..selection import parse_select
 
-    name, _, opts = method.partition(":")
-    options: dict[str, str] = {}
-    run: dict[str, str] = {}
-    for item in (o for o in opts.split(",") if o):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ReprogramError(f"method {method!r}: options are key=value, got {item!r}.")
-        key = key.replace("-", "_")
-        if key == "select":
-            parse_select(value)
-            run[key] = value
-        else:
-            options[key] = value
+    name, items, run = _method_options(method)
+    options = dict(items)
     BASELINES.build_config(name, options)  # unknown names and options fail now
     return name, options, run
 
