@@ -155,3 +155,19 @@ def test_a_method_may_select_by_kfold(tmp_path: Path) -> None:
     assert [c["C"] for c in penalty] == [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0]
     with pytest.raises(ReprogramError, match="--select takes"):
         suite(tmp_path / "bad", methods=("linear-probe:select=kfold:1",))
+
+
+def test_verdict_names_no_winner_inside_the_spread_over_seeds() -> None:
+    from reprogram.bench.vision import verdict
+
+    assert verdict(
+        {"test_mean": 0.874, "test_std": 0.001}, {"test_mean": 0.8738, "test_std": 0.001}
+    ).startswith("ties")
+    assert (
+        verdict({"test_mean": 0.739, "test_std": 0.014}, {"test_mean": 0.715, "test_std": 0.009})
+        == "wins by 0.024"
+    )
+    assert (
+        verdict({"test_mean": 0.827, "test_std": 0.014}, {"test_mean": 0.852, "test_std": 0.005})
+        == "loses by 0.025"
+    )

@@ -436,6 +436,16 @@ def summarise(rows: list[dict[str, Any]], by: str = "shots") -> list[dict[str, A
     return out
 
 
+def verdict(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """``wins by D`` / ``loses by D``, or ``ties`` when the mean test accuracies of two summary
+    rows differ by no more than the larger of their standard deviations over seeds."""
+    diff = ours["test_mean"] - theirs["test_mean"]
+    noise = max(ours.get("test_std") or 0.0, theirs.get("test_std") or 0.0)
+    if abs(diff) <= noise:
+        return f"ties (difference {diff:+.3f}, within one std over seeds)"
+    return f"{'wins' if diff > 0 else 'loses'} by {abs(diff):.3f}"
+
+
 def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dict[str, Any]) -> str:
     shots = sorted({s["shots"] for s in summary})
     methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
@@ -487,11 +497,9 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
         if rep and base:
             r = max(rep, key=lambda s: s["test_mean"])
             b = max(base, key=lambda s: s["test_mean"])
-            verdict = "wins" if r["test_mean"] >= b["test_mean"] else "loses"
             best_lines.append(
                 f"- {k} shots: best reprogramming {r['method']} {r['test_mean']:.3f} vs best "
-                f"baseline {b['method']} {b['test_mean']:.3f}: reprogramming {verdict} by "
-                f"{abs(r['test_mean'] - b['test_mean']):.3f}."
+                f"baseline {b['method']} {b['test_mean']:.3f}: reprogramming {verdict(r, b)}."
             )
     if best_lines:
         lines += ["", *best_lines]
