@@ -125,6 +125,39 @@ def test_pattern_and_describe() -> None:
     }
 
 
+def test_fit_sizes_the_window_from_the_series_length() -> None:
+    prog = _program(150, window=16000, fit=4)  # 600 samples → rounded up to 640
+    assert prog.window == 640 and prog.theta.shape == (640,)
+    x = _series([150, 90], 150)
+    out = prog(x)
+    assert out.shape == (2, 640)
+    assert torch.equal(out[0, :150], x[0, 0])
+    torch.testing.assert_close(out[0, 150:], prog.theta[150:])
+    assert _program(10, window=16000, fit=1).window == 640  # never under two steps
+    assert _program(1000, window=16000, fit=1.5, fit_step=100).window == 1500
+    assert _program(10, window=16000).window == 16000  # off by default
+    with pytest.raises(ReprogramError, match="fit sizes the window"):
+        _program(10, placement="stretch", fit=2)
+    with pytest.raises(ReprogramError, match="at least 1"):
+        _program(10, fit=0.5)
+
+
+def test_fit_window_trains_and_reloads(tmp_path: Path) -> None:
+    """A fitted window goes through fit() and the artifact rebuilds the same window."""
+    out = tmp_path / "fit"
+    config = FitConfig(
+        source="tiny-audio", target="synthetic", program="waveform", mapping="linear",
+        program_options={"fit": 4}, epochs=1, batch_size=4, lr=0.01, out=str(out),
+        progress=False, plots=False, diagnostics=False,
+    )  # fmt: skip
+    result = fit(config, source=_audio_source(k=8), target=_sines_vs_squares())
+    assert result.config["program"]["window"] == 640  # 4 × 60 = 240, at least two 320-steps
+    assert result.metrics["trainable_parameters"] == 640 + 2 * 8 + 2
+    again = ReprogrammedModel.from_pretrained(out, source=_audio_source(k=8))
+    x = _sines_vs_squares().test.x
+    assert torch.equal(again.predict(x), result.model.predict(x))
+
+
 def test_bad_inputs_are_explained() -> None:
     with pytest.raises(ReprogramError, match="univariate time series"):
         build_program("waveform", {}, (3, 28, 28), (16000,))

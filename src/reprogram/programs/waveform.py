@@ -10,6 +10,11 @@ is added where the mask ``M`` is 1: ``pad(x_t) + M ⊙ θ``.
   ``stretch_to`` samples (default: the whole window). With the whole window covered, the V2S
   mask would leave nothing to learn, so ``mask=auto`` puts the program everywhere then.
 
+- ``fit=K`` (pad only): the window is ``K × L`` samples rounded up to ``fit_step`` (320 at
+  16 kHz: one Whisper encoder position) instead of the source's second, e.g. a 150-sample
+  series with ``fit=4`` sees a 640-sample window: the encoder then runs on 2 positions
+  instead of 50, and ``θ`` has ``K - 1`` series lengths of room around the series.
+
 - ``carrier=F`` (Hz): instead of being the waveform, the z-normalised series modulates the
   amplitude of an ``F``-Hz tone (envelope ``1 + z/3``, clamped at 0, times ``amplitude``). A
   series spread over a second has almost all its energy below 20 Hz, where a speech front end
@@ -25,6 +30,7 @@ the log-mel clamp and floor of a speech front end.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -42,6 +48,17 @@ class WaveformConfig:
     window: int | None = field(
         default=None,
         metadata={"help": "audio samples the source sees (default: its input size, 1 s)"},
+    )
+    fit: float = field(
+        default=0.0,
+        metadata={
+            "help": "pad: > 0 sizes the window to `fit` × the series length, rounded up to "
+            "`fit_step` samples, instead of the source's 1 s (a step then costs a fraction)"
+        },
+    )
+    fit_step: int = field(
+        default=320,
+        metadata={"help": "fit: window multiple (320 = one Whisper encoder position at 16 kHz)"},
     )
     placement: str = field(
         default="pad", metadata={"help": "pad: one sample per step; stretch: resample to fill"}
@@ -86,6 +103,15 @@ class WaveformConfig:
             value = getattr(self, name)
             if value is not None and value < 2:
                 raise ValueError(f"{name} must be at least 2 samples, got {value}")
+        if self.fit < 0 or self.fit_step < 1:
+            raise ValueError(f"fit must be ≥ 0 and fit_step ≥ 1, got {self.fit}, {self.fit_step}")
+        if self.fit > 0 and (self.placement != "pad" or self.window is not None):
+            raise ValueError(
+                "fit sizes the window of placement=pad from the series length; it does not go "
+                "with placement=stretch or an explicit window"
+            )
+        if 0 < self.fit < 1:
+            raise ValueError(f"fit must be at least 1 (the series must fit), got {self.fit}")
         if self.amplitude <= 0 or self.init_std <= 0:
             raise ValueError("amplitude and init_std must be positive")
         if self.carrier < 0 or self.carrier >= self.sample_rate / 2:
@@ -254,7 +280,14 @@ def build_waveform(
             f"{list(source_size)}. Use e.g. --source whisper-tiny.en."
         )
     window = int(config.window or source_size[0])
+    if config.fit > 0:
+        window = fitted_window(int(input_shape[-1]), config.fit, config.fit_step)
     return WaveformProgram(input_shape, window, config)
 
 
-__all__ = ["WaveformConfig", "WaveformProgram", "valid_lengths", "znorm"]
+def fitted_window(length: int, fit: float, step: int) -> int:
+    """``fit × length`` samples rounded up to a multiple of ``step`` (at least ``2 × step``)."""
+    return max(2 * step, step * math.ceil(fit * length / step))
+
+
+__all__ = ["WaveformConfig", "WaveformProgram", "fitted_window", "valid_lengths", "znorm"]
