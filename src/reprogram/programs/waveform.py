@@ -103,15 +103,17 @@ class WaveformConfig:
             value = getattr(self, name)
             if value is not None and value < 2:
                 raise ValueError(f"{name} must be at least 2 samples, got {value}")
-        if self.fit < 0 or self.fit_step < 1:
-            raise ValueError(f"fit must be ≥ 0 and fit_step ≥ 1, got {self.fit}, {self.fit_step}")
+        if self.fit != 0 and self.fit < 1:
+            raise ValueError(
+                f"fit must be 0 (off) or at least 1 (the series must fit), got {self.fit}"
+            )
+        if self.fit_step < 1:
+            raise ValueError(f"fit_step must be at least 1 sample, got {self.fit_step}")
         if self.fit > 0 and (self.placement != "pad" or self.window is not None):
             raise ValueError(
                 "fit sizes the window of placement=pad from the series length; it does not go "
                 "with placement=stretch or an explicit window"
             )
-        if 0 < self.fit < 1:
-            raise ValueError(f"fit must be at least 1 (the series must fit), got {self.fit}")
         if self.amplitude <= 0 or self.init_std <= 0:
             raise ValueError("amplitude and init_std must be positive")
         if self.carrier < 0 or self.carrier >= self.sample_rate / 2:
@@ -279,9 +281,10 @@ def build_waveform(
             f"the waveform program needs an audio source (input [T]); this source takes "
             f"{list(source_size)}. Use e.g. --source whisper-tiny.en."
         )
-    window = int(config.window or source_size[0])
     if config.fit > 0:
         window = fitted_window(int(input_shape[-1]), config.fit, config.fit_step)
+    else:
+        window = int(config.window or source_size[0])
     return WaveformProgram(input_shape, window, config)
 
 
