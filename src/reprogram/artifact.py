@@ -22,6 +22,7 @@ from .mappings import build_mapping
 from .model import ReprogrammedModel
 from .programs import build_program
 from .sources import Source, build_source
+from .sources.features import with_program_views
 
 CONFIG = "config.json"
 PROGRAM = "program.safetensors"
@@ -157,6 +158,7 @@ def load_artifact(
     program, _ = build_program(
         prog_cfg["name"], prog_cfg["options"], input_shape, source.input_size
     )
+    source = with_program_views(source, program)
     mapping, _ = build_mapping(map_cfg["name"], map_cfg["options"], source.num_classes, num_classes)
     model = ReprogrammedModel(source, program, mapping)
     load_state(directory, model, f"{prog_cfg['name']} + {map_cfg['name']}")

@@ -42,6 +42,7 @@ from .optim import build_optimizer
 from .programs import build_program
 from .registry import config_to_dict
 from .sources import Source, build_source
+from .sources.features import with_program_views
 
 # Fields of FitConfig that may change between a run and its --resume.
 _RESUMABLE_CHANGES = {
@@ -569,6 +570,7 @@ def build_model(
     program, program_cfg = build_program(
         config.program, config.program_options, input_shape, source.input_size
     )
+    source = with_program_views(source, program)  # a program's views: V·d features
     mapping_options = dict(config.mapping_options)
     entry = MAPPINGS.get(config.mapping)
     if entry.config is not None and "seed" in entry.config.__dataclass_fields__:

@@ -23,6 +23,7 @@ PROGRAMS: Registry[nn.Module] = Registry(
         "reprogram.programs.coarse",
         "reprogram.programs.series_image",
         "reprogram.programs.waveform",
+        "reprogram.programs.sonify",
     ),
 )
 

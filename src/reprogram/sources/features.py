@@ -80,10 +80,38 @@ def feature_source(base: Source) -> Source:
     return _features(base, base.module, dim)
 
 
-def _features(base: Source, module: nn.Module, dim: int) -> Source:
+def with_program_views(source: Source, program: nn.Module) -> Source:
+    """``source``, or a copy that encodes each of ``program.views`` separately.
+
+    A program may hear one series in several consecutive views (``views``: their sample
+    counts, e.g. ``sonify``'s raw window and tone); a feature view that supports it
+    (``with_views``: Whisper's pooled encoder) then returns ``V·d`` features, the ``V`` pooled
+    views side by side. The frozen module is shared, not copied. Programs without ``views``
+    leave the source as it is.
+
+    Raises:
+        ReprogramError: the program has views and the source cannot encode them apart.
+    """
+    views = getattr(program, "views", None)
+    if not views:
+        return source
+    hook = getattr(source.module, "with_views", None)
+    if getattr(source, "outputs", "logits") != "features" or not callable(hook):
+        raise ReprogramError(
+            f"this program makes {len(views)} views of each input, encoded one by one; source "
+            f"{source.name!r} cannot do that. Use a Whisper feature view (e.g. --source "
+            f"features:whisper-tiny.en with --mapping linear), or turn the extra view off "
+            f"(sonify: --program-opt raw=0)."
+        )
+    module, dim = hook(tuple(views))
+    out = _features(source, module, dim, name=source.name)
+    return out
+
+
+def _features(base: Source, module: nn.Module, dim: int, name: str | None = None) -> Source:
     source = Source(
         module,
-        name=f"features:{base.name}",
+        name=name or f"features:{base.name}",
         input_size=base.input_size,  # type: ignore[arg-type]
         mean=base.mean_values,
         std=base.std_values,
@@ -109,4 +137,4 @@ def build_features(name: str) -> Source:
     return feature_source(build_source(name))
 
 
-__all__ = ["build_features", "feature_source", "last_linear"]
+__all__ = ["build_features", "feature_source", "last_linear", "with_program_views"]

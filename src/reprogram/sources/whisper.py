@@ -441,15 +441,38 @@ class WhisperWindow(nn.Module):
 
 
 class WhisperPooled(nn.Module):
-    """Frozen Whisper encoder, mean-pooled: waveforms ``[B, T]`` → features ``[B, d]``.
+    """Frozen Whisper encoder, mean-pooled: waveforms ``[B, T]`` → features ``[B, V·d]``.
 
     The ``features:`` view of a Whisper source (``d`` = 384 for tiny, 512 for base): the
     decoder is not run, so a training step costs the front end and the encoder only.
+
+    Args:
+        window: the frozen Whisper.
+        views: ``None`` (one view, ``V`` = 1), or the sample counts of ``V`` consecutive views
+            the waveform is made of (they sum to ``T``): each is encoded on its own, from
+            encoder position 0, and the ``V`` pooled states are concatenated in order.
     """
 
-    def __init__(self, window: WhisperWindow) -> None:
+    def __init__(self, window: WhisperWindow, views: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.window = window
+        self.views = tuple(int(v) for v in views) if views else None
+        if self.views and min(self.views) < 2 * HOP:
+            raise ReprogramError(
+                f"every view must be at least {2 * HOP} samples; got {list(self.views)}."
+            )
+
+    def with_views(self, views: tuple[int, ...]) -> tuple[WhisperPooled, int]:
+        """The same frozen encoder over ``views``, and the width ``V·d`` of its features."""
+        return WhisperPooled(self.window, views), len(views) * self.width
+
+    @property
+    def width(self) -> int:
+        """``d``: the width of one view's pooled states."""
+        return int(self.window.whisper.config.d_model)
+
+    def _pool(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.window.encode(self.window.frontend(waveform)).mean(1)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         if waveform.dim() == 3 and waveform.shape[1] == 1:
@@ -458,7 +481,15 @@ class WhisperPooled(nn.Module):
             raise ReprogramError(
                 f"Whisper sources take waveforms [B, T] or [B, 1, T]; got {list(waveform.shape)}."
             )
-        return self.window.encode(self.window.frontend(waveform)).mean(1)
+        if self.views is None:
+            return self._pool(waveform)
+        if waveform.shape[-1] != sum(self.views):
+            raise ReprogramError(
+                f"this Whisper feature view expects {sum(self.views)}-sample waveforms (views "
+                f"{list(self.views)}); got {waveform.shape[-1]}."
+            )
+        parts = torch.split(waveform, list(self.views), dim=-1)
+        return torch.cat([self._pool(part) for part in parts], dim=-1)
 
 
 class WhisperSource(Source):
