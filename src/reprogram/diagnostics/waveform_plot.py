@@ -50,13 +50,16 @@ def save_waveform_program_png(result: FitResult, example: Split, path: Path) -> 
         if bool(where.any()):
             lo, hi = seconds[where][0], seconds[where][-1]
             ax.axvspan(float(lo), float(hi), color="tab:blue", alpha=0.08)
-        title = f"true {names[int(example.y[i])]} → {pred}; first token heard: {top!r}"
+        title = f"true {names[int(example.y[i])]} → {pred}"
+        if getattr(model.source, "outputs", "logits") == "logits":  # features are not tokens
+            title += f"; first token heard: {top!r}"
         ax.set_title(textwrap.shorten(title, 100), fontsize=8)
     axes[-1].set_xlabel("seconds")
     if n:
         axes[1].legend(fontsize=7, loc="upper right")
     fig.suptitle(
-        f"{result.config['source']['name']} reprogrammed (waveform): what the frozen model hears",
+        f"{result.config['source']['name']} reprogrammed ({result.config['program']['name']}): "
+        "what the frozen model hears",
         fontsize=10,
     )
     fig.tight_layout()
