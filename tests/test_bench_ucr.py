@@ -77,3 +77,15 @@ def test_cli_bench_ucr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(argv) == 0
     assert "minirocket:n_kernels=84" in capsys.readouterr().out
     assert "| GunPoint |" in (tmp_path / "results.md").read_text()
+
+
+def test_a_method_may_name_its_own_epochs(tmp_path: Path) -> None:
+    m = parse("scratch:epochs=3,width=4", "x")
+    assert m.options["run"] == {"epochs": 3} and m.options["method"] == {"width": "4"}
+    assert m.epochs(20) == 3 and parse("scratch", "x").epochs(20) == 20
+    rows = suite(tmp_path, methods=("scratch:epochs=2,width=4", "scratch:width=4"))
+    assert [r["epochs"] for r in rows] == [2, 1]  # the suite's --epochs 1 for the second
+    with pytest.raises(ReprogramError, match="epochs must be a whole number"):
+        parse("scratch:epochs=0", "x")
+    with pytest.raises(ReprogramError, match="epochs must be a whole number"):
+        parse("full+linear:epochs=ten", "x")

@@ -88,6 +88,10 @@ class Method:
         """Whether its cost grows with epochs (everything but MiniRocket-like fixed features)."""
         return self.kind == "reprogramming" or self.name in ("scratch", "finetune")
 
+    def epochs(self, suite: int) -> int:
+        """Its epochs: its own ``epochs=`` option, else the suite's ``--epochs``."""
+        return int(self.options.get("run", {}).get("epochs", suite))
+
 
 def parse(method: str, default_source: str) -> Method:
     """``PROGRAM+MAPPING[:k=v,...][@SOURCE]`` or ``BASELINE[:k=v,...]`` → :class:`Method`."""
@@ -210,7 +214,7 @@ class Clock:
         self.spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
 
     def work(self, cell: Cell, n_train: int) -> float:
-        return float(n_train * (self.epochs if cell.method.gradient else 1))
+        return float(n_train * (cell.method.epochs(self.epochs) if cell.method.gradient else 1))
 
     def record(self, cell: Cell, n_train: int, seconds: float) -> None:
         spent = self.spent[cell.method.text]
@@ -404,7 +408,7 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
         "",
         f"Command: `{meta['command']}`  ",
         f"Seeds {settings['seeds']}; {epochs} epochs for gradient methods (reprogramming, "
-        f"scratch); {data}; "
+        f"scratch) unless a method names its own `epochs=`; {data}; "
         f"{_selection_text(settings.get('select', 'holdout'))}; the "
         "official test split is scored once per run.  ",
         f"Machine: {mach['processor']}, {mach['cpu_count']} CPUs, torch {mach['torch']}, "

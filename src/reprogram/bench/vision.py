@@ -60,7 +60,8 @@ class Cell:
 def _method_options(method: str) -> tuple[str, list[tuple[str, str]], dict[str, str]]:
     """``HEAD[:key=value,...]`` → head, its ``(key, value)`` options, and the run options.
 
-    ``select`` (``holdout`` or ``kfold:K``, checked here) is a run option; dashes in keys
+    ``select`` (``holdout`` or ``kfold:K``, checked here) and ``epochs`` (a whole number ≥ 1
+    that overrides the suite's ``--epochs`` for this method) are run options; dashes in keys
     become underscores.
     """
     from ..selection import parse_select
@@ -76,6 +77,13 @@ def _method_options(method: str) -> tuple[str, list[tuple[str, str]], dict[str, 
         if key == "select":
             parse_select(value)
             run[key] = value
+        elif key == "epochs":
+            if not value.isdigit() or int(value) < 1:
+                raise ReprogramError(
+                    f"method {method!r}: epochs must be a whole number of at least 1, "
+                    f"got {value!r}."
+                )
+            run[key] = int(value)
         else:
             items.append((key, value))
     return head, items, run
@@ -86,7 +94,7 @@ def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
 
     Each option goes to whichever of the program, the mapping or the ``gradient`` optimizer has
     a field of that name (in that order), e.g. ``full+linear:init=probe,lr=0.0003``; ``select``
-    (``holdout`` or ``kfold:K``) goes to the run itself (key ``"run"``).
+    (``holdout`` or ``kfold:K``) and ``epochs`` go to the run itself (key ``"run"``).
     """
     from dataclasses import fields
 
@@ -187,8 +195,7 @@ def run_cell(
             mapping_options=options["mapping"],
             optimizer_options=options["optimizer"],
             plots=False,
-            **options["run"],
-            **common,  # type: ignore[arg-type]
+            **{**common, **options["run"]},  # type: ignore[arg-type]
         )
         return fit(config).metrics
     from ..baselines import BaselineConfig, run_baseline
@@ -198,8 +205,7 @@ def run_cell(
         method=name,
         method_options=method_options,
         canvas_size=canvas_size,
-        **run,
-        **common,  # type: ignore[arg-type]
+        **{**common, **run},  # type: ignore[arg-type]
     )
     return run_baseline(bconfig).metrics
 
