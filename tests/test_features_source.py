@@ -94,3 +94,10 @@ def test_features_of_a_black_box_or_a_waveform_source_are_refused() -> None:
     )
     with pytest.raises(ReprogramError, match=r"no nn\.Linear classifier"):
         feature_source(headless)
+
+
+def test_image_feature_views_take_no_options() -> None:
+    with pytest.raises(ReprogramError, match="takes no options"):
+        build_source("features:tiny-random-cnn#layers=all")
+    with pytest.raises(ReprogramError, match="key=value"):
+        build_source("features:tiny-random-cnn#all")

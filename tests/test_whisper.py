@@ -401,3 +401,41 @@ def test_features_view_is_the_pooled_encoder(tiny_en: W.WhisperSource) -> None:
         expected = tiny_en.module.encode(tiny_en.module.frontend(wave)).mean(1)
         got = feats(wave[:, None])
     assert got.shape == (2, 384) and torch.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.integration
+def test_features_view_pools_chosen_encoder_layers(tiny_en: W.WhisperSource) -> None:
+    every = build_source("features:whisper-tiny.en#layers=all")
+    picked = build_source("features:whisper-tiny.en#layers=1+-1")
+    assert every.name == "features:whisper-tiny.en#layers=all"
+    assert every.num_classes == 4 * 384 and picked.num_classes == 2 * 384
+    wave = 0.01 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(2))
+    window = tiny_en.module
+    with torch.no_grad():
+        mel = window.frontend(wave)
+        states = window.encode(mel, (0, 1, 2, 3))  # [B, 4, P, d]
+        last = window.encode(mel)
+        got_all, got_picked = every(wave), picked(wave)
+    assert states.shape[:2] == (2, 4)
+    torch.testing.assert_close(states[:, 3], last)  # the last carries the final layer norm
+    torch.testing.assert_close(got_all, states.mean(2).flatten(1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        got_picked, states[:, [1, 3]].mean(2).flatten(1), atol=1e-5, rtol=1e-5
+    )
+    assert not torch.allclose(got_all[:, :384], got_all[:, -384:])  # layers differ
+    for bad, match in [
+        ("features:whisper-tiny.en#layers=4", "not a layer of this 4-layer"),
+        ("features:whisper-tiny.en#layers=1+1", "twice"),
+        ("features:whisper-tiny.en#depth=2", "no option 'depth'"),
+        ("features:whisper-tiny.en#layers", "key=value"),
+    ]:
+        with pytest.raises(ReprogramError, match=match):
+            build_source(bad)
+
+
+def test_parse_layers() -> None:
+    assert W.parse_layers("last", 6) is None and W.parse_layers("5", 6) is None
+    assert W.parse_layers("all", 4) == (0, 1, 2, 3)
+    assert W.parse_layers("3+-6+1", 6) == (0, 1, 3)
+    with pytest.raises(ReprogramError, match="'x' is not a layer"):
+        W.parse_layers("1+x", 6)

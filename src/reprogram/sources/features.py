@@ -13,6 +13,10 @@ Image sources lose their last linear layer. A source may instead define its own 
 (``feature_module()``): Whisper's is its encoder, mean-pooled over time (the decoder's
 vocabulary is not a classifier head). A black box answers probabilities, not features, so it
 is refused.
+
+Options of the feature view follow the name after ``#``: ``features:whisper-tiny.en#layers=all``
+pools every encoder layer, not only the last, and sets the pooled states side by side
+(``layers=last`` is the default; ``layers=2+3`` picks layers). Image sources take no options.
 """
 
 from __future__ import annotations
@@ -48,17 +52,38 @@ def _replace(module: nn.Module, dotted: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-def feature_source(base: Source) -> Source:
+def parse_view_options(name: str) -> tuple[str, dict[str, str]]:
+    """``NAME[#key=value#...]`` → the source name and its feature-view options.
+
+    Raises:
+        ReprogramError: an option that is not ``key=value``.
+    """
+    name, *parts = name.split("#")
+    options: dict[str, str] = {}
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if not sep or not key or not value:
+            raise ReprogramError(
+                f"features:{name}: options after '#' are key=value (e.g. "
+                f"features:whisper-tiny.en#layers=all); got {part!r}."
+            )
+        options[key.replace("-", "_")] = value
+    return name, options
+
+
+def feature_source(base: Source, options: dict[str, str] | None = None) -> Source:
     """``base`` with its classifier removed: pixels ``[B, C, H, W]`` → features ``[B, D]``.
 
     The returned source shares ``base``'s module (the classifier is replaced in place), its
     input contract and normalisation; its outputs are named ``feature_0`` … ``feature_{D-1}``
-    and its ``outputs`` attribute is ``"features"``.
+    and its ``outputs`` attribute is ``"features"``. ``options`` go to the source's own
+    feature view (Whisper: ``layers``).
 
     Raises:
         ReprogramError: ``base`` is a black box or not an image source, or has no linear
-            classifier.
+            classifier; an option the feature view does not have.
     """
+    options = dict(options or {})
     if not isinstance(base, Source) or base.spec().get("access") == "query":
         raise ReprogramError(
             f"features:{getattr(base, 'name', base)!s} needs a white-box source: a black box "
@@ -66,8 +91,23 @@ def feature_source(base: Source) -> Source:
         )
     hook = getattr(base, "feature_module", None)
     if callable(hook):  # a source that knows its own feature view (Whisper: pooled encoder)
-        module, dim = hook()
-        return _features(base, module, dim)
+        import inspect
+
+        known = [p for p in inspect.signature(hook).parameters if p != "self"]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ReprogramError(
+                f"features:{base.name} has no option {unknown[0]!r}; its feature view takes "
+                f"{', '.join(known) or 'no options'}."
+            )
+        module, dim = hook(**options)
+        suffix = "".join(f"#{k}={v}" for k, v in options.items())
+        return _features(base, module, dim, name=f"features:{base.name}{suffix}")
+    if options:
+        raise ReprogramError(
+            f"features:{base.name} takes no options (got {', '.join(sorted(options))}); "
+            f"only Whisper feature views do (layers=…)."
+        )
     if len(base.input_size) != 3:
         raise ReprogramError(
             f"features:{base.name} needs an image source ([C, H, W] input) or a source with a "
@@ -125,7 +165,8 @@ def _features(base: Source, module: nn.Module, dim: int, name: str | None = None
     "features:",
     prefix=True,
     help="NAME a white-box source answering features instead of logits (images: penultimate "
-    "layer; Whisper: pooled encoder); use with --mapping linear (prompting + linear probe)",
+    "layer; Whisper: pooled encoder, #layers=all pools every layer); use with --mapping linear "
+    "(prompting + linear probe)",
 )
 def build_features(name: str) -> Source:
     from . import build_source
@@ -134,7 +175,14 @@ def build_features(name: str) -> Source:
         raise ReprogramError(
             "features: needs a source name after the colon, e.g. features:efficientnet-lite0."
         )
-    return feature_source(build_source(name))
+    name, options = parse_view_options(name)
+    return feature_source(build_source(name), options)
 
 
-__all__ = ["build_features", "feature_source", "last_linear", "with_program_views"]
+__all__ = [
+    "build_features",
+    "feature_source",
+    "last_linear",
+    "parse_view_options",
+    "with_program_views",
+]

@@ -380,11 +380,14 @@ class WhisperWindow(nn.Module):
         self.whisper = model
         self.register_buffer("prompt", torch.tensor(prompt, dtype=torch.long), persistent=False)
 
-    def encode(self, mel: torch.Tensor) -> torch.Tensor:
+    def encode(self, mel: torch.Tensor, layers: tuple[int, ...] | None = None) -> torch.Tensor:
         """Encoder states ``[B, F/2, d]`` of log-mel ``[B, 80, F]``, positions sliced to ``F/2``.
 
         At ``F`` = 3000 this is exactly transformers' encoder; shorter windows skip its
-        30-s check and attend only within the window.
+        30-s check and attend only within the window. With ``layers`` (0-based indices of
+        encoder layers, ascending) the states after each of those layers are returned instead,
+        stacked ``[B, len(layers), F/2, d]``; the last layer's carry the final layer norm, as
+        without ``layers``.
         """
         enc = self.whisper.model.encoder
         h = nn.functional.gelu(enc.conv1(mel))
@@ -396,9 +399,15 @@ class WhisperWindow(nn.Module):
                 f"{enc.embed_positions.num_embeddings} (30 s). Use a shorter window."
             )
         h = h + enc.embed_positions.weight[:n]
-        for layer in enc.layers:
+        last = len(enc.layers) - 1
+        kept: list[torch.Tensor] = []
+        for i, layer in enumerate(enc.layers):
             h = layer(h, None)
-        return enc.layer_norm(h)
+            if layers is not None and i in layers:
+                kept.append(enc.layer_norm(h) if i == last else h)
+        if layers is None:
+            return enc.layer_norm(h)
+        return torch.stack(kept, 1)
 
     def decode(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, V]`` for the token after ``tokens`` ``[B, n]`` given encoder states."""
@@ -440,8 +449,39 @@ class WhisperWindow(nn.Module):
         return [[t for t in row[start:].tolist() if t != eot] for row in tokens]
 
 
+def parse_layers(spec: str, count: int) -> tuple[int, ...] | None:
+    """Encoder layers named by ``spec`` → ascending 0-based indices (``None``: the last only).
+
+    ``spec`` is ``last``, ``all``, or indices joined by ``+`` (``2+3``; negative ones count
+    from the end, ``-1`` is the last) of an encoder with ``count`` layers.
+
+    Raises:
+        ReprogramError: an index that is not a whole number or out of range, or a repeat.
+    """
+    if spec == "last":
+        return None
+    if spec == "all":
+        return tuple(range(count))
+    picked: list[int] = []
+    for part in spec.split("+"):
+        try:
+            i = int(part)
+        except ValueError:
+            i = count  # reported below
+        if not -count <= i < count:
+            raise ReprogramError(
+                f"layers={spec!r}: {part!r} is not a layer of this {count}-layer encoder; write "
+                f"last, all, or indices 0…{count - 1} (or -1 for the last) joined by '+'."
+            )
+        picked.append(i % count)
+    if len(set(picked)) != len(picked):
+        raise ReprogramError(f"layers={spec!r} names a layer twice.")
+    out = tuple(sorted(picked))
+    return None if out == (count - 1,) else out
+
+
 class WhisperPooled(nn.Module):
-    """Frozen Whisper encoder, mean-pooled: waveforms ``[B, T]`` → features ``[B, V·d]``.
+    """Frozen Whisper encoder, mean-pooled: waveforms ``[B, T]`` → features ``[B, V·K·d]``.
 
     The ``features:`` view of a Whisper source (``d`` = 384 for tiny, 512 for base): the
     decoder is not run, so a training step costs the front end and the encoder only.
@@ -451,28 +491,41 @@ class WhisperPooled(nn.Module):
         views: ``None`` (one view, ``V`` = 1), or the sample counts of ``V`` consecutive views
             the waveform is made of (they sum to ``T``): each is encoded on its own, from
             encoder position 0, and the ``V`` pooled states are concatenated in order.
+        layers: ``None`` (the last encoder layer, ``K`` = 1) or the ``K`` encoder layers whose
+            states are each mean-pooled and concatenated, in layer order, within each view
+            (``features:whisper-tiny.en#layers=all``: the early layers keep more of what a
+            non-speech input looks like).
     """
 
-    def __init__(self, window: WhisperWindow, views: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self,
+        window: WhisperWindow,
+        views: tuple[int, ...] | None = None,
+        layers: tuple[int, ...] | None = None,
+    ) -> None:
         super().__init__()
         self.window = window
         self.views = tuple(int(v) for v in views) if views else None
+        self.layers = tuple(int(i) for i in layers) if layers else None
         if self.views and min(self.views) < 2 * HOP:
             raise ReprogramError(
                 f"every view must be at least {2 * HOP} samples; got {list(self.views)}."
             )
 
     def with_views(self, views: tuple[int, ...]) -> tuple[WhisperPooled, int]:
-        """The same frozen encoder over ``views``, and the width ``V·d`` of its features."""
-        return WhisperPooled(self.window, views), len(views) * self.width
+        """The same frozen encoder over ``views``, and the width ``V·K·d`` of its features."""
+        return WhisperPooled(self.window, views, self.layers), len(views) * self.width
 
     @property
     def width(self) -> int:
-        """``d``: the width of one view's pooled states."""
-        return int(self.window.whisper.config.d_model)
+        """``K·d``: the width of one view's pooled states."""
+        return int(self.window.whisper.config.d_model) * (len(self.layers) if self.layers else 1)
 
     def _pool(self, waveform: torch.Tensor) -> torch.Tensor:
-        return self.window.encode(self.window.frontend(waveform)).mean(1)
+        mel = self.window.frontend(waveform)
+        if self.layers is None:
+            return self.window.encode(mel).mean(1)
+        return self.window.encode(mel, self.layers).mean(2).flatten(1)  # [B, K, P, d] → [B, K·d]
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         if waveform.dim() == 3 and waveform.shape[1] == 1:
@@ -507,9 +560,16 @@ class WhisperSource(Source):
         )
         self.window = int(window)
 
-    def feature_module(self) -> tuple[nn.Module, int]:
-        """The ``features:`` view: mean-pooled encoder states and their width ``d``."""
-        return WhisperPooled(self.module), int(self.module.whisper.config.d_model)
+    def feature_module(self, layers: str = "last") -> tuple[nn.Module, int]:
+        """The ``features:`` view: mean-pooled encoder states and their width ``K·d``.
+
+        Args:
+            layers: which encoder layers are pooled (``last``, ``all``, ``1+3``; see
+                :func:`parse_layers`).
+        """
+        count = int(self.module.whisper.config.encoder_layers)
+        pooled = WhisperPooled(self.module, layers=parse_layers(layers, count))
+        return pooled, pooled.width
 
     def decode_tokens(self, ids: list[int]) -> str:
         """Text of token ids (byte-level BPE decoded)."""
@@ -581,5 +641,6 @@ __all__ = [
     "ct2_whisper_state_dict",
     "decode_tokens",
     "load_converted",
+    "parse_layers",
     "whisper_hparams",
 ]
