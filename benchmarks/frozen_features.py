@@ -1,0 +1,144 @@
+"""Diagnostic: how good is a frozen Whisper's representation of a UCR series (θ = 0)?
+
+No training of the program: each series is turned into audio by the library's own programs
+(``sonify raw=4``: V2S's raw window padded to 4 × the series length, then the series as a
+tone's pitch over 1 s), the frozen encoder is mean-pooled per view and per layer
+(``features:NAME#layers=all``), and a ridge classifier (penalty by leave-one-out on the
+training split, features standardised) is fitted on *all* training series and scored once on
+the official test split. MiniRocket gets exactly the same ridge on the same split (3 seeds of
+its transform), so the two representations are compared on equal terms. This is not the
+benchmark protocol (which holds 20% of the training series out to select epochs); it isolates
+the representation from selection and optimisation.
+
+    python benchmarks/frozen_features.py --sources whisper-tiny.en,whisper-base \\
+        --out benchmarks/results/frozen_features
+
+Writes ``results.json`` (per set, per representation) and ``results.md`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reprogram.bench.ucr import V2S_SETS
+from reprogram.data.ucr import load_arrays
+from reprogram.programs.sonify import SonifyConfig, SonifyProgram
+from reprogram.sources.whisper import WhisperPooled, build_whisper
+
+
+def ridge_accuracy(
+    f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray
+) -> float:
+    """Test accuracy (%) of a standardised ridge classifier fitted on ``[N, D]`` features."""
+    from sklearn.linear_model import RidgeClassifierCV
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(f_train)
+    clf = RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)).fit(scaler.transform(f_train), y_train)
+    return float(100 * (clf.predict(scaler.transform(f_test)) == y_test).mean())
+
+
+@torch.no_grad()
+def whisper_features(pooled: WhisperPooled, program: SonifyProgram, x: np.ndarray) -> np.ndarray:
+    """Pooled states ``[N, V, K, d]`` of series ``[N, L]`` heard through ``program`` (θ unused)."""
+    out = []
+    for start in range(0, len(x), 64):
+        batch = torch.as_tensor(x[start : start + 64], dtype=torch.float32)[:, None]
+        out.append(pooled(program.embed(batch)))
+    feats = torch.cat(out).numpy()
+    views, layers = len(program.views or (1,)), len(pooled.layers or (1,))
+    return feats.reshape(len(x), views, layers, -1)
+
+
+def minirocket_accuracy(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
+) -> float:
+    """Mean test accuracy (%) over 3 seeds of MiniRocket + the same ridge (NaN → 0)."""
+    from aeon.transformations.collection.convolution_based import MiniRocket
+
+    a = np.nan_to_num(x_train.astype(np.float64))[:, None]
+    b = np.nan_to_num(x_test.astype(np.float64))[:, None]
+    accs = []
+    for seed in (0, 1, 2):
+        transform = MiniRocket(random_state=seed).fit(a)
+        accs.append(ridge_accuracy(transform.transform(a), y_train, transform.transform(b), y_test))
+    return float(np.mean(accs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sources", default="whisper-tiny.en")
+    parser.add_argument("--sets", default=",".join(V2S_SETS))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/frozen_features"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    sets = args.sets.split(",")
+    results: dict[str, dict[str, float]] = {}
+    started = time.time()
+    for set_name in sets:
+        _, _, (x_train, y_train, x_test, y_test) = load_arrays(set_name)
+        x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+        results.setdefault("minirocket", {})[set_name] = minirocket_accuracy(
+            x_train, y_train, x_test, y_test
+        )
+        program = SonifyProgram((1, x_train.shape[1]), 16000, SonifyConfig(raw=4))
+        for name in args.sources.split(","):
+            source = build_whisper(name, quiet=True)
+            count = int(source.module.whisper.config.encoder_layers)
+            pooled = WhisperPooled(source.module, program.views, tuple(range(count)))
+            f_train = whisper_features(pooled, program, x_train)
+            f_test = whisper_features(pooled, program, x_test)
+            for views, vsel in (("raw", [0]), ("tone", [1]), ("raw+tone", [0, 1])):
+                for layers, lsel in (("last", [count - 1]), ("all", list(range(count)))):
+                    a = f_train[:, vsel][:, :, lsel].reshape(len(x_train), -1)
+                    b = f_test[:, vsel][:, :, lsel].reshape(len(x_test), -1)
+                    key = f"{name} {views} layers={layers}"
+                    results.setdefault(key, {})[set_name] = ridge_accuracy(a, y_train, b, y_test)
+        print(set_name, {k: round(v[set_name], 1) for k, v in results.items()}, flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = "python " + " ".join(sys.argv)
+    meta = {
+        "command": command,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": round(time.time() - started),
+    }
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    keys = list(results)
+    lines = [
+        "# Frozen representations of the 20 UCR sets: ridge on all training series",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {meta['machine']}; {meta['date']}; {meta['seconds']} s.  ",
+        "Test accuracy (%), official split; ridge penalty by leave-one-out on the training "
+        "split; no seeds except MiniRocket's transform (mean of seeds 0, 1, 2). θ = 0 (no "
+        "program training).",
+        "",
+        "| set | " + " | ".join(keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for set_name in sets:
+        lines.append(
+            f"| {set_name} | " + " | ".join(f"{results[k][set_name]:.2f}" for k in keys) + " |"
+        )
+    lines.append(
+        "| **mean** | "
+        + " | ".join(f"**{np.mean(list(results[k].values())):.2f}**" for k in keys)
+        + " |"
+    )
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[-1:]))
+
+
+if __name__ == "__main__":
+    main()
