@@ -84,6 +84,11 @@ def main() -> None:
     sets = args.sets.split(",")
     results: dict[str, dict[str, float]] = {}
     started = time.time()
+    # Each source's all-layer feature view, built once (the `features:NAME#layers=all` path).
+    feature_views: dict[str, WhisperPooled] = {}
+    for name in args.sources.split(","):
+        pooled, _ = build_whisper(name, quiet=True).feature_module(layers="all")
+        feature_views[name] = pooled
     for set_name in sets:
         _, _, (x_train, y_train, x_test, y_test) = load_arrays(set_name)
         x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
@@ -91,10 +96,9 @@ def main() -> None:
             x_train, y_train, x_test, y_test
         )
         program = SonifyProgram((1, x_train.shape[1]), 16000, SonifyConfig(raw=4))
-        for name in args.sources.split(","):
-            source = build_whisper(name, quiet=True)
-            count = int(source.module.whisper.config.encoder_layers)
-            pooled = WhisperPooled(source.module, program.views, tuple(range(count)))
+        for name, all_layers in feature_views.items():
+            pooled, _ = all_layers.with_views(program.views)
+            count = len(pooled.layers)
             f_train = whisper_features(pooled, program, x_train)
             f_test = whisper_features(pooled, program, x_test)
             for views, vsel in (("raw", [0]), ("tone", [1]), ("raw+tone", [0, 1])):
