@@ -287,6 +287,33 @@ def test_window_encoder_equals_full_model_at_30_s_and_slices_shorter(
         window(torch.zeros(1, 31 * 16000))
 
 
+def test_pooled_mean_std_layout_and_one_position_views(
+    tiny_pair: tuple[torch.nn.Module, Path],
+) -> None:
+    model, _ = tiny_pair
+    window = W.WhisperWindow(model, prompt=[1, 4])
+    both = W.WhisperPooled(window, views=(320, 16000), layers=(0, 1), pool=("mean", "std"))
+    _, width = both.with_views((320, 16000))
+    assert both.width == 2 * 2 * 16 and width == 2 * both.width
+    wave = 0.1 * torch.randn(2, 16320, generator=torch.Generator().manual_seed(4))
+    wave.requires_grad_()
+    got = both(wave)  # the 320-sample view is 2 frames: one encoder position, zero spread
+    assert got.shape == (2, 2 * 2 * 2 * 16)
+    with torch.no_grad():
+        states = window.encode(window.frontend(wave[:, 320:]), (0, 1))  # [B, 2, 50, 16]
+        tone = got[:, 64:].reshape(2, 2, 2, 16)  # [B, K, (mean, std), d] of the second view
+        torch.testing.assert_close(tone[:, :, 0], states.mean(2))
+        spread = (states.var(2, correction=0) + 1e-6).sqrt()  # the documented definition
+        torch.testing.assert_close(tone[:, :, 1], spread)
+        short = got[:, :64].reshape(2, 2, 2, 16)
+        assert short[:, :, 1].abs().max() < 2e-3  # one position: the spread is ~0 (sqrt(1e-6))
+    got.sum().backward()
+    assert wave.grad is not None and torch.isfinite(wave.grad).all()
+    with pytest.raises(ReprogramError, match="mean or mean\\+std"):
+        W.WhisperPooled(window, pool=("max",))
+    assert W.parse_pool("mean+std") == ("mean", "std") and W.parse_pool("mean") == ("mean",)
+
+
 # ----------------------------------------------------------------------------- cache
 def _fake_package(root: Path, ct2_path: Path, name: str) -> W.WhisperAsset:
     pkg = root / name
@@ -423,11 +450,21 @@ def test_features_view_pools_chosen_encoder_layers(tiny_en: W.WhisperSource) -> 
         got_picked, states[:, [1, 3]].mean(2).flatten(1), atol=1e-5, rtol=1e-5
     )
     assert not torch.allclose(got_all[:, :384], got_all[:, -384:])  # layers differ
+    spread = build_source("features:whisper-tiny.en#layers=all#pool=mean+std")
+    assert spread.name == "features:whisper-tiny.en#layers=all#pool=mean+std"
+    assert spread.num_classes == 4 * 2 * 384
+    with torch.no_grad():
+        got_spread = spread(wave).reshape(2, 4, 2, 384)
+    torch.testing.assert_close(got_spread[:, :, 0], states.mean(2), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        got_spread[:, :, 1], (states.var(2, correction=0) + 1e-6).sqrt(), atol=1e-4, rtol=1e-4
+    )
     for bad, match in [
         ("features:whisper-tiny.en#layers=4", "not a layer of this 4-layer"),
         ("features:whisper-tiny.en#layers=1+1", "twice"),
         ("features:whisper-tiny.en#depth=2", "no option 'depth'"),
         ("features:whisper-tiny.en#layers", "key=value"),
+        ("features:whisper-tiny.en#pool=max", "mean or mean\\+std"),
     ]:
         with pytest.raises(ReprogramError, match=match):
             build_source(bad)

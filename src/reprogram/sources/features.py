@@ -16,7 +16,9 @@ is refused.
 
 Options of the feature view follow the name after ``#``: ``features:whisper-tiny.en#layers=all``
 pools every encoder layer, not only the last, and sets the pooled states side by side
-(``layers=last`` is the default; ``layers=2+3`` picks layers). Image sources take no options.
+(``layers=last`` is the default; ``layers=2+3`` picks layers); ``#pool=mean+std`` keeps each
+state's standard deviation over time beside its mean (``pool=mean`` is the default). Image
+sources take no options.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def feature_source(base: Source, options: dict[str, str] | None = None) -> Sourc
     The returned source shares ``base``'s module (the classifier is replaced in place), its
     input contract and normalisation; its outputs are named ``feature_0`` … ``feature_{D-1}``
     and its ``outputs`` attribute is ``"features"``. ``options`` go to the source's own
-    feature view (Whisper: ``layers``).
+    feature view (Whisper: ``layers``, ``pool``).
 
     Raises:
         ReprogramError: ``base`` is a black box or not an image source, or has no linear
@@ -106,7 +108,7 @@ def feature_source(base: Source, options: dict[str, str] | None = None) -> Sourc
     if options:
         raise ReprogramError(
             f"features:{base.name} takes no options (got {', '.join(sorted(options))}); "
-            f"only Whisper feature views do (layers=…)."
+            f"only Whisper feature views do (layers=…, pool=…)."
         )
     if len(base.input_size) != 3:
         raise ReprogramError(

@@ -480,8 +480,25 @@ def parse_layers(spec: str, count: int) -> tuple[int, ...] | None:
     return None if out == (count - 1,) else out
 
 
+POOLS = ("mean", "mean+std")
+
+
+def parse_pool(spec: str) -> tuple[str, ...]:
+    """``pool=`` of a Whisper feature view → the statistics taken over time, in order.
+
+    Raises:
+        ReprogramError: anything but ``mean`` or ``mean+std``.
+    """
+    if spec not in POOLS:
+        raise ReprogramError(
+            f"pool={spec!r}: a Whisper feature view pools its states over time with "
+            f"{' or '.join(POOLS)} (mean+std also keeps how much each state varies)."
+        )
+    return tuple(spec.split("+"))
+
+
 class WhisperPooled(nn.Module):
-    """Frozen Whisper encoder, mean-pooled: waveforms ``[B, T]`` → features ``[B, V·K·d]``.
+    """Frozen Whisper encoder, pooled over time: waveforms ``[B, T]`` → features ``[B, V·K·S·d]``.
 
     The ``features:`` view of a Whisper source (``d`` = 384 for tiny, 512 for base): the
     decoder is not run, so a training step costs the front end and the encoder only.
@@ -492,9 +509,12 @@ class WhisperPooled(nn.Module):
             the waveform is made of (they sum to ``T``): each is encoded on its own, from
             encoder position 0, and the ``V`` pooled states are concatenated in order.
         layers: ``None`` (the last encoder layer, ``K`` = 1) or the ``K`` encoder layers whose
-            states are each mean-pooled and concatenated, in layer order, within each view
+            states are each pooled and concatenated, in layer order, within each view
             (``features:whisper-tiny.en#layers=all``: the early layers keep more of what a
             non-speech input looks like).
+        pool: the ``S`` statistics over time, ``("mean",)`` (default) or ``("mean", "std")``;
+            within a layer the mean comes first, then the standard deviation (population,
+            ``sqrt(var + 1e-6)`` so that one-position views keep finite gradients).
     """
 
     def __init__(
@@ -502,30 +522,38 @@ class WhisperPooled(nn.Module):
         window: WhisperWindow,
         views: tuple[int, ...] | None = None,
         layers: tuple[int, ...] | None = None,
+        pool: tuple[str, ...] = ("mean",),
     ) -> None:
         super().__init__()
         self.window = window
         self.views = tuple(int(v) for v in views) if views else None
         self.layers = tuple(int(i) for i in layers) if layers else None
+        self.pool = parse_pool("+".join(pool))
         if self.views and min(self.views) < 2 * HOP:
             raise ReprogramError(
                 f"every view must be at least {2 * HOP} samples; got {list(self.views)}."
             )
 
     def with_views(self, views: tuple[int, ...]) -> tuple[WhisperPooled, int]:
-        """The same frozen encoder over ``views``, and the width ``V·K·d`` of its features."""
-        return WhisperPooled(self.window, views, self.layers), len(views) * self.width
+        """The same frozen encoder over ``views``, and the width ``V·K·S·d`` of its features."""
+        return WhisperPooled(self.window, views, self.layers, self.pool), len(views) * self.width
 
     @property
     def width(self) -> int:
-        """``K·d``: the width of one view's pooled states."""
-        return int(self.window.whisper.config.d_model) * (len(self.layers) if self.layers else 1)
+        """``K·S·d``: the width of one view's pooled states."""
+        d = int(self.window.whisper.config.d_model)
+        return d * (len(self.layers) if self.layers else 1) * len(self.pool)
 
     def _pool(self, waveform: torch.Tensor) -> torch.Tensor:
         mel = self.window.frontend(waveform)
         if self.layers is None:
-            return self.window.encode(mel).mean(1)
-        return self.window.encode(mel, self.layers).mean(2).flatten(1)  # [B, K, P, d] → [B, K·d]
+            states = self.window.encode(mel)[:, None]  # [B, 1, P, d]
+        else:
+            states = self.window.encode(mel, self.layers)  # [B, K, P, d]
+        stats = [states.mean(2)]
+        if "std" in self.pool:
+            stats.append((states.var(2, correction=0) + 1e-6).sqrt())
+        return torch.stack(stats, 2).flatten(1)  # [B, K, S, d] → [B, K·S·d]
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         if waveform.dim() == 3 and waveform.shape[1] == 1:
@@ -560,15 +588,18 @@ class WhisperSource(Source):
         )
         self.window = int(window)
 
-    def feature_module(self, layers: str = "last") -> tuple[nn.Module, int]:
-        """The ``features:`` view: mean-pooled encoder states and their width ``K·d``.
+    def feature_module(self, layers: str = "last", pool: str = "mean") -> tuple[nn.Module, int]:
+        """The ``features:`` view: pooled encoder states and their width ``K·S·d``.
 
         Args:
             layers: which encoder layers are pooled (``last``, ``all``, ``1+3``; see
                 :func:`parse_layers`).
+            pool: ``mean`` over time, or ``mean+std`` (each state's mean and spread).
         """
         count = int(self.module.whisper.config.encoder_layers)
-        pooled = WhisperPooled(self.module, layers=parse_layers(layers, count))
+        pooled = WhisperPooled(
+            self.module, layers=parse_layers(layers, count), pool=parse_pool(pool)
+        )
         return pooled, pooled.width
 
     def decode_tokens(self, ids: list[int]) -> str:
@@ -642,5 +673,6 @@ __all__ = [
     "decode_tokens",
     "load_converted",
     "parse_layers",
+    "parse_pool",
     "whisper_hparams",
 ]
