@@ -121,14 +121,15 @@ def main() -> None:
         program = SonifyProgram((1, x_train.shape[1]), 16000, SonifyConfig(raw=4))
         for name, all_layers in feature_views.items():
             pooled, _ = all_layers.with_views(program.views)
-            count, d = len(pooled.layers), int(pooled.width / len(pooled.layers) / 2)
+            count, stats = len(pooled.layers), len(pooled.pool)
+            d = pooled.width // (count * stats)
             f_train = whisper_features(pooled, program, x_train)  # [N, V, K, (mean, std)·d]
             f_test = whisper_features(pooled, program, x_test)
             combos = [
                 (views, vsel, layers, lsel, "mean", d)
                 for views, vsel in (("raw", [0]), ("tone", [1]), ("raw+tone", [0, 1]))
                 for layers, lsel in (("last", [count - 1]), ("all", list(range(count))))
-            ] + [("raw+tone", [0, 1], "all", list(range(count)), "mean+std", 2 * d)]
+            ] + [("raw+tone", [0, 1], "all", list(range(count)), "mean+std", stats * d)]
             for views, vsel, layers, lsel, pool, width in combos:
                 a = f_train[:, vsel][:, :, lsel, :width].reshape(len(x_train), -1)
                 b = f_test[:, vsel][:, :, lsel, :width].reshape(len(x_test), -1)
