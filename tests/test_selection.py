@@ -1,4 +1,4 @@
-"""``--select kfold:K``: folds, the choice, the refit on all shots, resume, and errors."""
+"""``--select kfold:K`` and ``refit``: folds, the choice, the refit on all shots, resume, errors."""
 
 from __future__ import annotations
 
@@ -60,8 +60,9 @@ def test_fold_errors_say_what_to_do() -> None:
     with pytest.raises(DataError, match="use fewer folds"):
         stratified_folds(torch.tensor([0, 0, 1, 1]), 5, 0, ["a", "b"])
     assert parse_select("holdout") == 0 and parse_select("kfold:4") == 4
-    for bad in ("kfold:1", "kfold", "cv:3", "kfold:x"):
-        with pytest.raises(ReprogramError, match="--select takes 'holdout' or 'kfold:K'"):
+    assert parse_select("refit") == 1
+    for bad in ("kfold:1", "kfold", "cv:3", "kfold:x", "refit:2"):
+        with pytest.raises(ReprogramError, match="--select takes 'holdout', 'refit' or 'kfold:K'"):
             parse_select(bad)
     with pytest.raises(ReprogramError, match="cannot share one --query-budget"):
         FitConfig(select="kfold:3", query_budget=100)
@@ -141,6 +142,27 @@ def test_fit_kfold_chooses_on_folds_then_refits_on_every_shot(tmp_path: Path) ->
     assert artifact["target"]["shots"] == 6 and artifact["target"]["select"] == "kfold:3"
 
 
+def test_refit_selects_on_the_holdout_split_then_trains_on_every_shot(tmp_path: Path) -> None:
+    holdout_spy, refit_spy = Spy(), Spy()
+    holdout = fit(config(tmp_path, "holdout", select="holdout"), callbacks=[holdout_spy]).metrics
+    m = fit(config(tmp_path, "refit", select="refit"), callbacks=[refit_spy]).metrics
+    # digits: 60 shots; the usual holdout (one per class) validates the one selection run
+    assert [r[:3] for r in holdout_spy.runs] == [("holdout", 50, 10)]
+    assert [r[:3] for r in refit_spy.runs] == [("0", 50, 10), ("refit", 60, 60)]
+    fold = json.loads((tmp_path / "refit" / FOLDS_DIR / "0" / "metrics.json").read_text())
+    # the selection run is the holdout run without its test score: same split, same curve
+    assert fold["test_accuracy"] is None
+    assert [r["val_accuracy"] for r in fold["history"]] == [
+        r["val_accuracy"] for r in holdout["history"]
+    ]
+    assert m["best_epoch"] == holdout["best_epoch"] == refit_spy.runs[-1][3]
+    assert m["val_accuracy"] == holdout["val_accuracy"]
+    assert m["kfold"]["folds"] == 1 and m["kfold"]["fold_sizes"] == [10]
+    assert m["splits"]["train"] == 60 and m["splits"]["val"] == 10
+    assert "held-out 10 validation examples chose epoch" in m["selection"]
+    assert 0.0 <= m["test_accuracy"] <= 1.0
+
+
 class CrashInFold(Callback):
     name = "crash"
 
@@ -209,6 +231,24 @@ def test_minirocket_kfold_fixes_the_penalty(tmp_path: Path, waves: str) -> None:
     assert m["selected"] == {"alpha": alpha} and [c["alpha"] for c in m["candidates"]] == [alpha]
     assert [c["alpha"] for c in m["kfold"]["curve"]] == [0.1, 10.0, 1000.0]
     assert m["splits"]["train"] == 16 and m["test_accuracy"] > 0.8
+
+
+def test_minirocket_refit_keeps_the_holdout_choice(tmp_path: Path, waves: str) -> None:
+    def run(select: str) -> dict:
+        cfg = BaselineConfig(
+            method="minirocket",
+            method_options={"n_kernels": 840, "alphas": "0.1,10,1000"},
+            target=waves,
+            select=select,
+            out=str(tmp_path / select),
+            progress=False,
+        )
+        return run_baseline(cfg).metrics
+
+    holdout, refit = run("holdout"), run("refit")
+    assert refit["selected"] == holdout["selected"]
+    assert refit["kfold"]["choice"]["val_accuracy"] == holdout["val_accuracy"]
+    assert holdout["splits"]["train"] < refit["splits"]["train"] == 16
 
 
 def test_cli_select_flag_and_bench_refuses_mixed_settings(tmp_path: Path, waves: str) -> None:

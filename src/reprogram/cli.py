@@ -45,7 +45,8 @@ def _add_run_args(p: argparse.ArgumentParser, out: str, lr_help: str) -> None:
     p.add_argument(
         "--select",
         default="holdout",
-        help="holdout: the validation split chooses the epoch/penalty; kfold:K: K-fold "
+        help="holdout: the validation split chooses the epoch/penalty; refit: it chooses, "
+        "then one refit on all training examples (2 trainings); kfold:K: K-fold "
         "cross-validation on the training examples chooses, then one refit on all of them "
         "(K+1 trainings; for tiny training sets)",
     )
@@ -517,8 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--select",
         default="holdout",
-        help="ucr-v2s: holdout (20%% of train validates) or kfold:K (K-fold cross-validation "
-        "chooses, then a refit on all training series)",
+        help="ucr-v2s: holdout (20%% of train validates), refit (it chooses, then a refit on "
+        "all training series) or kfold:K (K-fold cross-validation chooses, then a refit)",
     )
     p.add_argument("--canvas-size", type=int, default=128, help="vision: canvas side")
     p.add_argument("--sizes", default="128,224", help="efficiency: input sizes")

@@ -1,4 +1,4 @@
-"""``--select kfold:K``: choose by cross-validation on the training shots, then refit on all.
+"""``--select kfold:K`` and ``--select refit``: choose without the test set, then refit on all.
 
 With few training examples a held-out validation split is both small and costly: 20% of six
 UCR series is one series per class, whose accuracy moves in steps of 50%, and those examples
@@ -14,6 +14,12 @@ are not trained on. K-fold selection instead:
    best mean validation accuracy (ties: the stronger penalty);
 4. trains once more on every training example with that choice fixed (the chosen number of
    epochs, or a one-value penalty grid) and scores the test split once.
+
+``--select refit`` is the one-fold case: the usual held-out validation split (``--val-fraction``
+of each class) is the only fold, so one selection run trains on the rest and validates there,
+and the final run trains on every training example for the chosen number of epochs (or with the
+chosen penalty). It costs 2 trainings and keeps holdout selection's split, but nothing stays
+untrained on.
 
 ``metrics.json`` of the final run reports the cross-validated accuracy and loss as its
 ``val_accuracy``/``val_loss`` and keeps the fold curves under ``kfold``. The runs resume:
@@ -39,16 +45,25 @@ from .errors import ReprogramError
 FOLDS_DIR = "folds"
 STATE = "kfold.json"
 _SELECT = re.compile(r"^kfold:(\d+)$")
+REFIT = "refit"
 
 
 def parse_select(text: str) -> int:
-    """``"holdout"`` → 0, ``"kfold:K"`` → ``K`` (at least 2); anything else is an error."""
+    """How many selection runs precede the final one.
+
+    ``"holdout"`` → 0 (the validation split selects, no refit), ``"refit"`` → 1 (the validation
+    split selects, then a refit on all), ``"kfold:K"`` → ``K`` (at least 2); anything else is
+    an error.
+    """
     if text == "holdout":
         return 0
+    if text == REFIT:
+        return 1
     match = _SELECT.match(str(text))
     if not match or int(match.group(1)) < 2:
         raise ReprogramError(
-            f"--select takes 'holdout' or 'kfold:K' with K >= 2 (e.g. kfold:5), got {text!r}."
+            "--select takes 'holdout', 'refit' or 'kfold:K' with K >= 2 (e.g. kfold:5), got "
+            f"{text!r}."
         )
     return int(match.group(1))
 
@@ -103,10 +118,12 @@ def kfold_run(
     fixed_options: Callable[[Any, dict[str, float]], Any] | None = None,
     callbacks: list[Any] | None = None,
 ) -> Any:
-    """Run ``runner`` (``fit`` or ``run_baseline``) under k-fold selection; see the module doc.
+    """Run ``runner`` (``fit`` or ``run_baseline``) under k-fold or refit selection.
+
+    See the module doc.
 
     Args:
-        config: the run's settings, ``config.select == "kfold:K"``.
+        config: the run's settings, ``config.select`` ``"kfold:K"`` or ``"refit"``.
         runner: called as ``runner(cfg, source=..., target=..., callbacks=...)`` for each
             fold and for the final run; returns a ``FitResult``.
         source: passed to every run (build it once, before calling).
@@ -125,7 +142,12 @@ def kfold_run(
         data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
     )
     train = _merge(pool.train, pool.val)  # the few-shot pool: nothing held out
-    folds = stratified_folds(train.y, k, config.seed, pool.class_names)
+    if config.select == REFIT:  # one fold: the held-out validation split itself
+        import torch
+
+        folds = [torch.arange(len(pool.train), len(train))]
+    else:
+        folds = stratified_folds(train.y, k, config.seed, pool.class_names)
     fold_metrics = []
     extra = {"diagnostics": False} if hasattr(config, "diagnostics") else {}
     for i, held in enumerate(folds):
@@ -146,7 +168,7 @@ def kfold_run(
             **extra,
         )
         if config.progress:
-            print(f"k-fold selection: fold {i + 1}/{k} ({len(held)} held out)", flush=True)
+            print(f"{_name(config)}: fold {i + 1}/{k} ({len(held)} held out)", flush=True)
         fold_metrics.append(
             runner(cfg, source=source, target=fold_data, callbacks=callbacks).metrics
         )
@@ -154,7 +176,8 @@ def kfold_run(
     final = _run_into(config, out, select="holdout", shots=None)
     if config.progress:
         print(
-            f"k-fold selection chose {_describe(choice)}; training on all {len(train)}", flush=True
+            f"{_name(config)} chose {_describe(choice, k)}; training on all {len(train)}",
+            flush=True,
         )
     if "epoch" in choice:
         final = dataclasses.replace(
@@ -162,7 +185,7 @@ def kfold_run(
         )
     else:
         if fixed_options is None:
-            raise ReprogramError("k-fold selection: this method reports no choice to fix.")
+            raise ReprogramError(f"{_name(config)}: this method reports no choice to fix.")
         final = fixed_options(final, choice["penalty"])
     result = runner(
         final, source=source, target=_target(data, name, train, train), callbacks=callbacks
@@ -171,9 +194,14 @@ def kfold_run(
     metrics.update(
         val_accuracy=choice["val_accuracy"],
         val_loss=choice.get("val_loss"),
-        selection=f"{k}-fold cross-validation on the training examples chose "
-        f"{_describe(choice)}; refit on all of them; test once",
-        splits={**metrics["splits"], "val": len(train)},
+        selection=(
+            f"the held-out {len(folds[0])} validation examples chose {_describe(choice, k)}; "
+            "refit on all training examples; test once"
+            if config.select == REFIT
+            else f"{k}-fold cross-validation on the training examples chose "
+            f"{_describe(choice, k)}; refit on all of them; test once"
+        ),
+        splits={**metrics["splits"], "val": sum(len(f) for f in folds)},
         kfold={
             "folds": k,
             "fold_sizes": [len(f) for f in folds],
@@ -188,6 +216,10 @@ def kfold_run(
     write_json(out / CONFIG, artifact)
     result.metrics, result.config = metrics, artifact
     return result
+
+
+def _name(config: Any) -> str:
+    return "refit selection" if config.select == REFIT else "k-fold selection"
 
 
 def _merge(a: Split, b: Split) -> Split:
@@ -257,11 +289,12 @@ def choose(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
     return {"penalty": {key: best[key]}, "val_accuracy": best["val_accuracy"], "curve": curve}
 
 
-def _describe(choice: dict[str, Any]) -> str:
+def _describe(choice: dict[str, Any], folds: int) -> str:
+    acc = f"({'mean ' if folds > 1 else ''}val acc {choice['val_accuracy']:.4f})"
     if "epoch" in choice:
-        return f"epoch {choice['epoch']} (mean val acc {choice['val_accuracy']:.4f})"
+        return f"epoch {choice['epoch']} {acc}"
     ((key, value),) = choice["penalty"].items()
-    return f"{key} = {value:g} (mean val acc {choice['val_accuracy']:.4f})"
+    return f"{key} = {value:g} {acc}"
 
 
-__all__ = ["choose", "kfold_run", "parse_select", "unfinished"]
+__all__ = ["REFIT", "choose", "kfold_run", "parse_select", "unfinished"]

@@ -78,7 +78,10 @@ class RunConfig:
     seed: int = 0
     select: str = field(
         default="holdout",
-        metadata={"help": "holdout (the validation split selects) | kfold:K (cross-validation)"},
+        metadata={
+            "help": "holdout (the validation split selects) | refit (it selects, then a refit "
+            "on all) | kfold:K (cross-validation, then a refit)"
+        },
     )
     select_epoch: int | None = field(
         default=None, metadata={"help": "train this many epochs and keep that state (no choice)"}
@@ -138,7 +141,7 @@ class RunConfig:
 
     @property
     def folds(self) -> int:
-        """``K`` of ``--select kfold:K``; 0 for holdout selection."""
+        """Selection runs before the final one: ``K`` of ``kfold:K``, 1 for refit, 0 for holdout."""
         from .selection import parse_select
 
         return parse_select(self.select)

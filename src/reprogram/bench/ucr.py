@@ -248,9 +248,9 @@ def run_ucr(
         epochs: epochs of gradient methods (reprogramming, scratch).
         max_train: at most this many training series per set (quick runs; see
             :func:`shots_for`).
-        select: ``holdout`` (20% of the training series validate) or ``kfold:K`` (K-fold
-            cross-validation chooses, then a refit on every training series; see
-            :mod:`reprogram.selection`).
+        select: ``holdout`` (20% of the training series validate), ``refit`` (they choose,
+            then a refit on every training series) or ``kfold:K`` (K-fold cross-validation
+            chooses, then a refit; see :mod:`reprogram.selection`).
         command: the command line recorded in the results.
     """
     from ..data import load_target
@@ -464,6 +464,11 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
 def _selection_text(select: str) -> str:
     if select == "holdout":
         return "20% of each class's training series validate and select (epoch, penalty)"
+    if select == "refit":
+        return (
+            "20% of each class's training series validate and select (epoch, penalty), then one "
+            "refit on all training series"
+        )
     k = select.split(":")[1]
     return (
         f"{k}-fold cross-validation on the training series selects (epoch, penalty), then one "

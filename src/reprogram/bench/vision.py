@@ -60,9 +60,9 @@ class Cell:
 def _method_options(method: str) -> tuple[str, list[tuple[str, str]], dict[str, str]]:
     """``HEAD[:key=value,...]`` → head, its ``(key, value)`` options, and the run options.
 
-    ``select`` (``holdout`` or ``kfold:K``, checked here) and ``epochs`` (a whole number ≥ 1
-    that overrides the suite's ``--epochs`` for this method) are run options; dashes in keys
-    become underscores.
+    ``select`` (``holdout``, ``refit`` or ``kfold:K``, checked here) and ``epochs`` (a whole
+    number ≥ 1 that overrides the suite's ``--epochs`` for this method) are run options; dashes
+    in keys become underscores.
     """
     from ..selection import parse_select
 
