@@ -195,3 +195,18 @@ def test_probe_cv_selection_never_looks_at_validation_labels() -> None:
     assert [c["score"] for c in a.candidates] == [c["score"] for c in b.candidates]
     # by validation, the same candidates are scored on the labels given
     assert fit_probe(x, yt, xv, yv, 3, select="val").select == "val"
+
+
+def test_probe_warm_started_path_matches_cold_fits() -> None:
+    from reprogram.probe import _path, _predict
+
+    rng = np.random.default_rng(0)
+    for k in (2, 3):
+        y = rng.integers(0, k, 120)
+        z = rng.normal(size=(120, 20)) + 0.8 * np.eye(k, 20)[y]
+        cs = [1e-3, 1e-1, 10.0]
+        for c, (coef, intercept, classes) in zip(cs, _path(z, y, cs, 5000), strict=True):
+            cold = LogisticRegression(C=c, max_iter=5000).fit(z, y)
+            assert np.allclose(coef, cold.coef_, atol=1e-3)
+            assert np.allclose(intercept, cold.intercept_, atol=1e-3)
+            assert (_predict(z, coef, intercept, classes) == cold.predict(z)).all()
