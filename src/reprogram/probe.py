@@ -109,18 +109,17 @@ def fit_probe(
         warnings.simplefilter("ignore", ConvergenceWarning)
         fits = _path(z_train, yt, order, max_iter)
         cv = _cv_accuracies(z_train, yt, order, k, seed, max_iter) if select == "cv" else None
-    best = None
-    for i, (c, (coef, intercept, classes)) in enumerate(zip(order, fits, strict=True)):
-        acc = float((_predict(z_val, coef, intercept, classes) == yv).mean())
+    for i, (c, fitted) in enumerate(zip(order, fits, strict=True)):
+        acc = float((_predict(z_val, *fitted) == yv).mean())
         score = acc if cv is None else cv[i]
         candidates.append({"C": c, "val_accuracy": acc, "score": score})
         if verbose:
             print(f"C={c:g}  {select} acc {score:.4f}", file=sys.stderr)
-        if best is None or score > best[0]:
-            best = (score, acc, c, coef, intercept, classes)
-    assert best is not None
-    w, b = fold_logistic(best[3], best[4], best[5], mean, std, num_classes)
-    return ProbeFit(w, b, best[2], best[1], candidates, select, best[0])
+    # the first of the best scores: ties go to the smaller C
+    i = max(range(len(order)), key=lambda j: (candidates[j]["score"], -j))
+    w, b = fold_logistic(*fits[i], mean, std, num_classes)
+    best = candidates[i]
+    return ProbeFit(w, b, order[i], best["val_accuracy"], candidates, select, best["score"])
 
 
 def _predict(
@@ -159,6 +158,6 @@ def _cv_accuracies(
 
     totals = np.zeros(len(cs))
     for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(z, y):
-        for i, (coef, intercept, classes) in enumerate(_path(z[tr], y[tr], cs, max_iter)):
-            totals[i] += float((_predict(z[te], coef, intercept, classes) == y[te]).mean())
+        for i, fitted in enumerate(_path(z[tr], y[tr], cs, max_iter)):
+            totals[i] += float((_predict(z[te], *fitted) == y[te]).mean())
     return [float(t / k) for t in totals]

@@ -194,13 +194,8 @@ def kfold_run(
     metrics.update(
         val_accuracy=choice["val_accuracy"],
         val_loss=choice.get("val_loss"),
-        selection=(
-            f"the held-out {len(folds[0])} validation examples chose {_describe(choice, k)}; "
-            "refit on all training examples; test once"
-            if config.select == REFIT
-            else f"{k}-fold cross-validation on the training examples chose "
-            f"{_describe(choice, k)}; refit on all of them; test once"
-        ),
+        selection=f"{_chooser(config, folds)} chose {_describe(choice, k)}; refit on all "
+        "training examples; test once",
         splits={**metrics["splits"], "val": sum(len(f) for f in folds)},
         kfold={
             "folds": k,
@@ -220,6 +215,13 @@ def kfold_run(
 
 def _name(config: Any) -> str:
     return "refit selection" if config.select == REFIT else "k-fold selection"
+
+
+def _chooser(config: Any, folds: list[Any]) -> str:
+    """Who made the choice, for ``metrics.json``'s ``selection``."""
+    if config.select == REFIT:
+        return f"the held-out {len(folds[0])} validation examples"
+    return f"{len(folds)}-fold cross-validation on the training examples"
 
 
 def _merge(a: Split, b: Split) -> Split:

@@ -462,13 +462,11 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
 
 
 def _selection_text(select: str) -> str:
+    holdout = "20% of each class's training series validate and select (epoch, penalty)"
     if select == "holdout":
-        return "20% of each class's training series validate and select (epoch, penalty)"
+        return holdout
     if select == "refit":
-        return (
-            "20% of each class's training series validate and select (epoch, penalty), then one "
-            "refit on all training series"
-        )
+        return f"{holdout}, then one refit on all training series"
     k = select.split(":")[1]
     return (
         f"{k}-fold cross-validation on the training series selects (epoch, penalty), then one "
