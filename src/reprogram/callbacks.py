@@ -24,6 +24,9 @@ class Callback:
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         """Before epoch ``epoch`` (1-based) trains."""
 
+    def on_train_epoch_end(self, trainer: Trainer, epoch: int) -> None:
+        """After epoch ``epoch`` trained, before it is validated."""
+
     def on_epoch_end(self, trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         """After epoch ``epoch`` trained and validated; ``record`` is its history row."""
 
@@ -84,13 +87,7 @@ class ProbeInitCallback(Callback):
         if self.fitted:
             return
         model, splits = trainer.model, trainer.splits
-        model.eval()
-        step = trainer.config.eval_batch_size
-        with torch.no_grad():
-            f_train, f_val = (
-                torch.cat([model.source_logits(s.x[i : i + step]) for i in range(0, len(s), step)])
-                for s in (splits.train, splits.val)
-            )
+        f_train, f_val = trainer.source_outputs(splits.train), trainer.source_outputs(splits.val)
         fit = fit_probe(
             f_train,
             splits.train.y,
@@ -116,3 +113,49 @@ class ProbeInitCallback(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.fitted = dict(state)
+
+
+class RidgeHeadCallback(Callback):
+    """The ``linear`` mapping's ``head=ridge``: a closed-form layer at every program state.
+
+    Before the first epoch and after each epoch's training (before its validation), refits
+    the mapping as a ridge classifier on the source outputs of the training split at the
+    current program, penalty by leave-one-out on that split (:func:`reprogram.ridge.fit_ridge_loo`).
+    The program trains by gradient through the frozen layer in between. The untrained
+    program with its ridge layer is selection candidate epoch 0, so validation decides
+    whether training the program helped. State: the penalty chosen at each refit.
+    """
+
+    name = "ridge_head"
+    initial_candidate = True
+
+    def __init__(self) -> None:
+        self.fits: list[dict[str, float]] = []
+
+    def _refit(self, trainer: Trainer, epoch: int) -> None:
+        import torch
+
+        from .ridge import fit_ridge_loo
+
+        splits, mapping = trainer.splits, trainer.model.mapping
+        fit = fit_ridge_loo(
+            trainer.source_outputs(splits.train), splits.train.y, splits.num_classes
+        )
+        with torch.no_grad():
+            mapping.linear.weight.copy_(fit.weight)
+            mapping.linear.bias.copy_(fit.bias)
+        self.fits = [f for f in self.fits if f["epoch"] != epoch]  # a resumed epoch refits
+        self.fits.append({"epoch": epoch, "alpha": fit.alpha, "loo_error": fit.loo_error})
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if not self.fits:  # a resumed run restores the layer from its checkpoint
+            self._refit(trainer, 0)
+
+    def on_train_epoch_end(self, trainer: Trainer, epoch: int) -> None:
+        self._refit(trainer, epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"fits": [dict(f) for f in self.fits]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.fits = [dict(f) for f in state.get("fits", [])]

@@ -60,8 +60,10 @@ class ReprogrammedModel(nn.Module):
         )
 
     def trainable_parameters(self) -> int:
-        """Number of trained scalars (program + mapping)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+        """Number of adapted scalars: program + mapping, trained by gradient or fitted in
+        closed form (a ``head=ridge`` layer)."""
+        adapted = (self.program.parameters(), self.mapping.parameters())
+        return sum(p.numel() for group in adapted for p in group)
 
     def source_parameters(self) -> int:
         """Number of scalars in the frozen source model."""

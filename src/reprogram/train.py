@@ -30,7 +30,7 @@ from .artifact import (
 )
 from .blackbox.budget import STOPPED_BY_BUDGET, QueryTracker, prepare_source
 from .blackbox.protocol import EndpointError
-from .callbacks import Callback, ProbeInitCallback, RemapCallback
+from .callbacks import Callback, ProbeInitCallback, RemapCallback, RidgeHeadCallback
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .data import PreparedSplits, Split, TargetData, load_target
 from .data.splits import prepare_splits
@@ -231,6 +231,19 @@ class Trainer:
         return loss_and_accuracy(totals)
 
     @torch.no_grad()
+    def source_outputs(self, split: Split) -> torch.Tensor:
+        """Source outputs ``[N, K_s]`` (logits or features) of ``split`` at the current program.
+
+        Every process computes all of them (callbacks that fit on them stay identical).
+        """
+        self.model.eval()
+        step = self.config.eval_batch_size
+        parts = [
+            self.model.source_logits(split.x[i : i + step]) for i in range(0, len(split), step)
+        ]
+        return torch.cat(parts) if parts else torch.empty(0, self.model.source.num_classes)
+
+    @torch.no_grad()
     def top1_counts(self) -> torch.Tensor:
         """``[K_t, K_s]`` counts of the source's top-1 label per target class on train data."""
         self.model.eval()
@@ -320,6 +333,9 @@ class Trainer:
                 cb.on_epoch_start(self, epoch)
             self.queries.begin("train")
             train_loss = self._train_epoch(wrapped, stepper, train, epoch)
+            self.queries.begin("count")
+            for cb in self.callbacks:
+                cb.on_train_epoch_end(self, epoch)
             self.queries.begin("val")
             val_loss, val_acc = self.evaluate(self.splits.val)
             seconds = time.perf_counter() - start
@@ -579,6 +595,7 @@ def build_model(
     if entry.config is not None and "seed" in entry.config.__dataclass_fields__:
         mapping_options.setdefault("seed", config.seed)
     features = getattr(source, "outputs", "logits") == "features"
+    MAPPINGS.build_config(config.mapping, mapping_options)  # bad options: their own error
     try:
         mapping, mapping_cfg = build_mapping(
             config.mapping, mapping_options, source.num_classes, num_classes
@@ -636,6 +653,8 @@ def fit(
     cbs: list[Callback] = [RemapCallback()] if model.mapping.remap != "never" else []
     if getattr(model.mapping, "init", "zero") == "probe":
         cbs.append(ProbeInitCallback())
+    if getattr(model.mapping, "head", "sgd") == "ridge":
+        cbs.append(RidgeHeadCallback())
     cbs += list(callbacks or [])
     from .diagnostics import default_diagnostics
 

@@ -118,13 +118,16 @@ class QueryTracker(NullTracker):
 
     # ------------------------------------------------------------------ the plan
     def setup_cost(self) -> int:
-        """Queries of the set-up passes: a probe warm start (train + val), epoch-0 validation."""
-        from ..callbacks import ProbeInitCallback
+        """Queries of the set-up passes: a probe warm start (train + val) or a ridge head's
+        first fit (train), epoch-0 validation."""
+        from ..callbacks import ProbeInitCallback, RidgeHeadCallback
 
         splits, n = self.trainer.splits, 0
         for cb in self.trainer.callbacks:
             if isinstance(cb, ProbeInitCallback) and not cb.fitted:
                 n += len(splits.train) + len(splits.val)
+            if isinstance(cb, RidgeHeadCallback) and not cb.fits:
+                n += len(splits.train)
         if any(cb.initial_candidate for cb in self.trainer.callbacks):
             n += len(splits.val)
         return n
@@ -136,9 +139,10 @@ class QueryTracker(NullTracker):
         mapping = getattr(model, "mapping", None)
         remap = getattr(mapping, "remap", "never")
         counts = remap == "every_epoch" or (remap == "once" and not bool(mapping.fitted))
+        counts += getattr(mapping, "head", "sgd") == "ridge"  # the refit after training
         return {
             "train": len(splits.train) * per_example,
-            "count": len(splits.train) if counts else 0,
+            "count": len(splits.train) * int(counts),
             "val": len(splits.val),
         }
 
