@@ -17,7 +17,7 @@ from reprogram.callbacks import Callback
 from reprogram.cli import main
 from reprogram.data.splits import stratified_folds
 from reprogram.errors import DataError, ReprogramError
-from reprogram.selection import FOLDS_DIR, choose, parse_select
+from reprogram.selection import FOLDS_DIR, choose, parse_select, selection_rule
 
 
 def config(tmp_path: Path, name: str = "run", **kw: object) -> FitConfig:
@@ -89,6 +89,57 @@ def test_choose_averages_fold_curves() -> None:
     assert choose(ridge)["penalty"] == {"alpha": 10.0}
     logistic = [{"candidates": [{"C": 0.1, "val_accuracy": 0.5}, {"C": 1.0, "val_accuracy": 0.5}]}]
     assert choose(logistic)["penalty"] == {"C": 0.1}
+
+
+def test_one_standard_error_rule_prefers_the_simpler_choice_unless_validation_is_clear() -> None:
+    def run(n_val: int, *accs: float) -> dict:
+        history = [{"epoch": e, "val_accuracy": a, "val_loss": 1.0 - a} for e, a in enumerate(accs)]
+        return {"history": history, "splits": {"val": n_val}}
+
+    # epoch 3 is best (0.85) but epoch 0 (0.80) is within one standard error on 20 examples
+    # (sqrt(0.85 * 0.15 / 20) = 0.080); on 2,000 examples (0.008) it is not: epoch 3 stays
+    assert choose([run(20, 0.8, 0.7, 0.75, 0.85)])["epoch"] == 3
+    assert choose([run(20, 0.8, 0.7, 0.75, 0.85)], rule="1se")["epoch"] == 0
+    assert choose([run(2000, 0.8, 0.7, 0.75, 0.85)], rule="1se")["epoch"] == 3
+    # folds pool their validation examples: two folds of 1,000 behave like 2,000
+    folds = [run(1000, 0.8, 0.7, 0.75, 0.85), run(1000, 0.8, 0.7, 0.75, 0.85)]
+    assert choose(folds, rule="1se")["epoch"] == 3
+    # penalties: the strongest within one standard error
+    ridge = {
+        "candidates": [
+            {"alpha": 0.1, "val_accuracy": 0.9},
+            {"alpha": 10.0, "val_accuracy": 0.85},
+            {"alpha": 1000.0, "val_accuracy": 0.6},
+        ],
+        "splits": {"val": 30},
+    }
+    assert choose([ridge])["penalty"] == {"alpha": 0.1}
+    assert choose([ridge], rule="1se")["penalty"] == {"alpha": 10.0}
+    with pytest.raises(ValueError, match="rule"):
+        choose([ridge], rule="2se")
+
+
+def test_select_texts_with_the_rule() -> None:
+    assert parse_select("refit:1se") == 1 and parse_select("kfold:5:1se") == 5
+    assert selection_rule("refit:1se") == "1se" and selection_rule("kfold:5") == "best"
+    assert selection_rule("holdout") == "best"
+    with pytest.raises(ReprogramError, match="use refit:1se"):
+        parse_select("holdout:1se")
+    for bad in ("refit:2se", "kfold:1:1se", "kfold:5:"):
+        with pytest.raises(ReprogramError, match="optionally followed by ':1se'"):
+            parse_select(bad)
+
+
+def test_refit_with_the_rule_trains_the_final_run_for_the_rule_s_epoch(tmp_path: Path) -> None:
+    spy = Spy()
+    m = fit(config(tmp_path, "refit1se", select="refit:1se"), callbacks=[spy]).metrics
+    curve = m["kfold"]["curve"]
+    best = max(c["val_accuracy"] for c in curve)
+    se = (best * (1 - best) / 10) ** 0.5
+    expected = min(c["epoch"] for c in curve if c["val_accuracy"] >= best - se)
+    assert m["best_epoch"] == expected == spy.runs[-1][3]
+    assert "one-standard-error rule" in m["selection"]
+    assert m["kfold"]["select"] == "refit:1se"
 
 
 class Spy(Callback):

@@ -48,7 +48,8 @@ def _add_run_args(p: argparse.ArgumentParser, out: str, lr_help: str) -> None:
         help="holdout: the validation split chooses the epoch/penalty; refit: it chooses, "
         "then one refit on all training examples (2 trainings); kfold:K: K-fold "
         "cross-validation on the training examples chooses, then one refit on all of them "
-        "(K+1 trainings; for tiny training sets)",
+        "(K+1 trainings; for tiny training sets); refit:1se, kfold:K:1se: the earliest epoch "
+        "(strongest penalty) within one standard error of the best validation accuracy",
     )
     p.add_argument("--epochs", type=int, default=10, help="epochs (gradient training)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -519,7 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--select",
         default="holdout",
         help="ucr-v2s: holdout (20%% of train validates), refit (it chooses, then a refit on "
-        "all training series) or kfold:K (K-fold cross-validation chooses, then a refit)",
+        "all training series) or kfold:K (K-fold cross-validation chooses, then a refit); "
+        "a :1se suffix (refit:1se) takes the earliest epoch or strongest penalty within one "
+        "standard error of the best",
     )
     p.add_argument("--canvas-size", type=int, default=128, help="vision: canvas side")
     p.add_argument("--sizes", default="128,224", help="efficiency: input sizes")

@@ -21,6 +21,14 @@ and the final run trains on every training example for the chosen number of epoc
 chosen penalty). It costs 2 trainings and keeps holdout selection's split, but nothing stays
 untrained on.
 
+A ``:1se`` suffix (``refit:1se``, ``kfold:5:1se``) changes the rule that reads the curve to the
+one-standard-error rule: of the choices whose validation accuracy is within one binomial
+standard error ``sqrt(p(1 - p) / n)`` of the best (``p`` the best accuracy, ``n`` the validation
+examples behind it), take the simplest: the earliest epoch (epoch 0 being the untrained
+program where a mapping provides one), or the strongest penalty. On a few dozen validation
+examples most differences between epochs are noise; this rule only leaves the simpler model
+when validation says so clearly.
+
 ``metrics.json`` of the final run reports the cross-validated accuracy and loss as its
 ``val_accuracy``/``val_loss`` and keeps the fold curves under ``kfold``. The runs resume:
 finished folds are kept, an interrupted fold or final run continues from its checkpoint.
@@ -30,6 +38,7 @@ Costs ``K + 1`` trainings.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import shutil
 from collections.abc import Callable
@@ -44,28 +53,43 @@ from .errors import ReprogramError
 
 FOLDS_DIR = "folds"
 STATE = "kfold.json"
-_SELECT = re.compile(r"^kfold:(\d+)$")
+_SELECT = re.compile(r"^(?:refit|kfold:(\d+))(:1se)?$")
 REFIT = "refit"
+ONE_SE = "1se"
 
 
 def parse_select(text: str) -> int:
     """How many selection runs precede the final one.
 
     ``"holdout"`` → 0 (the validation split selects, no refit), ``"refit"`` → 1 (the validation
-    split selects, then a refit on all), ``"kfold:K"`` → ``K`` (at least 2); anything else is
-    an error.
+    split selects, then a refit on all), ``"kfold:K"`` → ``K`` (at least 2); the last two may
+    end in ``:1se`` (see :func:`selection_rule`); anything else is an error.
     """
     if text == "holdout":
         return 0
-    if text == REFIT:
-        return 1
     match = _SELECT.match(str(text))
-    if not match or int(match.group(1)) < 2:
+    if not match or (match.group(1) is not None and int(match.group(1)) < 2):
+        hint = ""
+        if str(text).startswith("holdout:"):
+            hint = (
+                " The 1se rule reads the whole validation curve before choosing; use refit:1se "
+                "(the same split, then a refit on all)."
+            )
         raise ReprogramError(
-            "--select takes 'holdout', 'refit' or 'kfold:K' with K >= 2 (e.g. kfold:5), got "
-            f"{text!r}."
+            "--select takes 'holdout', 'refit' or 'kfold:K' with K >= 2 (e.g. kfold:5), the "
+            f"last two optionally followed by ':1se'; got {text!r}.{hint}"
         )
-    return int(match.group(1))
+    return 1 if match.group(1) is None else int(match.group(1))
+
+
+def selection_rule(text: str) -> str:
+    """``"1se"`` for a ``…:1se`` selection, else ``"best"`` (the best validation accuracy)."""
+    return ONE_SE if str(text).endswith(":" + ONE_SE) else "best"
+
+
+def is_refit(text: str) -> bool:
+    """Whether ``text`` is ``refit`` selection (one fold: the held-out split), rule aside."""
+    return str(text).split(":")[0] == REFIT
 
 
 def unfinished(out: Path) -> bool:
@@ -142,7 +166,7 @@ def kfold_run(
         data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
     )
     train = _merge(pool.train, pool.val)  # the few-shot pool: nothing held out
-    if config.select == REFIT:  # one fold: the held-out validation split itself
+    if is_refit(config.select):  # one fold: the held-out validation split itself
         import torch
 
         folds = [torch.arange(len(pool.train), len(train))]
@@ -172,7 +196,7 @@ def kfold_run(
         fold_metrics.append(
             runner(cfg, source=source, target=fold_data, callbacks=callbacks).metrics
         )
-    choice = choose(fold_metrics)
+    choice = choose(fold_metrics, rule=selection_rule(config.select))
     final = _run_into(config, out, select="holdout", shots=None)
     if config.progress:
         print(
@@ -214,14 +238,15 @@ def kfold_run(
 
 
 def _name(config: Any) -> str:
-    return "refit selection" if config.select == REFIT else "k-fold selection"
+    return "refit selection" if is_refit(config.select) else "k-fold selection"
 
 
 def _chooser(config: Any, folds: list[Any]) -> str:
     """Who made the choice, for ``metrics.json``'s ``selection``."""
-    if config.select == REFIT:
-        return f"the held-out {len(folds[0])} validation examples"
-    return f"{len(folds)}-fold cross-validation on the training examples"
+    rule = " (one-standard-error rule)" if selection_rule(config.select) == ONE_SE else ""
+    if is_refit(config.select):
+        return f"the held-out {len(folds[0])} validation examples{rule}"
+    return f"{len(folds)}-fold cross-validation on the training examples{rule}"
 
 
 def _merge(a: Split, b: Split) -> Split:
@@ -250,16 +275,22 @@ def _target(data: TargetData, name: str, train: Split, val: Split) -> TargetData
     )
 
 
-def choose(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
+def choose(fold_metrics: list[dict[str, Any]], rule: str = "best") -> dict[str, Any]:
     """The choice the folds agree on best: an epoch (gradient runs) or a penalty.
 
     Args:
         fold_metrics: each fold's ``metrics.json`` (``history`` per epoch, or ``candidates``
-            per penalty with ``val_accuracy``).
+            per penalty with ``val_accuracy``; ``splits.val`` its validation size).
+        rule: ``"best"``: the best mean validation accuracy (epochs: ties to lower mean loss,
+            then the earlier epoch; penalties: ties to the stronger); ``"1se"``: the earliest
+            epoch or strongest penalty within one standard error of that best.
     Returns:
         ``{"epoch": E}`` or ``{"penalty": {"alpha"|"C": v}}``, plus the mean ``val_accuracy``
         (and ``val_loss``) there and the mean ``curve`` it was read from.
     """
+    if rule not in ("best", ONE_SE):
+        raise ValueError(f"rule must be 'best' or '1se', got {rule!r}")
+    n_val = sum(int(m.get("splits", {}).get("val", 0)) for m in fold_metrics)
     histories = [
         [r for r in m.get("history", []) if r.get("val_accuracy") is not None] for m in fold_metrics
     ]
@@ -276,6 +307,9 @@ def choose(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
                 }
             )
         best = max(curve, key=lambda c: (c["val_accuracy"], -c["val_loss"], -c["epoch"]))
+        if rule == ONE_SE:
+            floor = best["val_accuracy"] - standard_error(best["val_accuracy"], n_val)
+            best = min((c for c in curve if c["val_accuracy"] >= floor), key=lambda c: c["epoch"])
         return {**best, "curve": curve}
     candidates = [m.get("candidates") or [] for m in fold_metrics]
     if not all(candidates):
@@ -288,7 +322,18 @@ def choose(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
         curve.append({key: v, "val_accuracy": sum(accs) / len(accs)})
     stronger = (lambda c: c[key]) if key == "alpha" else (lambda c: -c[key])
     best = max(curve, key=lambda c: (c["val_accuracy"], stronger(c)))
+    if rule == ONE_SE:
+        floor = best["val_accuracy"] - standard_error(best["val_accuracy"], n_val)
+        best = max((c for c in curve if c["val_accuracy"] >= floor), key=stronger)
     return {"penalty": {key: best[key]}, "val_accuracy": best["val_accuracy"], "curve": curve}
+
+
+def standard_error(accuracy: float, n: int) -> float:
+    """Binomial standard error ``sqrt(p(1 - p) / n)`` of an accuracy ``p`` on ``n`` examples
+    (0 when ``n`` is unknown)."""
+    if n <= 0:
+        return 0.0
+    return math.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / n)
 
 
 def _describe(choice: dict[str, Any], folds: int) -> str:
@@ -299,4 +344,14 @@ def _describe(choice: dict[str, Any], folds: int) -> str:
     return f"{key} = {value:g} {acc}"
 
 
-__all__ = ["REFIT", "choose", "kfold_run", "parse_select", "unfinished"]
+__all__ = [
+    "ONE_SE",
+    "REFIT",
+    "choose",
+    "is_refit",
+    "kfold_run",
+    "parse_select",
+    "selection_rule",
+    "standard_error",
+    "unfinished",
+]

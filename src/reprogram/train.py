@@ -80,7 +80,8 @@ class RunConfig:
         default="holdout",
         metadata={
             "help": "holdout (the validation split selects) | refit (it selects, then a refit "
-            "on all) | kfold:K (cross-validation, then a refit)"
+            "on all) | kfold:K (cross-validation, then a refit); refit and kfold:K may end in "
+            "':1se' (the one-standard-error rule)"
         },
     )
     select_epoch: int | None = field(

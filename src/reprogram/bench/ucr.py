@@ -462,15 +462,23 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
 
 
 def _selection_text(select: str) -> str:
+    from ..selection import ONE_SE, is_refit, selection_rule
+
     holdout = "20% of each class's training series validate and select (epoch, penalty)"
+    rule = ""
+    if selection_rule(select) == ONE_SE:
+        rule = (
+            " by the one-standard-error rule (the earliest epoch, or the strongest penalty, "
+            "within one binomial standard error of the best validation accuracy)"
+        )
     if select == "holdout":
         return holdout
-    if select == "refit":
-        return f"{holdout}, then one refit on all training series"
+    if is_refit(select):
+        return f"{holdout}{rule}, then one refit on all training series"
     k = select.split(":")[1]
     return (
-        f"{k}-fold cross-validation on the training series selects (epoch, penalty), then one "
-        "refit on all of them"
+        f"{k}-fold cross-validation on the training series selects (epoch, penalty){rule}, then "
+        "one refit on all of them"
     )
 
 
