@@ -139,10 +139,10 @@ class QueryTracker(NullTracker):
         mapping = getattr(model, "mapping", None)
         remap = getattr(mapping, "remap", "never")
         counts = remap == "every_epoch" or (remap == "once" and not bool(mapping.fitted))
-        counts += getattr(mapping, "head", "sgd") == "ridge"  # the refit after training
+        refits = getattr(mapping, "head", "sgd") == "ridge"  # the closed-form refit after training
         return {
             "train": len(splits.train) * per_example,
-            "count": len(splits.train) * int(counts),
+            "count": len(splits.train) * (int(counts) + int(refits)),
             "val": len(splits.val),
         }
 
