@@ -212,6 +212,10 @@ def test_refit_selects_on_the_holdout_split_then_trains_on_every_shot(tmp_path: 
     assert m["splits"]["train"] == 60 and m["splits"]["val"] == 10
     assert "held-out 10 validation examples chose epoch" in m["selection"]
     assert 0.0 <= m["test_accuracy"] <= 1.0
+    # train_seconds is the final run's; the selection run's time is reported beside it
+    assert fold["train_seconds"] > 0
+    assert m["selection_seconds"] == pytest.approx(fold["train_seconds"], abs=1e-3)
+    assert "selection_seconds" not in holdout
 
 
 class CrashInFold(Callback):
@@ -308,6 +312,14 @@ def test_cli_select_flag_and_bench_refuses_mixed_settings(tmp_path: Path, waves:
     assert main([*args, "--select", "kfold:2", "--out", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["kfold"]["folds"] == 2 and m["splits"]["train"] == 16
+    folds = [json.loads((out / "folds" / k / "metrics.json").read_text()) for k in "01"]
+    spent = sum(f["train_seconds"] for f in folds)
+    assert m["selection_seconds"] == pytest.approx(spent, abs=1e-3)
+    from reprogram.bench.ucr import Cell, _row, parse
+
+    # a bench cell's time is its whole price: both selection runs plus the final run
+    row = _row(Cell(parse("scratch", ""), "waves", 0), out, None)
+    assert row["train_seconds"] == pytest.approx(m["train_seconds"] + spent, abs=2e-3)
     assert main([*args, "--select", "kfold:1", "--out", str(tmp_path / "bad")]) == 2
     from reprogram.bench.ucr import _check_earlier
 

@@ -164,6 +164,14 @@ def _table(rows: list[tuple[str, str]], title: str) -> str:
     return "\n".join(lines)
 
 
+def _train_time(m: dict[str, Any]) -> str:
+    """The final run's training time, plus what selecting cost where folds chose."""
+    text = f"{m['train_seconds']:.1f} s"
+    if m.get("selection_seconds") is not None:
+        text += f" (+ {m['selection_seconds']:.1f} s in the selection runs)"
+    return text
+
+
 def summary(result: Any) -> str:
     """The final table of a fit or baseline run."""
     m, c = result.metrics, result.config
@@ -181,7 +189,7 @@ def summary(result: Any) -> str:
         ("val accuracy", f"{m['val_accuracy']:.4f}  {selection}"),
         ("test accuracy", f"{m['test_accuracy']:.4f}  (scored once, after selection)"),
         ("trained params", f"{trained:,}  {share}"),
-        ("train time", f"{m['train_seconds']:.1f} s"),
+        ("train time", _train_time(m)),
         (
             "data",
             f"{m['splits']['train']} train / {m['splits']['val']} val / {m['splits']['test']} test",

@@ -30,7 +30,8 @@ examples most differences between epochs are noise; this rule only leaves the si
 when validation says so clearly.
 
 ``metrics.json`` of the final run reports the cross-validated accuracy and loss as its
-``val_accuracy``/``val_loss`` and keeps the fold curves under ``kfold``. The runs resume:
+``val_accuracy``/``val_loss``, keeps the fold curves under ``kfold`` and the folds' training
+time under ``selection_seconds`` (``train_seconds`` is the final run's alone). The runs resume:
 finished folds are kept, an interrupted fold or final run continues from its checkpoint.
 Costs ``K + 1`` trainings.
 """
@@ -118,6 +119,18 @@ def _prepare(config: Any) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / STATE, {"signature": _jsonable(config.signature())})
     return out
+
+
+def selection_seconds(out: Path) -> float:
+    """Training seconds spent by the selection runs under ``out/folds`` (0 for none).
+
+    A k-fold or refit run's own ``train_seconds`` is the final run's; what choosing cost is
+    this (the folds' ``train_seconds`` summed), so a run's full price is the two added.
+    """
+    total = 0.0
+    for path in sorted(Path(out).glob(f"{FOLDS_DIR}/*/{METRICS}")):
+        total += float(read_json(path, "a fold's metrics").get("train_seconds", 0.0))
+    return total
 
 
 def _jsonable(value: Any) -> Any:
@@ -221,6 +234,7 @@ def kfold_run(
         selection=f"{_chooser(config, folds)} chose {_describe(choice, k)}; refit on all "
         "training examples; test once",
         splits={**metrics["splits"], "val": sum(len(f) for f in folds)},
+        selection_seconds=round(selection_seconds(out), 3),
         kfold={
             "folds": k,
             "fold_sizes": [len(f) for f in folds],
