@@ -392,3 +392,24 @@ def test_cli_fit_with_a_budget_reports_queries_and_the_stop(
     assert main([*args, "--query-budget", "800"]) == 0
     out = capsys.readouterr().out
     assert "719 (0 from cache, budget 800); stopped: query budget" in out
+
+
+def test_ridge_head_on_a_black_box_is_planned_counted_and_budgeted(tmp_path: Path) -> None:
+    ridge = {"mapping_options": {"head": "ridge"}, "epochs": 2}
+    # set-up: the first closed-form fit (train) and the untrained candidate's validation;
+    # each epoch: training steps, the refit pass over train, validation; then the test
+    setup = N_TRAIN + N_VAL
+    rows = setup + 2 * (N_TRAIN * 5 + N_TRAIN + N_VAL) + N_TEST
+    result, box = run(tmp_path, **ridge)
+    m = result.metrics
+    assert m["queries"] + m["cache_hits"] == rows and m["queries"] == box.rows
+    assert m["queries_by_phase"]["test"] == N_TEST
+    assert m["trainable_parameters"] > 0 and m["history"][0]["epoch"] == 0
+    need = setup + N_TRAIN * 5 + N_TRAIN + N_VAL + N_TEST  # set-up, one epoch, the test
+    box = ToyBox()
+    with pytest.raises(ReprogramError, match=f"at least {need}"):
+        run(tmp_path, "small", box=box, query_budget=need - 1, **ridge)
+    assert box.rows == 0  # refused before the first query
+    result, box = run(tmp_path, "one", query_budget=need, **ridge)
+    assert result.metrics["stopped"] == "query budget" and result.metrics["epochs"] == 1
+    assert box.rows == result.metrics["queries"] <= need
