@@ -35,6 +35,11 @@ def test_two_cells_write_tables_and_plot_then_rerun_only_what_is_missing(tmp_pat
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["meta"]["published"]["v2s"]["GunPoint"] == {"sota": 100.0, "v2sa": 96.67}
     assert set(saved["means_over_sets"]) == set(METHODS)
+    (pair,) = saved["paired"]  # the reprogramming method against the peer, same run
+    assert (pair["method"], pair["against"], pair["sets"]) == (*METHODS, ["GunPoint"])
+    diff = 100 * (rows[0]["test_accuracy"] - rows[1]["test_accuracy"])
+    assert pair["mean_diff"] == pytest.approx(diff) and pair["wilcoxon_p"] is None
+    assert "| minirocket:n_kernels=84 | 1 |" in table
 
     runs = tmp_path / "runs"
     kept = runs / METHODS[0] / "GunPoint" / "seed0" / "metrics.json"

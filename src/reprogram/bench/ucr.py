@@ -30,6 +30,8 @@ from typing import Any
 from ..artifact import METRICS, read_json, write_json
 from ..errors import ReprogramError
 from . import split_methods, write_csv
+from .compare import markdown as markdown_paired
+from .compare import paired
 from .vision import _artifact_bytes, machine, parse_baseline, parse_method
 from .vision import summarise as summarise_by
 
@@ -394,7 +396,12 @@ def means_over_sets(summary: list[dict[str, Any]], sets: list[str]) -> dict[str,
     return out
 
 
-def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dict[str, Any]) -> str:
+def _markdown(
+    summary: list[dict[str, Any]],
+    settings: dict[str, Any],
+    meta: dict[str, Any],
+    comparisons: list[tuple[str, str, dict[str, Any]]] | None = None,
+) -> str:
     methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
     sets = [d for d in settings["sets"] if any(s["dataset"] == d for s in summary)]
     by = {(s["method"], s["dataset"]): s for s in summary}
@@ -450,6 +457,10 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
         + ".  ",
         f"Sources: {V2S_CITATION}; {BAKEOFF_CITATION}.",
         "",
+    ]
+    if comparisons:
+        lines += [*markdown_paired(comparisons), ""]
+    lines += [
         "| method | trained params (median set) | artifact bytes (median) | train s "
         "(median cell; selection runs included) |",
         "|---|---|---|---|",
@@ -485,12 +496,24 @@ def _selection_text(select: str) -> str:
     )
 
 
+def comparisons_of(
+    rows: list[dict[str, Any]], settings: dict[str, Any], sets: list[str]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Each reprogramming method paired against each peer of the run (see :mod:`.compare`)."""
+    kinds = {r["method"]: r["kind"] for r in rows}
+    ours = [m for m in settings["methods"] if kinds.get(m) == "reprogramming"]
+    peers = [m for m in settings["methods"] if kinds.get(m) == "baseline"]
+    found = ((a, b, paired(rows, a, b, sets)) for a in ours for b in peers)
+    return [(a, b, c) for a, b, c in found if c is not None]
+
+
 def write_results(
     out: Path, rows: list[dict[str, Any]], settings: dict[str, Any], meta: dict[str, Any]
 ) -> None:
     """results.json / .csv / .md and ``accuracy_per_set.png`` from the finished rows."""
     summary = summarise(rows)
     sets = [d for d in settings["sets"] if any(s["dataset"] == d for s in summary)]
+    comparisons = comparisons_of(rows, settings, sets)
     write_json(
         out / "results.json",
         {
@@ -498,10 +521,11 @@ def write_results(
             "rows": rows,
             "summary": summary,
             "means_over_sets": means_over_sets(summary, sets),
+            "paired": [{"method": a, "against": b, **c} for a, b, c in comparisons],
         },
     )
     write_csv(out / "results.csv", rows)
-    (out / "results.md").write_text(_markdown(summary, settings, meta))
+    (out / "results.md").write_text(_markdown(summary, settings, meta, comparisons))
     plot_results(out, summary, settings)
 
 
