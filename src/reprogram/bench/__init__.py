@@ -20,6 +20,14 @@ def write_csv(
         writer.writerows(rows)
 
 
+def cell_seconds(directory: Path, metrics: dict[str, Any]) -> float:
+    """A bench cell's whole training price: its selection runs (k-fold, refit; see
+    :func:`reprogram.selection.selection_seconds`) plus the final run's ``train_seconds``."""
+    from ..selection import selection_seconds
+
+    return round(metrics["train_seconds"] + selection_seconds(directory), 3)
+
+
 _OPTION_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 

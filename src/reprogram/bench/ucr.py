@@ -29,7 +29,7 @@ from typing import Any
 
 from ..artifact import METRICS, read_json, write_json
 from ..errors import ReprogramError
-from . import split_methods, write_csv
+from . import cell_seconds, split_methods, write_csv
 from .compare import markdown as markdown_paired
 from .compare import paired
 from .vision import _artifact_bytes, machine, parse_baseline, parse_method
@@ -183,8 +183,6 @@ def run_cell(
 
 
 def _row(cell: Cell, directory: Path, shots: int | None) -> dict[str, Any]:
-    from ..selection import selection_seconds
-
     m = read_json(directory / METRICS, "the metrics")
     return {
         "method": cell.method.text,
@@ -201,8 +199,7 @@ def _row(cell: Cell, directory: Path, shots: int | None) -> dict[str, Any]:
         "trainable_parameters": m["trainable_parameters"],
         "source_parameters": m["source_parameters"],
         "artifact_bytes": _artifact_bytes(directory),
-        # the cell's whole price: selection runs (k-fold, refit) plus the final run
-        "train_seconds": round(m["train_seconds"] + selection_seconds(directory), 3),
+        "train_seconds": cell_seconds(directory, m),
         "best_epoch": m.get("best_epoch"),
         "epochs": m.get("epochs"),
     }

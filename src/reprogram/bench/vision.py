@@ -24,7 +24,7 @@ from typing import Any
 
 from ..artifact import METRICS
 from ..errors import ReprogramError
-from . import write_csv
+from . import cell_seconds, write_csv
 
 # Reprogramming variants worth reporting (from the program × mapping grid) and baselines.
 DEFAULT_METHODS = (
@@ -219,8 +219,6 @@ def _artifact_bytes(directory: Path) -> int:
 
 
 def _row(cell: Cell, directory: Path) -> dict[str, Any]:
-    from ..selection import selection_seconds
-
     m = json.loads((directory / METRICS).read_text())
     return {
         "method": cell.method,
@@ -232,8 +230,7 @@ def _row(cell: Cell, directory: Path) -> dict[str, Any]:
         "trainable_parameters": m["trainable_parameters"],
         "source_parameters": m["source_parameters"],
         "artifact_bytes": _artifact_bytes(directory),
-        # the cell's whole price: selection runs (k-fold, refit) plus the final run
-        "train_seconds": round(m["train_seconds"] + selection_seconds(directory), 3),
+        "train_seconds": cell_seconds(directory, m),
         "best_epoch": m.get("best_epoch"),
         "epochs": m.get("epochs"),
     }
