@@ -13,6 +13,7 @@ SOURCES: Registry[Source] = Registry(
         "reprogram.sources.module",
         "reprogram.sources.blackbox",
         "reprogram.sources.whisper",
+        "reprogram.sources.hf_whisper",
         "reprogram.sources.features",
     ),
 )

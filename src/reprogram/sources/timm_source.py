@@ -22,15 +22,15 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-import socket
 from types import ModuleType
-from urllib.parse import urlparse
 
 import torch
 
 from ..errors import ReprogramError
 from . import SOURCES
 from .base import Source
+from .hub import hub_unreachable as _hub_unreachable
+from .hub import one_line as _one_line
 
 RANDOM_INIT_ENV = "REPROGRAM_TIMM_RANDOM_INIT"
 OFFLINE_SOURCES = ("efficientnet-lite0",)
@@ -120,30 +120,6 @@ def _check_name(timm: ModuleType, name: str, need_weights: bool) -> None:
             )
 
 
-def _hub_unreachable() -> str | None:
-    """Why the Hugging Face hub is certainly unreachable (its host does not resolve), else None.
-
-    A cheap DNS lookup; anything short of a resolution failure (or an offline hub setting,
-    which huggingface_hub handles quickly itself) returns None and lets the download try.
-    """
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return None
-    if getattr(constants, "HF_HUB_OFFLINE", False):
-        return None
-    host = urlparse(str(constants.ENDPOINT)).hostname
-    if not host:
-        return None
-    try:
-        socket.getaddrinfo(host, 443)
-    except socket.gaierror as exc:
-        return f"cannot resolve {host} ({exc})"
-    except OSError:
-        return None
-    return None
-
-
 def _cached_weights_file(name: str) -> str | None:
     """Path of ``name``'s pretrained weights in the local Hugging Face cache, if there."""
     try:
@@ -169,11 +145,6 @@ def _offline_error(name: str, reason: str) -> ReprogramError:
         "offline (or the Hugging Face hub unreachable). Sources that work offline: "
         f"{', '.join(OFFLINE_SOURCES)}. Reason: {reason}"
     )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
 
 
 @SOURCES.register(
