@@ -41,3 +41,12 @@ def test_wilcoxon_matches_scipy_and_needs_six_untied_sets() -> None:
     assert wilcoxon_p(diffs) == pytest.approx(expected)
     assert wilcoxon_p([1.0, 2.0, 3.0, 4.0, 5.0, 0.0, 0.001]) is None  # five untied
     assert wilcoxon_p([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) == pytest.approx(0.03125)
+
+
+def test_tiny_p_values_print_as_below_a_thousandth() -> None:
+    ours = rows("ours", {f"S{i}": [0.9] for i in range(20)})
+    theirs = rows("peer", {f"S{i}": [0.9 - 0.01 * (i + 1)] for i in range(20)})
+    c = paired(ours + theirs, "ours", "peer", [f"S{i}" for i in range(20)])
+    assert c is not None and c["wilcoxon_p"] < 0.0005
+    (line,) = [x for x in markdown([("ours", "peer", c)]) if x.startswith("| ours")]
+    assert "| 20 / 0 / 0 | < 0.001 |" in line

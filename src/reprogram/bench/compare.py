@@ -85,6 +85,13 @@ def wilcoxon_p(diffs: list[float]) -> float | None:
     return float(wilcoxon(untied, alternative="two-sided").pvalue)
 
 
+def _p_text(p: float | None) -> str:
+    """A p-value for a table: three decimals, ``< 0.001`` below that, ``–`` when not computed."""
+    if p is None:
+        return "–"
+    return "< 0.001" if p < 0.0005 else f"{p:.3f}"
+
+
 def markdown(comparisons: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
     """Markdown lines: one table row per ``(ours, theirs, paired(...))``; empty for none."""
     if not comparisons:
@@ -98,7 +105,7 @@ def markdown(comparisons: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for ours, theirs, c in comparisons:
-        p = "–" if c["wilcoxon_p"] is None else f"{c['wilcoxon_p']:.3f}"
+        p = _p_text(c["wilcoxon_p"])
         seeds = ", ".join(f"seed {s}: {d:+.2f}" for s, d in c["per_seed"].items())
         lines.append(
             f"| {ours} | {theirs} | {len(c['sets'])} | {c['mean_diff']:+.2f} | "
