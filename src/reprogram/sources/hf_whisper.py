@@ -26,14 +26,16 @@ from ..errors import ReprogramError
 from . import SOURCES
 from .hub import hub_unreachable, one_line
 from .whisper import (
+    ASSETS,
     DEFAULT_WINDOW,
+    ENGLISH_ONLY_VOCAB,
     WhisperSource,
     WhisperWindow,
     special_tokens,
     transcription_prompt,
 )
 
-OFFLINE_WHISPERS = ("whisper-tiny.en", "whisper-base")
+OFFLINE_WHISPERS = tuple(ASSETS)  # the packaged ones
 
 
 def _offline_error(name: str, reason: str) -> ReprogramError:
@@ -84,18 +86,17 @@ def load_hf_whisper(name: str) -> tuple[torch.nn.Module, list[str]]:
             "hf: sources need transformers: pip install reprogram[audio]."
         ) from None
     local = Path(name).expanduser()
+    is_local = local.is_dir()
     kwargs: dict[str, Any] = {}
-    if local.is_dir():
+    if is_local:
         _check_local(local)
         name = str(local)
-    else:
-        unreachable = hub_unreachable()
-        if unreachable:
-            kwargs["local_files_only"] = True
+    elif hub_unreachable():
+        kwargs["local_files_only"] = True
     try:
         config = AutoConfig.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as exc:
-        if local.is_dir():
+        if is_local:
             raise ReprogramError(f"hf:{name}: cannot read its config: {one_line(exc)}") from None
         raise _offline_error(name, one_line(exc)) from None
     if getattr(config, "model_type", None) != "whisper":
@@ -124,15 +125,15 @@ def load_hf_whisper(name: str) -> tuple[torch.nn.Module, list[str]]:
             f"transcription prompt ({one_line(exc)}); save it beside the model with "
             f"tokenizer.save_pretrained(dir)."
         ) from None
-    vocab_size = int(config.vocab_size)
-    return model.eval(), label_names_from(tokenizer, vocab_size)
+    return model.eval(), label_names_from(tokenizer, int(config.vocab_size))
 
 
 def build_hf_whisper_source(name: str, window: int = DEFAULT_WINDOW) -> WhisperSource:
     """``hf:NAME`` as a frozen source of ``window``-sample waveforms → first-token logits."""
-    if not name.strip():
+    name = name.strip()
+    if not name:
         raise ReprogramError("hf: needs a name, e.g. hf:openai/whisper-tiny or hf:/path/to/dir.")
-    model, vocab = load_hf_whisper(name.strip())
+    model, vocab = load_hf_whisper(name)
     try:
         special = special_tokens(vocab)
     except ReprogramError:
@@ -141,13 +142,13 @@ def build_hf_whisper_source(name: str, window: int = DEFAULT_WINDOW) -> WhisperS
             f"<|notimestamps|>, <|endoftext|>); is it a Whisper tokenizer?"
         ) from None
     hp = {"vocab_size": len(vocab), **special}
-    if hp["vocab_size"] != 51864 and not {"en", "transcribe"} <= set(special):
+    if hp["vocab_size"] != ENGLISH_ONLY_VOCAB and not {"en", "transcribe"} <= set(special):
         raise ReprogramError(
             f"hf:{name}: a multilingual Whisper needs <|en|> and <|transcribe|> in its "
             f"tokenizer for the transcription prompt."
         )
     module = WhisperWindow(model, transcription_prompt(hp))
-    return WhisperSource(module, name=f"hf:{name.strip()}", window=window, label_names=vocab)
+    return WhisperSource(module, name=f"hf:{name}", window=window, label_names=vocab)
 
 
 @SOURCES.register(
