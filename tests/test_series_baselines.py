@@ -1,7 +1,6 @@
 """Time-series baselines (``minirocket``, ``scratch`` on series) under the fit protocol.
 
-A tiny synthetic series task saved as ``npz:`` (three wave shapes, some series shorter and
-NaN-padded at the end) so that ``reprogram eval`` can rebuild the splits by name.
+The ``waves`` fixture (conftest.py) is a tiny synthetic series task saved as ``npz:``.
 """
 
 from __future__ import annotations
@@ -23,29 +22,6 @@ from reprogram.data import load_target
 from reprogram.data.base import Split, TargetData
 from reprogram.errors import ReprogramError
 from reprogram.evaluate import loss_and_accuracy, score
-
-
-def _waves(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` series of length 48 per class: sine, square, sawtooth, random phase and noise."""
-    t = np.linspace(0, 4 * np.pi, 48)
-    xs, ys = [], []
-    for label, shape in enumerate((np.sin, lambda v: np.sign(np.sin(v)), lambda v: v % 2.0)):
-        for _ in range(n):
-            xs.append(shape(t + rng.uniform(0, 2 * np.pi)) + 0.1 * rng.normal(size=t.size))
-            ys.append(label)
-    x = np.array(xs, dtype=np.float32)
-    x[::5, 36:] = np.nan  # every fifth series is shorter: padded at the end
-    return x, np.array(ys)
-
-
-@pytest.fixture(scope="module")
-def waves(tmp_path_factory: pytest.TempPathFactory) -> str:
-    rng = np.random.default_rng(0)
-    x_train, y_train = _waves(12, rng)
-    x_test, y_test = _waves(10, rng)
-    path = tmp_path_factory.mktemp("series") / "waves.npz"
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return f"npz:{path}"
 
 
 def config(tmp_path: Path, target: str, method: str, name: str | None = None, **kw: object):

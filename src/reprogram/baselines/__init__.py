@@ -2,10 +2,11 @@
 
 One registry, one module per method: ``linear-probe`` and ``pixels-logreg`` (logistic
 regression on frozen features or raw pixels, regularisation chosen on validation),
-``finetune`` (every source weight trained) and ``scratch`` (a small model from random
-initialisation). Artifacts share the layout of ``fit`` runs (``config.json``,
-``program.safetensors`` with the trained tensors, ``metrics.json``), so ``reprogram eval``
-and ``predict`` work on them too.
+``finetune`` (every source weight trained), ``scratch`` (a small model from random
+initialisation) and, for time series, ``minirocket``, ``hydra`` and ``multirocket-hydra``
+(random-kernel transforms with a ridge head). Artifacts share the layout of ``fit`` runs
+(``config.json``, ``program.safetensors`` with the trained tensors, ``metrics.json``), so
+``reprogram eval`` and ``predict`` work on them too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ BASELINES: Registry[Baseline] = Registry(
         "reprogram.baselines.finetune",
         "reprogram.baselines.scratch",
         "reprogram.baselines.minirocket",
+        "reprogram.baselines.hydra",
     ),
 )
 

@@ -62,13 +62,9 @@ def _grid(text: str, name: str) -> list[float]:
 
 
 @dataclass
-class MiniRocketOptions:
-    """Options of the ``minirocket`` baseline."""
+class RidgeHeadOptions:
+    """The linear head shared by the kernel-transform baselines (MiniRocket, Hydra, ...)."""
 
-    n_kernels: int = field(
-        default=10_000, metadata={"help": "features (rounded down to a multiple of 84)"}
-    )
-    max_dilations: int = field(default=32, metadata={"help": "most dilations per kernel"})
     classifier: str = field(default="ridge", metadata={"help": "ridge | logistic"})
     alphas: str = field(
         default=",".join(f"{a:.6g}" for a in np.logspace(-3, 3, 10)),
@@ -80,12 +76,25 @@ class MiniRocketOptions:
     )
 
     def __post_init__(self) -> None:
-        if self.n_kernels < 1 or self.max_dilations < 1:
-            raise ValueError("n_kernels and max_dilations must be at least 1")
         if self.classifier not in ("ridge", "logistic"):
             raise ValueError(f"classifier must be ridge or logistic, got {self.classifier!r}")
         _grid(self.alphas, "alphas")
         _grid(self.c_grid, "c_grid")
+
+
+@dataclass
+class MiniRocketOptions(RidgeHeadOptions):
+    """Options of the ``minirocket`` baseline."""
+
+    n_kernels: int = field(
+        default=10_000, metadata={"help": "features (rounded down to a multiple of 84)"}
+    )
+    max_dilations: int = field(default=32, metadata={"help": "most dilations per kernel"})
+
+    def __post_init__(self) -> None:
+        if self.n_kernels < 1 or self.max_dilations < 1:
+            raise ValueError("n_kernels and max_dilations must be at least 1")
+        super().__post_init__()
 
     @property
     def features(self) -> int:
@@ -161,8 +170,8 @@ class MiniRocketFeatures(nn.Module):
         return torch.from_numpy(np.asarray(features, dtype=np.float32))
 
 
-class MiniRocketClassifier(FeatureClassifier):
-    """MiniRocket features → linear head: ``[B, 1, L]`` → scores ``[B, K]``.
+class KernelTransformClassifier(FeatureClassifier):
+    """Kernel-transform features → linear head: ``[B, 1, L]`` → scores ``[B, K]``.
 
     Saves the transform's fitted parameters (``featurizer.*``) and the head (``head.*``).
     """
@@ -222,8 +231,21 @@ def fit_ridge(
     return w, b, best[1], sorted(candidates, key=lambda c: c["alpha"])
 
 
-class MiniRocketBaseline(Baseline):
+class KernelTransformBaseline(Baseline):
+    """A fixed random-kernel transform of univariate series, fitted on train, + a linear head.
+
+    Subclasses set ``name`` (the registered method) and ``title`` (the method's name in
+    prose) and implement :meth:`make_features`; the featurizer offers ``fit(x, seed)`` on
+    training series ``[N, 1, L]``, ``dim`` and ``length``. The head's penalty is chosen on
+    validation; the test split is scored once, afterwards.
+    """
+
     needs_source = False
+    name = "minirocket"
+    title = "MiniRocket"
+
+    def make_features(self, length: int) -> nn.Module:
+        raise NotImplementedError
 
     def build(
         self,
@@ -234,11 +256,10 @@ class MiniRocketBaseline(Baseline):
     ) -> nn.Module:
         if len(input_shape) != 2 or input_shape[0] != 1:
             raise ReprogramError(
-                f"minirocket classifies univariate time series [1, L]; this target's inputs "
+                f"{self.name} classifies univariate time series [1, L]; this target's inputs "
                 f"have shape {tuple(input_shape)} (use linear-probe or scratch for images)."
             )
-        features = MiniRocketFeatures(int(input_shape[1]), self.options)
-        return MiniRocketClassifier(features, num_classes, None)
+        return KernelTransformClassifier(self.make_features(int(input_shape[1])), num_classes, None)
 
     def _fit_head(
         self, f_train: torch.Tensor, f_val: torch.Tensor, run: BaselineRun
@@ -262,7 +283,7 @@ class MiniRocketBaseline(Baseline):
 
     def train(self, run: BaselineRun) -> FitResult:
         cfg, splits, model = run.config, run.splits, run.model
-        assert isinstance(model, MiniRocketClassifier)
+        assert isinstance(model, KernelTransformClassifier)
         start = time.perf_counter()
         model.featurizer.fit(splits.train.x, seed=cfg.seed)  # type: ignore[operator]
         batch = cfg.eval_batch_size
@@ -292,7 +313,7 @@ class MiniRocketBaseline(Baseline):
             "best_epoch": 1,
             "devices": 1,
             "selection": f"{self.options.classifier} penalty with the best validation accuracy "
-            "(ties: stronger penalty); MiniRocket fitted on train; test once",
+            f"(ties: stronger penalty); {self.title} fitted on train; test once",
             "selected": selected,
             "candidates": candidates,
             "features": model.featurizer.dim,
@@ -311,6 +332,14 @@ class MiniRocketBaseline(Baseline):
         write_json(run.out / METRICS, metrics)
         model.eval()
         return FitResult(model=model, metrics=metrics, out=run.out, config=artifact)
+
+
+class MiniRocketBaseline(KernelTransformBaseline):
+    name = "minirocket"
+    title = "MiniRocket"
+
+    def make_features(self, length: int) -> nn.Module:
+        return MiniRocketFeatures(length, self.options)
 
 
 @BASELINES.register(
