@@ -1,0 +1,63 @@
+"""Paired comparison of methods from two ``bench ucr-v2s`` folders that share a peer.
+
+A suite compares each reprogramming method with the peers of its own run. Two runs with the
+same sets, seeds and selection draw the same splits, so their methods can be paired too; this
+script checks that first (a method named in both runs, ``--anchor``, must score exactly the
+same on every cell) and then prints the paired statistics of :mod:`reprogram.bench.compare`
+for each ``OURS:THEIRS`` pair.
+
+    python benchmarks/paired_across.py benchmarks/results/bench_ucr/rocket_peers \\
+        benchmarks/results/bench_ucr/sonify_ridge_head_1se_3seeds \\
+        --pairs "multirocket-hydra:minirocket,@reprogramming:multirocket-hydra"
+
+``@reprogramming`` stands for the (single) reprogramming method of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from reprogram.bench.compare import _p_text, paired
+from reprogram.bench.ucr import V2S_SETS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", type=Path, nargs=2, help="two suite folders (results.json)")
+    parser.add_argument("--anchor", default="minirocket", help="method both runs must share")
+    parser.add_argument("--pairs", required=True, help="OURS:THEIRS,... method names")
+    args = parser.parse_args()
+    tables = [json.loads((run / "results.json").read_text())["rows"] for run in args.runs]
+    anchors = [
+        {(r["dataset"], r["seed"]): r["test_accuracy"] for r in rows if r["method"] == args.anchor}
+        for rows in tables
+    ]
+    if not anchors[0] or anchors[0] != anchors[1]:
+        raise SystemExit(
+            f"{args.anchor} differs between the two runs (or is missing): their splits or "
+            "settings differ, so their methods cannot be paired."
+        )
+    rows = tables[0] + [r for r in tables[1] if r["method"] != args.anchor]
+    reprogramming = sorted({r["method"] for r in rows if r["kind"] == "reprogramming"})
+    print(f"{args.anchor}: identical on all {len(anchors[0])} cells of both runs")
+    print("| ours | theirs | sets | mean diff (points) | W / T / L | Wilcoxon p | per seed |")
+    print("|---|---|---|---|---|---|---|")
+    for pair in args.pairs.split(","):
+        ours, theirs = (
+            reprogramming[0] if name == "@reprogramming" else name for name in pair.split(":")
+        )
+        result = paired(rows, ours, theirs, list(V2S_SETS))
+        if result is None:
+            raise SystemExit(f"{ours} and {theirs} share no finished set")
+        seeds = ", ".join(f"{s}: {d:+.2f}" for s, d in result["per_seed"].items())
+        print(
+            f"| {ours} | {theirs} | {len(result['sets'])} | {result['mean_diff']:+.2f} | "
+            f"{result['wins']} / {result['ties']} / {result['losses']} | "
+            f"{_p_text(result['wilcoxon_p'])} | {seeds} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
