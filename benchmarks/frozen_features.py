@@ -6,15 +6,16 @@ tone's pitch over 1 s), the frozen encoder is mean-pooled per view and per layer
 (``features:NAME#layers=all``), and a ridge classifier (penalty by leave-one-out on the
 training split, features standardised) is fitted on *all* training series and scored once on
 the official test split. ``pool=mean+std`` (each state's standard deviation over time beside
-its mean, ``features:NAME#layers=all#pool=mean+std``) is scored too. MiniRocket and
-MultiRocket + Hydra get exactly the same ridge on the same split (3 seeds of their
-transforms), so the representations are compared on equal terms. ``+ minirocket`` columns
-put MiniRocket's features beside a Whisper representation in one ridge (each feature
-standardised): whether the two views of a series complement each other. Beside the test
-score, each Whisper representation gets a 5-fold cross-validated accuracy on the training
-series alone (at most 1,000 of them, seeded), which is what a choice between representations
-may honestly rest on. This is not the benchmark protocol (which holds 20% of the training
-series out to select epochs); it isolates the representation from selection and optimisation.
+its mean, ``features:NAME#layers=all#pool=mean+std``) is scored too. MiniRocket (and, with
+``--peers multirocket-hydra``, MultiRocket + Hydra) gets exactly the same ridge on the same
+split (3 seeds of its transform), so the representations are compared on equal terms.
+``+ minirocket`` columns put MiniRocket's features beside a Whisper representation in one ridge
+(each feature standardised): whether the two views of a series complement each other. Beside
+the test score, each Whisper representation gets a 5-fold cross-validated accuracy on the
+training series alone (at most 1,000 of them, seeded), which is what a choice between
+representations may honestly rest on. This is not the benchmark protocol (which holds 20% of
+the training series out to select epochs); it isolates the representation from selection and
+optimisation.
 
     python benchmarks/frozen_features.py --sources whisper-tiny.en,whisper-base \\
         --out benchmarks/results/frozen_features
@@ -114,6 +115,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sources", default="whisper-tiny.en")
     parser.add_argument("--sets", default=",".join(V2S_SETS))
+    parser.add_argument(
+        "--peers", default="", help="more kernel transforms to score: multirocket-hydra"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/frozen_features"))
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -131,7 +135,7 @@ def main() -> None:
         _, _, (x_train, y_train, x_test, y_test) = load_arrays(set_name)
         x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
         rockets: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-        for kind in ("minirocket", "multirocket-hydra"):
+        for kind in ["minirocket", *args.peers.split(",")] if args.peers else ["minirocket"]:
             rockets[kind] = [rocket_features(kind, x_train, x_test, s) for s in SEEDS]
             results.setdefault(kind, {})[set_name] = float(
                 np.mean([ridge_accuracy(a, y_train, b, y_test) for a, b in rockets[kind]])
