@@ -104,11 +104,13 @@ def rocket_features(
     from reprogram.baselines.hydra import MultiRocketHydraFeatures, MultiRocketHydraOptions
 
     featurizer = MultiRocketHydraFeatures(x_train.shape[1], MultiRocketHydraOptions())
-    train = torch.as_tensor(x_train, dtype=torch.float32)[:, None]
+    train, test = (torch.as_tensor(x, dtype=torch.float32)[:, None] for x in (x_train, x_test))
     featurizer.fit(train, seed)
-    test = torch.as_tensor(x_test, dtype=torch.float32)[:, None]
-    chunks = [featurizer(test[i : i + 512]) for i in range(0, len(test), 512)]
-    return featurizer(train).numpy(), torch.cat(chunks).numpy()
+
+    def features(x: torch.Tensor) -> np.ndarray:
+        return torch.cat([featurizer(x[i : i + 512]) for i in range(0, len(x), 512)]).numpy()
+
+    return features(train), features(test)
 
 
 def main() -> None:
@@ -135,7 +137,7 @@ def main() -> None:
         _, _, (x_train, y_train, x_test, y_test) = load_arrays(set_name)
         x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
         rockets: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-        for kind in ["minirocket", *args.peers.split(",")] if args.peers else ["minirocket"]:
+        for kind in ["minirocket", *filter(None, args.peers.split(","))]:
             rockets[kind] = [rocket_features(kind, x_train, x_test, s) for s in SEEDS]
             results.setdefault(kind, {})[set_name] = float(
                 np.mean([ridge_accuracy(a, y_train, b, y_test) for a, b in rockets[kind]])

@@ -36,6 +36,7 @@ from .minirocket import (
     KernelTransformBaseline,
     RidgeHeadOptions,
     dilation_count,
+    prepare_series,
 )
 
 SCALER_EXPONENT = 4  # the sparse scaler's epsilon: (fraction of zeros) ** 4
@@ -73,13 +74,6 @@ class MultiRocketHydraOptions(HydraOptions):
                 f"n_kernels={self.n_kernels}, max_dilations={self.max_dilations}"
             )
         super().__post_init__()
-
-
-def prepare_series(x: torch.Tensor, length: int) -> torch.Tensor:
-    """Series ``[B, 1, L]`` → finite float32 ``[B, 1, length]`` (the valid part resampled)."""
-    from ..data.series import resample_valid
-
-    return resample_valid(x, length).float().contiguous()
 
 
 class HydraFeatures(nn.Module):

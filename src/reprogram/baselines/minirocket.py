@@ -101,6 +101,14 @@ class MiniRocketOptions(RidgeHeadOptions):
         return KERNELS * max(1, self.n_kernels // KERNELS)
 
 
+def prepare_series(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Series ``[B, 1, L]`` → finite contiguous float32 ``[B, 1, length]``: the valid
+    (non-NaN) part of each series linearly resampled to ``length``."""
+    from ..data.series import resample_valid
+
+    return resample_valid(x, length).float().contiguous()
+
+
 def dilation_count(length: int, n_features: int, max_dilations: int) -> int:
     """How many distinct dilations MiniRocket uses for series of ``length`` points."""
     per_kernel = n_features // KERNELS
@@ -134,9 +142,7 @@ class MiniRocketFeatures(nn.Module):
 
     def prepare(self, x: torch.Tensor) -> np.ndarray:
         """Series ``[B, 1, L]`` → finite float32 numpy ``[B, 1, length]`` for the transform."""
-        from ..data.series import resample_valid
-
-        return np.ascontiguousarray(resample_valid(x, self.length).numpy(), dtype=np.float32)
+        return prepare_series(x, self.length).numpy()
 
     def _transformer(self) -> object:
         from aeon.transformations.collection.convolution_based import MiniRocket
@@ -241,8 +247,8 @@ class KernelTransformBaseline(Baseline):
     """
 
     needs_source = False
-    name = "minirocket"
-    title = "MiniRocket"
+    name: str
+    title: str
 
     def make_features(self, length: int) -> nn.Module:
         raise NotImplementedError
