@@ -124,6 +124,11 @@ class RidgeHeadCallback(Callback):
     The program trains by gradient through the frozen layer in between. The untrained
     program with its ridge layer is selection candidate epoch 0, so validation decides
     whether training the program helped. State: the penalty chosen at each refit.
+
+    A mapping with side features (``side=minirocket``) gets its transform fitted on the
+    training split before the first refit (a resumed run restores it from the checkpoint);
+    the training split's side features are computed once and set beside the source outputs
+    at every refit.
     """
 
     name = "ridge_head"
@@ -131,6 +136,21 @@ class RidgeHeadCallback(Callback):
 
     def __init__(self) -> None:
         self.fits: list[dict[str, float]] = []
+        self._side_train: Any = None  # the training split's side features [N, F], not state
+
+    def _features(self, trainer: Trainer) -> Any:
+        import torch
+
+        from .mappings.side import side_features
+
+        train, mapping = trainer.splits.train, trainer.model.mapping
+        outputs = trainer.source_outputs(train)
+        side = getattr(mapping, "side", None)
+        if side is None:
+            return outputs
+        if self._side_train is None:
+            self._side_train = side_features(side, train.x)
+        return torch.cat([outputs, self._side_train.to(outputs)], dim=1)
 
     def _refit(self, trainer: Trainer, epoch: int) -> None:
         import torch
@@ -138,9 +158,7 @@ class RidgeHeadCallback(Callback):
         from .ridge import fit_ridge_loo
 
         splits, mapping = trainer.splits, trainer.model.mapping
-        fit = fit_ridge_loo(
-            trainer.source_outputs(splits.train), splits.train.y, splits.num_classes
-        )
+        fit = fit_ridge_loo(self._features(trainer), splits.train.y, splits.num_classes)
         with torch.no_grad():
             mapping.linear.weight.copy_(fit.weight)
             mapping.linear.bias.copy_(fit.bias)
@@ -148,7 +166,10 @@ class RidgeHeadCallback(Callback):
         self.fits.append({"epoch": epoch, "alpha": fit.alpha, "loo_error": fit.loo_error})
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        if not self.fits:  # a resumed run restores the layer from its checkpoint
+        if not self.fits:  # a resumed run restores the layer (and side) from its checkpoint
+            side = getattr(trainer.model.mapping, "side", None)
+            if side is not None:
+                side.fit(trainer.splits.train.x, seed=trainer.config.seed)
             self._refit(trainer, 0)
 
     def on_train_epoch_end(self, trainer: Trainer, epoch: int) -> None:

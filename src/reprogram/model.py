@@ -39,9 +39,16 @@ class ReprogrammedModel(nn.Module):
         """Source logits ``[B, K_s]`` of the reprogrammed inputs ``x`` ``[B, C_t, H_t, W_t]``."""
         return self.source(self.program(x))
 
+    def scores(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Target scores ``[B, K_t]`` from source ``logits`` of the target inputs ``x``.
+
+        The mapping reads ``x`` too when it has side features (``reads_inputs``).
+        """
+        return self.mapping(logits, x) if self.mapping.reads_inputs else self.mapping(logits)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Target scores ``[B, K_t]`` for target inputs ``x`` ``[B, C_t, H_t, W_t]``."""
-        return self.mapping(self.source_logits(x))
+        return self.scores(self.source_logits(x), x)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:

@@ -51,7 +51,7 @@ def save_program_png(result: FitResult, example: Split, path: Path) -> None:
         pixels = model.program(x)
         logits = model.source(pixels)
         top = label_names[int(logits.argmax(-1))]
-        pred = names[int(model.mapping(logits).argmax(-1))]
+        pred = names[int(model.scores(logits, x).argmax(-1))]
         ax.imshow(_to_image(pixels[0]))
         title = f"true {names[int(example.y[i])]} → {pred}\nsource sees: {top}"
         ax.set_title(textwrap.shorten(title, 80), fontsize=8)

@@ -612,6 +612,7 @@ def build_model(
             f"--mapping linear with it (add --mapping-opt init=probe to start from a linear "
             f"probe), or drop the features: prefix."
         )
+    mapping.bind_inputs(tuple(input_shape))  # side features of the raw target, if any
     model = ReprogrammedModel(source, program, mapping)
     program_info = {"name": config.program, "options": config_to_dict(program_cfg)}
     program_info.update(getattr(program, "describe", dict)())

@@ -43,7 +43,7 @@ def save_waveform_program_png(result: FitResult, example: Split, path: Path) -> 
         placed, inside = program.place(x)
         logits = model.source(wave)
         top = labels[int(logits.argmax(-1))]
-        pred = names[int(model.mapping(logits).argmax(-1))]
+        pred = names[int(model.scores(logits, x).argmax(-1))]
         ax.plot(seconds, wave[0].cpu(), lw=0.5, color="tab:gray", label="what the source hears")
         ax.plot(seconds, placed[0].cpu(), lw=0.8, color="tab:blue", label="the series")
         where = inside[0].cpu() > 0

@@ -19,14 +19,25 @@ MAPPINGS: Registry[Mapping] = Registry(
 
 
 def build_mapping(
-    name: str, options: dict[str, Any] | None, num_source: int, num_target: int
+    name: str,
+    options: dict[str, Any] | None,
+    num_source: int,
+    num_target: int,
+    input_shape: tuple[int, ...] | None = None,
 ) -> tuple[Mapping, Any]:
-    """Build mapping ``name``; returns the module and its resolved config."""
+    """Build mapping ``name``; returns the module and its resolved config.
+
+    ``input_shape`` (one target example) binds mappings that read the target inputs too
+    (``reads_inputs``, e.g. ``linear`` with ``side=minirocket``); without it they stay
+    unbound until :meth:`Mapping.bind_inputs` is called.
+    """
     config = MAPPINGS.build_config(name, options)
     try:
         mapping = MAPPINGS.get(name).builder(config, num_source, num_target)
     except ValueError as exc:
         raise ReprogramError(f"bad options for mapping {name!r}: {exc}") from None
+    if mapping.reads_inputs and input_shape is not None:
+        mapping.bind_inputs(tuple(input_shape))
     return mapping, config
 
 

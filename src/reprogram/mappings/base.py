@@ -21,6 +21,9 @@ class Mapping(nn.Module):
     #: Whether the mapping reads source outputs as class labels (a ``features:`` source has
     #: none; only mappings that learn a layer on any outputs, such as ``linear``, accept it).
     reads_labels: bool = True
+    #: Whether :meth:`forward` also takes the target inputs (``forward(logits, inputs)``),
+    #: after :meth:`bind_inputs` has been given their shape.
+    reads_inputs: bool = False
 
     def __init__(self, num_source: int, num_target: int) -> None:
         super().__init__()
@@ -30,6 +33,9 @@ class Mapping(nn.Module):
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         """Target scores ``[B, K_t]`` from source logits ``[B, K_s]``."""
         raise NotImplementedError
+
+    def bind_inputs(self, input_shape: tuple[int, ...]) -> None:
+        """Prepare for target inputs of ``input_shape`` (one example); most mappings ignore it."""
 
     def calibrate(self, counts: torch.Tensor) -> int:
         """Refit from ``counts`` ``[K_t, K_s]``; returns how many target classes changed."""

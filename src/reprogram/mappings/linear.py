@@ -34,6 +34,15 @@ class LinearConfig:
         },
     )
 
+    side: str = field(
+        default="none",
+        metadata={
+            "help": "none, or a time-series transform (minirocket, hydra, multirocket-hydra) "
+            "whose features of the raw target series sit beside the source outputs in the "
+            "layer; fitted on the training split; needs head=ridge"
+        },
+    )
+
     def __post_init__(self) -> None:
         if self.init not in ("zero", "probe"):
             raise ValueError(f"init must be zero or probe, got {self.init!r}")
@@ -41,6 +50,11 @@ class LinearConfig:
             raise ValueError(f"head must be sgd or ridge, got {self.head!r}")
         if self.head == "ridge" and self.init != "zero":
             raise ValueError("head=ridge fits its own starting layer (epoch 0); drop init=probe")
+        if self.side != "none" and self.head != "ridge":
+            raise ValueError(
+                f"side={self.side} adds thousands of unscaled features, which only the "
+                "closed-form head fits well; add head=ridge"
+            )
 
 
 class LinearMapping(Mapping):
@@ -49,26 +63,62 @@ class LinearMapping(Mapping):
     Works on any source outputs, so on a ``features:`` source's features ``[B, D]`` too.
     With ``head="ridge"`` the layer takes no gradient (the trainer's ridge-head callback
     refits it in closed form).
+
+    With ``side`` (not ``"none"``) the layer reads ``[logits, side(x)]`` ``[B, K_s + F]``:
+    ``F`` features of the raw target series ``x`` ``[B, 1, L]`` from a fixed transform
+    (:mod:`reprogram.mappings.side`), bound to the target's input shape by
+    :meth:`bind_inputs` and fitted on the training split by the ridge-head callback.
     """
 
     reads_labels = False
 
     def __init__(
-        self, num_source: int, num_target: int, init: str = "zero", head: str = "sgd"
+        self,
+        num_source: int,
+        num_target: int,
+        init: str = "zero",
+        head: str = "sgd",
+        side: str = "none",
     ) -> None:
         super().__init__(num_source, num_target)
         self.init = init
         self.head = head
-        self.linear = nn.Linear(num_source, num_target)
-        nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
-        if head == "ridge":
-            self.linear.requires_grad_(False)
+        self.side_name = side
+        self.reads_inputs = side != "none"
+        self.side: nn.Module | None = None
+        self.linear = self._layer(num_source)
 
-    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+    def _layer(self, width: int) -> nn.Linear:
+        layer = nn.Linear(width, self.num_target)
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+        if self.head == "ridge":
+            layer.requires_grad_(False)
+        return layer
+
+    def bind_inputs(self, input_shape: tuple[int, ...]) -> None:
+        """Build the side transform for target inputs of ``input_shape`` (``(1, L)``)."""
+        if not self.reads_inputs:
+            return
+        from .side import build_side
+
+        self.side = build_side(self.side_name, input_shape)
+        self.linear = self._layer(self.num_source + int(self.side.dim))
+
+    def forward(self, logits: torch.Tensor, inputs: torch.Tensor | None = None) -> torch.Tensor:
+        if self.reads_inputs:
+            if self.side is None or inputs is None:
+                raise RuntimeError(
+                    f"side={self.side_name} needs bind_inputs() and the target inputs"
+                )
+            with torch.no_grad():  # a fixed transform of the raw series
+                extra = self.side(inputs).to(device=logits.device, dtype=logits.dtype)
+            logits = torch.cat([logits, extra], dim=1)
         return self.linear(logits)
 
     def table(self, label_names: list[str], top: int = 3) -> list[dict[str, object]]:
+        extra = self.linear.in_features - len(label_names)
+        label_names = list(label_names) + [f"{self.side_name}[{i}]" for i in range(extra)]
         weights = self.linear.weight.detach()
         rows = []
         for row in weights:
@@ -85,4 +135,6 @@ class LinearMapping(Mapping):
 
 @MAPPINGS.register("linear", config=LinearConfig, help="learned linear layer on source logits")
 def build_linear(config: LinearConfig, num_source: int, num_target: int) -> LinearMapping:
-    return LinearMapping(num_source, num_target, init=config.init, head=config.head)
+    return LinearMapping(
+        num_source, num_target, init=config.init, head=config.head, side=config.side
+    )
