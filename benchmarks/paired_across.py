@@ -10,7 +10,8 @@ for each ``OURS:THEIRS`` pair.
         benchmarks/results/bench_ucr/sonify_ridge_head_1se_3seeds \\
         --pairs "multirocket-hydra:minirocket,@reprogramming:multirocket-hydra"
 
-``@reprogramming`` stands for the (single) reprogramming method of the runs.
+``@reprogramming`` stands for the (single) reprogramming method of the runs. ``--seeds 0``
+pairs on those seeds only (for a run that covers fewer seeds than the other).
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ def main() -> None:
     parser.add_argument("runs", type=Path, nargs=2, help="two suite folders (results.json)")
     parser.add_argument("--anchor", default="minirocket", help="method both runs must share")
     parser.add_argument("--pairs", required=True, help="OURS:THEIRS,... method names")
+    parser.add_argument("--seeds", default=None, help="pair on these seeds only (e.g. 0,1)")
     args = parser.parse_args()
     tables = [json.loads((run / "results.json").read_text())["rows"] for run in args.runs]
+    if args.seeds is not None:
+        keep = {int(s) for s in args.seeds.split(",")}
+        tables = [[r for r in rows if r["seed"] in keep] for rows in tables]
     anchors = [
         {(r["dataset"], r["seed"]): r["test_accuracy"] for r in rows if r["method"] == args.anchor}
         for rows in tables
