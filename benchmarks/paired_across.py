@@ -10,7 +10,9 @@ for each ``OURS:THEIRS`` pair.
         benchmarks/results/bench_ucr/sonify_ridge_head_1se_3seeds \\
         --pairs "multirocket-hydra:minirocket,@reprogramming:multirocket-hydra"
 
-``@reprogramming`` stands for the (single) reprogramming method of the runs. ``--seeds 0``
+``@reprogramming`` stands for the (single) reprogramming method of the runs; ``@1`` and ``@2``
+for the reprogramming method of the first and of the second run (method names themselves hold
+``:`` and ``,``, so name them this way when both runs have one). ``--seeds 0``
 pairs on those seeds only (for a run that covers fewer seeds than the other).
 """
 
@@ -46,13 +48,19 @@ def main() -> None:
         )
     rows = tables[0] + [r for r in tables[1] if r["method"] != args.anchor]
     reprogramming = sorted({r["method"] for r in rows if r["kind"] == "reprogramming"})
+    aliases = {"@reprogramming": reprogramming[0] if len(reprogramming) == 1 else None}
+    for i, table in enumerate(tables, start=1):
+        own = sorted({r["method"] for r in table if r["kind"] == "reprogramming"})
+        aliases[f"@{i}"] = own[0] if len(own) == 1 else None
     print(f"{args.anchor}: identical on all {len(anchors[0])} cells of both runs")
     print("| ours | theirs | sets | mean diff (points) | W / T / L | Wilcoxon p | per seed |")
     print("|---|---|---|---|---|---|---|")
     for pair in args.pairs.split(","):
-        ours, theirs = (
-            reprogramming[0] if name == "@reprogramming" else name for name in pair.split(":")
-        )
+        names = pair.split(":")
+        for name in names:
+            if name in aliases and aliases[name] is None:
+                raise SystemExit(f"{name} names no single reprogramming method here")
+        ours, theirs = (aliases.get(name) or name for name in names)
         result = paired(rows, ours, theirs, list(V2S_SETS))
         if result is None:
             raise SystemExit(f"{ours} and {theirs} share no finished set")
