@@ -13,7 +13,7 @@ from reprogram import FitConfig, ReprogrammedModel, fit
 from reprogram.baselines.minirocket import MiniRocketFeatures, MiniRocketOptions
 from reprogram.data.splits import prepare_splits
 from reprogram.errors import ReprogramError
-from reprogram.mappings.side import side_names
+from reprogram.mappings.side import build_side, side_features, side_names
 from reprogram.ridge import fit_ridge_loo
 
 K = 8  # the tiny audio source's labels
@@ -41,6 +41,17 @@ def _config(tmp_path: Path, name: str = "run", **kw: object) -> FitConfig:
 
 def test_side_names_are_the_series_transforms() -> None:
     assert set(side_names()) == {"minirocket", "hydra", "multirocket-hydra"}
+
+
+@pytest.mark.parametrize("name", ["minirocket", "hydra", "multirocket-hydra"])
+def test_every_side_transform_fits_on_series_and_chunks_consistently(name: str) -> None:
+    x = _sines_vs_squares().train.x  # NaN-padded at the end for a third of them
+    side = build_side(name, (1, 60))
+    side.fit(x, seed=0)
+    chunked = side_features(side, x, batch=5)
+    assert chunked.shape == (len(x), side.dim) and bool(torch.isfinite(chunked).all())
+    torch.testing.assert_close(chunked, side(x))
+    assert float(chunked.std(0).max()) > 0  # fitted: the features vary across series
 
 
 def test_head_is_one_ridge_on_source_outputs_and_minirocket_of_the_raw_series(

@@ -93,6 +93,17 @@ def test_trailing_nan_is_accepted_and_resampled() -> None:
     assert torch.isnan(pad_to(split.x, 6)[:, :, 4:]).all()
 
 
+@pytest.mark.parametrize("length", [40, 57])
+def test_resampling_a_series_does_not_depend_on_its_batch(length: int) -> None:
+    x = torch.randn(6, 1, 40, generator=torch.Generator().manual_seed(0))
+    x[::3, :, 31:] = float("nan")  # rows 0 and 3 shorter
+    together = resample_valid(x, length)
+    apart = torch.cat([resample_valid(x[i : i + 1], length) for i in range(len(x))])
+    assert torch.equal(together, apart)
+    if length == 40:  # a full-length series at its own length comes back unchanged
+        assert torch.equal(together[1], x[1])
+
+
 def test_npz_series_become_a_series_target(tmp_path: Path) -> None:
     path = tmp_path / "s.npz"
     x = np.random.default_rng(0).normal(size=(12, 30)).astype(np.float32)

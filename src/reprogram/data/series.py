@@ -30,7 +30,8 @@ def resample_valid(x: torch.Tensor, length: int) -> torch.Tensor:
         length: points of the output.
     Returns:
         finite series ``[N, 1, length]``, differentiable with respect to ``x``'s valid values.
-        Equal-length input at ``length == L`` comes back unchanged (same values).
+        Equal-length input at ``length == L`` comes back unchanged (same values). Each
+        series' result depends on that series alone, not on the others in the batch.
     """
     n, _, size = x.shape
     lengths = valid_lengths(x)
@@ -48,7 +49,12 @@ def resample_valid(x: torch.Tensor, length: int) -> torch.Tensor:
     frac = pos - lo.to(x.dtype)
     a = filled.gather(1, lo)
     b = filled.gather(1, hi)
-    return (a + frac * (b - a)).unsqueeze(1)
+    out = (a + frac * (b - a)).unsqueeze(1)
+    # full-length series as the all-valid branch above treats them, whatever their batch holds
+    whole = filled.unsqueeze(1)
+    if size != length:
+        whole = F.interpolate(whole, size=length, mode="linear", align_corners=True)
+    return torch.where((lengths == size)[:, None, None], whole, out)
 
 
 def znormalise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
