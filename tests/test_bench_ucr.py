@@ -90,7 +90,8 @@ def test_a_method_may_name_its_own_epochs(tmp_path: Path) -> None:
     assert m.epochs(20) == 3 and parse("scratch", "x").epochs(20) == 20
     rows = suite(tmp_path, methods=("scratch:epochs=2,width=4", "scratch:width=4"))
     assert [r["epochs"] for r in rows] == [2, 1]  # the suite's --epochs 1 for the second
+    assert parse("full+linear:head=ridge,epochs=0", "x").epochs(20) == 0  # the fitted start
     with pytest.raises(ReprogramError, match="epochs must be a whole number"):
-        parse("scratch:epochs=0", "x")
+        parse("scratch:epochs=-1", "x")
     with pytest.raises(ReprogramError, match="epochs must be a whole number"):
         parse("full+linear:epochs=ten", "x")

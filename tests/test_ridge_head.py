@@ -116,3 +116,21 @@ def test_ridge_head_refuses_a_probe_start(tmp_path: Path) -> None:
         fit(_config(tmp_path, mapping_options={"head": "ridge", "init": "probe"}))
     with pytest.raises(ReprogramError, match="head must be sgd or ridge"):
         fit(_config(tmp_path, mapping_options={"head": "lasso"}))
+
+
+def test_zero_epochs_keep_the_fitted_head_on_the_untrained_program(tmp_path: Path) -> None:
+    held = fit(_config(tmp_path, "held", epochs=0))
+    m = held.metrics
+    assert m["epochs"] == 0 and m["best_epoch"] == 0 and [r["epoch"] for r in m["history"]] == [0]
+    assert torch.count_nonzero(held.model.program.theta) == 0  # nothing trained the program
+    assert m["test_accuracy"] is not None
+    refit = fit(_config(tmp_path, "refit", epochs=0, select="refit:1se")).metrics
+    assert refit["kfold"]["choice"]["epoch"] == 0 and refit["splits"]["train"] == 200
+    assert refit["test_accuracy"] is not None
+
+
+def test_zero_epochs_refuse_a_method_with_nothing_fitted_to_keep(tmp_path: Path) -> None:
+    with pytest.raises(ReprogramError, match="--epochs 0 trains nothing"):
+        fit(_config(tmp_path, epochs=0, mapping_options={"head": "sgd"}))
+    with pytest.raises(ReprogramError, match="at least 0"):
+        fit(_config(tmp_path, epochs=-1))

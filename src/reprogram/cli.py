@@ -51,7 +51,13 @@ def _add_run_args(p: argparse.ArgumentParser, out: str, lr_help: str) -> None:
         "(K+1 trainings; for tiny training sets); refit:1se, kfold:K:1se: the earliest epoch "
         "(strongest penalty) within one standard error of the best validation accuracy",
     )
-    p.add_argument("--epochs", type=int, default=10, help="epochs (gradient training)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=10,
+        help="epochs (gradient training); 0 trains no program and keeps the fitted start of a "
+        "linear head=ridge or init=probe mapping",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=None, help=lr_help)
     p.add_argument(

@@ -308,7 +308,7 @@ def choose(fold_metrics: list[dict[str, Any]], rule: str = "best") -> dict[str, 
     histories = [
         [r for r in m.get("history", []) if r.get("val_accuracy") is not None] for m in fold_metrics
     ]
-    if all(any(r["epoch"] >= 1 for r in h) for h in histories):
+    if all(histories):  # gradient runs (an --epochs 0 run validates its start only)
         common = set.intersection(*({r["epoch"] for r in h} for h in histories))
         curve = []
         for epoch in sorted(common):

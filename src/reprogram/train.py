@@ -97,7 +97,11 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (
+                self.epochs >= 0,
+                f"--epochs must be at least 0 (0 trains nothing and keeps the mapping's fitted "
+                f"start), got {self.epochs}",
+            ),
             (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
             (self.eval_batch_size >= 1, "eval batch size must be at least 1"),
             (
@@ -313,6 +317,12 @@ class Trainer:
         if done and self.is_main and cfg.progress:
             tqdm.write(f"resuming {self.out} after epoch {done}")
         self.queries.check_start(done)
+        if cfg.epochs == 0 and not any(cb.initial_candidate for cb in self.callbacks):
+            raise ReprogramError(
+                "--epochs 0 trains nothing, so it needs a start worth keeping: a mapping fitted "
+                "before training (--mapping linear with --mapping-opt head=ridge or init=probe). "
+                "Give --epochs 1 or more for this method."
+            )
         self.queries.begin("setup")
         for cb in self.callbacks:
             cb.on_fit_start(self)

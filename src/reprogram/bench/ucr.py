@@ -216,7 +216,8 @@ class Clock:
         self.spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
 
     def work(self, cell: Cell, n_train: int) -> float:
-        return float(n_train * (cell.method.epochs(self.epochs) if cell.method.gradient else 1))
+        epochs = max(cell.method.epochs(self.epochs), 1)  # epochs=0 still reads every series
+        return float(n_train * (epochs if cell.method.gradient else 1))
 
     def record(self, cell: Cell, n_train: int, seconds: float) -> None:
         spent = self.spent[cell.method.text]

@@ -61,8 +61,8 @@ def _method_options(method: str) -> tuple[str, list[tuple[str, str]], dict[str, 
     """``HEAD[:key=value,...]`` → head, its ``(key, value)`` options, and the run options.
 
     ``select`` (``holdout``, ``refit`` or ``kfold:K``, checked here) and ``epochs`` (a whole
-    number ≥ 1 that overrides the suite's ``--epochs`` for this method) are run options; dashes
-    in keys become underscores.
+    number ≥ 0 that overrides the suite's ``--epochs`` for this method; 0 trains no program
+    and keeps a fitted head's start) are run options; dashes in keys become underscores.
     """
     from ..selection import parse_select
 
@@ -78,10 +78,9 @@ def _method_options(method: str) -> tuple[str, list[tuple[str, str]], dict[str, 
             parse_select(value)
             run[key] = value
         elif key == "epochs":
-            if not value.isdigit() or int(value) < 1:
+            if not value.isdigit():
                 raise ReprogramError(
-                    f"method {method!r}: epochs must be a whole number of at least 1, "
-                    f"got {value!r}."
+                    f"method {method!r}: epochs must be a whole number (0 or more), got {value!r}."
                 )
             run[key] = int(value)
         else:
