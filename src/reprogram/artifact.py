@@ -159,9 +159,8 @@ def load_artifact(
         prog_cfg["name"], prog_cfg["options"], input_shape, source.input_size
     )
     source = with_program_views(source, program)
-    mapping, _ = build_mapping(
-        map_cfg["name"], map_cfg["options"], source.num_classes, num_classes, input_shape
-    )
+    mapping, _ = build_mapping(map_cfg["name"], map_cfg["options"], source.num_classes, num_classes)
+    mapping.bind_inputs(input_shape)  # side features of the raw target, if any
     model = ReprogrammedModel(source, program, mapping)
     load_state(directory, model, f"{prog_cfg['name']} + {map_cfg['name']}")
     return model, config

@@ -65,6 +65,28 @@ class PixelFeatures(nn.Module):
         return x.flatten(1)
 
 
+@torch.no_grad()
+def featurize(
+    featurizer: nn.Module,
+    x: torch.Tensor,
+    batch_size: int,
+    dim: int,
+    progress: str | None = None,
+) -> torch.Tensor:
+    """``featurizer`` (eval mode) on inputs ``[N, ...]`` in chunks of ``batch_size``: ``[N, dim]``.
+
+    The chunks start at 0 exactly as :func:`reprogram.evaluate.score` takes them; ``progress``
+    names a progress bar (none when ``None``).
+    """
+    from tqdm.auto import tqdm
+
+    featurizer.eval()
+    starts = range(0, len(x), batch_size)
+    bar = tqdm(starts, desc=progress, leave=False, unit="batch", disable=progress is None)
+    chunks = [featurizer(x[i : i + batch_size]) for i in bar]
+    return torch.cat(chunks) if chunks else torch.empty(0, dim)
+
+
 class FeatureClassifier(nn.Module):
     """A linear classifier on fixed features: ``head(featurizer(x))``, ``[B, ...]`` → ``[B, K]``.
 
@@ -95,13 +117,7 @@ class FeatureClassifier(nn.Module):
         The chunks start at 0 exactly as :func:`reprogram.evaluate.score` takes them, so a
         head scored on these features gives bit for bit what the whole model gives.
         """
-        from tqdm.auto import tqdm
-
-        self.featurizer.eval()
-        starts = range(0, len(x), batch_size)
-        bar = tqdm(starts, desc=progress, leave=False, unit="batch", disable=progress is None)
-        chunks = [self.featurizer(x[i : i + batch_size]) for i in bar]
-        return torch.cat(chunks) if chunks else torch.empty(0, self.head.in_features)
+        return featurize(self.featurizer, x, batch_size, self.head.in_features, progress)
 
     def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
         return OrderedDict(("head." + k, v) for k, v in self.head.state_dict().items())

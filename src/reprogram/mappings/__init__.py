@@ -19,25 +19,18 @@ MAPPINGS: Registry[Mapping] = Registry(
 
 
 def build_mapping(
-    name: str,
-    options: dict[str, Any] | None,
-    num_source: int,
-    num_target: int,
-    input_shape: tuple[int, ...] | None = None,
+    name: str, options: dict[str, Any] | None, num_source: int, num_target: int
 ) -> tuple[Mapping, Any]:
     """Build mapping ``name``; returns the module and its resolved config.
 
-    ``input_shape`` (one target example) binds mappings that read the target inputs too
-    (``reads_inputs``, e.g. ``linear`` with ``side=minirocket``); without it they stay
-    unbound until :meth:`Mapping.bind_inputs` is called.
+    A mapping that reads the target inputs too (``reads_inputs``, e.g. ``linear`` with
+    ``side=minirocket``) is then bound to their shape with :meth:`Mapping.bind_inputs`.
     """
     config = MAPPINGS.build_config(name, options)
     try:
         mapping = MAPPINGS.get(name).builder(config, num_source, num_target)
     except ValueError as exc:
         raise ReprogramError(f"bad options for mapping {name!r}: {exc}") from None
-    if mapping.reads_inputs and input_shape is not None:
-        mapping.bind_inputs(tuple(input_shape))
     return mapping, config
 
 

@@ -98,7 +98,7 @@ class LinearMapping(Mapping):
 
     def bind_inputs(self, input_shape: tuple[int, ...]) -> None:
         """Build the side transform for target inputs of ``input_shape`` (``(1, L)``)."""
-        if not self.reads_inputs:
+        if not self.reads_inputs:  # no side: nothing depends on the inputs' shape
             return
         from .side import build_side
 

@@ -15,10 +15,15 @@ one ridge beat either alone on the 20 UCR sets of the Voice2Series benchmark.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from ..errors import ReprogramError
+
+if TYPE_CHECKING:
+    from ..baselines.minirocket import KernelTransformBaseline
 
 NONE = "none"
 
@@ -26,15 +31,19 @@ NONE = "none"
 def side_names() -> list[str]:
     """Registered baselines usable as side features (kernel transforms of univariate series)."""
     from ..baselines import BASELINES
+
+    return [name for name in BASELINES.names() if _kernel_transform(name) is not None]
+
+
+def _kernel_transform(name: str) -> KernelTransformBaseline | None:
+    """Baseline ``name`` with its default options, if it is a kernel transform of series."""
+    from ..baselines import BASELINES
     from ..baselines.minirocket import KernelTransformBaseline
 
-    names = []
-    for name in BASELINES.names():
-        entry = BASELINES.get(name)
-        built = entry.builder(BASELINES.build_config(name, {}))
-        if isinstance(built, KernelTransformBaseline):
-            names.append(name)
-    return names
+    if name not in BASELINES.names():
+        return None
+    baseline = BASELINES.get(name).builder(BASELINES.build_config(name, {}))
+    return baseline if isinstance(baseline, KernelTransformBaseline) else None
 
 
 def build_side(name: str, input_shape: tuple[int, ...]) -> nn.Module:
@@ -43,14 +52,11 @@ def build_side(name: str, input_shape: tuple[int, ...]) -> nn.Module:
     The module offers ``fit(x, seed)`` on training series ``[N, 1, L]``, ``dim`` (features
     per series) and ``forward``: ``[B, 1, L]`` → ``[B, dim]`` float32, without gradient.
     """
-    from ..baselines import BASELINES
-    from ..baselines.minirocket import KernelTransformBaseline
-
-    choices = side_names()
-    if name not in choices:
+    baseline = _kernel_transform(name)
+    if baseline is None:
         raise ReprogramError(
-            f"side={name!r} is not a series transform; choose one of {', '.join(choices)} "
-            f"(or side={NONE})."
+            f"side={name!r} is not a series transform; choose one of "
+            f"{', '.join(side_names())} (or side={NONE})."
         )
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 2 or shape[0] != 1:
@@ -58,13 +64,11 @@ def build_side(name: str, input_shape: tuple[int, ...]) -> nn.Module:
             f"side={name} transforms univariate time series [1, L]; this target's inputs have "
             f"shape {shape}. Drop the side option for this target."
         )
-    baseline = BASELINES.get(name).builder(BASELINES.build_config(name, {}))
-    assert isinstance(baseline, KernelTransformBaseline)
     return baseline.make_features(shape[1])
 
 
-@torch.no_grad()
 def side_features(side: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
     """``side`` applied to ``x`` ``[N, 1, L]`` in chunks of ``batch``: ``[N, dim]`` float32."""
-    parts = [side(x[i : i + batch]) for i in range(0, len(x), batch)]
-    return torch.cat(parts) if parts else torch.empty(0, int(side.dim))
+    from ..baselines.models import featurize
+
+    return featurize(side, x, batch, int(side.dim))
