@@ -451,12 +451,50 @@ def test_predict_image_and_npy_batch(
 def test_list(capsys: pytest.CaptureFixture[str], kind: str, names: list[str]) -> None:
     code, out, err = cli(capsys, "list", kind)
     assert code == 0, err
-    first_words = [line.split()[0] for line in out.strip().splitlines()]
+    first_words = [line.split()[0] for line in out.strip().splitlines() if line.strip()]
     for name in names:
         assert any(w == name or (name.endswith(":") and w.startswith(name)) for w in first_words), (
             name,
             out,
         )
+
+
+def test_list_shows_option_names(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "list", "mappings")
+    assert code == 0, err
+    lines = out.splitlines()
+    linear = next(i for i, line in enumerate(lines) if line.startswith("linear "))
+    assert lines[linear + 1].split() == ["options:", "init,", "head,", "side"]
+    flm = next(i for i, line in enumerate(lines) if line.startswith("flm "))
+    assert "options:" not in lines[flm + 1]  # flm takes none
+
+
+def test_list_one_entry_explains_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "list", "mappings", "linear")
+    assert code == 0, err
+    assert "--mapping-opt init=zero" in out
+    assert "  side  (str, default none)" in out
+    assert "needs head=ridge" in " ".join(out.split())  # the help text, wrapped
+
+    code, out, err = cli(capsys, "list", "baselines", "minirocket")
+    assert code == 0, err
+    assert "--method-opt classifier=ridge" in out and "minirocket:classifier=ridge" in out
+    assert "  n_kernels  (int, default 10000)" in out
+
+    code, out, err = cli(capsys, "list", "targets", "ucr:")  # a prefix entry by its prefix
+    assert code == 0, err
+    assert out.startswith("ucr:NAME: any UCR") and "takes no options" in out
+
+    code, out, err = cli(capsys, "list", "mappings", "lineer")
+    assert code == 2 and "Did you mean 'linear'?" in err
+
+
+def test_unknown_option_points_to_list(capsys: pytest.CaptureFixture[str]) -> None:
+    from reprogram.errors import ReprogramError
+    from reprogram.mappings import MAPPINGS
+
+    with pytest.raises(ReprogramError, match=r"reprogram list mappings linear"):
+        MAPPINGS.build_config("linear", {"sides": "minirocket"})
 
 
 # --------------------------------------------------------------------------- a real process

@@ -394,16 +394,61 @@ def cmd_list(args: argparse.Namespace) -> int:
         "mappings": mappings.MAPPINGS,
         "optimizers": optim.OPTIMIZERS,
     }[args.kind]
+    if args.name:
+        return _list_one(registry, args.name)
     rows = []
     for e in registry:
         if e.prefix:  # the help text of a prefix entry starts with what follows the prefix
             word, _, rest = e.help.partition(" ")
-            rows.append((e.name + word, rest))
+            rows.append((e.name + word, rest, e.name))
         else:
-            rows.append((e.name, e.help))
-    width = max(len(name) for name, _ in rows)
-    for name, text in rows:
+            rows.append((e.name, e.help, e.name))
+    width = max(len(name) for name, _, _ in rows)
+    for name, text, key in rows:
         print(f"{name.ljust(width)}  {text}")
+        options = registry.options(key)
+        if options:
+            print(" " * (width + 2) + "options: " + ", ".join(o.name for o in options))
+    print(f"\n`reprogram list {args.kind} NAME` explains one entry's options.")
+    return 0
+
+
+# The command-line flag that passes options to each kind of component.
+OPTION_FLAGS = {
+    "program": "--program-opt",
+    "mapping": "--mapping-opt",
+    "optimizer": "--optimizer-opt",
+    "baseline": "--method-opt",
+}
+
+
+def _list_one(registry: Any, name: str) -> int:
+    """Print one entry's help and each option with its type, default and help text."""
+    entries = {e.name: e for e in registry}
+    entry = entries.get(name) or registry.get(name)
+    if entry.prefix:  # its help starts with what follows the prefix, e.g. "NAME any UCR set"
+        word, _, rest = entry.help.partition(" ")
+        print(f"{entry.name}{word}: {rest}")
+    else:
+        print(f"{entry.name}: {entry.help}")
+    options = registry.options(entry.name)
+    if not options:
+        print("  takes no options")
+        return 0
+    example = f"{options[0].name}={options[0].default}"
+    flag = OPTION_FLAGS.get(registry.kind)
+    where = f"on the command line: {flag} {example} (repeatable)" if flag else ""
+    if registry.kind == "baseline":
+        where += f"; in bench method strings: {entry.name}:{example},..."
+    elif registry.kind in ("program", "mapping"):
+        where += f"; in bench method strings: PROGRAM+MAPPING:{example},..."
+    print(f"options ({where.lstrip('; ')}):")
+    for o in options:
+        print(f"  {o.name}  ({o.type}, default {o.default})")
+        if o.help:
+            print(
+                textwrap.fill(o.help, width=96, initial_indent="      ", subsequent_indent="      ")
+            )
     return 0
 
 
@@ -556,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("list", help="registered components")
     p.add_argument("kind", choices=KINDS)
+    p.add_argument("name", nargs="?", help="one entry: its options, types, defaults and help")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("demo", help="the main job on embedded, offline defaults")
     p.add_argument("--out", default="runs/demo")
@@ -588,6 +634,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"reprogram {args.command}: interrupted.{where}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `reprogram list ... | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141  # what a shell reports for a writer stopped by SIGPIPE
     except Exception as exc:
         if os.environ.get("REPROGRAM_DEBUG"):
             raise

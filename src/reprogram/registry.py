@@ -30,6 +30,16 @@ class Entry(Generic[T]):
     prefix: bool = False
 
 
+@dataclass(frozen=True)
+class Option:
+    """One option of a component: ``name=value`` on the command line."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+
+
 @dataclass
 class Registry(Generic[T]):
     """Name → builder table for one kind of component (e.g. ``"program"``)."""
@@ -92,6 +102,27 @@ class Registry(Generic[T]):
         self._load_plugins()
         return iter(list(self._entries.values()))
 
+    def options(self, name: str) -> list[Option]:
+        """The options ``name`` takes (empty when it takes none), in declaration order.
+
+        ``name`` may be a registered name itself (``ucr:``) or a name it resolves (``ucr:Coffee``).
+        """
+        self._load_plugins()
+        entry = self._entries.get(name) or self.get(name)
+        if entry.config is None:
+            return []
+        out = []
+        for f in dataclasses.fields(entry.config):
+            if f.default is not dataclasses.MISSING:
+                default: Any = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = None
+            typ = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            out.append(Option(f.name, typ, default, f.metadata.get("help", "")))
+        return out
+
     def build_config(self, name: str, options: dict[str, Any] | None = None) -> Any:
         """Instantiate the config dataclass of ``name`` from ``options`` (strings are converted)."""
         entry = self.get(name)
@@ -107,7 +138,8 @@ class Registry(Generic[T]):
         if unknown:
             raise ReprogramError(
                 f"{self.kind} {name!r} has no option {', '.join(unknown)}; "
-                f"its options are: {', '.join(fields) or 'none'}."
+                f"its options are: {', '.join(fields) or 'none'} "
+                f"(run `reprogram list {self.kind}s {entry.name}` for what each one does)."
             )
         kwargs = {k: _convert(v, fields[k], self.kind, name) for k, v in options.items()}
         try:
