@@ -13,7 +13,8 @@ for each ``OURS:THEIRS`` pair.
 ``@reprogramming`` stands for the (single) reprogramming method of the runs; ``@1`` and ``@2``
 for the reprogramming method of the first and of the second run (method names themselves hold
 ``:`` and ``,``, so name them this way when both runs have one). ``--seeds 0``
-pairs on those seeds only (for a run that covers fewer seeds than the other).
+pairs on those seeds only (for a run that covers fewer seeds than the other). ``--plot
+PATH.png`` also draws each pair's per-set scatter (peer on x, ours on y).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
-from reprogram.bench.compare import _p_text, paired
+from reprogram.bench.compare import _p_text, paired, plot_paired
 from reprogram.bench.ucr import V2S_SETS
 
 
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--anchor", default="minirocket", help="method both runs must share")
     parser.add_argument("--pairs", required=True, help="OURS:THEIRS,... method names")
     parser.add_argument("--seeds", default=None, help="pair on these seeds only (e.g. 0,1)")
+    parser.add_argument("--plot", type=Path, default=None, help="per-set scatter PNG")
     args = parser.parse_args()
     tables = [json.loads((run / "results.json").read_text())["rows"] for run in args.runs]
     if args.seeds is not None:
@@ -55,6 +57,7 @@ def main() -> None:
     print(f"{args.anchor}: identical on all {len(anchors[0])} cells of both runs")
     print("| ours | theirs | sets | mean diff (points) | W / T / L | Wilcoxon p | per seed |")
     print("|---|---|---|---|---|---|---|")
+    comparisons = []
     for pair in args.pairs.split(","):
         names = pair.split(":")
         for name in names:
@@ -64,12 +67,16 @@ def main() -> None:
         result = paired(rows, ours, theirs, list(V2S_SETS))
         if result is None:
             raise SystemExit(f"{ours} and {theirs} share no finished set")
+        comparisons.append((ours, theirs, result))
         seeds = ", ".join(f"{s}: {d:+.2f}" for s, d in result["per_seed"].items())
         print(
             f"| {ours} | {theirs} | {len(result['sets'])} | {result['mean_diff']:+.2f} | "
             f"{result['wins']} / {result['ties']} / {result['losses']} | "
             f"{_p_text(result['wilcoxon_p'])} | {seeds} |"
         )
+    if args.plot is not None:
+        plot_paired(args.plot, rows, comparisons)
+        print(f"plot: {args.plot}")
 
 
 if __name__ == "__main__":

@@ -50,3 +50,18 @@ def test_tiny_p_values_print_as_below_a_thousandth() -> None:
     assert c is not None and c["wilcoxon_p"] < 0.0005
     (line,) = [x for x in markdown([("ours", "peer", c)]) if x.startswith("| ours")]
     assert "| 20 / 0 / 0 | < 0.001 |" in line
+
+
+def test_per_set_means_and_paired_plot(tmp_path: Any) -> None:
+    from reprogram.bench.compare import per_set_means, plot_paired
+
+    ours = rows("ours", {"A": [0.9, 0.8], "B": [0.5, 0.5], "C": [0.6]})
+    theirs = rows("peer", {"A": [0.7, 0.8], "B": [0.5, 0.5], "C": [0.7]})
+    assert per_set_means(ours, "ours") == pytest.approx({"A": 85.0, "B": 50.0, "C": 60.0})
+    c = paired(ours + theirs, "ours", "peer", ["A", "B", "C"])
+    assert not plot_paired(tmp_path / "none.png", ours + theirs, [])
+    assert not (tmp_path / "none.png").exists()
+    assert plot_paired(
+        tmp_path / "p.png", ours + theirs, [("ours", "peer", c), ("ours", "peer", c)]
+    )
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -27,7 +27,7 @@ def test_two_cells_write_tables_and_plot_then_rerun_only_what_is_missing(tmp_pat
     ]
     assert all(r["shots"] == 5 and r["train"] + r["val"] == 10 for r in rows)
     assert rows[0]["kind"] == "reprogramming" and rows[0]["source"] == "tiny-random-cnn"
-    for name in ("results.json", "results.csv", "results.md", "accuracy_per_set.png"):
+    for name in ("results.json", "results.csv", "results.md", "accuracy_per_set.png", "paired.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     table = (tmp_path / "results.md").read_text()
     assert "| GunPoint |" in table and "96.67" in table and "mean over sets" in table

@@ -112,3 +112,86 @@ def markdown(comparisons: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
             f"{c['wins']} / {c['ties']} / {c['losses']} | {p} | {seeds} |"
         )
     return lines
+
+
+def per_set_means(rows: list[dict[str, Any]], method: str, by: str = "dataset") -> dict[str, float]:
+    """``method``'s test accuracy per set (percent), averaged over the seeds it finished."""
+    scores: dict[str, list[float]] = {}
+    for r in rows:
+        if r["method"] == method:
+            scores.setdefault(r[by], []).append(100 * r["test_accuracy"])
+    return {name: statistics.mean(v) for name, v in scores.items()}
+
+
+def plot_paired(
+    path: Any,
+    rows: list[dict[str, Any]],
+    comparisons: list[tuple[str, str, dict[str, Any]]],
+    by: str = "dataset",
+    label_over: float = 2.0,
+) -> bool:
+    """One scatter panel per comparison: the peer's per-set accuracy (x) against ours (y).
+
+    Points above the diagonal are sets ours wins; sets that differ by more than
+    ``label_over`` points are named. The title carries the paired statistics. Writes nothing
+    and returns ``False`` when there is no comparison.
+    """
+    if not comparisons:
+        return False
+    from ..plots import pyplot
+
+    plt = pyplot()
+    n = len(comparisons)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.9), squeeze=False)
+    for ax, (ours, theirs, c) in zip(axes[0], comparisons, strict=True):
+        a, b = per_set_means(rows, ours, by), per_set_means(rows, theirs, by)
+        names = c["sets"]
+        xs, ys = [b[s] for s in names], [a[s] for s in names]
+        colours = [
+            "tab:green"
+            if c["per_set"][s] > TIE
+            else "tab:red"
+            if c["per_set"][s] < -TIE
+            else "grey"
+            for s in names
+        ]
+        lo = min(xs + ys)
+        lo = max(0.0, lo - 0.05 * (100 - lo) - 1)
+        ax.plot([lo, 100], [lo, 100], color="black", lw=0.8, zorder=1)
+        ax.scatter(xs, ys, c=colours, s=22, zorder=2)
+        for s, x, y in zip(names, xs, ys, strict=True):
+            if abs(y - x) > label_over:
+                right = x > (lo + 100) / 2  # name to the left of points on the right half
+                ax.annotate(
+                    s,
+                    (x, y),
+                    fontsize=6,
+                    xytext=(-3 if right else 3, 3),
+                    textcoords="offset points",
+                    ha="right" if right else "left",
+                )
+        ax.set_xlim(lo, 100.5)
+        ax.set_ylim(lo, 100.5)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"{_short(theirs)}: test accuracy (%)", fontsize=8)
+        ax.set_ylabel(f"{_short(ours)}: test accuracy (%)", fontsize=8)
+        ax.set_title(
+            f"{c['mean_diff']:+.2f} points; W/T/L {c['wins']}/{c['ties']}/{c['losses']}; "
+            f"p = {_p_text(c['wilcoxon_p'])}",
+            fontsize=9,
+        )
+        ax.text(0.03, 0.96, "ours better", transform=ax.transAxes, fontsize=7, va="top",
+                color="tab:green")  # fmt: skip
+        ax.text(0.97, 0.04, "peer better", transform=ax.transAxes, fontsize=7, ha="right",
+                color="tab:red")  # fmt: skip
+        ax.grid(alpha=0.3)
+    fig.suptitle("per set, mean over seeds (paired on the sets both finished)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def _short(method: str, width: int = 48) -> str:
+    """A method name short enough for an axis label."""
+    return method if len(method) <= width else method[: width - 1] + "…"

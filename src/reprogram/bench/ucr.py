@@ -31,7 +31,7 @@ from ..artifact import METRICS, read_json, write_json
 from ..errors import ReprogramError
 from . import cell_seconds, split_methods, write_csv
 from .compare import markdown as markdown_paired
-from .compare import paired
+from .compare import paired, plot_paired
 from .vision import _artifact_bytes, machine, parse_baseline, parse_method
 from .vision import summarise as summarise_by
 
@@ -508,7 +508,8 @@ def comparisons_of(
 def write_results(
     out: Path, rows: list[dict[str, Any]], settings: dict[str, Any], meta: dict[str, Any]
 ) -> None:
-    """results.json / .csv / .md and ``accuracy_per_set.png`` from the finished rows."""
+    """results.json / .csv / .md, ``accuracy_per_set.png`` and (with a reprogramming method
+    and a peer) ``paired.png`` from the finished rows."""
     summary = summarise(rows)
     sets = [d for d in settings["sets"] if any(s["dataset"] == d for s in summary)]
     comparisons = comparisons_of(rows, settings, sets)
@@ -525,6 +526,7 @@ def write_results(
     write_csv(out / "results.csv", rows)
     (out / "results.md").write_text(_markdown(summary, settings, meta, comparisons))
     plot_results(out, summary, settings)
+    plot_paired(out / "paired.png", rows, comparisons)
 
 
 def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
