@@ -218,6 +218,55 @@ def test_refit_selects_on_the_holdout_split_then_trains_on_every_shot(tmp_path: 
     assert "selection_seconds" not in holdout
 
 
+class CountValidations(Callback):
+    """Counts validation passes per run; ``force`` turns validation back on in final runs."""
+
+    name = "count_validations"
+
+    def __init__(self, force: bool = False) -> None:
+        self.force, self.counts = force, {}  # type: ignore[var-annotated]
+
+    def on_fit_start(self, trainer) -> None:  # type: ignore[no-untyped-def]
+        if self.force:
+            trainer.config.score_val = True
+        name, evaluate = trainer.out.name, trainer.evaluate
+        self.counts[name] = 0
+
+        def counted(split, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if split is trainer.splits.val:
+                self.counts[name] += 1
+            return evaluate(split, *args, **kwargs)
+
+        trainer.evaluate = counted
+
+
+@pytest.mark.parametrize("head", ["sgd", "ridge"])
+def test_refit_final_run_skips_validation_and_scores_the_same(tmp_path: Path, head: str) -> None:
+    options = {"mapping_options": {"head": head}}
+    skip, force = CountValidations(), CountValidations(force=True)
+    a = fit(config(tmp_path, "a", select="refit", **options), callbacks=[skip])
+    b = fit(config(tmp_path, "b", select="refit", **options), callbacks=[force])
+    epochs = 3 + (head == "ridge")  # the ridge head's untrained start is candidate epoch 0
+    assert skip.counts == {"0": epochs, "a": 0}  # the selection run validates; the final not
+    assert force.counts["b"] >= 1
+    history = a.metrics["history"]
+    assert history and all(r["val_accuracy"] is None and r["val_loss"] is None for r in history)
+    assert a.metrics["val_accuracy"] == b.metrics["val_accuracy"]  # the selection run's
+    assert a.metrics["best_epoch"] == b.metrics["best_epoch"]
+    assert a.metrics["test_accuracy"] == b.metrics["test_accuracy"]
+    assert a.metrics["test_loss"] == pytest.approx(b.metrics["test_loss"], abs=0, rel=0)
+    adapter_a = load_file(str(tmp_path / "a" / "program.safetensors"))
+    adapter_b = load_file(str(tmp_path / "b" / "program.safetensors"))
+    assert adapter_a.keys() == adapter_b.keys()
+    for key, value in adapter_a.items():
+        assert torch.equal(value, adapter_b[key]), key
+
+
+def test_score_val_off_needs_a_fixed_epoch(tmp_path: Path) -> None:
+    with pytest.raises(ReprogramError, match="fix select_epoch"):
+        config(tmp_path, select="holdout", score_val=False)
+
+
 class CrashInFold(Callback):
     name = "crash"
 

@@ -220,6 +220,8 @@ def kfold_run(
         final = dataclasses.replace(
             final, select_epoch=choice["epoch"], epochs=max(choice["epoch"], 1), patience=None
         )
+        if hasattr(final, "score_val"):  # its "validation" split is the training data: skip it
+            final = dataclasses.replace(final, score_val=False)
     else:
         if fixed_options is None:
             raise ReprogramError(f"{_name(config)}: this method reports no choice to fix.")

@@ -54,6 +54,7 @@ _RESUMABLE_CHANGES = {
     "progress",
     "plots",
     "query_budget",
+    "score_val",  # whether a fixed-epoch run validates changes no trained number
 }
 
 
@@ -88,6 +89,13 @@ class RunConfig:
         default=None, metadata={"help": "train this many epochs and keep that state (no choice)"}
     )
     score_test: bool = field(default=True, metadata={"help": "False: a selection-only run"})
+    score_val: bool = field(
+        default=True,
+        metadata={
+            "help": "False: skip validation (a refit with select_epoch fixed, whose validation "
+            "split is the training data and chooses nothing)"
+        },
+    )
     devices: int = 1
     out: str = "runs/latest"
     resume: bool = False
@@ -122,6 +130,10 @@ class RunConfig:
             (
                 self.select_epoch is None or self.select_epoch >= 0,
                 f"select_epoch must be at least 0, got {self.select_epoch}",
+            ),
+            (
+                self.score_val or self.select_epoch is not None,
+                "score_val=False leaves nothing to choose the epoch with: fix select_epoch",
             ),
         ]
         for ok, message in checks:
@@ -191,6 +203,13 @@ class _Job:
     source_spec: dict[str, Any]
 
 
+def _val_text(loss: float | None, accuracy: float | None) -> str:
+    """``val loss … val acc …`` for a progress line (``not validated`` when skipped)."""
+    if loss is None or accuracy is None:
+        return "not validated (epoch fixed in advance)"
+    return f"val loss {loss:.4f}  val acc {accuracy:.4f}"
+
+
 def _epoch_order(seed: int, epoch: int, n: int, rank: int, world: int) -> torch.Tensor:
     """This rank's shuffled training indices for ``epoch``, a function of (seed, epoch) only.
 
@@ -234,6 +253,13 @@ class Trainer:
         else:
             totals = score(self.model, split.x, split.y, self.config.eval_batch_size, progress)
         return loss_and_accuracy(totals)
+
+    def validate(self) -> tuple[float | None, float | None]:
+        """Loss and accuracy on the validation split; ``(None, None)`` when ``score_val`` is off
+        (a run whose epoch is fixed in advance: validating would choose nothing)."""
+        if not self.config.score_val:
+            return None, None
+        return self.evaluate(self.splits.val)
 
     @torch.no_grad()
     def source_outputs(self, split: Split) -> torch.Tensor:
@@ -348,7 +374,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_train_epoch_end(self, epoch)
             self.queries.begin("val")
-            val_loss, val_acc = self.evaluate(self.splits.val)
+            val_loss, val_acc = self.validate()
             seconds = time.perf_counter() - start
             state["train_seconds"] += seconds
             record = {
@@ -385,15 +411,15 @@ class Trainer:
                 if cfg.progress:
                     mark = " *" if improved else ""
                     tqdm.write(
-                        f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  val loss "
-                        f"{val_loss:.4f}  val acc {val_acc:.4f}{mark}  ({seconds:.1f}s)"
+                        f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  "
+                        f"{_val_text(val_loss, val_acc)}{mark}  ({seconds:.1f}s)"
                     )
             fabric.barrier()
         return self._finish(state)
 
     def _initial_candidate(self, state: dict[str, Any]) -> None:
         """Validate the starting point and record it as selection candidate epoch 0."""
-        val_loss, val_acc = self.evaluate(self.splits.val)
+        val_loss, val_acc = self.validate()
         state["best"] = {
             "epoch": 0,
             "val_accuracy": val_acc,
@@ -404,7 +430,7 @@ class Trainer:
             {"epoch": 0, "train_loss": None, "val_loss": val_loss, "val_accuracy": val_acc}
         )
         if self.is_main and self.config.progress:
-            tqdm.write(f"epoch 0 (start)  val loss {val_loss:.4f}  val acc {val_acc:.4f}")
+            tqdm.write(f"epoch 0 (start)  {_val_text(val_loss, val_acc)}")
 
     def _train_epoch(self, wrapped: Any, stepper: Any, train: Split, epoch: int) -> float:
         cfg = self.config

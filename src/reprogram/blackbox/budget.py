@@ -129,8 +129,12 @@ class QueryTracker(NullTracker):
             if isinstance(cb, RidgeHeadCallback) and not cb.fits:
                 n += len(splits.train)
         if any(cb.initial_candidate for cb in self.trainer.callbacks):
-            n += len(splits.val)
+            n += self._val_size()
         return n
+
+    def _val_size(self) -> int:
+        """Queries of one validation pass (none in a run that skips validation)."""
+        return len(self.trainer.splits.val) if self.trainer.config.score_val else 0
 
     def epoch_cost(self) -> dict[str, int]:
         """Upper bound on one epoch's queries: training steps, count pass, validation."""
@@ -143,7 +147,7 @@ class QueryTracker(NullTracker):
         return {
             "train": len(splits.train) * per_example,
             "count": len(splits.train) * (int(counts) + int(refits)),
-            "val": len(splits.val),
+            "val": self._val_size(),
         }
 
     def check_start(self, done: int) -> None:

@@ -285,7 +285,8 @@ def save_bound_png(result: FitResult, path: Path) -> bool:
     plt = pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    ax.plot(epochs, [r["val_loss"] for r in rows], "o-", color="tab:blue", label="validation loss")
+    losses = [float("nan") if r["val_loss"] is None else r["val_loss"] for r in rows]
+    ax.plot(epochs, losses, "o-", color="tab:blue", label="validation loss")  # NaN: not validated
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss", color="tab:blue")
     right = ax.twinx()
