@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import textwrap
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from .errors import ArtifactError, DataError, ReprogramError
 
-KINDS = ("sources", "targets", "programs", "mappings", "optimizers", "baselines")
+KINDS = ("sources", "targets", "programs", "mappings", "optimizers", "baselines", "recipes")
 
 
 # --------------------------------------------------------------------------- parsing helpers
@@ -82,6 +83,12 @@ def _add_run_args(p: argparse.ArgumentParser, out: str, lr_help: str) -> None:
 
 def _add_fit_args(p: argparse.ArgumentParser) -> None:
     _add_run_args(p, "runs/latest", "learning rate (default 0.01)")
+    p.add_argument(
+        "--recipe",
+        default=None,
+        help="named, measured settings for the other flags (reprogram list recipes); flags "
+        "given here win over it",
+    )
     p.add_argument(
         "--program", default="resize-pad", help="input program (reprogram list programs)"
     )
@@ -384,9 +391,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import baselines, data, mappings, optim, programs, sources
+    from . import baselines, data, mappings, optim, programs, recipes, sources
 
     registry = {
+        "recipes": recipes.RECIPES,
         "baselines": baselines.BASELINES,
         "sources": sources.SOURCES,
         "targets": data.TARGETS,
@@ -409,7 +417,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         options = registry.options(key)
         if options:
             print(" " * (width + 2) + "options: " + ", ".join(o.name for o in options))
-    print(f"\n`reprogram list {args.kind} NAME` explains one entry's options.")
+    what = "the flags it sets" if args.kind == "recipes" else "its options"
+    print(f"\n`reprogram list {args.kind} NAME` shows one entry and {what}.")
     return 0
 
 
@@ -431,6 +440,12 @@ def _list_one(registry: Any, name: str) -> int:
         print(f"{entry.name}{word}: {rest}")
     else:
         print(f"{entry.name}: {entry.help}")
+    if registry.kind == "recipe":
+        from .recipes import command_line
+
+        words = command_line(entry.builder())
+        print("reprogram fit --target TARGET " + " ".join(shlex.quote(w) for w in words))
+        return 0
     options = registry.options(entry.name)
     if not options:
         print("  takes no options")
@@ -614,9 +629,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _with_recipe(parser: argparse.ArgumentParser, argv: list[str] | None, name: str) -> Any:
+    """Parse ``argv`` again with recipe ``name``'s flags as the ``fit`` defaults.
+
+    Flags on the command line win; ``--program-opt``/``--mapping-opt`` given there are added
+    after the recipe's (so the same key replaces its value), and the recipe's options of a
+    program or mapping the command line replaced are dropped.
+    """
+    from .recipes import RECIPES, command_line
+
+    flags = RECIPES.get(name).builder()
+    fit_parser = next(
+        a.choices["fit"] for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    fit_parser.set_defaults(**flags)
+    args = parser.parse_args(argv)
+    for component in ("program", "mapping"):
+        recipe_options = flags.get(f"{component}_opt", [])
+        if component in flags and getattr(args, component) != flags[component]:
+            given = getattr(args, f"{component}_opt") or []
+            setattr(args, f"{component}_opt", given[len(recipe_options) :])
+    print(
+        f"recipe {name}: "
+        + " ".join(shlex.quote(w) for w in command_line(flags))
+        + " (flags given here win)",
+        file=sys.stderr,
+    )
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for user errors, 1 for unexpected ones)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "recipe", None):
+        try:
+            args = _with_recipe(parser, argv, args.recipe)
+        except ReprogramError as exc:
+            print(f"reprogram {args.command}: error: {exc}", file=sys.stderr)
+            return 2
     from .runtime import tune_allocator
 
     tune_allocator()  # large blocks reused, not re-mapped every step (see runtime.py)
