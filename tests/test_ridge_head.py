@@ -124,9 +124,11 @@ def test_zero_epochs_keep_the_fitted_head_on_the_untrained_program(tmp_path: Pat
     assert m["epochs"] == 0 and m["best_epoch"] == 0 and [r["epoch"] for r in m["history"]] == [0]
     assert torch.count_nonzero(held.model.program.theta) == 0  # nothing trained the program
     assert m["test_accuracy"] is not None
+    assert m["train_seconds"] > 0  # fitting the head before any epoch is training time
     refit = fit(_config(tmp_path, "refit", epochs=0, select="refit:1se")).metrics
     assert refit["kfold"]["choice"]["epoch"] == 0 and refit["splits"]["train"] == 200
     assert refit["test_accuracy"] is not None
+    assert refit["train_seconds"] > 0 and refit["selection_seconds"] > 0
 
 
 def test_zero_epochs_refuse_a_method_with_nothing_fitted_to_keep(tmp_path: Path) -> None:

@@ -350,10 +350,12 @@ class Trainer:
                 "Give --epochs 1 or more for this method."
             )
         self.queries.begin("setup")
-        for cb in self.callbacks:
+        start = time.perf_counter()  # fits before the first epoch (probe, ridge head, side
+        for cb in self.callbacks:  # features) and the start's validation are training time too
             cb.on_fit_start(self)
         if not done and any(cb.initial_candidate for cb in self.callbacks):
             self._initial_candidate(state)
+        state["train_seconds"] += time.perf_counter() - start
         train = self.splits.train
         for epoch in range(done + 1, cfg.epochs + 1):
             best = state["best"]
