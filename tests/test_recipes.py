@@ -22,12 +22,12 @@ def test_recipe_fills_flags_and_the_command_line_wins(capsys: pytest.CaptureFixt
     args = parse("--recipe", "ucr-whisper", "--target", "ucr:Coffee")
     assert args.source == "features:whisper-tiny.en#layers=all#pool=mean+std"
     assert (args.program, args.mapping, args.select) == ("sonify", "linear", "refit:1se")
-    assert (args.epochs, args.lr) == (10, 0.001)
+    assert (args.epochs, args.lr) == (0, 0.001)
     assert args.mapping_opt == ["head=ridge", "side=minirocket"]
     assert "recipe ucr-whisper: --source" in capsys.readouterr().err  # what it stands for
 
-    args = parse("--recipe", "ucr-whisper", "--epochs", "0", "--mapping-opt", "side=hydra")
-    assert args.epochs == 0 and args.lr == 0.001
+    args = parse("--recipe", "ucr-whisper", "--epochs", "10", "--mapping-opt", "side=hydra")
+    assert args.epochs == 10 and args.lr == 0.001
     assert args.mapping_opt == ["head=ridge", "side=minirocket", "side=hydra"]  # last wins
 
     # another mapping drops the recipe's mapping options, keeps its program options
@@ -60,9 +60,9 @@ def test_list_recipes(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.integration
 def test_ucr_whisper_recipe_runs_on_coffee(tmp_path: Path) -> None:
-    """The recipe end to end on a real set, without training the program (--epochs 0)."""
+    """The recipe end to end on a real set (it trains no program: --epochs 0)."""
     out = tmp_path / "coffee"
-    argv = ["fit", "--recipe", "ucr-whisper", "--target", "ucr:Coffee", "--epochs", "0"]
+    argv = ["fit", "--recipe", "ucr-whisper", "--target", "ucr:Coffee"]
     assert main([*argv, "--out", str(out), "--quiet", "--no-plots"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     config = json.loads((out / "config.json").read_text())
