@@ -433,8 +433,7 @@ OPTION_FLAGS = {
 
 def _list_one(registry: Any, name: str) -> int:
     """Print one entry's help and each option with its type, default and help text."""
-    entries = {e.name: e for e in registry}
-    entry = entries.get(name) or registry.get(name)
+    entry = registry.lookup(name)
     if entry.prefix:  # its help starts with what follows the prefix, e.g. "NAME any UCR set"
         word, _, rest = entry.help.partition(" ")
         print(f"{entry.name}{word}: {rest}")
@@ -467,22 +466,18 @@ def _list_one(registry: Any, name: str) -> int:
     return 0
 
 
-# The grid benchmark's best cell by validation accuracy (benchmarks/results/core_grid).
-DEMO = {
-    "source": "efficientnet-lite0",
-    "target": "fashion-mnist",
-    "program": "full",
-    "mapping": "linear",
-    "shots": 100,
-    "epochs": 10,
-    "canvas_size": 128,
-}
+# The grid benchmark's best cell by validation accuracy (benchmarks/results/core_grid): the
+# vision-full recipe on 100 images per class.
+def _demo_settings() -> dict[str, Any]:
+    from .recipes import RECIPES
+
+    return {**RECIPES.get("vision-full").builder(), "target": "fashion-mnist", "shots": 100}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .train import FitConfig, fit
 
-    d = DEMO
+    d = _demo_settings()
     print(
         textwrap.fill(
             f"reprogram demo: EfficientNet-Lite0 was trained on ImageNet photos and has never seen "

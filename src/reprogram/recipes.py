@@ -17,20 +17,6 @@ from .registry import Registry
 
 RECIPES: Registry[dict[str, Any]] = Registry("recipe")
 
-# The flags a recipe may set: argparse destinations of ``reprogram fit`` and their spelling.
-FLAGS = {
-    "source": "--source",
-    "program": "--program",
-    "mapping": "--mapping",
-    "program_opt": "--program-opt",
-    "mapping_opt": "--mapping-opt",
-    "select": "--select",
-    "epochs": "--epochs",
-    "lr": "--lr",
-    "batch_size": "--batch-size",
-    "canvas_size": "--canvas-size",
-}
-
 
 @RECIPES.register(
     "ucr-whisper",
@@ -97,5 +83,5 @@ def command_line(flags: dict[str, Any]) -> list[str]:
     for dest, value in flags.items():
         values = value if isinstance(value, list) else [value]
         for v in values:
-            words += [FLAGS[dest], str(v)]
+            words += ["--" + dest.replace("_", "-"), str(v)]  # argparse's dest → its flag
     return words

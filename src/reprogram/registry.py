@@ -89,6 +89,11 @@ class Registry(Generic[T]):
             f"(run `reprogram list {self.kind}s`)."
         )
 
+    def lookup(self, name: str) -> Entry[T]:
+        """Like :meth:`get`, but a prefix entry may also be named by its prefix (``ucr:``)."""
+        self._load_plugins()
+        return self._entries.get(name) or self.get(name)
+
     def get(self, name: str) -> Entry[T]:
         """The entry registered under ``name`` (prefix entries match ``prefix...``)."""
         return self.resolve(name)[0]
@@ -107,8 +112,7 @@ class Registry(Generic[T]):
 
         ``name`` may be a registered name itself (``ucr:``) or a name it resolves (``ucr:Coffee``).
         """
-        self._load_plugins()
-        entry = self._entries.get(name) or self.get(name)
+        entry = self.lookup(name)
         if entry.config is None:
             return []
         out = []

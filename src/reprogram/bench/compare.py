@@ -40,15 +40,8 @@ def paired(
         (r["method"], r[by], r["seed"]): 100 * r["test_accuracy"] for r in rows
     }
 
-    def mean_of(method: str, name: str) -> float | None:
-        scores = [v for (m, d, _), v in acc.items() if m == method and d == name]
-        return statistics.mean(scores) if scores else None
-
-    per_set: dict[str, float] = {}
-    for name in sets:
-        a, b = mean_of(ours, name), mean_of(theirs, name)
-        if a is not None and b is not None:
-            per_set[name] = a - b
+    a, b = per_set_means(rows, ours, by), per_set_means(rows, theirs, by)
+    per_set = {name: a[name] - b[name] for name in sets if name in a and name in b}
     if not per_set:
         return None
     diffs = list(per_set.values())
