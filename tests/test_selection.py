@@ -262,6 +262,37 @@ def test_refit_final_run_skips_validation_and_scores_the_same(tmp_path: Path, he
         assert torch.equal(value, adapter_b[key]), key
 
 
+def test_epochs_zero_runs_no_selection_runs(tmp_path: Path) -> None:
+    """--epochs 0 has one candidate (the ridge head's start): no folds, straight to the refit."""
+    from reprogram.cli import summary
+
+    options = {"mapping_options": {"head": "ridge"}, "epochs": 0}
+    spies = {select: Spy() for select in ("refit:1se", "kfold:3")}
+    results = {
+        select: fit(
+            config(tmp_path, select.replace(":", "_"), select=select, **options), callbacks=[spy]
+        )
+        for select, spy in spies.items()
+    }
+    for select, spy in spies.items():
+        assert [r[:3] for r in spy.runs] == [(select.replace(":", "_"), 60, 60)]
+        assert not (tmp_path / select.replace(":", "_") / FOLDS_DIR).exists()
+        m = results[select].metrics
+        assert m["val_accuracy"] is None and m["val_loss"] is None
+        assert m["kfold"]["folds"] == 0 and m["splits"]["val"] == 0
+        assert "nothing to choose" in m["selection"] and m["selection_seconds"] == 0.0
+        assert m["best_epoch"] == 0 and 0.0 <= m["test_accuracy"] <= 1.0
+        assert m["train_seconds"] > 0  # the head's fit is the training
+        assert "val accuracy    —" in summary(results[select])
+    # both selections make the same single run: the same head, the same test score
+    a, b = (results[s].metrics for s in spies)
+    assert a["test_accuracy"] == b["test_accuracy"] and a["test_loss"] == b["test_loss"]
+    head_a = load_file(str(tmp_path / "refit_1se" / "program.safetensors"))
+    head_b = load_file(str(tmp_path / "kfold_3" / "program.safetensors"))
+    for key, value in head_a.items():
+        assert torch.equal(value, head_b[key]), key
+
+
 def test_score_val_off_needs_a_fixed_epoch(tmp_path: Path) -> None:
     with pytest.raises(ReprogramError, match="fix select_epoch"):
         config(tmp_path, select="holdout", score_val=False)

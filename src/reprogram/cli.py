@@ -177,10 +177,15 @@ def _table(rows: list[tuple[str, str]], title: str) -> str:
     return "\n".join(lines)
 
 
+def _accuracy(value: float | None) -> str:
+    """An accuracy to 4 places, or a dash where none was measured (nothing held out)."""
+    return "—" if value is None else f"{value:.4f}"
+
+
 def _train_time(m: dict[str, Any]) -> str:
     """The final run's training time, plus what selecting cost where folds chose."""
     text = f"{m['train_seconds']:.1f} s"
-    if m.get("selection_seconds") is not None:
+    if m.get("selection_seconds"):
         text += f" (+ {m['selection_seconds']:.1f} s in the selection runs)"
     return text
 
@@ -193,13 +198,15 @@ def summary(result: Any) -> str:
     if "selected" in m:
         chosen = ", ".join(f"{k}={v:g}" for k, v in m["selected"].items())
         selection = f"(chosen on validation: {chosen})"
+    elif m["val_accuracy"] is None:
+        selection = "(nothing held out: an untrained program is the only candidate)"
     else:
         selection = f"(best epoch {m['best_epoch']} of {m['epochs']}; selects)"
     share = (
         f"({100 * trained / frozen:.2f}% of the source's {frozen:,})" if frozen else "(no source)"
     )
     rows = [
-        ("val accuracy", f"{m['val_accuracy']:.4f}  {selection}"),
+        ("val accuracy", f"{_accuracy(m['val_accuracy'])}  {selection}"),
         ("test accuracy", f"{m['test_accuracy']:.4f}  (scored once, after selection)"),
         ("trained params", f"{trained:,}  {share}"),
         ("train time", _train_time(m)),

@@ -34,6 +34,10 @@ when validation says so clearly.
 time under ``selection_seconds`` (``train_seconds`` is the final run's alone). The runs resume:
 finished folds are kept, an interrupted fold or final run continues from its checkpoint.
 Costs ``K + 1`` trainings.
+
+A gradient run with ``--epochs 0`` (the untrained program, e.g. a ridge head fitted on
+frozen features) has one candidate, so it runs no folds: the final run alone, on every
+training example, with ``val_accuracy`` ``None`` (see :func:`nothing_to_choose`).
 """
 
 from __future__ import annotations
@@ -187,6 +191,8 @@ def kfold_run(
         folds = stratified_folds(train.y, k, config.seed, pool.class_names)
     fold_metrics = []
     extra = {"diagnostics": False} if hasattr(config, "diagnostics") else {}
+    if nothing_to_choose(config):  # --epochs 0: the folds could only pick epoch 0
+        folds = []
     for i, held in enumerate(folds):
         directory = out / FOLDS_DIR / str(i)
         if (directory / METRICS).exists():
@@ -209,13 +215,11 @@ def kfold_run(
         fold_metrics.append(
             runner(cfg, source=source, target=fold_data, callbacks=callbacks).metrics
         )
-    choice = choose(fold_metrics, rule=selection_rule(config.select))
+    choice = choose(fold_metrics, rule=selection_rule(config.select)) if folds else _UNTRAINED
     final = _run_into(config, out, select="holdout", shots=None)
     if config.progress:
-        print(
-            f"{_name(config)} chose {_describe(choice, k)}; training on all {len(train)}",
-            flush=True,
-        )
+        chose = f"chose {_describe(choice, k)}" if folds else "has nothing to choose (--epochs 0)"
+        print(f"{_name(config)} {chose}; training on all {len(train)}", flush=True)
     if "epoch" in choice:
         final = dataclasses.replace(
             final, select_epoch=choice["epoch"], epochs=max(choice["epoch"], 1), patience=None
@@ -233,12 +237,17 @@ def kfold_run(
     metrics.update(
         val_accuracy=choice["val_accuracy"],
         val_loss=choice.get("val_loss"),
-        selection=f"{_chooser(config, folds)} chose {_describe(choice, k)}; refit on all "
-        "training examples; test once",
+        selection=(
+            f"{_chooser(config, folds)} chose {_describe(choice, k)}; refit on all training "
+            "examples; test once"
+            if folds
+            else "nothing to choose (--epochs 0: the untrained program; the head fitted on "
+            "all training examples); no selection runs; test once"
+        ),
         splits={**metrics["splits"], "val": sum(len(f) for f in folds)},
         selection_seconds=round(selection_seconds(out), 3),
         kfold={
-            "folds": k,
+            "folds": len(folds),
             "fold_sizes": [len(f) for f in folds],
             "choice": choice,
             "curve": choice["curve"],
@@ -251,6 +260,18 @@ def kfold_run(
     write_json(out / CONFIG, artifact)
     result.metrics, result.config = metrics, artifact
     return result
+
+
+# The choice when the method trains nothing: its start, with no held-out estimate of it.
+_UNTRAINED: dict[str, Any] = {"epoch": 0, "val_accuracy": None, "val_loss": None, "curve": []}
+
+
+def nothing_to_choose(config: Any) -> bool:
+    """Whether ``config`` is a gradient run with ``epochs == 0``: its only candidate is the
+    start (a mapping fitted before training), so selection runs would choose epoch 0 whatever
+    they measured. Such a run skips them and goes straight to the final run on all training
+    examples; its ``val_accuracy`` is ``None`` (nothing was held out)."""
+    return getattr(config, "epochs", None) == 0 and hasattr(config, "select_epoch")
 
 
 def _name(config: Any) -> str:
@@ -366,6 +387,7 @@ __all__ = [
     "choose",
     "is_refit",
     "kfold_run",
+    "nothing_to_choose",
     "parse_select",
     "selection_rule",
     "standard_error",

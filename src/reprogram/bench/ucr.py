@@ -307,12 +307,17 @@ def run_ucr(
         if progress:
             print(
                 f"[{i}/{len(cells)}] {cell.key}  test {row['test_accuracy']:.4f}  "
-                f"val {row['val_accuracy']:.4f}  {row['train_seconds']:.0f} s",
+                f"val {_val(row['val_accuracy'])}  {row['train_seconds']:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )
         write_results(out, rows, settings, meta)
     return rows
+
+
+def _val(accuracy: float | None) -> str:
+    """A cell's validation accuracy, or a dash for a run that held nothing out."""
+    return "—" if accuracy is None else f"{accuracy:.4f}"
 
 
 def _check_earlier(out: Path, settings: dict[str, Any]) -> None:

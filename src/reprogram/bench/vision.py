@@ -422,7 +422,7 @@ def summarise(rows: list[dict[str, Any]], by: str = "shots") -> list[dict[str, A
     out = []
     for (method, value), rs in groups.items():
         tests = [r["test_accuracy"] for r in rs]
-        vals = [r["val_accuracy"] for r in rs]
+        vals = [r["val_accuracy"] for r in rs if r["val_accuracy"] is not None]
         out.append(
             {
                 "method": method,
@@ -431,7 +431,7 @@ def summarise(rows: list[dict[str, Any]], by: str = "shots") -> list[dict[str, A
                 "seeds": sorted(r["seed"] for r in rs),
                 "test_mean": statistics.mean(tests),
                 "test_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
-                "val_mean": statistics.mean(vals),
+                "val_mean": statistics.mean(vals) if vals else None,  # None: nothing held out
                 "trainable_parameters": rs[0]["trainable_parameters"],
                 "source_parameters": rs[0]["source_parameters"],
                 "artifact_bytes": int(statistics.median(r["artifact_bytes"] for r in rs)),
