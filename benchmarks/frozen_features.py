@@ -113,6 +113,17 @@ def rocket_features(
     return features(train), features(test)
 
 
+def run_meta(started: float) -> dict[str, object]:
+    """The command, machine, date and seconds since ``started`` of a diagnostic run."""
+    return {
+        "command": "python " + " ".join(sys.argv),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": round(time.time() - started),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sources", default="whisper-tiny.en")
@@ -169,14 +180,8 @@ def main() -> None:
                     results.setdefault(key + " + minirocket", {})[set_name] = float(np.mean(both))
         print(set_name, {k: round(v[set_name], 1) for k, v in results.items()}, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    command = "python " + " ".join(sys.argv)
-    meta = {
-        "command": command,
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}",
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "seconds": round(time.time() - started),
-    }
+    meta = run_meta(started)
+    command = meta["command"]
     record = {"meta": meta, "results": results, "train_cv": cv}
     (args.out / "results.json").write_text(json.dumps(record, indent=1))
     keys = list(results)

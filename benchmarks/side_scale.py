@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
-from frozen_features import whisper_features
+from frozen_features import run_meta, whisper_features
 
 from reprogram.bench.ucr import V2S_SETS
 from reprogram.data.ucr import load_arrays
@@ -185,16 +182,8 @@ def write(
 ) -> None:
     """``results.json`` and ``results.md`` under ``args.out``."""
     args.out.mkdir(parents=True, exist_ok=True)
-    command = "python " + " ".join(sys.argv)
-    meta = {
-        "command": command,
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}",
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "seconds": round(time.time() - started),
-        "seeds": list(SEEDS),
-        "scales": list(SCALES),
-    }
+    meta = {**run_meta(started), "seeds": list(SEEDS), "scales": list(SCALES)}
+    command = meta["command"]
     (args.out / "results.json").write_text(
         json.dumps({"meta": meta, "test": test, "train_cv": cv, "chosen_scale": chosen}, indent=1)
     )
