@@ -62,6 +62,28 @@ def test_ridge_fit_matches_scikit_learn_on_raw_features_and_brute_force_loo() ->
     assert bool((scores[:, 3] < -1e3).all())  # class 3 never seen: never predicted
 
 
+@pytest.mark.parametrize(("n", "d", "k"), [(24, 40, 3), (40, 6, 3), (30, 8, 2)])
+def test_loo_accuracy_is_the_brute_force_leave_one_out(n: int, d: int, k: int) -> None:
+    """Dual (N <= D) and primal forms, many classes and two: refit without each example."""
+    from sklearn.linear_model import RidgeClassifier
+
+    from reprogram.ridge import loo_accuracy
+
+    rng = np.random.default_rng(n + d)
+    y = np.arange(n) % k
+    z = rng.normal(size=(n, d)) + 0.8 * y[:, None] * (np.arange(d) < 2)
+    for alpha in (0.01, 1.0, 30.0):
+        hits = 0
+        for i in range(n):
+            keep = np.arange(n) != i
+            model = RidgeClassifier(alpha=alpha).fit(z[keep], y[keep])
+            hits += int(model.predict(z[i : i + 1])[0] == y[i])
+        assert loo_accuracy(z, y, alpha) == pytest.approx(hits / n), alpha
+    fit = fit_ridge_loo(torch.from_numpy(z), torch.from_numpy(y), num_classes=k, accuracy=True)
+    assert fit.loo_accuracy is not None and 0.0 < fit.loo_accuracy <= 1.0
+    assert fit_ridge_loo(torch.from_numpy(z), torch.from_numpy(y), k).loo_accuracy is None
+
+
 def test_ridge_fit_of_two_classes_and_of_one() -> None:
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(20, 5, generator=gen)
@@ -129,7 +151,8 @@ def test_zero_epochs_keep_the_fitted_head_on_the_untrained_program(tmp_path: Pat
     assert refit["kfold"]["choice"]["epoch"] == 0 and refit["splits"]["train"] == 200
     assert refit["test_accuracy"] is not None
     assert refit["train_seconds"] > 0  # one candidate: no selection runs, nothing held out
-    assert refit["selection_seconds"] == 0.0 and refit["val_accuracy"] is None
+    assert refit["selection_seconds"] == 0.0 and refit["splits"]["val"] == 0
+    assert 0.0 < refit["val_accuracy"] <= 1.0  # the head's leave-one-out accuracy
 
 
 def test_zero_epochs_refuse_a_method_with_nothing_fitted_to_keep(tmp_path: Path) -> None:

@@ -278,12 +278,17 @@ def test_epochs_zero_runs_no_selection_runs(tmp_path: Path) -> None:
         assert [r[:3] for r in spy.runs] == [(select.replace(":", "_"), 60, 60)]
         assert not (tmp_path / select.replace(":", "_") / FOLDS_DIR).exists()
         m = results[select].metrics
-        assert m["val_accuracy"] is None and m["val_loss"] is None
+        # nothing held out: the ridge head's leave-one-out accuracy on the 60 is the estimate
+        (fit0,) = m["callbacks"]["ridge_head"]["fits"]
+        assert m["val_accuracy"] == fit0["loo_accuracy"] and 0.0 < m["val_accuracy"] <= 1.0
+        assert m["val_loss"] is None
         assert m["kfold"]["folds"] == 0 and m["splits"]["val"] == 0
-        assert "nothing to choose" in m["selection"] and m["selection_seconds"] == 0.0
+        assert "nothing to choose" in m["selection"] and "leave-one-out" in m["selection"]
+        assert m["selection_seconds"] == 0.0
         assert m["best_epoch"] == 0 and 0.0 <= m["test_accuracy"] <= 1.0
         assert m["train_seconds"] > 0  # the head's fit is the training
-        assert "val accuracy    —" in summary(results[select])
+        text = summary(results[select])
+        assert f"val accuracy    {m['val_accuracy']:.4f}  (leave-one-out" in text
     # both selections make the same single run: the same head, the same test score
     a, b = (results[s].metrics for s in spies)
     assert a["test_accuracy"] == b["test_accuracy"] and a["test_loss"] == b["test_loss"]

@@ -123,7 +123,8 @@ class RidgeHeadCallback(Callback):
     current program, penalty by leave-one-out on that split (:func:`reprogram.ridge.fit_ridge_loo`).
     The program trains by gradient through the frozen layer in between. The untrained
     program with its ridge layer is selection candidate epoch 0, so validation decides
-    whether training the program helped. State: the penalty chosen at each refit.
+    whether training the program helped. State: the penalty chosen at each refit (and, in a
+    run that does not validate, the fixed epoch's leave-one-out accuracy ``loo_accuracy``).
 
     A mapping with side features (``side=minirocket``) gets its transform fitted on the
     training split before the first refit (a resumed run restores it from the checkpoint);
@@ -157,13 +158,21 @@ class RidgeHeadCallback(Callback):
 
         from .ridge import fit_ridge_loo
 
-        splits, mapping = trainer.splits, trainer.model.mapping
-        fit = fit_ridge_loo(self._features(trainer), splits.train.y, splits.num_classes)
+        splits, mapping, cfg = trainer.splits, trainer.model.mapping, trainer.config
+        # a run that validates nothing (a refit's final run) gets the chosen epoch's
+        # leave-one-out accuracy on the training examples instead: the estimate it has
+        estimate = not cfg.score_val and epoch == cfg.select_epoch
+        fit = fit_ridge_loo(
+            self._features(trainer), splits.train.y, splits.num_classes, accuracy=estimate
+        )
         with torch.no_grad():
             mapping.linear.weight.copy_(fit.weight)
             mapping.linear.bias.copy_(fit.bias)
         self.fits = [f for f in self.fits if f["epoch"] != epoch]  # a resumed epoch refits
-        self.fits.append({"epoch": epoch, "alpha": fit.alpha, "loo_error": fit.loo_error})
+        record = {"epoch": epoch, "alpha": fit.alpha, "loo_error": fit.loo_error}
+        if fit.loo_accuracy is not None:
+            record["loo_accuracy"] = fit.loo_accuracy
+        self.fits.append(record)
 
     def on_fit_start(self, trainer: Trainer) -> None:
         if not self.fits:  # a resumed run restores the layer (and side) from its checkpoint

@@ -198,8 +198,12 @@ def summary(result: Any) -> str:
     if "selected" in m:
         chosen = ", ".join(f"{k}={v:g}" for k, v in m["selected"].items())
         selection = f"(chosen on validation: {chosen})"
-    elif m["val_accuracy"] is None:
-        selection = "(nothing held out: an untrained program is the only candidate)"
+    elif m["splits"]["val"] == 0:  # an --epochs 0 refit: one candidate, nothing held out
+        selection = (
+            "(leave-one-out on the training examples; nothing to choose)"
+            if m["val_accuracy"] is not None
+            else "(nothing held out: an untrained program is the only candidate)"
+        )
     else:
         selection = f"(best epoch {m['best_epoch']} of {m['epochs']}; selects)"
     share = (

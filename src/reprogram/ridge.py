@@ -26,12 +26,14 @@ DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 10))
 
 @dataclass
 class RidgeFit:
-    """The chosen model: ``weight`` ``[K, D]``, ``bias`` ``[K]``, its ``alpha``, LOO error."""
+    """The chosen model: ``weight`` ``[K, D]``, ``bias`` ``[K]``, its ``alpha``, LOO error,
+    and (when asked for) its leave-one-out accuracy on the training examples."""
 
     weight: torch.Tensor
     bias: torch.Tensor
     alpha: float
     loo_error: float
+    loo_accuracy: float | None = None
 
 
 def fit_ridge_loo(
@@ -39,11 +41,13 @@ def fit_ridge_loo(
     y_train: torch.Tensor,
     num_classes: int,
     alphas: tuple[float, ...] | list[float] = DEFAULT_ALPHAS,
+    accuracy: bool = False,
 ) -> RidgeFit:
     """Fit a ridge classifier on features ``[N, D]`` and labels ``[N]``; penalty by LOO.
 
     Classes missing from ``y_train`` get a very low score. With a single class present every
-    input gets that class.
+    input gets that class. ``accuracy=True`` also computes the chosen model's leave-one-out
+    accuracy (:func:`loo_accuracy`; one more ``min(N, D)``-sized solve).
     """
     from sklearn.linear_model import RidgeClassifierCV
 
@@ -60,10 +64,42 @@ def fit_ridge_loo(
         w = torch.zeros(num_classes, x.shape[1])
         b = torch.full((num_classes,), -1e4)
         b[int(classes[0])] = 0.0
-        return RidgeFit(w, b, float(max(alphas)), 0.0)
+        return RidgeFit(w, b, float(max(alphas)), 0.0, 1.0 if accuracy else None)
+    z = (x - mean) / std
     clf = RidgeClassifierCV(alphas=sorted(float(a) for a in alphas))
-    clf.fit((x - mean) / std, y)
+    clf.fit(z, y)
     coef = np.atleast_2d(clf.coef_)
     intercept = np.atleast_1d(clf.intercept_)
     w, b = fold_logistic(coef, intercept, clf.classes_, mean, std, num_classes)
-    return RidgeFit(w, b, float(clf.alpha_), float(-clf.best_score_))
+    acc = loo_accuracy(z, y, float(clf.alpha_)) if accuracy else None
+    return RidgeFit(w, b, float(clf.alpha_), float(-clf.best_score_), acc)
+
+
+def loo_accuracy(z: np.ndarray, y: np.ndarray, alpha: float) -> float:
+    """Leave-one-out accuracy of a ridge classifier with penalty ``alpha`` on ``z`` ``[N, D]``.
+
+    Exact, from one solve: the classifier regresses ±1 class indicators (one column for two
+    classes, as ``RidgeClassifier``) with an unpenalised intercept, so example ``i``'s
+    prediction without it is ``y_i - r_i / (1 - h_i)``, ``r`` the residual and ``h`` the hat
+    matrix's diagonal (intercept included). Solved in the ``N × N`` (dual) or ``D × D``
+    (primal) space, whichever is smaller. Labels ``y`` ``[N]`` with at least two classes.
+    """
+    classes, index = np.unique(y, return_inverse=True)
+    n = len(y)
+    targets = np.where(index[:, None] == np.arange(len(classes))[None, :], 1.0, -1.0)
+    if len(classes) == 2:
+        targets = targets[:, 1:]  # one column: +1 for the second class
+    zc = z - z.mean(0)
+    yc = targets - targets.mean(0)
+    if n <= z.shape[1]:  # dual: A = Zc Zcᵀ + αI; residual α A⁻¹ yc, 1 - h = α diag(A⁻¹) - 1/n
+        inv = np.linalg.inv(zc @ zc.T + alpha * np.eye(n))
+        residual = alpha * (inv @ yc)
+        leverage_left = alpha * np.diag(inv) - 1.0 / n
+    else:  # primal: M = Zcᵀ Zc + αI; fitted Zc M⁻¹ Zcᵀ yc, h = 1/n + diag(Zc M⁻¹ Zcᵀ)
+        inv = np.linalg.inv(zc.T @ zc + alpha * np.eye(z.shape[1]))
+        proj = zc @ inv
+        residual = yc - proj @ (zc.T @ yc)
+        leverage_left = 1.0 - 1.0 / n - np.einsum("ij,ij->i", proj, zc)
+    held_out = targets - residual / np.maximum(leverage_left, 1e-12)[:, None]
+    pred = (held_out[:, 0] > 0).astype(int) if len(classes) == 2 else held_out.argmax(1)
+    return float((pred == index).mean())

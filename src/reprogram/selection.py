@@ -37,7 +37,8 @@ Costs ``K + 1`` trainings.
 
 A gradient run with ``--epochs 0`` (the untrained program, e.g. a ridge head fitted on
 frozen features) has one candidate, so it runs no folds: the final run alone, on every
-training example, with ``val_accuracy`` ``None`` (see :func:`nothing_to_choose`).
+training example (see :func:`nothing_to_choose`). Its ``val_accuracy`` is the ridge head's
+leave-one-out accuracy on those examples (``head=ridge``), else ``None``.
 """
 
 from __future__ import annotations
@@ -234,6 +235,8 @@ def kfold_run(
         final, source=source, target=_target(data, name, train, train), callbacks=callbacks
     )
     metrics = dict(result.metrics)
+    if not folds:  # nothing held out: the head's leave-one-out accuracy, where it has one
+        choice = {**choice, "val_accuracy": _loo_accuracy(metrics)}
     metrics.update(
         val_accuracy=choice["val_accuracy"],
         val_loss=choice.get("val_loss"),
@@ -242,7 +245,13 @@ def kfold_run(
             "examples; test once"
             if folds
             else "nothing to choose (--epochs 0: the untrained program; the head fitted on "
-            "all training examples); no selection runs; test once"
+            "all training examples); no selection runs"
+            + (
+                "; val_accuracy is the head's leave-one-out accuracy on them"
+                if choice["val_accuracy"] is not None
+                else ""
+            )
+            + "; test once"
         ),
         splits={**metrics["splits"], "val": sum(len(f) for f in folds)},
         selection_seconds=round(selection_seconds(out), 3),
@@ -266,11 +275,17 @@ def kfold_run(
 _UNTRAINED: dict[str, Any] = {"epoch": 0, "val_accuracy": None, "val_loss": None, "curve": []}
 
 
+def _loo_accuracy(metrics: dict[str, Any]) -> float | None:
+    """The ridge head's leave-one-out accuracy at epoch 0 of a final run, if it has one."""
+    fits = metrics.get("callbacks", {}).get("ridge_head", {}).get("fits", [])
+    return next((f.get("loo_accuracy") for f in fits if f.get("epoch") == 0), None)
+
+
 def nothing_to_choose(config: Any) -> bool:
     """Whether ``config`` is a gradient run with ``epochs == 0``: its only candidate is the
     start (a mapping fitted before training), so selection runs would choose epoch 0 whatever
     they measured. Such a run skips them and goes straight to the final run on all training
-    examples; its ``val_accuracy`` is ``None`` (nothing was held out)."""
+    examples; its ``val_accuracy`` is the ridge head's leave-one-out accuracy, or ``None``."""
     return getattr(config, "epochs", None) == 0 and hasattr(config, "select_epoch")
 
 
