@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reprogram.bench.published import gap_markdown, gap_shares
 from reprogram.bench.ucr import PUBLISHED, V2S_SETS, parse, run_ucr, shots_for
 from reprogram.cli import main
 from reprogram.errors import ReprogramError
@@ -81,7 +82,32 @@ def test_cli_bench_ucr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     argv += ["--methods", "minirocket:n_kernels=84", "--max-train", "10", "--quiet"]
     assert main(argv) == 0
     assert "minirocket:n_kernels=84" in capsys.readouterr().out
-    assert "| GunPoint |" in (tmp_path / "results.md").read_text()
+    md = (tmp_path / "results.md").read_text()
+    assert "| GunPoint |" in md and "Gap to V2Sa's mean" in md
+
+
+def test_gap_shares_split_the_gap_to_a_published_column_by_set() -> None:
+    summary = [
+        {"method": "a", "dataset": "FordB", "test_mean": 0.80},  # V2Sa 100, SOTA 92.86
+        {"method": "a", "dataset": "Herring", "test_mean": 0.75},  # V2Sa 68.75
+        {"method": "a", "dataset": "NotInV2S", "test_mean": 0.10},  # no published number
+        {"method": "b", "dataset": "Coffee", "test_mean": 1.0},
+    ]
+    gap = gap_shares(summary, "a")
+    assert gap is not None and gap["sets"] == 2
+    assert [d for d, _ in gap["shares"]] == ["FordB", "Herring"]  # largest share first
+    assert gap["shares"][0][1] == pytest.approx((100 - 80) / 2)
+    assert gap["shares"][1][1] == pytest.approx((68.75 - 75) / 2)
+    assert gap["gap"] == pytest.approx((100 + 68.75) / 2 - (80 + 75) / 2)
+    sota = gap_shares(summary, "a", column="SOTA")
+    assert sota is not None and sota["gap"] == pytest.approx((92.86 + 68.75 - 155) / 2)
+    assert gap_shares(summary, "missing") is None
+    assert gap_shares(summary, "b")["gap"] == pytest.approx(0.0)  # type: ignore[index]
+    with pytest.raises(ValueError, match="V2Sa"):
+        gap_shares(summary, "a", column="V2S")
+    lines = gap_markdown(summary, ["a", "missing"])
+    assert any(line.startswith("| a | 2 | +6.88 | FordB +10.00, Herring -3.12") for line in lines)
+    assert not any(line.startswith("| missing") for line in lines)
 
 
 def test_a_method_may_name_its_own_epochs(tmp_path: Path) -> None:

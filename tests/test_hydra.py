@@ -54,6 +54,15 @@ def test_hydra_is_seeded_leaves_the_global_rng_and_scales_sparsely() -> None:
     assert torch.isfinite(out).all() and nonzero.abs().max() < 50
 
 
+def test_hydra_features_do_not_depend_on_the_chunking() -> None:
+    x = _walks(10, 64, seed=2)
+    hydra = HydraFeatures(64, HydraOptions(kernels=4, groups=8))
+    hydra.fit(x, seed=0)
+    whole = hydra.counts(x)
+    assert torch.equal(hydra._batched_counts(x, batch=3), whole)
+    assert torch.equal(hydra(x), torch.cat([hydra(x[:4]), hydra(x[4:])]))
+
+
 def test_multirocket_features_equal_aeons_transform() -> None:
     from aeon.transformations.collection.convolution_based import MultiRocket
 

@@ -76,6 +76,34 @@ def test_minirocket_selection_never_looks_at_test_labels(tmp_path: Path, waves: 
     assert a.metrics["test_accuracy"] != b.metrics["test_accuracy"]
 
 
+def test_kernel_baselines_score_validation_on_the_features_they_already_have(
+    tmp_path: Path, waves: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reprogram.baselines.minirocket import MiniRocketFeatures
+
+    options = {"n_kernels": 84}
+    result = run_baseline(config(tmp_path, waves, "minirocket", "h", method_options=options))
+    model, cfg = load_artifact(result.out)
+    splits, batch = _load_eval_splits(cfg)
+    m = result.metrics  # the validation figures equal the saved model's, bit for bit
+    assert loss_and_accuracy(score(model, splits.val.x, splits.val.y, batch)) == (
+        m["val_loss"],
+        m["val_accuracy"],
+    )
+    seen: list[int] = []
+    forward = MiniRocketFeatures.forward
+
+    def counting(self: MiniRocketFeatures, x: torch.Tensor) -> torch.Tensor:
+        seen.append(len(x))
+        return forward(self, x)
+
+    monkeypatch.setattr(MiniRocketFeatures, "forward", counting)
+    run_baseline(config(tmp_path, waves, "minirocket", "r", select="refit", method_options=options))
+    # selection: 30 train + 6 validation series; the refit: the 36 once (its validation split
+    # is its training split), then the 30 test series
+    assert sum(seen) == 30 + 6 + 36 + 30
+
+
 def test_minirocket_logistic_head_and_image_targets_refused(tmp_path: Path, waves: str) -> None:
     options = {"n_kernels": 84, "classifier": "logistic", "c_grid": "0.1,1"}
     m = run_baseline(config(tmp_path, waves, "minirocket", method_options=options)).metrics

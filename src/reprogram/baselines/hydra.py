@@ -116,6 +116,9 @@ class HydraFeatures(nn.Module):
         return torch.cat(out, 1).reshape(n, -1)
 
     def _batched_counts(self, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """``counts`` in chunks of ``batch`` series: one conv output is ``[batch, g·k, L]``
+        floats, which at full size (thousands of series of thousands of points) would need
+        gigabytes and run many times slower than in chunks."""
         return torch.cat([self.counts(x[i : i + batch]) for i in range(0, len(x), batch)])
 
     @torch.no_grad()
@@ -132,7 +135,7 @@ class HydraFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.counts(prepare_series(x, self.length)).clamp(min=0).sqrt()
+        s = self._batched_counts(prepare_series(x, self.length)).clamp(min=0).sqrt()
         return (s - self.mu) * (s != 0) / self.sigma
 
 

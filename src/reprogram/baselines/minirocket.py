@@ -294,13 +294,17 @@ class KernelTransformBaseline(Baseline):
         model.featurizer.fit(splits.train.x, seed=cfg.seed)  # type: ignore[operator]
         batch = cfg.eval_batch_size
         f_train = model.features(splits.train.x, batch)
-        f_val = model.features(splits.val.x, batch)
+        # A refit's final run validates on its training series (the same Split): reuse them.
+        same = splits.val.x is splits.train.x
+        f_val = f_train if same else model.features(splits.val.x, batch)
         weight, bias, selected, candidates = self._fit_head(f_train, f_val, run)
         with torch.no_grad():
             model.head.weight.copy_(weight)
             model.head.bias.copy_(bias)
         seconds = time.perf_counter() - start
-        val_loss, val_acc = loss_and_accuracy(score(model, splits.val.x, splits.val.y, batch))
+        # The head on the features already computed, in the same chunks as score(model, x):
+        # the same numbers without transforming the validation series a second time.
+        val_loss, val_acc = loss_and_accuracy(score(model.head, f_val, splits.val.y, batch))
         test_loss = test_acc = None  # a selection-only run (a k-fold fold) scores no test
         if cfg.score_test:
             splits.test.unseal()  # the transform and the penalty are chosen: score the test once

@@ -32,45 +32,17 @@ from ..errors import ReprogramError
 from . import cell_seconds, split_methods, write_csv
 from .compare import markdown as markdown_paired
 from .compare import paired, plot_paired
+from .published import (
+    BAKEOFF_CITATION,
+    BAKEOFF_MEANS,
+    PUBLISHED,
+    V2S_CITATION,
+    V2S_SETS,
+    gap_markdown,
+    published_mean,
+)
 from .vision import _artifact_bytes, machine, parse_baseline, parse_method
 from .vision import summarise as summarise_by
-
-# Voice2Series (Yang, Tsai, Chen, ICML 2021, "Voice2Series: Reprogramming Acoustic Models for
-# Time Series Classification", Table 2): test accuracy (%) as (SOTA at the time, V2Sa), for
-# the 20 of its sets that load offline here. Its code selects the epoch on the test set.
-V2S_CITATION = (
-    "Yang, Tsai & Chen, Voice2Series: Reprogramming Acoustic Models for Time Series "
-    "Classification, ICML 2021, Table 2 (epochs selected on the test set: optimistic)"
-)
-PUBLISHED: dict[str, tuple[float, float]] = {
-    "Coffee": (100.0, 100.0),
-    "DistalPhalanxTW": (79.28, 79.14),
-    "ECG200": (90.9, 87.0),
-    "ECG5000": (94.62, 93.96),
-    "Earthquakes": (76.91, 78.42),
-    "FordA": (96.44, 100.0),
-    "FordB": (92.86, 100.0),
-    "GunPoint": (100.0, 96.67),
-    "Ham": (83.6, 78.1),
-    "HandOutlines": (93.24, 93.24),
-    "Haptics": (51.95, 52.27),
-    "Herring": (68.75, 68.75),
-    "ItalyPowerDemand": (97.06, 97.08),
-    "Lightning2": (86.89, 100.0),
-    "MiddlePhalanxOutlineCorrect": (72.23, 83.51),
-    "MiddlePhalanxTW": (58.69, 65.58),
-    "Plane": (100.0, 100.0),
-    "ProximalPhalanxOutlineAgeGroup": (88.09, 88.78),
-    "ProximalPhalanxOutlineCorrect": (92.1, 91.07),
-    "Trace": (100.0, 100.0),
-}
-V2S_SETS = tuple(PUBLISHED)
-# Means over the same 20 sets of the bake-off results aeon ships (official split, resample 0).
-BAKEOFF_CITATION = (
-    "time-series classification bake-off results distributed with aeon (Middlehurst, Schäfer "
-    "& Bagnall, 'Bake off redux', 2024), official train/test split, resample 0"
-)
-BAKEOFF_MEANS = {"InceptionTime": 84.68, "HC2": 84.17, "WEASEL-2.0": 84.70}
 
 DEFAULT_METHODS = ("waveform+random@whisper-tiny.en", "minirocket", "scratch")
 
@@ -449,9 +421,7 @@ def _markdown(
     means = means_over_sets(summary, sets)
     mean_cells = [f"**{100 * means[m]['mean']:.2f}** ({means[m]['sets']} sets)" for m in methods]
     known = [d for d in sets if d in PUBLISHED]
-    pub_means = [
-        f"{statistics.mean(PUBLISHED[d][i] for d in known):.2f}" if known else "–" for i in (1, 0)
-    ]
+    pub_means = [f"{published_mean(known, c):.2f}" if known else "–" for c in ("V2Sa", "SOTA")]
     lines.append("| **mean over sets** | " + " | ".join(mean_cells + pub_means) + " |")
     lines += [
         "",
@@ -463,6 +433,8 @@ def _markdown(
     ]
     if comparisons:
         lines += [*markdown_paired(comparisons), ""]
+    if known:
+        lines += [*gap_markdown(summary, methods), ""]
     lines += [
         "| method | trained params (median set) | artifact bytes (median) | train s "
         "(median cell; selection runs included) |",
