@@ -25,6 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     columns: dict[str, dict[str, float]] = {}
     gaps: dict[str, float] = {}
+    origin: dict[str, str] = {}  # method -> "folder, seeds ..."
     for run in args.runs:
         rows = json.loads((run / "results.json").read_text())["rows"]
         summary = summarise(rows)
@@ -34,6 +35,8 @@ def main() -> None:
                 continue  # the first run that has a method on all 20 sets gives its column
             columns[method] = dict(gap["shares"])
             gaps[method] = gap["gap"]
+            seeds = sorted({r["seed"] for r in rows if r["method"] == method})
+            origin[method] = f"`{run.name}`, seeds {', '.join(map(str, seeds))}"
     if not columns:
         raise SystemExit("no method of these runs covers all 20 sets")
     perfect = [d for d, (sota, v2sa) in PUBLISHED.items() if v2sa == 100.0 and sota < 100.0]
@@ -49,7 +52,7 @@ def main() -> None:
         "Each cell: (V2Sa − the method's mean over seeds) / 20, in points of the 20-set mean; "
         "a column sums to the method's gap. Columns:",
         "",
-        *[f"{i}. `{m}`" for i, m in enumerate(names, start=1)],
+        *[f"{i}. `{m}` ({origin[m]})" for i, m in enumerate(names, start=1)],
         "",
         "| set | V2Sa | SOTA column | " + " | ".join(map(str, range(1, len(names) + 1))) + " |",
         "|---|---|---|" + "---|" * len(names),
@@ -66,9 +69,9 @@ def main() -> None:
         + " |"
     )
     text = "\n".join(lines) + "\n"
-    print(text)
     if args.out is not None:
         args.out.write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

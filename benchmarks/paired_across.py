@@ -13,7 +13,9 @@ for each ``OURS:THEIRS`` pair.
 ``@reprogramming`` stands for the (single) reprogramming method of the runs; ``@1`` and ``@2``
 for the reprogramming method of the first and of the second run (method names themselves hold
 ``:`` and ``,``, so name them this way when both runs have one). ``--seeds 0``
-pairs on those seeds only (for a run that covers fewer seeds than the other). ``--plot
+pairs on those seeds only (for a run that covers fewer seeds than the other); ``--anchor ""``
+pairs runs that share no method, unchecked (same seeds, sets and ``--select`` give the same
+splits). ``--plot
 PATH.png`` also draws each pair's per-set scatter (peer on x, ours on y).
 """
 
@@ -30,7 +32,12 @@ from reprogram.bench.ucr import V2S_SETS
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, nargs=2, help="two suite folders (results.json)")
-    parser.add_argument("--anchor", default="minirocket", help="method both runs must share")
+    parser.add_argument(
+        "--anchor",
+        default="minirocket",
+        help='method both runs must share, scoring identically ("": no check, for runs that '
+        "share no method; their splits are then assumed equal)",
+    )
     parser.add_argument("--pairs", required=True, help="OURS:THEIRS,... method names")
     parser.add_argument("--seeds", default=None, help="pair on these seeds only (e.g. 0,1)")
     parser.add_argument("--plot", type=Path, default=None, help="per-set scatter PNG")
@@ -39,14 +46,25 @@ def main() -> None:
     if args.seeds is not None:
         keep = {int(s) for s in args.seeds.split(",")}
         tables = [[r for r in rows if r["seed"] in keep] for rows in tables]
-    anchors = [
-        {(r["dataset"], r["seed"]): r["test_accuracy"] for r in rows if r["method"] == args.anchor}
-        for rows in tables
-    ]
-    if not anchors[0] or anchors[0] != anchors[1]:
-        raise SystemExit(
-            f"{args.anchor} differs between the two runs (or is missing): their splits or "
-            "settings differ, so their methods cannot be paired."
+    if args.anchor:
+        anchors = [
+            {
+                (r["dataset"], r["seed"]): r["test_accuracy"]
+                for r in rows
+                if r["method"] == args.anchor
+            }
+            for rows in tables
+        ]
+        if not anchors[0] or anchors[0] != anchors[1]:
+            raise SystemExit(
+                f"{args.anchor} differs between the two runs (or is missing): their splits or "
+                "settings differ, so their methods cannot be paired."
+            )
+        print(f"{args.anchor}: identical on all {len(anchors[0])} cells of both runs")
+    else:
+        print(
+            "no anchor: the two runs are assumed to share their splits "
+            "(same seeds, sets and --select)"
         )
     rows = tables[0] + [r for r in tables[1] if r["method"] != args.anchor]
     reprogramming = sorted({r["method"] for r in rows if r["kind"] == "reprogramming"})
@@ -54,7 +72,6 @@ def main() -> None:
     for i, table in enumerate(tables, start=1):
         own = sorted({r["method"] for r in table if r["kind"] == "reprogramming"})
         aliases[f"@{i}"] = own[0] if len(own) == 1 else None
-    print(f"{args.anchor}: identical on all {len(anchors[0])} cells of both runs")
     print("| ours | theirs | sets | mean diff (points) | W / T / L | Wilcoxon p | per seed |")
     print("|---|---|---|---|---|---|---|")
     comparisons = []
