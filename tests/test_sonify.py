@@ -103,6 +103,32 @@ def test_raw_view_comes_first_and_is_declared() -> None:
         _program(150, raw=0.5)
 
 
+def test_diff_view_is_the_first_difference_as_a_tone_of_its_own() -> None:
+    prog = _program(150, window=1600, raw=4, diff=True)
+    assert prog.views == (640, 1600, 1600) and prog.window == 3840
+    x = _series([150, 90], 150)  # the second series ends in 60 NaN
+    out = prog(x)
+    assert out.shape == (2, 3840) and torch.isfinite(out).all()
+    torch.testing.assert_close(out[:, 640:2240], prog.tone(x) + prog.theta)
+    torch.testing.assert_close(out[:, 2240:], prog.diff_tone(x) + prog.theta_diff)
+    # the difference of a ramp is constant: a steady f0 tone, NaN padding or not
+    ramp = torch.arange(150.0).expand(2, 1, 150).clone()
+    ramp[1, 0, 100:] = float("nan")
+    torch.testing.assert_close(prog.diff_tone(ramp), prog.tone(torch.ones(2, 1, 150)))
+    # … while its own tone rises
+    assert not torch.allclose(prog.tone(ramp[:1]), prog.tone(torch.ones(1, 1, 150)))
+    out.square().sum().backward()
+    assert prog.theta_diff.grad is not None and prog.theta_diff.grad.abs().sum() > 0
+    assert prog.pattern().shape == (3840,)
+    torch.testing.assert_close(prog.embed(x)[:, 2240:], prog.diff_tone(x))
+    alone = _program(150, window=1600, diff=True)  # without raw: the two tones
+    assert alone.views == (1600, 1600) and alone(x).shape == (2, 3200)
+    with pytest.raises(ReprogramError, match="at least 3 points"):
+        _program(2, window=1600, diff=True)
+    with pytest.raises(ReprogramError, match="not a valid bool"):
+        _program(150, diff="maybe")
+
+
 def test_views_need_a_source_that_encodes_them_apart(tmp_path: Path) -> None:
     config = FitConfig(
         source="tiny-audio", target="synthetic", program="sonify", mapping="linear",

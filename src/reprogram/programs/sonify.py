@@ -23,6 +23,11 @@ raw window its spectrum (engine noise in FordA, where the tone alone loses 13 po
 are encoded one after the other by a source that supports views (Whisper's ``features:``
 view), whose features are then the two pooled views side by side.
 
+``diff=true`` adds a third kind of view after the tone: the series' first difference
+``x[t+1] − x[t]`` as a tone of its own (z-normalised and pitched the same way, with its own
+``θ_d``), the view of a series that MultiRocket and Hydra add to theirs. It needs a source that
+encodes views apart (Whisper's ``features:``).
+
 Series ``[B, 1, L]`` may end in NaN (unequal lengths): each series' valid part is stretched
 over the window, so every series becomes a ``T``-sample tone. A constant series is a steady
 ``f0`` tone.
@@ -62,6 +67,13 @@ class SonifyConfig:
             "waveform, fit=raw), encoded as a second view (needs features:whisper-…)"
         },
     )
+    diff: bool = field(
+        default=False,
+        metadata={
+            "help": "also the series' first difference as a second tone, one more view "
+            "(needs features:whisper-…)"
+        },
+    )
     sample_rate: int = field(default=16000, metadata={"help": "the source's sample rate"})
     init_std: float = field(default=0.01, metadata={"help": "θ starts at N(0, init_std²)"})
     seed: int = field(default=0, metadata={"help": "seed of θ's initialisation"})
@@ -89,7 +101,8 @@ class SonifyProgram(nn.Module):
     """``sin(2π Σ f0·2^(octaves·z)/rate) + θ``: series ``[B, 1, L]`` → waveforms ``[B, T]``.
 
     With ``raw`` > 0 the output is ``[B, T_raw + T_tone]``: the raw view, then the tone;
-    ``views`` says so (``(T_raw, T_tone)``) to the source, which encodes them apart.
+    ``views`` says so (``(T_raw, T_tone)``) to the source, which encodes them apart. With
+    ``diff`` the first difference's tone follows (``[B, … + T_tone]``, one more view).
 
     Args:
         input_shape: ``(1, L)`` of one target series.
@@ -113,17 +126,28 @@ class SonifyProgram(nn.Module):
         self.config = config
         gen = torch.Generator().manual_seed(config.seed)
         self.theta = nn.Parameter(torch.randn(self.tone_window, generator=gen) * config.init_std)
+        self.theta_diff: nn.Parameter | None = None
+        if config.diff:
+            if self.length < 3:
+                raise ReprogramError(
+                    f"diff=true needs series of at least 3 points; these have {self.length}."
+                )
+            start = torch.randn(self.tone_window, generator=gen) * config.init_std
+            self.theta_diff = nn.Parameter(start)
         self.raw: WaveformProgram | None = None
-        self.views: tuple[int, ...] | None = None
+        views: list[int] = [self.tone_window]
         if config.raw > 0:
             raw_cfg = WaveformConfig(fit=config.raw, init_std=config.init_std, seed=config.seed + 1)
             raw_window = fitted_window(self.length, config.raw, raw_cfg.fit_step)
             self.raw = WaveformProgram(tuple(input_shape), raw_window, raw_cfg)
-            self.views = (raw_window, self.tone_window)
-        self.window = sum(self.views) if self.views else self.tone_window
+            views.insert(0, raw_window)
+        if config.diff:
+            views.append(self.tone_window)
+        self.views: tuple[int, ...] | None = tuple(views) if len(views) > 1 else None
+        self.window = sum(views)
 
-    def pitch(self, x: torch.Tensor) -> torch.Tensor:
-        """Instantaneous frequency ``[B, T]`` in Hz of series ``[B, 1, L]`` (trailing NaN ok)."""
+    def _series(self, x: torch.Tensor) -> torch.Tensor:
+        """Series ``[B, 1, L]`` or ``[B, L]`` → ``[B, L]``, checked against the built length."""
         if x.dim() == 3:
             x = x[:, 0]
         if x.dim() != 2 or x.shape[-1] != self.length:
@@ -131,8 +155,17 @@ class SonifyProgram(nn.Module):
                 f"the sonify program was built for series [B, 1, {self.length}]; got "
                 f"{list(x.shape)}."
             )
+        return x
+
+    def pitch(self, x: torch.Tensor) -> torch.Tensor:
+        """Instantaneous frequency ``[B, T]`` in Hz of series ``[B, 1, L]`` (trailing NaN ok)."""
+        return self._pitch(self._series(x))
+
+    def _pitch(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`pitch` of series ``[B, L']`` of any length ``L'`` (the difference: ``L − 1``)."""
+        length = x.shape[-1]
         lengths = valid_lengths(x).clamp_min(1)  # [B]
-        steps = torch.arange(self.length, device=x.device)
+        steps = torch.arange(length, device=x.device)
         valid = (steps[None, :] < lengths[:, None]).to(x.dtype)
         z = znorm(torch.nan_to_num(x, nan=0.0) * valid, valid, 1.0)
         z = z.clamp(-self.config.clip, self.config.clip)
@@ -140,33 +173,53 @@ class SonifyProgram(nn.Module):
         t = torch.arange(self.tone_window, device=x.device, dtype=x.dtype)
         last = (lengths - 1).to(x.dtype)[:, None]  # [B, 1]
         pos = t[None, :] * last / max(self.tone_window - 1, 1)  # [B, T]
-        lo = pos.floor().long().clamp(0, self.length - 1)
-        hi = (lo + 1).clamp(max=self.length - 1)
+        lo = pos.floor().long().clamp(0, length - 1)
+        hi = (lo + 1).clamp(max=length - 1)
         frac = pos - lo.to(x.dtype)
         zt = torch.gather(z, 1, lo) * (1 - frac) + torch.gather(z, 1, hi) * frac
         return self.config.f0 * torch.pow(2.0, self.config.octaves * zt)
 
     def tone(self, x: torch.Tensor) -> torch.Tensor:
         """The series as a tone ``[B, T_tone]``, without the program."""
-        freq = self.pitch(x).double()
-        phase = torch.cumsum(2 * math.pi * freq / self.config.sample_rate, dim=-1)
+        return self._tone(self._pitch(self._series(x)))
+
+    def diff_tone(self, x: torch.Tensor) -> torch.Tensor:
+        """The series' first difference as a tone ``[B, T_tone]`` (NaN padding stays at the end)."""
+        x = self._series(x)
+        return self._tone(self._pitch(x[:, 1:] - x[:, :-1]))
+
+    def _tone(self, freq: torch.Tensor) -> torch.Tensor:
+        phase = torch.cumsum(2 * math.pi * freq.double() / self.config.sample_rate, dim=-1)
         tone = self.config.amplitude * torch.sin(torch.remainder(phase, 2 * math.pi))
         return tone.to(self.theta.dtype)
 
+    def _views(self, x: torch.Tensor, raw: torch.Tensor | None) -> list[torch.Tensor]:
+        """The tones of ``x`` (and its difference) after the raw view ``raw``, if any."""
+        parts = [self.tone(x)]
+        if self.theta_diff is not None:
+            parts.append(self.diff_tone(x))
+        return parts if raw is None else [raw, *parts]
+
     def place(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(series as heard [B, T], where it lies [B, T])`` (the tone lies everywhere)."""
-        tone = self.tone(x)
-        if self.raw is None:
-            return tone, torch.ones_like(tone)
-        placed, inside = self.raw.place(x)
-        return torch.cat([placed, tone], -1), torch.cat([inside, torch.ones_like(tone)], -1)
+        """``(series as heard [B, T], where it lies [B, T])`` (a tone lies everywhere)."""
+        placed, inside = self.raw.place(x) if self.raw is not None else (None, None)
+        parts = self._views(x, placed)
+        masks = [torch.ones_like(p) for p in parts]
+        if inside is not None:
+            masks[0] = inside
+        return torch.cat(parts, -1), torch.cat(masks, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Waveforms ``[B, T]`` for series ``[B, 1, L]`` (trailing NaN allowed)."""
-        tone = self.tone(x) + self.theta
-        if self.raw is None:
-            return tone
-        return torch.cat([self.raw(x), tone], -1)
+        parts = self._views(x, self.raw(x) if self.raw is not None else None)
+        thetas = self._thetas()
+        shift = len(parts) - len(thetas)  # the raw view carries its own M ⊙ θ
+        for i, theta in enumerate(thetas):
+            parts[shift + i] = parts[shift + i] + theta
+        return torch.cat(parts, -1)
+
+    def _thetas(self) -> list[torch.Tensor]:
+        return [self.theta] + ([self.theta_diff] if self.theta_diff is not None else [])
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The series as heard ``[B, T]`` (no program)."""
@@ -174,9 +227,8 @@ class SonifyProgram(nn.Module):
 
     def pattern(self) -> torch.Tensor:
         """What the program adds around a full-length series ``[T]``."""
-        if self.raw is None:
-            return self.theta
-        return torch.cat([self.raw.pattern(), self.theta])
+        raw = [self.raw.pattern()] if self.raw is not None else []
+        return torch.cat([*raw, *self._thetas()])
 
     def describe(self) -> dict[str, object]:
         """Sizes worth recording in config.json."""
