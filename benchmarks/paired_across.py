@@ -62,6 +62,12 @@ def main() -> None:
             )
         print(f"{args.anchor}: identical on all {len(anchors[0])} cells of both runs")
     else:
+        shared = sorted({r["method"] for r in tables[0]} & {r["method"] for r in tables[1]})
+        if shared:  # both runs' rows would be counted as one method's: name it the anchor
+            raise SystemExit(
+                f"the runs share {', '.join(shared)}: pass --anchor with one of them, which "
+                "also checks that they draw the same splits."
+            )
         print(
             "no anchor: the two runs are assumed to share their splits "
             "(same seeds, sets and --select)"

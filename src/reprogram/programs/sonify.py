@@ -193,33 +193,32 @@ class SonifyProgram(nn.Module):
         tone = self.config.amplitude * torch.sin(torch.remainder(phase, 2 * math.pi))
         return tone.to(self.theta.dtype)
 
-    def _views(self, x: torch.Tensor, raw: torch.Tensor | None) -> list[torch.Tensor]:
-        """The tones of ``x`` (and its difference) after the raw view ``raw``, if any."""
-        parts = [self.tone(x)]
+    def _tones(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The tone of ``x``, then (with ``diff``) that of its difference: ``[B, T_tone]`` each."""
+        tones = [self.tone(x)]
         if self.theta_diff is not None:
-            parts.append(self.diff_tone(x))
-        return parts if raw is None else [raw, *parts]
+            tones.append(self.diff_tone(x))
+        return tones
+
+    def _thetas(self) -> list[torch.Tensor]:
+        """The learned waveform of each tone, in the order of :meth:`_tones`."""
+        return [self.theta] + ([self.theta_diff] if self.theta_diff is not None else [])
 
     def place(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(series as heard [B, T], where it lies [B, T])`` (a tone lies everywhere)."""
-        placed, inside = self.raw.place(x) if self.raw is not None else (None, None)
-        parts = self._views(x, placed)
-        masks = [torch.ones_like(p) for p in parts]
-        if inside is not None:
-            masks[0] = inside
+        parts = self._tones(x)
+        masks = [torch.ones_like(t) for t in parts]
+        if self.raw is not None:
+            placed, inside = self.raw.place(x)
+            parts, masks = [placed, *parts], [inside, *masks]
         return torch.cat(parts, -1), torch.cat(masks, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Waveforms ``[B, T]`` for series ``[B, 1, L]`` (trailing NaN allowed)."""
-        parts = self._views(x, self.raw(x) if self.raw is not None else None)
-        thetas = self._thetas()
-        shift = len(parts) - len(thetas)  # the raw view carries its own M ⊙ θ
-        for i, theta in enumerate(thetas):
-            parts[shift + i] = parts[shift + i] + theta
+        parts = [t + theta for t, theta in zip(self._tones(x), self._thetas(), strict=True)]
+        if self.raw is not None:  # the raw view carries its own M ⊙ θ
+            parts.insert(0, self.raw(x))
         return torch.cat(parts, -1)
-
-    def _thetas(self) -> list[torch.Tensor]:
-        return [self.theta] + ([self.theta_diff] if self.theta_diff is not None else [])
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The series as heard ``[B, T]`` (no program)."""
