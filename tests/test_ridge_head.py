@@ -84,6 +84,36 @@ def test_loo_accuracy_is_the_brute_force_leave_one_out(n: int, d: int, k: int) -
     assert fit_ridge_loo(torch.from_numpy(z), torch.from_numpy(y), k).loo_accuracy is None
 
 
+@pytest.mark.parametrize(("n", "d", "k"), [(24, 40, 3), (40, 6, 2), (30, 12, 4)])
+def test_ridge_path_is_fit_ridge_loo_at_every_penalty(n: int, d: int, k: int) -> None:
+    """One eigensolve gives, per penalty, what fit_ridge_loo and loo_accuracy give alone;
+    Grams of column blocks add up to the Gram of all columns."""
+    from reprogram.ridge import loo_accuracy, ridge_path, standardised_grams
+
+    rng = np.random.default_rng(n * d + k)
+    y = rng.permutation(np.arange(n) % k)
+    scale = np.linspace(0.2, 4.0, d)
+    x = rng.normal(size=(n, d)) * scale + 2.0 + 0.9 * y[:, None] * (np.arange(d) < 3)
+    x_test = rng.normal(size=(15, d)) * scale + 2.0
+    alphas = (0.01, 0.3, 10.0, 300.0)
+    path = ridge_path(*standardised_grams(x, x_test), y, alphas=alphas)
+    assert path.alphas.tolist() == sorted(alphas) and path.test_pred.shape == (4, 15)
+    z = (x - x.mean(0)) / x.std(0)
+    for i, alpha in enumerate(path.alphas):
+        one = fit_ridge_loo(torch.from_numpy(x), torch.from_numpy(y), k, alphas=(alpha,))
+        assert path.loo_error[i] == pytest.approx(one.loo_error, rel=1e-8)
+        assert path.loo_accuracy[i] == pytest.approx(loo_accuracy(z, y, alpha))
+        scores = torch.from_numpy(x_test).float() @ one.weight.T + one.bias
+        assert np.array_equal(path.test_pred[i], scores.argmax(1).numpy())
+    best = fit_ridge_loo(torch.from_numpy(x), torch.from_numpy(y), k, alphas=alphas)
+    assert path.alphas[path.chosen] == best.alpha
+    a, b = standardised_grams(x[:, :2], x_test[:, :2]), standardised_grams(x[:, 2:], x_test[:, 2:])
+    whole = standardised_grams(x, x_test)
+    assert all(np.allclose(p + q, w) for p, q, w in zip(a, b, whole, strict=True))
+    with pytest.raises(ValueError, match="two classes"):
+        ridge_path(*whole, np.zeros(n, dtype=int))
+
+
 def test_ridge_fit_of_two_classes_and_of_one() -> None:
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(20, 5, generator=gen)

@@ -103,3 +103,93 @@ def loo_accuracy(z: np.ndarray, y: np.ndarray, alpha: float) -> float:
     held_out = targets - residual / np.maximum(leverage_left, 1e-12)[:, None]
     pred = (held_out[:, 0] > 0).astype(int) if len(classes) == 2 else held_out.argmax(1)
     return float((pred == index).mean())
+
+
+@dataclass
+class RidgePath:
+    """Every penalty of a grid at once (:func:`ridge_path`), ``A`` penalties, ``M`` test rows.
+
+    ``loo_error`` ``[A]`` is the criterion :func:`fit_ridge_loo` minimises, ``loo_accuracy``
+    ``[A]`` the leave-one-out accuracy on the training examples, ``test_pred`` ``[A, M]`` the
+    predicted labels (values of ``y_train``) of the test rows at each penalty.
+    """
+
+    alphas: np.ndarray
+    loo_error: np.ndarray
+    loo_accuracy: np.ndarray
+    test_pred: np.ndarray
+
+    @property
+    def chosen(self) -> int:
+        """Index of the penalty :func:`fit_ridge_loo` would choose (the first lowest error)."""
+        return int(np.argmin(self.loo_error))
+
+
+def standardised_grams(f_train: np.ndarray, f_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gram matrices of features standardised as :func:`fit_ridge_loo` does.
+
+    Args:
+        f_train: training features ``[N, D]``.
+        f_test: test features ``[M, D]``.
+    Returns:
+        ``Z Zᵀ`` ``[N, N]`` and ``Z_test Zᵀ`` ``[M, N]`` (float64), with ``Z`` the features
+        centred and scaled by the training mean and standard deviation. Grams of disjoint
+        column blocks add up to the Gram of their concatenation.
+    """
+    x = np.asarray(f_train, dtype=np.float64)
+    mean, std = x.mean(0), x.std(0)
+    std[std < 1e-8] = 1.0
+    z = (x - mean) / std
+    z_test = (np.asarray(f_test, dtype=np.float64) - mean) / std
+    return z @ z.T, z_test @ z.T
+
+
+def ridge_path(
+    g_train: np.ndarray,
+    g_test: np.ndarray,
+    y_train: np.ndarray,
+    alphas: tuple[float, ...] | list[float] = DEFAULT_ALPHAS,
+) -> RidgePath:
+    """The ridge classifier of :func:`fit_ridge_loo` at every penalty, from one eigensolve.
+
+    Dual form on standardised features: with ``G = Z Zᵀ = Q Λ Qᵀ`` (``Z`` centred), the fit at
+    penalty ``α`` is ``Q diag(λ / (λ + α)) Qᵀ Y_c`` plus the (unpenalised) target means,
+    the hat matrix's diagonal ``1/N + Σ_j Q_ij² λ_j / (λ_j + α)``, and test scores
+    ``G_test Q diag(1 / (λ + α)) Qᵀ Y_c`` plus the means. Targets are ±1 class indicators
+    (one column for two classes), as in scikit-learn's ``RidgeClassifierCV``.
+
+    Args:
+        g_train: ``[N, N]`` and ``g_test`` ``[M, N]`` from :func:`standardised_grams`.
+        y_train: labels ``[N]`` with at least two classes.
+        alphas: the penalties, any order (sorted ascending in the result).
+    """
+    y = np.asarray(y_train)
+    classes, index = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError("ridge_path needs at least two classes in y_train")
+    n = len(y)
+    targets = np.where(index[:, None] == np.arange(len(classes))[None, :], 1.0, -1.0)
+    if len(classes) == 2:
+        targets = targets[:, 1:]
+    means = targets.mean(0)
+    lam, q = np.linalg.eigh(g_train)
+    lam = np.clip(lam, 0.0, None)
+    qy = q.T @ (targets - means)  # [N, T]
+    test_q = g_test @ q  # [M, N]
+    grid = np.array(sorted(float(a) for a in alphas))
+    errors, accuracies, preds = [], [], []
+    for alpha in grid:
+        shrink = lam / (lam + alpha)
+        residual = (targets - means) - q @ (shrink[:, None] * qy)
+        leverage_left = 1.0 - 1.0 / n - (q**2) @ shrink
+        loo_residual = residual / np.maximum(leverage_left, 1e-12)[:, None]
+        errors.append(float((loo_residual**2).mean()))
+        accuracies.append(float((_labels(targets - loo_residual) == index).mean()))
+        scores = test_q @ (qy / (lam + alpha)[:, None]) + means
+        preds.append(classes[_labels(scores)])
+    return RidgePath(grid, np.array(errors), np.array(accuracies), np.stack(preds))
+
+
+def _labels(scores: np.ndarray) -> np.ndarray:
+    """Class indices of ridge scores ``[N, T]`` (one column: its sign, two classes)."""
+    return (scores[:, 0] > 0).astype(int) if scores.shape[1] == 1 else scores.argmax(1)
