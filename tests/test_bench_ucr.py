@@ -121,3 +121,36 @@ def test_a_method_may_name_its_own_epochs(tmp_path: Path) -> None:
         parse("scratch:epochs=-1", "x")
     with pytest.raises(ReprogramError, match="epochs must be a whole number"):
         parse("full+linear:epochs=ten", "x")
+
+
+def test_run_cell_hands_callbacks_to_fit_and_watching_changes_nothing(tmp_path: Path) -> None:
+    """A callback that scores the test split after each epoch (as benchmarks/epoch_oracle.py
+    does) sees every epoch, lands in metrics.json, and leaves the cell's result unchanged."""
+    from reprogram.bench.ucr import Cell, run_cell
+    from reprogram.callbacks import Callback
+
+    class Watch(Callback):
+        name = "watch"
+
+        def __init__(self) -> None:
+            self.test: dict[str, float] = {}
+
+        def on_epoch_end(self, trainer, epoch, record) -> None:  # type: ignore[no-untyped-def]
+            trainer.splits.test.unseal()
+            self.test[str(epoch)] = trainer.evaluate(trainer.splits.test.open(), sharded=False)[1]
+
+        def state_dict(self) -> dict[str, object]:
+            return {"test": dict(self.test)}
+
+    cell = Cell(
+        parse("series-image+linear:canvas_size=32,lr=0.05@tiny-random-cnn", "x"), "GunPoint", 0
+    )
+    run_cell(cell, tmp_path / "plain", epochs=3, shots=5)
+    run_cell(cell, tmp_path / "watched", epochs=3, shots=5, callbacks=[Watch()])
+    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    watched = json.loads((tmp_path / "watched" / "metrics.json").read_text())
+    seen = watched["callbacks"]["watch"]["test"]
+    assert sorted(seen) == ["1", "2", "3"]
+    assert seen[str(watched["best_epoch"])] == watched["test_accuracy"]
+    assert watched["test_accuracy"] == plain["test_accuracy"]
+    assert [h["val_loss"] for h in watched["history"]] == [h["val_loss"] for h in plain["history"]]

@@ -110,9 +110,16 @@ def shots_for(train_counts: list[int], max_train: int | None) -> int | None:
 
 
 def run_cell(
-    cell: Cell, out: Path, *, epochs: int, shots: int | None, select: str = "holdout"
+    cell: Cell,
+    out: Path,
+    *,
+    epochs: int,
+    shots: int | None,
+    select: str = "holdout",
+    callbacks: list[Any] | None = None,
 ) -> None:
-    """Run (or resume) one cell into ``out``."""
+    """Run (or resume) one cell into ``out``; ``callbacks`` go to a reprogramming cell's
+    ``fit`` (diagnostics that watch training)."""
     from ..selection import unfinished
 
     resume = unfinished(out)
@@ -146,7 +153,8 @@ def run_cell(
                 optimizer_options=m.options["optimizer"],
                 **common,
                 **extra,
-            )
+            ),
+            callbacks=callbacks,
         )
         return
     from ..baselines import BaselineConfig, run_baseline
