@@ -23,19 +23,13 @@ Resumable: a finished cell is not run again, an interrupted one resumes from its
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from oracle_report import Report, arguments, run_all
 
-from reprogram.bench.published import PUBLISHED, V2S_SETS
 from reprogram.bench.ucr import Cell, parse, run_cell
-from reprogram.bench.vision import machine
 from reprogram.callbacks import Callback
 
 METHOD = "waveform+random:fit=4@whisper-tiny.en"  # bench_ucr/v2s_random_fit's V2S method
@@ -100,117 +94,45 @@ def scores(cell: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def write_report(out: Path, cells: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    """``results.json``, ``results.md`` and ``oracle_per_set.png`` from the finished cells."""
-    sets = [d for d in V2S_SETS if any(c["dataset"] == d for c in cells)]
-    per_set = {}
-    for d in sets:
-        mine = [scores(c) for c in cells if c["dataset"] == d]
-        per_set[d] = {k: statistics.fmean(s[k] for s in mine) for k in COLUMNS}
-    means = {k: statistics.fmean(per_set[d][k] for d in sets) for k in COLUMNS}
-    mismatched = [
-        f"{c['dataset']} seed {c['seed']}"
-        for c in cells
-        if abs(scores(c)["honest"] - c["bench_test_accuracy"]) > 1e-6
-    ]
-    check = "all equal" if not mismatched else "MISMATCH: " + ", ".join(mismatched)
-    v2sa = statistics.fmean(PUBLISHED[d][1] for d in sets)
-    out.joinpath("results.json").write_text(
-        json.dumps({"meta": meta, "cells": cells, "per_set": per_set, "means": means}, indent=1)
-    )
-    keys = list(COLUMNS)
-    lines = [
-        "# What choosing the epoch on the test set adds (Voice2Series' protocol)",
-        "",
-        f"Command: `{meta['command']}`",
+def describe(meta: dict[str, Any]) -> list[str]:
+    return [
         f"Method: `{meta['method']}`, {meta['epochs']} epochs, 80% of the training series "
-        f"train and 20% validate (`--select holdout`); seeds "
-        f"{', '.join(map(str, meta['seeds']))}; machine: {meta['machine']['platform']}, "
-        f"{meta['machine']['cpu_count']} CPUs, torch {meta['machine']['torch']}.",
-        "",
-        "Test accuracy (%), mean over seeds. The test split was scored after every epoch by a "
-        "diagnostic callback; the column chosen *by test* is what V2S's code reports, a "
-        "diagnostic, not a result. The first column is the bench's own number (checked cell by "
-        f"cell against the callback's score at the chosen epoch: {check}).",
-        "",
-        "| set | V2Sa | " + " | ".join(COLUMNS[k] for k in keys) + " |",
-        "|---|---|" + "---|" * len(keys),
+        "train and 20% validate (`--select holdout`). The test split was scored after every "
+        "epoch by a diagnostic callback; column 2 is what V2S's code reports."
     ]
-    for d in sets:
-        row = " | ".join(f"{per_set[d][k]:.2f}" for k in keys)
-        lines.append(f"| {d} | {PUBLISHED[d][1]:.2f} | {row} |")
-    lines.append(
-        f"| **mean ({len(sets)} sets)** | **{v2sa:.2f}** | "
-        + " | ".join(f"**{means[k]:.2f}**" for k in keys)
-        + " |"
-    )
-    lines += [
-        "",
+
+
+def summary(means: dict[str, float], v2sa: float) -> str:
+    return (
         f"Choosing the epoch on the test set adds {means['oracle'] - means['honest']:+.2f} "
-        f"points over these {len(sets)} sets; V2Sa's published mean over them is {v2sa:.2f}.",
-        "",
-    ]
-    out.joinpath("results.md").write_text("\n".join(lines))
-    plot(out, sets, per_set)
+        f"points; V2Sa's published mean over these sets is {v2sa:.2f}."
+    )
 
 
-def plot(out: Path, sets: list[str], per_set: dict[str, dict[str, float]]) -> None:
-    """Per set: the honest choice, the test-chosen epoch, the last epoch and V2Sa."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    xs = np.arange(len(sets))
-    for key, marker in (("honest", "o"), ("oracle", "^"), ("last", "x")):
-        ax.plot(xs, [per_set[d][key] for d in sets], marker, label=COLUMNS[key])
-    ax.plot(xs, [PUBLISHED[d][1] for d in sets], "k_", markersize=14, label="V2Sa (published)")
-    ax.set_xticks(xs, sets, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Voice2Series on Whisper: epoch chosen by validation vs by test")
-    ax.set_ylim(0, 103)
-    ax.legend(fontsize=8, loc="lower center", ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "oracle_per_set.png", dpi=120)
-    plt.close(fig)
+REPORT = Report(
+    title="What choosing the epoch on the test set adds (Voice2Series' protocol)",
+    describe=describe,
+    columns=COLUMNS,
+    honest="honest",
+    scores=scores,
+    plotted=(("honest", "o"), ("oracle", "^"), ("last", "x")),
+    plot_title="Voice2Series on Whisper: epoch chosen by validation vs by test",
+    summary=summary,
+    ylim=(0, 103),
+)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--sets", default=",".join(V2S_SETS))
-    parser.add_argument("--seeds", default="0")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--method", default=METHOD, help="a reprogramming method of the bench")
-    args = parser.parse_args()
-    sets = [s for s in args.sets.split(",") if s]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
-    unknown = sorted(set(sets) - set(PUBLISHED))
-    if unknown:
-        raise SystemExit(f"not a Voice2Series set: {', '.join(unknown)}")
+    args = arguments(__doc__.split("\n")[0], seeds="0", method=METHOD)
+    args.epochs = 100 if args.epochs is None else args.epochs
     if parse(args.method, "whisper-tiny.en").kind != "reprogramming":
         raise SystemExit(f"{args.method!r} is a baseline; give a PROGRAM+MAPPING method")
-    (args.out / "cells").mkdir(parents=True, exist_ok=True)
-    meta = {
-        "command": "python " + " ".join(sys.argv),
-        "method": args.method,
-        "epochs": args.epochs,
-        "seeds": seeds,
-        "machine": machine(),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    cells = []
-    for seed in seeds:
-        for dataset in sets:
-            path = args.out / "cells" / f"{dataset}_seed{seed}.json"
-            if not path.exists():
-                result = run_one(args.method, dataset, seed, args.epochs, args.out)
-                path.write_text(json.dumps(result, indent=1))
-                print(f"{dataset} seed {seed}: {result['train_seconds']} s", flush=True)
-            cells.append(json.loads(path.read_text()))
-            write_report(args.out, cells, meta)
+    run_all(
+        args,
+        REPORT,
+        lambda dataset, seed: run_one(args.method, dataset, seed, args.epochs, args.out),
+        epochs=args.epochs,
+    )
 
 
 if __name__ == "__main__":

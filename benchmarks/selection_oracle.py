@@ -26,25 +26,19 @@ Resumable: each finished cell leaves ``cells/SET_seedS.json`` and is not run aga
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
-import sys
 import time
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import numpy as np
 import torch
+from oracle_report import Report, arguments, run_all
 
 import reprogram.ridge
 from reprogram import load_artifact
-from reprogram.bench.published import PUBLISHED, V2S_SETS
 from reprogram.bench.ucr import Cell, parse, run_cell
-from reprogram.bench.vision import machine
 from reprogram.data import load_target
 from reprogram.ridge import ridge_path, standardised_grams
 
@@ -157,123 +151,39 @@ COLUMNS = {
 }
 
 
-def write_report(out: Path, cells: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    """``results.json``, ``results.md`` and ``oracle_per_set.png`` from the finished cells."""
-    per_set: dict[str, dict[str, float]] = {}
-    sets = [d for d in V2S_SETS if any(c["dataset"] == d for c in cells)]
-    for d in sets:
-        mine = [scores(c) for c in cells if c["dataset"] == d]
-        per_set[d] = {k: statistics.fmean(s[k] for s in mine) for k in COLUMNS}
-        per_set[d]["seeds"] = len(mine)
-    means = {k: statistics.fmean(per_set[d][k] for d in sets) for k in COLUMNS}
-    mismatched = [
-        f"{c['dataset']} seed {c['seed']}"
-        for c in cells
-        if abs(scores(c)["loo"] - c["bench_test_accuracy"]) > 1e-6
+def describe(meta: dict[str, Any]) -> list[str]:
+    return [
+        f"Method: `{meta['method']}` (`--select {SELECT}`, no epochs). The ridge head is solved "
+        "at each of its 10 penalties (10^-3 … 10^3) on all features, Whisper's alone and "
+        "MiniRocket's alone; V2S's protocol (best test epoch) is a choice made on test like "
+        "the columns 3, 4 and 6."
     ]
-    check = "all equal" if not mismatched else "MISMATCH: " + ", ".join(mismatched)
-    v2sa = statistics.fmean(PUBLISHED[d][1] for d in sets)
-    (out / "results.json").write_text(
-        json.dumps({"meta": meta, "cells": cells, "per_set": per_set, "means": means}, indent=1)
-    )
-    keys = list(COLUMNS)
-    lines = [
-        "# How much a test-set choice adds to the best UCR row",
-        "",
-        f"Command: `{meta['command']}`",
-        f"Method: `{meta['method']}` (`--select {SELECT}`, no epochs); seeds "
-        f"{', '.join(map(str, meta['seeds']))}; machine: {meta['machine']['platform']}, "
-        f"{meta['machine']['cpu_count']} CPUs, torch {meta['machine']['torch']}.",
-        "",
-        "Test accuracy (%), mean over seeds. The ridge head is solved at each of its 10 "
-        "penalties (10^-3 … 10^3) on all features, Whisper's alone and MiniRocket's alone. "
-        "Columns chosen *by test* are what V2S's protocol (best test epoch) would report: "
-        "diagnostics, not results. The first column is the bench's own number (checked "
-        f"cell by cell: {check}).",
-        "",
-        *[f"{i}. {COLUMNS[k]}" for i, k in enumerate(keys, start=1)],
-        "",
-        "| set | V2Sa | " + " | ".join(map(str, range(1, len(keys) + 1))) + " |",
-        "|---|---|" + "---|" * len(keys),
-    ]
-    for d in sets:
-        row = " | ".join(f"{per_set[d][k]:.2f}" for k in keys)
-        lines.append(f"| {d} | {PUBLISHED[d][1]:.2f} | {row} |")
-    lines.append(
-        f"| **mean ({len(sets)} sets)** | **{v2sa:.2f}** | "
-        + " | ".join(f"**{means[k]:.2f}**" for k in keys)
-        + " |"
-    )
-    lines += [
-        "",
+
+
+def summary(means: dict[str, float], v2sa: float) -> str:
+    return (
         f"Test-set choice of the penalty adds {means['oracle_penalty'] - means['loo']:+.2f} "
         f"points to the best row and {means['mr_oracle_penalty'] - means['mr_loo']:+.2f} to "
         f"MiniRocket's features; of the penalty and the feature set, "
-        f"{means['oracle_wide'] - means['loo']:+.2f}. V2Sa's mean over these sets: {v2sa:.2f}.",
-        "",
-    ]
-    (out / "results.md").write_text("\n".join(lines))
-    plot(out, sets, per_set)
+        f"{means['oracle_wide'] - means['loo']:+.2f}. V2Sa's mean over these sets: {v2sa:.2f}."
+    )
 
 
-def plot(out: Path, sets: list[str], per_set: dict[str, dict[str, float]]) -> None:
-    """Per set: the honest choice, the two test choices and V2Sa."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(11, 4.5))
-    xs = np.arange(len(sets))
-    for key, marker, label in (
-        ("loo", "o", COLUMNS["loo"]),
-        ("oracle_penalty", "^", COLUMNS["oracle_penalty"]),
-        ("oracle_wide", "v", COLUMNS["oracle_wide"]),
-    ):
-        ax.plot(xs, [per_set[d][key] for d in sets], marker, label=label)
-    ax.plot(xs, [PUBLISHED[d][1] for d in sets], "k_", markersize=14, label="V2Sa (published)")
-    ax.set_xticks(xs, sets, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Best UCR row: honest choice vs choices made on the test set")
-    ax.set_ylim(30, 103)
-    ax.legend(fontsize=8, loc="lower center", ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "oracle_per_set.png", dpi=120)
-    plt.close(fig)
+REPORT = Report(
+    title="How much a test-set choice adds to the best UCR row",
+    describe=describe,
+    columns=COLUMNS,
+    honest="loo",
+    scores=scores,
+    plotted=(("loo", "o"), ("oracle_penalty", "^"), ("oracle_wide", "v")),
+    plot_title="Best UCR row: honest choice vs choices made on the test set",
+    summary=summary,
+)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--sets", default=",".join(V2S_SETS))
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--method", default=METHOD, help="default: the ucr-whisper recipe")
-    args = parser.parse_args()
-    method = args.method
-    sets = [s for s in args.sets.split(",") if s]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
-    unknown = sorted(set(sets) - set(PUBLISHED))
-    if unknown:
-        raise SystemExit(f"not a Voice2Series set: {', '.join(unknown)}")
-    (args.out / "cells").mkdir(parents=True, exist_ok=True)
-    meta = {
-        "command": "python " + " ".join(sys.argv),
-        "method": method,
-        "seeds": seeds,
-        "machine": machine(),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    cells = []
-    for seed in seeds:
-        for dataset in sets:
-            path = args.out / "cells" / f"{dataset}_seed{seed}.json"
-            if not path.exists():
-                result = run_one(method, dataset, seed, args.out)
-                path.write_text(json.dumps(result, indent=1))
-                print(f"{dataset} seed {seed}: {result['seconds']} s", flush=True)
-            cells.append(json.loads(path.read_text()))
-            write_report(args.out, cells, meta)
+    args = arguments(__doc__.split("\n")[0], seeds="0,1,2", method=METHOD)
+    run_all(args, REPORT, lambda dataset, seed: run_one(args.method, dataset, seed, args.out))
 
 
 if __name__ == "__main__":
