@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import struct
@@ -348,6 +349,16 @@ def test_conversion_is_cached_and_rebuilt_when_damaged(
     monkeypatch.setattr(W, "read_ct2", no_conversion)
     hp2, state2 = W.load_converted(asset, quiet=True)
     assert hp2 == hp and all(torch.equal(state[k], state2[k]) for k in state)
+    # the same package installed elsewhere (another virtual environment): same bytes, no
+    # conversion; a different model.bin at that place is converted
+    monkeypatch.syspath_prepend(str(tmp_path / "other_env"))
+    copy = _fake_package(tmp_path / "other_env", path, "fake_whisper_pkg_copy")
+    other = dataclasses.replace(copy, name=asset.name)  # same cache folder, other files
+    assert W.load_converted(other, quiet=True)[0] == hp
+    changed = tmp_path / "other_env" / "fake_whisper_pkg_copy" / "model" / "model.bin"
+    changed.write_bytes(changed.read_bytes() + b"\0")
+    with pytest.raises(AssertionError, match="converted again"):
+        W.load_converted(other, quiet=True)
     # a damaged cache file is noticed (SHA-256) and converted again
     monkeypatch.setattr(W, "read_ct2", read_ct2)
     weights = folder / "model.safetensors"
@@ -355,6 +366,7 @@ def test_conversion_is_cached_and_rebuilt_when_damaged(
     _hp3, state3 = W.load_converted(asset, quiet=True)
     assert all(torch.equal(state[k], state3[k]) for k in state)
     sys.modules.pop("fake_whisper_pkg", None)
+    sys.modules.pop("fake_whisper_pkg_copy", None)
 
 
 def test_missing_packages_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -304,7 +304,8 @@ def load_converted(asset: WhisperAsset, quiet: bool = False) -> tuple[dict[str, 
 
     Cache: ``<cache>/whisper/<name>/model.safetensors`` and ``model.json`` (written last, both
     atomically). The cache is used when ``model.json`` records the same packaged files (path,
-    size, time) and the SHA-256 of ``model.safetensors`` still matches.
+    size and time, or else the same SHA-256: the package installed in another environment)
+    and the SHA-256 of ``model.safetensors`` still matches.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
@@ -315,9 +316,12 @@ def load_converted(asset: WhisperAsset, quiet: bool = False) -> tuple[dict[str, 
     with _LOCK:
         try:
             meta = json.loads(meta_path.read_text())
+            same_source = meta.get("model_bin") == _stamp(parts) or meta.get(
+                "model_bin_sha256"
+            ) == [sha256_file(p) for p in parts]  # another venv's copy of the same package
             if (
                 meta.get("format") == CACHE_FORMAT
-                and meta.get("model_bin") == _stamp(parts)
+                and same_source
                 and sha256_file(weights) == meta.get("sha256")
             ):
                 return meta["hparams"], load_file(str(weights))
