@@ -81,6 +81,7 @@ def run_one(method: str, dataset: str, seed: int, epochs: int, out: Path) -> dic
         "bench_test_accuracy": 100 * float(metrics["test_accuracy"]),
         "train_seconds": metrics.get("train_seconds"),
         "test_by_epoch": {e: 100 * a for e, a in per_epoch.items()},
+        "val_by_epoch": {str(h["epoch"]): 100 * h["val_accuracy"] for h in metrics["history"]},
     }
 
 
@@ -122,6 +123,38 @@ REPORT = Report(
 )
 
 
+def plot_curves(out: Path) -> None:
+    """``curves.png``: validation and test accuracy by epoch for each finished cell (seed 0
+    first), the validation-chosen epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    cells = [c for c in cells if c.get("val_by_epoch")]
+    if not cells:
+        return
+    cols = 5
+    rows = -(-len(cells) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax, cell in zip(axes.flat, cells, strict=False):
+        for key, label in (("val_by_epoch", "validation"), ("test_by_epoch", "test")):
+            epochs = sorted(int(e) for e in cell[key])
+            ax.plot(epochs, [cell[key][str(e)] for e in epochs], label=label, lw=1)
+        ax.axvline(cell["best_epoch"], color="grey", ls=":", lw=1)
+        ax.set_title(f"{cell['dataset']} (seed {cell['seed']})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(cells) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.supxlabel("epoch (dotted: chosen by validation)")
+    fig.supylabel("accuracy (%)")
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     args = arguments(__doc__.split("\n")[0], seeds="0", method=METHOD)
     args.epochs = 100 if args.epochs is None else args.epochs
@@ -133,6 +166,7 @@ def main() -> None:
         lambda dataset, seed: run_one(args.method, dataset, seed, args.epochs, args.out),
         epochs=args.epochs,
     )
+    plot_curves(args.out)
 
 
 if __name__ == "__main__":
