@@ -156,8 +156,7 @@ def plot_curves(out: Path) -> None:
 
 
 def main() -> None:
-    args = arguments(__doc__.split("\n")[0], seeds="0", method=METHOD)
-    args.epochs = 100 if args.epochs is None else args.epochs
+    args = arguments(__doc__.split("\n")[0], seeds="0", method=METHOD, epochs=100)
     if parse(args.method, "whisper-tiny.en").kind != "reprogramming":
         raise SystemExit(f"{args.method!r} is a baseline; give a PROGRAM+MAPPING method")
     run_all(

@@ -46,13 +46,17 @@ class Report:
     ylim: tuple[float, float] = (30, 103)
 
 
-def arguments(description: str, seeds: str, method: str) -> argparse.Namespace:
-    """``--out``, ``--sets`` (Voice2Series' 20 by default, checked), ``--seeds``, ``--method``."""
+def arguments(
+    description: str, seeds: str, method: str, epochs: int | None = None
+) -> argparse.Namespace:
+    """``--out``, ``--sets`` (Voice2Series' 20 by default, checked), ``--seeds``, ``--method``,
+    and ``--epochs`` (default ``epochs``) for a script that trains a number of epochs."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--sets", default=",".join(V2S_SETS))
     parser.add_argument("--seeds", default=seeds)
-    parser.add_argument("--epochs", type=int, default=None, help="where the script trains")
+    if epochs is not None:
+        parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--method", default=method)
     args = parser.parse_args()
     args.sets = [s for s in args.sets.split(",") if s]

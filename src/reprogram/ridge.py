@@ -57,8 +57,7 @@ def fit_ridge_loo(
         raise ValueError("alphas must not be empty")
     x = f_train.double().numpy()
     y = y_train.numpy()
-    mean, std = x.mean(0), x.std(0)
-    std[std < 1e-8] = 1.0
+    mean, std = _scale(x)
     classes = np.unique(y)
     if len(classes) < 2:  # nothing to separate: a constant answer
         w = torch.zeros(num_classes, x.shape[1])
@@ -84,11 +83,8 @@ def loo_accuracy(z: np.ndarray, y: np.ndarray, alpha: float) -> float:
     matrix's diagonal (intercept included). Solved in the ``N × N`` (dual) or ``D × D``
     (primal) space, whichever is smaller. Labels ``y`` ``[N]`` with at least two classes.
     """
-    classes, index = np.unique(y, return_inverse=True)
+    _classes, index, targets = _targets(y)
     n = len(y)
-    targets = np.where(index[:, None] == np.arange(len(classes))[None, :], 1.0, -1.0)
-    if len(classes) == 2:
-        targets = targets[:, 1:]  # one column: +1 for the second class
     zc = z - z.mean(0)
     yc = targets - targets.mean(0)
     if n <= z.shape[1]:  # dual: A = Zc Zcᵀ + αI; residual α A⁻¹ yc, 1 - h = α diag(A⁻¹) - 1/n
@@ -101,8 +97,27 @@ def loo_accuracy(z: np.ndarray, y: np.ndarray, alpha: float) -> float:
         residual = yc - proj @ (zc.T @ yc)
         leverage_left = 1.0 - 1.0 / n - np.einsum("ij,ij->i", proj, zc)
     held_out = targets - residual / np.maximum(leverage_left, 1e-12)[:, None]
-    pred = (held_out[:, 0] > 0).astype(int) if len(classes) == 2 else held_out.argmax(1)
-    return float((pred == index).mean())
+    return float((_labels(held_out) == index).mean())
+
+
+def _scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training mean and standard deviation ``[D]`` of ``x`` ``[N, D]`` (constant columns: 1)."""
+    mean, std = x.mean(0), x.std(0)
+    std[std < 1e-8] = 1.0
+    return mean, std
+
+
+def _targets(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(classes, index [N], targets [N, T])``: ±1 class indicators as ``RidgeClassifier``
+    regresses them, one column (+1 for the second class) when there are two classes."""
+    classes, index = np.unique(y, return_inverse=True)
+    targets = np.where(index[:, None] == np.arange(len(classes))[None, :], 1.0, -1.0)
+    return classes, index, targets[:, 1:] if len(classes) == 2 else targets
+
+
+def _labels(scores: np.ndarray) -> np.ndarray:
+    """Class indices of ridge scores ``[N, T]`` (one column: its sign, two classes)."""
+    return (scores[:, 0] > 0).astype(int) if scores.shape[1] == 1 else scores.argmax(1)
 
 
 @dataclass
@@ -137,8 +152,7 @@ def standardised_grams(f_train: np.ndarray, f_test: np.ndarray) -> tuple[np.ndar
         column blocks add up to the Gram of their concatenation.
     """
     x = np.asarray(f_train, dtype=np.float64)
-    mean, std = x.mean(0), x.std(0)
-    std[std < 1e-8] = 1.0
+    mean, std = _scale(x)
     z = (x - mean) / std
     z_test = (np.asarray(f_test, dtype=np.float64) - mean) / std
     return z @ z.T, z_test @ z.T
@@ -163,14 +177,10 @@ def ridge_path(
         y_train: labels ``[N]`` with at least two classes.
         alphas: the penalties, any order (sorted ascending in the result).
     """
-    y = np.asarray(y_train)
-    classes, index = np.unique(y, return_inverse=True)
+    classes, index, targets = _targets(np.asarray(y_train))
     if len(classes) < 2:
         raise ValueError("ridge_path needs at least two classes in y_train")
-    n = len(y)
-    targets = np.where(index[:, None] == np.arange(len(classes))[None, :], 1.0, -1.0)
-    if len(classes) == 2:
-        targets = targets[:, 1:]
+    n = len(index)
     means = targets.mean(0)
     lam, q = np.linalg.eigh(g_train)
     lam = np.clip(lam, 0.0, None)
@@ -188,8 +198,3 @@ def ridge_path(
         scores = test_q @ (qy / (lam + alpha)[:, None]) + means
         preds.append(classes[_labels(scores)])
     return RidgePath(grid, np.array(errors), np.array(accuracies), np.stack(preds))
-
-
-def _labels(scores: np.ndarray) -> np.ndarray:
-    """Class indices of ridge scores ``[N, T]`` (one column: its sign, two classes)."""
-    return (scores[:, 0] > 0).astype(int) if scores.shape[1] == 1 else scores.argmax(1)
