@@ -14,23 +14,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 
-import torch
-
+from reprogram.bench.machine import describe, machine
 from reprogram.train import FitConfig, fit
 
 PROGRAMS = ("border", "resize-pad", "full")
 MAPPINGS = ("random", "flm", "ilm", "linear")
-
-
-def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} (CPU)"
 
 
 def main() -> None:
@@ -52,7 +45,7 @@ def main() -> None:
         "shots": args.shots,
         "epochs": args.epochs,
         "canvas_size": args.canvas_size,
-        "machine": machine(),
+        "machine": describe(machine()),
         "date": time.strftime("%Y-%m-%d"),
     }
     for program in PROGRAMS:

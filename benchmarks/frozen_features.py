@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reprogram.bench.machine import describe, machine
 from reprogram.bench.ucr import V2S_SETS
 from reprogram.data.ucr import load_arrays
 from reprogram.programs.sonify import SonifyConfig, SonifyProgram
@@ -117,8 +117,7 @@ def run_meta(started: float) -> dict[str, object]:
     """The command, machine, date and seconds since ``started`` of a diagnostic run."""
     return {
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}",
+        "machine": f"{describe(machine())}, {torch.get_num_threads()} threads",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": round(time.time() - started),
     }

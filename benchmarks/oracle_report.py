@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from reprogram.bench.machine import describe, machine
 from reprogram.bench.published import PUBLISHED, V2S_SETS
-from reprogram.bench.vision import machine
 
 Cell = dict[str, Any]
 
@@ -119,8 +119,7 @@ def write_report(out: Path, cells: list[Cell], meta: dict[str, Any], report: Rep
         f"# {report.title}",
         "",
         f"Command: `{meta['command']}`",
-        f"Seeds {', '.join(map(str, meta['seeds']))}; machine: {m['platform']}, "
-        f"{m['cpu_count']} CPUs, torch {m['torch']}.",
+        f"Seeds {', '.join(map(str, meta['seeds']))}; machine: {describe(m)} ({m['platform']}).",
         "",
         *report.describe(meta),
         "",

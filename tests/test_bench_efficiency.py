@@ -40,7 +40,7 @@ def test_writes_every_output(result: tuple[Path, dict]) -> None:
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(res))
     meta = res["meta"]
     assert meta["command"] == "pytest" and meta["source"] == "tiny-random-cnn"
-    assert meta["machine"]["cpu_count"] and meta["machine"]["torch_num_threads"] >= 1
+    assert meta["machine"]["cpu_count"] and meta["machine"]["torch_threads"] >= 1
     assert meta["date"]
 
 

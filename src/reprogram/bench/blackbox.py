@@ -48,7 +48,7 @@ from ..artifact import METRICS, write_json
 from ..checkpoint import CHECKPOINT_NAME
 from ..errors import ReprogramError
 from . import write_csv
-from .vision import machine
+from .machine import describe, machine
 
 SOURCE = "efficientnet-lite0"
 TARGETS = ("digits", "fashion-mnist")
@@ -334,8 +334,8 @@ def _markdown(
         "`mapping-only`: no program, one query per example (later epochs come from the cache). "
         "These learning rates were picked in a few trial runs on digits, seed 0, by validation "
         "accuracy (lr 0.05 made the linear mapping diverge for every method).  ",
-        f"Machine: {meta['machine']['processor']}, {meta['machine']['cpu_count']} CPUs, torch "
-        f"{meta['machine']['torch']}; {meta['date']}. Other jobs shared the CPU (timings rough).",
+        f"Machine: {describe(meta['machine'])}; {meta['date']}. "
+        "Other jobs shared the CPU (timings rough).",
         "",
         "| target | method | test acc (mean ± std) | val acc | queries (train+val / total) | "
         "epochs | vs white-box |",

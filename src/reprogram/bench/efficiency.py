@@ -49,7 +49,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -67,9 +66,9 @@ from ..mappings import MAPPINGS, build_mapping
 from ..model import ReprogrammedModel
 from ..optim import build_optimizer
 from ..programs import build_program
-from ..runtime import allocator_tuned
 from ..sources import Source, build_source
 from . import write_csv
+from .machine import describe, machine
 
 #: Programs and mappings benchmarked by default (the image programs that train something).
 DEFAULT_PROGRAMS: tuple[str, ...] = ("border", "resize-pad", "full")
@@ -261,19 +260,6 @@ def _paired(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 # ----------------------------------------------------------------------------- the benchmark
-def machine_info() -> dict[str, Any]:
-    """Platform, CPU count, Python and torch versions, torch's thread count."""
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "allocator_tuned": allocator_tuned(),
-    }
-
-
 def run_efficiency(
     out: str | Path,
     *,
@@ -325,7 +311,7 @@ def run_efficiency(
         "target_input_shape": list(TARGET_SHAPE),
         "target_classes": NUM_TARGET_CLASSES,
         "targets": {"step_over_floor": STEP_TARGET, "infer_over_bare": INFER_TARGET},
-        "machine": machine_info(),
+        "machine": machine(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "timing": "median of interleaved time.perf_counter calls after warmup",
         "memory": "peak CPU-allocator bytes above the level at the call's start (torch.profiler)",
@@ -402,7 +388,7 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"# Efficiency: {meta['source']}, batch {meta['batch_size']}",
         "",
         f"Median of {meta['repeats']} interleaved calls after {meta['warmup']} warm-up calls; "
-        f"{mach['cpu_count']} CPUs, torch {mach['torch']} with {mach['torch_num_threads']} "
+        f"{describe(mach)} with {mach.get('torch_threads', mach.get('torch_num_threads'))} "
         f"threads ({mach['platform']}), {meta['date']}. glibc large-block reuse "
         f"(`reprogram.runtime.tune_allocator`): "
         f"{'on' if mach.get('allocator_tuned') else 'off'}.",

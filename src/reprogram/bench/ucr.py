@@ -32,6 +32,7 @@ from ..errors import ReprogramError
 from . import cell_seconds, split_methods, write_csv
 from .compare import markdown as markdown_paired
 from .compare import paired, plot_paired
+from .machine import describe, machine
 from .published import (
     BAKEOFF_CITATION,
     BAKEOFF_MEANS,
@@ -41,7 +42,7 @@ from .published import (
     gap_markdown,
     published_mean,
 )
-from .vision import _artifact_bytes, machine, parse_baseline, parse_method
+from .vision import _artifact_bytes, parse_baseline, parse_method
 from .vision import summarise as summarise_by
 
 DEFAULT_METHODS = ("waveform+random@whisper-tiny.en", "minirocket", "scratch")
@@ -404,7 +405,7 @@ def _markdown(
         f"scratch) unless a method names its own `epochs=`; {data}; "
         f"{_selection_text(settings.get('select', 'holdout'))}; the "
         "official test split is scored once per run.  ",
-        f"Machine: {mach['processor']}, {mach['cpu_count']} CPUs, torch {mach['torch']}, "
+        f"Machine: {describe(mach)}, "
         f"niceness {mach['niceness']}, load average at start {mach['load_average_at_start']} "
         f"(times are wall-clock on a CPU shared with other jobs); {meta['date']}.",
         "",

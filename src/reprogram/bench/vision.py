@@ -11,8 +11,6 @@ cells.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +23,7 @@ from typing import Any
 from ..artifact import METRICS
 from ..errors import ReprogramError
 from . import cell_seconds, write_csv
+from .machine import describe, machine
 
 # Reprogramming variants worth reporting (from the program × mapping grid) and baselines.
 DEFAULT_METHODS = (
@@ -247,23 +246,6 @@ def _estimate(cell: Cell, times: dict[tuple[str, int], list[float]]) -> float | 
     return None
 
 
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    import torch
-
-    from ..runtime import allocator_tuned
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "allocator_tuned": allocator_tuned(),
-    }
-
-
 def run_vision(
     out: str | Path,
     *,
@@ -471,8 +453,7 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
         f"Seeds {settings['seeds']}; {settings['epochs']} epochs for gradient methods; "
         f"{settings['canvas_size']}-px canvas for methods that use the source; validation "
         f"(20% of the shots) selects, the full test set is scored once per run.  ",
-        f"Machine: {meta['machine']['processor']}, {meta['machine']['cpu_count']} CPUs, "
-        f"torch {meta['machine']['torch']}; {meta['date']}.",
+        f"Machine: {describe(meta['machine'])}; {meta['date']}.",
         "",
         "Test accuracy, mean ± std over seeds (n = seeds finished):",
         "",
