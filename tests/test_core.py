@@ -66,7 +66,7 @@ def test_canvas_defaults_to_source_input_size() -> None:
         ("full", {"inner_size": 4}, (1, 8, 8), "omit inner_size"),
         ("border", {"canvas_size": 6}, (1, 8, 8), "does not fit"),
         ("border", {}, (2, 8, 8), "channels"),
-        ("border", {}, (1, 50), "waveform"),
+        ("border", {}, (1, 50), "series-image"),
         ("border", {"canvas_size": 0}, (1, 8, 8), "positive"),
         ("border", {"size": 3}, (1, 8, 8), "has no option size"),
     ],

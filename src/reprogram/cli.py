@@ -90,7 +90,11 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
         "given here win over it",
     )
     p.add_argument(
-        "--program", default="resize-pad", help="input program (reprogram list programs)"
+        "--program",
+        default="auto",
+        help="input program (reprogram list programs); auto (default): resize-pad for images "
+        "on an image source, series-image for series on an image source, waveform for series "
+        "on an audio source",
     )
     p.add_argument("--mapping", default="linear", help="label mapping (reprogram list mappings)")
     p.add_argument("--optimizer", default="gradient", help="optimizer (reprogram list optimizers)")

@@ -39,7 +39,7 @@ from .evaluate import loss_and_accuracy, score
 from .mappings import MAPPINGS, build_mapping
 from .model import ReprogrammedModel
 from .optim import build_optimizer
-from .programs import build_program
+from .programs import build_program, resolve_program
 from .registry import config_to_dict
 from .sources import Source, build_source
 from .sources.features import with_program_views
@@ -172,7 +172,10 @@ class RunConfig:
 class FitConfig(RunConfig):
     """Everything a ``fit`` run needs; the command line fills it from its flags."""
 
-    program: str = field(default="resize-pad", metadata={"help": "input transformation"})
+    program: str = field(
+        default="auto",
+        metadata={"help": "input transformation; auto: chosen from the input shapes"},
+    )
     mapping: str = field(default="linear", metadata={"help": "output label mapping"})
     program_options: dict[str, Any] = field(default_factory=dict)
     mapping_options: dict[str, Any] = field(default_factory=dict)
@@ -625,8 +628,9 @@ def build_model(
     config: FitConfig, source: Source, input_shape: tuple[int, ...], num_classes: int
 ) -> tuple[ReprogrammedModel, dict[str, Any], dict[str, Any]]:
     """Build program and mapping around ``source``; returns the model and their resolved configs."""
+    program_name = resolve_program(config.program, input_shape, source.input_size)
     program, program_cfg = build_program(
-        config.program, config.program_options, input_shape, source.input_size
+        program_name, config.program_options, input_shape, source.input_size
     )
     source = with_program_views(source, program)  # a program's views: V·d features
     mapping_options = dict(config.mapping_options)
@@ -652,7 +656,7 @@ def build_model(
         )
     mapping.bind_inputs(tuple(input_shape))  # side features of the raw target, if any
     model = ReprogrammedModel(source, program, mapping)
-    program_info = {"name": config.program, "options": config_to_dict(program_cfg)}
+    program_info = {"name": program_name, "options": config_to_dict(program_cfg)}
     program_info.update(getattr(program, "describe", dict)())
     mapping_info = {"name": config.mapping, "options": config_to_dict(mapping_cfg)}
     return model, program_info, mapping_info

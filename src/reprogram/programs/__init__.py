@@ -28,13 +28,51 @@ PROGRAMS: Registry[nn.Module] = Registry(
 )
 
 
+#: The program name that means "choose from the target's and the source's input shapes".
+AUTO = "auto"
+
+
+def resolve_program(name: str, input_shape: tuple[int, ...], source_size: tuple[int, ...]) -> str:
+    """``name`` itself, or for :data:`AUTO` the program that fits the two input shapes.
+
+    Images ``[C, H, W]`` on an image source get ``resize-pad`` (ILM-VP's program); series
+    ``[1, L]`` on an image source get ``series-image``; series on an audio source (input
+    ``[T]``) get ``waveform`` (Voice2Series). Anything else raises a :class:`ReprogramError`
+    asking for an explicit ``--program``.
+    """
+    if name != AUTO:
+        return name
+    image_source, audio_source = len(source_size) == 3, len(source_size) == 1
+    series = len(input_shape) == 2 and input_shape[0] == 1
+    if len(input_shape) == 3 and image_source:
+        return "resize-pad"
+    if series and image_source:
+        return "series-image"
+    if series and audio_source:
+        return "waveform"
+    if len(input_shape) == 3 and audio_source:
+        raise ReprogramError(
+            f"the target's inputs are images {list(input_shape)} and the source takes audio "
+            f"{list(source_size)}; no program plays images to an audio source. Use an image "
+            f"source such as --source efficientnet-lite0."
+        )
+    raise ReprogramError(
+        f"no program is chosen by default for target inputs of shape {list(input_shape)} on a "
+        f"source taking {list(source_size)}; name one with --program (reprogram list programs)."
+    )
+
+
 def build_program(
     name: str,
     options: dict[str, Any] | None,
     input_shape: tuple[int, ...],
     source_size: tuple[int, ...],
 ) -> tuple[nn.Module, Any]:
-    """Build program ``name`` with ``options``; returns the module and its resolved config."""
+    """Build program ``name`` with ``options``; returns the module and its resolved config.
+
+    ``name`` may be :data:`AUTO`; :func:`resolve_program` tells which program that built.
+    """
+    name = resolve_program(name, input_shape, source_size)
     config = PROGRAMS.build_config(name, options)
     try:
         program = PROGRAMS.get(name).builder(config, tuple(input_shape), tuple(source_size))
@@ -43,4 +81,4 @@ def build_program(
     return program, config
 
 
-__all__ = ["PROGRAMS", "build_program"]
+__all__ = ["AUTO", "PROGRAMS", "build_program", "resolve_program"]

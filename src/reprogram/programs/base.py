@@ -36,6 +36,33 @@ class CanvasConfig:
                 raise ValueError(f"{name} must be a positive number of pixels, got {value}")
 
 
+def canvas_side(
+    config: CanvasConfig, input_shape: tuple[int, ...], source_size: tuple[int, ...]
+) -> int:
+    """The canvas side ``S`` an image program draws on, after checking both shapes are images.
+
+    Raises a :class:`ReprogramError` naming the program to use instead when the target is a
+    series (``[1, L]``) or the source is not an image model (a waveform source's ``[T]``).
+    """
+    if len(input_shape) != 3:
+        advice = (
+            "`series-image` draws a series into an image for this source"
+            if len(source_size) == 3
+            else "`waveform` or `sonify` plays a series to an audio source"
+        )
+        raise ReprogramError(
+            f"image programs take images [C, H, W]; this target's inputs have shape "
+            f"{list(input_shape)}. {advice[0].upper()}{advice[1:]} (or leave --program out: "
+            f"it is chosen from the shapes)."
+        )
+    if len(source_size) != 3:
+        raise ReprogramError(
+            f"image programs need an image source (input [C, H, W]); this source takes "
+            f"{list(source_size)}. Use an image source such as efficientnet-lite0."
+        )
+    return int(config.canvas_size or source_size[1])
+
+
 class ImageProgram(nn.Module):
     """Base of image programs: places a target image on the source's canvas.
 
@@ -55,14 +82,9 @@ class ImageProgram(nn.Module):
         default_inner: int | None,
     ) -> None:
         super().__init__()
-        if len(input_shape) != 3:
-            raise ReprogramError(
-                f"image programs take images [C, H, W]; this target's inputs have shape "
-                f"{tuple(input_shape)}. Time series need the `waveform` program."
-            )
+        self.canvas = canvas_side(config, input_shape, source_size)
         self.input_shape = tuple(int(v) for v in input_shape)
         self.channels = int(source_size[0])
-        self.canvas = int(config.canvas_size or source_size[1])
         c_t, h_t, w_t = self.input_shape
         if c_t not in (1, self.channels):
             raise ReprogramError(

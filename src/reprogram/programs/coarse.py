@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import PROGRAMS
-from .base import CanvasConfig, ImageProgram
+from .base import CanvasConfig, ImageProgram, canvas_side
 
 
 @dataclass
@@ -58,7 +58,7 @@ class CoarseProgram(ImageProgram):
 def build_coarse(
     config: CoarseConfig, input_shape: tuple[int, ...], source_size: tuple[int, ...]
 ) -> CoarseProgram:
-    canvas = int(config.canvas_size or source_size[1])
+    canvas = canvas_side(config, input_shape, source_size)
     if config.grid > canvas:
         raise ValueError(f"grid ({config.grid}) cannot exceed the canvas ({canvas} px)")
     default_inner = None if config.inner_size else canvas

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from . import PROGRAMS
-from .base import CanvasConfig, ImageProgram
+from .base import CanvasConfig, ImageProgram, canvas_side
 
 
 class FullProgram(ImageProgram):
@@ -28,7 +28,7 @@ class FullProgram(ImageProgram):
 def build_full(
     config: CanvasConfig, input_shape: tuple[int, ...], source_size: tuple[int, ...]
 ) -> FullProgram:
-    canvas = int(config.canvas_size or source_size[1])
+    canvas = canvas_side(config, input_shape, source_size)
     if config.inner_size not in (None, canvas):
         raise ValueError("the full program resizes the image to the whole canvas; omit inner_size")
     return FullProgram(input_shape, source_size, config, default_inner=canvas)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from . import PROGRAMS
-from .base import CanvasConfig, ImageProgram
+from .base import CanvasConfig, ImageProgram, canvas_side
 
 
 class ResizeProgram(ImageProgram):
@@ -29,7 +29,7 @@ class ResizeProgram(ImageProgram):
 def build_resize(
     config: CanvasConfig, input_shape: tuple[int, ...], source_size: tuple[int, ...]
 ) -> ResizeProgram:
-    canvas = int(config.canvas_size or source_size[1])
+    canvas = canvas_side(config, input_shape, source_size)
     if config.inner_size not in (None, canvas):
         raise ValueError("the resize program fills the whole canvas; omit inner_size")
     return ResizeProgram(input_shape, source_size, config, default_inner=canvas)

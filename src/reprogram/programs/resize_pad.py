@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from . import PROGRAMS
-from .base import CanvasConfig, MaskedPatternProgram
+from .base import CanvasConfig, MaskedPatternProgram, canvas_side
 
 
 class ResizePadProgram(MaskedPatternProgram):
@@ -25,5 +25,5 @@ class ResizePadProgram(MaskedPatternProgram):
 def build_resize_pad(
     config: CanvasConfig, input_shape: tuple[int, ...], source_size: tuple[int, ...]
 ) -> ResizePadProgram:
-    canvas = int(config.canvas_size or source_size[1])
+    canvas = canvas_side(config, input_shape, source_size)
     return ResizePadProgram(input_shape, source_size, config, default_inner=round(0.75 * canvas))
