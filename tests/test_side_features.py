@@ -131,3 +131,19 @@ def test_side_refuses_image_targets(tmp_path: Path) -> None:
     )
     with pytest.raises(ReprogramError, match="univariate time series"):
         fit(config)
+
+
+def test_plots_name_side_features_beside_source_labels(tmp_path: Path) -> None:
+    """mapping.png reads K_s + F weights; the side's columns get their own names (this
+    crashed with an IndexError when a side feature was among the strongest)."""
+    result = fit(
+        _config(tmp_path, plots=True, epochs=0),
+        source=_audio_source(k=K),
+        target=_sines_vs_squares(),
+    )
+    mapping = result.model.mapping
+    names = mapping.input_names(result.model.source.label_names)
+    assert len(names) == mapping.linear.in_features
+    assert names[K] == "minirocket[0]" and names[K - 1] == result.model.source.label_names[-1]
+    assert (tmp_path / "run" / "mapping.png").stat().st_size > 0
+    assert (tmp_path / "run" / "program.png").stat().st_size > 0

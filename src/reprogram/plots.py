@@ -74,6 +74,8 @@ def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
     weight = result.model.mapping.linear.weight.detach().cpu()  # [K_t, K_s]
     names = result.config["target"]["class_names"]
     labels = result.model.source.label_names
+    if hasattr(result.model.mapping, "input_names"):  # side features sit after the labels
+        labels = result.model.mapping.input_names(labels)
     columns: list[int] = []
     for row in weight:
         for i in torch.topk(row, k=min(per_class, row.numel())).indices.tolist():
@@ -81,7 +83,8 @@ def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
                 columns.append(i)
     sub = weight[:, columns].numpy()
     bound = float(np.abs(sub).max()) or 1.0
-    fig, ax = plt.subplots(figsize=(0.42 * len(columns) + 2.8, 0.42 * len(names) + 2.4))
+    width = max(6.0, 0.42 * len(columns) + 2.8)  # room for the title with few columns
+    fig, ax = plt.subplots(figsize=(width, 0.42 * len(names) + 2.4))
     im = ax.imshow(sub, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
     ax.set_xticks(
         range(len(columns)), [labels[i] for i in columns], rotation=60, ha="right", fontsize=8
@@ -91,7 +94,10 @@ def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
     ax.set_ylabel("target class")
     fig.colorbar(im, ax=ax, shrink=0.8, label="weight")
     ax.set_title(
-        f"linear mapping: which {result.config['source']['name']} outputs serve each class",
+        textwrap.fill(
+            f"linear mapping: which {result.config['source']['name']} outputs serve each class",
+            width=int(width * 11),
+        ),
         fontsize=10,
     )
     fig.tight_layout()

@@ -116,9 +116,14 @@ class LinearMapping(Mapping):
             logits = torch.cat([logits, extra], dim=1)
         return self.linear(logits)
 
-    def table(self, label_names: list[str], top: int = 3) -> list[dict[str, object]]:
+    def input_names(self, label_names: list[str]) -> list[str]:
+        """A name for each of the layer's ``in_features`` inputs: the source's labels, then
+        ``side[i]`` for the side transform's features (``K_s + F`` names)."""
         extra = self.linear.in_features - len(label_names)
-        label_names = list(label_names) + [f"{self.side_name}[{i}]" for i in range(extra)]
+        return list(label_names) + [f"{self.side_name}[{i}]" for i in range(extra)]
+
+    def table(self, label_names: list[str], top: int = 3) -> list[dict[str, object]]:
+        label_names = self.input_names(label_names)
         weights = self.linear.weight.detach()
         rows = []
         for row in weights:
