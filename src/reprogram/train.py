@@ -34,6 +34,7 @@ from .callbacks import Callback, ProbeInitCallback, RemapCallback, RidgeHeadCall
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .data import PreparedSplits, Split, TargetData, load_target
 from .data.splits import prepare_splits
+from .data.ucr_files import looks_like_path
 from .errors import ReprogramError
 from .evaluate import loss_and_accuracy, score
 from .mappings import MAPPINGS, build_mapping
@@ -611,9 +612,11 @@ def target_spec(
 ) -> dict[str, Any]:
     """What config.json records about the target (enough for ``eval`` to rebuild the splits)."""
     name = data.name if given else config.target
-    if name.startswith(("npz:", "folder:")):
+    if name.startswith(("npz:", "folder:")) or (
+        name.startswith("ucr:") and looks_like_path(name[4:])
+    ):
         prefix, path = name.split(":", 1)
-        name = f"{prefix}:{Path(path).resolve()}"
+        name = f"{prefix}:{Path(path.strip()).expanduser().resolve()}"
     return {
         "name": name,
         "modality": splits.modality,

