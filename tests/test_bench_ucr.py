@@ -154,3 +154,25 @@ def test_run_cell_hands_callbacks_to_fit_and_watching_changes_nothing(tmp_path: 
     assert seen[str(watched["best_epoch"])] == watched["test_accuracy"]
     assert watched["test_accuracy"] == plain["test_accuracy"]
     assert [h["val_loss"] for h in watched["history"]] == [h["val_loss"] for h in plain["history"]]
+
+
+def test_own_sets_run_beside_archive_sets(tmp_path: Path) -> None:
+    """``--sets`` takes ``ucr:PATH`` folders too: named by their files, no published column."""
+    own = tmp_path / "data" / "Beeps"
+    own.mkdir(parents=True)
+    for split, n in (("TRAIN", 12), ("TEST", 8)):
+        rows = [f"{'up' if i % 2 else 'down'}\t" + "\t".join(
+            str(round((1 if i % 2 else -1) * t / 10 + (i % 3) / 10, 3)) for t in range(20)
+        ) for i in range(n)]  # fmt: skip
+        (own / f"Beeps_{split}.tsv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "bench"
+    rows = suite(out, sets=(str(own), "GunPoint"), methods=(METHODS[1],))
+    assert [r["dataset"] for r in rows] == ["Beeps", "GunPoint"]
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["meta"]["settings"]["local_files"] == {
+        "Beeps": f"ucr:{(own / 'Beeps_TRAIN.tsv').resolve()}"
+    }
+    table = (out / "results.md").read_text()
+    assert "| Beeps |" in table and "Your own sets (`ucr:PATH`): Beeps (" in table
+    with pytest.raises(ReprogramError, match="names 'Beeps' twice"):
+        suite(tmp_path / "b2", sets=(str(own), str(own / "Beeps_TRAIN.tsv")))

@@ -593,7 +593,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="epochs of gradient methods (vision: 10, ucr-v2s: 100)",
     )
-    p.add_argument("--sets", default=None, help="ucr-v2s: UCR sets (default: the 20 V2S sets)")
+    p.add_argument(
+        "--sets",
+        default=None,
+        help="ucr-v2s: UCR set names, or folders of your own in the archive's layout "
+        "(as ucr:PATH; default: the 20 V2S sets)",
+    )
     p.add_argument(
         "--max-train",
         type=int,

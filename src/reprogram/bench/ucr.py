@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,11 +93,38 @@ class Cell:
     method: Method
     dataset: str
     seed: int
+    #: the ``ucr:PATH`` target of a set from your own files (``None``: ``ucr:<dataset>``)
+    target: str | None = None
 
     @property
     def key(self) -> str:
         safe = self.method.text.replace("/", "_").replace(os.sep, "_")
         return f"{safe}/{self.dataset}/seed{self.seed}"
+
+
+def _targets(sets: Sequence[str]) -> dict[str, str | None]:
+    """Set name → its ``ucr:PATH`` target for your own files, ``None`` for archive sets.
+
+    An archive name is spelled as the archive does; a path (see
+    :func:`reprogram.data.ucr_files.looks_like_path`) is named by its ``<Name>_TRAIN`` file.
+    """
+    from ..data.ucr import resolve_name
+    from ..data.ucr_files import find_pair, looks_like_path
+
+    targets: dict[str, str | None] = {}
+    for text in sets:
+        if looks_like_path(text):
+            name, train, _ = find_pair(text)
+            target: str | None = f"ucr:{train.resolve()}"
+        else:
+            name, target = resolve_name(text), None
+        if name in targets:
+            raise ReprogramError(
+                f"--sets names {name!r} twice ({text!r}); rename one set's files "
+                "(<Name>_TRAIN/_TEST) so each set has its own name."
+            )
+        targets[name] = target
+    return targets
 
 
 def shots_for(train_counts: list[int], max_train: int | None) -> int | None:
@@ -125,7 +153,7 @@ def run_cell(
 
     resume = unfinished(out)
     common: dict[str, Any] = dict(
-        target=f"ucr:{cell.dataset}",
+        target=cell.target or f"ucr:{cell.dataset}",
         shots=shots,
         select=select,
         epochs=epochs,
@@ -238,25 +266,26 @@ def run_ucr(
         command: the command line recorded in the results.
     """
     from ..data import load_target
-    from ..data.ucr import resolve_name
 
     parsed = [parse(m, source) for m in methods]  # bad methods fail before any work
     from ..selection import parse_select
 
     parse_select(select)
-    names = [resolve_name(s) for s in sets]
+    targets = _targets(sets)
+    names = list(targets)
     if max_train is not None and max_train < 2:
         raise ReprogramError(f"--max-train must be at least 2, got {max_train}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes: dict[str, tuple[int | None, int]] = {}
     for name in names:
-        counts = load_target(f"ucr:{name}").train.y.bincount().tolist()
+        counts = load_target(targets[name] or f"ucr:{name}").train.y.bincount().tolist()
         shots = shots_for(counts, max_train)
         sizes[name] = (shots, sum(counts) if shots is None else shots * len(counts))
-    cells = [Cell(m, d, s) for d in names for s in seeds for m in parsed]
+    cells = [Cell(m, d, s, targets[d]) for d in names for s in seeds for m in parsed]
     settings = {
         "sets": names,
+        "local_files": {d: t for d, t in targets.items() if t},
         "seeds": list(seeds),
         "methods": list(methods),
         "source": source,
@@ -408,6 +437,11 @@ def _markdown(
         f"Machine: {describe(mach)}, "
         f"niceness {mach['niceness']}, load average at start {mach['load_average_at_start']} "
         f"(times are wall-clock on a CPU shared with other jobs); {meta['date']}.",
+        *(
+            [f"Your own sets (`ucr:PATH`): {', '.join(f'{d} ({t[4:]})' for d, t in own.items())}."]
+            if (own := settings.get("local_files"))
+            else []
+        ),
         "",
         "Test accuracy (%), mean ± std over seeds (n = seeds finished). V2Sa and SOTA: published "
         "(V2S Table 2; epochs chosen on the test set there, so optimistic).",
