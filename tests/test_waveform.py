@@ -337,3 +337,15 @@ def test_bound_callback_reports_missing_espeak(monkeypatch: pytest.MonkeyPatch) 
     record: dict[str, object] = {}
     cb.on_epoch_end(_Trainer(), 1, record)  # type: ignore[arg-type]
     assert record == {} and "espeak-ng" in cb.state_dict()["skipped"]
+
+
+def test_program_plot_finds_the_front_end_and_the_last_view() -> None:
+    """program.png's log-mel column reads the source's own LogMel, on the last view only."""
+    from reprogram.diagnostics.waveform_plot import _front_end, _last_view
+
+    source = _audio_source(k=4)
+    assert isinstance(_front_end(source), LogMel)
+    assert _front_end(nn.Sequential(nn.Linear(2, 2))) is None
+    wave = torch.arange(10.0)[None]
+    assert torch.equal(_last_view(wave, (4, 6)), wave[:, 4:])
+    assert torch.equal(_last_view(wave, None), wave)

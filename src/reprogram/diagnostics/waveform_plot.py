@@ -13,11 +13,27 @@ if TYPE_CHECKING:
     from ..train import FitResult
 
 
+def _front_end(source: torch.nn.Module) -> torch.nn.Module | None:
+    """The source's log-mel front end (the first :class:`LogMel` inside it), if it has one."""
+    from ..sources.audio import LogMel
+
+    return next((m for m in source.modules() if isinstance(m, LogMel)), None)
+
+
+def _last_view(wave: torch.Tensor, views: tuple[int, ...] | None) -> torch.Tensor:
+    """The last view ``[1, T_v]`` of a window ``[1, T]`` made of views side by side (the tone
+    of ``sonify``), or the whole window when the program has one view."""
+    return wave[:, -views[-1] :] if views else wave
+
+
 @torch.no_grad()
 def save_waveform_program_png(result: FitResult, example: Split, path: Path) -> None:
     """The program ``M ⊙ θ`` over the window, then up to three reprogrammed validation series.
 
     Time runs in seconds at the source's sample rate; the span the series occupies is shaded.
+    When the source hears through a log-mel front end (Whisper), a second column shows the
+    log-mel image the encoder reads for each example (of the last view, for multi-view
+    programs such as ``sonify``: the tone whose pitch follows the series).
     """
     from ..plots import pyplot
 
@@ -28,7 +44,19 @@ def save_waveform_program_png(result: FitResult, example: Split, path: Path) -> 
     names = result.config["target"]["class_names"]
     labels = model.source.label_names
     n = min(3, len(example))
-    fig, axes = plt.subplots(n + 1, 1, figsize=(9.0, 1.9 * (n + 1)), sharex=True)
+    front = _front_end(model.source)
+    views = getattr(program, "views", None)
+    if front is not None:
+        fig, grid = plt.subplots(
+            n + 1, 2, figsize=(12.5, 1.9 * (n + 1)), gridspec_kw={"width_ratios": [2.2, 1]}
+        )
+        axes, mels = list(grid[:, 0]), list(grid[:, 1])
+        mels[0].axis("off")
+        for ax in axes[1:]:
+            ax.sharex(axes[0])
+    else:
+        fig, column = plt.subplots(n + 1, 1, figsize=(9.0, 1.9 * (n + 1)), sharex=True)
+        axes, mels = list(column), [None] * (n + 1)
     seconds = torch.arange(program.window) / rate
     pattern = program.pattern().detach().cpu()
     axes[0].plot(seconds, pattern, lw=0.5, color="tab:purple")
@@ -37,9 +65,18 @@ def save_waveform_program_png(result: FitResult, example: Split, path: Path) -> 
         f"{float(pattern.max()):+.3f})",
         fontsize=9,
     )
-    for ax, i in zip(axes[1:], range(n), strict=False):
+    for ax, mel_ax, i in zip(axes[1:], mels[1:], range(n), strict=False):
         x = example.x[i : i + 1]
         wave = program(x)
+        if mel_ax is not None and front is not None:
+            image = front(_last_view(wave, views).float())[0].cpu().numpy()  # [n_mels, frames]
+            span = _last_view(wave, views).shape[-1] / rate
+            mel_ax.imshow(
+                image, origin="lower", aspect="auto", cmap="magma", extent=(0, span, 0, len(image))
+            )
+            what = "log-mel the encoder reads" + (" (last view)" if views else "")
+            mel_ax.set_title(what, fontsize=8)
+            mel_ax.set_ylabel("mel bin", fontsize=7)
         placed, inside = program.place(x)
         logits = model.source(wave)
         top = labels[int(logits.argmax(-1))]
@@ -55,6 +92,8 @@ def save_waveform_program_png(result: FitResult, example: Split, path: Path) -> 
             title += f"; first token heard: {top!r}"
         ax.set_title(textwrap.shorten(title, 100), fontsize=8)
     axes[-1].set_xlabel("seconds")
+    if mels[-1] is not None:
+        mels[-1].set_xlabel("seconds")
     if n:
         axes[1].legend(fontsize=7, loc="upper right")
     fig.suptitle(
