@@ -298,6 +298,24 @@ def test_epochs_zero_runs_no_selection_runs(tmp_path: Path) -> None:
         assert torch.equal(value, head_b[key]), key
 
 
+def test_epochs_zero_needs_no_validation_example_per_class(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--epochs 0 holds nothing out, so one training example per class is enough (holdout
+    selection still refuses it), and eval scores the test split without carving validation."""
+    shots = {"shots": 1, "mapping_options": {"head": "ridge"}, "epochs": 0}
+    result = fit(config(tmp_path, "one", select="refit:1se", **shots))
+    m = result.metrics
+    assert m["splits"]["train"] == 10 and m["splits"]["val"] == 0
+    assert m["kfold"]["folds"] == 0 and 0.0 <= m["test_accuracy"] <= 1.0
+    with pytest.raises(DataError, match="leaves none to train on"):
+        fit(config(tmp_path, "held", select="refit", **{**shots, "epochs": 1}))
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "one"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert scored["test_accuracy"] == m["test_accuracy"]
+
+
 def test_score_val_off_needs_a_fixed_epoch(tmp_path: Path) -> None:
     with pytest.raises(ReprogramError, match="fix select_epoch"):
         config(tmp_path, select="holdout", score_val=False)

@@ -326,19 +326,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_eval_splits(config: dict[str, Any]) -> tuple[Any, int]:
-    """The splits a fit run saw (same shots, validation fraction and seed) and its eval batch."""
+def _eval_target(config: dict[str, Any]) -> tuple[Any, dict[str, Any], int]:
+    """The target a fit run saw, its split settings (shots, val_fraction, seed) and eval batch."""
     from .data import load_target
-    from .data.splits import prepare_splits
 
     try:
         t = config["target"]
-        name, shots, fraction, seed = t["name"], t["shots"], t["val_fraction"], config["seed"]
+        name = t["name"]
+        settings = {"shots": t["shots"], "val_fraction": t["val_fraction"], "seed": config["seed"]}
         batch = int(config["training"]["eval_batch_size"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"config.json lacks or garbles field {exc}; it is not ours.") from None
-    data = load_target(name)
-    return prepare_splits(data, shots=shots, val_fraction=fraction, seed=seed), batch
+    return load_target(name), settings, batch
+
+
+def _load_eval_splits(config: dict[str, Any]) -> tuple[Any, int]:
+    """The splits a fit run saw (same shots, validation fraction and seed) and its eval batch."""
+    from .data.splits import prepare_splits
+
+    data, settings, batch = _eval_target(config)
+    return prepare_splits(data, **settings), batch
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -346,11 +353,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import loss_and_accuracy, score
 
     model, config = load_artifact(args.dir)
-    splits, batch = _load_eval_splits(config)
-    if args.split == "test":
-        splits.test.unseal()  # eval of a finished artifact is the final scoring
-        split = splits.test.open()
+    if args.split == "test":  # the official test split: no validation carve needed (a run
+        # with --epochs 0 may have held nothing out of classes too small to give one)
+        data, _, batch = _eval_target(config)
+        split = data.test
     else:
+        splits, batch = _load_eval_splits(config)
         split = splits.val
     loss, acc = loss_and_accuracy(score(model, split.x, split.y, batch, progress=args.split))
     recorded = read_json(Path(args.dir) / METRICS, "the metrics").get(f"{args.split}_accuracy")

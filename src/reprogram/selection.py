@@ -54,8 +54,8 @@ from typing import Any
 from .artifact import CONFIG, METRICS, read_json, write_json
 from .checkpoint import CHECKPOINT_NAME
 from .data import Split, TargetData, load_target
-from .data.splits import prepare_splits, stratified_folds
-from .errors import ReprogramError
+from .data.splits import few_shot_pool, prepare_splits, stratified_folds
+from .errors import DataError, ReprogramError
 
 FOLDS_DIR = "folds"
 STATE = "kfold.json"
@@ -180,16 +180,24 @@ def kfold_run(
     out = _prepare(config)
     data = target if target is not None else load_target(config.target)
     name = data.name if target is not None else config.target
-    pool = prepare_splits(
-        data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
-    )
-    train = _merge(pool.train, pool.val)  # the few-shot pool: nothing held out
-    if is_refit(config.select):  # one fold: the held-out validation split itself
-        import torch
-
-        folds = [torch.arange(len(pool.train), len(train))]
+    try:
+        pool = prepare_splits(
+            data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
+        )
+    except DataError:
+        if not nothing_to_choose(config):
+            raise
+        # --epochs 0 holds nothing out, so classes too small to give one example to
+        # validation are fine: train on the few-shot pool as drawn
+        train, folds = few_shot_pool(data, shots=config.shots, seed=config.seed), []
     else:
-        folds = stratified_folds(train.y, k, config.seed, pool.class_names)
+        train = _merge(pool.train, pool.val)  # the few-shot pool: nothing held out
+        if is_refit(config.select):  # one fold: the held-out validation split itself
+            import torch
+
+            folds = [torch.arange(len(pool.train), len(train))]
+        else:
+            folds = stratified_folds(train.y, k, config.seed, pool.class_names)
     fold_metrics = []
     extra = {"diagnostics": False} if hasattr(config, "diagnostics") else {}
     if nothing_to_choose(config):  # --epochs 0: the folds could only pick epoch 0

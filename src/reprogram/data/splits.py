@@ -140,6 +140,16 @@ def prepare_splits(
     )
 
 
+def few_shot_pool(data: TargetData, *, shots: int | None = None, seed: int = 0) -> Split:
+    """The training examples a run may use, nothing held out: ``shots`` per class drawn as
+    :func:`prepare_splits` draws them (same seed, same examples), or all of them."""
+    _check_args(shots, 0.5)
+    if shots is None:
+        return data.train
+    generator = torch.Generator().manual_seed(seed)
+    return data.train.subset(select_shots(data.train.y, shots, data.class_names, generator))
+
+
 def stratified_folds(
     y: torch.Tensor, k: int, seed: int, class_names: list[str]
 ) -> list[torch.Tensor]:
