@@ -511,3 +511,9 @@ def test_subprocess_user_error_has_no_traceback(tmp_path: Path) -> None:
         "reprogram fit: error: npz file /nonexistent.npz does not exist."
     )
     assert proc.stdout == ""
+
+
+def test_list_programs_says_what_auto_picks(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "list", "programs")
+    assert code == 0, err
+    assert "Without --program (auto)" in out and "waveform for series on an audio source" in out

@@ -441,6 +441,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         if options:
             print(" " * (width + 2) + "options: " + ", ".join(o.name for o in options))
     what = "the flags it sets" if args.kind == "recipes" else "its options"
+    if args.kind == "programs":
+        print(
+            "\nWithout --program (auto), fit picks from the input shapes: resize-pad for images "
+            "on an image source,\nseries-image for series on an image source, waveform for "
+            "series on an audio source."
+        )
     print(f"\n`reprogram list {args.kind} NAME` shows one entry and {what}.")
     return 0
 
