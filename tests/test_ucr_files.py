@@ -124,4 +124,23 @@ def test_fit_records_an_absolute_path_that_evaluates_elsewhere(
     monkeypatch.chdir(tmp_path)  # elsewhere: ucr:./waves would name nothing here
     capsys.readouterr()
     assert main(["eval", str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["test_accuracy"] is not None
+    scored = json.loads(capsys.readouterr().out.splitlines()[-1])["test_accuracy"]
+    # predict reads the same text layout: with --labelled it scores the test file as eval did
+    test_file = str(folder / "Waves_TEST.tsv")
+    assert main(["predict", str(out), test_file, "--labelled"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 7 and "(label " in lines[0]
+    assert lines[-1].startswith(f"accuracy against the files' labels: {scored:.4f} (")
+    # without labels every field is a value; a label first is refused with the flag to use
+    values_only = tmp_path / "new.csv"
+    values_only.write_text(
+        "\n".join(
+            ",".join(ln.split("\t")[1:]) for ln in Path(test_file).read_text().split("\n")[:2]
+        )
+    )
+    assert main(["predict", str(out), str(values_only), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["input"] for r in rows] == [f"{values_only}[0]", f"{values_only}[1]"]
+    assert "label" not in rows[0]
+    assert main(["predict", str(out), test_file]) == 2
+    assert "add --labelled" in " ".join(capsys.readouterr().err.split())

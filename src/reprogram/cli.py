@@ -392,7 +392,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model, config = load_artifact(args.dir)
     names = config["target"]["class_names"]
-    labels, x = load_inputs(args.inputs, tuple(config["target"]["input_shape"]))
+    labels, x, truth = load_inputs(
+        args.inputs, tuple(config["target"]["input_shape"]), labelled=args.labelled
+    )
     if not len(x):
         raise DataError(f"the inputs ({', '.join(args.inputs)}) hold no examples.")
     import torch
@@ -400,17 +402,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with torch.no_grad():
         probs = torch.softmax(model(x), dim=-1) if len(x) else torch.empty(0, len(names))
     rows = []
-    for label, p in zip(labels, probs, strict=True):
+    for i, (label, p) in enumerate(zip(labels, probs, strict=True)):
         k = int(p.argmax())
-        rows.append(
-            {"input": label, "class": names[k], "index": k, "probability": round(float(p[k]), 4)}
-        )
+        row = {"input": label, "class": names[k], "index": k, "probability": round(float(p[k]), 4)}
+        if truth:
+            row["label"] = truth[i]
+        rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            print(f"{r['input']}\t{r['class']}\t{r['probability']:.4f}")
+            given = f"\t(label {r['label']})" if "label" in r else ""
+            print(f"{r['input']}\t{r['class']}\t{r['probability']:.4f}{given}")
+        if truth:
+            print(_labelled_accuracy(truth, [r["class"] for r in rows], names))
     return 0
+
+
+def _labelled_accuracy(truth: list[str], predicted: list[str], names: list[str]) -> str:
+    """One line scoring predictions against the labels the input files carried."""
+    unknown = sorted(set(truth) - set(names))
+    right = sum(t == p for t, p in zip(truth, predicted, strict=True))
+    line = f"accuracy against the files' labels: {right / len(truth):.4f} ({right}/{len(truth)})"
+    if unknown:
+        line += f"; labels the model never saw: {', '.join(unknown)} (counted as wrong)"
+    return line
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -638,10 +654,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("val", "test"), default="test")
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("predict", help="predictions for new inputs (image files, .npy or .npz)")
+    p = sub.add_parser(
+        "predict",
+        help="predictions for new inputs (image files, .npy/.npz arrays; series also as "
+        ".csv/.tsv/.txt lines or .ts)",
+    )
     p.add_argument("dir")
     p.add_argument("inputs", nargs="+")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--labelled",
+        action="store_true",
+        help="series text files start each line with a label (the ucr:PATH layout): it is "
+        "shown beside the prediction and scored",
+    )
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("list", help="registered components")
     p.add_argument("kind", choices=KINDS)

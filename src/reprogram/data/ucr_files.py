@@ -88,7 +88,9 @@ def read_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return _read_text(path)
 
 
-def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_text(path: Path, labelled: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Series ``[N, L]`` and labels ``[N]`` (empty when ``labelled`` is False: every field of
+    a line is then a value) of one delimited text file."""
     try:
         lines = [ln for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
     except (OSError, UnicodeDecodeError) as exc:
@@ -96,25 +98,51 @@ def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not lines:
         raise DataError(f"{path} holds no series.")
     sep = "\t" if "\t" in lines[0] else "," if "," in lines[0] else None
+    first = 1 if labelled else 0
     labels: list[object] = []
     rows: list[np.ndarray] = []
     for number, line in enumerate(lines, start=1):
         fields = [f.strip() for f in line.split(sep)]
-        if len(fields) < 2:
+        if len(fields) < first + 1:
             raise DataError(
                 f"{path}, line {number}: expected a label then the series' values, got "
                 f"{line[:60]!r}."
             )
         try:
-            values = [math.nan if f in ("", "?") else float(f) for f in fields[1:]]
+            values = [math.nan if f in ("", "?") else float(f) for f in fields[first:]]
         except ValueError:
+            layout = (
+                "each line is the label, then the values"
+                if labelled
+                else "each line is the values only (add --labelled when a label comes first)"
+            )
             raise DataError(
-                f"{path}, line {number}: a value is not a number ({line[:60]!r}); each line is "
-                f"the label, then the values. A header line is not expected."
+                f"{path}, line {number}: a value is not a number ({line[:60]!r}); {layout}. "
+                f"A header line is not expected."
             ) from None
-        labels.append(_label(fields[0]))
+        if labelled:
+            labels.append(_label(fields[0]))
         rows.append(np.asarray(values, dtype=np.float64))
     return pad_rows(rows), np.asarray(labels, dtype=object)
+
+
+def read_series_file(path: Path, labelled: bool) -> tuple[np.ndarray, list[str]]:
+    """New series for ``predict`` from a text or ``.ts`` file: ``[N, L]`` and each line's
+    label as the archive spells it (``"1"``, ``"walk"``; empty without labels)."""
+    if path.suffix.lower() == ".ts":
+        x, y = _read_ts(path)
+    else:
+        x, y = _read_text(path, labelled)
+    return x, [spell(v) for v in y]
+
+
+def spell(value: object) -> str:
+    """A label as a class name: ``1.0`` → ``"1"``, ``-1.0`` → ``"-1"``, ``"a"`` → ``"a"``."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def _label(text: str) -> object:
@@ -152,4 +180,13 @@ def load_local(rest: str) -> tuple[str, str, tuple[np.ndarray, ...]]:
     return name, f"local files ({train.parent.resolve()})", (x_train, y_train, x_test, y_test)
 
 
-__all__ = ["SUFFIXES", "find_pair", "load_local", "looks_like_path", "pad_rows", "read_split"]
+__all__ = [
+    "SUFFIXES",
+    "find_pair",
+    "load_local",
+    "looks_like_path",
+    "pad_rows",
+    "read_series_file",
+    "read_split",
+    "spell",
+]
