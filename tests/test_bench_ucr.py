@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reprogram.bench.published import gap_markdown, gap_shares
-from reprogram.bench.ucr import PUBLISHED, V2S_SETS, parse, run_ucr, shots_for
+from reprogram.bench.ucr import PUBLISHED, V2S_SETS, Cell, Clock, parse, run_ucr, shots_for
 from reprogram.cli import main
 from reprogram.errors import ReprogramError
 
@@ -176,3 +176,22 @@ def test_own_sets_run_beside_archive_sets(tmp_path: Path) -> None:
     assert "| Beeps |" in table and "Your own sets (`ucr:PATH`): Beeps (" in table
     with pytest.raises(ReprogramError, match="names 'Beeps' twice"):
         suite(tmp_path / "b2", sets=(str(own), str(own / "Beeps_TRAIN.tsv")))
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_clock_learns_how_cost_grows_with_series_length(beta: float) -> None:
+    """Cells costing units × L**beta: after two lengths the estimate is exact; before, the
+    prior (0.5) errs by at most √(L ratio)."""
+    cell = Cell(parse("waveform+random@whisper-tiny.en", "x"), "A", 0)
+    clock = Clock(epochs=10)
+    assert clock.estimate(cell, 100, 500) is None
+    cost = 0.001
+    clock.record(cell, 1000, 2700, cost * 1000 * 10 * 2700**beta)
+    first = clock.estimate(cell, 3600, 500)
+    truth = cost * 3600 * 10 * 500**beta
+    assert first is not None and 1 / (2700 / 500) ** 0.5 <= first / truth <= (2700 / 500) ** 0.5
+    clock.record(cell, 200, 150, cost * 200 * 10 * 150**beta)
+    assert clock.beta(cell.method.text) == pytest.approx(beta)
+    assert clock.estimate(cell, 3600, 500) == pytest.approx(truth)
+    peer = Cell(parse("minirocket", "x"), "A", 0)  # fixed features: one pass, no epochs
+    assert clock.units(peer, 100) == 100 and clock.estimate(peer, 100, 500) is None

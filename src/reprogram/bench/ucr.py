@@ -17,6 +17,7 @@ from its checkpoint. After each cell the suite rewrites ``results.json``, ``resu
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import statistics
 import sys
@@ -217,25 +218,48 @@ def _row(cell: Cell, directory: Path, shots: int | None) -> dict[str, Any]:
 class Clock:
     """Seconds per unit of work for each method, from finished cells: estimates what is left.
 
-    A unit is one training series (times the epochs for gradient methods).
+    A cell's work is its training series (times the epochs for gradient methods) times
+    ``L ** beta``, ``L`` the set's series length. Programs differ in how cost grows with
+    ``L``: a fixed 1-s window costs the same for every set (``beta`` 0), a window fitted to the
+    series (``fit=4``), MiniRocket and the FCN grow with it (``beta`` 1). Each method's
+    ``beta`` is fitted (least squares on log seconds, clipped to [0, 1]) once it has finished
+    cells of two lengths; before that it is 0.5, which errs by at most √(L ratio) either way.
     """
+
+    PRIOR_BETA = 0.5
 
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
-        self.spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        self.done: dict[str, list[tuple[float, int, float]]] = defaultdict(list)
 
-    def work(self, cell: Cell, n_train: int) -> float:
+    def units(self, cell: Cell, n_train: int) -> float:
         epochs = max(cell.method.epochs(self.epochs), 1)  # epochs=0 still reads every series
         return float(n_train * (epochs if cell.method.gradient else 1))
 
-    def record(self, cell: Cell, n_train: int, seconds: float) -> None:
-        spent = self.spent[cell.method.text]
-        spent[0] += seconds
-        spent[1] += self.work(cell, n_train)
+    def record(self, cell: Cell, n_train: int, length: int, seconds: float) -> None:
+        self.done[cell.method.text].append((self.units(cell, n_train), length, seconds))
 
-    def estimate(self, cell: Cell, n_train: int) -> float | None:
-        seconds, work = self.spent.get(cell.method.text, (0.0, 0.0))
-        return seconds / work * self.work(cell, n_train) if work else None
+    def beta(self, method: str) -> float:
+        """How cost grows with series length for ``method``, fitted from its finished cells."""
+        done = [(u, n, t) for u, n, t in self.done.get(method, []) if t > 0]
+        logs = [math.log(n) for _, n, _ in done]
+        if len(set(logs)) < 2:
+            return self.PRIOR_BETA
+        per_unit = [math.log(t / u) for u, _, t in done]
+        mx, my = statistics.mean(logs), statistics.mean(per_unit)
+        slope = sum((x - mx) * (y - my) for x, y in zip(logs, per_unit, strict=True)) / sum(
+            (x - mx) ** 2 for x in logs
+        )
+        return min(1.0, max(0.0, slope))
+
+    def estimate(self, cell: Cell, n_train: int, length: int) -> float | None:
+        """Seconds ``cell`` should take, or None before its method has finished a cell."""
+        done = self.done.get(cell.method.text)
+        if not done:
+            return None
+        beta = self.beta(cell.method.text)
+        rate = sum(t for _, _, t in done) / sum(u * n**beta for u, n, _ in done)
+        return rate * self.units(cell, n_train) * length**beta
 
 
 def run_ucr(
@@ -277,11 +301,13 @@ def run_ucr(
         raise ReprogramError(f"--max-train must be at least 2, got {max_train}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sizes: dict[str, tuple[int | None, int]] = {}
+    sizes: dict[str, tuple[int | None, int, int]] = {}
     for name in names:
-        counts = load_target(targets[name] or f"ucr:{name}").train.y.bincount().tolist()
+        data = load_target(targets[name] or f"ucr:{name}")
+        counts = data.train.y.bincount().tolist()
         shots = shots_for(counts, max_train)
-        sizes[name] = (shots, sum(counts) if shots is None else shots * len(counts))
+        n_train = sum(counts) if shots is None else shots * len(counts)
+        sizes[name] = (shots, n_train, int(data.train.x.shape[-1]))
     cells = [Cell(m, d, s, targets[d]) for d in names for s in seeds for m in parsed]
     settings = {
         "sets": names,
@@ -300,7 +326,7 @@ def run_ucr(
     started = time.perf_counter()
     for i, cell in enumerate(cells, 1):
         directory = out / "runs" / cell.key
-        shots, n_train = sizes[cell.dataset]
+        shots, n_train, length = sizes[cell.dataset]
         if not (directory / METRICS).exists():
             if progress:
                 eta = _eta(cells[i - 1 :], out, clock, sizes, started)
@@ -311,7 +337,7 @@ def run_ucr(
                 run_cell(cell, directory, epochs=epochs, shots=shots, select=select)
             except ReprogramError as exc:
                 raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
-            clock.record(cell, n_train, time.perf_counter() - t0)
+            clock.record(cell, n_train, length, time.perf_counter() - t0)
         row = _row(cell, directory, shots)
         rows.append(row)
         if progress:
@@ -351,11 +377,11 @@ def _eta(
     left: list[Cell],
     out: Path,
     clock: Clock,
-    sizes: dict[str, tuple[int | None, int]],
+    sizes: dict[str, tuple[int | None, int, int]],
     started: float,
 ) -> str:
     todo = [c for c in left if not (out / "runs" / c.key / METRICS).exists()]
-    guesses = [clock.estimate(c, sizes[c.dataset][1]) for c in todo]
+    guesses = [clock.estimate(c, *sizes[c.dataset][1:]) for c in todo]
     known = [g for g in guesses if g is not None]
     so_far = f"{(time.perf_counter() - started) / 60:.1f} min so far"
     if not known:
