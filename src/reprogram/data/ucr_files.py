@@ -165,11 +165,16 @@ def _read_ts(path: Path) -> tuple[np.ndarray, np.ndarray]:
         x, y = load_from_ts_file(str(path))
     except Exception as exc:  # noqa: BLE001 (aeon raises IOError, ValueError and its own)
         raise DataError(f"cannot read {path} as a .ts file ({exc}).") from None
-    series = [s for s in x] if isinstance(x, list) else list(x)
+    return univariate_rows(x, str(path)), np.asarray([_label(str(v)) for v in y], dtype=object)
+
+
+def univariate_rows(x: object, where: str) -> np.ndarray:
+    """aeon's series (an array ``[N, 1, L]``, or for unequal lengths a list of ``[1, L_i]``)
+    as ``[N, L_max]`` float64, NaN-padded at the end; DataError if multivariate."""
+    series = list(x)  # type: ignore[call-overload]
     if any(np.asarray(s).shape[0] != 1 for s in series):
-        raise DataError(f"{path} is multivariate; reprogram reads univariate series.")
-    rows = [np.asarray(s, dtype=np.float64)[0] for s in series]
-    return pad_rows(rows), np.asarray([_label(str(v)) for v in y], dtype=object)
+        raise DataError(f"{where} is multivariate; reprogram reads univariate series.")
+    return pad_rows([np.asarray(s, dtype=np.float64)[0] for s in series])
 
 
 def load_local(rest: str) -> tuple[str, str, tuple[np.ndarray, ...]]:
@@ -189,4 +194,5 @@ __all__ = [
     "read_series_file",
     "read_split",
     "spell",
+    "univariate_rows",
 ]

@@ -68,9 +68,10 @@ def save_waveform_program_png(result: FitResult, example: Split, path: Path) -> 
     for ax, mel_ax, i in zip(axes[1:], mels[1:], range(n), strict=False):
         x = example.x[i : i + 1]
         wave = program(x)
-        if mel_ax is not None and front is not None:
-            image = front(_last_view(wave, views).float())[0].cpu().numpy()  # [n_mels, frames]
-            span = _last_view(wave, views).shape[-1] / rate
+        if mel_ax is not None and front is not None:  # both set together (typing)
+            heard = _last_view(wave, views)
+            image = front(heard.float())[0].cpu().numpy()  # [n_mels, frames]
+            span = heard.shape[-1] / rate
             mel_ax.imshow(
                 image, origin="lower", aspect="auto", cmap="magma", extent=(0, span, 0, len(image))
             )
