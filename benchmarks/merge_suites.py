@@ -16,7 +16,7 @@ run on different machines (whose last-bit differences move long SGD runs; see
     python benchmarks/merge_suites.py benchmarks/results/bench_ucr/v2s_random_fit \\
         benchmarks/results/bench_ucr/v2s_random_fit_17 \\
         benchmarks/results/bench_ucr/v2s_random_fit_3big \\
-        --out benchmarks/results/bench_ucr/v2s_random_fit_20x3
+        --out benchmarks/results/bench_ucr/v2s_random_fit_all
 """
 
 from __future__ import annotations
