@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from reprogram import FitConfig
 from reprogram.callbacks import Callback
 
 
@@ -20,3 +23,21 @@ class CrashAt(Callback):
     def on_epoch_start(self, trainer, epoch) -> None:  # type: ignore[no-untyped-def]
         if epoch == self.epoch:
             raise Crash
+
+
+def tiny_config(tmp_path: Path, name: str = "run", **kw: object) -> FitConfig:
+    """A fast fit on ``tiny-random-cnn`` and ``digits`` into ``tmp_path/name``; ``kw`` wins."""
+    base: dict[str, object] = dict(
+        source="tiny-random-cnn",
+        target="digits",
+        program="resize-pad",
+        mapping="linear",
+        epochs=3,
+        shots=20,
+        seed=3,
+        out=str(tmp_path / name),
+        progress=False,
+        plots=False,
+    )
+    base.update(kw)
+    return FitConfig(**base)  # type: ignore[arg-type]

@@ -8,33 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import Crash, CrashAt
+from helpers import tiny_config as config
 from safetensors.torch import load_file
 from torch import nn
 
-from reprogram import FitConfig, fit, load_artifact
+from reprogram import fit, load_artifact
 from reprogram.callbacks import Callback
 from reprogram.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from reprogram.data import load_target
 from reprogram.errors import ReprogramError, SealedSplitError
 from reprogram.sources import build_source
 from reprogram.sources.module import from_module
-
-
-def config(tmp_path: Path, name: str = "run", **kw: object) -> FitConfig:
-    base = dict(
-        source="tiny-random-cnn",
-        target="digits",
-        program="resize-pad",
-        mapping="linear",
-        epochs=3,
-        shots=20,
-        seed=3,
-        out=str(tmp_path / name),
-        progress=False,
-        plots=False,
-    )
-    base.update(kw)
-    return FitConfig(**base)  # type: ignore[arg-type]
 
 
 def test_source_weights_and_statistics_are_bit_identical_after_training(tmp_path: Path) -> None:

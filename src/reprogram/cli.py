@@ -74,11 +74,23 @@ def _add_run_args(p: argparse.ArgumentParser, out: str, lr_help: str) -> None:
         help="image side the source sees (default: its input size)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--devices", type=int, default=1, help="data-parallel processes (CPU: gloo)")
+    p.add_argument(
+        "--devices", type=int, default=1, help="data-parallel processes (CPU: gloo) or GPUs"
+    )
+    _add_accelerator_arg(p)
     p.add_argument("--out", default=out, help="artifact directory")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_accelerator_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--accelerator",
+        default="auto",
+        help="where training runs: auto (default: a GPU when PyTorch sees one, else the CPU), "
+        "cpu, cuda or mps; black-box sources always run on the CPU",
+    )
 
 
 def _add_fit_args(p: argparse.ArgumentParser) -> None:
@@ -144,6 +156,7 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         patience=args.patience,
         seed=args.seed,
         devices=args.devices,
+        accelerator=args.accelerator,
         out=args.out,
         resume=args.resume,
         overwrite=args.overwrite,
@@ -643,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a :1se suffix (refit:1se) takes the earliest epoch or strongest penalty within one "
         "standard error of the best",
     )
+    _add_accelerator_arg(p)
     p.add_argument("--canvas-size", type=int, default=128, help="vision: canvas side")
     p.add_argument("--sizes", default="128,224", help="efficiency: input sizes")
     p.add_argument("--batch-size", type=int, default=32, help="efficiency: batch size")

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .accelerator import to_model
+
 
 @torch.no_grad()
 def score(
@@ -29,7 +31,7 @@ def score(
     starts = range(0, len(y), batch_size)
     bar = tqdm(starts, desc=progress, leave=False, unit="batch", disable=progress is None)
     for i in bar:
-        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        xb, yb = to_model(model, x[i : i + batch_size], y[i : i + batch_size])
         scores = model(xb)
         totals[0] += float(F.cross_entropy(scores, yb, reduction="sum"))
         totals[1] += float((scores.argmax(-1) == yb).sum())

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .accelerator import to_model
 from .mappings.base import Mapping
 from .sources.base import Source
 
@@ -55,7 +56,10 @@ class ReprogrammedModel(nn.Module):
         """Predicted target classes ``[N]`` for inputs ``[N, C_t, H_t, W_t]``."""
         was_training = self.training
         self.eval()
-        out = [self(x[i : i + batch_size]).argmax(-1) for i in range(0, len(x), batch_size)]
+        out = [
+            self(to_model(self, x[i : i + batch_size])).argmax(-1).cpu()
+            for i in range(0, len(x), batch_size)
+        ]
         self.train(was_training)
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 

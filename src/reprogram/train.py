@@ -7,7 +7,6 @@ and scored once, after the best state has been restored.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .accelerator import describe, to_model
+from .accelerator import resolve as resolve_accelerator
 from .artifact import (
     CONFIG,
     METRICS,
@@ -56,6 +57,7 @@ _RESUMABLE_CHANGES = {
     "plots",
     "query_budget",
     "score_val",  # whether a fixed-epoch run validates changes no trained number
+    "accelerator",  # a run checkpointed on one device may resume on another
 }
 
 
@@ -97,7 +99,13 @@ class RunConfig:
             "split is the training data and chooses nothing)"
         },
     )
-    devices: int = 1
+    devices: int = field(
+        default=1, metadata={"help": "data-parallel processes (CPU) or GPUs"}
+    )
+    accelerator: str = field(
+        default="auto",
+        metadata={"help": "auto (a GPU when PyTorch sees one, else the CPU) | cpu | cuda | mps"},
+    )
     out: str = "runs/latest"
     resume: bool = False
     overwrite: bool = False
@@ -140,11 +148,15 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise ReprogramError(message)
-        available = os.cpu_count() or 1
-        if self.devices > available and not torch.cuda.is_available():
+        from . import accelerator
+
+        kind = accelerator.resolve(self.accelerator)  # clear errors: unknown, or not here
+        count = accelerator.device_count(kind)
+        if self.devices > count:
+            what = "GPUs" if kind == "cuda" else "CPU cores"
             raise ReprogramError(
-                f"--devices {self.devices} asks for more processes than this machine has CPU "
-                f"cores ({available}); use --devices {available} or fewer."
+                f"--devices {self.devices} asks for more processes than this machine has "
+                f"{what} ({count}); use --devices {count} or fewer."
             )
         if self.lr is not None:
             self.optimizer_options = {**self.optimizer_options, "lr": self.lr}
@@ -205,6 +217,7 @@ class _Job:
     callbacks: list[Callback]
     artifact_config: dict[str, Any]
     source_spec: dict[str, Any]
+    accelerator: str = "cpu"  # resolved: cpu, cuda or mps
 
 
 def _val_text(loss: float | None, accuracy: float | None) -> str:
@@ -243,6 +256,10 @@ class Trainer:
         self.is_main = fabric.global_rank == 0
 
     # ----------------------------------------------------------------- evaluation helpers
+    def _sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over processes, on the CPU (NCCL reduces device tensors only)."""
+        return self.fabric.all_reduce(self.fabric.to_device(tensor), reduce_op="sum").cpu()
+
     def _shard(self, n: int) -> torch.Tensor:
         return torch.arange(n)[self.fabric.global_rank :: self.fabric.world_size]
 
@@ -253,7 +270,7 @@ class Trainer:
         if sharded and self.fabric.world_size > 1:
             part = split.subset(self._shard(len(split)))
             totals = score(self.model, part.x, part.y, self.config.eval_batch_size)
-            totals = self.fabric.all_reduce(totals, reduce_op="sum")
+            totals = self._sum(totals)
         else:
             totals = score(self.model, split.x, split.y, self.config.eval_batch_size, progress)
         return loss_and_accuracy(totals)
@@ -274,7 +291,8 @@ class Trainer:
         self.model.eval()
         step = self.config.eval_batch_size
         parts = [
-            self.model.source_logits(split.x[i : i + step]) for i in range(0, len(split), step)
+            self.model.source_logits(to_model(self.model, split.x[i : i + step])).cpu()
+            for i in range(0, len(split), step)
         ]
         return torch.cat(parts) if parts else torch.empty(0, self.model.source.num_classes)
 
@@ -287,10 +305,10 @@ class Trainer:
         step = self.config.eval_batch_size
         for i in range(0, len(part), step):
             x, y = part.x[i : i + step], part.y[i : i + step]
-            top = self.model.source_logits(x).argmax(-1)
+            top = self.model.source_logits(to_model(self.model, x)).argmax(-1).cpu()
             counts.index_put_((y, top), torch.ones(len(y)), accumulate=True)
         if self.fabric.world_size > 1:
-            counts = self.fabric.all_reduce(counts, reduce_op="sum")
+            counts = self._sum(counts)
         return counts
 
     # ----------------------------------------------------------------- checkpoints
@@ -455,7 +473,7 @@ class Trainer:
         total, count = 0.0, 0
         for i in bar:
             idx = order[i : i + cfg.batch_size]
-            x, y = train.x[idx], train.y[idx]
+            x, y = self.fabric.to_device((train.x[idx], train.y[idx]))
             loss = stepper.step(lambda x=x, y=y: F.cross_entropy(wrapped(x), y))
             total += loss * len(idx)
             count += len(idx)
@@ -488,6 +506,7 @@ class Trainer:
                 "epochs": sum(1 for r in state["history"] if r["epoch"] >= 1),
                 "best_epoch": best["epoch"],
                 "devices": self.fabric.world_size,
+                "accelerator": describe(self.job.accelerator),
                 "selection": (
                     f"epoch {cfg_epoch} fixed in advance; test once"
                     if (cfg_epoch := self.config.select_epoch) is not None
@@ -533,14 +552,16 @@ def _worker(fabric: Any, job: _Job) -> dict[str, Any]:
         raise
 
 
-def _make_fabric(devices: int) -> Any:
+def _make_fabric(devices: int, accelerator: str) -> Any:
+    """A Fabric on the concrete ``accelerator`` (cpu, cuda, mps): one process, or ``devices``
+    spawned data-parallel ones (gloo on CPUs, NCCL on GPUs)."""
     from lightning_fabric import Fabric
     from lightning_fabric.strategies import DDPStrategy
 
     if devices == 1:
-        return Fabric(accelerator="cpu", devices=1)
+        return Fabric(accelerator=accelerator, devices=1)
     strategy = DDPStrategy(start_method="spawn", broadcast_buffers=False)
-    return Fabric(accelerator="cpu", devices=devices, strategy=strategy)
+    return Fabric(accelerator=accelerator, devices=devices, strategy=strategy)
 
 
 def run_job(job: _Job, source: Source | None) -> FitResult:
@@ -550,8 +571,13 @@ def run_job(job: _Job, source: Source | None) -> FitResult:
     the artifact after a data-parallel run (whose model lives in the worker processes).
     """
     out = Path(job.config.out)
-    fabric = _make_fabric(job.config.devices)
-    metrics = fabric.launch(_worker, job)
+    blackbox = job.source_spec.get("access") == "query"
+    job.accelerator = resolve_accelerator(job.config.accelerator, blackbox=blackbox)
+    fabric = _make_fabric(job.config.devices, job.accelerator)
+    try:
+        metrics = fabric.launch(_worker, job)
+    finally:
+        job.model.cpu()  # the caller's model (and its shared source) is back on the CPU
     model = job.model
     if job.config.devices > 1:
         model, _ = load_artifact(out, source=source)

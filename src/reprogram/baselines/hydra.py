@@ -109,8 +109,8 @@ class HydraFeatures(nn.Module):
                 z = z.view(n, self.per_view, self.k, -1)
                 best, best_at = z.max(2)
                 worst_at = z.min(2).indices  # (argmin over a strided dim is ~10x slower)
-                soft = torch.zeros(n, self.per_view, self.k).scatter_add_(-1, best_at, best)
-                hard = torch.zeros(n, self.per_view, self.k)
+                soft = best.new_zeros(n, self.per_view, self.k).scatter_add_(-1, best_at, best)
+                hard = best.new_zeros(n, self.per_view, self.k)
                 hard.scatter_add_(-1, worst_at, torch.ones_like(best))
                 out += [soft, hard]
         return torch.cat(out, 1).reshape(n, -1)
@@ -127,16 +127,18 @@ class HydraFeatures(nn.Module):
         generator = torch.Generator().manual_seed(int(seed))
         w = torch.randn(self.weight.shape, generator=generator)
         w = w - w.mean(-1, keepdim=True)
-        self.weight.copy_(w / w.abs().sum(-1, keepdim=True))
-        s = self._batched_counts(prepare_series(x, self.length)).clamp(min=0).sqrt()
+        self.weight.copy_((w / w.abs().sum(-1, keepdim=True)).to(self.weight))
+        series = prepare_series(x, self.length).to(self.weight.device)
+        s = self._batched_counts(series).clamp(min=0).sqrt()
         epsilon = (s == 0).float().mean(0) ** SCALER_EXPONENT + 1e-8
         self.mu.copy_(s.mean(0))
         self.sigma.copy_(s.std(0) + epsilon if len(s) > 1 else torch.ones_like(epsilon))
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self._batched_counts(prepare_series(x, self.length)).clamp(min=0).sqrt()
-        return (s - self.mu) * (s != 0) / self.sigma
+        series = prepare_series(x, self.length).to(self.weight.device)
+        s = self._batched_counts(series).clamp(min=0).sqrt()
+        return ((s - self.mu) * (s != 0) / self.sigma).to(x.device)
 
 
 class MultiRocketFeatures(nn.Module):
@@ -162,9 +164,9 @@ class MultiRocketFeatures(nn.Module):
 
     def _fitted(self, rep: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (
-            getattr(self, f"{rep}_dilations").numpy(),
-            getattr(self, f"{rep}_per_dilation").numpy(),
-            getattr(self, f"{rep}_biases").numpy(),
+            getattr(self, f"{rep}_dilations").cpu().numpy(),
+            getattr(self, f"{rep}_per_dilation").cpu().numpy(),
+            getattr(self, f"{rep}_biases").cpu().numpy(),
         )
 
     def _rocket(self, seed: int | None = None) -> object:
@@ -195,7 +197,7 @@ class MultiRocketFeatures(nn.Module):
                         f"aeon's MultiRocket gave {rep} {suffix} of shape {value.shape}, "
                         f"expected {tuple(buffer.shape)}; this aeon version is not supported."
                     )
-                buffer.copy_(torch.from_numpy(value).to(buffer.dtype))
+                buffer.copy_(torch.from_numpy(value).to(buffer))
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -206,7 +208,7 @@ class MultiRocketFeatures(nn.Module):
         rocket._n_jobs = max(1, torch.get_num_threads())  # type: ignore[attr-defined]
         series = prepare_series(x, self.length).numpy()
         features = rocket._transform(series)  # type: ignore[attr-defined]
-        return torch.from_numpy(np.asarray(features, dtype=np.float32))
+        return torch.from_numpy(np.asarray(features, dtype=np.float32)).to(x.device)
 
 
 class MultiRocketHydraFeatures(nn.Module):

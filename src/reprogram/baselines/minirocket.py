@@ -106,7 +106,7 @@ def prepare_series(x: torch.Tensor, length: int) -> torch.Tensor:
     (non-NaN) part of each series linearly resampled to ``length``."""
     from ..data.series import resample_valid
 
-    return resample_valid(x, length).float().contiguous()
+    return resample_valid(x.detach().cpu(), length).float().contiguous()
 
 
 def dilation_count(length: int, n_features: int, max_dilations: int) -> int:
@@ -148,7 +148,7 @@ class MiniRocketFeatures(nn.Module):
         from aeon.transformations.collection.convolution_based import MiniRocket
 
         rocket = MiniRocket(n_kernels=self.options.n_kernels)
-        rocket.parameters = tuple(getattr(self, n).numpy() for n in PARAMETER_NAMES)
+        rocket.parameters = tuple(getattr(self, n).cpu().numpy() for n in PARAMETER_NAMES)
         rocket._n_jobs = max(1, torch.get_num_threads())
         return rocket
 
@@ -168,12 +168,12 @@ class MiniRocketFeatures(nn.Module):
                     f"aeon's MiniRocket gave {name} of shape {value.shape}, expected "
                     f"{tuple(buffer.shape)}; this aeon version is not supported."
                 )
-            buffer.copy_(torch.from_numpy(np.asarray(value)).to(buffer.dtype))
+            buffer.copy_(torch.from_numpy(np.asarray(value)).to(buffer))
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self._transformer()._transform(self.prepare(x))  # type: ignore[attr-defined]
-        return torch.from_numpy(np.asarray(features, dtype=np.float32))
+        return torch.from_numpy(np.asarray(features, dtype=np.float32)).to(x.device)
 
 
 class KernelTransformClassifier(FeatureClassifier):

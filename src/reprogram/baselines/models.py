@@ -8,6 +8,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from ..accelerator import to_model
 from ..programs import build_program
 from ..sources import Source
 from ..sources.features import last_linear
@@ -83,7 +84,7 @@ def featurize(
     featurizer.eval()
     starts = range(0, len(x), batch_size)
     bar = tqdm(starts, desc=progress, leave=False, unit="batch", disable=progress is None)
-    chunks = [featurizer(x[i : i + batch_size]) for i in bar]
+    chunks = [featurizer(to_model(featurizer, x[i : i + batch_size])).cpu() for i in bar]
     return torch.cat(chunks) if chunks else torch.empty(0, dim)
 
 

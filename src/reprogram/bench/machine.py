@@ -54,6 +54,7 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "allocator_tuned": allocator_tuned(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
 
@@ -64,7 +65,8 @@ def describe(mach: dict[str, Any]) -> str:
     """
     cpu = ", ".join(str(mach[k]) for k in ("cpu_model", "cpu_capability") if mach.get(k))
     head = f"{mach.get('processor', '?')} ({cpu})" if cpu else str(mach.get("processor", "?"))
-    return f"{head}, {mach.get('cpu_count', '?')} CPUs, torch {mach.get('torch', '?')}"
+    gpu = f", GPU {mach['gpu']}" if mach.get("gpu") else ""
+    return f"{head}, {mach.get('cpu_count', '?')} CPUs{gpu}, torch {mach.get('torch', '?')}"
 
 
 __all__ = ["cpu_capability", "cpu_model", "describe", "machine"]

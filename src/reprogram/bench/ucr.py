@@ -147,9 +147,10 @@ def run_cell(
     shots: int | None,
     select: str = "holdout",
     callbacks: list[Any] | None = None,
+    accelerator: str = "auto",
 ) -> None:
     """Run (or resume) one cell into ``out``; ``callbacks`` go to a reprogramming cell's
-    ``fit`` (diagnostics that watch training)."""
+    ``fit`` (diagnostics that watch training); ``accelerator`` as ``--accelerator``."""
     from ..selection import unfinished
 
     resume = unfinished(out)
@@ -158,6 +159,7 @@ def run_cell(
         shots=shots,
         select=select,
         epochs=epochs,
+        accelerator=accelerator,
         seed=cell.seed,
         out=str(out),
         resume=resume,
@@ -272,6 +274,7 @@ def run_ucr(
     epochs: int = 100,
     max_train: int | None = None,
     select: str = "holdout",
+    accelerator: str = "auto",
     command: str | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
@@ -287,6 +290,8 @@ def run_ucr(
         select: ``holdout`` (20% of the training series validate), ``refit`` (they choose,
             then a refit on every training series) or ``kfold:K`` (K-fold cross-validation
             chooses, then a refit; see :mod:`reprogram.selection`).
+        accelerator: where gradient methods train (``--accelerator``; the kernel peers run
+            on the CPU whatever it says).
         command: the command line recorded in the results.
     """
     from ..data import load_target
@@ -295,6 +300,9 @@ def run_ucr(
     from ..selection import parse_select
 
     parse_select(select)
+    from ..accelerator import resolve
+
+    resolved = resolve(accelerator)
     targets = _targets(sets)
     names = list(targets)
     if max_train is not None and max_train < 2:
@@ -318,6 +326,7 @@ def run_ucr(
         "epochs": epochs,
         "max_train": max_train,
         "select": select,
+        "accelerator": resolved,
     }
     _check_earlier(out, settings)
     meta = _meta(command, settings)
@@ -334,7 +343,14 @@ def run_ucr(
                 print(line, file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             try:
-                run_cell(cell, directory, epochs=epochs, shots=shots, select=select)
+                run_cell(
+                    cell,
+                    directory,
+                    epochs=epochs,
+                    shots=shots,
+                    select=select,
+                    accelerator=accelerator,
+                )
             except ReprogramError as exc:
                 raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
             clock.record(cell, n_train, length, time.perf_counter() - t0)
@@ -628,6 +644,7 @@ def run_from_args(args: Any, command: str | None) -> list[dict[str, Any]]:
         epochs=args.epochs if args.epochs is not None else 100,
         max_train=args.max_train,
         select=args.select,
+        accelerator=args.accelerator,
         command=command,
         progress=not args.quiet,
     )

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..accelerator import to_model
 from ..callbacks import Callback
 from ..errors import ReprogramError
 from ..sources.cache import atomic_path, cache_dir, sha256_file
@@ -189,7 +190,8 @@ def fit_window(audio: torch.Tensor, window: int) -> torch.Tensor:
 @torch.no_grad()
 def _logits(model: Any, x: torch.Tensor, step: int, through_program: bool) -> torch.Tensor:
     fn = model.source_logits if through_program else model.source
-    return torch.cat([fn(x[i : i + step]) for i in range(0, len(x), step)]).float()
+    parts = [fn(to_model(model, x[i : i + step])).float().cpu() for i in range(0, len(x), step)]
+    return torch.cat(parts)
 
 
 class V2SBoundCallback(Callback):

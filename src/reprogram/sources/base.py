@@ -103,7 +103,8 @@ class Source(nn.Module):
                 h.update(key.encode())
                 h.update(str(tuple(t.shape)).encode())
                 h.update(str(t.dtype).encode())
-                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+                raw = t.detach().cpu().reshape(-1).view(torch.uint8).numpy()
+                h.update(raw.tobytes() if t.numel() else b"")
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
