@@ -121,6 +121,7 @@ class LogisticBaseline(Baseline):
             "epochs": 1,
             "best_epoch": 1,
             "devices": 1,
+            "accelerator": "cpu",  # closed-form fits on CPU features
             "selection": "C with the best validation accuracy (ties: smaller C); test once",
             "selected": {"C": fitted.c},
             "candidates": fitted.candidates,

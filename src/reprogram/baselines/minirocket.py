@@ -322,6 +322,7 @@ class KernelTransformBaseline(Baseline):
             "epochs": 1,
             "best_epoch": 1,
             "devices": 1,
+            "accelerator": "cpu",  # closed-form fits on CPU features
             "selection": f"{self.options.classifier} penalty with the best validation accuracy "
             f"(ties: stronger penalty); {self.title} fitted on train; test once",
             "selected": selected,

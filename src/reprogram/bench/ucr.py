@@ -214,6 +214,7 @@ def _row(cell: Cell, directory: Path, shots: int | None) -> dict[str, Any]:
         "train_seconds": cell_seconds(directory, m),
         "best_epoch": m.get("best_epoch"),
         "epochs": m.get("epochs"),
+        "accelerator": m.get("accelerator", "cpu"),  # runs before --accelerator were CPU-only
     }
 
 
