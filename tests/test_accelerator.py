@@ -105,3 +105,14 @@ def test_cli_names_the_flag_and_the_fix(
     assert code != 0
     assert "--accelerator cuda" in err and "Use --accelerator cpu" in err
     assert "Traceback" not in err
+
+
+def test_the_hint_says_whether_torch_lacks_cuda_or_the_gpu_is_hidden(
+    monkeypatch: pytest.MonkeyPatch, no_gpu: None
+) -> None:
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(ReprogramError, match="built without CUDA; install a CUDA build"):
+        acc.resolve("cuda")
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    with pytest.raises(ReprogramError, match="no GPU is visible: check nvidia-smi"):
+        acc.resolve("cuda")

@@ -66,11 +66,12 @@ def resolve(name: str, *, blackbox: bool = False) -> str:
             "so its runs keep the program on the CPU. Drop --accelerator (or give cpu)."
         )
     if not available(name):
-        hint = (
-            "install a CUDA build of torch and check that nvidia-smi lists a GPU"
-            if name == "cuda"
-            else "this needs Apple silicon and a torch build with MPS"
-        )
+        if name == "mps":
+            hint = "this needs Apple silicon and a torch build with MPS"
+        elif torch.version.cuda is None:
+            hint = f"torch {torch.__version__} is built without CUDA; install a CUDA build"
+        else:
+            hint = "no GPU is visible: check nvidia-smi and CUDA_VISIBLE_DEVICES"
         raise ReprogramError(
             f"--accelerator {name}: PyTorch sees no such device here ({hint}). "
             "Use --accelerator cpu, or auto to take a GPU only when there is one."
