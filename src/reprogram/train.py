@@ -654,9 +654,17 @@ def target_spec(
 
 
 def build_model(
-    config: FitConfig, source: Source, input_shape: tuple[int, ...], num_classes: int
+    config: FitConfig,
+    source: Source,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    class_names: list[str] | None = None,
 ) -> tuple[ReprogrammedModel, dict[str, Any], dict[str, Any]]:
-    """Build program and mapping around ``source``; returns the model and their resolved configs."""
+    """Build program and mapping around ``source``; returns the model and their resolved configs.
+
+    ``class_names`` (the target's) go with the source's label names to mappings that choose
+    by name (``semantic``).
+    """
     program_name = resolve_program(config.program, input_shape, source.input_size)
     program, program_cfg = build_program(
         program_name, config.program_options, input_shape, source.input_size
@@ -684,6 +692,9 @@ def build_model(
             f"probe), or drop the features: prefix."
         )
     mapping.bind_inputs(tuple(input_shape))  # side features of the raw target, if any
+    if class_names is not None:
+        texts = getattr(source, "label_texts", None) or source.label_names
+        mapping.bind_names(list(texts), list(class_names))
     model = ReprogrammedModel(source, program, mapping)
     program_info = {"name": program_name, "options": config_to_dict(program_cfg)}
     program_info.update(getattr(program, "describe", dict)())
@@ -721,7 +732,7 @@ def fit(
     source = source if source is not None else build_source(config.source)
     source = prepare_source(config, source)  # queried (counted) for zeroth-order optimizers
     model, program_info, mapping_info = build_model(
-        config, source, splits.input_shape, splits.num_classes
+        config, source, splits.input_shape, splits.num_classes, list(splits.class_names)
     )
     cbs: list[Callback] = [RemapCallback()] if model.mapping.remap != "never" else []
     if getattr(model.mapping, "init", "zero") == "probe":

@@ -14,6 +14,7 @@ MAPPINGS: Registry[Mapping] = Registry(
         "reprogram.mappings.random",
         "reprogram.mappings.frequency",
         "reprogram.mappings.linear",
+        "reprogram.mappings.semantic",
     ),
 )
 

@@ -37,6 +37,11 @@ class Mapping(nn.Module):
     def bind_inputs(self, input_shape: tuple[int, ...]) -> None:
         """Prepare for target inputs of ``input_shape`` (one example); most mappings ignore it."""
 
+    def bind_names(self, source_names: list[str], target_names: list[str]) -> None:
+        """Prepare from the source's label names and the target's class names (at fit time
+        only; what it decides must live in buffers, which the artifact saves). Most mappings
+        ignore it."""
+
     def calibrate(self, counts: torch.Tensor) -> int:
         """Refit from ``counts`` ``[K_t, K_s]``; returns how many target classes changed."""
         raise NotImplementedError(f"{type(self).__name__} is not fitted from counts")
@@ -44,6 +49,30 @@ class Mapping(nn.Module):
     def table(self, label_names: list[str], top: int = 3) -> list[dict[str, object]]:
         """Per target class, the source labels that serve it (for config.json and plots)."""
         raise NotImplementedError
+
+
+class GroupedMapping(Mapping):
+    """Each target class owns ``m`` source labels (``groups`` ``[K_t, m]``, a saved buffer); its
+    score is the log of their mean source probability: ``log mean softmax(logits)[groups]``."""
+
+    def __init__(self, num_source: int, num_target: int, m: int) -> None:
+        super().__init__(num_source, num_target)
+        if m * num_target > num_source:
+            raise ValueError(
+                f"{num_target} classes × {m} labels each needs {m * num_target} source labels; "
+                f"the source has {num_source}: lower labels_per_class"
+            )
+        self.register_buffer("groups", torch.zeros(num_target, m, dtype=torch.long))
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(logits, dim=-1)
+        return torch.log(probs[:, self.groups].mean(-1).clamp_min(1e-12))
+
+    def table(self, label_names: list[str], top: int = 3) -> list[dict[str, object]]:
+        return [
+            {"source_indices": row.tolist(), "source_labels": [label_names[i] for i in row]}
+            for row in self.groups
+        ]
 
 
 def greedy_one_to_one(counts: torch.Tensor) -> torch.Tensor:

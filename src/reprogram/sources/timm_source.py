@@ -77,8 +77,20 @@ def imagenet_label_names(subset: str = "imagenet-1k") -> list[str]:
     return list(_imagenet_names_cached(subset))
 
 
-def label_names_for(model: torch.nn.Module, num_classes: int) -> list[str]:
-    """ImageNet names when ``num_classes`` matches an ImageNet subset, else ``class_i``."""
+def imagenet_label_texts(subset: str = "imagenet-1k") -> list[str]:
+    """Every synonym of each class of an ImageNet subset, for matching by meaning (timm's
+    WordNet lemmas, no network): index 610 → ``"jersey, T-shirt, tee shirt"``."""
+    _import_timm()
+    from timm.data import ImageNetInfo
+
+    return list(ImageNetInfo(subset).label_descriptions())
+
+
+def label_names_for(
+    model: torch.nn.Module, num_classes: int
+) -> tuple[list[str], list[str] | None]:
+    """``(names, texts)``: ImageNet's short names and synonym lists when ``num_classes``
+    matches an ImageNet subset, else ``class_i`` and no texts."""
     try:
         from timm.data import infer_imagenet_subset
 
@@ -86,10 +98,10 @@ def label_names_for(model: torch.nn.Module, num_classes: int) -> list[str]:
         if subset is not None:
             names = imagenet_label_names(subset)
             if len(names) == num_classes:
-                return names
+                return names, imagenet_label_texts(subset)
     except Exception:  # noqa: BLE001 - names are cosmetic; fall back to generic ones
         pass
-    return [f"class_{i}" for i in range(num_classes)]
+    return [f"class_{i}" for i in range(num_classes)], None
 
 
 def _check_name(timm: ModuleType, name: str, need_weights: bool) -> None:
@@ -181,11 +193,13 @@ def build_timm_source(name: str) -> Source:
     num_classes = int(getattr(model, "num_classes", 0) or cfg.get("num_classes", 0))
     if num_classes <= 0:
         raise ReprogramError(f"timm:{name} has no classifier head; a source must output logits.")
+    names, texts = label_names_for(model, num_classes)
     return Source(
         model,
         name=f"timm:{name}",
         input_size=input_size,  # type: ignore[arg-type]
         mean=mean,
         std=std,
-        label_names=label_names_for(model, num_classes),
+        label_names=names,
+        label_texts=texts,
     )
