@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import Crash
+from helpers import Crash, tiny_config
 from safetensors.torch import load_file
 
 from reprogram import FitConfig, fit
@@ -21,22 +21,8 @@ from reprogram.selection import FOLDS_DIR, choose, parse_select, selection_rule
 
 
 def config(tmp_path: Path, name: str = "run", **kw: object) -> FitConfig:
-    base = dict(
-        source="tiny-random-cnn",
-        target="digits",
-        program="resize-pad",
-        mapping="linear",
-        epochs=3,
-        shots=6,
-        seed=1,
-        select="kfold:3",
-        out=str(tmp_path / name),
-        progress=False,
-        plots=False,
-        lr=0.1,
-    )
-    base.update(kw)
-    return FitConfig(**base)  # type: ignore[arg-type]
+    base: dict[str, object] = dict(shots=6, seed=1, select="kfold:3", lr=0.1)
+    return tiny_config(tmp_path, name, **{**base, **kw})
 
 
 def test_folds_are_disjoint_stratified_and_balanced() -> None:

@@ -9,6 +9,7 @@ runtime, so their runs stay on the CPU.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -85,8 +86,6 @@ def device_count(name: str) -> int:
         return torch.cuda.device_count()
     if name == "mps":
         return 1
-    import os
-
     return os.cpu_count() or 1
 
 
