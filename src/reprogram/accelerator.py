@@ -26,12 +26,12 @@ def _mps_available() -> bool:
 
 
 def available(name: str) -> bool:
-    """Whether this process can train on accelerator ``name`` (``cpu`` always can)."""
+    """Whether this process can train on the concrete accelerator ``name`` (``cpu`` always)."""
     if name == "cuda":
         return torch.cuda.is_available()
     if name == "mps":
         return _mps_available()
-    return name in ("cpu", "auto")
+    return name == "cpu"
 
 
 def check_name(name: str) -> None:

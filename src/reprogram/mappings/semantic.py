@@ -68,6 +68,7 @@ class SemanticMapping(GroupedMapping):
         self.config = config
         self.register_buffer("similarity", torch.zeros(num_target, config.labels_per_class))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self._checked = False  # fitted read once, not at every step (a GPU sync)
 
     def bind_names(self, source_names: list[str], target_names: list[str]) -> None:
         from ..errors import ReprogramError
@@ -89,8 +90,10 @@ class SemanticMapping(GroupedMapping):
         self.fitted.fill_(True)
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        if not bool(self.fitted):
-            raise RuntimeError("the semantic mapping needs bind_names() before use")
+        if not self._checked:
+            if not bool(self.fitted):
+                raise RuntimeError("the semantic mapping needs bind_names() before use")
+            self._checked = True
         return super().forward(logits)
 
     def table(self, label_names: list[str], top: int = 3) -> list[dict[str, object]]:

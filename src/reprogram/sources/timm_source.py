@@ -61,10 +61,11 @@ def _short_names(descriptions: list[str]) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4)
-def _imagenet_names_cached(subset: str) -> tuple[str, ...]:
+def _imagenet_descriptions(subset: str) -> tuple[str, ...]:
+    """timm's synonym list of each class of ``subset``, read once per process."""
     from timm.data import ImageNetInfo
 
-    return tuple(_short_names(list(ImageNetInfo(subset).label_descriptions())))
+    return tuple(ImageNetInfo(subset).label_descriptions())
 
 
 def imagenet_label_names(subset: str = "imagenet-1k") -> list[str]:
@@ -74,16 +75,14 @@ def imagenet_label_names(subset: str = "imagenet-1k") -> list[str]:
     index 281 → ``"tabby"``, 967 → ``"espresso"``.
     """
     _import_timm()
-    return list(_imagenet_names_cached(subset))
+    return _short_names(list(_imagenet_descriptions(subset)))
 
 
 def imagenet_label_texts(subset: str = "imagenet-1k") -> list[str]:
     """Every synonym of each class of an ImageNet subset, for matching by meaning (timm's
     WordNet lemmas, no network): index 610 → ``"jersey, T-shirt, tee shirt"``."""
     _import_timm()
-    from timm.data import ImageNetInfo
-
-    return list(ImageNetInfo(subset).label_descriptions())
+    return list(_imagenet_descriptions(subset))
 
 
 def label_names_for(
