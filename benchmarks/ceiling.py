@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aeon
-
-from reprogram.bench.published import (
+from reprogram_bench.published import (
     BAKEOFF_CITATION,
     BAKEOFF_MEANS,
     PUBLISHED,

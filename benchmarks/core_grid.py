@@ -19,8 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from reprogram.bench.machine import describe, machine
-from reprogram.train import FitConfig, fit
+from reprogram_bench.machine import describe, machine
+
+from reprogram import FitConfig, fit
 
 PROGRAMS = ("border", "resize-pad", "full")
 MAPPINGS = ("random", "flm", "ilm", "linear", "semantic")

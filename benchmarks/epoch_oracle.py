@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from oracle_report import Report, arguments, run_all
+from reprogram_bench.ucr import Cell, parse, run_cell
 
-from reprogram.bench.ucr import Cell, parse, run_cell
 from reprogram.callbacks import Callback
 
 METHOD = "waveform+random:fit=4@whisper-tiny.en"  # bench_ucr/v2s_random_fit's V2S method

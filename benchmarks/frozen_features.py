@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from reprogram_bench.machine import describe, machine
+from reprogram_bench.ucr import V2S_SETS
 
-from reprogram.bench.machine import describe, machine
-from reprogram.bench.ucr import V2S_SETS
 from reprogram.data.ucr import load_arrays
 from reprogram.programs.sonify import SonifyConfig, SonifyProgram
 from reprogram.sources.whisper import WhisperPooled, build_whisper
@@ -101,7 +101,10 @@ def rocket_features(
         b = np.nan_to_num(x_test.astype(np.float64))[:, None]
         transform = MiniRocket(random_state=seed).fit(a)
         return transform.transform(a), transform.transform(b)
-    from reprogram.baselines.hydra import MultiRocketHydraFeatures, MultiRocketHydraOptions
+    from reprogram.transforms.hydra import (
+        MultiRocketHydraFeatureOptions as MultiRocketHydraOptions,
+    )
+    from reprogram.transforms.hydra import MultiRocketHydraFeatures
 
     featurizer = MultiRocketHydraFeatures(x_train.shape[1], MultiRocketHydraOptions())
     train, test = (torch.as_tensor(x, dtype=torch.float32)[:, None] for x in (x_train, x_test))

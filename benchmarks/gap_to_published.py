@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from reprogram.bench.published import PUBLISHED, gap_shares
-from reprogram.bench.ucr import summarise
+from reprogram_bench.published import PUBLISHED, gap_shares
+from reprogram_bench.ucr import summarise
 
 
 def main() -> None:

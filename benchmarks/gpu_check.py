@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from reprogram_bench.machine import describe, machine
 
 from reprogram import FitConfig, fit
 from reprogram.baselines import BaselineConfig, run_baseline
-from reprogram.bench.machine import describe, machine
 from reprogram.callbacks import Callback
 
 SPECIAL = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]

@@ -2,7 +2,7 @@
 
 A long suite is often run in pieces: one seed first, the other seeds later, the slow sets in
 another session. This script joins the finished rows of such runs into one folder with the
-suite's own tables, plots and paired comparisons (:func:`reprogram.bench.ucr.write_results`),
+suite's own tables, plots and paired comparisons (:func:`reprogram_bench.ucr.write_results`),
 after checking that they can be joined:
 
 - every run used the same methods, epochs, ``--max-train`` and ``--select`` (so the same
@@ -11,7 +11,7 @@ after checking that they can be joined:
 
 The merged ``results.json`` keeps each part's command, date and machine, since parts may have
 run on different machines (whose last-bit differences move long SGD runs; see
-:mod:`reprogram.bench.machine`).
+:mod:`reprogram_bench.machine`).
 
     python benchmarks/merge_suites.py benchmarks/results/bench_ucr/v2s_random_fit \\
         benchmarks/results/bench_ucr/v2s_random_fit_17 \\
@@ -28,8 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reprogram.bench.machine import describe
-from reprogram.bench.ucr import V2S_SETS, write_results
+from reprogram_bench.machine import describe
+from reprogram_bench.ucr import V2S_SETS, write_results
 
 SHARED = ("methods", "epochs", "max_train", "select")
 

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from reprogram.bench.machine import describe, machine
-from reprogram.bench.published import PUBLISHED, V2S_SETS
+from reprogram_bench.machine import describe, machine
+from reprogram_bench.published import PUBLISHED, V2S_SETS
 
 Cell = dict[str, Any]
 

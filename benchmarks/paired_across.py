@@ -3,7 +3,7 @@
 A suite compares each reprogramming method with the peers of its own run. Two runs with the
 same sets, seeds and selection draw the same splits, so their methods can be paired too; this
 script checks that first (a method named in both runs, ``--anchor``, must score exactly the
-same on every cell) and then prints the paired statistics of :mod:`reprogram.bench.compare`
+same on every cell) and then prints the paired statistics of :mod:`reprogram_bench.compare`
 for each ``OURS:THEIRS`` pair.
 
     python benchmarks/paired_across.py benchmarks/results/bench_ucr/rocket_peers \\
@@ -25,8 +25,8 @@ import argparse
 import json
 from pathlib import Path
 
-from reprogram.bench.compare import _p_text, paired, plot_paired
-from reprogram.bench.ucr import V2S_SETS
+from reprogram_bench.compare import _p_text, paired, plot_paired
+from reprogram_bench.ucr import V2S_SETS
 
 
 def main() -> None:

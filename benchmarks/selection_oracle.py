@@ -35,10 +35,10 @@ from unittest import mock
 
 import torch
 from oracle_report import Report, arguments, run_all
+from reprogram_bench.ucr import Cell, parse, run_cell
 
 import reprogram.ridge
 from reprogram import load_artifact
-from reprogram.bench.ucr import Cell, parse, run_cell
 from reprogram.data import load_target
 from reprogram.ridge import ridge_path, standardised_grams
 

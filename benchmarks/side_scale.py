@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from frozen_features import run_meta, whisper_features
+from reprogram_bench.ucr import V2S_SETS
 
-from reprogram.bench.ucr import V2S_SETS
 from reprogram.data.ucr import load_arrays
 from reprogram.mappings.side import build_side, side_features
 from reprogram.programs.sonify import SonifyConfig, SonifyProgram

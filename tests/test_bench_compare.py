@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from reprogram.bench.compare import markdown, paired, wilcoxon_p
+from reprogram_bench.compare import markdown, paired, wilcoxon_p
 
 
 def rows(method: str, scores: dict[str, list[float]]) -> list[dict[str, Any]]:
@@ -53,7 +52,7 @@ def test_tiny_p_values_print_as_below_a_thousandth() -> None:
 
 
 def test_per_set_means_and_paired_plot(tmp_path: Any) -> None:
-    from reprogram.bench.compare import per_set_means, plot_paired
+    from reprogram_bench.compare import per_set_means, plot_paired
 
     ours = rows("ours", {"A": [0.9, 0.8], "B": [0.5, 0.5], "C": [0.6]})
     theirs = rows("peer", {"A": [0.7, 0.8], "B": [0.5, 0.5], "C": [0.7]})

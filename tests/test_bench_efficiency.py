@@ -8,8 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-
-from reprogram.bench.efficiency import CSV_FIELDS, run_efficiency
+from reprogram_bench.efficiency import CSV_FIELDS, run_efficiency
 
 PROGRAMS = ("border", "resize-pad", "full")
 MAPPINGS = ("random", "linear")

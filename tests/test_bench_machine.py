@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reprogram.bench.machine import cpu_capability, cpu_model, describe, machine
+from reprogram_bench.machine import cpu_capability, cpu_model, describe, machine
 
 
 def test_cpu_model_reads_the_model_name_line(tmp_path: Path) -> None:

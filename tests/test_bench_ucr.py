@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from reprogram_bench.published import gap_markdown, gap_shares
+from reprogram_bench.ucr import PUBLISHED, V2S_SETS, Cell, Clock, parse, run_ucr, shots_for
 
-from reprogram.bench.published import gap_markdown, gap_shares
-from reprogram.bench.ucr import PUBLISHED, V2S_SETS, Cell, Clock, parse, run_ucr, shots_for
 from reprogram.cli import main
 from reprogram.errors import ReprogramError
 
@@ -126,7 +126,8 @@ def test_a_method_may_name_its_own_epochs(tmp_path: Path) -> None:
 def test_run_cell_hands_callbacks_to_fit_and_watching_changes_nothing(tmp_path: Path) -> None:
     """A callback that scores the test split after each epoch (as benchmarks/epoch_oracle.py
     does) sees every epoch, lands in metrics.json, and leaves the cell's result unchanged."""
-    from reprogram.bench.ucr import Cell, run_cell
+    from reprogram_bench.ucr import Cell, run_cell
+
     from reprogram.callbacks import Callback
 
     class Watch(Callback):

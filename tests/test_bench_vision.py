@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from reprogram_bench.vision import run_vision
 
-from reprogram.bench.vision import run_vision
 from reprogram.errors import ReprogramError
 
 METHODS = ("resize-pad+linear", "pixels-logreg", "scratch")
@@ -76,7 +76,7 @@ def test_unknown_method_fails_before_any_work(tmp_path: Path) -> None:
 
 
 def test_split_methods_keeps_each_methods_options() -> None:
-    from reprogram.bench import split_methods
+    from reprogram_bench import split_methods
 
     assert split_methods("full+linear:init=probe,lr=0.001,linear-probe, scratch") == (
         "full+linear:init=probe,lr=0.001",
@@ -90,7 +90,7 @@ def test_split_methods_keeps_each_methods_options() -> None:
 
 
 def test_split_source() -> None:
-    from reprogram.bench.vision import split_source
+    from reprogram_bench.vision import split_source
 
     assert split_source("full+linear", "a") == ("full+linear", "a")
     assert split_source("full+linear:lr=1@features:b", "a") == ("full+linear:lr=1", "features:b")
@@ -158,7 +158,7 @@ def test_a_method_may_select_by_kfold(tmp_path: Path) -> None:
 
 
 def test_verdict_names_no_winner_inside_the_spread_over_seeds() -> None:
-    from reprogram.bench.vision import verdict
+    from reprogram_bench.vision import verdict
 
     assert verdict(
         {"test_mean": 0.874, "test_std": 0.001}, {"test_mean": 0.8738, "test_std": 0.001}

@@ -489,7 +489,7 @@ def test_cli_serve_source_and_artifact(
 def test_measure_throughput_compares_the_same_answers(
     server: tuple[str, Any], tiny: tuple[Any, Any]
 ) -> None:
-    from reprogram.bench.throughput import measure_throughput
+    from reprogram_bench.throughput import measure_throughput
 
     with HttpEndpoint(server[0], TOKEN, max_batch=4, **FAST) as ep:
         result = measure_throughput(ep, lambda x: reference(tiny, x), batch=8, repeats=2)

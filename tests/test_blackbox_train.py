@@ -347,7 +347,7 @@ def test_fit_over_loopback_http_counts_what_the_server_served(tmp_path: Path) ->
 
 
 def test_bench_blackbox_budgets_and_reports(tmp_path: Path) -> None:
-    from reprogram.bench.blackbox import Cell, budget_for, cells_for, write_results
+    from reprogram_bench.blackbox import Cell, budget_for, cells_for, write_results
 
     # digits, 10 shots: 80 training examples × (q + 1 = 4) + 20 validation, then 539 test
     assert budget_for(Cell("digits", "rgf", 0, budget_epochs=1), "digits") == 340 + N_TEST

@@ -11,13 +11,9 @@ from safetensors.torch import load_file
 from test_series_baselines import config, rescore
 
 from reprogram.baselines import run_baseline
-from reprogram.baselines.hydra import (
-    HydraFeatures,
-    HydraOptions,
-    MultiRocketFeatures,
-    MultiRocketHydraOptions,
-)
+from reprogram.baselines.hydra import HydraOptions, MultiRocketHydraOptions
 from reprogram.errors import ReprogramError
+from reprogram.transforms.hydra import HydraFeatures, MultiRocketFeatures
 
 
 def _walks(n: int, length: int, seed: int = 0) -> torch.Tensor:

@@ -404,13 +404,13 @@ def test_cli_select_flag_and_bench_refuses_mixed_settings(tmp_path: Path, waves:
     folds = [json.loads((out / "folds" / k / "metrics.json").read_text()) for k in "01"]
     spent = sum(f["train_seconds"] for f in folds)
     assert m["selection_seconds"] == pytest.approx(spent, abs=1e-3)
-    from reprogram.bench.ucr import Cell, _row, parse
+    from reprogram_bench.ucr import Cell, _row, parse
 
     # a bench cell's time is its whole price: both selection runs plus the final run
     row = _row(Cell(parse("scratch", ""), "waves", 0), out, None)
     assert row["train_seconds"] == pytest.approx(m["train_seconds"] + spent, abs=2e-3)
     assert main([*args, "--select", "kfold:1", "--out", str(tmp_path / "bad")]) == 2
-    from reprogram.bench.ucr import _check_earlier
+    from reprogram_bench.ucr import _check_earlier
 
     suite = tmp_path / "suite"
     suite.mkdir()

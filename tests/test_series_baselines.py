@@ -79,7 +79,7 @@ def test_minirocket_selection_never_looks_at_test_labels(tmp_path: Path, waves: 
 def test_kernel_baselines_score_validation_on_the_features_they_already_have(
     tmp_path: Path, waves: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reprogram.baselines.minirocket import MiniRocketFeatures
+    from reprogram.transforms.minirocket import MiniRocketFeatures
 
     options = {"n_kernels": 84}
     result = run_baseline(config(tmp_path, waves, "minirocket", "h", method_options=options))

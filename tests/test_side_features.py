@@ -10,11 +10,11 @@ from helpers import Crash, CrashAt
 from test_waveform import _audio_source, _sines_vs_squares
 
 from reprogram import FitConfig, ReprogrammedModel, fit
-from reprogram.baselines.minirocket import MiniRocketFeatures, MiniRocketOptions
 from reprogram.data.splits import prepare_splits
 from reprogram.errors import ReprogramError
 from reprogram.mappings.side import build_side, side_features, side_names
 from reprogram.ridge import fit_ridge_loo
+from reprogram.transforms.minirocket import MiniRocketFeatureOptions, MiniRocketFeatures
 
 K = 8  # the tiny audio source's labels
 
@@ -65,7 +65,7 @@ def test_head_is_one_ridge_on_source_outputs_and_minirocket_of_the_raw_series(
     assert model.mapping.linear.in_features == K + side.dim
     splits = prepare_splits(data, shots=None, val_fraction=0.2, seed=3)
     # the transform is fitted on the training split only, with the run's seed
-    alone = MiniRocketFeatures(60, MiniRocketOptions())
+    alone = MiniRocketFeatures(60, MiniRocketFeatureOptions())
     alone.fit(splits.train.x, seed=3)
     assert torch.equal(side.biases, alone.biases)
     with torch.no_grad():

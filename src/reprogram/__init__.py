@@ -3,7 +3,9 @@ program and an output label mapping (model reprogramming)."""
 
 from __future__ import annotations
 
+from .api import fit
 from .artifact import load_artifact
+from .config import FitConfig, FitResult
 from .data import TARGETS, load_target
 from .errors import ReprogramError
 from .mappings import MAPPINGS
@@ -12,7 +14,6 @@ from .optim import OPTIMIZERS
 from .programs import PROGRAMS
 from .runtime import tune_allocator
 from .sources import SOURCES, Source, build_source
-from .train import FitConfig, FitResult, fit
 
 __version__ = "0.1.0"
 

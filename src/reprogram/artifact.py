@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +20,21 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import ArtifactError
-from .mappings import build_mapping
-from .model import ReprogrammedModel
-from .programs import build_program
-from .sources import Source, build_source
-from .sources.features import with_program_views
 
 CONFIG = "config.json"
 PROGRAM = "program.safetensors"
 METRICS = "metrics.json"
+FORMAT = "reprogram-artifact-v1"  # a fit: program → frozen source → mapping
 BASELINE_FORMAT = "reprogram-baseline-v1"
+
+#: ``Loader(directory, config, source)`` → ``(model, config)``: rebuilds a model from an
+#: artifact of one recorded ``format``.
+Loader = Callable[[Path, dict[str, Any], Any], tuple[torch.nn.Module, dict[str, Any]]]
+_LOADERS: dict[str, Loader] = {}
 
 
 def versions() -> dict[str, str]:
     """Library, torch and Python versions for config.json."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"torch": torch.__version__, "python": platform.python_version()}
     for pkg in ("reprogram", "timm"):
         try:
@@ -74,29 +75,6 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
         raise ArtifactError(f"{what} {path} is not valid JSON ({exc}).") from None
 
 
-def check_source(config: dict[str, Any], source: Source | None, directory: Path) -> Source:
-    """The source an artifact was trained on: built by name (or ``source``), fingerprint checked.
-
-    Raises:
-        ArtifactError: the config lacks the source fields, or the weights differ.
-    """
-    try:
-        src_name, fingerprint = config["source"]["name"], str(config["source"]["fingerprint"])
-    except (KeyError, TypeError) as exc:
-        what = f"lacks field {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
-        raise ArtifactError(f"{directory / CONFIG} {what}; it is not ours.") from None
-    if source is None:
-        source = build_source(src_name)
-    if source.fingerprint() != fingerprint:
-        raise ArtifactError(
-            f"this artifact was trained on source {src_name!r} with weights "
-            f"{fingerprint[:12]}…, but the source given has weights "
-            f"{source.fingerprint()[:12]}… ({source.name}). A program only works with the exact "
-            f"model it was trained for: load it with that model."
-        )
-    return source
-
-
 def load_state(directory: Path, model: torch.nn.Module, what: str) -> None:
     """Load ``program.safetensors`` into ``model`` after checking names and shapes.
 
@@ -123,10 +101,39 @@ def load_state(directory: Path, model: torch.nn.Module, what: str) -> None:
     model.eval()
 
 
+def write_artifact(
+    out: Path, config: dict[str, Any], model: torch.nn.Module, metrics: dict[str, Any]
+) -> None:
+    """Write a finished artifact: ``config.json``, ``program.safetensors``, ``metrics.json``.
+
+    The one writer of every trained model (fits and baselines); ``metrics.json`` comes last,
+    so its presence marks a finished run.
+    """
+    out = Path(out)
+    write_json(out / CONFIG, config)
+    save_program(out / PROGRAM, model)
+    write_json(out / METRICS, metrics)
+
+
+def register_loader(fmt: str) -> Callable[[Loader], Loader]:
+    """Decorator registering the loader of artifacts whose ``config.json`` has ``format: fmt``
+    (a config without ``format`` is read as :data:`FORMAT`)."""
+
+    def deco(loader: Loader) -> Loader:
+        if fmt in _LOADERS:
+            raise ValueError(f"artifact format {fmt!r} is registered twice")
+        _LOADERS[fmt] = loader
+        return loader
+
+    return deco
+
+
 def load_artifact(
-    directory: str | Path, source: Source | None = None
+    directory: str | Path, source: Any = None
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild a trained model (reprogrammed or baseline) from its artifact directory.
+
+    The loader is chosen by the ``format`` recorded in ``config.json``.
 
     Args:
         directory: the ``--out`` of a ``fit`` or ``baseline`` run.
@@ -134,8 +141,8 @@ def load_artifact(
     Returns:
         the model (eval mode) and the parsed config.json.
     Raises:
-        ArtifactError: missing or corrupt files, or a source whose weights differ from the
-            ones the program was trained on.
+        ArtifactError: missing or corrupt files, an unknown format, or a source whose
+            weights differ from the ones the program was trained on.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -143,24 +150,13 @@ def load_artifact(
             f"{directory} is not a directory; give the --out folder of a fit or baseline run."
         )
     config = read_json(directory / CONFIG, "the config")
-    if isinstance(config, dict) and config.get("format") == BASELINE_FORMAT:
-        from .baselines import load_baseline
-
-        return load_baseline(directory, config, source=source)
-    try:
-        prog_cfg, map_cfg = config["program"], config["mapping"]
-        input_shape = tuple(config["target"]["input_shape"])
-        num_classes = len(config["target"]["class_names"])
-    except (KeyError, TypeError) as exc:
-        what = f"lacks field {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
-        raise ArtifactError(f"{directory / CONFIG} {what}; it is not ours.") from None
-    source = check_source(config, source, directory)
-    program, _ = build_program(
-        prog_cfg["name"], prog_cfg["options"], input_shape, source.input_size
-    )
-    source = with_program_views(source, program)
-    mapping, _ = build_mapping(map_cfg["name"], map_cfg["options"], source.num_classes, num_classes)
-    mapping.bind_inputs(input_shape)  # side features of the raw target, if any
-    model = ReprogrammedModel(source, program, mapping)
-    load_state(directory, model, f"{prog_cfg['name']} + {map_cfg['name']}")
-    return model, config
+    if not isinstance(config, dict):
+        raise ArtifactError(f"{directory / CONFIG} is not a JSON object; it is not ours.")
+    fmt = str(config.get("format", FORMAT))
+    if fmt not in _LOADERS:
+        known = ", ".join(sorted(_LOADERS)) or "none (import reprogram first)"
+        raise ArtifactError(
+            f"{directory / CONFIG} records format {fmt!r}, which this version of reprogram "
+            f"cannot load (known: {known}). Upgrade reprogram, or retrain the model."
+        )
+    return _LOADERS[fmt](directory, config, source)

@@ -1,11 +1,37 @@
-"""Training callbacks: small hook objects with their own checkpointed state (as in Lightning)."""
+"""Training callbacks: small hook objects with their own checkpointed state (as in Lightning).
+
+A method owns its callbacks: a mapping lists them in :meth:`Mapping.callbacks
+<reprogram.mappings.base.Mapping.callbacks>`, a source its diagnostics in
+:meth:`Source.diagnostics <reprogram.sources.base.Source.diagnostics>`. A callback also says
+what its hooks cost in queries to a black-box source (:meth:`Callback.setup_queries`,
+:meth:`Callback.epoch_queries`), so the query budget plans without knowing any method.
+Callbacks see the trainer through :class:`TrainerView` only.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .train import Trainer
+import torch
+
+
+class TrainerView(Protocol):
+    """What a callback may use of the trainer running it."""
+
+    config: Any  #: the run's :class:`~reprogram.config.RunConfig`
+    model: Any  #: the model being trained (program → source → mapping for ``fit``)
+    splits: Any  #: the run's :class:`~reprogram.data.PreparedSplits` (test sealed)
+
+    def source_outputs(self, split: Any) -> torch.Tensor:
+        """Source outputs ``[N, K_s]`` of ``split`` at the current program."""
+        ...
+
+    def top1_counts(self) -> torch.Tensor:
+        """``[K_t, K_s]`` counts of the source's top-1 label per target class on train."""
+        ...
+
+
+Trainer = TrainerView  # the name the hooks' signatures use
 
 
 class Callback:
@@ -30,162 +56,16 @@ class Callback:
     def on_epoch_end(self, trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         """After epoch ``epoch`` trained and validated; ``record`` is its history row."""
 
+    def setup_queries(self, trainer: Trainer) -> int:
+        """Queries :meth:`on_fit_start` will send (an upper bound; 0 when already done)."""
+        return 0
+
+    def epoch_queries(self, trainer: Trainer) -> int:
+        """Queries the per-epoch hooks will send in the next epoch (an upper bound)."""
+        return 0
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
-
-
-class RemapCallback(Callback):
-    """Refits a count-based mapping (FLM once, ILM before every epoch) at the current program.
-
-    State: how many target classes changed source label at each refit.
-    """
-
-    name = "remap"
-
-    def __init__(self) -> None:
-        self.changes: list[dict[str, int]] = []
-
-    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
-        mapping = trainer.model.mapping
-        if mapping.remap == "every_epoch" or (mapping.remap == "once" and not bool(mapping.fitted)):
-            counts = trainer.top1_counts()
-            changed = mapping.calibrate(counts)
-            self.changes.append({"epoch": epoch, "changed": changed})
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"changes": list(self.changes)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.changes = list(state.get("changes", []))
-
-
-class ProbeInitCallback(Callback):
-    """Warm start of the ``linear`` mapping (``init=probe``), as in LP-FT.
-
-    Before the first epoch, fits a logistic regression on the source logits of the training
-    split at the initial program, with ``C`` chosen by cross-validation on the training split
-    (the validation split stays unseen, so it can judge the start fairly), and loads it into
-    the mapping. The starting point becomes selection candidate "epoch 0", so training the
-    program can only be chosen when validation says it helps. State: the chosen ``C`` and
-    the candidates (a resumed run does not refit).
-    """
-
-    name = "probe_init"
-    initial_candidate = True
-
-    def __init__(self) -> None:
-        self.fitted: dict[str, Any] = {}
-
-    def on_fit_start(self, trainer: Trainer) -> None:
-        import torch
-
-        from .probe import fit_probe
-
-        if self.fitted:
-            return
-        model, splits = trainer.model, trainer.splits
-        f_train, f_val = trainer.source_outputs(splits.train), trainer.source_outputs(splits.val)
-        fit = fit_probe(
-            f_train,
-            splits.train.y,
-            f_val,
-            splits.val.y,
-            splits.num_classes,
-            select="cv",
-            seed=trainer.config.seed,
-        )
-        with torch.no_grad():
-            model.mapping.linear.weight.copy_(fit.weight)
-            model.mapping.linear.bias.copy_(fit.bias)
-        self.fitted = {
-            "C": fit.c,
-            "select": fit.select,
-            "cv_accuracy": fit.score,
-            "val_accuracy": fit.val_accuracy,
-            "candidates": fit.candidates,
-        }
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.fitted)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.fitted = dict(state)
-
-
-class RidgeHeadCallback(Callback):
-    """The ``linear`` mapping's ``head=ridge``: a closed-form layer at every program state.
-
-    Before the first epoch and after each epoch's training (before its validation), refits
-    the mapping as a ridge classifier on the source outputs of the training split at the
-    current program, penalty by leave-one-out on that split (:func:`reprogram.ridge.fit_ridge_loo`).
-    The program trains by gradient through the frozen layer in between. The untrained
-    program with its ridge layer is selection candidate epoch 0, so validation decides
-    whether training the program helped. State: the penalty chosen at each refit (and, in a
-    run that does not validate, the fixed epoch's leave-one-out accuracy ``loo_accuracy``).
-
-    A mapping with side features (``side=minirocket``) gets its transform fitted on the
-    training split before the first refit (a resumed run restores it from the checkpoint);
-    the training split's side features are computed once and set beside the source outputs
-    at every refit.
-    """
-
-    name = "ridge_head"
-    initial_candidate = True
-
-    def __init__(self) -> None:
-        self.fits: list[dict[str, float]] = []
-        self._side_train: Any = None  # the training split's side features [N, F], not state
-
-    def _features(self, trainer: Trainer) -> Any:
-        import torch
-
-        from .mappings.side import side_features
-
-        train, mapping = trainer.splits.train, trainer.model.mapping
-        outputs = trainer.source_outputs(train)
-        side = getattr(mapping, "side", None)
-        if side is None:
-            return outputs
-        if self._side_train is None:
-            self._side_train = side_features(side, train.x)
-        return torch.cat([outputs, self._side_train.to(outputs)], dim=1)
-
-    def _refit(self, trainer: Trainer, epoch: int) -> None:
-        import torch
-
-        from .ridge import fit_ridge_loo
-
-        splits, mapping, cfg = trainer.splits, trainer.model.mapping, trainer.config
-        # a run that validates nothing (a refit's final run) gets the chosen epoch's
-        # leave-one-out accuracy on the training examples instead: the estimate it has
-        estimate = not cfg.score_val and epoch == cfg.select_epoch
-        fit = fit_ridge_loo(
-            self._features(trainer), splits.train.y, splits.num_classes, accuracy=estimate
-        )
-        with torch.no_grad():
-            mapping.linear.weight.copy_(fit.weight)
-            mapping.linear.bias.copy_(fit.bias)
-        self.fits = [f for f in self.fits if f["epoch"] != epoch]  # a resumed epoch refits
-        record = {"epoch": epoch, "alpha": fit.alpha, "loo_error": fit.loo_error}
-        if fit.loo_accuracy is not None:
-            record["loo_accuracy"] = fit.loo_accuracy
-        self.fits.append(record)
-
-    def on_fit_start(self, trainer: Trainer) -> None:
-        if not self.fits:  # a resumed run restores the layer (and side) from its checkpoint
-            side = getattr(trainer.model.mapping, "side", None)
-            if side is not None:
-                side.fit(trainer.splits.train.x, seed=trainer.config.seed)
-            self._refit(trainer, 0)
-
-    def on_train_epoch_end(self, trainer: Trainer, epoch: int) -> None:
-        self._refit(trainer, epoch)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"fits": [dict(f) for f in self.fits]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.fits = [dict(f) for f in state.get("fits", [])]

@@ -7,6 +7,7 @@ A failed command exits non-zero with a one-paragraph message on stderr, never a 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shlex
@@ -165,7 +166,8 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _fit_config(args: argparse.Namespace) -> Any:
-    from .train import FitConfig
+    # lazy: the library loads torch; `reprogram --help` stays fast
+    from .config import FitConfig
 
     program_options = _key_values(args.program_opt, "--program-opt")
     if args.canvas_size is not None:
@@ -258,7 +260,8 @@ def summary(result: Any) -> str:
 
 # --------------------------------------------------------------------------- commands
 def cmd_fit(args: argparse.Namespace) -> int:
-    from .train import fit
+    # lazy: the library loads torch; `reprogram --help` stays fast
+    from .api import fit
 
     result = fit(_fit_config(args))
     print(summary(result))
@@ -266,6 +269,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    # lazy: the library loads torch; `reprogram --help` stays fast
     from .baselines import BaselineConfig, run_baseline
 
     config = BaselineConfig(
@@ -279,68 +283,37 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ints(text: str, flag: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ReprogramError(f"{flag} takes comma-separated integers, got {text!r}.") from None
-    if not values or any(v < 1 and flag != "--seeds" for v in values):
-        raise ReprogramError(f"{flag} needs positive integers, got {text!r}.")
-    return values
+def _bench_package() -> Any:
+    """The benchmark suites (``benchmarks/reprogram_bench`` of a source checkout).
+
+    They live outside the installed library; this finds them above the working directory or
+    beside the package's source (an editable install) and imports them.
+    """
+    here = Path(__file__).resolve()
+    for root in [Path.cwd(), *Path.cwd().parents, *here.parents]:
+        if (root / "benchmarks" / "reprogram_bench" / "__init__.py").is_file():
+            folder = str(root / "benchmarks")
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+            # lazy: the suites are not part of the library; imported only for `bench`
+            return importlib.import_module("reprogram_bench.commands")
+    raise ReprogramError(
+        "reprogram bench runs the benchmark suites kept in a source checkout "
+        "(benchmarks/reprogram_bench), which this installation does not have. Run it from a "
+        "clone of the repository (make install there)."
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     command = "reprogram " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
-    if args.suite == "vision":
-        from .bench import split_methods
-        from .bench.vision import DEFAULT_METHODS, run_vision, summarise
-
-        methods = split_methods(args.methods) if args.methods else DEFAULT_METHODS
-        rows = run_vision(
-            args.out,
-            shots=_ints(args.shots, "--shots"),
-            seeds=_ints(args.seeds, "--seeds"),
-            methods=methods,
-            source=args.source,
-            target=args.target,
-            epochs=args.epochs if args.epochs is not None else 10,
-            canvas_size=args.canvas_size,
-            command=command,
-            progress=not args.quiet,
-        )
-        for s in sorted(summarise(rows), key=lambda s: (s["shots"], -s["test_mean"])):
-            print(
-                f"{s['shots']:>5} shots  {s['method']:<20} test {s['test_mean']:.4f} ± "
-                f"{s['test_std']:.4f}  ({len(s['seeds'])} seeds)"
-            )
-    elif args.suite == "blackbox":  # EfficientNet-Lite0 over loopback HTTP: rgf, spsa-gc
-        from .bench.blackbox import run_blackbox
-
-        run_blackbox(
-            args.out, seeds=_ints(args.seeds, "--seeds"), command=command, progress=not args.quiet
-        )
-    elif args.suite == "ucr-v2s":
-        from .bench.ucr import run_from_args
-
-        run_from_args(args, command)
-    else:
-        from .bench.efficiency import run_efficiency
-
-        run_efficiency(
-            args.out,
-            source=args.source,
-            sizes=_ints(args.sizes, "--sizes"),
-            batch_size=args.batch_size,
-            repeats=args.repeats,
-            progress=not args.quiet,
-            command=command,
-        )
+    _bench_package().run(args, command)
     print(f"results: {Path(args.out) / 'results.md'}")
     return 0
 
 
 def _eval_target(config: dict[str, Any]) -> tuple[Any, dict[str, Any], int]:
     """The target a fit run saw, its split settings (shots, val_fraction, seed) and eval batch."""
+    # lazy: the library loads torch; `reprogram --help` stays fast
     from .data import load_target
 
     try:
@@ -355,6 +328,7 @@ def _eval_target(config: dict[str, Any]) -> tuple[Any, dict[str, Any], int]:
 
 def _load_eval_splits(config: dict[str, Any]) -> tuple[Any, int]:
     """The splits a fit run saw (same shots, validation fraction and seed) and its eval batch."""
+    # lazy: the library loads torch; `reprogram --help` stays fast
     from .data.splits import prepare_splits
 
     data, settings, batch = _eval_target(config)
@@ -362,6 +336,7 @@ def _load_eval_splits(config: dict[str, Any]) -> tuple[Any, int]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    # lazy: the library loads torch; `reprogram --help` stays fast
     from .artifact import METRICS, load_artifact, read_json
     from .evaluate import loss_and_accuracy, score
 
@@ -400,6 +375,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    # lazy: the library loads torch; `reprogram --help` stays fast
     from .artifact import load_artifact
     from .predict import load_inputs
 
@@ -443,6 +419,7 @@ def _labelled_accuracy(truth: list[str], predicted: list[str], names: list[str])
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    # lazy: the library loads torch; `reprogram --help` stays fast
     from . import baselines, data, mappings, optim, programs, recipes, sources
 
     registry = {
@@ -498,6 +475,7 @@ def _list_one(registry: Any, name: str) -> int:
     else:
         print(f"{entry.name}: {entry.help}")
     if registry.kind == "recipe":
+        # lazy: the library loads torch; `reprogram --help` stays fast
         from .recipes import command_line
 
         words = command_line(entry.builder())
@@ -527,13 +505,15 @@ def _list_one(registry: Any, name: str) -> int:
 # The grid benchmark's best cell by validation accuracy (benchmarks/results/core_grid): the
 # vision-full recipe on 100 images per class.
 def _demo_settings() -> dict[str, Any]:
+    # lazy: the library loads torch; `reprogram --help` stays fast
     from .recipes import RECIPES
 
     return {**RECIPES.get("vision-full").builder(), "target": "fashion-mnist", "shots": 100}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .train import FitConfig, fit
+    # lazy: the library loads torch; `reprogram --help` stays fast
+    from . import FitConfig, fit
 
     d = _demo_settings()
     print(
@@ -692,6 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+    # lazy: the library loads torch; `reprogram --help` stays fast
     from .blackbox.commands import add_commands as add_blackbox_commands
 
     add_blackbox_commands(sub)  # serve, export
@@ -705,6 +686,7 @@ def _with_recipe(parser: argparse.ArgumentParser, argv: list[str] | None, name: 
     after the recipe's (so the same key replaces its value), and the recipe's options of a
     program or mapping the command line replaced are dropped.
     """
+    # lazy: the library loads torch; `reprogram --help` stays fast
     from .recipes import RECIPES, command_line
 
     flags = RECIPES.get(name).builder()
@@ -737,6 +719,7 @@ def main(argv: list[str] | None = None) -> int:
         except ReprogramError as exc:
             print(f"reprogram {args.command}: error: {exc}", file=sys.stderr)
             return 2
+    # lazy: the library loads torch; `reprogram --help` stays fast
     from .runtime import tune_allocator
 
     tune_allocator()  # large blocks reused, not re-mapped every step (see runtime.py)

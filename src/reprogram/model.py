@@ -1,19 +1,48 @@
-"""``ReprogrammedModel``: program → frozen source → mapping."""
+"""``ReprogrammedModel``: program → frozen source → mapping, built and saved without the trainer.
+
+PEFT-like use in your own training loop::
+
+    model = ReprogrammedModel.build("efficientnet-lite0", input_shape=(1, 28, 28),
+                                    class_names=names, program="full", mapping="linear")
+    ...  # train model.program / model.mapping parameters yourself
+    model.save_pretrained("runs/mine")
+    model = ReprogrammedModel.from_pretrained("runs/mine")
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from .accelerator import to_model
+from .adapter import Adapted
+from .artifact import (
+    CONFIG,
+    FORMAT,
+    PROGRAM,
+    load_state,
+    read_json,
+    register_loader,
+    save_program,
+    versions,
+    write_json,
+)
+from .config import FitConfig
+from .errors import ArtifactError, ReprogramError
+from .mappings import MAPPINGS, build_mapping
 from .mappings.base import Mapping
+from .programs import build_program, resolve_program
+from .registry import config_to_dict
+from .sources import build_source
 from .sources.base import Source
+from .sources.features import with_program_views
 
 
-class ReprogrammedModel(nn.Module):
+class ReprogrammedModel(Adapted):
     """A frozen source model between a trainable program and a label mapping.
 
     Args:
@@ -89,6 +118,86 @@ class ReprogrammedModel(nn.Module):
             f"trainable%: {100 * trained / max(total, 1):.4f}"
         )
 
+    def before_box(self) -> list[nn.Parameter]:
+        """The program's parameters: they are what reaches the source."""
+        return list(self.program.parameters())
+
+    def finalize_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Record the mapping table (which source labels serve each class) in ``config``."""
+        config["mapping"] = {
+            **config["mapping"],
+            "table": self.mapping.table(self.source.label_names),
+        }
+        return config
+
+    @classmethod
+    def build(
+        cls,
+        source: str | Source,
+        input_shape: tuple[int, ...],
+        class_names: list[str],
+        program: str = "auto",
+        mapping: str = "linear",
+        program_options: dict[str, Any] | None = None,
+        mapping_options: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> ReprogrammedModel:
+        """A fresh reprogrammed model around ``source`` (a name or a :class:`Source`), for
+        training in your own loop; :meth:`save_pretrained` writes it as an artifact.
+
+        Args:
+            input_shape: one target example's shape (``(C, H, W)`` images, ``(1, L)`` series).
+            class_names: the target's classes (their number sizes the mapping).
+        """
+        src = build_source(source) if isinstance(source, str) else source
+        config = FitConfig(
+            source=src.name,
+            program=program,
+            mapping=mapping,
+            program_options=dict(program_options or {}),
+            mapping_options=dict(mapping_options or {}),
+            seed=seed,
+            progress=False,
+            plots=False,
+        )
+        torch.manual_seed(seed)
+        model, program_info, mapping_info = build_model(
+            config, src, tuple(input_shape), len(class_names), list(class_names)
+        )
+        model.spec = {
+            "program": program_info,
+            "mapping": mapping_info,
+            "target": {"input_shape": list(input_shape), "class_names": list(class_names)},
+            "seed": seed,
+        }
+        return model
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``program.safetensors`` (the trained tensors only) into
+        ``directory``; :meth:`from_pretrained` and :func:`reprogram.load_artifact` read it.
+
+        Raises:
+            ReprogramError: the model was not made by :meth:`build` or loaded from an artifact
+                (its program and mapping settings are unknown).
+        """
+        spec = getattr(self, "spec", None)
+        if spec is None:
+            raise ReprogramError(
+                "save_pretrained needs the model's settings: make it with "
+                "ReprogrammedModel.build(...) or load it with from_pretrained(...)."
+            )
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        config = {
+            "format": FORMAT,
+            "source": self.source.spec(),
+            **spec,
+            "versions": versions(),
+        }
+        write_json(out / CONFIG, self.finalize_config(config))
+        save_program(out / PROGRAM, self)
+        return out
+
     @classmethod
     def from_pretrained(
         cls, directory: str | Path, source: Source | None = None
@@ -97,6 +206,111 @@ class ReprogrammedModel(nn.Module):
 
         ``source`` is needed only for a source that is not buildable by name (a user module).
         """
-        from .artifact import load_artifact
+        directory = Path(directory)
+        config = read_json(directory / CONFIG, "the config")
+        if not isinstance(config, dict) or config.get("format", FORMAT) != FORMAT:
+            raise ArtifactError(
+                f"{directory} is not a reprogrammed model's artifact (a baseline's?); load it "
+                f"with reprogram.load_artifact."
+            )
+        return load_reprogrammed(directory, config, source)[0]
 
-        return load_artifact(directory, source=source)[0]
+
+def build_model(
+    config: FitConfig,
+    source: Source,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    class_names: list[str] | None = None,
+) -> tuple[ReprogrammedModel, dict[str, Any], dict[str, Any]]:
+    """Build program and mapping around ``source``; returns the model and their resolved configs.
+
+    ``class_names`` (the target's) go with the source's label names to mappings that choose
+    by name (``semantic``).
+    """
+    program_name = resolve_program(config.program, input_shape, source.input_size)
+    program, program_cfg = build_program(
+        program_name, config.program_options, input_shape, source.input_size
+    )
+    source = with_program_views(source, program)  # a program's views: V·d features
+    mapping_options = dict(config.mapping_options)
+    entry = MAPPINGS.get(config.mapping)
+    if entry.config is not None and "seed" in entry.config.__dataclass_fields__:
+        mapping_options.setdefault("seed", config.seed)
+    features = getattr(source, "outputs", "logits") == "features"
+    MAPPINGS.build_config(config.mapping, mapping_options)  # bad options: their own error
+    try:
+        mapping, mapping_cfg = build_mapping(
+            config.mapping, mapping_options, source.num_classes, num_classes
+        )
+    except ReprogramError:
+        if not features:
+            raise
+        mapping = None  # e.g. too few "labels" for random's many-to-one: same advice below
+    if features and (mapping is None or mapping.reads_labels):
+        raise ReprogramError(
+            f"mapping {config.mapping!r} picks source labels by their scores, but source "
+            f"{source.name!r} answers penultimate features, which are not labels. Use "
+            f"--mapping linear with it (add --mapping-opt init=probe to start from a linear "
+            f"probe), or drop the features: prefix."
+        )
+    mapping.bind_inputs(tuple(input_shape))  # side features of the raw target, if any
+    if class_names is not None:
+        texts = getattr(source, "label_texts", None) or source.label_names
+        mapping.bind_names(list(texts), list(class_names))
+    model = ReprogrammedModel(source, program, mapping)
+    program_info = {"name": program_name, "options": config_to_dict(program_cfg)}
+    program_info.update(getattr(program, "describe", dict)())
+    mapping_info = {"name": config.mapping, "options": config_to_dict(mapping_cfg)}
+    return model, program_info, mapping_info
+
+
+def check_source(config: dict[str, Any], source: Source | None, directory: Path) -> Source:
+    """The source an artifact was trained on: built by name (or ``source``), fingerprint checked.
+
+    Raises:
+        ArtifactError: the config lacks the source fields, or the weights differ.
+    """
+    try:
+        src_name, fingerprint = config["source"]["name"], str(config["source"]["fingerprint"])
+    except (KeyError, TypeError) as exc:
+        what = f"lacks field {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
+        raise ArtifactError(f"{directory / CONFIG} {what}; it is not ours.") from None
+    if source is None:
+        source = build_source(src_name)
+    if source.fingerprint() != fingerprint:
+        raise ArtifactError(
+            f"this artifact was trained on source {src_name!r} with weights "
+            f"{fingerprint[:12]}…, but the source given has weights "
+            f"{source.fingerprint()[:12]}… ({source.name}). A program only works with the exact "
+            f"model it was trained for: load it with that model."
+        )
+    return source
+
+
+@register_loader(FORMAT)
+def load_reprogrammed(
+    directory: Path, config: dict[str, Any], source: Source | None = None
+) -> tuple[ReprogrammedModel, dict[str, Any]]:
+    """Rebuild a ``fit`` artifact: program and mapping from their recorded settings, the
+    source by name (or ``source``) with its weight fingerprint checked, then the tensors."""
+    try:
+        prog_cfg, map_cfg = config["program"], config["mapping"]
+        input_shape = tuple(config["target"]["input_shape"])
+        num_classes = len(config["target"]["class_names"])
+    except (KeyError, TypeError) as exc:
+        what = f"lacks field {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
+        raise ArtifactError(f"{directory / CONFIG} {what}; it is not ours.") from None
+    source = check_source(config, source, directory)
+    program, _ = build_program(
+        prog_cfg["name"], prog_cfg["options"], input_shape, source.input_size
+    )
+    source = with_program_views(source, program)
+    mapping, _ = build_mapping(map_cfg["name"], map_cfg["options"], source.num_classes, num_classes)
+    mapping.bind_inputs(input_shape)  # side features of the raw target, if any
+    model = ReprogrammedModel(source, program, mapping)
+    load_state(directory, model, f"{prog_cfg['name']} + {map_cfg['name']}")
+    model.spec = {
+        key: config[key] for key in ("program", "mapping", "target", "seed") if key in config
+    }
+    return model, config

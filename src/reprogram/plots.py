@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from .config import FitResult
     from .data import Split
-    from .train import FitResult
 
 
 def pyplot() -> Any:

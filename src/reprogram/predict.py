@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from .data.checks import check_finite, to_nchw_float
+from .data.series import series_batch
+from .data.ucr_files import SUFFIXES, read_series_file
 from .errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -106,9 +108,6 @@ def _load_series(
     paths: list[str], length: int, labelled: bool
 ) -> tuple[list[str], torch.Tensor, list[str]]:
     """Series inputs of a model trained on length ``length``: arrays or text/.ts files."""
-    from .data.series import series_batch
-    from .data.ucr_files import SUFFIXES, read_series_file
-
     arrays: list[tuple[str, object]] = []
     truth: list[str] = []
     for name in paths:

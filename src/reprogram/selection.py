@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -53,49 +52,14 @@ from typing import Any
 
 from .artifact import CONFIG, METRICS, read_json, write_json
 from .checkpoint import CHECKPOINT_NAME
+from .config import ONE_SE, REFIT, is_refit, parse_select, selection_rule
 from .data import Split, TargetData, load_target
 from .data.splits import few_shot_pool, prepare_splits, stratified_folds
 from .errors import DataError, ReprogramError
+from .train import check_out
 
 FOLDS_DIR = "folds"
 STATE = "kfold.json"
-_SELECT = re.compile(r"^(?:refit|kfold:(\d+))(:1se)?$")
-REFIT = "refit"
-ONE_SE = "1se"
-
-
-def parse_select(text: str) -> int:
-    """How many selection runs precede the final one.
-
-    ``"holdout"`` → 0 (the validation split selects, no refit), ``"refit"`` → 1 (the validation
-    split selects, then a refit on all), ``"kfold:K"`` → ``K`` (at least 2); the last two may
-    end in ``:1se`` (see :func:`selection_rule`); anything else is an error.
-    """
-    if text == "holdout":
-        return 0
-    match = _SELECT.match(str(text))
-    if not match or (match.group(1) is not None and int(match.group(1)) < 2):
-        hint = ""
-        if str(text).startswith("holdout:"):
-            hint = (
-                " The 1se rule reads the whole validation curve before choosing; use refit:1se "
-                "(the same split, then a refit on all)."
-            )
-        raise ReprogramError(
-            "--select takes 'holdout', 'refit' or 'kfold:K' with K >= 2 (e.g. kfold:5), the "
-            f"last two optionally followed by ':1se'; got {text!r}.{hint}"
-        )
-    return 1 if match.group(1) is None else int(match.group(1))
-
-
-def selection_rule(text: str) -> str:
-    """``"1se"`` for a ``…:1se`` selection, else ``"best"`` (the best validation accuracy)."""
-    return ONE_SE if str(text).endswith(":" + ONE_SE) else "best"
-
-
-def is_refit(text: str) -> bool:
-    """Whether ``text`` is ``refit`` selection (one fold: the held-out split), rule aside."""
-    return str(text).split(":")[0] == REFIT
 
 
 def unfinished(out: Path) -> bool:
@@ -106,8 +70,6 @@ def unfinished(out: Path) -> bool:
 
 def _prepare(config: Any) -> Path:
     """The k-fold twin of :func:`reprogram.train.prepare_out`: same rules, folds included."""
-    from .train import check_out
-
     out = check_out(config, unfinished(Path(config.out)))
     if config.resume:
         recorded = read_json(out / STATE, "the k-fold state") if (out / STATE).exists() else {}

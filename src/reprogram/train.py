@@ -9,207 +9,39 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from lightning_fabric import Fabric
+from lightning_fabric.strategies import DDPStrategy
 from tqdm.auto import tqdm
 
 from .accelerator import describe, to_model
 from .accelerator import resolve as resolve_accelerator
-from .artifact import (
-    CONFIG,
-    METRICS,
-    PROGRAM,
-    load_artifact,
-    read_json,
-    save_program,
-    versions,
-    write_json,
-)
-from .blackbox.budget import STOPPED_BY_BUDGET, QueryTracker, prepare_source
+from .artifact import CONFIG, METRICS, PROGRAM, load_artifact, read_json, write_artifact
+from .blackbox.budget import STOPPED_BY_BUDGET, QueryTracker
 from .blackbox.protocol import EndpointError
-from .callbacks import Callback, ProbeInitCallback, RemapCallback, RidgeHeadCallback
+from .callbacks import Callback
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from .data import PreparedSplits, Split, TargetData, load_target
-from .data.splits import prepare_splits
+from .config import FitResult, RunConfig
+from .data import PreparedSplits, Split, TargetData
 from .data.ucr_files import looks_like_path
 from .errors import ReprogramError
 from .evaluate import loss_and_accuracy, score
-from .mappings import MAPPINGS, build_mapping
-from .model import ReprogrammedModel
 from .optim import build_optimizer
-from .programs import build_program, resolve_program
-from .registry import config_to_dict
-from .sources import Source, build_source
-from .sources.features import with_program_views
-
-# Fields of FitConfig that may change between a run and its --resume.
-_RESUMABLE_CHANGES = {
-    "epochs",
-    "patience",
-    "out",
-    "resume",
-    "overwrite",
-    "progress",
-    "plots",
-    "query_budget",
-    "score_val",  # whether a fixed-epoch run validates changes no trained number
-    "accelerator",  # a run checkpointed on one device may resume on another
-}
+from .sources import Source
 
 
 @dataclass
-class RunConfig:
-    """Settings every training run shares (reprogramming and gradient baselines alike)."""
+class Job:
+    """What each training process receives (pickled for data-parallel runs).
 
-    source: str = field(default="efficientnet-lite0", metadata={"help": "source model name"})
-    target: str = field(default="fashion-mnist", metadata={"help": "target data set name"})
-    optimizer: str = field(default="gradient", metadata={"help": "gradient | rgf | spsa-gc"})
-    optimizer_options: dict[str, Any] = field(default_factory=dict)
-    shots: int | None = field(default=None, metadata={"help": "training examples per class"})
-    val_fraction: float = field(default=0.2, metadata={"help": "share of train for validation"})
-    epochs: int = 10
-    batch_size: int = 32
-    eval_batch_size: int = 32
-    lr: float | None = field(default=None, metadata={"help": "learning rate (optimizer option)"})
-    patience: int | None = field(default=None, metadata={"help": "early-stop after N flat epochs"})
-    query_budget: int | None = field(
-        default=None, metadata={"help": "most queries to a black-box source, test included"}
-    )
-    seed: int = 0
-    select: str = field(
-        default="holdout",
-        metadata={
-            "help": "holdout (the validation split selects) | refit (it selects, then a refit "
-            "on all) | kfold:K (cross-validation, then a refit); refit and kfold:K may end in "
-            "':1se' (the one-standard-error rule)"
-        },
-    )
-    select_epoch: int | None = field(
-        default=None, metadata={"help": "train this many epochs and keep that state (no choice)"}
-    )
-    score_test: bool = field(default=True, metadata={"help": "False: a selection-only run"})
-    score_val: bool = field(
-        default=True,
-        metadata={
-            "help": "False: skip validation (a refit with select_epoch fixed, whose validation "
-            "split is the training data and chooses nothing)"
-        },
-    )
-    devices: int = field(
-        default=1, metadata={"help": "data-parallel processes (CPU) or GPUs"}
-    )
-    accelerator: str = field(
-        default="auto",
-        metadata={"help": "auto (a GPU when PyTorch sees one, else the CPU) | cpu | cuda | mps"},
-    )
-    out: str = "runs/latest"
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
-    plots: bool = True
-
-    def __post_init__(self) -> None:
-        checks = [
-            (
-                self.epochs >= 0,
-                f"--epochs must be at least 0 (0 trains nothing and keeps the mapping's fitted "
-                f"start), got {self.epochs}",
-            ),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (self.eval_batch_size >= 1, "eval batch size must be at least 1"),
-            (
-                self.shots is None or self.shots >= 1,
-                f"--shots must be at least 1, got {self.shots}",
-            ),
-            (
-                0.0 < self.val_fraction < 1.0,
-                f"--val-fraction must be in (0, 1), got {self.val_fraction}",
-            ),
-            (self.devices >= 1, f"--devices must be at least 1, got {self.devices}"),
-            (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
-            (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
-            (
-                self.query_budget is None or self.query_budget >= 1,
-                f"--query-budget must be at least 1, got {self.query_budget}",
-            ),
-            (
-                self.select_epoch is None or self.select_epoch >= 0,
-                f"select_epoch must be at least 0, got {self.select_epoch}",
-            ),
-            (
-                self.score_val or self.select_epoch is not None,
-                "score_val=False leaves nothing to choose the epoch with: fix select_epoch",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ReprogramError(message)
-        from . import accelerator
-
-        kind = accelerator.resolve(self.accelerator)  # clear errors: unknown, or not here
-        count = accelerator.device_count(kind)
-        if self.devices > count:
-            what = "GPUs" if kind == "cuda" else "CPU cores"
-            raise ReprogramError(
-                f"--devices {self.devices} asks for more processes than this machine has "
-                f"{what} ({count}); use --devices {count} or fewer."
-            )
-        if self.lr is not None:
-            self.optimizer_options = {**self.optimizer_options, "lr": self.lr}
-        from .selection import parse_select
-
-        folds = parse_select(self.select)
-        if folds and self.query_budget is not None:
-            raise ReprogramError(
-                f"--select {self.select} trains {folds + 1} models; it cannot share one "
-                "--query-budget. Use --select holdout with a black-box budget."
-            )
-
-    @property
-    def folds(self) -> int:
-        """Selection runs before the final one: ``K`` of ``kfold:K``, 1 for refit, 0 for holdout."""
-        from .selection import parse_select
-
-        return parse_select(self.select)
-
-    def signature(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues."""
-        return {k: v for k, v in asdict(self).items() if k not in _RESUMABLE_CHANGES}
-
-
-@dataclass
-class FitConfig(RunConfig):
-    """Everything a ``fit`` run needs; the command line fills it from its flags."""
-
-    program: str = field(
-        default="auto",
-        metadata={"help": "input transformation; auto: chosen from the input shapes"},
-    )
-    mapping: str = field(default="linear", metadata={"help": "output label mapping"})
-    program_options: dict[str, Any] = field(default_factory=dict)
-    mapping_options: dict[str, Any] = field(default_factory=dict)
-    diagnostics: bool = field(
-        default=True, metadata={"help": "run the source's diagnostics (the V2S bound for audio)"}
-    )
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit` returns: the trained model (best validation state) and its metrics."""
-
-    model: Any
-    metrics: dict[str, Any]
-    out: Path
-    config: dict[str, Any]
-
-
-@dataclass
-class _Job:
-    """What each training process receives (pickled for data-parallel runs)."""
+    ``model`` is any :class:`~reprogram.adapter.Adapted` module; ``source`` the frozen source
+    whose queries are counted when it is a black box (``None`` for a model without one).
+    """
 
     config: RunConfig
     model: Any
@@ -217,6 +49,7 @@ class _Job:
     callbacks: list[Callback]
     artifact_config: dict[str, Any]
     source_spec: dict[str, Any]
+    source: Any = None
     accelerator: str = "cpu"  # resolved: cpu, cuda or mps
 
 
@@ -245,7 +78,7 @@ def _epoch_order(seed: int, epoch: int, n: int, rank: int, world: int) -> torch.
 class Trainer:
     """Runs one fit inside a Fabric process (rank 0 writes files)."""
 
-    def __init__(self, fabric: Any, job: _Job) -> None:
+    def __init__(self, fabric: Any, job: Job) -> None:
         self.fabric = fabric
         self.job = job
         self.config = job.config
@@ -348,18 +181,19 @@ class Trainer:
         return int(ckpt["epoch"])
 
     # ----------------------------------------------------------------- the loop
+
     def fit(self) -> dict[str, Any]:
         cfg = self.config
         fabric = self.fabric
         torch.manual_seed(cfg.seed)
         wrapped = fabric.setup_module(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        program = getattr(self.model, "program", None)
-        before_box = None if program is None else list(program.parameters())
+        before_box = self.model.before_box()
         stepper, _ = build_optimizer(
             cfg.optimizer, cfg.optimizer_options, params, fabric.backward, before_box=before_box
         )
-        self.queries = QueryTracker.attach(self, stepper)  # black-box query accounting
+        # black-box query accounting (a null tracker for white boxes)
+        self.queries = QueryTracker.attach(self, stepper, self.job.source)
         state: dict[str, Any] = {"best": None, "history": [], "train_seconds": 0.0}
         done = self._restore(stepper, state) if cfg.resume else 0
         if done and self.is_main and cfg.progress:
@@ -521,14 +355,8 @@ class Trainer:
                 "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
                 **self.queries.summary(state.get("stopped")),
             }
-            artifact = dict(self.job.artifact_config)
-            if isinstance(self.model, ReprogrammedModel):
-                artifact["mapping"]["table"] = self.model.mapping.table(
-                    self.model.source.label_names
-                )
-            write_json(self.out / CONFIG, artifact)
-            save_program(self.out / PROGRAM, self.model)
-            write_json(self.out / METRICS, metrics)
+            artifact = self.model.finalize_config(dict(self.job.artifact_config))
+            write_artifact(self.out, artifact, self.model, metrics)
             if state.get("stopped"):  # kept, with the final count: --resume may continue
                 self.queries.update_checkpoint(self.out / CHECKPOINT_NAME)
             else:
@@ -537,7 +365,7 @@ class Trainer:
         return metrics
 
 
-def _worker(fabric: Any, job: _Job) -> dict[str, Any]:
+def _worker(fabric: Any, job: Job) -> dict[str, Any]:
     """Entry point of each Fabric process."""
     trainer = Trainer(fabric, job)
     try:
@@ -555,16 +383,13 @@ def _worker(fabric: Any, job: _Job) -> dict[str, Any]:
 def _make_fabric(devices: int, accelerator: str) -> Any:
     """A Fabric on the concrete ``accelerator`` (cpu, cuda, mps): one process, or ``devices``
     spawned data-parallel ones (gloo on CPUs, NCCL on GPUs)."""
-    from lightning_fabric import Fabric
-    from lightning_fabric.strategies import DDPStrategy
-
     if devices == 1:
         return Fabric(accelerator=accelerator, devices=1)
     strategy = DDPStrategy(start_method="spawn", broadcast_buffers=False)
     return Fabric(accelerator=accelerator, devices=devices, strategy=strategy)
 
 
-def run_job(job: _Job, source: Source | None) -> FitResult:
+def run_job(job: Job, source: Source | None) -> FitResult:
     """Train ``job.model`` in Fabric process(es); return it at its best validation state.
 
     Shared by ``fit`` and the gradient baselines. ``source`` rebuilds the trained model from
@@ -651,113 +476,3 @@ def target_spec(
         "shots": config.shots,
         "val_fraction": config.val_fraction,
     }
-
-
-def build_model(
-    config: FitConfig,
-    source: Source,
-    input_shape: tuple[int, ...],
-    num_classes: int,
-    class_names: list[str] | None = None,
-) -> tuple[ReprogrammedModel, dict[str, Any], dict[str, Any]]:
-    """Build program and mapping around ``source``; returns the model and their resolved configs.
-
-    ``class_names`` (the target's) go with the source's label names to mappings that choose
-    by name (``semantic``).
-    """
-    program_name = resolve_program(config.program, input_shape, source.input_size)
-    program, program_cfg = build_program(
-        program_name, config.program_options, input_shape, source.input_size
-    )
-    source = with_program_views(source, program)  # a program's views: V·d features
-    mapping_options = dict(config.mapping_options)
-    entry = MAPPINGS.get(config.mapping)
-    if entry.config is not None and "seed" in entry.config.__dataclass_fields__:
-        mapping_options.setdefault("seed", config.seed)
-    features = getattr(source, "outputs", "logits") == "features"
-    MAPPINGS.build_config(config.mapping, mapping_options)  # bad options: their own error
-    try:
-        mapping, mapping_cfg = build_mapping(
-            config.mapping, mapping_options, source.num_classes, num_classes
-        )
-    except ReprogramError:
-        if not features:
-            raise
-        mapping = None  # e.g. too few "labels" for random's many-to-one: same advice below
-    if features and (mapping is None or mapping.reads_labels):
-        raise ReprogramError(
-            f"mapping {config.mapping!r} picks source labels by their scores, but source "
-            f"{source.name!r} answers penultimate features, which are not labels. Use "
-            f"--mapping linear with it (add --mapping-opt init=probe to start from a linear "
-            f"probe), or drop the features: prefix."
-        )
-    mapping.bind_inputs(tuple(input_shape))  # side features of the raw target, if any
-    if class_names is not None:
-        texts = getattr(source, "label_texts", None) or source.label_names
-        mapping.bind_names(list(texts), list(class_names))
-    model = ReprogrammedModel(source, program, mapping)
-    program_info = {"name": program_name, "options": config_to_dict(program_cfg)}
-    program_info.update(getattr(program, "describe", dict)())
-    mapping_info = {"name": config.mapping, "options": config_to_dict(mapping_cfg)}
-    return model, program_info, mapping_info
-
-
-def fit(
-    config: FitConfig,
-    *,
-    source: Source | None = None,
-    target: TargetData | None = None,
-    callbacks: list[Callback] | None = None,
-) -> FitResult:
-    """Train a program and mapping around a frozen source; write the artifact to ``config.out``.
-
-    Args:
-        config: the run's settings.
-        source: a ready :class:`Source` (e.g. from ``from_module``) instead of ``config.source``.
-        target: ready :class:`TargetData` instead of loading ``config.target``.
-        callbacks: extra hooks (must be picklable when ``devices > 1``).
-    Returns:
-        the model restored to its best validation state, and the metrics written.
-    """
-    if config.folds:
-        from .selection import kfold_run
-
-        source = source if source is not None else build_source(config.source)
-        return kfold_run(config, fit, source=source, target=target, callbacks=callbacks)
-    prepare_out(config)
-    data = target if target is not None else load_target(config.target)
-    splits = prepare_splits(
-        data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
-    )
-    source = source if source is not None else build_source(config.source)
-    source = prepare_source(config, source)  # queried (counted) for zeroth-order optimizers
-    model, program_info, mapping_info = build_model(
-        config, source, splits.input_shape, splits.num_classes, list(splits.class_names)
-    )
-    cbs: list[Callback] = [RemapCallback()] if model.mapping.remap != "never" else []
-    if getattr(model.mapping, "init", "zero") == "probe":
-        cbs.append(ProbeInitCallback())
-    if getattr(model.mapping, "head", "sgd") == "ridge":
-        cbs.append(RidgeHeadCallback())
-    cbs += list(callbacks or [])
-    from .diagnostics import default_diagnostics
-
-    cbs += default_diagnostics(source, config.diagnostics)
-    artifact_config = {
-        "format": "reprogram-artifact-v1",
-        "source": source.spec(),
-        "target": target_spec(config, data, splits, given=target is not None),
-        "program": program_info,
-        "mapping": mapping_info,
-        "optimizer": {"name": config.optimizer, "options": dict(config.optimizer_options)},
-        "training": training_spec(config),
-        "seed": config.seed,
-        "versions": versions(),
-    }
-    job = _Job(config, model, splits, cbs, artifact_config, source.spec())
-    result = run_job(job, source)
-    if config.plots and not source.spec().get("access") == "query":  # plots would query
-        from .plots import save_plots
-
-        save_plots(result, splits.val)
-    return result

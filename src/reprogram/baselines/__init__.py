@@ -11,18 +11,6 @@ initialisation) and, for time series, ``minirocket``, ``hydra`` and ``multirocke
 
 from __future__ import annotations
 
-from ..registry import Registry
-from .base import Baseline, BaselineConfig, load_baseline, run_baseline
-
-BASELINES: Registry[Baseline] = Registry(
-    "baseline",
-    _plugins=(
-        "reprogram.baselines.logistic",
-        "reprogram.baselines.finetune",
-        "reprogram.baselines.scratch",
-        "reprogram.baselines.minirocket",
-        "reprogram.baselines.hydra",
-    ),
-)
+from .base import BASELINES, Baseline, BaselineConfig, load_baseline, run_baseline
 
 __all__ = ["BASELINES", "Baseline", "BaselineConfig", "load_baseline", "run_baseline"]

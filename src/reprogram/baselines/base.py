@@ -9,13 +9,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..artifact import BASELINE_FORMAT, check_source, load_state, versions
+from ..artifact import BASELINE_FORMAT, load_state, register_loader, versions
 from ..callbacks import Callback
+from ..config import FitResult, RunConfig
 from ..data import PreparedSplits, TargetData, load_target
 from ..data.splits import prepare_splits
 from ..errors import ArtifactError, ReprogramError
+from ..model import check_source
+from ..registry import Registry
+from ..selection import kfold_run
 from ..sources import Source, build_source
-from ..train import FitResult, RunConfig, _Job, prepare_out, run_job, target_spec, training_spec
+from ..train import Job, prepare_out, run_job, target_spec, training_spec
+
+BASELINES: Registry[Baseline] = Registry(
+    "baseline",
+    _plugins=(
+        "reprogram.baselines.logistic",
+        "reprogram.baselines.finetune",
+        "reprogram.baselines.scratch",
+        "reprogram.baselines.minirocket",
+        "reprogram.baselines.hydra",
+    ),
+)
 
 
 @dataclass
@@ -88,13 +103,19 @@ class GradientBaseline(Baseline):
 
     def train(self, run: BaselineRun) -> FitResult:
         spec = run.source.spec() if run.source is not None else {}
-        job = _Job(run.config, run.model, run.splits, run.callbacks, run.artifact_config, spec)
+        job = Job(
+            run.config,
+            run.model,
+            run.splits,
+            run.callbacks,
+            run.artifact_config,
+            spec,
+            source=run.source,
+        )
         return run_job(job, run.source)
 
 
 def _make(method: str, options: dict[str, Any] | None) -> tuple[Baseline, Any]:
-    from . import BASELINES
-
     config = BASELINES.build_config(method, options)
     return BASELINES.get(method).builder(config), config
 
@@ -118,8 +139,6 @@ def run_baseline(
     """
     baseline, options = _make(config.method, config.method_options)
     if config.folds:
-        from ..selection import kfold_run
-
         if baseline.needs_source and source is None:
             source = build_source(config.source)
         return kfold_run(
@@ -168,6 +187,7 @@ def run_baseline(
     return baseline.train(run)
 
 
+@register_loader(BASELINE_FORMAT)
 def load_baseline(
     directory: Path, config: dict[str, Any], source: Source | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..artifact import CONFIG, METRICS, PROGRAM, save_program, write_json
+from ..artifact import write_artifact
+from ..config import FitResult
 from ..evaluate import loss_and_accuracy, score
 from ..probe import fit_probe
 from ..sources import Source
-from ..train import FitResult
 from . import BASELINES
 from .base import Baseline, BaselineConfig, BaselineRun
 from .models import FeatureClassifier, PixelFeatures, SourceFeatures
@@ -134,9 +134,7 @@ class LogisticBaseline(Baseline):
         }
         artifact = dict(run.artifact_config)
         artifact["baseline"] = {**artifact["baseline"], "selected_C": fitted.c}
-        write_json(run.out / CONFIG, artifact)
-        save_program(run.out / PROGRAM, model)
-        write_json(run.out / METRICS, metrics)
+        write_artifact(run.out, artifact, model, metrics)
         model.eval()
         return FitResult(model=model, metrics=metrics, out=run.out, config=artifact)
 

@@ -20,7 +20,6 @@ saved as tensors in ``program.safetensors``; loading rebuilds the transform from
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from collections import OrderedDict
@@ -30,25 +29,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..artifact import CONFIG, METRICS, PROGRAM, save_program, write_json
+from ..artifact import write_artifact
+from ..config import FitResult
 from ..errors import ReprogramError
 from ..evaluate import loss_and_accuracy, score
 from ..probe import fit_probe, fold_logistic
 from ..sources import Source
-from ..train import FitResult
+from ..transforms import TRANSFORMS
+from ..transforms.minirocket import MiniRocketFeatureOptions
 from . import BASELINES
 from .base import Baseline, BaselineConfig, BaselineRun
 from .models import FeatureClassifier
-
-KERNELS = 84  # MiniRocket's fixed kernels: 3 of 9 positions weighted 2, the rest -1
-KERNEL_LENGTH = 9
-PARAMETER_NAMES = (
-    "n_channels_per_combination",
-    "channel_indices",
-    "dilations",
-    "n_features_per_dilation",
-    "biases",
-)
 
 
 def _grid(text: str, name: str) -> list[float]:
@@ -83,97 +74,8 @@ class RidgeHeadOptions:
 
 
 @dataclass
-class MiniRocketOptions(RidgeHeadOptions):
-    """Options of the ``minirocket`` baseline."""
-
-    n_kernels: int = field(
-        default=10_000, metadata={"help": "features (rounded down to a multiple of 84)"}
-    )
-    max_dilations: int = field(default=32, metadata={"help": "most dilations per kernel"})
-
-    def __post_init__(self) -> None:
-        if self.n_kernels < 1 or self.max_dilations < 1:
-            raise ValueError("n_kernels and max_dilations must be at least 1")
-        super().__post_init__()
-
-    @property
-    def features(self) -> int:
-        return KERNELS * max(1, self.n_kernels // KERNELS)
-
-
-def prepare_series(x: torch.Tensor, length: int) -> torch.Tensor:
-    """Series ``[B, 1, L]`` → finite contiguous float32 ``[B, 1, length]``: the valid
-    (non-NaN) part of each series linearly resampled to ``length``."""
-    from ..data.series import resample_valid
-
-    return resample_valid(x.detach().cpu(), length).float().contiguous()
-
-
-def dilation_count(length: int, n_features: int, max_dilations: int) -> int:
-    """How many distinct dilations MiniRocket uses for series of ``length`` points."""
-    per_kernel = n_features // KERNELS
-    count = min(per_kernel, max_dilations)
-    top = math.log2((length - 1) / (KERNEL_LENGTH - 1))
-    return len(np.unique(np.logspace(0, top, count, base=2).astype(np.int32)))
-
-
-class MiniRocketFeatures(nn.Module):
-    """Fitted MiniRocket transform: series ``[B, 1, L]`` → PPV features ``[B, F]`` (float32).
-
-    The fitted parameters are buffers (saved and reloaded with the artifact); the
-    computation is aeon's numba kernel. NaN-padded series are resampled to ``length`` first.
-    """
-
-    def __init__(self, length: int, options: MiniRocketOptions) -> None:
-        super().__init__()
-        self.length = max(int(length), KERNEL_LENGTH)
-        self.options = options
-        self.dim = options.features
-        combos = KERNELS * dilation_count(self.length, self.dim, options.max_dilations)
-        shapes = {
-            "n_channels_per_combination": combos,
-            "channel_indices": combos,
-            "dilations": combos // KERNELS,
-            "n_features_per_dilation": combos // KERNELS,
-        }
-        for name, size in shapes.items():
-            self.register_buffer(name, torch.zeros(size, dtype=torch.int32))
-        self.register_buffer("biases", torch.zeros(self.dim, dtype=torch.float32))
-
-    def prepare(self, x: torch.Tensor) -> np.ndarray:
-        """Series ``[B, 1, L]`` → finite float32 numpy ``[B, 1, length]`` for the transform."""
-        return prepare_series(x, self.length).numpy()
-
-    def _transformer(self) -> object:
-        from aeon.transformations.collection.convolution_based import MiniRocket
-
-        rocket = MiniRocket(n_kernels=self.options.n_kernels)
-        rocket.parameters = tuple(getattr(self, n).cpu().numpy() for n in PARAMETER_NAMES)
-        rocket._n_jobs = max(1, torch.get_num_threads())
-        return rocket
-
-    def fit(self, x: torch.Tensor, seed: int) -> None:
-        """Fit dilations and biases on training series ``[N, 1, L]`` (aeon, seeded)."""
-        from aeon.transformations.collection.convolution_based import MiniRocket
-
-        rocket = MiniRocket(
-            n_kernels=self.options.n_kernels,
-            max_dilations_per_kernel=self.options.max_dilations,
-            random_state=seed,
-        ).fit(self.prepare(x))
-        for name, value in zip(PARAMETER_NAMES, rocket.parameters, strict=True):
-            buffer = getattr(self, name)
-            if tuple(value.shape) != tuple(buffer.shape):
-                raise ReprogramError(
-                    f"aeon's MiniRocket gave {name} of shape {value.shape}, expected "
-                    f"{tuple(buffer.shape)}; this aeon version is not supported."
-                )
-            buffer.copy_(torch.from_numpy(np.asarray(value)).to(buffer))
-
-    @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self._transformer()._transform(self.prepare(x))  # type: ignore[attr-defined]
-        return torch.from_numpy(np.asarray(features, dtype=np.float32)).to(x.device)
+class MiniRocketOptions(MiniRocketFeatureOptions, RidgeHeadOptions):
+    """Options of the ``minirocket`` baseline: the transform's and the head's."""
 
 
 class KernelTransformClassifier(FeatureClassifier):
@@ -251,7 +153,8 @@ class KernelTransformBaseline(Baseline):
     title: str
 
     def make_features(self, length: int) -> nn.Module:
-        raise NotImplementedError
+        """The unfitted transform registered under this baseline's name, with its options."""
+        return TRANSFORMS.get(self.name).builder(self.options, length)
 
     def build(
         self,
@@ -338,9 +241,7 @@ class KernelTransformBaseline(Baseline):
         }
         artifact = dict(run.artifact_config)
         artifact["baseline"] = {**artifact["baseline"], "selected": selected}
-        write_json(run.out / CONFIG, artifact)
-        save_program(run.out / PROGRAM, model)
-        write_json(run.out / METRICS, metrics)
+        write_artifact(run.out, artifact, model, metrics)
         model.eval()
         return FitResult(model=model, metrics=metrics, out=run.out, config=artifact)
 
@@ -348,9 +249,6 @@ class KernelTransformBaseline(Baseline):
 class MiniRocketBaseline(KernelTransformBaseline):
     name = "minirocket"
     title = "MiniRocket"
-
-    def make_features(self, length: int) -> nn.Module:
-        return MiniRocketFeatures(length, self.options)
 
 
 @BASELINES.register(

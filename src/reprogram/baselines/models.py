@@ -8,10 +8,11 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..accelerator import to_model
+from ..adapter import Adapted
 from ..programs import build_program
 from ..sources import Source
 from ..sources.features import last_linear
+from ..transforms import featurize
 
 
 def canvas_resize(
@@ -66,29 +67,7 @@ class PixelFeatures(nn.Module):
         return x.flatten(1)
 
 
-@torch.no_grad()
-def featurize(
-    featurizer: nn.Module,
-    x: torch.Tensor,
-    batch_size: int,
-    dim: int,
-    progress: str | None = None,
-) -> torch.Tensor:
-    """``featurizer`` (eval mode) on inputs ``[N, ...]`` in chunks of ``batch_size``: ``[N, dim]``.
-
-    The chunks start at 0 exactly as :func:`reprogram.evaluate.score` takes them; ``progress``
-    names a progress bar (none when ``None``).
-    """
-    from tqdm.auto import tqdm
-
-    featurizer.eval()
-    starts = range(0, len(x), batch_size)
-    bar = tqdm(starts, desc=progress, leave=False, unit="batch", disable=progress is None)
-    chunks = [featurizer(to_model(featurizer, x[i : i + batch_size])).cpu() for i in bar]
-    return torch.cat(chunks) if chunks else torch.empty(0, dim)
-
-
-class FeatureClassifier(nn.Module):
+class FeatureClassifier(Adapted):
     """A linear classifier on fixed features: ``head(featurizer(x))``, ``[B, ...]`` → ``[B, K]``.
 
     Only ``head`` is trained and saved; the featurizer is rebuilt (the frozen source, or the
@@ -130,7 +109,7 @@ class FeatureClassifier(nn.Module):
         return self._source_parameters
 
 
-class FinetunedSource(nn.Module):
+class FinetunedSource(Adapted):
     """A trainable copy of a source with a new linear head: every weight is trained.
 
     ``[B, C_t, H, W]`` target images → resize to the canvas → the source's normalisation →
@@ -181,7 +160,7 @@ class FinetunedSource(nn.Module):
         return self._source_parameters
 
 
-class FromScratch(nn.Module):
+class FromScratch(Adapted):
     """A model trained whole from random initialisation: every tensor is saved, no source."""
 
     def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:

@@ -22,15 +22,14 @@ so even a callback that queries on its own can never go one query over.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from ..config import RunConfig
 from ..errors import ReprogramError
+from ..optim import is_zeroth_order
+from ..sources.base import Source
 from .source import BlackBoxSource, is_blackbox, query_source
-
-if TYPE_CHECKING:
-    from ..sources.base import Source
-    from ..train import RunConfig, Trainer
 
 STOPPED_BY_BUDGET = "query budget"
 
@@ -38,8 +37,6 @@ STOPPED_BY_BUDGET = "query budget"
 def prepare_source(config: RunConfig, source: Source) -> Source:
     """The source a run trains against: white boxes are queried when the optimizer is
     zeroth-order; a black box refuses the ``gradient`` optimizer."""
-    from ..optim import is_zeroth_order
-
     zeroth_order = is_zeroth_order(config.optimizer)
     if zeroth_order and not is_blackbox(source):
         return query_source(source)  # type: ignore[return-value]
@@ -90,7 +87,7 @@ class NullTracker:
 class QueryTracker(NullTracker):
     """Counts a black-box run's queries by phase and keeps it within ``--query-budget``."""
 
-    def __init__(self, trainer: Trainer, stepper: Any, source: BlackBoxSource) -> None:
+    def __init__(self, trainer: Any, stepper: Any, source: BlackBoxSource) -> None:
         self.trainer = trainer
         self.stepper = stepper
         self.source = source
@@ -103,10 +100,10 @@ class QueryTracker(NullTracker):
         self._epoch_start = 0
 
     @classmethod
-    def attach(cls, trainer: Trainer, stepper: Any) -> NullTracker:
-        """A tracker for ``trainer``'s run (a :class:`NullTracker` for white-box sources)."""
-        source = getattr(trainer.model, "source", None)
-        if not isinstance(source, BlackBoxSource):
+    def attach(cls, trainer: Any, stepper: Any, source: Any) -> NullTracker:
+        """A tracker for ``trainer``'s run against ``source`` (a :class:`NullTracker` when
+        there is no source or it is a white box: ``source.access != "query"``)."""
+        if source is None or source.access != "query":
             return NullTracker()
         if trainer.fabric.world_size > 1:
             raise ReprogramError(
@@ -120,14 +117,7 @@ class QueryTracker(NullTracker):
     def setup_cost(self) -> int:
         """Queries of the set-up passes: a probe warm start (train + val) or a ridge head's
         first fit (train), epoch-0 validation."""
-        from ..callbacks import ProbeInitCallback, RidgeHeadCallback
-
-        splits, n = self.trainer.splits, 0
-        for cb in self.trainer.callbacks:
-            if isinstance(cb, ProbeInitCallback) and not cb.fitted:
-                n += len(splits.train) + len(splits.val)
-            if isinstance(cb, RidgeHeadCallback) and not cb.fits:
-                n += len(splits.train)
+        n = sum(cb.setup_queries(self.trainer) for cb in self.trainer.callbacks)
         if any(cb.initial_candidate for cb in self.trainer.callbacks):
             n += self._val_size()
         return n
@@ -138,15 +128,11 @@ class QueryTracker(NullTracker):
 
     def epoch_cost(self) -> dict[str, int]:
         """Upper bound on one epoch's queries: training steps, count pass, validation."""
-        splits, model = self.trainer.splits, self.trainer.model
+        splits = self.trainer.splits
         per_example = int(getattr(self.stepper, "queries_per_example", lambda: 1)())
-        mapping = getattr(model, "mapping", None)
-        remap = getattr(mapping, "remap", "never")
-        counts = remap == "every_epoch" or (remap == "once" and not bool(mapping.fitted))
-        refits = getattr(mapping, "head", "sgd") == "ridge"  # the closed-form refit after training
         return {
             "train": len(splits.train) * per_example,
-            "count": len(splits.train) * (int(counts) + int(refits)),
+            "count": sum(cb.epoch_queries(self.trainer) for cb in self.trainer.callbacks),
             "val": self._val_size(),
         }
 
@@ -235,8 +221,6 @@ class QueryTracker(NullTracker):
 
     def interrupted(self, exc: Exception, out: Path) -> ReprogramError:
         """The error to raise when the endpoint keeps failing mid-run (checkpoint updated)."""
-        from ..checkpoint import CHECKPOINT_NAME
-
         path = Path(out) / CHECKPOINT_NAME
         self.update_checkpoint(path)
         spent = self.ledger.queries

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ReprogramError
+from ..sources import build_source
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,12 +50,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ReprogramError(f"--port must lie in 1..65535, got {args.port}.")
     if args.max_batch < 1 or args.top_k < 0:
         raise ReprogramError("--max-batch must be at least 1 and --top-k at least 0.")
-    from .server import artifact_model, serve, source_model
+    from .server import artifact_model, serve, source_model  # lazy: fastapi, uvicorn
 
     if args.dir is not None:
         model_fn, info = artifact_model(args.dir)
     else:
-        from ..sources import build_source
 
         model_fn, info = source_model(build_source(args.source))
     if args.top_k > info.num_classes:
@@ -79,8 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``reprogram export --source NAME --out model.onnx``."""
-    from ..sources import build_source
-    from .onnx import DEFAULT_OPSET, OnnxEndpoint, export_onnx
+    from .onnx import DEFAULT_OPSET, OnnxEndpoint, export_onnx  # lazy: onnx, onnxruntime
 
     source = build_source(args.source)
     path = export_onnx(source, Path(args.out), opset=args.opset or DEFAULT_OPSET)

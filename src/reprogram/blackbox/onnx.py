@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ReprogramError
+from ..sources import Source
 from .protocol import EndpointError, EndpointInfo
 from .wire import check_pixels, check_probabilities
 
@@ -42,8 +43,6 @@ def export_onnx(source: Any, path: str | Path, *, opset: int = DEFAULT_OPSET) ->
             cannot be written.
     """
     import torch
-
-    from ..sources import Source
 
     if not isinstance(source, Source):
         raise ReprogramError(f"export_onnx takes a Source, got {type(source).__name__}.")

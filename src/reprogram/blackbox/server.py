@@ -40,7 +40,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from ..artifact import PROGRAM, load_artifact
 from ..errors import ReprogramError
+from ..sources import Source
 from .protocol import EndpointInfo
 from .wire import (
     DTYPES,
@@ -250,8 +252,6 @@ def create_app(
 # --------------------------------------------------------------------------- what to serve
 def source_model(source: torch.nn.Module) -> tuple[ModelFn, EndpointInfo]:
     """``model_fn`` (softmax of the source's logits) and ``info`` for a registered source."""
-    from ..sources import Source
-
     assert isinstance(source, Source)
     source.eval()
 
@@ -276,8 +276,6 @@ def artifact_model(directory: str) -> tuple[ModelFn, EndpointInfo]:
     the source's weight fingerprint with the trained tensors.
     """
     from pathlib import Path
-
-    from ..artifact import PROGRAM, load_artifact
 
     model, config = load_artifact(directory)
     model.eval()

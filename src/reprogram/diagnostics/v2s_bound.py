@@ -36,7 +36,8 @@ from ..errors import ReprogramError
 from ..sources.cache import atomic_path, cache_dir, sha256_file
 
 if TYPE_CHECKING:
-    from ..train import FitResult, Trainer
+    from ..callbacks import Trainer
+    from ..config import FitResult
 
 #: The source-domain reference: short English words and sentences.
 REFERENCE_TEXTS: tuple[str, ...] = (

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..sources.audio import LogMel
+
 if TYPE_CHECKING:
+    from ..config import FitResult
     from ..data import Split
-    from ..train import FitResult
 
 
 def _front_end(source: torch.nn.Module) -> torch.nn.Module | None:
     """The source's log-mel front end (the first :class:`LogMel` inside it), if it has one."""
-    from ..sources.audio import LogMel
-
     return next((m for m in source.modules() if isinstance(m, LogMel)), None)
 
 

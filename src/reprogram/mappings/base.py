@@ -2,8 +2,9 @@
 
 Target scores are used with cross-entropy (they are logits or log-probabilities). A mapping
 that is fitted from counts of source top-1 predictions per target class (FLM, ILM) declares
-``remap`` and implements :meth:`Mapping.calibrate`; the trainer's :class:`RemapCallback`
-calls it with the count matrix at the current program.
+``remap`` and implements :meth:`Mapping.calibrate`; its
+:class:`~reprogram.mappings.callbacks.RemapCallback` calls it with the count matrix at the
+current program. A mapping lists the callbacks it needs in :meth:`Mapping.callbacks`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Literal
 
 import torch
 from torch import nn
+
+from ..callbacks import Callback
 
 
 class Mapping(nn.Module):
@@ -33,6 +36,10 @@ class Mapping(nn.Module):
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         """Target scores ``[B, K_t]`` from source logits ``[B, K_s]``."""
         raise NotImplementedError
+
+    def callbacks(self) -> list[Callback]:
+        """Training hooks this mapping needs (fresh objects; their state is checkpointed)."""
+        return []
 
     def bind_inputs(self, input_shape: tuple[int, ...]) -> None:
         """Prepare for target inputs of ``input_shape`` (one example); most mappings ignore it."""

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..callbacks import Callback
 from . import MAPPINGS
 from .base import Mapping, greedy_one_to_one
+from .callbacks import RemapCallback
 
 
 @dataclass
@@ -34,6 +36,10 @@ class FrequencyMapping(Mapping):
         self.remap = "every_epoch" if every_epoch else "once"
         self.register_buffer("index", torch.arange(num_target))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def callbacks(self) -> list[Callback]:
+        """The count pass and greedy refit (once, or before every epoch)."""
+        return [RemapCallback()]
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         return logits[:, self.index]

@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..callbacks import Callback
 from . import MAPPINGS
 from .base import Mapping
+from .callbacks import ProbeInitCallback, RidgeHeadCallback
+from .side import build_side
 
 
 @dataclass
@@ -96,12 +99,19 @@ class LinearMapping(Mapping):
             layer.requires_grad_(False)
         return layer
 
+    def callbacks(self) -> list[Callback]:
+        """``init=probe``: a probe warm start; ``head=ridge``: the closed-form layer's refits."""
+        hooks: list[Callback] = []
+        if self.init == "probe":
+            hooks.append(ProbeInitCallback())
+        if self.head == "ridge":
+            hooks.append(RidgeHeadCallback())
+        return hooks
+
     def bind_inputs(self, input_shape: tuple[int, ...]) -> None:
         """Build the side transform for target inputs of ``input_shape`` (``(1, L)``)."""
         if not self.reads_inputs:  # no side: nothing depends on the inputs' shape
             return
-        from .side import build_side
-
         self.side = build_side(self.side_name, input_shape)
         self.linear = self._layer(self.num_source + int(self.side.dim))
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import ReprogramError
 from . import MAPPINGS
 from .base import GroupedMapping, greedy_one_to_one
 
@@ -71,8 +72,7 @@ class SemanticMapping(GroupedMapping):
         self._checked = False  # fitted read once, not at every step (a GPU sync)
 
     def bind_names(self, source_names: list[str], target_names: list[str]) -> None:
-        from ..errors import ReprogramError
-        from ..sources.text_encoder import embed_texts
+        from ..sources.text_encoder import embed_texts  # lazy: transformers
 
         if len(source_names) != self.num_source or len(target_names) != self.num_target:
             raise ReprogramError(

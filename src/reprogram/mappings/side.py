@@ -1,12 +1,11 @@
 """Side features: a fixed transform of the raw target input beside the source's outputs.
 
-The ``linear`` mapping's ``side=NAME`` puts the features of a kernel-transform baseline
-(``minirocket``, ``hydra``, ``multirocket-hydra``; any registered baseline whose class is a
-:class:`~reprogram.baselines.minirocket.KernelTransformBaseline`) computed on the *target*
-series next to the source outputs of the reprogrammed series, and fits one ridge head on
-both. The transform is fitted on the training split only (its biases or scaler), with the
-baseline's default options and the run's seed; its fitted tensors are buffers of the mapping,
-so they are saved in the artifact and reloaded with it.
+The ``linear`` mapping's ``side=NAME`` puts the features of a registered feature transform
+(:data:`reprogram.transforms.TRANSFORMS`: ``minirocket``, ``hydra``, ``multirocket-hydra``)
+computed on the *target* series next to the source outputs of the reprogrammed series, and
+fits one ridge head on both. The transform is fitted on the training split only (its biases
+or scaler), with its default options and the run's seed; its fitted tensors are buffers of
+the mapping, so they are saved in the artifact and reloaded with it.
 
 Why: the two views make different errors. Measured with frozen features
 (``benchmarks/results/frozen_features_combined``), MiniRocket's features beside Whisper's in
@@ -15,35 +14,18 @@ one ridge beat either alone on the 20 UCR sets of the Voice2Series benchmark.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from ..errors import ReprogramError
-
-if TYPE_CHECKING:
-    from ..baselines.minirocket import KernelTransformBaseline
+from ..transforms import TRANSFORMS, build_transform, featurize
 
 NONE = "none"
 
 
 def side_names() -> list[str]:
-    """Registered baselines usable as side features (kernel transforms of univariate series)."""
-    from ..baselines import BASELINES
-
-    return [name for name in BASELINES.names() if _kernel_transform(name) is not None]
-
-
-def _kernel_transform(name: str) -> KernelTransformBaseline | None:
-    """Baseline ``name`` with its default options, if it is a kernel transform of series."""
-    from ..baselines import BASELINES
-    from ..baselines.minirocket import KernelTransformBaseline
-
-    if name not in BASELINES.names():
-        return None
-    baseline = BASELINES.get(name).builder(BASELINES.build_config(name, {}))
-    return baseline if isinstance(baseline, KernelTransformBaseline) else None
+    """Registered transforms usable as side features (of univariate series)."""
+    return TRANSFORMS.names()
 
 
 def build_side(name: str, input_shape: tuple[int, ...]) -> nn.Module:
@@ -52,8 +34,7 @@ def build_side(name: str, input_shape: tuple[int, ...]) -> nn.Module:
     The module offers ``fit(x, seed)`` on training series ``[N, 1, L]``, ``dim`` (features
     per series) and ``forward``: ``[B, 1, L]`` → ``[B, dim]`` float32, without gradient.
     """
-    baseline = _kernel_transform(name)
-    if baseline is None:
+    if name not in TRANSFORMS.names():
         raise ReprogramError(
             f"side={name!r} is not a series transform; choose one of "
             f"{', '.join(side_names())} (or side={NONE})."
@@ -64,11 +45,9 @@ def build_side(name: str, input_shape: tuple[int, ...]) -> nn.Module:
             f"side={name} transforms univariate time series [1, L]; this target's inputs have "
             f"shape {shape}. Drop the side option for this target."
         )
-    return baseline.make_features(shape[1])
+    return build_transform(name, shape[1])
 
 
 def side_features(side: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
     """``side`` applied to ``x`` ``[N, 1, L]`` in chunks of ``batch``: ``[N, dim]`` float32."""
-    from ..baselines.models import featurize
-
     return featurize(side, x, batch, int(side.dim))

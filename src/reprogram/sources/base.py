@@ -15,6 +15,8 @@ import hashlib
 import torch
 from torch import nn
 
+from ..callbacks import Callback
+
 
 class Source(nn.Module):
     """A frozen classifier with its input contract and label names.
@@ -35,6 +37,8 @@ class Source(nn.Module):
     """
 
     outputs: str = "logits"
+    #: ``"weights"``: a white box (gradients flow); a query-only source says ``"query"``.
+    access: str = "weights"
 
     def __init__(
         self,
@@ -114,6 +118,11 @@ class Source(nn.Module):
                 h.update(raw.tobytes() if t.numel() else b"")
             self._fingerprint = h.hexdigest()
         return self._fingerprint
+
+    def diagnostics(self) -> list[Callback]:
+        """Callbacks a ``fit`` on this source runs by default (``--no-diagnostics`` drops
+        them); none for most sources."""
+        return []
 
     def spec(self) -> dict[str, object]:
         """What config.json records about the source."""

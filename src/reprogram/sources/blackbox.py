@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ..blackbox.source import BlackBoxSource, query_source
 from ..errors import ReprogramError
-from . import SOURCES
+from . import SOURCES, build_source
 
 
 def _endpoint_class(module: str, cls: str, what: str) -> Any:
@@ -31,14 +32,12 @@ def _endpoint_class(module: str, cls: str, what: str) -> Any:
     "onnx:", prefix=True, help="PATH an ONNX classifier run by ONNX Runtime, queried as a black box"
 )
 def build_onnx(path: str) -> Any:
-    from ..blackbox.source import BlackBoxSource
 
     endpoint = _endpoint_class("reprogram.blackbox.onnx", "OnnxEndpoint", "onnx:")(path)
     return BlackBoxSource(endpoint, name=f"onnx:{path}")
 
 
 def _build_http(url: str) -> Any:
-    from ..blackbox.source import BlackBoxSource
 
     endpoint = _endpoint_class("reprogram.blackbox.http", "HttpEndpoint", "http(s)://")(url)
     return BlackBoxSource(endpoint, name=url)
@@ -67,9 +66,6 @@ def build_https(rest: str) -> Any:
     "every query counted (what --optimizer rgf|spsa-gc does to a white-box source)",
 )
 def build_query(name: str) -> Any:
-    from ..blackbox.source import query_source
-    from . import build_source
-
     return query_source(build_source(name))
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ReprogramError
-from . import SOURCES
+from . import SOURCES, build_source
 from .base import Source
 
 
@@ -171,8 +171,6 @@ def _features(base: Source, module: nn.Module, dim: int, name: str | None = None
     "(prompting + linear probe)",
 )
 def build_features(name: str) -> Source:
-    from . import build_source
-
     if not name:
         raise ReprogramError(
             "features: needs a source name after the colon, e.g. features:efficientnet-lite0."

@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..callbacks import Callback
+from ..diagnostics.v2s_bound import V2SBoundCallback
 from ..errors import ReprogramError
 from . import SOURCES
 from .audio import HOP, SAMPLE_RATE, LogMel
@@ -609,6 +611,11 @@ class WhisperSource(Source):
     def decode_tokens(self, ids: list[int]) -> str:
         """Text of token ids (byte-level BPE decoded)."""
         return decode_tokens([self.label_names[i] for i in ids])
+
+    def diagnostics(self) -> list[Callback]:
+        """The Voice2Series bound (:mod:`reprogram.diagnostics.v2s_bound`); it reports itself
+        skipped, with the reason, when espeak-ng is missing."""
+        return [V2SBoundCallback()]
 
     def spec(self) -> dict[str, object]:
         out = super().spec()

@@ -5,7 +5,8 @@ the same batches; :func:`loopback_throughput` sets up the usual comparison: ``re
 on 127.0.0.1 (a child process, or a thread of this one) queried by
 :class:`~reprogram.blackbox.http.HttpEndpoint`, against the source model called directly.
 
-Run it: ``python -m reprogram.bench.throughput --source efficientnet-lite0 --batch 64``.
+Run it from a checkout: ``PYTHONPATH=benchmarks python -m reprogram_bench.throughput --source
+efficientnet-lite0 --batch 64``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ReprogramError
+from reprogram.errors import ReprogramError
 
 
 def measure_throughput(
@@ -171,9 +172,9 @@ def loopback_throughput(
     """
     import torch
 
-    from ..blackbox.http import HttpEndpoint
-    from ..blackbox.server import create_app, running_server, source_model
-    from ..sources import build_source
+    from reprogram.blackbox.http import HttpEndpoint
+    from reprogram.blackbox.server import create_app, running_server, source_model
+    from reprogram.sources import build_source
 
     model_fn, info = source_model(build_source(source))
 
@@ -232,9 +233,9 @@ def wire_overhead(
     """
     import torch
 
-    from ..blackbox.http import HttpEndpoint
-    from ..blackbox.protocol import EndpointInfo
-    from ..blackbox.server import create_app, running_server
+    from reprogram.blackbox.http import HttpEndpoint
+    from reprogram.blackbox.protocol import EndpointInfo
+    from reprogram.blackbox.server import create_app, running_server
 
     if server != "thread":
         raise ReprogramError("wire_overhead runs its constant model in a thread only.")
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_source_shape(name: str) -> tuple[int, ...]:
     """The input shape ``(C, H, W)`` of source ``name``."""
-    from ..sources import build_source
+    from reprogram.sources import build_source
 
     return tuple(build_source(name).input_size)
 

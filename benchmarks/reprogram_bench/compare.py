@@ -131,7 +131,7 @@ def plot_paired(
     """
     if not comparisons:
         return False
-    from ..plots import pyplot
+    from reprogram.plots import pyplot
 
     plt = pyplot()
     n = len(comparisons)

@@ -58,7 +58,7 @@ def gap_shares(
 
     Args:
         summary: per (method, set) rows with ``method``, ``dataset`` and ``test_mean`` (a
-            fraction), as :func:`reprogram.bench.ucr.summarise` gives.
+            fraction), as :func:`reprogram_bench.ucr.summarise` gives.
         method: the method to compare.
         column: ``"V2Sa"`` or ``"SOTA"``.
 

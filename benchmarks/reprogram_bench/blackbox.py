@@ -20,7 +20,7 @@ the test scoring does not dominate every budget; digits uses its whole fixed tes
 Validation (20% of the shots) selects the epoch; the test is scored once per run.
 
 It also measures queries/s through loopback HTTP against the same model in process at batch 64
-(:func:`reprogram.bench.throughput.loopback_throughput`, server in a thread of this process, the
+(:func:`reprogram_bench.throughput.loopback_throughput`, server in a thread of this process, the
 source's own 224-px input).
 
 Every cell is an ordinary ``fit`` with its artifact under ``OUT/runs/``; a finished cell is
@@ -44,11 +44,11 @@ from typing import Any
 
 import numpy as np
 
-from ..artifact import METRICS, write_json
-from ..checkpoint import CHECKPOINT_NAME
-from ..errors import ReprogramError
-from . import write_csv
-from .machine import describe, machine
+from reprogram.artifact import METRICS, write_json
+from reprogram.checkpoint import CHECKPOINT_NAME
+from reprogram.errors import ReprogramError
+from reprogram_bench import write_csv
+from reprogram_bench.machine import describe, machine
 
 SOURCE = "efficientnet-lite0"
 TARGETS = ("digits", "fashion-mnist")
@@ -98,7 +98,7 @@ def _fashion_subset(out: Path) -> str:
     """``npz:`` target: Fashion-MNIST train, and a stratified ``FASHION_TEST``-image test subset."""
     path = out / "runs" / "_data" / f"fashion-mnist-test{FASHION_TEST}.npz"
     if not path.exists():
-        from ..data import load_target
+        from reprogram.data import load_target
 
         data = load_target("fashion-mnist")
         y = data.test.y.numpy()
@@ -130,8 +130,8 @@ def served_source(canvas: int) -> Iterator[tuple[str, Any]]:
     """
     import dataclasses
 
-    from ..blackbox.server import create_app, running_server, source_model
-    from ..sources import build_source
+    from reprogram.blackbox.server import create_app, running_server, source_model
+    from reprogram.sources import build_source
 
     model_fn, info = source_model(build_source(SOURCE))
     info = dataclasses.replace(info, input_shape=(3, canvas, canvas))
@@ -143,8 +143,8 @@ def served_source(canvas: int) -> Iterator[tuple[str, Any]]:
 # --------------------------------------------------------------------------- one cell
 def run_cell(cell: Cell, directory: Path, target: str, url: str) -> dict[str, Any]:
     """Run (or resume) ``cell`` into ``directory``; returns its metrics."""
-    from ..sources import build_source
-    from ..train import FitConfig, fit
+    from reprogram import FitConfig, fit
+    from reprogram.sources import build_source
 
     spec = METHODS["rgf" if cell.budget_epochs else cell.method]
     program = spec.get("program", "coarse")
@@ -177,8 +177,8 @@ def run_cell(cell: Cell, directory: Path, target: str, url: str) -> dict[str, An
 
 def budget_for(cell: Cell, target: str) -> int:
     """Queries for ``budget_epochs`` epochs of rgf plus the test scoring."""
-    from ..data import load_target
-    from ..data.splits import prepare_splits
+    from reprogram.data import load_target
+    from reprogram.data.splits import prepare_splits
 
     splits = prepare_splits(load_target(target), shots=SHOTS, val_fraction=0.2, seed=cell.seed)
     per_example = 1 + METHODS["rgf"]["options"]["q"]
@@ -263,7 +263,7 @@ def run_blackbox(
     if throughput and not tp_path.exists():
         if progress:
             print("throughput: loopback HTTP vs in process, batch 64", file=sys.stderr, flush=True)
-        from .throughput import loopback_throughput
+        from reprogram_bench.throughput import loopback_throughput
 
         tp = {"thread": loopback_throughput(SOURCE, batch=64, repeats=3, server="thread")}
         write_json(tp_path, tp)
@@ -450,7 +450,7 @@ def write_results(
 
 def plot(out: Path, rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> None:
     """``accuracy_vs_queries.png``: test accuracy against queries, one panel per target."""
-    from ..plots import pyplot
+    from reprogram.plots import pyplot
 
     plt = pyplot()
     targets = [t for t in TARGETS if any(r["target"] == t for r in rows)]

@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..artifact import METRICS
-from ..errors import ReprogramError
-from . import cell_seconds, write_csv
-from .machine import describe, machine
+from reprogram.artifact import METRICS
+from reprogram.errors import ReprogramError
+from reprogram_bench import cell_seconds, write_csv
+from reprogram_bench.machine import describe, machine
 
 # Reprogramming variants worth reporting (from the program × mapping grid) and baselines.
 DEFAULT_METHODS = (
@@ -63,7 +63,7 @@ def _method_options(method: str) -> tuple[str, list[tuple[str, str]], dict[str, 
     number ≥ 0 that overrides the suite's ``--epochs`` for this method; 0 trains no program
     and keeps a fitted head's start) are run options; dashes in keys become underscores.
     """
-    from ..selection import parse_select
+    from reprogram.selection import parse_select
 
     head, _, opts = method.partition(":")
     items: list[tuple[str, str]] = []
@@ -96,9 +96,9 @@ def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
     """
     from dataclasses import fields
 
-    from ..mappings import MAPPINGS
-    from ..optim import OPTIMIZERS
-    from ..programs import PROGRAMS
+    from reprogram.mappings import MAPPINGS
+    from reprogram.optim import OPTIMIZERS
+    from reprogram.programs import PROGRAMS
 
     head, items, run = _method_options(method)
     program, _, mapping = head.partition("+")
@@ -124,7 +124,7 @@ def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
 
 def parse_baseline(method: str) -> tuple[str, dict[str, str], dict[str, str]]:
     """``NAME[:key=value,...]`` → baseline name, its method options, run options (``select``)."""
-    from ..baselines import BASELINES
+    from reprogram.baselines import BASELINES
 
     name, items, run = _method_options(method)
     options = dict(items)
@@ -152,7 +152,7 @@ def split_source(method: str, default: str) -> tuple[str, str]:
 
 
 def _check_method(method: str, suite_source: str) -> None:
-    from ..sources import SOURCES
+    from reprogram.sources import SOURCES
 
     body, source = split_source(method, suite_source)
     if source != suite_source:
@@ -167,7 +167,7 @@ def run_cell(
     cell: Cell, out: Path, *, source: str, target: str, epochs: int, canvas_size: int
 ) -> dict[str, Any]:
     """Run (or resume) one cell into ``out``; returns its metrics."""
-    from ..selection import unfinished
+    from reprogram.selection import unfinished
 
     resume = unfinished(out)
     method, source = split_source(cell.method, source)
@@ -183,7 +183,7 @@ def run_cell(
         progress=False,
     )
     if cell.is_reprogramming:
-        from ..train import FitConfig, fit
+        from reprogram import FitConfig, fit
 
         program, mapping, options = parse_method(method)
         config = FitConfig(
@@ -196,7 +196,7 @@ def run_cell(
             **{**common, **options["run"]},  # type: ignore[arg-type]
         )
         return fit(config).metrics
-    from ..baselines import BaselineConfig, run_baseline
+    from reprogram.baselines import BaselineConfig, run_baseline
 
     name, method_options, run = parse_baseline(method)
     bconfig = BaselineConfig(
@@ -502,7 +502,7 @@ def write_results(
 
     ``commands``: every command that ran cells of this directory (the last is this one).
     """
-    from ..artifact import write_json
+    from reprogram.artifact import write_json
 
     if not isinstance(commands, list):
         commands = [commands or "reprogram bench vision"]
@@ -522,7 +522,7 @@ def write_results(
 
 def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
     """``accuracy_vs_shots.png`` and ``accuracy_vs_params.png``."""
-    from ..plots import pyplot
+    from reprogram.plots import pyplot
 
     plt = pyplot()
     methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]

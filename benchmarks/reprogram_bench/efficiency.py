@@ -62,13 +62,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..mappings import MAPPINGS, build_mapping
-from ..model import ReprogrammedModel
-from ..optim import build_optimizer
-from ..programs import build_program
-from ..sources import Source, build_source
-from . import write_csv
-from .machine import describe, machine
+from reprogram.mappings import MAPPINGS, build_mapping
+from reprogram.model import ReprogrammedModel
+from reprogram.optim import build_optimizer
+from reprogram.programs import build_program
+from reprogram.sources import Source, build_source
+from reprogram_bench import write_csv
+from reprogram_bench.machine import describe, machine
 
 #: Programs and mappings benchmarked by default (the image programs that train something).
 DEFAULT_PROGRAMS: tuple[str, ...] = ("border", "resize-pad", "full")
@@ -457,7 +457,8 @@ def save_plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 # ----------------------------------------------------------------------------- command line
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m reprogram.bench.efficiency --out DIR [--source …] [--sizes 128 224] …``."""
+    """``PYTHONPATH=benchmarks python -m reprogram_bench.efficiency --out DIR [--source …]``
+    (``--sizes 128 224`` …)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
     p.add_argument("--source", default="efficientnet-lite0")
@@ -480,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         programs=args.programs,
         mappings=args.mappings,
         progress=not args.no_progress,
-        command=" ".join(["python -m reprogram.bench.efficiency", *argv]),
+        command=" ".join(["PYTHONPATH=benchmarks python -m reprogram_bench.efficiency", *argv]),
     )
 
 

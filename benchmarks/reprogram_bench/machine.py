@@ -42,7 +42,7 @@ def machine() -> dict[str, Any]:
     """Platform, CPU (name, capability, count), torch and Python versions, torch's threads."""
     import torch
 
-    from ..runtime import allocator_tuned
+    from reprogram.runtime import allocator_tuned
 
     return {
         "platform": platform.platform(),

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reprogram.errors import ReprogramError
+from reprogram.selection import selection_seconds
+
 
 def write_csv(
     path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str] | None = None
@@ -23,9 +26,19 @@ def write_csv(
 def cell_seconds(directory: Path, metrics: dict[str, Any]) -> float:
     """A bench cell's whole training price: its selection runs (k-fold, refit; see
     :func:`reprogram.selection.selection_seconds`) plus the final run's ``train_seconds``."""
-    from ..selection import selection_seconds
-
     return round(metrics["train_seconds"] + selection_seconds(directory), 3)
+
+
+def ints(text: str, flag: str) -> tuple[int, ...]:
+    """Comma-separated integers of a ``--shots``/``--seeds``/``--sizes`` flag (positive, but
+    seeds may be 0)."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ReprogramError(f"{flag} takes comma-separated integers, got {text!r}.") from None
+    if not values or any(v < 1 and flag != "--seeds" for v in values):
+        raise ReprogramError(f"{flag} needs positive integers, got {text!r}.")
+    return values
 
 
 _OPTION_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")

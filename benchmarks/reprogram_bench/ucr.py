@@ -29,13 +29,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..artifact import METRICS, read_json, write_json
-from ..errors import ReprogramError
-from . import cell_seconds, split_methods, write_csv
-from .compare import markdown as markdown_paired
-from .compare import paired, plot_paired
-from .machine import describe, machine
-from .published import (
+from reprogram.artifact import METRICS, read_json, write_json
+from reprogram.errors import ReprogramError
+from reprogram_bench import cell_seconds, ints, split_methods, write_csv
+from reprogram_bench.compare import markdown as markdown_paired
+from reprogram_bench.compare import paired, plot_paired
+from reprogram_bench.machine import describe, machine
+from reprogram_bench.published import (
     BAKEOFF_CITATION,
     BAKEOFF_MEANS,
     PUBLISHED,
@@ -44,8 +44,8 @@ from .published import (
     gap_markdown,
     published_mean,
 )
-from .vision import _artifact_bytes, parse_baseline, parse_method
-from .vision import summarise as summarise_by
+from reprogram_bench.vision import _artifact_bytes, parse_baseline, parse_method
+from reprogram_bench.vision import summarise as summarise_by
 
 DEFAULT_METHODS = ("waveform+random@whisper-tiny.en", "minirocket", "scratch")
 
@@ -109,8 +109,8 @@ def _targets(sets: Sequence[str]) -> dict[str, str | None]:
     An archive name is spelled as the archive does; a path (see
     :func:`reprogram.data.ucr_files.looks_like_path`) is named by its ``<Name>_TRAIN`` file.
     """
-    from ..data.ucr import resolve_name
-    from ..data.ucr_files import find_pair, looks_like_path
+    from reprogram.data.ucr import resolve_name
+    from reprogram.data.ucr_files import find_pair, looks_like_path
 
     targets: dict[str, str | None] = {}
     for text in sets:
@@ -151,7 +151,7 @@ def run_cell(
 ) -> None:
     """Run (or resume) one cell into ``out``; ``callbacks`` go to a reprogramming cell's
     ``fit`` (diagnostics that watch training); ``accelerator`` as ``--accelerator``."""
-    from ..selection import unfinished
+    from reprogram.selection import unfinished
 
     resume = unfinished(out)
     common: dict[str, Any] = dict(
@@ -170,7 +170,7 @@ def run_cell(
     m = cell.method
     common.update(m.options.get("run", {}))  # a method's own select= wins over the suite's
     if m.kind == "reprogramming":
-        from ..train import FitConfig, fit
+        from reprogram import FitConfig, fit
 
         program, mapping = m.name.split("+")
         names = {f.name for f in dataclasses.fields(FitConfig)}
@@ -189,7 +189,7 @@ def run_cell(
             callbacks=callbacks,
         )
         return
-    from ..baselines import BaselineConfig, run_baseline
+    from reprogram.baselines import BaselineConfig, run_baseline
 
     run_baseline(BaselineConfig(method=m.name, method_options=m.options["method"], **common))
 
@@ -295,13 +295,13 @@ def run_ucr(
             on the CPU whatever it says).
         command: the command line recorded in the results.
     """
-    from ..data import load_target
+    from reprogram.data import load_target
 
     parsed = [parse(m, source) for m in methods]  # bad methods fail before any work
-    from ..selection import parse_select
+    from reprogram.selection import parse_select
 
     parse_select(select)
-    from ..accelerator import resolve
+    from reprogram.accelerator import resolve
 
     resolved = resolve(accelerator)
     targets = _targets(sets)
@@ -537,7 +537,7 @@ def _markdown(
 
 
 def _selection_text(select: str) -> str:
-    from ..selection import ONE_SE, is_refit, selection_rule
+    from reprogram.selection import ONE_SE, is_refit, selection_rule
 
     holdout = "20% of each class's training series validate and select (epoch, penalty)"
     rule = ""
@@ -594,7 +594,7 @@ def write_results(
 
 def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
     """``accuracy_per_set.png``: each method's mean ± std per set, beside published V2Sa."""
-    from ..plots import pyplot
+    from reprogram.plots import pyplot
 
     plt = pyplot()
     methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
@@ -634,12 +634,10 @@ def _names(text: str | None) -> tuple[str, ...] | None:
 
 def run_from_args(args: Any, command: str | None) -> list[dict[str, Any]]:
     """``reprogram bench ucr-v2s`` from parsed command-line arguments; prints the means."""
-    from ..cli import _ints
-
     rows = run_ucr(
         args.out,
         sets=_names(args.sets) or V2S_SETS,
-        seeds=_ints(args.seeds, "--seeds"),
+        seeds=ints(args.seeds, "--seeds"),
         methods=(split_methods(args.methods) if args.methods else None) or DEFAULT_METHODS,
         source=args.source,
         epochs=args.epochs if args.epochs is not None else 100,

@@ -1,0 +1,51 @@
+"""``reprogram bench SUITE``: the command line's entry into the suites (flags parsed by
+:mod:`reprogram.cli`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reprogram_bench import ints, split_methods
+from reprogram_bench.blackbox import run_blackbox
+from reprogram_bench.efficiency import run_efficiency
+from reprogram_bench.ucr import run_from_args
+from reprogram_bench.vision import DEFAULT_METHODS, run_vision, summarise
+
+
+def run(args: Any, command: str | None) -> None:
+    """``reprogram bench SUITE``: the suite named by ``args.suite`` with the parsed flags."""
+    if args.suite == "vision":
+        methods = split_methods(args.methods) if args.methods else DEFAULT_METHODS
+        rows = run_vision(
+            args.out,
+            shots=ints(args.shots, "--shots"),
+            seeds=ints(args.seeds, "--seeds"),
+            methods=methods,
+            source=args.source,
+            target=args.target,
+            epochs=args.epochs if args.epochs is not None else 10,
+            canvas_size=args.canvas_size,
+            command=command,
+            progress=not args.quiet,
+        )
+        for s in sorted(summarise(rows), key=lambda s: (s["shots"], -s["test_mean"])):
+            print(
+                f"{s['shots']:>5} shots  {s['method']:<20} test {s['test_mean']:.4f} ± "
+                f"{s['test_std']:.4f}  ({len(s['seeds'])} seeds)"
+            )
+    elif args.suite == "blackbox":  # EfficientNet-Lite0 over loopback HTTP: rgf, spsa-gc
+        run_blackbox(
+            args.out, seeds=ints(args.seeds, "--seeds"), command=command, progress=not args.quiet
+        )
+    elif args.suite == "ucr-v2s":
+        run_from_args(args, command)
+    else:
+        run_efficiency(
+            args.out,
+            source=args.source,
+            sizes=ints(args.sizes, "--sizes"),
+            batch_size=args.batch_size,
+            repeats=args.repeats,
+            progress=not args.quiet,
+            command=command,
+        )

@@ -1,0 +1,39 @@
+"""``Adapted``: what the trainer and the artifact writer need of any trained model.
+
+Reprogrammed models and every baseline's model derive from it, so the engine calls methods
+instead of probing for attributes or testing classes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Adapted(nn.Module):
+    """A module part of which is trained (the adapter) while the rest stays frozen."""
+
+    def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
+        """The tensors training changes: what ``program.safetensors`` holds."""
+        raise NotImplementedError
+
+    def trainable_parameters(self) -> int:
+        """Number of adapted scalars."""
+        raise NotImplementedError
+
+    def source_parameters(self) -> int | None:
+        """Number of scalars in the frozen source model (``None``: there is none)."""
+        return None
+
+    def before_box(self) -> list[nn.Parameter] | None:
+        """Parameters whose values reach a black-box source (zeroth-order optimizers estimate
+        only those from queries); ``None`` when no black box is involved."""
+        return None
+
+    def finalize_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """``config.json`` at the end of training: add what training decided (e.g. a mapping
+        table). Returns the (updated) config."""
+        return config

@@ -1,0 +1,209 @@
+"""Run settings and results: the dataclasses every layer above shares.
+
+Each field carries its help text in ``metadata["help"]`` and the command line is generated
+from them (:mod:`reprogram.cli`); ``__post_init__`` refuses bad values with a message that
+says what to do. ``--select``'s small grammar lives here too (it is a setting's syntax).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import accelerator
+from .errors import ReprogramError
+
+_SELECT = re.compile(r"^(?:refit|kfold:(\d+))(:1se)?$")
+REFIT = "refit"
+ONE_SE = "1se"
+
+
+def parse_select(text: str) -> int:
+    """How many selection runs precede the final one.
+
+    ``"holdout"`` → 0 (the validation split selects, no refit), ``"refit"`` → 1 (the validation
+    split selects, then a refit on all), ``"kfold:K"`` → ``K`` (at least 2); the last two may
+    end in ``:1se`` (see :func:`selection_rule`); anything else is an error.
+    """
+    if text == "holdout":
+        return 0
+    match = _SELECT.match(str(text))
+    if not match or (match.group(1) is not None and int(match.group(1)) < 2):
+        hint = ""
+        if str(text).startswith("holdout:"):
+            hint = (
+                " The 1se rule reads the whole validation curve before choosing; use refit:1se "
+                "(the same split, then a refit on all)."
+            )
+        raise ReprogramError(
+            "--select takes 'holdout', 'refit' or 'kfold:K' with K >= 2 (e.g. kfold:5), the "
+            f"last two optionally followed by ':1se'; got {text!r}.{hint}"
+        )
+    return 1 if match.group(1) is None else int(match.group(1))
+
+
+def selection_rule(text: str) -> str:
+    """``"1se"`` for a ``…:1se`` selection, else ``"best"`` (the best validation accuracy)."""
+    return ONE_SE if str(text).endswith(":" + ONE_SE) else "best"
+
+
+def is_refit(text: str) -> bool:
+    """Whether ``text`` is ``refit`` selection (one fold: the held-out split), rule aside."""
+    return str(text).split(":")[0] == REFIT
+
+
+# Fields of FitConfig that may change between a run and its --resume.
+_RESUMABLE_CHANGES = {
+    "epochs",
+    "patience",
+    "out",
+    "resume",
+    "overwrite",
+    "progress",
+    "plots",
+    "query_budget",
+    "score_val",  # whether a fixed-epoch run validates changes no trained number
+    "accelerator",  # a run checkpointed on one device may resume on another
+}
+
+
+@dataclass
+class RunConfig:
+    """Settings every training run shares (reprogramming and gradient baselines alike)."""
+
+    source: str = field(default="efficientnet-lite0", metadata={"help": "source model name"})
+    target: str = field(default="fashion-mnist", metadata={"help": "target data set name"})
+    optimizer: str = field(default="gradient", metadata={"help": "gradient | rgf | spsa-gc"})
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    shots: int | None = field(default=None, metadata={"help": "training examples per class"})
+    val_fraction: float = field(default=0.2, metadata={"help": "share of train for validation"})
+    epochs: int = 10
+    batch_size: int = 32
+    eval_batch_size: int = 32
+    lr: float | None = field(default=None, metadata={"help": "learning rate (optimizer option)"})
+    patience: int | None = field(default=None, metadata={"help": "early-stop after N flat epochs"})
+    query_budget: int | None = field(
+        default=None, metadata={"help": "most queries to a black-box source, test included"}
+    )
+    seed: int = 0
+    select: str = field(
+        default="holdout",
+        metadata={
+            "help": "holdout (the validation split selects) | refit (it selects, then a refit "
+            "on all) | kfold:K (cross-validation, then a refit); refit and kfold:K may end in "
+            "':1se' (the one-standard-error rule)"
+        },
+    )
+    select_epoch: int | None = field(
+        default=None, metadata={"help": "train this many epochs and keep that state (no choice)"}
+    )
+    score_test: bool = field(default=True, metadata={"help": "False: a selection-only run"})
+    score_val: bool = field(
+        default=True,
+        metadata={
+            "help": "False: skip validation (a refit with select_epoch fixed, whose validation "
+            "split is the training data and chooses nothing)"
+        },
+    )
+    devices: int = field(
+        default=1, metadata={"help": "data-parallel processes (CPU) or GPUs"}
+    )
+    accelerator: str = field(
+        default="auto",
+        metadata={"help": "auto (a GPU when PyTorch sees one, else the CPU) | cpu | cuda | mps"},
+    )
+    out: str = "runs/latest"
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (
+                self.epochs >= 0,
+                f"--epochs must be at least 0 (0 trains nothing and keeps the mapping's fitted "
+                f"start), got {self.epochs}",
+            ),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, "eval batch size must be at least 1"),
+            (
+                self.shots is None or self.shots >= 1,
+                f"--shots must be at least 1, got {self.shots}",
+            ),
+            (
+                0.0 < self.val_fraction < 1.0,
+                f"--val-fraction must be in (0, 1), got {self.val_fraction}",
+            ),
+            (self.devices >= 1, f"--devices must be at least 1, got {self.devices}"),
+            (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
+            (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (
+                self.query_budget is None or self.query_budget >= 1,
+                f"--query-budget must be at least 1, got {self.query_budget}",
+            ),
+            (
+                self.select_epoch is None or self.select_epoch >= 0,
+                f"select_epoch must be at least 0, got {self.select_epoch}",
+            ),
+            (
+                self.score_val or self.select_epoch is not None,
+                "score_val=False leaves nothing to choose the epoch with: fix select_epoch",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ReprogramError(message)
+        kind = accelerator.resolve(self.accelerator)  # clear errors: unknown, or not here
+        count = accelerator.device_count(kind)
+        if self.devices > count:
+            what = "GPUs" if kind == "cuda" else "CPU cores"
+            raise ReprogramError(
+                f"--devices {self.devices} asks for more processes than this machine has "
+                f"{what} ({count}); use --devices {count} or fewer."
+            )
+        if self.lr is not None:
+            self.optimizer_options = {**self.optimizer_options, "lr": self.lr}
+        folds = parse_select(self.select)
+        if folds and self.query_budget is not None:
+            raise ReprogramError(
+                f"--select {self.select} trains {folds + 1} models; it cannot share one "
+                "--query-budget. Use --select holdout with a black-box budget."
+            )
+
+    @property
+    def folds(self) -> int:
+        """Selection runs before the final one: ``K`` of ``kfold:K``, 1 for refit, 0 for holdout."""
+        return parse_select(self.select)
+
+    def signature(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run it continues."""
+        return {k: v for k, v in asdict(self).items() if k not in _RESUMABLE_CHANGES}
+
+
+@dataclass
+class FitConfig(RunConfig):
+    """Everything a ``fit`` run needs; the command line fills it from its flags."""
+
+    program: str = field(
+        default="auto",
+        metadata={"help": "input transformation; auto: chosen from the input shapes"},
+    )
+    mapping: str = field(default="linear", metadata={"help": "output label mapping"})
+    program_options: dict[str, Any] = field(default_factory=dict)
+    mapping_options: dict[str, Any] = field(default_factory=dict)
+    diagnostics: bool = field(
+        default=True, metadata={"help": "run the source's diagnostics (the V2S bound for audio)"}
+    )
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the trained model (best validation state) and its metrics."""
+
+    model: Any
+    metrics: dict[str, Any]
+    out: Path
+    config: dict[str, Any]
