@@ -14,7 +14,18 @@ from .runtime import tune_allocator
 from .sources import SOURCES, Source, build_source
 from .train import FitConfig, FitResult, fit
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml is the one place it is written)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reprogram")
+    except PackageNotFoundError:  # a source tree on sys.path that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "MAPPINGS",
