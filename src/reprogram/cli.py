@@ -596,6 +596,15 @@ def top1_by_class(model: Any, split: Any) -> list[tuple[str, float]]:
     return out
 
 
+def version_text() -> str:
+    """What ``reprogram --version`` prints: the library's version and torch's."""
+    import torch
+
+    from . import __version__
+
+    return f"reprogram {__version__} (torch {torch.__version__})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reprogram",
@@ -604,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
             "around a frozen model."
         ),
     )
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("fit", help="train a program and mapping; write an artifact")
     _add_fit_args(p)
