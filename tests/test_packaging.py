@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 from importlib.metadata import PackageNotFoundError, version
 
 import pytest
@@ -27,3 +30,63 @@ def test_cli_version_prints_the_library_and_torch_versions(
     assert exit_info.value.code == 0
     out = capsys.readouterr().out.strip()
     assert out == f"reprogram {reprogram.__version__} (torch {torch.__version__})"
+
+
+# --------------------------------------------------------------------------- logging
+def test_import_adds_only_a_null_handler() -> None:
+    """The library never configures the root logger; "reprogram" gets a NullHandler only."""
+    code = (
+        "import logging, reprogram\n"
+        "assert logging.getLogger().handlers == [], logging.getLogger().handlers\n"
+        "hs = logging.getLogger('reprogram').handlers\n"
+        "assert [type(h) for h in hs] == [logging.NullHandler], hs\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_library_messages_go_through_the_reprogram_logger(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reprogram.probe import fit_probe
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat(6)
+    f = torch.randn(len(y), 4, generator=g) + 2.0 * y[:, None]
+    caplog.set_level(logging.INFO, logger="reprogram")
+    fit_probe(f, y, f, y, 3, cs=(0.1, 1.0), verbose=True)
+    lines = [r for r in caplog.records if r.name == "reprogram.probe"]
+    assert [r.levelno for r in lines] == [logging.INFO, logging.INFO]
+    assert lines[0].getMessage().startswith("C=0.1  val acc ")
+    assert capsys.readouterr().err == ""  # nothing printed: the application decides
+
+
+def test_the_command_shows_library_messages_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from reprogram.cli import _log_to_stderr
+
+    log = logging.getLogger("reprogram.somewhere")
+    with _log_to_stderr("fit"):
+        log.info("converting once")
+        log.warning("listening without a token")
+        log.debug("not shown")
+    log.info("after the command: not shown")
+    assert capsys.readouterr().err == (
+        "converting once\nreprogram fit: warning: listening without a token\n"
+    )
+    assert [type(h) for h in logging.getLogger("reprogram").handlers] == [logging.NullHandler]
+
+
+def test_cli_serve_warning_reaches_the_user(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("fastapi")
+    from reprogram.blackbox import server as server_module
+
+    monkeypatch.setattr(server_module.uvicorn, "run", lambda app, **kw: None)
+    monkeypatch.delenv("REPROGRAM_API_TOKEN", raising=False)
+    argv = ["serve", "--source", "tiny-random-cnn", "--host", "0.0.0.0", "--port", "9"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "reprogram serve: warning: listening on 0.0.0.0 without a token" in err

@@ -3,6 +3,8 @@ program and an output label mapping (model reprogramming)."""
 
 from __future__ import annotations
 
+import logging
+
 from .artifact import load_artifact
 from .data import TARGETS, load_target
 from .errors import ReprogramError
@@ -26,6 +28,10 @@ def _version() -> str:
 
 
 __version__ = _version()
+
+# The library's messages go to the "reprogram" logger (each module logs to a child of it); the
+# application decides where they go. The `reprogram` command shows INFO and up on stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "MAPPINGS",

@@ -7,11 +7,14 @@ A failed command exits non-zero with a one-paragraph message on stderr, never a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import shlex
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -737,6 +740,52 @@ def _with_recipe(parser: argparse.ArgumentParser, argv: list[str] | None, name: 
     return args
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is at the time of each message."""
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _CommandFormatter(logging.Formatter):
+    """INFO as the bare message; warnings and errors as ``reprogram CMD: warning: ...``."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__("%(message)s")
+        self.command = command
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno >= logging.WARNING:
+            return f"reprogram {self.command}: {record.levelname.lower()}: {text}"
+        return text
+
+
+@contextlib.contextmanager
+def _log_to_stderr(command: str) -> Iterator[None]:
+    """Show the library's ``reprogram`` logger (INFO and up) on stderr while a command runs.
+
+    Only the command does this: the library itself adds nothing but a ``NullHandler``.
+    """
+    log = logging.getLogger("reprogram")
+    handler = _StderrHandler()
+    handler.setFormatter(_CommandFormatter(command))
+    level = log.level
+    log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for user errors, 1 for unexpected ones)."""
     parser = build_parser()
@@ -751,7 +800,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tune_allocator()  # large blocks reused, not re-mapped every step (see runtime.py)
     try:
-        return int(args.func(args))
+        with _log_to_stderr(args.command):
+            return int(args.func(args))
     except ReprogramError as exc:
         print(f"reprogram {args.command}: error: {exc}", file=sys.stderr)
         return 2
