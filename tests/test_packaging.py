@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import pytest
 import torch
@@ -90,3 +91,44 @@ def test_cli_serve_warning_reaches_the_user(
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "reprogram serve: warning: listening on 0.0.0.0 without a token" in err
+
+
+# --------------------------------------------------------------------------- plots
+PLOTS_LEAVE_PYPLOT_ALONE = """
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("pdf")  # what a user chose: fit() must leave it
+import reprogram
+from reprogram.diagnostics.v2s_bound import save_bound_png
+
+out = Path(sys.argv[1])
+config = reprogram.FitConfig(
+    source="tiny-random-cnn", target="digits", program="resize-pad", mapping="linear",
+    epochs=1, shots=5, seed=0, out=str(out / "run"), progress=False, plots=True,
+)
+reprogram.fit(config)
+history = [{"epoch": e, "val_loss": 1.0 / e, "v2s_sw_distance": 0.1, "v2s_bound_term": 0.2 * e}
+           for e in (1, 2)]
+fake = SimpleNamespace(metrics={"history": history}, config={
+    "target": {"class_names": ["a", "b"], "name": "t"}, "source": {"name": "s"}})
+assert save_bound_png(fake, out / "bound.png")
+assert "matplotlib.pyplot" not in sys.modules, "the plotting path imported pyplot"
+assert matplotlib.get_backend() == "pdf", matplotlib.get_backend()
+for name in ("run/program.png", "run/mapping.png", "bound.png"):
+    assert (out / name).read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n", name
+"""
+
+
+def test_plots_leave_the_backend_and_pyplot_alone(tmp_path: Path) -> None:
+    """fit(plots=True) draws on standalone Figures: no pyplot import, no backend switch."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PLOTS_LEAVE_PYPLOT_ALONE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]

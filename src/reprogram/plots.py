@@ -14,14 +14,16 @@ if TYPE_CHECKING:
     from .train import FitResult
 
 
-def pyplot() -> Any:
-    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
+def subplots(*args: Any, figsize: tuple[float, float] | None = None, **kwargs: Any) -> Any:
+    """``(fig, axes)`` like ``pyplot.subplots``, on a standalone ``matplotlib.figure.Figure``.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    No pyplot: nothing switches the backend (a notebook's stays as it is), and the figure is
+    not registered anywhere, so it needs no ``close``; ``fig.savefig`` renders with Agg.
+    """
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def _to_image(pixels: torch.Tensor) -> np.ndarray:
@@ -32,14 +34,12 @@ def _to_image(pixels: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def save_program_png(result: FitResult, example: Split, path: Path) -> None:
     """``program.png``: the program on a blank input, beside reprogrammed examples."""
-    plt = pyplot()
-
     model = result.model
     names = result.config["target"]["class_names"]
     label_names = model.source.label_names
     n = min(3, len(example))
     blank = torch.zeros(1, *example.x.shape[1:])
-    fig, axes = plt.subplots(1, n + 1, figsize=(3.2 * (n + 1), 3.6))
+    fig, axes = subplots(1, n + 1, figsize=(3.2 * (n + 1), 3.6))
     alone = model.program(blank)[0] - model.program.embed(blank)[0]  # what the program adds
     low, high = float(alone.min()), float(alone.max())
     axes[0].imshow(_to_image((alone - low) / max(high - low, 1e-8)))
@@ -64,13 +64,10 @@ def save_program_png(result: FitResult, example: Split, path: Path) -> None:
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
     """Heatmap of a learned linear mapping on the source labels that matter most."""
-    plt = pyplot()
-
     weight = result.model.mapping.linear.weight.detach().cpu()  # [K_t, K_s]
     names = result.config["target"]["class_names"]
     labels = result.model.source.label_names
@@ -84,7 +81,7 @@ def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
     sub = weight[:, columns].numpy()
     bound = float(np.abs(sub).max()) or 1.0
     width = max(6.0, 0.42 * len(columns) + 2.8)  # room for the title with few columns
-    fig, ax = plt.subplots(figsize=(width, 0.42 * len(names) + 2.4))
+    fig, ax = subplots(figsize=(width, 0.42 * len(names) + 2.4))
     im = ax.imshow(sub, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
     ax.set_xticks(
         range(len(columns)), [labels[i] for i in columns], rotation=60, ha="right", fontsize=8
@@ -102,20 +99,20 @@ def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def save_mapping_png(result: FitResult, path: Path) -> None:
     """``mapping.png``: for each target class, the source labels that serve it."""
-    plt = pyplot()
-
     if hasattr(result.model.mapping, "linear"):
         _weight_heatmap(result, path)
         return
+    import matplotlib
+    from matplotlib.patches import Rectangle
+
     table = result.config["mapping"]["table"]
     names = result.config["target"]["class_names"]
     rows = len(table)
-    fig, ax = plt.subplots(figsize=(8.5, 0.42 * rows + 1.2))
+    fig, ax = subplots(figsize=(8.5, 0.42 * rows + 1.2))
     ax.set_xlim(0, 1)
     ax.set_ylim(rows, -1)
     ax.axis("off")
@@ -130,8 +127,8 @@ def save_mapping_png(result: FitResult, path: Path) -> None:
         ]
         if len(row["source_labels"]) > 5:
             parts.append(f"… {len(row['source_labels']) - 5} more")
-        color = plt.cm.tab10(r % 10)
-        ax.add_patch(plt.Rectangle((0.0, r - 0.4), 0.28, 0.8, color=color, alpha=0.25))
+        color = matplotlib.colormaps["tab10"](r % 10)
+        ax.add_patch(Rectangle((0.0, r - 0.4), 0.28, 0.8, color=color, alpha=0.25))
         ax.text(0.01, r, str(name), va="center", fontsize=9)
         ax.text(0.3, r, textwrap.shorten(", ".join(parts), 95), va="center", fontsize=8)
     fig.suptitle(
@@ -141,7 +138,6 @@ def save_mapping_png(result: FitResult, path: Path) -> None:
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def save_plots(result: FitResult, example: Split) -> None:

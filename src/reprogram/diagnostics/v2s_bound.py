@@ -279,14 +279,13 @@ def save_bound_png(result: FitResult, path: Path) -> bool:
 
     Returns False (and writes nothing) when the history has no bound values.
     """
-    from ..plots import pyplot
+    from ..plots import subplots
 
     rows = [r for r in result.metrics.get("history", []) if "v2s_sw_distance" in r]
     if not rows:
         return False
-    plt = pyplot()
     epochs = [r["epoch"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = subplots(figsize=(6.4, 3.8))
     losses = [float("nan") if r["val_loss"] is None else r["val_loss"] for r in rows]
     ax.plot(epochs, losses, "o-", color="tab:blue", label="validation loss")  # NaN: not validated
     ax.set_xlabel("epoch")
@@ -308,7 +307,6 @@ def save_bound_png(result: FitResult, path: Path) -> bool:
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 
