@@ -429,7 +429,7 @@ def test_uint8_requests_are_divided_by_255(server: tuple[str, Any], tiny: tuple[
 
 # --------------------------------------------------------------------------- serve and the CLI
 def test_serve_warns_on_a_public_host_without_a_token(
-    tiny: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tiny: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from reprogram.blackbox import server as server_module
 
@@ -437,11 +437,13 @@ def test_serve_warns_on_a_public_host_without_a_token(
     monkeypatch.setattr(server_module.uvicorn, "run", lambda app, **kw: calls.append(kw))
     monkeypatch.delenv("REPROGRAM_API_TOKEN", raising=False)
     server_module.serve(*tiny, host="0.0.0.0", port=8123)
-    assert "without a token" in capsys.readouterr().err
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "without a token" in caplog.records[0].getMessage()
+    caplog.clear()
     server_module.serve(*tiny, host="127.0.0.1", port=8123)
     monkeypatch.setenv("REPROGRAM_API_TOKEN", "t")
     server_module.serve(*tiny, host="0.0.0.0", port=8123)
-    assert capsys.readouterr().err == ""
+    assert caplog.records == []
     assert [c["host"] for c in calls] == ["0.0.0.0", "127.0.0.1", "0.0.0.0"]
 
 

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "accelerator": 0,
     "runtime": 0,
     "log": 0,
+    "figures": 0,
     # components: sources, programs, mappings, optimizers, data, transforms, black boxes
     "sources": 1,
     "programs": 1,

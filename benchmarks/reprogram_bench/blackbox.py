@@ -450,11 +450,10 @@ def write_results(
 
 def plot(out: Path, rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> None:
     """``accuracy_vs_queries.png``: test accuracy against queries, one panel per target."""
-    from reprogram.plots import pyplot
+    from reprogram.figures import subplots
 
-    plt = pyplot()
     targets = [t for t in TARGETS if any(r["target"] == t for r in rows)]
-    fig, axes = plt.subplots(1, len(targets), figsize=(6.5 * len(targets), 4.6), squeeze=False)
+    fig, axes = subplots(1, len(targets), figsize=(6.5 * len(targets), 4.6), squeeze=False)
     for ax, target in zip(axes[0], targets, strict=True):
         mine = [s for s in summary if s["target"] == target]
         for j, s in enumerate(sorted(mine, key=lambda s: s["method"])):
@@ -478,7 +477,6 @@ def plot(out: Path, rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_queries.png", dpi=120)
-    plt.close(fig)
 
 
 __all__ = ["Cell", "cells_for", "run_blackbox", "summarise", "write_results"]

@@ -131,11 +131,10 @@ def plot_paired(
     """
     if not comparisons:
         return False
-    from reprogram.plots import pyplot
+    from reprogram.figures import subplots
 
-    plt = pyplot()
     n = len(comparisons)
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.9), squeeze=False)
+    fig, axes = subplots(1, n, figsize=(4.6 * n, 4.9), squeeze=False)
     for ax, (ours, theirs, c) in zip(axes[0], comparisons, strict=True):
         a, b = per_set_means(rows, ours, by), per_set_means(rows, theirs, by)
         names = c["sets"]
@@ -181,7 +180,6 @@ def plot_paired(
     fig.suptitle("per set, mean over seeds (paired on the sets both finished)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return True
 
 

@@ -594,12 +594,11 @@ def write_results(
 
 def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
     """``accuracy_per_set.png``: each method's mean ± std per set, beside published V2Sa."""
-    from reprogram.plots import pyplot
+    from reprogram.figures import subplots
 
-    plt = pyplot()
     methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
     sets = [d for d in settings["sets"] if any(s["dataset"] == d for s in summary)]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(sets) + 2.5) + 3.5, 4.8))
+    fig, ax = subplots(figsize=(max(6.0, 0.55 * len(sets) + 2.5) + 3.5, 4.8))
     width = 0.7 / max(len(methods), 1)
     for j, m in enumerate(methods):
         xs, ys, es = [], [], []
@@ -623,7 +622,6 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(out / "accuracy_per_set.png", dpi=120)
-    plt.close(fig)
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:

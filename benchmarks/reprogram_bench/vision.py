@@ -522,11 +522,10 @@ def write_results(
 
 def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
     """``accuracy_vs_shots.png`` and ``accuracy_vs_params.png``."""
-    from reprogram.plots import pyplot
+    from reprogram.figures import subplots
 
-    plt = pyplot()
     methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = subplots(figsize=(7.5, 4.8))
     for m in methods:
         pts = sorted((s for s in summary if s["method"] == m), key=lambda s: s["shots"])
         style = "-" if pts[0]["kind"] == "reprogramming" else "--"
@@ -547,9 +546,8 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_shots.png", dpi=120)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = subplots(figsize=(7.5, 4.8))
     markers = "osD^v"
     for j, k in enumerate(sorted({s["shots"] for s in summary})):
         for m in methods:
@@ -572,4 +570,3 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_params.png", dpi=120)
-    plt.close(fig)

@@ -3,6 +3,8 @@ program and an output label mapping (model reprogramming)."""
 
 from __future__ import annotations
 
+import logging
+
 from .api import fit
 from .artifact import load_artifact
 from .config import FitConfig, FitResult
@@ -15,7 +17,22 @@ from .programs import PROGRAMS
 from .runtime import tune_allocator
 from .sources import SOURCES, Source, build_source
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml is the one place it is written)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reprogram")
+    except PackageNotFoundError:  # a source tree on sys.path that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
+
+# The library's messages go to the "reprogram" logger (each module logs to a child of it); the
+# application decides where they go. The `reprogram` command shows INFO and up on stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "MAPPINGS",

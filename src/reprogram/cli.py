@@ -7,12 +7,15 @@ A failed command exits non-zero with a one-paragraph message on stderr, never a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import logging
 import os
 import shlex
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -576,6 +579,16 @@ def top1_by_class(model: Any, split: Any) -> list[tuple[str, float]]:
     return out
 
 
+def version_text() -> str:
+    """What ``reprogram --version`` prints: the library's version and torch's."""
+    import torch
+
+    # lazy: the package's version; importing it loads the library
+    from . import __version__
+
+    return f"reprogram {__version__} (torch {torch.__version__})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reprogram",
@@ -584,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
             "around a frozen model."
         ),
     )
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("fit", help="train a program and mapping; write an artifact")
     _add_fit_args(p)
@@ -709,6 +723,52 @@ def _with_recipe(parser: argparse.ArgumentParser, argv: list[str] | None, name: 
     return args
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is at the time of each message."""
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _CommandFormatter(logging.Formatter):
+    """INFO as the bare message; warnings and errors as ``reprogram CMD: warning: ...``."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__("%(message)s")
+        self.command = command
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno >= logging.WARNING:
+            return f"reprogram {self.command}: {record.levelname.lower()}: {text}"
+        return text
+
+
+@contextlib.contextmanager
+def _log_to_stderr(command: str) -> Iterator[None]:
+    """Show the library's ``reprogram`` logger (INFO and up) on stderr while a command runs.
+
+    Only the command does this: the library itself adds nothing but a ``NullHandler``.
+    """
+    log = logging.getLogger("reprogram")
+    handler = _StderrHandler()
+    handler.setFormatter(_CommandFormatter(command))
+    level = log.level
+    log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for user errors, 1 for unexpected ones)."""
     parser = build_parser()
@@ -724,7 +784,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tune_allocator()  # large blocks reused, not re-mapped every step (see runtime.py)
     try:
-        return int(args.func(args))
+        with _log_to_stderr(args.command):
+            return int(args.func(args))
     except ReprogramError as exc:
         print(f"reprogram {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from .diagnostics.v2s_bound import save_bound_png
+from .diagnostics.waveform_plot import save_waveform_program_png
+from .figures import subplots
+
 if TYPE_CHECKING:
     from .config import FitResult
     from .data import Split
-
-
-def pyplot() -> Any:
-    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _to_image(pixels: torch.Tensor) -> np.ndarray:
@@ -32,14 +26,12 @@ def _to_image(pixels: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def save_program_png(result: FitResult, example: Split, path: Path) -> None:
     """``program.png``: the program on a blank input, beside reprogrammed examples."""
-    plt = pyplot()
-
     model = result.model
     names = result.config["target"]["class_names"]
     label_names = model.source.label_names
     n = min(3, len(example))
     blank = torch.zeros(1, *example.x.shape[1:])
-    fig, axes = plt.subplots(1, n + 1, figsize=(3.2 * (n + 1), 3.6))
+    fig, axes = subplots(1, n + 1, figsize=(3.2 * (n + 1), 3.6))
     alone = model.program(blank)[0] - model.program.embed(blank)[0]  # what the program adds
     low, high = float(alone.min()), float(alone.max())
     axes[0].imshow(_to_image((alone - low) / max(high - low, 1e-8)))
@@ -64,13 +56,10 @@ def save_program_png(result: FitResult, example: Split, path: Path) -> None:
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
     """Heatmap of a learned linear mapping on the source labels that matter most."""
-    plt = pyplot()
-
     weight = result.model.mapping.linear.weight.detach().cpu()  # [K_t, K_s]
     names = result.config["target"]["class_names"]
     labels = result.model.source.label_names
@@ -84,7 +73,7 @@ def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
     sub = weight[:, columns].numpy()
     bound = float(np.abs(sub).max()) or 1.0
     width = max(6.0, 0.42 * len(columns) + 2.8)  # room for the title with few columns
-    fig, ax = plt.subplots(figsize=(width, 0.42 * len(names) + 2.4))
+    fig, ax = subplots(figsize=(width, 0.42 * len(names) + 2.4))
     im = ax.imshow(sub, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
     ax.set_xticks(
         range(len(columns)), [labels[i] for i in columns], rotation=60, ha="right", fontsize=8
@@ -102,20 +91,20 @@ def _weight_heatmap(result: FitResult, path: Path, per_class: int = 2) -> None:
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def save_mapping_png(result: FitResult, path: Path) -> None:
     """``mapping.png``: for each target class, the source labels that serve it."""
-    plt = pyplot()
-
     if hasattr(result.model.mapping, "linear"):
         _weight_heatmap(result, path)
         return
+    import matplotlib
+    from matplotlib.patches import Rectangle
+
     table = result.config["mapping"]["table"]
     names = result.config["target"]["class_names"]
     rows = len(table)
-    fig, ax = plt.subplots(figsize=(8.5, 0.42 * rows + 1.2))
+    fig, ax = subplots(figsize=(8.5, 0.42 * rows + 1.2))
     ax.set_xlim(0, 1)
     ax.set_ylim(rows, -1)
     ax.axis("off")
@@ -130,8 +119,8 @@ def save_mapping_png(result: FitResult, path: Path) -> None:
         ]
         if len(row["source_labels"]) > 5:
             parts.append(f"… {len(row['source_labels']) - 5} more")
-        color = plt.cm.tab10(r % 10)
-        ax.add_patch(plt.Rectangle((0.0, r - 0.4), 0.28, 0.8, color=color, alpha=0.25))
+        color = matplotlib.colormaps["tab10"](r % 10)
+        ax.add_patch(Rectangle((0.0, r - 0.4), 0.28, 0.8, color=color, alpha=0.25))
         ax.text(0.01, r, str(name), va="center", fontsize=9)
         ax.text(0.3, r, textwrap.shorten(", ".join(parts), 95), va="center", fontsize=8)
     fig.suptitle(
@@ -141,18 +130,13 @@ def save_mapping_png(result: FitResult, path: Path) -> None:
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def save_plots(result: FitResult, example: Split) -> None:
     """Write ``program.png`` and ``mapping.png`` (and ``bound.png`` when measured) into the run."""
     if getattr(getattr(result.model, "program", None), "plot_kind", "image") == "waveform":
-        from .diagnostics.waveform_plot import save_waveform_program_png
-
         save_waveform_program_png(result, example, result.out / "program.png")
     else:
         save_program_png(result, example, result.out / "program.png")
     save_mapping_png(result, result.out / "mapping.png")
-    from .diagnostics.v2s_bound import save_bound_png
-
     save_bound_png(result, result.out / "bound.png")

@@ -12,12 +12,14 @@ raw features, so a float32 ``nn.Linear`` reproduces it.
 
 from __future__ import annotations
 
-import sys
+import logging
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
@@ -114,7 +116,7 @@ def fit_probe(
         score = acc if cv is None else cv[i]
         candidates.append({"C": c, "val_accuracy": acc, "score": score})
         if verbose:
-            print(f"C={c:g}  {select} acc {score:.4f}", file=sys.stderr)
+            logger.info("C=%g  %s acc %.4f", c, select, score)
     # the first of the best scores: ties go to the smaller C
     i = max(range(len(order)), key=lambda j: (candidates[j]["score"], -j))
     w, b = fold_logistic(*fits[i], mean, std, num_classes)

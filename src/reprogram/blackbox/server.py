@@ -25,9 +25,9 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import math
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +53,8 @@ from .wire import (
     max_inputs_per_body,
     resolve_token,
 )
+
+logger = logging.getLogger(__name__)
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -327,15 +329,17 @@ def serve(
 ) -> None:
     """Run the API with uvicorn until interrupted (token from ``$REPROGRAM_API_TOKEN`` if None).
 
-    Warns on stderr when ``host`` is not a loopback address and no token is set: anyone who
-    reaches the port could then query the model.
+    Logs a warning (``reprogram.blackbox.server``) when ``host`` is not a loopback address and
+    no token is set: anyone who reaches the port could then query the model.
     """
     token = resolve_token(token)
     if not is_loopback(host) and not token:
-        print(
-            f"reprogram serve: warning: listening on {host} without a token: anyone who reaches "
-            f"port {port} can query the model. Set --token or ${TOKEN_ENV}.",
-            file=sys.stderr,
+        logger.warning(
+            "listening on %s without a token: anyone who reaches port %s can query the model. "
+            "Set --token or $%s.",
+            host,
+            port,
+            TOKEN_ENV,
         )
     app = create_app(
         model_fn,

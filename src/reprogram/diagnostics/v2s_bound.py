@@ -33,6 +33,7 @@ import torch
 from ..accelerator import to_model
 from ..callbacks import Callback
 from ..errors import ReprogramError
+from ..figures import subplots
 from ..sources.cache import atomic_path, cache_dir, sha256_file
 
 if TYPE_CHECKING:
@@ -280,14 +281,11 @@ def save_bound_png(result: FitResult, path: Path) -> bool:
 
     Returns False (and writes nothing) when the history has no bound values.
     """
-    from ..plots import pyplot
-
     rows = [r for r in result.metrics.get("history", []) if "v2s_sw_distance" in r]
     if not rows:
         return False
-    plt = pyplot()
     epochs = [r["epoch"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = subplots(figsize=(6.4, 3.8))
     losses = [float("nan") if r["val_loss"] is None else r["val_loss"] for r in rows]
     ax.plot(epochs, losses, "o-", color="tab:blue", label="validation loss")  # NaN: not validated
     ax.set_xlabel("epoch")
@@ -309,7 +307,6 @@ def save_bound_png(result: FitResult, path: Path) -> bool:
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 

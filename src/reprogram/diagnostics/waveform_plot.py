@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..figures import subplots
 from ..sources.audio import LogMel
 
 if TYPE_CHECKING:
@@ -35,9 +36,6 @@ def save_waveform_program_png(result: FitResult, example: Split, path: Path) -> 
     log-mel image the encoder reads for each example (of the last view, for multi-view
     programs such as ``sonify``: the tone whose pitch follows the series).
     """
-    from ..plots import pyplot
-
-    plt = pyplot()
     model = result.model
     program = model.program
     rate = int(getattr(model.source, "sample_rate", 16_000))
@@ -47,7 +45,7 @@ def save_waveform_program_png(result: FitResult, example: Split, path: Path) -> 
     front = _front_end(model.source)
     views = getattr(program, "views", None)
     if front is not None:
-        fig, grid = plt.subplots(
+        fig, grid = subplots(
             n + 1, 2, figsize=(12.5, 1.9 * (n + 1)), gridspec_kw={"width_ratios": [2.2, 1]}
         )
         axes, mels = list(grid[:, 0]), list(grid[:, 1])
@@ -55,7 +53,7 @@ def save_waveform_program_png(result: FitResult, example: Split, path: Path) -> 
         for ax in axes[1:]:
             ax.sharex(axes[0])
     else:
-        fig, column = plt.subplots(n + 1, 1, figsize=(9.0, 1.9 * (n + 1)), sharex=True)
+        fig, column = subplots(n + 1, 1, figsize=(9.0, 1.9 * (n + 1)), sharex=True)
         axes, mels = list(column), [None] * (n + 1)
     seconds = torch.arange(program.window) / rate
     pattern = program.pattern().detach().cpu()
@@ -104,7 +102,6 @@ def save_waveform_program_png(result: FitResult, example: Split, path: Path) -> 
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 __all__ = ["save_waveform_program_png"]

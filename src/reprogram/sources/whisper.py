@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from .audio import HOP, SAMPLE_RATE, LogMel
 from .base import Source
 from .cache import atomic_path, cache_dir, sha256_file
 from .ctranslate2 import CT2Model, read_ct2
+
+logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = "reprogram-whisper-cache-v1"
 DEFAULT_WINDOW = SAMPLE_RATE  # 1 s → 100 mel frames → 50 encoder positions
@@ -330,12 +333,7 @@ def load_converted(asset: WhisperAsset, quiet: bool = False) -> tuple[dict[str, 
         except (OSError, ValueError, KeyError, SafetensorError):
             pass
         if not quiet:
-            import sys
-
-            print(
-                f"converting {asset.name} to transformers (once; cached in {folder})",
-                file=sys.stderr,
-            )
+            logger.info("converting %s to transformers (once; cached in %s)", asset.name, folder)
         ct2 = read_ct2(parts)
         hp: dict[str, Any] = whisper_hparams(ct2)
         vocab = read_vocabulary(data / "vocabulary.txt")
