@@ -1,11 +1,11 @@
-# One venv, filled by `make install`; `make demo` and `make test` install what they need.
+# One venv, filled by `make install`; `make demo`, `make test` and `make docs` install what they need.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION := /usr/share/datasets/fashion-mnist
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint docs clean
 
 install: $(STAMP)
 
@@ -42,5 +42,17 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+# The documentation site (mkdocs-material + mkdocstrings), warnings as errors, into site/.
+# The docs tools are a separate extra so that `make test` does not install them; torch is
+# already pinned by `install`, so this step adds only the docs tools.
+DOCS_STAMP := $(VENV)/.docs-installed
+
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install -q -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site
