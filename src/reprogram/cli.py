@@ -19,86 +19,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .config import BaselineConfig, FitConfig, RunConfig
 from .errors import ArtifactError, DataError, ReprogramError
+from .flags import add_flags, from_flags
 
 KINDS = ("sources", "targets", "programs", "mappings", "optimizers", "baselines", "recipes")
 
 
 # --------------------------------------------------------------------------- parsing helpers
-def _key_values(items: list[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ReprogramError(f"{flag} takes KEY=VALUE, got {item!r}.")
-        out[key.replace("-", "_")] = value
-    return out
-
-
-def _add_run_args(p: argparse.ArgumentParser, out: str, lr_help: str) -> None:
-    """Flags shared by ``fit`` and ``baseline``."""
-    p.add_argument(
-        "--source", default="efficientnet-lite0", help="source model (reprogram list sources)"
-    )
-    p.add_argument("--target", default="fashion-mnist", help="target data (reprogram list targets)")
-    p.add_argument(
-        "--shots", type=int, default=None, help="training examples per class (all if omitted)"
-    )
-    p.add_argument(
-        "--val-fraction", type=float, default=0.2, help="share of training data for validation"
-    )
-    p.add_argument(
-        "--select",
-        default="holdout",
-        help="holdout: the validation split chooses the epoch/penalty; refit: it chooses, "
-        "then one refit on all training examples (2 trainings); kfold:K: K-fold "
-        "cross-validation on the training examples chooses, then one refit on all of them "
-        "(K+1 trainings; for tiny training sets); refit:1se, kfold:K:1se: the earliest epoch "
-        "(strongest penalty) within one standard error of the best validation accuracy",
-    )
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=10,
-        help="epochs (gradient training); 0 trains no program and keeps the fitted start of a "
-        "linear head=ridge or init=probe mapping",
-    )
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=None, help=lr_help)
-    p.add_argument(
-        "--patience",
-        type=int,
-        default=None,
-        help="stop after N epochs without a better validation score",
-    )
-    p.add_argument(
-        "--canvas-size",
-        type=int,
-        default=None,
-        help="image side the source sees (default: its input size)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--devices", type=int, default=1, help="data-parallel processes (CPU: gloo) or GPUs"
-    )
-    _add_accelerator_arg(p)
-    p.add_argument("--out", default=out, help="artifact directory")
-    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _add_accelerator_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--accelerator",
-        default="auto",
-        help="where training runs: auto (default: a GPU when PyTorch sees one, else the CPU), "
-        "cpu, cuda or mps; black-box sources always run on the CPU",
-    )
+# The flags of fit and baseline are generated from the config dataclasses' fields (one place
+# per fact: reprogram.flags); only these shortcuts and the recipe are written here.
+_BASELINE_SKIP = ("optimizer", "optimizer_options", "query_budget", "plots")
 
 
 def _add_fit_args(p: argparse.ArgumentParser) -> None:
-    _add_run_args(p, "runs/latest", "learning rate (default 0.01)")
+    add_flags(p, FitConfig, helps={"lr": "learning rate (default 0.01)"})
     p.add_argument(
         "--recipe",
         default=None,
@@ -106,89 +41,40 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
         "given here win over it",
     )
     p.add_argument(
-        "--program",
-        default="auto",
-        help="input program (reprogram list programs); auto (default): resize-pad for images "
-        "on an image source, series-image for series on an image source, waveform for series "
-        "on an audio source",
-    )
-    p.add_argument("--mapping", default="linear", help="label mapping (reprogram list mappings)")
-    p.add_argument("--optimizer", default="gradient", help="optimizer (reprogram list optimizers)")
-    p.add_argument(
-        "--optimizer-opt", action="append", metavar="K=V", help="optimizer option (repeatable)"
-    )
-    p.add_argument(
-        "--query-budget",
+        "--canvas-size",
         type=int,
         default=None,
-        help="most queries to a black-box source (training, validation and test together)",
+        help="image side the source sees (default: its input size); a program option",
     )
     p.add_argument(
-        "--inner-size", type=int, default=None, help="side of the target image inside the canvas"
-    )
-    p.add_argument(
-        "--program-opt", action="append", metavar="K=V", help="program option (repeatable)"
-    )
-    p.add_argument(
-        "--mapping-opt", action="append", metavar="K=V", help="mapping option (repeatable)"
-    )
-    p.add_argument("--no-plots", action="store_true", help="skip program.png and mapping.png")
-    p.add_argument(
-        "--no-diagnostics", action="store_true", help="skip diagnostics (the V2S bound for audio)"
+        "--inner-size",
+        type=int,
+        default=None,
+        help="side of the target image inside the canvas; a program option",
     )
 
 
 def _add_baseline_args(p: argparse.ArgumentParser) -> None:
-    _add_run_args(p, "runs/baseline", "learning rate (finetune 3e-4, scratch 1e-3)")
-    p.add_argument("--method", required=True, help="baseline method (reprogram list baselines)")
-    p.add_argument(
-        "--method-opt", action="append", metavar="K=V", help="method option (repeatable)"
+    add_flags(
+        p,
+        BaselineConfig,
+        skip=_BASELINE_SKIP,
+        defaults={"out": "runs/baseline"},
+        helps={"lr": "learning rate (finetune 3e-4, scratch 1e-3)"},
+        required=("method",),
     )
 
 
-def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`RunConfig` fields shared by ``fit`` and ``baseline``."""
-    return dict(
-        source=args.source,
-        target=args.target,
-        shots=args.shots,
-        val_fraction=args.val_fraction,
-        select=args.select,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        patience=args.patience,
-        seed=args.seed,
-        devices=args.devices,
-        accelerator=args.accelerator,
-        out=args.out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
+def _fit_config(args: argparse.Namespace) -> FitConfig:
+    kwargs = from_flags(FitConfig, args)
+    for shortcut in ("canvas_size", "inner_size"):
+        if getattr(args, shortcut, None) is not None:
+            kwargs["program_options"][shortcut] = getattr(args, shortcut)
+    return FitConfig(**kwargs)
 
 
-def _fit_config(args: argparse.Namespace) -> Any:
-    # lazy: the library loads torch; `reprogram --help` stays fast
-    from .config import FitConfig
-
-    program_options = _key_values(args.program_opt, "--program-opt")
-    if args.canvas_size is not None:
-        program_options["canvas_size"] = args.canvas_size
-    if args.inner_size is not None:
-        program_options["inner_size"] = args.inner_size
-    return FitConfig(
-        program=args.program,
-        mapping=args.mapping,
-        optimizer=args.optimizer,
-        program_options=program_options,
-        mapping_options=_key_values(args.mapping_opt, "--mapping-opt"),
-        optimizer_options=_key_values(args.optimizer_opt, "--optimizer-opt"),
-        query_budget=args.query_budget,
-        plots=not args.no_plots,
-        diagnostics=not getattr(args, "no_diagnostics", False),
-        **_run_kwargs(args),
-    )
+def _baseline_config(args: argparse.Namespace) -> BaselineConfig:
+    return BaselineConfig(**from_flags(BaselineConfig, args, skip=_BASELINE_SKIP), plots=False)
 
 
 # --------------------------------------------------------------------------- output helpers
@@ -273,15 +159,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .baselines import BaselineConfig, run_baseline
+    from .baselines import run_baseline
 
-    config = BaselineConfig(
-        method=args.method,
-        method_options=_key_values(args.method_opt, "--method-opt"),
-        canvas_size=args.canvas_size,
-        plots=False,
-        **_run_kwargs(args),
-    )
+    config = _baseline_config(args)
     print(summary(run_baseline(config)))
     return 0
 
@@ -650,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a :1se suffix (refit:1se) takes the earliest epoch or strongest penalty within one "
         "standard error of the best",
     )
-    _add_accelerator_arg(p)
+    add_flags(p, RunConfig, only=("accelerator",))
     p.add_argument("--canvas-size", type=int, default=128, help="vision: canvas side")
     p.add_argument("--sizes", default="128,224", help="efficiency: input sizes")
     p.add_argument("--batch-size", type=int, default=32, help="efficiency: batch size")

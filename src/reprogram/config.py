@@ -73,52 +73,103 @@ _RESUMABLE_CHANGES = {
 class RunConfig:
     """Settings every training run shares (reprogramming and gradient baselines alike)."""
 
-    source: str = field(default="efficientnet-lite0", metadata={"help": "source model name"})
-    target: str = field(default="fashion-mnist", metadata={"help": "target data set name"})
-    optimizer: str = field(default="gradient", metadata={"help": "gradient | rgf | spsa-gc"})
-    optimizer_options: dict[str, Any] = field(default_factory=dict)
-    shots: int | None = field(default=None, metadata={"help": "training examples per class"})
-    val_fraction: float = field(default=0.2, metadata={"help": "share of train for validation"})
-    epochs: int = 10
-    batch_size: int = 32
-    eval_batch_size: int = 32
-    lr: float | None = field(default=None, metadata={"help": "learning rate (optimizer option)"})
-    patience: int | None = field(default=None, metadata={"help": "early-stop after N flat epochs"})
-    query_budget: int | None = field(
-        default=None, metadata={"help": "most queries to a black-box source, test included"}
+    source: str = field(
+        default="efficientnet-lite0",
+        metadata={"help": "source model (reprogram list sources)"},
     )
-    seed: int = 0
+    target: str = field(
+        default="fashion-mnist", metadata={"help": "target data (reprogram list targets)"}
+    )
+    optimizer: str = field(
+        default="gradient", metadata={"help": "optimizer (reprogram list optimizers)"}
+    )
+    optimizer_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"flag": "--optimizer-opt", "help": "optimizer option (repeatable)"},
+    )
+    shots: int | None = field(
+        default=None, metadata={"help": "training examples per class (all if omitted)"}
+    )
+    val_fraction: float = field(
+        default=0.2, metadata={"help": "share of training data for validation"}
+    )
     select: str = field(
         default="holdout",
         metadata={
-            "help": "holdout (the validation split selects) | refit (it selects, then a refit "
-            "on all) | kfold:K (cross-validation, then a refit); refit and kfold:K may end in "
-            "':1se' (the one-standard-error rule)"
+            "help": "holdout: the validation split chooses the epoch/penalty; refit: it "
+            "chooses, then one refit on all training examples (2 trainings); kfold:K: K-fold "
+            "cross-validation on the training examples chooses, then one refit on all of them "
+            "(K+1 trainings; for tiny training sets); refit:1se, kfold:K:1se: the earliest "
+            "epoch (strongest penalty) within one standard error of the best validation "
+            "accuracy"
         },
     )
-    select_epoch: int | None = field(
-        default=None, metadata={"help": "train this many epochs and keep that state (no choice)"}
+    epochs: int = field(
+        default=10,
+        metadata={
+            "help": "epochs (gradient training); 0 trains no program and keeps the fitted "
+            "start of a linear head=ridge or init=probe mapping"
+        },
     )
-    score_test: bool = field(default=True, metadata={"help": "False: a selection-only run"})
+    batch_size: int = field(default=32, metadata={"help": "training batch size"})
+    eval_batch_size: int = field(default=32, metadata={"cli": False})
+    lr: float | None = field(
+        default=None, metadata={"help": "learning rate (an optimizer option)"}
+    )
+    patience: int | None = field(
+        default=None, metadata={"help": "stop after N epochs without a better validation score"}
+    )
+    query_budget: int | None = field(
+        default=None,
+        metadata={
+            "help": "most queries to a black-box source (training, validation and test "
+            "together)"
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the splits, shots and training"})
+    select_epoch: int | None = field(
+        default=None,
+        metadata={"cli": False, "help": "train this many epochs and keep that state"},
+    )
+    score_test: bool = field(
+        default=True, metadata={"cli": False, "help": "False: a selection-only run"}
+    )
     score_val: bool = field(
         default=True,
         metadata={
-            "help": "False: skip validation (a refit with select_epoch fixed, whose validation "
-            "split is the training data and chooses nothing)"
+            "cli": False,
+            "help": "False: skip validation (a refit with select_epoch fixed, whose "
+            "validation split is the training data and chooses nothing)",
         },
     )
     devices: int = field(
-        default=1, metadata={"help": "data-parallel processes (CPU) or GPUs"}
+        default=1, metadata={"help": "data-parallel processes (CPU: gloo) or GPUs"}
     )
     accelerator: str = field(
         default="auto",
-        metadata={"help": "auto (a GPU when PyTorch sees one, else the CPU) | cpu | cuda | mps"},
+        metadata={
+            "help": "where training runs: auto (default: a GPU when PyTorch sees one, else "
+            "the CPU), cpu, cuda or mps; black-box sources always run on the CPU"
+        },
     )
-    out: str = "runs/latest"
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
-    plots: bool = True
+    out: str = field(default="runs/latest", metadata={"help": "artifact directory"})
+    resume: bool = field(
+        default=False, metadata={"help": "continue the unfinished run in --out"}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace a finished run in --out"}
+    )
+    progress: bool = field(
+        default=True, metadata={"flag": "--quiet", "invert": True, "help": "no progress bars"}
+    )
+    plots: bool = field(
+        default=True,
+        metadata={
+            "flag": "--no-plots",
+            "invert": True,
+            "help": "skip program.png and mapping.png",
+        },
+    )
 
     def __post_init__(self) -> None:
         checks = [
@@ -189,13 +240,30 @@ class FitConfig(RunConfig):
 
     program: str = field(
         default="auto",
-        metadata={"help": "input transformation; auto: chosen from the input shapes"},
+        metadata={
+            "help": "input program (reprogram list programs); auto (default): resize-pad for "
+            "images on an image source, series-image for series on an image source, waveform "
+            "for series on an audio source"
+        },
     )
-    mapping: str = field(default="linear", metadata={"help": "output label mapping"})
-    program_options: dict[str, Any] = field(default_factory=dict)
-    mapping_options: dict[str, Any] = field(default_factory=dict)
+    mapping: str = field(
+        default="linear", metadata={"help": "label mapping (reprogram list mappings)"}
+    )
+    program_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"flag": "--program-opt", "help": "program option (repeatable)"},
+    )
+    mapping_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"flag": "--mapping-opt", "help": "mapping option (repeatable)"},
+    )
     diagnostics: bool = field(
-        default=True, metadata={"help": "run the source's diagnostics (the V2S bound for audio)"}
+        default=True,
+        metadata={
+            "flag": "--no-diagnostics",
+            "invert": True,
+            "help": "skip diagnostics (the V2S bound for audio)",
+        },
     )
 
 
@@ -207,3 +275,24 @@ class FitResult:
     metrics: dict[str, Any]
     out: Path
     config: dict[str, Any]
+
+
+@dataclass
+class BaselineConfig(RunConfig):
+    """A ``reprogram baseline`` run: the shared run settings plus the method and its options."""
+
+    method: str = field(
+        default="linear-probe", metadata={"help": "baseline method (reprogram list baselines)"}
+    )
+    method_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"flag": "--method-opt", "help": "method option (repeatable)"},
+    )
+    canvas_size: int | None = field(
+        default=None, metadata={"help": "image side the source sees (default: its input size)"}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.canvas_size is not None and self.canvas_size < 1:
+            raise ReprogramError(f"--canvas-size must be positive, got {self.canvas_size}")

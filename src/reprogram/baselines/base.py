@@ -11,7 +11,7 @@ from torch import nn
 
 from ..artifact import BASELINE_FORMAT, load_state, register_loader, versions
 from ..callbacks import Callback
-from ..config import FitResult, RunConfig
+from ..config import BaselineConfig, FitResult
 from ..data import PreparedSplits, TargetData, load_target
 from ..data.splits import prepare_splits
 from ..errors import ArtifactError, ReprogramError
@@ -31,22 +31,6 @@ BASELINES: Registry[Baseline] = Registry(
         "reprogram.baselines.hydra",
     ),
 )
-
-
-@dataclass
-class BaselineConfig(RunConfig):
-    """A ``reprogram baseline`` run: the shared run settings plus the method and its options."""
-
-    method: str = field(default="linear-probe", metadata={"help": "baseline method"})
-    method_options: dict[str, Any] = field(default_factory=dict)
-    canvas_size: int | None = field(
-        default=None, metadata={"help": "image side the source sees (default: its input size)"}
-    )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.canvas_size is not None and self.canvas_size < 1:
-            raise ReprogramError(f"--canvas-size must be positive, got {self.canvas_size}")
 
 
 @dataclass
