@@ -21,7 +21,7 @@ from torch import nn
 from reprogram import FitConfig, ReprogrammedModel, fit, load_artifact
 from reprogram.adapter import Adapted
 from reprogram.baselines import BASELINES, BaselineConfig, run_baseline
-from reprogram.baselines.base import GradientBaseline
+from reprogram.baselines.base import BuildContext, GradientBaseline
 from reprogram.callbacks import Callback, Trainer
 from reprogram.data import TARGETS
 from reprogram.data.base import Split, TargetData
@@ -213,14 +213,8 @@ class PixelMean(Adapted):
 class PixelMeanBaseline(GradientBaseline):
     needs_source = False
 
-    def build(
-        self,
-        source: Source | None,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        canvas_size: int | None,
-    ) -> nn.Module:
-        return PixelMean(num_classes)
+    def build(self, ctx: BuildContext) -> nn.Module:
+        return PixelMean(ctx.num_classes)
 
 
 @BASELINES.register("ext-mean", help="logistic regression on the mean pixel (extension test)")

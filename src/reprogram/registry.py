@@ -89,6 +89,12 @@ class Registry(Generic[T]):
             f"(run `reprogram list {self.kind}s`)."
         )
 
+    def create(self, name: str) -> T:
+        """Build the component named ``name``: a prefix entry (``ucr:``, ``timm:``) gets the
+        rest of the name (``Coffee``, ``resnet18``), a plain one no argument."""
+        entry, rest = self.resolve(name)
+        return entry.builder(rest) if entry.prefix else entry.builder()
+
     def lookup(self, name: str) -> Entry[T]:
         """Like :meth:`get`, but a prefix entry may also be named by its prefix (``ucr:``)."""
         self._load_plugins()

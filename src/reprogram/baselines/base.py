@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -31,6 +31,16 @@ BASELINES: Registry[Baseline] = Registry(
         "reprogram.baselines.hydra",
     ),
 )
+
+
+class BuildContext(NamedTuple):
+    """What :meth:`Baseline.build` gets: the frozen source (``None`` for methods without one),
+    one target input's shape, the number of classes and the image side the source sees."""
+
+    source: Source | None
+    input_shape: tuple[int, ...]
+    num_classes: int
+    canvas_size: int | None = None
 
 
 @dataclass
@@ -61,13 +71,8 @@ class Baseline:
     def __init__(self, options: Any) -> None:
         self.options = options
 
-    def build(
-        self,
-        source: Source | None,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        canvas_size: int | None,
-    ) -> nn.Module:
+    def build(self, ctx: BuildContext) -> nn.Module:
+        """The untrained model for ``ctx`` (rebuilt the same way when an artifact loads)."""
         raise NotImplementedError
 
     def train(self, run: BaselineRun) -> FitResult:
@@ -152,7 +157,8 @@ def run_baseline(
     if config.lr is None and baseline.default_lr is not None:
         config.optimizer_options = {"lr": baseline.default_lr, **config.optimizer_options}
     torch.manual_seed(config.seed)
-    model = baseline.build(source, splits.input_shape, splits.num_classes, config.canvas_size)
+    ctx = BuildContext(source, splits.input_shape, splits.num_classes, config.canvas_size)
+    model = baseline.build(ctx)
     artifact_config = {
         "format": BASELINE_FORMAT,
         "baseline": {
@@ -186,6 +192,6 @@ def load_baseline(
         raise ArtifactError(f"{directory / 'config.json'} {what}; it is not ours.") from None
     baseline, _ = _make(method, options)
     src = check_source(config, source, directory) if baseline.needs_source else None
-    model = baseline.build(src, input_shape, num_classes, spec.get("canvas_size"))
+    model = baseline.build(BuildContext(src, input_shape, num_classes, spec.get("canvas_size")))
     load_state(directory, model, f"baseline {method}")
     return model, config

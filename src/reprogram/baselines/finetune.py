@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..sources import Source
 from . import BASELINES
-from .base import GradientBaseline
+from .base import BuildContext, GradientBaseline
 from .models import FinetunedSource
 
 
@@ -18,13 +17,8 @@ class Finetune(GradientBaseline):
     needs_source = True
     default_lr = 3e-4
 
-    def build(
-        self,
-        source: Source | None,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        canvas_size: int | None,
-    ) -> nn.Module:
+    def build(self, ctx: BuildContext) -> nn.Module:
+        source, input_shape, num_classes, canvas_size = ctx
         assert source is not None
         return FinetunedSource(source, input_shape, num_classes, canvas_size)
 

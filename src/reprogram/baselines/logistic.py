@@ -25,9 +25,8 @@ from ..artifact import write_artifact
 from ..config import FitResult
 from ..evaluate import loss_and_accuracy, score
 from ..probe import fit_probe
-from ..sources import Source
 from . import BASELINES
-from .base import Baseline, BaselineConfig, BaselineRun
+from .base import Baseline, BaselineConfig, BaselineRun, BuildContext
 from .models import FeatureClassifier, PixelFeatures, SourceFeatures
 
 
@@ -63,13 +62,8 @@ class LogisticBaseline(Baseline):
 
     pixels: bool = False
 
-    def build(
-        self,
-        source: Source | None,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        canvas_size: int | None,
-    ) -> nn.Module:
+    def build(self, ctx: BuildContext) -> nn.Module:
+        source, input_shape, num_classes, canvas_size = ctx
         if self.pixels:
             return FeatureClassifier(PixelFeatures(input_shape), num_classes, None)
         assert source is not None

@@ -34,11 +34,10 @@ from ..config import FitResult
 from ..errors import ReprogramError
 from ..evaluate import loss_and_accuracy, score
 from ..probe import fit_probe, fold_logistic
-from ..sources import Source
 from ..transforms import TRANSFORMS
 from ..transforms.minirocket import MiniRocketFeatureOptions
 from . import BASELINES
-from .base import Baseline, BaselineConfig, BaselineRun
+from .base import Baseline, BaselineConfig, BaselineRun, BuildContext
 from .models import FeatureClassifier
 
 
@@ -156,13 +155,8 @@ class KernelTransformBaseline(Baseline):
         """The unfitted transform registered under this baseline's name, with its options."""
         return TRANSFORMS.get(self.name).builder(self.options, length)
 
-    def build(
-        self,
-        source: Source | None,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        canvas_size: int | None,
-    ) -> nn.Module:
+    def build(self, ctx: BuildContext) -> nn.Module:
+        _source, input_shape, num_classes, _canvas_size = ctx
         if len(input_shape) != 2 or input_shape[0] != 1:
             raise ReprogramError(
                 f"{self.name} classifies univariate time series [1, L]; this target's inputs "

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ..errors import ReprogramError
-from ..sources import Source
 from . import BASELINES
-from .base import GradientBaseline
+from .base import BuildContext, GradientBaseline
 from .models import SeriesFCN, SmallCNN
 
 
@@ -38,13 +37,8 @@ class Scratch(GradientBaseline):
     needs_source = False
     default_lr = 1e-3
 
-    def build(
-        self,
-        source: Source | None,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        canvas_size: int | None,
-    ) -> nn.Module:
+    def build(self, ctx: BuildContext) -> nn.Module:
+        _source, input_shape, num_classes, _canvas_size = ctx
         if len(input_shape) == 2:  # time series [C, L]: the FCN of Wang et al. 2017
             return SeriesFCN(input_shape, num_classes, self.options.width, self.options.dropout)
         if len(input_shape) != 3:

@@ -20,8 +20,7 @@ TARGETS: Registry[TargetData] = Registry(
 
 def load_target(name: str) -> TargetData:
     """Load the target registered as ``name``; prefix names pass the rest (a path) on."""
-    entry, rest = TARGETS.resolve(name)
-    data = entry.builder(rest) if entry.prefix else entry.builder()
+    data = TARGETS.create(name)
     data.name = name
     return data
 

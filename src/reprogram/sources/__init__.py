@@ -21,8 +21,7 @@ SOURCES: Registry[Source] = Registry(
 
 def build_source(name: str) -> Source:
     """Build the source registered as ``name`` (e.g. ``efficientnet-lite0``, ``timm:resnet18``)."""
-    entry, rest = SOURCES.resolve(name)
-    return entry.builder(rest) if entry.prefix else entry.builder()
+    return SOURCES.create(name)
 
 
 __all__ = ["SOURCES", "Source", "build_source"]
