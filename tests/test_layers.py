@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "adapter": 0,
     "callbacks": 0,
     "checkpoint": 0,
+    "atomic": 0,
     "accelerator": 0,
     "runtime": 0,
     "log": 0,

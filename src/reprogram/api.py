@@ -7,9 +7,12 @@ engine (:mod:`reprogram.train`), and wraps it in k-fold/refit selection
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .artifact import FORMAT, versions
 from .blackbox.budget import prepare_source
 from .callbacks import Callback
+from .checkpoint import CHECKPOINT_NAME
 from .config import FitConfig, FitResult
 from .data import TargetData, load_target
 from .data.splits import prepare_splits
@@ -17,7 +20,15 @@ from .model import build_model
 from .plots import save_plots
 from .selection import kfold_run
 from .sources import Source, build_source
-from .train import Job, prepare_out, run_job, target_spec, training_spec
+from .train import (
+    Job,
+    check_out,
+    discard_replaced,
+    prepare_out,
+    run_job,
+    target_spec,
+    training_spec,
+)
 
 
 def fit(
@@ -40,7 +51,7 @@ def fit(
     if config.folds:
         source = source if source is not None else build_source(config.source)
         return kfold_run(config, fit, source=source, target=target, callbacks=callbacks)
-    prepare_out(config)
+    check_out(config, (Path(config.out) / CHECKPOINT_NAME).exists())  # fail fast, no writes
     data = target if target is not None else load_target(config.target)
     splits = prepare_splits(
         data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
@@ -50,6 +61,7 @@ def fit(
     model, program_info, mapping_info = build_model(
         config, source, splits.input_shape, splits.num_classes, list(splits.class_names)
     )
+    prepare_out(config)  # inputs are valid: only now is --out touched
     cbs: list[Callback] = model.mapping.callbacks() + list(callbacks or [])
     if config.diagnostics:
         cbs += source.diagnostics()
@@ -66,6 +78,7 @@ def fit(
     }
     job = Job(config, model, splits, cbs, artifact_config, source.spec(), source=source)
     result = run_job(job, source)
+    discard_replaced(result.out)
     if config.plots and source.access != "query":  # plots would spend queries
         save_plots(result, splits.val)
     return result

@@ -8,7 +8,6 @@ and mapping with their options and the mapping table, optimizer, seed, versions)
 from __future__ import annotations
 
 import json
-import os
 import platform
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -19,6 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import write_atomic
 from .errors import ArtifactError
 
 CONFIG = "config.json"
@@ -46,20 +46,16 @@ def versions() -> dict[str, str]:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    write_atomic(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def save_program(path: Path, model: torch.nn.Module) -> None:
     """Save the trained tensors (program + mapping) as safetensors, atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     adapter = model.adapter_state_dict()  # type: ignore[operator]
     state = {k: v.detach().cpu().contiguous() for k, v in adapter.items()}
-    save_file(state, str(tmp), metadata={"format": "reprogram-program-v1"})
-    os.replace(tmp, path)
+    meta = {"format": "reprogram-program-v1"}
+    write_atomic(Path(path), lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:

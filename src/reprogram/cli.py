@@ -218,12 +218,23 @@ def _load_eval_splits(config: dict[str, Any]) -> tuple[Any, int]:
     return prepare_splits(data, **settings), batch
 
 
+def _given_source(args: argparse.Namespace) -> Any:
+    """The source the user named with ``--source`` (their consent to a remote or file source
+    an artifact records), or ``None`` to build the artifact's own."""
+    if not getattr(args, "source", None):
+        return None
+    # lazy: the library loads torch; `reprogram --help` stays fast
+    from .sources import build_source
+
+    return build_source(args.source)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
     from .artifact import METRICS, load_artifact, read_json
     from .evaluate import loss_and_accuracy, score
 
-    model, config = load_artifact(args.dir)
+    model, config = load_artifact(args.dir, source=_given_source(args))
     if args.split == "test":  # the official test split: no validation carve needed (a run
         # with --epochs 0 may have held nothing out of classes too small to give one)
         data, _, batch = _eval_target(config)
@@ -250,6 +261,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 "yes, exactly" if acc == recorded else f"NO (diff {acc - recorded:+.4f})",
             )
         )
+    if (config.get("source") or {}).get("access") == "query":
+        rows.append(("source identity", "as the black box reports it (not verifiable)"))
     print(_table(rows, f"reprogram eval {args.dir}"))
     if args.json:
         extra = {} if ledger is None else {"queries": ledger.queries}
@@ -262,7 +275,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .artifact import load_artifact
     from .predict import load_inputs
 
-    model, config = load_artifact(args.dir)
+    model, config = load_artifact(args.dir, source=_given_source(args))
     names = config["target"]["class_names"]
     labels, x, truth = load_inputs(
         args.inputs, tuple(config["target"]["input_shape"]), labelled=args.labelled
@@ -541,6 +554,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--split", choices=("val", "test"), default="test")
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
+    p.add_argument(
+        "--source",
+        default=None,
+        help="the artifact's source, named again: needed to follow a remote endpoint or a "
+        "file (http://, onnx:) that the artifact records; its weights are checked",
+    )
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser(
         "predict",
@@ -555,6 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="series text files start each line with a label (the ucr:PATH layout): it is "
         "shown beside the prediction and scored",
+    )
+    p.add_argument(
+        "--source",
+        default=None,
+        help="the artifact's source, named again: needed to follow a remote endpoint or a "
+        "file (http://, onnx:) that the artifact records; its weights are checked",
     )
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("list", help="registered components")

@@ -7,6 +7,7 @@ says what to do. ``--select``'s small grammar lives here too (it is a setting's 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -190,7 +191,10 @@ class RunConfig:
             ),
             (self.devices >= 1, f"--devices must be at least 1, got {self.devices}"),
             (self.patience is None or self.patience >= 1, "--patience must be at least 1"),
-            (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (
+                self.lr is None or (math.isfinite(self.lr) and self.lr > 0),
+                f"--lr must be a positive finite number, got {self.lr}",
+            ),
             (
                 self.query_budget is None or self.query_budget >= 1,
                 f"--query-budget must be at least 1, got {self.query_budget}",

@@ -37,7 +37,7 @@ from .mappings import MAPPINGS, build_mapping
 from .mappings.base import Mapping
 from .programs import build_program, resolve_program
 from .registry import config_to_dict
-from .sources import build_source
+from .sources import TRUST_ENV, build_source, needs_consent, trusted
 from .sources.base import Source
 from .sources.features import with_program_views
 
@@ -277,6 +277,15 @@ def check_source(config: dict[str, Any], source: Source | None, directory: Path)
         what = f"lacks field {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
         raise ArtifactError(f"{directory / CONFIG} {what}; it is not ours.") from None
     if source is None:
+        if needs_consent(src_name) and not trusted(src_name):
+            where = "a file" if src_name.lower().startswith("onnx:") else "a remote endpoint"
+            raise ArtifactError(
+                f"{directory / CONFIG} names source {src_name!r}, {where}. Following it would "
+                f"send your inputs (and an API token, if set) there, so an artifact alone may "
+                f"not choose it. If you trust it, name it yourself: --source {src_name} (eval, "
+                f"predict), ${TRUST_ENV}={src_name} (comma-separated; serve), or source= in "
+                f"Python."
+            )
         source = build_source(src_name)
     if source.fingerprint() != fingerprint:
         raise ArtifactError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -175,7 +176,10 @@ def _convert(value: Any, f: dataclasses.Field, kind: str, name: str) -> Any:
         if typ.startswith("int"):
             return int(value)
         if typ.startswith("float"):
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError(value)
+            return number
     except ValueError:
         raise ReprogramError(
             f"option {f.name}={value!r} of {kind} {name!r} is not a valid {typ}."

@@ -7,6 +7,11 @@ and scored once, after the best state has been restored.
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -33,6 +38,8 @@ from .errors import ReprogramError
 from .evaluate import loss_and_accuracy, score
 from .optim import build_optimizer
 from .sources import Source
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -309,10 +316,25 @@ class Trainer:
             idx = order[i : i + cfg.batch_size]
             x, y = self.fabric.to_device((train.x[idx], train.y[idx]))
             loss = stepper.step(lambda x=x, y=y: F.cross_entropy(wrapped(x), y))
+            if not math.isfinite(loss):
+                self._diverged(epoch, f"the training loss became {loss}")
             total += loss * len(idx)
             count += len(idx)
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        bad = [k for k, v in self.model.adapter_state_dict().items() if not v.isfinite().all()]
+        if bad:
+            self._diverged(epoch, f"{', '.join(bad[:3])} became NaN or infinite")
         return total / max(count, 1)
+
+    def _diverged(self, epoch: int, what: str) -> None:
+        """Stop a run that diverged, saying where and what to change (nothing is written:
+        the last finished epoch stays checkpointed)."""
+        lr = self.config.optimizer_options.get("lr")
+        setting = f" (it is {lr})" if lr is not None else ""
+        raise ReprogramError(
+            f"training diverged in epoch {epoch}: {what}. Nothing was saved from this epoch. "
+            f"Train again with a smaller --lr{setting}, e.g. ten times smaller, and --overwrite."
+        )
 
     def _finish(self, state: dict[str, Any]) -> dict[str, Any]:
         """Restore the best validation state, then score the test split once (rank 0)."""
@@ -412,11 +434,48 @@ def run_job(job: Job, source: Source | None) -> FitResult:
     return FitResult(model=model, metrics=metrics, out=out, config=config)
 
 
+#: What a run writes into ``--out`` (``--overwrite`` sets these aside; anything else there
+#: is left alone).
+RUN_FILES = (CHECKPOINT_NAME, CONFIG, PROGRAM, METRICS, "program.png", "mapping.png", "bound.png")
+#: Where ``--overwrite`` keeps the replaced run's files until the new run has finished.
+REPLACED = ".replaced"
+_MARKERS = (METRICS, CHECKPOINT_NAME, "kfold.json")
+
+
+def _ours(config_json: Path) -> bool:
+    """Whether ``config_json`` was written by reprogram (its recorded ``format``)."""
+    try:
+        fmt = json.loads(config_json.read_text()).get("format", "")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return str(fmt).startswith("reprogram-")
+
+
+def foreign(out: Path) -> list[str]:
+    """Files in ``out`` that show it is not a reprogram run's folder (``[]`` when it is one,
+    or is new or empty): a ``config.json`` of someone else's, or content with no run in it."""
+    if not out.is_dir():
+        return []
+    config = out / CONFIG
+    if config.exists() and not _ours(config):
+        return [CONFIG]
+    if any((out / m).exists() for m in _MARKERS) or config.exists():
+        return []
+    return sorted(p.name for p in out.iterdir() if not p.name.startswith("."))[:5]
+
+
 def check_out(config: RunConfig, started: bool) -> Path:
-    """Apply the ``--out``/``--resume``/``--overwrite`` rules; ``started``: an unfinished run."""
+    """Apply the ``--out``/``--resume``/``--overwrite`` rules (no side effects);
+    ``started``: an unfinished run."""
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ReprogramError(f"--out {out} is a file; --out must be a directory (new or a run's).")
+    others = foreign(out)
+    if others:
+        raise ReprogramError(
+            f"--out {out} holds files that are not a reprogram run ({', '.join(others)}); "
+            f"nothing was written there. Choose a new or empty directory for --out."
+        )
     finished = (out / METRICS).exists()
     if config.resume:
         if not started:
@@ -434,16 +493,34 @@ def check_out(config: RunConfig, started: bool) -> Path:
 
 
 def prepare_out(config: RunConfig) -> Path:
-    """Check ``--out`` (see :func:`check_out`); clear it for ``--overwrite``; create it."""
+    """Check ``--out`` (see :func:`check_out`) and create it; call it once the run's inputs
+    are validated. ``--overwrite`` moves the old run's files into ``OUT/.replaced``, where they
+    stay until :func:`discard_replaced` (after the new run has finished): a run that fails
+    loses nothing."""
     out = check_out(config, (Path(config.out) / CHECKPOINT_NAME).exists())
     if config.resume:
         return out
-    if config.overwrite:
-        pictures = ("program.png", "mapping.png", "bound.png")
-        for name in (CHECKPOINT_NAME, CONFIG, PROGRAM, METRICS, *pictures):
-            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    if config.overwrite:
+        kept = out / REPLACED
+        fresh = not kept.exists()  # a failed overwrite before: keep the run it set aside
+        kept.mkdir(exist_ok=True)
+        for name in RUN_FILES:
+            if (out / name).exists():
+                if fresh:
+                    os.replace(out / name, kept / name)
+                else:
+                    (out / name).unlink()
+        if any(kept.iterdir()):
+            log.info("replacing the run in %s; its files wait in %s until this run ends", out, kept)
+        else:
+            kept.rmdir()
     return out
+
+
+def discard_replaced(out: Path | str) -> None:
+    """Delete the files ``--overwrite`` set aside (the new run has finished)."""
+    shutil.rmtree(Path(out) / REPLACED, ignore_errors=True)
 
 
 def training_spec(config: RunConfig) -> dict[str, Any]:

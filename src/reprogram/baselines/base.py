@@ -11,6 +11,7 @@ from torch import nn
 
 from ..artifact import BASELINE_FORMAT, load_state, register_loader, versions
 from ..callbacks import Callback
+from ..checkpoint import CHECKPOINT_NAME
 from ..config import BaselineConfig, FitResult
 from ..data import PreparedSplits, TargetData, load_target
 from ..data.splits import prepare_splits
@@ -19,7 +20,15 @@ from ..model import check_source
 from ..registry import Registry
 from ..selection import kfold_run
 from ..sources import Source, build_source
-from ..train import Job, prepare_out, run_job, target_spec, training_spec
+from ..train import (
+    Job,
+    check_out,
+    discard_replaced,
+    prepare_out,
+    run_job,
+    target_spec,
+    training_spec,
+)
 
 BASELINES: Registry[Baseline] = Registry(
     "baseline",
@@ -138,7 +147,7 @@ def run_baseline(
             fixed_options=baseline.fix_penalty,
             callbacks=callbacks,
         )
-    out = prepare_out(config)
+    check_out(config, (Path(config.out) / CHECKPOINT_NAME).exists())  # fail fast, no writes
     data = target if target is not None else load_target(config.target)
     splits = prepare_splits(
         data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
@@ -173,8 +182,11 @@ def run_baseline(
         "seed": config.seed,
         "versions": versions(),
     }
+    out = prepare_out(config)  # inputs are valid: only now is --out touched
     run = BaselineRun(config, splits, source, model, artifact_config, out, list(callbacks or []))
-    return baseline.train(run)
+    result = baseline.train(run)
+    discard_replaced(out)
+    return result
 
 
 @register_loader(BASELINE_FORMAT)
