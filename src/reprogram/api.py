@@ -7,23 +7,19 @@ engine (:mod:`reprogram.train`), and wraps it in k-fold/refit selection
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .artifact import FORMAT, versions
 from .blackbox.budget import prepare_source
 from .callbacks import Callback
-from .checkpoint import CHECKPOINT_NAME
 from .config import FitConfig, FitResult
-from .data import TargetData, load_target
-from .data.splits import prepare_splits
+from .data import TargetData
 from .model import build_model
 from .plots import save_plots
 from .selection import kfold_run
 from .sources import Source, build_source
 from .train import (
     Job,
-    check_out,
     discard_replaced,
+    load_run_data,
     prepare_out,
     run_job,
     target_spec,
@@ -51,11 +47,7 @@ def fit(
     if config.folds:
         source = source if source is not None else build_source(config.source)
         return kfold_run(config, fit, source=source, target=target, callbacks=callbacks)
-    check_out(config, (Path(config.out) / CHECKPOINT_NAME).exists())  # fail fast, no writes
-    data = target if target is not None else load_target(config.target)
-    splits = prepare_splits(
-        data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
-    )
+    data, splits = load_run_data(config, target)  # checks --out first; writes nothing
     source = source if source is not None else build_source(config.source)
     source = prepare_source(config, source)  # queried (counted) for zeroth-order optimizers
     model, program_info, mapping_info = build_model(

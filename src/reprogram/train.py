@@ -32,7 +32,8 @@ from .blackbox.protocol import EndpointError
 from .callbacks import Callback
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import FitResult, RunConfig
-from .data import PreparedSplits, Split, TargetData
+from .data import PreparedSplits, Split, TargetData, load_target
+from .data.splits import prepare_splits
 from .data.ucr_files import looks_like_path
 from .errors import ReprogramError
 from .evaluate import loss_and_accuracy, score
@@ -490,6 +491,19 @@ def check_out(config: RunConfig, started: bool) -> Path:
             f"{out} already holds {what}. Choose another --out, or pass --overwrite to replace it."
         )
     return out
+
+
+def load_run_data(
+    config: RunConfig, target: TargetData | None = None
+) -> tuple[TargetData, PreparedSplits]:
+    """Check ``--out`` (no writes), then load ``config.target`` (or use ``target``) and split
+    it as the run's settings say (shots, validation share, seed)."""
+    check_out(config, (Path(config.out) / CHECKPOINT_NAME).exists())
+    data = target if target is not None else load_target(config.target)
+    splits = prepare_splits(
+        data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
+    )
+    return data, splits
 
 
 def prepare_out(config: RunConfig) -> Path:

@@ -11,10 +11,8 @@ from torch import nn
 
 from ..artifact import BASELINE_FORMAT, load_state, register_loader, versions
 from ..callbacks import Callback
-from ..checkpoint import CHECKPOINT_NAME
 from ..config import BaselineConfig, FitResult
-from ..data import PreparedSplits, TargetData, load_target
-from ..data.splits import prepare_splits
+from ..data import PreparedSplits, TargetData
 from ..errors import ArtifactError, ReprogramError
 from ..model import check_source
 from ..registry import Registry
@@ -22,8 +20,8 @@ from ..selection import kfold_run
 from ..sources import Source, build_source
 from ..train import (
     Job,
-    check_out,
     discard_replaced,
+    load_run_data,
     prepare_out,
     run_job,
     target_spec,
@@ -147,11 +145,7 @@ def run_baseline(
             fixed_options=baseline.fix_penalty,
             callbacks=callbacks,
         )
-    check_out(config, (Path(config.out) / CHECKPOINT_NAME).exists())  # fail fast, no writes
-    data = target if target is not None else load_target(config.target)
-    splits = prepare_splits(
-        data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
-    )
+    data, splits = load_run_data(config, target)  # checks --out first; writes nothing
     if baseline.needs_source:
         source = source if source is not None else build_source(config.source)
     else:
