@@ -536,3 +536,121 @@ def test_cli_serve_a_baseline_artifact(tmp_path: Path, monkeypatch: pytest.Monke
     with torch.no_grad():
         expected = torch.softmax(model(queries), dim=-1)
         np.testing.assert_allclose(model_fn(queries).numpy(), expected.numpy(), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- the deadline
+class TrickleServer:
+    """A raw loopback HTTP server: ``/health`` answers at once; ``/predict`` trickles one byte
+    every ``interval`` seconds, of its status line and headers (``where="headers"``) or of its
+    body after complete headers (``where="body"``), and never finishes."""
+
+    def __init__(self, health: bytes, where: str, interval: float = 0.1) -> None:
+        self.health, self.where, self.interval = health, where, interval
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.predicts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            try:
+                while not self.stop.is_set():
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536) or self._closed()
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    length = int(
+                        next(
+                            (
+                                line.split(b":")[1]
+                                for line in head.split(b"\r\n")
+                                if line.lower().startswith(b"content-length")
+                            ),
+                            b"0",
+                        )
+                    )
+                    while len(data) < length:
+                        data += conn.recv(65536) or self._closed()
+                    data = data[length:]
+                    if head.startswith(b"GET /health"):
+                        conn.sendall(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\n\r\n%s" % (len(self.health), self.health)
+                        )
+                        continue
+                    self.predicts += 1
+                    if self.where == "body":
+                        conn.sendall(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: 100000\r\n\r\n"
+                        )
+                        stream = b'{"probabilities": ' + b" " * 100000
+                    else:
+                        stream = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 100000
+                    for byte in stream:
+                        if self.stop.wait(self.interval):
+                            return
+                        conn.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    @staticmethod
+    def _closed() -> bytes:
+        raise OSError("closed")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_trickling_server_is_given_up_within_the_deadline(
+    where: str, server: tuple[str, Any]
+) -> None:
+    """One byte every 0.1 s never trips the 5 s read timeout; the 1 s deadline cuts it off."""
+    health = httpx.get(server[0] + "/health", headers={"Authorization": f"Bearer {TOKEN}"})
+    trickle = TrickleServer(health.content, where)
+    try:
+        with HttpEndpoint(trickle.url, timeout=5.0, deadline=1.0, retries=1, backoff=0.01) as ep:
+            start = time.monotonic()
+            with pytest.raises(EndpointError) as info:
+                ep(pixels(1))
+            elapsed = time.monotonic() - start
+            assert ep.stats()["requests_sent"] == 2 and ep.stats()["retries"] == 1
+    finally:
+        trickle.close()
+    assert trickle.predicts == 2
+    assert elapsed < 2 * 1.0 + 2.0  # two attempts of at most 1 s each, plus slack
+    message = str(info.value)
+    assert "after 2 attempts" in message and "deadline of 1 s" in message
+    assert "#timeout=" in message and "deadline=" in message and "retries=" in message
+
+
+def test_http_source_options_follow_a_hash(server: tuple[str, Any], monkeypatch: Any) -> None:
+    monkeypatch.setenv("REPROGRAM_API_TOKEN", TOKEN)
+    source = build_source(server[0] + "#timeout=7,deadline=9.5,retries=2,max_batch=3")
+    ep = source.endpoint
+    try:
+        assert (ep.timeout, ep.deadline, ep.retries, ep.batch_per_request) == (7.0, 9.5, 2, 3)
+        assert ep.url == server[0] and source.name.endswith(
+            "#timeout=7,deadline=9.5,retries=2,max_batch=3"
+        )
+    finally:
+        ep.close()
+    with pytest.raises(ReprogramError, match=r"has no option tmeout.*timeout, deadline"):
+        build_source(server[0] + "#tmeout=7")
+    with pytest.raises(ReprogramError, match="malformed option"):
+        build_source(server[0] + "#timeout")
+    with pytest.raises(ReprogramError, match="not a valid float"):
+        build_source(server[0] + "#deadline=soon")

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import httpcore
 import httpx
 import numpy as np
 
@@ -52,6 +53,99 @@ from .wire import (
 
 T = TypeVar("T")
 WIRE_DTYPES = ("float32", "uint8")
+
+
+# --------------------------------------------------------------------------- the deadline
+# httpx's timeouts bound each connect, read and write, not a request: a server that trickles
+# one byte per read interval never times out. The network streams of the client's connection
+# pools are wrapped so that every socket operation is also bounded by the deadline of the
+# request under way in the calling thread (each attempt runs in one thread, synchronously).
+_DEADLINE = threading.local()
+_WRITE_CHUNK = 1 << 16  # a write is split so that a slow reader cannot stretch one send
+
+
+def _bounded(timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left of this thread's deadline; ``error`` once it passed."""
+    end = getattr(_DEADLINE, "end", None)
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise error("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every read and write ends by the calling thread's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        view = memoryview(buffer)
+        for i in range(0, len(view), _WRITE_CHUNK):
+            self._stream.write(view[i : i + _WRITE_CHUNK], _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, bounded))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """Opens :class:`_DeadlineStream` connections (and bounds the connect by the deadline)."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, bounded, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, bounded, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _install_deadlines(client: httpx.Client) -> bool:
+    """Wrap the network backend of every connection pool of ``client``; False if none found.
+
+    httpx has no public hook for its network backend: this reaches its transports' pools
+    (``HTTPTransport._pool._network_backend``, the same for proxy transports).
+    """
+    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+    found = False
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend):
+            if not isinstance(backend, _DeadlineBackend):
+                pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+            found = True
+    return found
 
 
 class _Retry(Exception):
@@ -87,6 +181,8 @@ class HttpEndpoint:
         token: bearer token; ``None`` reads ``$REPROGRAM_API_TOKEN`` (never pass it on a
             command line).
         timeout: seconds for each connect, read and write of a request.
+        deadline: seconds one attempt may take in all, from connecting to the last byte of the
+            answer (a server that trickles bytes is cut off; the attempt is retried).
         retries: further attempts per request after the first fails in a retryable way.
         max_batch: most inputs per request (default and upper bound: what the server accepts,
             by ``max_batch`` and ``max_body_bytes``).
@@ -115,6 +211,7 @@ class HttpEndpoint:
         token: str | None = None,
         *,
         timeout: float = 30.0,
+        deadline: float = 60.0,
         retries: int = 5,
         max_batch: int | None = None,
         concurrency: int = 4,
@@ -128,10 +225,12 @@ class HttpEndpoint:
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ReprogramError(f"an HTTP endpoint URL starts with http:// or https://: {url!r}.")
-        if retries < 0 or concurrency < 1 or timeout <= 0 or backoff < 0:
+        if not (
+            retries >= 0 and concurrency >= 1 and timeout > 0 and deadline > 0 and backoff >= 0
+        ):
             raise ReprogramError(
-                f"HttpEndpoint needs retries >= 0, concurrency >= 1, timeout > 0 and backoff >= "
-                f"0; got {retries}, {concurrency}, {timeout}, {backoff}."
+                f"HttpEndpoint needs retries >= 0, concurrency >= 1, timeout > 0, deadline > 0 "
+                f"and backoff >= 0; got {retries}, {concurrency}, {timeout}, {deadline}, {backoff}."
             )
         if max_batch is not None and max_batch < 1:
             raise ReprogramError(f"max_batch must be at least 1, got {max_batch}.")
@@ -139,7 +238,8 @@ class HttpEndpoint:
             raise ReprogramError(f"wire_dtype must be one of {WIRE_DTYPES}, got {wire_dtype!r}.")
         base = url.rstrip("/")
         self.url = base[: -len("/predict")] if base.endswith("/predict") else base
-        self.timeout, self.retries, self.concurrency = timeout, retries, concurrency
+        self.timeout, self.deadline = timeout, deadline
+        self.retries, self.concurrency = retries, concurrency
         self.backoff, self.max_backoff, self.max_retry_after = backoff, max_backoff, max_retry_after
         self.wire_dtype = wire_dtype
         self._sleep = sleep
@@ -156,6 +256,7 @@ class HttpEndpoint:
             transport=transport,
             trust_env=trust_env,
         )
+        _install_deadlines(self._client)
         self._pool: ThreadPoolExecutor | None = None
         try:
             health = self._with_retries(self._get_health)
@@ -244,7 +345,10 @@ class HttpEndpoint:
         raise EndpointError(
             f"{self.url} gave no valid answer after {self.retries + 1} attempts; the last "
             f"failure: {reason}. Check that the server is up and reachable, or raise the "
-            f"timeout ({self.timeout:g} s) or retries ({self.retries})."
+            f"timeout ({self.timeout:g} s per read), deadline ({self.deadline:g} s per request) "
+            f"or retries ({self.retries}): as source options, "
+            f"{self.url}#timeout={max(2 * self.timeout, 60):g},deadline="
+            f"{max(2 * self.deadline, 120):g},retries={self.retries + 3}."
         )
 
     def _backoff_delay(self, attempt: int) -> float:
@@ -252,7 +356,10 @@ class HttpEndpoint:
         return min(self.max_backoff, self.backoff * 2.0**attempt) * (0.5 + 0.5 * self._rng.random())
 
     def _send(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
-        """One HTTP attempt; retryable failures become :class:`_Retry`, others EndpointError."""
+        """One HTTP attempt, bounded by the deadline; retryable failures become :class:`_Retry`,
+        others EndpointError."""
+        end = time.monotonic() + self.deadline
+        _DEADLINE.end = end
         try:
             response = self._client.request(
                 method,
@@ -261,11 +368,18 @@ class HttpEndpoint:
                 headers={"Content-Type": "application/json"} if body is not None else None,
             )
         except httpx.TimeoutException as exc:
+            if time.monotonic() >= end:
+                raise _Retry(
+                    f"{method} {path} did not finish within its deadline of {self.deadline:g} s "
+                    f"(the server answers too slowly or trickles its answer)"
+                ) from None
             raise _Retry(f"{method} {path} timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise _Retry(
                 f"{method} {path}: connection failed ({type(exc).__name__}: {exc})"
             ) from None
+        finally:
+            _DEADLINE.end = None
         status = response.status_code
         if status == 200:
             return response
