@@ -200,6 +200,11 @@ class HttpEndpoint:
     may have charged), ``queries_answered`` (inputs with a valid answer), and
     ``server_queries_served`` (the server's own count in its latest answer).
 
+    ``meter`` (set by :class:`~reprogram.blackbox.source.BlackBoxSource` to its ledger): when
+    set, ``meter.record_sent(n, retry)`` is called before every ``/predict`` attempt (it may
+    raise to stop the attempt from being sent: a budget) and ``meter.record_answered(n)``
+    after every valid answer.
+
     Raises:
         EndpointError: ``/health`` gave no valid answer after the retries, or the server's
             limits leave no room for one input.
@@ -247,6 +252,7 @@ class HttpEndpoint:
         self._lock = threading.Lock()
         self.requests_sent = self.retries_made = self.queries_sent = self.queries_answered = 0
         self.server_queries_served: int | None = None
+        self.meter: Any = None
         token = resolve_token(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(
@@ -410,8 +416,13 @@ class HttpEndpoint:
     def _predict(self, chunk: np.ndarray) -> np.ndarray:
         """Probabilities ``[b, K]`` for one request's worth of inputs ``chunk`` ``[b, ...]``."""
         body = request_body(chunk)
+        attempts = 0
 
         def attempt() -> np.ndarray:
+            nonlocal attempts
+            if self.meter is not None:  # counted (and the budget checked) before it is sent
+                self.meter.record_sent(len(chunk), retry=attempts > 0)
+            attempts += 1
             with self._lock:
                 self.requests_sent += 1
                 self.queries_sent += len(chunk)
@@ -424,6 +435,8 @@ class HttpEndpoint:
                 self.queries_answered += len(chunk)
                 if served is not None:
                     self.server_queries_served = max(served, self.server_queries_served or 0)
+            if self.meter is not None:
+                self.meter.record_answered(len(chunk))
             return probs
 
         return self._with_retries(attempt)

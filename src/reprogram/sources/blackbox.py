@@ -56,6 +56,9 @@ class HttpOptions:
         default=5, metadata={"help": "further attempts after a request fails in a retryable way"}
     )
     concurrency: int = field(default=4, metadata={"help": "requests in flight at once"})
+    backoff: float = field(
+        default=0.5, metadata={"help": "first retry delay in seconds (doubles per attempt)"}
+    )
     max_batch: int | None = field(
         default=None, metadata={"help": "most inputs per request (default: what the server takes)"}
     )
