@@ -48,6 +48,15 @@ def toy_model(pixels: torch.Tensor) -> torch.Tensor:
     return torch.softmax((feats - 0.2) @ weight.T * 4, -1)
 
 
+def batch_of(scope: dict[str, Any], body: bytes) -> int:
+    """The number of inputs in a ``/predict`` body, JSON or binary (safetensors)."""
+    from safetensors.numpy import load
+
+    if (b"content-type", b"application/octet-stream") in scope["headers"]:
+        return len(load(body)["pixels"])
+    return int(json.loads(body)["shape"][0])
+
+
 class Charging:
     """ASGI middleware: charges every ``/predict`` request it receives, then request ``i``
     fails as ``FAULTS[(i // every) % 4]`` when ``i % every == every - 1`` (else is answered)."""
@@ -67,7 +76,7 @@ class Charging:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        b = json.loads(body)["shape"][0]
+        b = batch_of(scope, body)
         with self._lock:
             i = self.requests
             self.requests += 1

@@ -43,16 +43,22 @@ import numpy as np
 from ..errors import ReprogramError
 from .protocol import EndpointError, EndpointInfo
 from .wire import (
+    BINARY_TYPE,
+    JSON_TYPE,
+    SERVED_HEADER,
     TOKEN_ENV,
+    binary_body,
     check_pixels,
     max_inputs_per_body,
     parse_answer,
+    parse_binary_answer,
     request_body,
     resolve_token,
 )
 
 T = TypeVar("T")
 WIRE_DTYPES = ("float32", "uint8")
+WIRES = ("auto", "binary", "json")
 
 
 # --------------------------------------------------------------------------- the deadline
@@ -191,6 +197,8 @@ class HttpEndpoint:
         max_backoff: cap on one backoff delay.
         max_retry_after: cap on how long a 429's ``Retry-After`` is honoured.
         wire_dtype: ``"float32"`` (exact) or ``"uint8"`` (4× smaller; pixels rounded to 1/255).
+        wire: body encoding: ``"auto"`` (safetensors bytes when ``/health`` lists
+            ``"safetensors"`` in ``encodings``, else JSON), ``"binary"`` or ``"json"``.
         sleep: how to wait (tests pass a recorder).
         transport: an ``httpx`` transport (tests); default: real network.
         trust_env: let ``httpx`` read proxy settings from the environment.
@@ -224,6 +232,7 @@ class HttpEndpoint:
         max_backoff: float = 30.0,
         max_retry_after: float = 120.0,
         wire_dtype: str = "float32",
+        wire: str = "auto",
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
         trust_env: bool = True,
@@ -241,6 +250,8 @@ class HttpEndpoint:
             raise ReprogramError(f"max_batch must be at least 1, got {max_batch}.")
         if wire_dtype not in WIRE_DTYPES:
             raise ReprogramError(f"wire_dtype must be one of {WIRE_DTYPES}, got {wire_dtype!r}.")
+        if wire not in WIRES:
+            raise ReprogramError(f"wire must be one of {WIRES}, got {wire!r}.")
         base = url.rstrip("/")
         self.url = base[: -len("/predict")] if base.endswith("/predict") else base
         self.timeout, self.deadline = timeout, deadline
@@ -266,12 +277,20 @@ class HttpEndpoint:
         self._pool: ThreadPoolExecutor | None = None
         try:
             health = self._with_retries(self._get_health)
-            self.info, server_batch, max_body = health
+            self.info, server_batch, max_body, encodings = health
         except BaseException:
             self._client.close()
             raise
+        if wire == "binary" and "safetensors" not in encodings:
+            self._client.close()
+            raise EndpointError(
+                f"{self.url} does not offer binary bodies (its /health lists encodings "
+                f"{sorted(encodings)}): use wire=json or wire=auto."
+            )
+        #: whether requests and answers travel as safetensors bytes (else base64 JSON)
+        self.binary = wire != "json" and "safetensors" in encodings
         itemsize = 1 if wire_dtype == "uint8" else 4
-        fits = max_inputs_per_body(max_body, self.info.input_shape, itemsize)
+        fits = max_inputs_per_body(max_body, self.info.input_shape, itemsize, self.binary)
         self.batch_per_request = min(server_batch, fits, max_batch or server_batch)
         if self.batch_per_request < 1:
             self._client.close()
@@ -361,7 +380,9 @@ class HttpEndpoint:
         """``backoff · 2^attempt`` capped at ``max_backoff``, times a jitter in ``[0.5, 1]``."""
         return min(self.max_backoff, self.backoff * 2.0**attempt) * (0.5 + 0.5 * self._rng.random())
 
-    def _send(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, body: bytes | None = None, binary: bool = False
+    ) -> httpx.Response:
         """One HTTP attempt, bounded by the deadline; retryable failures become :class:`_Retry`,
         others EndpointError."""
         end = time.monotonic() + self.deadline
@@ -371,7 +392,13 @@ class HttpEndpoint:
                 method,
                 self.url + path,
                 content=body,
-                headers={"Content-Type": "application/json"} if body is not None else None,
+                headers=(
+                    None
+                    if body is None
+                    else {"Content-Type": BINARY_TYPE, "Accept": BINARY_TYPE}
+                    if binary
+                    else {"Content-Type": JSON_TYPE, "Accept": JSON_TYPE}
+                ),
             )
         except httpx.TimeoutException as exc:
             if time.monotonic() >= end:
@@ -406,7 +433,7 @@ class HttpEndpoint:
         }.get(status, "The request was refused")
         raise EndpointError(f"{self.url}{path} answered HTTP {status}: {detail}. {hint}.")
 
-    def _get_health(self) -> tuple[EndpointInfo, int, int]:
+    def _get_health(self) -> tuple[EndpointInfo, int, int, set[str]]:
         response = self._send("GET", "/health")
         try:
             return _parse_health(response.content)
@@ -415,7 +442,8 @@ class HttpEndpoint:
 
     def _predict(self, chunk: np.ndarray) -> np.ndarray:
         """Probabilities ``[b, K]`` for one request's worth of inputs ``chunk`` ``[b, ...]``."""
-        body = request_body(chunk)
+        binary = self.binary
+        body = binary_body({"pixels": chunk}) if binary else request_body(chunk)
         attempts = 0
 
         def attempt() -> np.ndarray:
@@ -426,9 +454,14 @@ class HttpEndpoint:
             with self._lock:
                 self.requests_sent += 1
                 self.queries_sent += len(chunk)
-            response = self._send("POST", "/predict", body)
+            response = self._send("POST", "/predict", body, binary)
             try:
-                probs, served = parse_answer(response.content, len(chunk), self.info)
+                if response.headers.get("content-type", "").startswith(BINARY_TYPE):
+                    probs = parse_binary_answer(response.content, len(chunk), self.info)
+                    header = response.headers.get(SERVED_HEADER, "")
+                    served = int(header) if header.isdigit() else None
+                else:
+                    probs, served = parse_answer(response.content, len(chunk), self.info)
             except ValueError as exc:
                 raise _Retry(f"invalid /predict answer ({exc})") from None
             with self._lock:
@@ -454,8 +487,9 @@ def _detail(response: httpx.Response) -> str:
     return text[:200] if text else "no message"
 
 
-def _parse_health(content: bytes) -> tuple[EndpointInfo, int, int]:
-    """``(info, max_batch, max_body_bytes)`` from a ``/health`` body (``ValueError`` if bad)."""
+def _parse_health(content: bytes) -> tuple[EndpointInfo, int, int, set[str]]:
+    """``(info, max_batch, max_body_bytes, encodings)`` from a ``/health`` body (``ValueError``
+    if bad); ``encodings`` is ``{"json"}`` when the server does not list any."""
     try:
         h: Any = json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -491,7 +525,9 @@ def _parse_health(content: bytes) -> tuple[EndpointInfo, int, int]:
         top_k=top_k,
         fingerprint=str(h.get("fingerprint") or ""),
     )
-    return info, max_batch, max_body
+    listed = h.get("encodings")
+    encodings = {"json"} | ({str(v) for v in listed} if isinstance(listed, list) else set())
+    return info, max_batch, max_body, encodings
 
 
 __all__ = ["HttpEndpoint", "retry_after_seconds"]

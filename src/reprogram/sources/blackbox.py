@@ -56,6 +56,13 @@ class HttpOptions:
         default=5, metadata={"help": "further attempts after a request fails in a retryable way"}
     )
     concurrency: int = field(default=4, metadata={"help": "requests in flight at once"})
+    wire: str = field(
+        default="auto",
+        metadata={
+            "help": "body encoding: auto (safetensors bytes when the server offers them, else "
+            "JSON), binary or json"
+        },
+    )
     backoff: float = field(
         default=0.5, metadata={"help": "first retry delay in seconds (doubles per attempt)"}
     )
