@@ -1,10 +1,11 @@
 """A black-box source behind an HTTP API: :class:`HttpEndpoint` (client of ``reprogram serve``).
 
-Wire format (JSON over HTTP; arrays as base64 of their raw little-endian C-order bytes):
+Wire format (JSON over HTTP, arrays as base64 of their raw little-endian C-order bytes; or
+binary: safetensors bytes, see :mod:`reprogram.blackbox.wire` and docs/guides/blackbox-api.md):
 
 ``GET {url}/health`` →
 ``{"name", "input_shape": [C, H, W], "num_classes": K, "label_names": [...], "top_k": k,
-"fingerprint", "max_batch", "max_body_bytes", "queries_served"}``
+"fingerprint", "max_batch", "max_body_bytes", "dtypes", "encodings", "queries_served"}``
 
 ``POST {url}/predict`` with
 ``{"shape": [B, C, H, W], "dtype": "float32" | "uint8", "data": "<base64>"}`` (float32 values in
@@ -19,7 +20,8 @@ Both need ``Authorization: Bearer <token>`` when the server has a token. Errors 
 
 The client splits a batch into requests of at most ``max_batch`` inputs (and no more than the
 server's ``max_batch`` and ``max_body_bytes`` allow), sends them over ``concurrency`` pooled
-connections, keeps their order, retries connection errors, timeouts, 5xx, 429 and invalid
+connections, keeps their order, bounds each attempt by ``timeout`` per read/write and by a total
+``deadline``, retries connection errors, timeouts, 5xx, 429 and invalid
 answers with exponential backoff and jitter (429 waits ``Retry-After``), and never retries
 other 4xx. Every answer is checked (JSON, shape ``[b, K]``, finite, non-negative, rows summing
 to one within ``1e-3``; top-k answers are made dense with :func:`dense_from_topk`).
