@@ -60,6 +60,15 @@ def server(tiny: tuple[Any, Any]) -> Iterator[tuple[str, Any]]:
         yield url, app
 
 
+def batch_of(scope: dict[str, Any], body: bytes) -> int:
+    """The number of inputs in a ``/predict`` body, JSON or binary (safetensors)."""
+    from safetensors.numpy import load
+
+    if (b"content-type", b"application/octet-stream") in scope["headers"]:
+        return len(load(body)["pixels"])
+    return int(json.loads(body)["shape"][0])
+
+
 # --------------------------------------------------------------------------- fault injection
 class Faults:
     """ASGI middleware: ``/predict`` request number ``i`` misbehaves as ``plan[i]`` says.
@@ -94,7 +103,7 @@ class Faults:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        b = json.loads(body)["shape"][0]
+        b = batch_of(scope, body)
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)
             await self.app(scope, _replay(body), send)
@@ -234,7 +243,7 @@ def test_requests_are_sized_to_the_servers_body_limit(tiny: tuple[Any, Any]) -> 
     per_input = 4 * np.prod(SHAPE)
     app = create_app(*tiny, max_body_bytes=int(2.5 * per_input * 4 / 3) + 512)
     x = pixels(5)
-    with running_server(app) as url, HttpEndpoint(url, **FAST) as ep:
+    with running_server(app) as url, HttpEndpoint(url, wire="json", **FAST) as ep:
         assert ep.batch_per_request == 2
         np.testing.assert_allclose(ep(x), reference(tiny, x), atol=1e-6)
         assert ep.stats()["requests_sent"] == 3
@@ -536,3 +545,209 @@ def test_cli_serve_a_baseline_artifact(tmp_path: Path, monkeypatch: pytest.Monke
     with torch.no_grad():
         expected = torch.softmax(model(queries), dim=-1)
         np.testing.assert_allclose(model_fn(queries).numpy(), expected.numpy(), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- the deadline
+class TrickleServer:
+    """A raw loopback HTTP server: ``/health`` answers at once; ``/predict`` trickles one byte
+    every ``interval`` seconds, of its status line and headers (``where="headers"``) or of its
+    body after complete headers (``where="body"``), and never finishes."""
+
+    def __init__(self, health: bytes, where: str, interval: float = 0.1) -> None:
+        self.health, self.where, self.interval = health, where, interval
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.predicts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            try:
+                while not self.stop.is_set():
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536) or self._closed()
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    length = int(
+                        next(
+                            (
+                                line.split(b":")[1]
+                                for line in head.split(b"\r\n")
+                                if line.lower().startswith(b"content-length")
+                            ),
+                            b"0",
+                        )
+                    )
+                    while len(data) < length:
+                        data += conn.recv(65536) or self._closed()
+                    data = data[length:]
+                    if head.startswith(b"GET /health"):
+                        conn.sendall(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\n\r\n%s" % (len(self.health), self.health)
+                        )
+                        continue
+                    self.predicts += 1
+                    if self.where == "body":
+                        conn.sendall(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: 100000\r\n\r\n"
+                        )
+                        stream = b'{"probabilities": ' + b" " * 100000
+                    else:
+                        stream = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 100000
+                    for byte in stream:
+                        if self.stop.wait(self.interval):
+                            return
+                        conn.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    @staticmethod
+    def _closed() -> bytes:
+        raise OSError("closed")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_trickling_server_is_given_up_within_the_deadline(
+    where: str, server: tuple[str, Any]
+) -> None:
+    """One byte every 0.1 s never trips the 5 s read timeout; the 1 s deadline cuts it off."""
+    health = httpx.get(server[0] + "/health", headers={"Authorization": f"Bearer {TOKEN}"})
+    trickle = TrickleServer(health.content, where)
+    try:
+        with HttpEndpoint(trickle.url, timeout=5.0, deadline=1.0, retries=1, backoff=0.01) as ep:
+            start = time.monotonic()
+            with pytest.raises(EndpointError) as info:
+                ep(pixels(1))
+            elapsed = time.monotonic() - start
+            assert ep.stats()["requests_sent"] == 2 and ep.stats()["retries"] == 1
+    finally:
+        trickle.close()
+    assert trickle.predicts == 2
+    assert elapsed < 2 * 1.0 + 2.0  # two attempts of at most 1 s each, plus slack
+    message = str(info.value)
+    assert "after 2 attempts" in message and "deadline of 1 s" in message
+    assert "#timeout=" in message and "deadline=" in message and "retries=" in message
+
+
+def test_http_source_options_follow_a_hash(server: tuple[str, Any], monkeypatch: Any) -> None:
+    monkeypatch.setenv("REPROGRAM_API_TOKEN", TOKEN)
+    source = build_source(server[0] + "#timeout=7,deadline=9.5,retries=2,max_batch=3")
+    ep = source.endpoint
+    try:
+        assert (ep.timeout, ep.deadline, ep.retries, ep.batch_per_request) == (7.0, 9.5, 2, 3)
+        assert ep.url == server[0] and source.name.endswith(
+            "#timeout=7,deadline=9.5,retries=2,max_batch=3"
+        )
+    finally:
+        ep.close()
+    with pytest.raises(ReprogramError, match=r"has no option tmeout.*timeout, deadline"):
+        build_source(server[0] + "#tmeout=7")
+    with pytest.raises(ReprogramError, match="malformed option"):
+        build_source(server[0] + "#timeout")
+    with pytest.raises(ReprogramError, match="not a valid float"):
+        build_source(server[0] + "#deadline=soon")
+
+
+# --------------------------------------------------------------------------- binary bodies
+def test_binary_is_used_when_offered_and_answers_equal_json(
+    server: tuple[str, Any], tiny: tuple[Any, Any]
+) -> None:
+    x = pixels(7)
+    with HttpEndpoint(server[0], TOKEN, max_batch=3, **FAST) as auto:
+        assert auto.binary  # /health lists "safetensors": the default (auto) takes it
+        got = auto(x)
+        assert auto.stats()["server_queries_served"] is not None  # X-Queries-Served
+    with HttpEndpoint(server[0], TOKEN, max_batch=3, wire="json", **FAST) as plain:
+        assert not plain.binary
+        np.testing.assert_array_equal(plain(x), got)
+    np.testing.assert_allclose(got, reference(tiny, x), atol=1e-6)
+    with HttpEndpoint(server[0], TOKEN, wire="binary", wire_dtype="uint8", **FAST) as small:
+        quantised = (np.rint(x * 255) / 255).astype(np.float32)
+        np.testing.assert_allclose(small(x), reference(tiny, quantised), atol=1e-5)
+
+
+def test_binary_top_k_answers_become_dense(tiny: tuple[Any, Any]) -> None:
+    app = create_app(*tiny, top_k=4)
+    x = pixels(5)
+    with running_server(app) as url:
+        with HttpEndpoint(url, wire="binary", **FAST) as ep, HttpEndpoint(url, wire="json") as js:
+            np.testing.assert_allclose(ep(x), js(x), atol=1e-6)
+
+
+def test_binary_requests_are_checked_and_answered_as_asked(server: tuple[str, Any]) -> None:
+    from safetensors.numpy import load, save
+
+    url, app = server
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    binary = {**auth, "Content-Type": "application/octet-stream"}
+    body = save({"pixels": pixels(2)})
+    r = httpx.post(url + "/predict", content=body, headers=binary)  # no Accept: JSON answer
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    r = httpx.post(
+        url + "/predict", content=body, headers={**binary, "Accept": "application/octet-stream"}
+    )
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert load(r.content)["probabilities"].shape == (2, K)
+    assert int(r.headers["x-queries-served"]) == app.state.queries.value
+    before = app.state.queries.value
+    bad = {
+        "not safetensors": b"\x00" * 64,
+        "truncated": body[: len(body) // 2],
+        "other name": save({"x": pixels(1)}),
+        "two tensors": save({"pixels": pixels(1), "more": pixels(1)}),
+        "float64": save({"pixels": pixels(1).astype(np.float64)}),
+        "wrong shape": save({"pixels": np.zeros((1, 3, 8, 8), np.float32)}),
+        "nan": save({"pixels": np.full((1, *SHAPE), np.nan, np.float32)}),
+    }
+    for case, content in bad.items():
+        r = httpx.post(url + "/predict", content=content, headers=binary)
+        assert r.status_code == 422, (case, r.text)
+    assert app.state.queries.value == before
+
+
+def test_a_server_without_binary_gets_json(tiny: tuple[Any, Any]) -> None:
+    """A server whose /health lists no encodings (an older one) is spoken to in JSON."""
+
+    app = create_app(*tiny)
+
+    async def older(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/health":
+            if (b"content-type", b"application/octet-stream") in scope["headers"]:
+                await _send(send, 422, b'{"detail": "JSON only"}')
+                return
+            await app(scope, receive, send)
+            return
+        health = app.state.info
+        payload = {
+            "name": health.name,
+            "input_shape": list(SHAPE),
+            "num_classes": K,
+            "top_k": 0,
+            "max_batch": 8,
+            "max_body_bytes": 10**7,
+        }
+        await _send(send, 200, json.dumps(payload).encode())
+
+    with running_server(older) as url:
+        with HttpEndpoint(url, **FAST) as ep:
+            assert not ep.binary
+            np.testing.assert_allclose(ep(pixels(3)), reference(tiny, pixels(3)), atol=1e-6)
+        with pytest.raises(EndpointError, match="does not offer binary"):
+            HttpEndpoint(url, wire="binary", **FAST)

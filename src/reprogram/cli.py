@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -674,8 +675,31 @@ def _log_to_stderr(command: str) -> Iterator[None]:
         log.setLevel(level)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[int]]:
+    """SIGTERM raises KeyboardInterrupt (a clean stop, as Ctrl-C) while the block runs; yields a
+    list that gets the signal number when it came. The previous handler is restored after.
+    Outside the main thread (where handlers cannot be set) nothing changes."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield received
+        return
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (2 for user errors, 1 for unexpected ones)."""
+    """Entry point; returns the exit status (2 for user errors, 1 for unexpected ones, 130 after
+    Ctrl-C and 143 after SIGTERM, both of which stop cleanly)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "recipe", None):
@@ -688,8 +712,9 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime import tune_allocator
 
     tune_allocator()  # large blocks reused, not re-mapped every step (see runtime.py)
+    terminated: list[int] = []
     try:
-        with _log_to_stderr(args.command):
+        with _sigterm_as_interrupt() as terminated, _log_to_stderr(args.command):
             return int(args.func(args))
     except ReprogramError as exc:
         print(f"reprogram {args.command}: error: {exc}", file=sys.stderr)
@@ -701,8 +726,9 @@ def main(argv: list[str] | None = None) -> int:
             if out
             else ""
         )
-        print(f"reprogram {args.command}: interrupted.{where}", file=sys.stderr)
-        return 130
+        what = "terminated (SIGTERM)" if terminated else "interrupted"
+        print(f"reprogram {args.command}: {what}.{where}", file=sys.stderr)
+        return 143 if terminated else 130
     except BrokenPipeError:  # `reprogram list ... | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 141  # what a shell reports for a writer stopped by SIGPIPE

@@ -15,8 +15,15 @@ that does nothing). With ``--query-budget N``:
   artifact is written with ``stopped: "query budget"``, and the checkpoint is kept (with the
   final count) so ``--resume`` with a larger budget continues.
 
-The source's ledger still refuses any request that would break the budget before sending it,
-so even a callback that queries on its own can never go one query over.
+The source's ledger still refuses any request (or retry) that would break the budget before
+sending it, so even a callback that queries on its own can never go one query over. A retry
+refused by the budget stops the run like a failing endpoint (counts saved, resume hint).
+
+Queries are counted when SENT (retries included: a server may charge for a request it fails to
+answer), and ``metrics.json`` reports ``queries`` (sent), ``queries_answered`` and
+``queries_retried``. The ledger appends every request to ``queries.jsonl`` in ``--out`` before
+sending it; ``--resume`` takes the counts from that journal, so queries sent after the last
+checkpoint (a partial epoch before a kill) are not lost.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from ..config import RunConfig
 from ..errors import ReprogramError
 from ..optim import is_zeroth_order
 from ..sources.base import Source
-from .source import BlackBoxSource, is_blackbox, query_source
+from .source import JOURNAL_NAME, BlackBoxSource, QueryBudgetExceeded, is_blackbox, query_source
 
 STOPPED_BY_BUDGET = "query budget"
 
@@ -98,6 +105,9 @@ class QueryTracker(NullTracker):
         self.test_size = len(trainer.splits.test)
         self.ledger.reserved = self.test_size if self.budget is not None else 0
         self._epoch_start = 0
+        self.journal = Path(trainer.out) / JOURNAL_NAME
+        if not trainer.config.resume:  # a resumed run reads it back first (load_state_dict)
+            self.ledger.open_journal(self.journal, fresh=True)
 
     @classmethod
     def attach(cls, trainer: Any, stepper: Any, source: Any) -> NullTracker:
@@ -184,8 +194,11 @@ class QueryTracker(NullTracker):
 
     def summary(self, stopped: str | None) -> dict[str, Any]:
         """What metrics.json records about the queries."""
+        self.ledger.close_journal()  # the run sends nothing more
         out: dict[str, Any] = {
             "queries": self.ledger.queries,
+            "queries_answered": self.ledger.answered,
+            "queries_retried": self.ledger.retried,
             "queries_by_phase": dict(self.ledger.by_phase),
             "cache_hits": self.ledger.cache_hits,
             "query_budget": self.budget,
@@ -206,6 +219,9 @@ class QueryTracker(NullTracker):
                 "black-box run. Start a new --out."
             )
         self.source.load_query_state_dict(state)
+        # the journal also holds what was sent after the checkpoint (a kill mid-epoch)
+        self.ledger.load_journal(self.journal)
+        self.ledger.open_journal(self.journal, fresh=False)
 
     def update_checkpoint(self, path: Path) -> None:
         """Write the current counts (and cache) into the checkpoint at ``path``, if any.
@@ -224,17 +240,19 @@ class QueryTracker(NullTracker):
         path = Path(out) / CHECKPOINT_NAME
         self.update_checkpoint(path)
         spent = self.ledger.queries
+        when = (
+            "with a larger --query-budget"
+            if isinstance(exc, QueryBudgetExceeded)
+            else "when the endpoint answers again"
+        )
         if path.exists():
             where = (
                 f"Training stopped; the last finished epoch is checkpointed in {out} (with the "
-                f"{spent} queries spent so far). Rerun the same command with --resume to "
-                f"continue when the endpoint answers again."
+                f"{spent} queries sent so far). Rerun the same command with --resume to "
+                f"continue {when}."
             )
         else:
-            where = (
-                f"No epoch finished ({spent} queries spent); rerun the same command when the "
-                f"endpoint answers again."
-            )
+            where = f"No epoch finished ({spent} queries sent); rerun the same command {when}."
         return ReprogramError(f"{exc} {where}")
 
 

@@ -55,7 +55,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.dir is not None:
         model_fn, info = artifact_model(args.dir)
     else:
-
         model_fn, info = source_model(build_source(args.source))
     if args.top_k > info.num_classes:
         raise ReprogramError(

@@ -1,10 +1,11 @@
 """A black-box source behind an HTTP API: :class:`HttpEndpoint` (client of ``reprogram serve``).
 
-Wire format (JSON over HTTP; arrays as base64 of their raw little-endian C-order bytes):
+Wire format (JSON over HTTP, arrays as base64 of their raw little-endian C-order bytes; or
+binary: safetensors bytes, see :mod:`reprogram.blackbox.wire` and docs/guides/blackbox-api.md):
 
 ``GET {url}/health`` →
 ``{"name", "input_shape": [C, H, W], "num_classes": K, "label_names": [...], "top_k": k,
-"fingerprint", "max_batch", "max_body_bytes", "queries_served"}``
+"fingerprint", "max_batch", "max_body_bytes", "dtypes", "encodings", "queries_served"}``
 
 ``POST {url}/predict`` with
 ``{"shape": [B, C, H, W], "dtype": "float32" | "uint8", "data": "<base64>"}`` (float32 values in
@@ -19,7 +20,8 @@ Both need ``Authorization: Bearer <token>`` when the server has a token. Errors 
 
 The client splits a batch into requests of at most ``max_batch`` inputs (and no more than the
 server's ``max_batch`` and ``max_body_bytes`` allow), sends them over ``concurrency`` pooled
-connections, keeps their order, retries connection errors, timeouts, 5xx, 429 and invalid
+connections, keeps their order, bounds each attempt by ``timeout`` per read/write and by a total
+``deadline``, retries connection errors, timeouts, 5xx, 429 and invalid
 answers with exponential backoff and jitter (429 waits ``Retry-After``), and never retries
 other 4xx. Every answer is checked (JSON, shape ``[b, K]``, finite, non-negative, rows summing
 to one within ``1e-3``; top-k answers are made dense with :func:`dense_from_topk`).
@@ -36,22 +38,122 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import httpcore
 import httpx
 import numpy as np
 
 from ..errors import ReprogramError
 from .protocol import EndpointError, EndpointInfo
 from .wire import (
+    BINARY_TYPE,
+    JSON_TYPE,
+    SERVED_HEADER,
     TOKEN_ENV,
+    binary_body,
     check_pixels,
     max_inputs_per_body,
     parse_answer,
+    parse_binary_answer,
     request_body,
     resolve_token,
 )
 
 T = TypeVar("T")
 WIRE_DTYPES = ("float32", "uint8")
+WIRES = ("auto", "binary", "json")
+
+
+# --------------------------------------------------------------------------- the deadline
+# httpx's timeouts bound each connect, read and write, not a request: a server that trickles
+# one byte per read interval never times out. The network streams of the client's connection
+# pools are wrapped so that every socket operation is also bounded by the deadline of the
+# request under way in the calling thread (each attempt runs in one thread, synchronously).
+_DEADLINE = threading.local()
+_WRITE_CHUNK = 1 << 16  # a write is split so that a slow reader cannot stretch one send
+
+
+def _bounded(timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left of this thread's deadline; ``error`` once it passed."""
+    end = getattr(_DEADLINE, "end", None)
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise error("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every read and write ends by the calling thread's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        view = memoryview(buffer)
+        for i in range(0, len(view), _WRITE_CHUNK):
+            self._stream.write(view[i : i + _WRITE_CHUNK], _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, bounded))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """Opens :class:`_DeadlineStream` connections (and bounds the connect by the deadline)."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, bounded, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, bounded, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _install_deadlines(client: httpx.Client) -> bool:
+    """Wrap the network backend of every connection pool of ``client``; False if none found.
+
+    httpx has no public hook for its network backend: this reaches its transports' pools
+    (``HTTPTransport._pool._network_backend``, the same for proxy transports).
+    """
+    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+    found = False
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend):
+            if not isinstance(backend, _DeadlineBackend):
+                pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+            found = True
+    return found
 
 
 class _Retry(Exception):
@@ -87,6 +189,8 @@ class HttpEndpoint:
         token: bearer token; ``None`` reads ``$REPROGRAM_API_TOKEN`` (never pass it on a
             command line).
         timeout: seconds for each connect, read and write of a request.
+        deadline: seconds one attempt may take in all, from connecting to the last byte of the
+            answer (a server that trickles bytes is cut off; the attempt is retried).
         retries: further attempts per request after the first fails in a retryable way.
         max_batch: most inputs per request (default and upper bound: what the server accepts,
             by ``max_batch`` and ``max_body_bytes``).
@@ -95,6 +199,8 @@ class HttpEndpoint:
         max_backoff: cap on one backoff delay.
         max_retry_after: cap on how long a 429's ``Retry-After`` is honoured.
         wire_dtype: ``"float32"`` (exact) or ``"uint8"`` (4× smaller; pixels rounded to 1/255).
+        wire: body encoding: ``"auto"`` (safetensors bytes when ``/health`` lists
+            ``"safetensors"`` in ``encodings``, else JSON), ``"binary"`` or ``"json"``.
         sleep: how to wait (tests pass a recorder).
         transport: an ``httpx`` transport (tests); default: real network.
         trust_env: let ``httpx`` read proxy settings from the environment.
@@ -103,6 +209,11 @@ class HttpEndpoint:
     ``/predict``), ``retries``, ``queries_sent`` (inputs in every attempt: what the server
     may have charged), ``queries_answered`` (inputs with a valid answer), and
     ``server_queries_served`` (the server's own count in its latest answer).
+
+    ``meter`` (set by :class:`~reprogram.blackbox.source.BlackBoxSource` to its ledger): when
+    set, ``meter.record_sent(n, retry)`` is called before every ``/predict`` attempt (it may
+    raise to stop the attempt from being sent: a budget) and ``meter.record_answered(n)``
+    after every valid answer.
 
     Raises:
         EndpointError: ``/health`` gave no valid answer after the retries, or the server's
@@ -115,6 +226,7 @@ class HttpEndpoint:
         token: str | None = None,
         *,
         timeout: float = 30.0,
+        deadline: float = 60.0,
         retries: int = 5,
         max_batch: int | None = None,
         concurrency: int = 4,
@@ -122,24 +234,30 @@ class HttpEndpoint:
         max_backoff: float = 30.0,
         max_retry_after: float = 120.0,
         wire_dtype: str = "float32",
+        wire: str = "auto",
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
         trust_env: bool = True,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ReprogramError(f"an HTTP endpoint URL starts with http:// or https://: {url!r}.")
-        if retries < 0 or concurrency < 1 or timeout <= 0 or backoff < 0:
+        if not (
+            retries >= 0 and concurrency >= 1 and timeout > 0 and deadline > 0 and backoff >= 0
+        ):
             raise ReprogramError(
-                f"HttpEndpoint needs retries >= 0, concurrency >= 1, timeout > 0 and backoff >= "
-                f"0; got {retries}, {concurrency}, {timeout}, {backoff}."
+                f"HttpEndpoint needs retries >= 0, concurrency >= 1, timeout > 0, deadline > 0 "
+                f"and backoff >= 0; got {retries}, {concurrency}, {timeout}, {deadline}, {backoff}."
             )
         if max_batch is not None and max_batch < 1:
             raise ReprogramError(f"max_batch must be at least 1, got {max_batch}.")
         if wire_dtype not in WIRE_DTYPES:
             raise ReprogramError(f"wire_dtype must be one of {WIRE_DTYPES}, got {wire_dtype!r}.")
+        if wire not in WIRES:
+            raise ReprogramError(f"wire must be one of {WIRES}, got {wire!r}.")
         base = url.rstrip("/")
         self.url = base[: -len("/predict")] if base.endswith("/predict") else base
-        self.timeout, self.retries, self.concurrency = timeout, retries, concurrency
+        self.timeout, self.deadline = timeout, deadline
+        self.retries, self.concurrency = retries, concurrency
         self.backoff, self.max_backoff, self.max_retry_after = backoff, max_backoff, max_retry_after
         self.wire_dtype = wire_dtype
         self._sleep = sleep
@@ -147,6 +265,7 @@ class HttpEndpoint:
         self._lock = threading.Lock()
         self.requests_sent = self.retries_made = self.queries_sent = self.queries_answered = 0
         self.server_queries_served: int | None = None
+        self.meter: Any = None
         token = resolve_token(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(
@@ -156,15 +275,24 @@ class HttpEndpoint:
             transport=transport,
             trust_env=trust_env,
         )
+        _install_deadlines(self._client)
         self._pool: ThreadPoolExecutor | None = None
         try:
             health = self._with_retries(self._get_health)
-            self.info, server_batch, max_body = health
+            self.info, server_batch, max_body, encodings = health
         except BaseException:
             self._client.close()
             raise
+        if wire == "binary" and "safetensors" not in encodings:
+            self._client.close()
+            raise EndpointError(
+                f"{self.url} does not offer binary bodies (its /health lists encodings "
+                f"{sorted(encodings)}): use wire=json or wire=auto."
+            )
+        #: whether requests and answers travel as safetensors bytes (else base64 JSON)
+        self.binary = wire != "json" and "safetensors" in encodings
         itemsize = 1 if wire_dtype == "uint8" else 4
-        fits = max_inputs_per_body(max_body, self.info.input_shape, itemsize)
+        fits = max_inputs_per_body(max_body, self.info.input_shape, itemsize, self.binary)
         self.batch_per_request = min(server_batch, fits, max_batch or server_batch)
         if self.batch_per_request < 1:
             self._client.close()
@@ -244,28 +372,49 @@ class HttpEndpoint:
         raise EndpointError(
             f"{self.url} gave no valid answer after {self.retries + 1} attempts; the last "
             f"failure: {reason}. Check that the server is up and reachable, or raise the "
-            f"timeout ({self.timeout:g} s) or retries ({self.retries})."
+            f"timeout ({self.timeout:g} s per read), deadline ({self.deadline:g} s per request) "
+            f"or retries ({self.retries}): as source options, "
+            f"{self.url}#timeout={max(2 * self.timeout, 60):g},deadline="
+            f"{max(2 * self.deadline, 120):g},retries={self.retries + 3}."
         )
 
     def _backoff_delay(self, attempt: int) -> float:
         """``backoff · 2^attempt`` capped at ``max_backoff``, times a jitter in ``[0.5, 1]``."""
         return min(self.max_backoff, self.backoff * 2.0**attempt) * (0.5 + 0.5 * self._rng.random())
 
-    def _send(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
-        """One HTTP attempt; retryable failures become :class:`_Retry`, others EndpointError."""
+    def _send(
+        self, method: str, path: str, body: bytes | None = None, binary: bool = False
+    ) -> httpx.Response:
+        """One HTTP attempt, bounded by the deadline; retryable failures become :class:`_Retry`,
+        others EndpointError."""
+        end = time.monotonic() + self.deadline
+        _DEADLINE.end = end
         try:
             response = self._client.request(
                 method,
                 self.url + path,
                 content=body,
-                headers={"Content-Type": "application/json"} if body is not None else None,
+                headers=(
+                    None
+                    if body is None
+                    else {"Content-Type": BINARY_TYPE, "Accept": BINARY_TYPE}
+                    if binary
+                    else {"Content-Type": JSON_TYPE, "Accept": JSON_TYPE}
+                ),
             )
         except httpx.TimeoutException as exc:
+            if time.monotonic() >= end:
+                raise _Retry(
+                    f"{method} {path} did not finish within its deadline of {self.deadline:g} s "
+                    f"(the server answers too slowly or trickles its answer)"
+                ) from None
             raise _Retry(f"{method} {path} timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise _Retry(
                 f"{method} {path}: connection failed ({type(exc).__name__}: {exc})"
             ) from None
+        finally:
+            _DEADLINE.end = None
         status = response.status_code
         if status == 200:
             return response
@@ -286,7 +435,7 @@ class HttpEndpoint:
         }.get(status, "The request was refused")
         raise EndpointError(f"{self.url}{path} answered HTTP {status}: {detail}. {hint}.")
 
-    def _get_health(self) -> tuple[EndpointInfo, int, int]:
+    def _get_health(self) -> tuple[EndpointInfo, int, int, set[str]]:
         response = self._send("GET", "/health")
         try:
             return _parse_health(response.content)
@@ -295,21 +444,34 @@ class HttpEndpoint:
 
     def _predict(self, chunk: np.ndarray) -> np.ndarray:
         """Probabilities ``[b, K]`` for one request's worth of inputs ``chunk`` ``[b, ...]``."""
-        body = request_body(chunk)
+        binary = self.binary
+        body = binary_body({"pixels": chunk}) if binary else request_body(chunk)
+        attempts = 0
 
         def attempt() -> np.ndarray:
+            nonlocal attempts
+            if self.meter is not None:  # counted (and the budget checked) before it is sent
+                self.meter.record_sent(len(chunk), retry=attempts > 0)
+            attempts += 1
             with self._lock:
                 self.requests_sent += 1
                 self.queries_sent += len(chunk)
-            response = self._send("POST", "/predict", body)
+            response = self._send("POST", "/predict", body, binary)
             try:
-                probs, served = parse_answer(response.content, len(chunk), self.info)
+                if response.headers.get("content-type", "").startswith(BINARY_TYPE):
+                    probs = parse_binary_answer(response.content, len(chunk), self.info)
+                    header = response.headers.get(SERVED_HEADER, "")
+                    served = int(header) if header.isdigit() else None
+                else:
+                    probs, served = parse_answer(response.content, len(chunk), self.info)
             except ValueError as exc:
                 raise _Retry(f"invalid /predict answer ({exc})") from None
             with self._lock:
                 self.queries_answered += len(chunk)
                 if served is not None:
                     self.server_queries_served = max(served, self.server_queries_served or 0)
+            if self.meter is not None:
+                self.meter.record_answered(len(chunk))
             return probs
 
         return self._with_retries(attempt)
@@ -327,8 +489,9 @@ def _detail(response: httpx.Response) -> str:
     return text[:200] if text else "no message"
 
 
-def _parse_health(content: bytes) -> tuple[EndpointInfo, int, int]:
-    """``(info, max_batch, max_body_bytes)`` from a ``/health`` body (``ValueError`` if bad)."""
+def _parse_health(content: bytes) -> tuple[EndpointInfo, int, int, set[str]]:
+    """``(info, max_batch, max_body_bytes, encodings)`` from a ``/health`` body (``ValueError``
+    if bad); ``encodings`` is ``{"json"}`` when the server does not list any."""
     try:
         h: Any = json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -364,7 +527,9 @@ def _parse_health(content: bytes) -> tuple[EndpointInfo, int, int]:
         top_k=top_k,
         fingerprint=str(h.get("fingerprint") or ""),
     )
-    return info, max_batch, max_body
+    listed = h.get("encodings")
+    encodings = {"json"} | ({str(v) for v in listed} if isinstance(listed, list) else set())
+    return info, max_batch, max_body, encodings
 
 
 __all__ = ["HttpEndpoint", "retry_after_seconds"]

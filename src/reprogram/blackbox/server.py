@@ -45,8 +45,13 @@ from ..errors import ReprogramError
 from ..sources import Source
 from .protocol import EndpointInfo
 from .wire import (
+    BINARY_TYPE,
     DTYPES,
+    ENCODINGS,
+    SERVED_HEADER,
     TOKEN_ENV,
+    binary_body,
+    binary_pixels,
     check_unit_range,
     decode_array,
     encode_array,
@@ -167,15 +172,21 @@ def create_app(
                 )
         return body
 
-    def parse_pixels(body: bytearray) -> torch.Tensor:
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _Rejected(422, f"the body is not JSON ({exc})") from None
-        try:
-            pixels = decode_array(payload, "the request")
-        except ValueError as exc:
-            raise _Rejected(422, str(exc)) from None
+    def parse_pixels(body: bytearray, binary: bool = False) -> torch.Tensor:
+        if binary:
+            try:
+                pixels = binary_pixels(body)
+            except ValueError as exc:
+                raise _Rejected(422, str(exc)) from None
+        else:
+            try:
+                payload = json.loads(body)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise _Rejected(422, f"the body is not JSON ({exc})") from None
+            try:
+                pixels = decode_array(payload, "the request")
+            except ValueError as exc:
+                raise _Rejected(422, str(exc)) from None
         if pixels.ndim != len(shape) + 1 or tuple(pixels.shape[1:]) != shape:
             raise _Rejected(
                 422,
@@ -196,12 +207,20 @@ def create_app(
                 raise _Rejected(422, str(exc)) from None
         return torch.from_numpy(x)
 
-    def answer(x: torch.Tensor) -> dict[str, Any]:
+    def answer(x: torch.Tensor, binary: bool = False) -> Response:
         with model_lock, torch.no_grad():
             probs = model_fn(x).detach().to("cpu", torch.float32)
         if probs.shape != (x.shape[0], info.num_classes) or not torch.isfinite(probs).all():
             raise _Rejected(500, f"the model answered {list(probs.shape)} or non-finite values")
         served = counter.add(int(x.shape[0]))
+        headers = {SERVED_HEADER: str(served)}
+        if binary:
+            if top_k:
+                scores, indices = probs.topk(top_k, dim=-1)
+                tensors = {"indices": indices.numpy(), "scores": scores.numpy()}
+            else:
+                tensors = {"probabilities": probs.numpy()}
+            return Response(binary_body(tensors), media_type=BINARY_TYPE, headers=headers)
         if top_k:
             scores, indices = probs.topk(top_k, dim=-1)
             out: dict[str, Any] = {
@@ -210,7 +229,8 @@ def create_app(
         else:
             out = {"probabilities": encode_array(probs.contiguous().numpy())}
         out["queries_served"] = served
-        return out
+        # json.dumps of the base64 string is cheap next to the model; no pydantic on the way.
+        return Response(json.dumps(out), media_type="application/json", headers=headers)
 
     def refuse(exc: _Rejected) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
@@ -232,6 +252,7 @@ def create_app(
                 "max_batch": max_batch,
                 "max_body_bytes": max_body_bytes,
                 "dtypes": sorted(DTYPES),
+                "encodings": list(ENCODINGS),
                 "queries_served": counter.value,
             }
         )
@@ -241,12 +262,15 @@ def create_app(
         try:
             authorise(request)
             body = await read_body(request)
+            # the body's Content-Type picks its decoding; Accept picks the answer's encoding
+            binary_in = request.headers.get("content-type", "").startswith(BINARY_TYPE)
+            binary_out = BINARY_TYPE in request.headers.get("accept", "")
             # one worker-thread hop for decoding and the model (neither blocks the event loop)
-            out = await run_in_threadpool(lambda: answer(parse_pixels(body)))
+            return await run_in_threadpool(
+                lambda: answer(parse_pixels(body, binary_in), binary_out)
+            )
         except _Rejected as exc:
             return refuse(exc)
-        # json.dumps of the base64 string is cheap next to the model; no pydantic on the way.
-        return Response(json.dumps(out), media_type="application/json")
 
     return app
 

@@ -11,19 +11,27 @@ never differentiated: the output carries no autograd graph, so only parameters a
 (the label mapping) get exact gradients; the program's come from zeroth-order estimates
 (``rgf``, ``spsa-gc``).
 
-Accounting (:class:`QueryLedger`): one input scored by the box is one query (a batch of 64 is
-64). Inputs bit-identical to one already answered come from a bounded cache and are counted as
-cache hits, not queries. A budget is checked BEFORE a request is sent: a request that would go
-over raises :class:`QueryBudgetExceeded` and nothing is sent. Counts, budget reserve and cache
-are state the trainer checkpoints, so a resumed run neither loses nor double-counts queries.
+Accounting (:class:`QueryLedger`): one input sent to the box is one query (a batch of 64 is
+64), whether or not an answer came back: a server may charge for every request it receives.
+An endpoint that retries (``HttpEndpoint``) reports each attempt to the ledger before sending
+it (its ``meter``), so retries are counted and bounded too; the ledger also counts the queries
+answered and those sent again as retries. Inputs bit-identical to one already answered come
+from a bounded cache and are counted as cache hits, not queries. A budget is checked BEFORE
+anything is sent: a request (or a retry) that would go over raises
+:class:`QueryBudgetExceeded` and is not sent. Counts, budget reserve and cache are state the
+trainer checkpoints, and during a run the ledger appends every request to a journal
+(``queries.jsonl`` in ``--out``) before sending it, so a resumed run, even after a kill, loses
+no query it sent.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -43,21 +51,40 @@ class QueryBudgetExceeded(ReprogramError):
     """A request would take the run over its query budget; it was not sent."""
 
 
-class QueryLedger:
-    """Queries sent, cache hits, and the budget (``None``: unlimited).
+class RetryBudgetExceeded(QueryBudgetExceeded, EndpointError):
+    """A retry would take the run over its query budget; it was not sent.
 
-    ``reserved`` queries of the budget are kept back for a later phase (the final test
-    scoring): until :meth:`release` they cannot be spent. ``by_phase`` attributes queries to
-    the phase named in ``phase`` when they were sent.
+    Also an :class:`EndpointError`: the endpoint failed to answer within what the budget
+    allows, and the trainer stops as for a failing endpoint (counts saved, resume hint).
+    """
+
+
+JOURNAL_NAME = "queries.jsonl"
+
+
+class QueryLedger:
+    """Queries sent (retries included), answered and retried, cache hits, and the budget.
+
+    ``queries`` counts every input sent, ``answered`` those that got a valid answer and
+    ``retried`` those sent again after a failed attempt. ``budget`` (``None``: unlimited) bounds
+    ``queries``. ``reserved`` queries of the budget are kept back for a later phase (the final
+    test scoring): until :meth:`release` they cannot be spent. ``by_phase`` attributes queries
+    to the phase named in ``phase`` when they were sent. Thread-safe (an endpoint may report
+    attempts from its worker threads). With a journal open (:meth:`open_journal`), every
+    request is appended to it before it is sent.
     """
 
     def __init__(self, budget: int | None = None) -> None:
         self.budget = budget
         self.reserved = 0
         self.queries = 0
+        self.answered = 0
+        self.retried = 0
         self.cache_hits = 0
         self.phase = "other"
         self.by_phase: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._journal: IO[str] | None = None
 
     @property
     def available(self) -> int | None:
@@ -66,40 +93,131 @@ class QueryLedger:
             return None
         return max(self.budget - self.reserved - self.queries, 0)
 
-    def check(self, n: int) -> None:
-        """Raise :class:`QueryBudgetExceeded` when ``n`` more queries would break the budget."""
+    def check(self, n: int, retry: bool = False) -> None:
+        """Raise :class:`QueryBudgetExceeded` (:class:`RetryBudgetExceeded` for a retry) when
+        ``n`` more queries would break the budget."""
         available = self.available
         if available is not None and n > available:
             held = f" ({self.reserved} held back for the test scoring)" if self.reserved else ""
+            if retry:
+                raise RetryBudgetExceeded(
+                    f"a retry of {n} queries (the endpoint gave no valid answer to them) would "
+                    f"exceed the query budget of {self.budget}: {self.queries} already sent, "
+                    f"{self.retried} of them retries{held}. The retry was not sent. Raise "
+                    f"--query-budget, or check the endpoint: its failures are spending the "
+                    f"budget."
+                )
             raise QueryBudgetExceeded(
                 f"a request of {n} queries would exceed the query budget of {self.budget}: "
                 f"{self.queries} already spent{held}. Nothing was sent. Raise --query-budget "
                 f"or spend fewer queries per step (smaller q or samples, fewer epochs)."
             )
 
+    def record_sent(self, n: int, retry: bool = False) -> None:
+        """Count ``n`` queries about to be sent (``retry``: again, after a failed attempt).
+
+        Checks the budget first (nothing is counted, and the caller must not send, when it
+        raises) and appends the request to the journal before returning.
+        """
+        with self._lock:
+            self.check(n, retry)
+            self.queries += n
+            if retry:
+                self.retried += n
+            self.by_phase[self.phase] = self.by_phase.get(self.phase, 0) + n
+            self._write({"sent": n, "phase": self.phase, "retry": retry})
+
+    def record_answered(self, n: int) -> None:
+        """Count ``n`` queries that got a valid answer."""
+        with self._lock:
+            self.answered += n
+            self._write({"answered": n})
+
     def charge(self, n: int) -> None:
-        """Count ``n`` answered queries in the current phase."""
-        self.queries += n
-        self.by_phase[self.phase] = self.by_phase.get(self.phase, 0) + n
+        """Count ``n`` queries sent and answered at once (an endpoint without a meter)."""
+        with self._lock:
+            self.record_sent(n)
+            self.record_answered(n)
 
     def release(self) -> None:
         """Make the held-back queries spendable (the test scoring is about to run)."""
         self.reserved = 0
 
     def reset(self) -> None:
-        self.queries, self.cache_hits, self.reserved, self.by_phase = 0, 0, 0, {}
+        with self._lock:
+            self.queries, self.answered, self.retried = 0, 0, 0
+            self.cache_hits, self.reserved, self.by_phase = 0, 0, {}
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "queries": self.queries,
-            "cache_hits": self.cache_hits,
-            "by_phase": dict(self.by_phase),
-        }
+        with self._lock:
+            return {
+                "queries": self.queries,
+                "answered": self.answered,
+                "retried": self.retried,
+                "cache_hits": self.cache_hits,
+                "by_phase": dict(self.by_phase),
+            }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.queries = int(state["queries"])
-        self.cache_hits = int(state["cache_hits"])
-        self.by_phase = {str(k): int(v) for k, v in state["by_phase"].items()}
+        with self._lock:
+            self.queries = int(state["queries"])
+            self.answered = int(state.get("answered", self.queries))  # older checkpoints
+            self.retried = int(state.get("retried", 0))
+            self.cache_hits = int(state["cache_hits"])
+            self.by_phase = {str(k): int(v) for k, v in state["by_phase"].items()}
+
+    # ------------------------------------------------------------------ the journal
+    def open_journal(self, path: Path, fresh: bool) -> None:
+        """Append every request to ``path`` from now on (``fresh``: start it empty).
+
+        One JSON object a line: ``{"sent": n, "phase": p, "retry": bool}`` written before a
+        request goes out, ``{"answered": n}`` after a valid answer. Lines are written through
+        at once (a killed process loses none it wrote).
+        """
+        with self._lock:
+            self.close_journal()
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._journal = open(path, "w" if fresh else "a", encoding="utf-8", buffering=1)
+
+    def close_journal(self) -> None:
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+
+    def _write(self, event: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal.write(json.dumps(event) + "\n")
+
+    def load_journal(self, path: Path) -> bool:
+        """Take the counts of queries sent, answered and retried (and by phase) from the
+        journal at ``path``; False (nothing changed) when there is none. A line cut short by
+        a kill is skipped."""
+        path = Path(path)
+        if not path.is_file():
+            return False
+        queries = answered = retried = 0
+        by_phase: dict[str, int] = {}
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            n = event.get("sent")
+            if isinstance(n, int):
+                queries += n
+                retried += n if event.get("retry") else 0
+                phase = str(event.get("phase", "other"))
+                by_phase[phase] = by_phase.get(phase, 0) + n
+            elif isinstance(event.get("answered"), int):
+                answered += event["answered"]
+        with self._lock:
+            self.queries, self.answered, self.retried = queries, answered, retried
+            self.by_phase = by_phase
+        return True
 
 
 class BlackBoxSource(nn.Module):
@@ -149,6 +267,10 @@ class BlackBoxSource(nn.Module):
             )
         self._fingerprint = fingerprint or info.fingerprint or _info_fingerprint(info)
         self.ledger = QueryLedger(budget)
+        # an endpoint with a ``meter`` reports every attempt (retries too) before sending it
+        self.metered = hasattr(endpoint, "meter")
+        if self.metered:
+            endpoint.meter = self.ledger  # type: ignore[attr-defined]
         self.cache = AnswerCache(cache_size)
         self.max_batch = max_batch
         self.resize = resize
@@ -244,19 +366,26 @@ class BlackBoxSource(nn.Module):
         return out
 
     def _send(self, pixels: np.ndarray) -> np.ndarray:
-        """Query the endpoint (in chunks of ``max_batch``); counts every answered input."""
+        """Query the endpoint (in chunks of ``max_batch``); counts every input sent.
+
+        A metered endpoint counts its own attempts in the ledger; for the others, a call that
+        answered is counted as sent and answered (a failed in-process call charged nothing).
+        """
         step = self.max_batch or len(pixels)
         parts = []
         for i in range(0, len(pixels), step):
             chunk = pixels[i : i + step]
             try:
                 probs = self.endpoint(chunk)
+            except QueryBudgetExceeded:
+                raise
             except EndpointError as exc:
                 raise EndpointError(
                     f"the black box {self.name} gave no valid answer: {exc}"
                 ) from None
             probs = _check_answer(np.asarray(probs), len(chunk), self.num_classes, self.name)
-            self.ledger.charge(len(chunk))
+            if not self.metered:
+                self.ledger.charge(len(chunk))
             parts.append(probs)
         return np.concatenate(parts)
 
@@ -351,10 +480,12 @@ def is_blackbox(source: nn.Module) -> bool:
 
 
 __all__ = [
+    "JOURNAL_NAME",
     "BlackBoxSource",
     "CallableEndpoint",
     "QueryBudgetExceeded",
     "QueryLedger",
+    "RetryBudgetExceeded",
     "SourceEndpoint",
     "from_callable",
     "is_blackbox",

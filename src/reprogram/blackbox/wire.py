@@ -6,6 +6,14 @@ raw size, and far cheaper to make and read than JSON lists of floats). ``reprogr
 (the client) and ``reprogram.blackbox.server`` (``reprogram serve``) share this module, and
 ``reprogram.blackbox.onnx`` uses its pixel and probability checks.
 
+A binary encoding is the other choice (``Content-Type: application/octet-stream``): the body is
+a safetensors file held in memory, ``{"pixels": [B, C, H, W]}`` float32 or uint8 for a request,
+``{"probabilities": [B, K]}`` float32 (or ``{"indices": [B, k]}`` int64 and ``{"scores": [B, k]}``
+float32 in top-k mode) for an answer, with the server's count in the ``X-Queries-Served``
+header. No base64 and no JSON parsing of the payload: encoding and decoding are a copy. A
+server that speaks it lists ``"safetensors"`` in ``/health``'s ``encodings``, and answers it
+when the request's ``Accept`` header asks for ``application/octet-stream``.
+
 The checks of what arrives raise ``ValueError`` with a message that says what was wrong, and the
 caller decides what that means (422 on the server, a retry on the client);
 :func:`check_pixels`, the check of a caller's own queries, raises :class:`ReprogramError`.
@@ -26,6 +34,11 @@ from ..errors import ReprogramError
 from .protocol import EndpointInfo, dense_from_topk
 
 TOKEN_ENV = "REPROGRAM_API_TOKEN"
+JSON_TYPE = "application/json"
+BINARY_TYPE = "application/octet-stream"
+#: What ``/health`` lists in ``encodings`` (``json`` is always there).
+ENCODINGS = ("json", "safetensors")
+SERVED_HEADER = "X-Queries-Served"
 DTYPES = {"float32": np.dtype("<f4"), "uint8": np.dtype("u1")}
 PROB_TOLERANCE = 1e-3
 # JSON around the base64 string of a request body: shape, dtype, keys (generous upper bound).
@@ -61,14 +74,63 @@ def request_body(pixels: np.ndarray) -> bytes:
     )
 
 
-def max_inputs_per_body(max_body_bytes: int, input_shape: tuple[int, ...], itemsize: int) -> int:
-    """How many inputs fit in a request of at most ``max_body_bytes`` (may be 0)."""
+def max_inputs_per_body(
+    max_body_bytes: int, input_shape: tuple[int, ...], itemsize: int, binary: bool = False
+) -> int:
+    """How many inputs fit in a request of at most ``max_body_bytes`` (may be 0); ``binary``:
+    safetensors bytes instead of base64 JSON."""
     per_input = math.prod(input_shape) * itemsize
     room = max_body_bytes - BODY_OVERHEAD
     if room <= 0:
         return 0
+    if binary:
+        return room // per_input
     # 4 * ceil(n * per / 3) <= room  <=>  n * per <= 3 * floor(room / 4)
     return (3 * (room // 4)) // per_input
+
+
+def binary_body(tensors: dict[str, np.ndarray]) -> bytes:
+    """The safetensors bytes of ``tensors`` (C-order, little-endian)."""
+    from safetensors.numpy import save
+
+    return save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
+
+
+def decode_binary(content: bytes, names: set[str], what: str) -> dict[str, np.ndarray]:
+    """The tensors of safetensors ``content``, which must hold exactly ``names``.
+
+    Raises:
+        ValueError: not a valid safetensors buffer (bad header, offsets outside the buffer,
+            an unknown dtype), or other tensor names than ``names``.
+    """
+    from safetensors.numpy import load
+
+    try:
+        tensors = load(bytes(content))
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, or an unknown dtype
+        raise ValueError(f"{what} is not valid safetensors ({exc})") from None
+    if set(tensors) != names:
+        raise ValueError(f"{what} must hold the tensors {sorted(names)}, got {sorted(tensors)}")
+    return tensors
+
+
+def binary_pixels(content: bytes) -> np.ndarray:
+    """The ``pixels`` tensor (float32 or uint8) of a binary ``/predict`` body (ValueError)."""
+    pixels = decode_binary(content, {"pixels"}, "the request")["pixels"]
+    if pixels.dtype not in (DTYPES["float32"], DTYPES["uint8"]):
+        raise ValueError(f"pixels must be float32 or uint8, got {pixels.dtype}")
+    return pixels
+
+
+def parse_binary_answer(content: bytes, batch: int, info: EndpointInfo) -> np.ndarray:
+    """Probabilities float32 ``[batch, K]`` from a binary answer (ValueError if invalid)."""
+    if info.top_k:
+        top = decode_binary(content, {"indices", "scores"}, "the answer")
+        return check_topk(top["indices"], top["scores"], batch, info)
+    probs = decode_binary(content, {"probabilities"}, "the answer")["probabilities"]
+    if probs.dtype != np.float32:
+        raise ValueError(f"probabilities must be float32, got {probs.dtype}")
+    return check_probabilities(probs, batch, info.num_classes)
 
 
 def decode_array(obj: Any, what: str) -> np.ndarray:
@@ -210,17 +272,25 @@ def parse_answer(content: bytes, batch: int, info: EndpointInfo) -> tuple[np.nda
 
 
 __all__ = [
+    "BINARY_TYPE",
     "BODY_OVERHEAD",
     "DTYPES",
+    "ENCODINGS",
+    "JSON_TYPE",
+    "SERVED_HEADER",
     "TOKEN_ENV",
+    "binary_body",
+    "binary_pixels",
     "check_pixels",
     "check_probabilities",
     "check_topk",
     "check_unit_range",
     "decode_array",
+    "decode_binary",
     "encode_array",
     "max_inputs_per_body",
     "parse_answer",
+    "parse_binary_answer",
     "request_body",
     "resolve_token",
 ]

@@ -1,14 +1,18 @@
 """Black-box sources by name: ``onnx:PATH``, ``http://…``, ``https://…`` and ``query:NAME``.
 
 Each builds a :class:`~reprogram.blackbox.source.BlackBoxSource` (queries counted, budget
-enforced, answers cached) around an endpoint. The endpoint modules are imported only when such
-a name is used, so a missing optional dependency gives a clear error instead of breaking
-``reprogram list sources``.
+enforced, answers cached) around an endpoint. An HTTP source takes client options after a
+``#`` (a URL fragment: never sent to the server), ``K=V`` pairs joined by commas:
+``http://127.0.0.1:8000#timeout=60,deadline=120,retries=8`` (see :class:`HttpOptions`). The
+endpoint modules are imported only when such a name is used, so a missing optional dependency
+gives a clear error instead of breaking ``reprogram list sources``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..blackbox.source import BlackBoxSource, query_source
@@ -37,23 +41,75 @@ def build_onnx(path: str) -> Any:
     return BlackBoxSource(endpoint, name=f"onnx:{path}")
 
 
-def _build_http(url: str) -> Any:
+@dataclass
+class HttpOptions:
+    """Client options of an ``http(s)://`` source, given after ``#`` in its name."""
 
-    endpoint = _endpoint_class("reprogram.blackbox.http", "HttpEndpoint", "http(s)://")(url)
-    return BlackBoxSource(endpoint, name=url)
+    timeout: float = field(
+        default=30.0, metadata={"help": "seconds for each connect, read and write"}
+    )
+    deadline: float = field(
+        default=60.0,
+        metadata={"help": "seconds one request may take in all, reading the answer included"},
+    )
+    retries: int = field(
+        default=5, metadata={"help": "further attempts after a request fails in a retryable way"}
+    )
+    concurrency: int = field(default=4, metadata={"help": "requests in flight at once"})
+    wire: str = field(
+        default="auto",
+        metadata={
+            "help": "body encoding: auto (safetensors bytes when the server offers them, else "
+            "JSON), binary or json"
+        },
+    )
+    backoff: float = field(
+        default=0.5, metadata={"help": "first retry delay in seconds (doubles per attempt)"}
+    )
+    max_batch: int | None = field(
+        default=None, metadata={"help": "most inputs per request (default: what the server takes)"}
+    )
+
+
+def parse_http_name(name: str) -> tuple[str, dict[str, str]]:
+    """``(url, options)`` of ``URL#K=V,K=V``; ReprogramError for a pair without ``=``."""
+    url, _, fragment = name.partition("#")
+    options: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in fragment.split(","))):
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise ReprogramError(
+                f"the source {name!r} has a malformed option {pair!r}: options follow '#' as "
+                f"K=V pairs joined by commas, e.g. {url}#timeout=60,retries=8."
+            )
+        options[key.strip()] = value.strip()
+    return url, options
+
+
+def _build_http(name: str) -> Any:
+    url, given = parse_http_name(name)
+    options: HttpOptions = SOURCES.build_config(url, given)
+    endpoint_class = _endpoint_class("reprogram.blackbox.http", "HttpEndpoint", "http(s)://")
+    endpoint = endpoint_class(url, **dataclasses.asdict(options))
+    return BlackBoxSource(endpoint, name=name)
 
 
 @SOURCES.register(
     "http://",
     prefix=True,
-    help="HOST:PORT a model served by `reprogram serve` (or the same API), queried over HTTP",
+    config=HttpOptions,
+    help="HOST:PORT a model served by `reprogram serve` (or the same API), queried over HTTP; "
+    "client options after '#': http://HOST:PORT#timeout=60,deadline=120,retries=8",
 )
 def build_http(rest: str) -> Any:
     return _build_http("http://" + rest)
 
 
 @SOURCES.register(
-    "https://", prefix=True, help="HOST/PATH the same API over TLS, queried as a black box"
+    "https://",
+    prefix=True,
+    config=HttpOptions,
+    help="HOST/PATH the same API over TLS, queried as a black box (the same '#' options)",
 )
 def build_https(rest: str) -> Any:
     return _build_http("https://" + rest)
@@ -69,4 +125,11 @@ def build_query(name: str) -> Any:
     return query_source(build_source(name))
 
 
-__all__ = ["build_http", "build_https", "build_onnx", "build_query"]
+__all__ = [
+    "HttpOptions",
+    "build_http",
+    "build_https",
+    "build_onnx",
+    "build_query",
+    "parse_http_name",
+]
