@@ -132,15 +132,16 @@ def test_a_directory_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
     assert (notes / "thesis.tex").read_text() == "chapter 1"
 
 
-def test_planted_links_in_out_are_not_followed(tmp_path: Path) -> None:
+def test_planted_links_in_out_are_not_followed(finished: Path, tmp_path: Path) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
-    out = tmp_path / "run"
-    out.mkdir()
+    out = _copy(finished, tmp_path / "run")  # a finished run, to be overwritten
     for name in ("config.json", "metrics.json", "program.safetensors", "checkpoint.pt"):
         os.symlink(victim, out / f".{name}.tmp")  # the old fixed temporary names
-    fit(tiny_config(tmp_path, "run", epochs=1))
+    os.symlink(victim, out / "queries.jsonl")  # the black-box journal's name
+    fit(tiny_config(tmp_path, "run", epochs=1, optimizer="rgf", overwrite=True))  # journals
     assert victim.read_text() == "precious"
+    assert not (out / "queries.jsonl").is_symlink()
 
 
 def test_artifacts_are_readable_by_others(tmp_path: Path) -> None:

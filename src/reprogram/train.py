@@ -29,6 +29,7 @@ from .accelerator import resolve as resolve_accelerator
 from .artifact import CONFIG, METRICS, PROGRAM, load_artifact, read_json, write_artifact
 from .blackbox.budget import STOPPED_BY_BUDGET, QueryTracker
 from .blackbox.protocol import EndpointError
+from .blackbox.source import JOURNAL_NAME
 from .callbacks import Callback
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import FitResult, RunConfig
@@ -437,7 +438,16 @@ def run_job(job: Job, source: Source | None) -> FitResult:
 
 #: What a run writes into ``--out`` (``--overwrite`` sets these aside; anything else there
 #: is left alone).
-RUN_FILES = (CHECKPOINT_NAME, CONFIG, PROGRAM, METRICS, "program.png", "mapping.png", "bound.png")
+RUN_FILES = (
+    CHECKPOINT_NAME,
+    CONFIG,
+    PROGRAM,
+    METRICS,
+    JOURNAL_NAME,
+    "program.png",
+    "mapping.png",
+    "bound.png",
+)
 #: Where ``--overwrite`` keeps the replaced run's files until the new run has finished.
 REPLACED = ".replaced"
 _MARKERS = (METRICS, CHECKPOINT_NAME, "kfold.json")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -178,7 +179,12 @@ class QueryLedger:
             self.close_journal()
             path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._journal = open(path, "w" if fresh else "a", encoding="utf-8", buffering=1)
+            if path.is_symlink():  # a link planted in --out is replaced, never written through
+                path.unlink()
+            mode = os.O_TRUNC if fresh else os.O_APPEND
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | mode
+            fd = os.open(path, flags, 0o666)
+            self._journal = open(fd, "w", encoding="utf-8", buffering=1)
 
     def close_journal(self) -> None:
         with self._lock:
