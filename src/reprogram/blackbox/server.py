@@ -376,9 +376,14 @@ HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
 SERVE_TOKEN_ENV = "REPROGRAM_SERVE_TOKEN"
 # Descriptors kept free for everything but client connections (the listening socket, logs,
-# the model's files, torch's threads): the connection cap is the limit minus this and minus
-# one accept batch.
+# the model's files; a served tiny model holds 9): the connection cap is the limit minus this
+# and minus _BATCHES_IN_FLIGHT accept batches.
 _FD_RESERVE = 64
+# asyncio accepts up to `backlog` sockets per loop turn, and a socket reaches the cap's check
+# (connection_made) two turns after its accept(), an aborted one frees its descriptor one turn
+# later: about three batches are held before the cap sees them (measured: with room for one
+# batch, 300 stalled connections under a 256 limit still hit EMFILE). Four, for a margin.
+_BATCHES_IN_FLIGHT = 4
 # A connection mid-body that has sent nothing for this long counts as stalled (may be shed).
 _STALLED_AFTER = 1.0
 # At most one summary line of closed/shed/refused connections per this many seconds.
@@ -395,12 +400,12 @@ class ConnectionLimits:
         body_timeout: seconds a request may take to send its complete body once its headers
             are in.
         max_connections: most connections open at once; ``0`` sizes it from the soft
-            ``RLIMIT_NOFILE`` (the limit, less one accept batch, less 64 descriptors kept for
-            the rest of the process). Past it the oldest stalled connection (headers not
-            complete, or a body that stopped arriving or was already answered) is closed; when
-            none is stalled the new connection is closed at once.
+            ``RLIMIT_NOFILE`` (the limit, less four accept batches not yet counted, less 64
+            descriptors kept for the rest of the process). Past it the oldest stalled
+            connection (headers not complete, or a body that stopped arriving or was already
+            answered) is closed; when none is stalled the new connection is closed at once.
         backlog: the listening socket's queue, also the most connections accepted in one go;
-            ``0`` picks a quarter of the descriptor limit (16 to 2048).
+            ``0`` picks a sixteenth of the descriptor limit (16 to 1024).
     """
 
     header_timeout: float = HEADER_TIMEOUT
@@ -424,16 +429,16 @@ class ConnectionLimits:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if soft == resource.RLIM_INFINITY or soft <= 0:
             soft = 1 << 16
-        backlog = self.backlog or max(16, min(2048, soft // 4))
-        room = soft - backlog - _FD_RESERVE
+        backlog = self.backlog or max(16, min(1024, soft // 16))
+        room = soft - _BATCHES_IN_FLIGHT * backlog - _FD_RESERVE
         if self.max_connections:
             if self.max_connections > room:
                 logger.warning(
-                    "max_connections=%d and an accept batch of %d leave fewer than %d of the "
+                    "max_connections=%d and accept batches of %d leave fewer than %d of the "
                     "%d file descriptors this process may open for the rest of it; a flood of "
                     "connections may still exhaust them (raise `ulimit -n` or lower it).",
                     self.max_connections,
-                    backlog,
+                    _BATCHES_IN_FLIGHT * backlog,
                     _FD_RESERVE,
                     soft,
                 )
@@ -638,8 +643,8 @@ def guarded_server(
 
     ``config`` goes to :class:`uvicorn.Config` (host, port, log_level, ...). The HTTP
     implementation is uvicorn's h11 one with deadlines (whatever else is installed), the loop
-    asyncio; uvicorn's ``limit_concurrency`` (503 to new requests) is set one accept batch above
-    the connection cap: never reached by stalled connections, a bound on requests still
+    asyncio; uvicorn's ``limit_concurrency`` (503 to new requests) is set the accept batches in
+    flight above the connection cap: never reached by stalled connections, a bound on requests still
     running for connections already gone.
     """
     limits = (limits or ConnectionLimits()).resolved()
@@ -650,7 +655,7 @@ def guarded_server(
         ws="none",
         loop="asyncio",
         backlog=limits.backlog,
-        limit_concurrency=limits.max_connections + limits.backlog,
+        limit_concurrency=limits.max_connections + _BATCHES_IN_FLIGHT * limits.backlog,
         timeout_keep_alive=max(1, min(5, int(limits.header_timeout))),
         **config,
     )
