@@ -442,9 +442,10 @@ def test_serve_warns_on_a_public_host_without_a_token(
 ) -> None:
     from reprogram.blackbox import server as server_module
 
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(server_module.uvicorn, "run", lambda app, **kw: calls.append(kw))
+    calls: list[Any] = []
+    monkeypatch.setattr(server_module, "_run", lambda server: calls.append(server.config))
     monkeypatch.delenv("REPROGRAM_API_TOKEN", raising=False)
+    monkeypatch.delenv("REPROGRAM_SERVE_TOKEN", raising=False)
     server_module.serve(*tiny, host="0.0.0.0", port=8123)
     assert [r.levelname for r in caplog.records] == ["WARNING"]
     assert "without a token" in caplog.records[0].getMessage()
@@ -453,7 +454,7 @@ def test_serve_warns_on_a_public_host_without_a_token(
     monkeypatch.setenv("REPROGRAM_API_TOKEN", "t")
     server_module.serve(*tiny, host="0.0.0.0", port=8123)
     assert caplog.records == []
-    assert [c["host"] for c in calls] == ["0.0.0.0", "127.0.0.1", "0.0.0.0"]
+    assert [c.host for c in calls] == ["0.0.0.0", "127.0.0.1", "0.0.0.0"]
 
 
 def test_cli_serve_needs_one_of_source_or_dir(capsys: pytest.CaptureFixture[str]) -> None:

@@ -85,8 +85,9 @@ def test_cli_serve_warning_reaches_the_user(
     pytest.importorskip("fastapi")
     from reprogram.blackbox import server as server_module
 
-    monkeypatch.setattr(server_module.uvicorn, "run", lambda app, **kw: None)
+    monkeypatch.setattr(server_module, "_run", lambda server: None)
     monkeypatch.delenv("REPROGRAM_API_TOKEN", raising=False)
+    monkeypatch.delenv("REPROGRAM_SERVE_TOKEN", raising=False)
     argv = ["serve", "--source", "tiny-random-cnn", "--host", "0.0.0.0", "--port", "9"]
     assert main(argv) == 0
     err = capsys.readouterr().err
