@@ -10,6 +10,7 @@ Required arrays ``x_train, y_train, x_test, y_test``; optional ``x_val, y_val`` 
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,8 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     try:
         with open(path, "rb") as fh:
             magic = fh.read(6)
+        if not magic:
+            raise DataError(f"npz file {path} is empty (0 bytes); save it with numpy.savez.")
         if not magic.startswith(b"PK") and magic != b"\x93NUMPY":
             raise DataError(
                 f"{path} is not a .npz file (not a zip archive of arrays); save it with "
@@ -54,7 +57,7 @@ def _read(path: Path) -> dict[str, np.ndarray]:
             return {key: _array(loaded, key, path) for key in loaded.files}
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
         raise DataError(
             f"cannot read {path} as a .npz file ({exc}); save it with numpy.savez."
         ) from None
@@ -86,7 +89,7 @@ def _check_keys(arrays: dict[str, np.ndarray], path: Path) -> None:
 def _class_names(arrays: dict[str, np.ndarray], splits: list[Split], path: Path) -> list[str]:
     labels = [s.y.numpy() for s in splits]
     if "class_names" not in arrays:
-        return default_class_names(labels)
+        return default_class_names(labels, str(path))
     names = arrays["class_names"]
     if names.ndim != 1 or names.dtype.kind not in "US":
         raise DataError(f"{path}: class_names must be a 1-D array of strings, got {names.dtype}.")
