@@ -33,7 +33,7 @@ FAST = ["--source", "tiny-random-cnn", "--epochs", "1", "--quiet", "--no-plots"]
 def user_error(capsys: pytest.CaptureFixture[str], *argv: object) -> str:
     """Run ``reprogram ARGV``, which must fail as a user error (exit 2); its message."""
     code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     assert code == 2, f"exit {code}; stderr: {err}"
     assert "unexpected" not in err and "Traceback" not in err, err
     assert err.startswith(f"reprogram {argv[0]}: error: "), err
@@ -161,7 +161,9 @@ def _bomb_png(path: Path, width: int, height: int) -> None:
     """A tiny PNG whose header claims ``width × height`` grey pixels (data: one row)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     pixels = zlib.compress(b"\x00" * (width + 1))
@@ -200,13 +202,24 @@ def test_canvas_size_on_the_command_line(
     if size > 0:
         assert f"at most {MAX_CANVAS}" in msg
     argv = ["baseline", "--method", "linear-probe", "--target", "digits", "--quiet"]
-    msg = user_error(capsys, *argv, "--canvas-size", size, "--out", tmp_path / "b", "--source",
-                     "tiny-random-cnn", "--shots", "5")
+    msg = user_error(
+        capsys,
+        *argv,
+        "--canvas-size",
+        size,
+        "--out",
+        tmp_path / "b",
+        "--source",
+        "tiny-random-cnn",
+        "--shots",
+        "5",
+    )
     assert "canvas" in msg
 
 
 @pytest.mark.parametrize(
-    "shape", [[-1, 8, 8], [1, 0, 8], [2, 8], [3, 100_000, 100_000], "8x8", [1.5, 8, 8], [1, 8, 8, 8]]
+    "shape",
+    [[-1, 8, 8], [1, 0, 8], [2, 8], [3, 100_000, 100_000], "8x8", [1.5, 8, 8], [1, 8, 8, 8]],
 )
 def test_input_shape_in_config_json(
     capsys: pytest.CaptureFixture[str], artifact_copy: Path, shape: object
@@ -271,8 +284,15 @@ def test_out_below_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     msg = user_error(capsys, "fit", "--target", "digits", *FAST, "--shots", "5", "--out", out)
     assert "cannot be made" in msg and "is a file" in msg
     msg = user_error(
-        capsys, "baseline", "--method", "pixels-logreg", "--target", "digits", "--quiet",
-        "--out", out,
+        capsys,
+        "baseline",
+        "--method",
+        "pixels-logreg",
+        "--target",
+        "digits",
+        "--quiet",
+        "--out",
+        out,
     )
     assert "is a file" in msg
     assert (tmp_path / "file").read_text() == "keep me"
@@ -343,3 +363,47 @@ def test_baseline_epochs_zero_does_not_suggest_fit_options(
     msg = user_error(capsys, *argv, "--shots", "5", "--out", tmp_path / "o")
     assert "--mapping" not in msg and "--epochs 1 or more" in msg
     assert not (tmp_path / "o").exists()  # refused before --out is prepared
+
+
+# ------------------------------------------------------------------ found by fault injection
+def test_npy_header_claiming_more_than_the_file_holds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, artifact: Path
+) -> None:
+    """numpy allocates what a header claims before reading: checked against the file size."""
+    path = tmp_path / "liar.npy"
+    np.save(path, np.zeros((2, 8, 8), np.uint8))
+    data = path.read_bytes().replace(b"(2, 8, 8)", b"(99999999, 8, 8)".ljust(9)[:16])
+    header_len = data.index(b"\n") + 1
+    path.write_bytes(data[:header_len] + b"\x00" * 128)
+    msg = user_error(capsys, "predict", artifact, path)
+    assert "header claims an array of shape [99999999, 8, 8]" in msg
+
+
+def test_garbled_npy_header(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, artifact: Path
+) -> None:
+    path = tmp_path / "garbled.npy"
+    np.save(path, np.zeros((2, 8, 8), np.uint8))
+    # an unclosed bracket: numpy's header parser raises tokenize.TokenError
+    path.write_bytes(path.read_bytes().replace(b"(2, 8, 8), }", b"(2, 8, 8 , }", 1))
+    assert "cannot read array file" in user_error(capsys, "predict", artifact, path)
+    np.savez(tmp_path / "garbled.npz", x_train=np.zeros((2, 8, 8), np.uint8))
+    data = (tmp_path / "garbled.npz").read_bytes().replace(b"(2, 8, 8), }", b"(2, 8, 8 , }", 1)
+    (tmp_path / "garbled.npz").write_bytes(data)  # stored uncompressed: the header is visible
+    with pytest.raises(DataError, match="cannot read"):
+        load_target(f"npz:{tmp_path}/garbled.npz")
+
+
+@pytest.mark.parametrize("metrics", ["[1]", '{"val_accuracy": "high"}'])
+def test_eval_with_damaged_metrics(
+    capsys: pytest.CaptureFixture[str], artifact_copy: Path, metrics: str
+) -> None:
+    (artifact_copy / "metrics.json").write_text(metrics)
+    assert "metrics.json" in user_error(capsys, "eval", artifact_copy, "--split", "val")
+
+
+def test_eval_with_a_negative_batch_size(
+    capsys: pytest.CaptureFixture[str], artifact_copy: Path
+) -> None:
+    _edit_config(artifact_copy, lambda c: c["training"].update(eval_batch_size=-5))
+    assert "eval_batch_size" in user_error(capsys, "eval", artifact_copy, "--split", "val")

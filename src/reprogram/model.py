@@ -303,7 +303,9 @@ def target_fields(config: dict[str, Any], directory: Path) -> tuple[tuple[int, .
     try:
         input_shape = check_input_shape(shape, f"{where}, target")
     except DataError as exc:
-        raise ArtifactError(f"{exc} The file is damaged or was edited: retrain the model.") from None
+        raise ArtifactError(
+            f"{exc} The file is damaged or was edited: retrain the model."
+        ) from None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise ArtifactError(
             f"{where}: target class_names must be a non-empty list of strings; the file is "

@@ -3,8 +3,6 @@ for time-series models also text files of series (``.csv``/``.tsv``/``.txt``) an
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ from PIL import Image
 
 from .data.checks import check_finite, to_nchw_float
 from .data.folder import decode_image
+from .data.npz import READ_ERRORS, check_array_sizes
 from .data.series import series_batch
 from .data.ucr_files import SUFFIXES, read_series_file
 from .errors import DataError
@@ -57,6 +56,7 @@ def _read_array(path: Path) -> np.ndarray:
             "writes); save arrays with numpy.save or numpy.savez."
         )
     try:
+        check_array_sizes(path)
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, NpzFile):
             return _plain(loaded, path, None)
@@ -76,7 +76,7 @@ def _read_array(path: Path) -> np.ndarray:
                 "numeric array (uint8 pixels, or floats)."
             ) from None
         raise DataError(f"cannot read array file {path} ({exc}); it is corrupt.") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+    except READ_ERRORS as exc:
         raise DataError(
             f"cannot read array file {path} ({exc or type(exc).__name__}); it is truncated "
             "or corrupt. Save it again with numpy.save or numpy.savez."

@@ -9,11 +9,15 @@ Required arrays ``x_train, y_train, x_test, y_test``; optional ``x_val, y_val`` 
 
 from __future__ import annotations
 
+import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+from numpy.lib import format as np_format
 from numpy.lib.npyio import NpzFile
 
 from ..errors import DataError
@@ -47,6 +51,7 @@ def _read(path: Path) -> dict[str, np.ndarray]:
                 f"{path} is not a .npz file (not a zip archive of arrays); save it with "
                 "numpy.savez."
             )
+        check_array_sizes(path)
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, NpzFile):
             raise DataError(
@@ -57,10 +62,62 @@ def _read(path: Path) -> dict[str, np.ndarray]:
             return {key: _array(loaded, key, path) for key in loaded.files}
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+    except READ_ERRORS as exc:
         raise DataError(
             f"cannot read {path} as a .npz file ({exc}); save it with numpy.savez."
         ) from None
+
+
+#: What reading a damaged ``.npy``/``.npz`` can raise inside numpy and zipfile: the readers
+#: turn each into a DataError naming the file.
+READ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    SyntaxError,  # a garbled .npy header is parsed as a Python literal
+    tokenize.TokenError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,  # an unsupported zip compression method
+    struct.error,
+    KeyError,
+)
+
+
+def check_array_sizes(path: Path) -> None:
+    """Refuse a ``.npy`` file, or a ``.npz`` member, whose header claims more bytes than it
+    holds (numpy would allocate the claimed size before reading): DataError naming it.
+
+    A ``.npz`` member may hold up to its recorded uncompressed size, which reading checks.
+    """
+    with open(path, "rb") as fh:
+        if fh.read(6) == b"\x93NUMPY":
+            fh.seek(0)
+            _check_header(fh, path.stat().st_size, str(path))
+            return
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.filename.endswith(".npy"):
+                with archive.open(info) as fh:
+                    _check_header(fh, info.file_size, f"{path}, array {info.filename[:-4]!r}")
+
+
+def _check_header(fh: IO[bytes], size: int, where: str) -> None:
+    version = np_format.read_magic(fh)
+    readers = {(1, 0): np_format.read_array_header_1_0, (2, 0): np_format.read_array_header_2_0}
+    if version not in readers:
+        return  # (3, 0): numpy reads and checks it
+    shape, _, dtype = readers[version](fh)
+    if dtype.hasobject:
+        return  # refused when read (never unpickled)
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    held = size - fh.tell()
+    if claimed > held:
+        raise DataError(
+            f"{where}: the header claims an array of shape {list(shape)} ({claimed:,} bytes) but "
+            f"the file holds {max(held, 0):,}; it is truncated or corrupt. Save it again with "
+            "numpy.save/numpy.savez."
+        )
 
 
 def _array(loaded: NpzFile, key: str, path: Path) -> np.ndarray:

@@ -15,7 +15,6 @@ from torch import nn
 
 from ..errors import ReprogramError
 
-
 #: Largest canvas side an option may ask for, in pixels: a 4096-pixel RGB canvas is 200 MB a
 #: float32 image, already past any source's pretrained size (ImageNet models take 224-600).
 MAX_CANVAS = 4096
