@@ -12,6 +12,7 @@ from .blackbox.budget import prepare_source
 from .callbacks import Callback
 from .config import FitConfig, FitResult
 from .data import TargetData
+from .data.checks import check_writable_dir
 from .model import build_model
 from .plots import save_plots
 from .selection import kfold_run
@@ -44,6 +45,7 @@ def fit(
     Returns:
         the model restored to its best validation state, and the metrics written.
     """
+    check_writable_dir(config.out)  # a clear error before any work
     if config.folds:
         source = source if source is not None else build_source(config.source)
         return kfold_run(config, fit, source=source, target=target, callbacks=callbacks)

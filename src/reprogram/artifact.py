@@ -88,10 +88,18 @@ def load_state(directory: Path, model: torch.nn.Module, what: str) -> None:
             f"command that made it."
         ) from None
     expected = model.adapter_state_dict()  # type: ignore[operator]
-    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in state):
+    problems = [f"{k} missing" for k in sorted(set(expected) - set(state))]
+    problems += [f"{k} unexpected" for k in sorted(set(state) - set(expected))]
+    problems += [
+        f"{k} is {list(state[k].shape)}, needs {list(expected[k].shape)}"
+        for k in sorted(set(state) & set(expected))
+        if state[k].shape != expected[k].shape
+    ]
+    if problems:
+        shown = "; ".join(problems[:5]) + ("; …" if len(problems) > 5 else "")
         raise ArtifactError(
-            f"{path} does not hold the tensors that {what} needs "
-            f"(expected {sorted(expected)}, found {sorted(state)})."
+            f"{path} does not hold the tensors that {what} needs ({shown}). The file or "
+            f"{CONFIG} beside it was changed after training: retrain, or restore both."
         )
     model.load_state_dict(state, strict=False)
     model.eval()

@@ -205,6 +205,8 @@ def _eval_target(config: dict[str, Any]) -> tuple[Any, dict[str, Any], int]:
         name = t["name"]
         settings = {"shots": t["shots"], "val_fraction": t["val_fraction"], "seed": config["seed"]}
         batch = int(config["training"]["eval_batch_size"])
+        if batch < 1:
+            raise ValueError(f"eval_batch_size {batch}")
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"config.json lacks or garbles field {exc}; it is not ours.") from None
     return load_target(name), settings, batch
@@ -236,6 +238,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import loss_and_accuracy, score
 
     model, config = load_artifact(args.dir, source=_given_source(args))
+    metrics = read_json(Path(args.dir) / METRICS, "the metrics")
+    if not isinstance(metrics, dict):
+        raise ArtifactError(f"{Path(args.dir) / METRICS} is not a JSON object; it is not ours.")
+    recorded = metrics.get(f"{args.split}_accuracy")
+    if isinstance(recorded, bool) or not isinstance(recorded, (int, float, type(None))):
+        raise ArtifactError(
+            f"{Path(args.dir) / METRICS} records {args.split}_accuracy {recorded!r}, not a "
+            "number; the file is damaged or was edited."
+        )
     if args.split == "test":  # the official test split: no validation carve needed (a run
         # with --epochs 0 may have held nothing out of classes too small to give one)
         data, _, batch = _eval_target(config)
@@ -244,7 +255,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         splits, batch = _load_eval_splits(config)
         split = splits.val
     loss, acc = loss_and_accuracy(score(model, split.x, split.y, batch, progress=args.split))
-    recorded = read_json(Path(args.dir) / METRICS, "the metrics").get(f"{args.split}_accuracy")
     rows = [
         (f"{args.split} accuracy", f"{acc:.4f}  ({len(split)} examples)"),
         (f"{args.split} loss", f"{loss:.4f}"),

@@ -32,7 +32,8 @@ from .artifact import (
     write_json,
 )
 from .config import FitConfig
-from .errors import ArtifactError, ReprogramError
+from .data.checks import check_input_shape
+from .errors import ArtifactError, DataError, ReprogramError
 from .mappings import MAPPINGS, build_mapping
 from .mappings.base import Mapping
 from .programs import build_program, resolve_program
@@ -297,6 +298,31 @@ def check_source(config: dict[str, Any], source: Source | None, directory: Path)
     return source
 
 
+def target_fields(config: dict[str, Any], directory: Path) -> tuple[tuple[int, ...], int]:
+    """``(input_shape, number of classes)`` recorded in an artifact's ``config.json``, checked
+    (a shape of whole, positive, bounded sizes; a non-empty list of class names) before any
+    module is sized by them; ArtifactError otherwise."""
+    where = directory / CONFIG
+    try:
+        target = config["target"]
+        shape, names = target["input_shape"], target["class_names"]
+    except (KeyError, TypeError) as exc:
+        what = f"lacks field {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
+        raise ArtifactError(f"{where} {what}; it is not ours.") from None
+    try:
+        input_shape = check_input_shape(shape, f"{where}, target")
+    except DataError as exc:
+        raise ArtifactError(
+            f"{exc} The file is damaged or was edited: retrain the model."
+        ) from None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ArtifactError(
+            f"{where}: target class_names must be a non-empty list of strings; the file is "
+            "damaged or was edited: retrain the model."
+        )
+    return input_shape, len(names)
+
+
 @register_loader(FORMAT)
 def load_reprogrammed(
     directory: Path, config: dict[str, Any], source: Source | None = None
@@ -305,11 +331,13 @@ def load_reprogrammed(
     source by name (or ``source``) with its weight fingerprint checked, then the tensors."""
     try:
         prog_cfg, map_cfg = config["program"], config["mapping"]
-        input_shape = tuple(config["target"]["input_shape"])
-        num_classes = len(config["target"]["class_names"])
+        for part in (prog_cfg, map_cfg):
+            if not isinstance(part["name"], str) or not isinstance(part["options"], dict):
+                raise TypeError("program and mapping need a name and options")
     except (KeyError, TypeError) as exc:
         what = f"lacks field {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
         raise ArtifactError(f"{directory / CONFIG} {what}; it is not ours.") from None
+    input_shape, num_classes = target_fields(config, directory)
     source = check_source(config, source, directory)
     program, _ = build_program(
         prog_cfg["name"], prog_cfg["options"], input_shape, source.input_size

@@ -8,8 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.lib.npyio import NpzFile
+from PIL import Image
 
 from .data.checks import check_finite, to_nchw_float
+from .data.folder import decode_image
+from .data.npz import READ_ERRORS, check_array_sizes
 from .data.series import series_batch
 from .data.ucr_files import SUFFIXES, read_series_file
 from .errors import DataError
@@ -33,29 +37,61 @@ def _fit_shape(x: torch.Tensor, shape: tuple[int, ...], where: str) -> torch.Ten
 
 
 def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    def convert(im: Image.Image) -> np.ndarray:
+        im = im.convert("RGB") if im.mode not in ("L", "1") else im.convert("L")
+        return np.asarray(im)[None]
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB") if im.mode not in ("L", "1") else im.convert("L")
-            return np.asarray(im)[None]
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"cannot read image {path} ({exc}).") from None
+    return decode_image(path, convert)
 
 
 def _read_array(path: Path) -> np.ndarray:
+    """The array of a ``.npy`` file, or of a ``.npz`` file's ``x``/``x_test``/``inputs``."""
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if not magic:
+        raise DataError(f"array file {path} is empty (0 bytes); save it with numpy.save.")
+    if not magic.startswith(b"PK") and magic != b"\x93NUMPY":
+        raise DataError(
+            f"{path} is not a .npy or .npz file (it does not start as numpy or a zip archive "
+            "writes); save arrays with numpy.save or numpy.savez."
+        )
     try:
+        check_array_sizes(path)
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read array file {path} ({exc}).") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        key = next((k for k in ("x", "x_test", "inputs") if k in loaded.files), None)
-        if key is None:
+        if not isinstance(loaded, NpzFile):
+            return _plain(loaded, path, None)
+        with loaded:
+            key = next((k for k in ("x", "x_test", "inputs") if k in loaded.files), None)
+            if key is None:
+                raise DataError(
+                    f"{path} has no array named x, x_test or inputs (found {loaded.files})."
+                )
+            return _plain(loaded[key], path, key)
+    except DataError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc) or "Object arrays" in str(exc):
             raise DataError(
-                f"{path} has no array named x, x_test or inputs (found {loaded.files})."
-            )
-        return loaded[key]
-    return loaded
+                f"{path} holds Python objects, which are never unpickled; save a plain "
+                "numeric array (uint8 pixels, or floats)."
+            ) from None
+        raise DataError(f"cannot read array file {path} ({exc}); it is corrupt.") from None
+    except READ_ERRORS as exc:
+        raise DataError(
+            f"cannot read array file {path} ({exc or type(exc).__name__}); it is truncated "
+            "or corrupt. Save it again with numpy.save or numpy.savez."
+        ) from None
+
+
+def _plain(arr: np.ndarray, path: Path, key: str | None) -> np.ndarray:
+    """``arr`` if it holds numbers; DataError naming the file (and array) otherwise."""
+    if arr.dtype.kind not in "biuf":
+        what = f"array {key!r} of {path}" if key else str(path)
+        raise DataError(
+            f"{what} has dtype {arr.dtype}, not numbers; save uint8 pixels (0-255), floats "
+            "in [0, 1], or float series."
+        )
+    return arr
 
 
 def load_inputs(

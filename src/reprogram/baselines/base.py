@@ -13,8 +13,10 @@ from ..artifact import BASELINE_FORMAT, load_state, register_loader, versions
 from ..callbacks import Callback
 from ..config import BaselineConfig, FitResult
 from ..data import PreparedSplits, TargetData
+from ..data.checks import check_writable_dir
 from ..errors import ArtifactError, ReprogramError
-from ..model import check_source
+from ..model import check_source, target_fields
+from ..programs.base import check_side
 from ..registry import Registry
 from ..selection import kfold_run
 from ..sources import Source, build_source
@@ -134,6 +136,15 @@ def run_baseline(
         the trained model at its validation-selected state and the metrics written.
     """
     baseline, options = _make(config.method, config.method_options)
+    starts = any(cb.initial_candidate for cb in callbacks or [])
+    if isinstance(baseline, GradientBaseline) and config.epochs == 0 and not starts:
+        raise ReprogramError(
+            f"baseline {config.method!r} is trained by gradient descent from a random start, "
+            "so --epochs 0 would keep an untrained model; give --epochs 1 or more. (The "
+            "fixed-feature baselines, such as pixels-logreg and linear-probe, fit in closed "
+            "form and ignore --epochs.)"
+        )
+    check_writable_dir(config.out)
     if config.folds:
         if baseline.needs_source and source is None:
             source = build_source(config.source)
@@ -191,13 +202,19 @@ def load_baseline(
     try:
         spec = config["baseline"]
         method, options = spec["method"], spec.get("options", {})
-        input_shape = tuple(config["target"]["input_shape"])
-        num_classes = len(config["target"]["class_names"])
-    except (KeyError, TypeError) as exc:
+        canvas_size = spec.get("canvas_size")
+        if not isinstance(method, str) or not isinstance(options, dict):
+            raise TypeError("baseline needs a method name and options")
+    except (KeyError, TypeError, AttributeError) as exc:
         what = f"lacks field {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
         raise ArtifactError(f"{directory / 'config.json'} {what}; it is not ours.") from None
+    input_shape, num_classes = target_fields(config, directory)
+    try:
+        check_side("canvas_size", canvas_size)
+    except ValueError as exc:
+        raise ArtifactError(f"{directory / 'config.json'}: baseline {exc}.") from None
     baseline, _ = _make(method, options)
     src = check_source(config, source, directory) if baseline.needs_source else None
-    model = baseline.build(BuildContext(src, input_shape, num_classes, spec.get("canvas_size")))
+    model = baseline.build(BuildContext(src, input_shape, num_classes, canvas_size))
     load_state(directory, model, f"baseline {method}")
     return model, config

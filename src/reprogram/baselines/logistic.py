@@ -23,6 +23,7 @@ from torch import nn
 
 from ..artifact import write_artifact
 from ..config import FitResult
+from ..errors import DataError
 from ..evaluate import loss_and_accuracy, score
 from ..probe import fit_probe
 from . import BASELINES
@@ -77,6 +78,13 @@ class LogisticBaseline(Baseline):
     def train(self, run: BaselineRun) -> FitResult:
         cfg, splits, model = run.config, run.splits, run.model
         assert isinstance(model, FeatureClassifier)
+        classes = torch.unique(splits.train.y)
+        if len(classes) < 2:
+            raise DataError(
+                f"baseline {cfg.method!r} fits logistic regression, which needs training "
+                f"examples of at least 2 classes; this target's training split has only class "
+                f"{splits.class_names[int(classes[0])]!r}. Give a target with two or more classes."
+            )
         show = cfg.progress and sys.stderr.isatty()
         start = time.perf_counter()
         batch = cfg.eval_batch_size

@@ -7,7 +7,10 @@ numbers, labels are integer classes from 0, and images end up as float32 ``[N, C
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -183,10 +186,33 @@ def check_class_names(names: Sequence[str], labels: Sequence[np.ndarray], where:
         raise DataError(f"{where}: class names repeat; each class needs its own name.")
 
 
-def default_class_names(labels: Sequence[np.ndarray | torch.Tensor]) -> list[str]:
-    """``["0", …, "K-1"]`` where ``K`` is the largest label in ``labels`` plus one."""
-    top = max(int(np.asarray(y).max()) for y in labels if len(y))
-    return [str(k) for k in range(top + 1)]
+def check_dense_labels(labels: Sequence[np.ndarray | torch.Tensor], where: str) -> int:
+    """The number of classes ``K`` of labels that must be exactly ``0 … K-1``, each occurring.
+
+    Labels name classes by position, so a label of 1e9 would mean a billion classes (and
+    a billion-row mapping): the largest label may be at most the number of distinct labels
+    minus one. Checked from the distinct values alone, before anything is sized by a label.
+    """
+    present = np.unique(np.concatenate([np.asarray(y).reshape(-1) for y in labels]))
+    if not present.size:
+        raise DataError(f"{where}: there are no labels.")
+    top = int(present[-1])
+    if top >= present.size:
+        missing = np.setdiff1d(np.arange(min(top, present.size + 3)), present)
+        raise DataError(
+            f"{where}: labels go up to {top} but only {present.size} distinct classes occur "
+            f"({_examples(present, 5)}; classes {_examples(missing, 3)} never do). Labels must "
+            f"be the classes 0 … K-1, each used: renumber them (np.unique(y, "
+            "return_inverse=True) gives such labels), or save class_names naming every class."
+        )
+    return top + 1
+
+
+def default_class_names(labels: Sequence[np.ndarray | torch.Tensor], where: str = "") -> list[str]:
+    """``["0", …, "K-1"]`` for labels that are exactly the classes ``0 … K-1`` (checked by
+    :func:`check_dense_labels`, which raises a DataError otherwise)."""
+    k = check_dense_labels([y for y in labels if len(y)], where or "the target")
+    return [str(c) for c in range(k)]
 
 
 # --------------------------------------------------------------------------- time series
@@ -252,3 +278,74 @@ def make_series_split(x: np.ndarray, y: np.ndarray, where: str) -> Split:
     x, y = np.asarray(x), np.asarray(y)
     check_lengths(x, y, where)
     return Split(to_series_float(x, where), torch.from_numpy(check_labels(y, where)))
+
+
+# --------------------------------------------------------------------------- input bounds
+#: Largest image decoded, width × height in pixels (e.g. 8192 × 8192, or a 64-megapixel
+#: photo), checked from the file's header before any pixel is decoded: a small file can
+#: claim a huge image (a decompression bomb). Pillow's own guard warns only above 89 and
+#: refuses above 179 megapixels.
+MAX_IMAGE_PIXELS = 2**26
+
+#: Most values one input may hold (``C·H·W`` for an image, ``L`` for a series): 16.8 million,
+#: e.g. 3 × 2364 × 2364. Shapes read from an artifact's config.json are held to it before
+#: any model is built from them.
+MAX_INPUT_VALUES = 2**24
+
+
+def check_image_size(width: int, height: int, where: str) -> None:
+    """Refuse an image larger than :data:`MAX_IMAGE_PIXELS`, from its header's size."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DataError(
+            f"{where}: the image is {width}x{height} ({width * height / 1e6:.0f} megapixels), "
+            f"more than the {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels reprogram decodes (a file "
+            "claiming a huge size can exhaust memory). Resize it first, e.g. to the size the "
+            "model takes."
+        )
+
+
+def check_input_shape(shape: object, where: str) -> tuple[int, ...]:
+    """``shape`` as a tuple of ints if it is one input's shape: ``[C, H, W]`` (an image) or
+    ``[1, L]`` (a series), every size at least 1 and :data:`MAX_INPUT_VALUES` values at most;
+    a :class:`DataError` saying what is wrong otherwise (callers re-raise it as their kind)."""
+    if not isinstance(shape, (list, tuple)) or len(shape) not in (2, 3):
+        raise DataError(
+            f"{where}: input_shape is {shape!r}; it must be [C, H, W] (images) or [1, L] (series)."
+        )
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
+        raise DataError(f"{where}: input_shape {list(shape)} must hold whole numbers.")
+    dims = tuple(int(v) for v in shape)
+    if len(dims) == 2 and dims[0] != 1:
+        raise DataError(f"{where}: input_shape {list(dims)} is not a series [1, L].")
+    if min(dims) < 1:
+        raise DataError(f"{where}: input_shape {list(dims)} has a size below 1.")
+    values = int(np.prod(dims, dtype=object))
+    if values > MAX_INPUT_VALUES:
+        raise DataError(
+            f"{where}: input_shape {list(dims)} means {values:,} values per input, more than the "
+            f"{MAX_INPUT_VALUES:,} reprogram takes; resize the inputs first."
+        )
+    return dims
+
+
+def check_writable_dir(path: str | Path, flag: str = "--out") -> None:
+    """Check that ``path`` (a directory, existing or to be made) can be written, before any
+    work is done: the nearest existing folder must be a folder and take a new file (a real
+    trial, as pip does, since permission bits do not tell: read-only mounts, ACLs, root)."""
+    path = Path(path).expanduser()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"cannot be made: {existing} is a file"
+        raise DataError(f"{flag} {path} {what}; {flag} must be a folder (new or a run's).")
+    try:
+        fd, trial = tempfile.mkstemp(prefix=".reprogram-write-check-", dir=existing)
+        os.close(fd)
+        os.unlink(trial)
+    except OSError as exc:
+        where = "" if existing == path else f" (its nearest existing folder {existing})"
+        raise DataError(
+            f"{flag} {path} is not writable{where}: {exc.strerror or exc}. Choose a folder you "
+            "can write to, or fix its permissions."
+        ) from None

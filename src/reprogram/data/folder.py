@@ -9,6 +9,8 @@ all become RGB (``C = 3``). Every image must have the same size.
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from PIL import Image
 from ..errors import DataError
 from . import TARGETS
 from .base import Split, TargetData
-from .checks import check_label_sets, make_split
+from .checks import check_image_size, check_label_sets, make_split
 from .splits import holdout_split
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -75,11 +77,22 @@ def _pixels(im: Image.Image) -> np.ndarray:
 
 def _read_image(path: Path, label: int) -> _Image:
     """Decode ``path``; DataError naming it if it is not a readable image."""
+    return _Image(path, decode_image(path, _pixels), label)
+
+
+def decode_image(path: Path, convert: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+    """``convert`` of the image at ``path``, refused (DataError) above
+    :data:`~reprogram.data.checks.MAX_IMAGE_PIXELS` from its header, before decoding."""
     try:
         with Image.open(path) as im:
+            check_image_size(im.width, im.height, str(path))
             im.load()
-            return _Image(path, _pixels(im), label)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            return convert(im)
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, at open
+        raise DataError(
+            f"{path}: {exc}; resize the image first, e.g. to the size the model takes."
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, MemoryError) as exc:
         raise DataError(f"cannot read image {path} ({exc}); fix or remove that file.") from None
 
 

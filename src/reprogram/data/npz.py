@@ -9,10 +9,15 @@ Required arrays ``x_train, y_train, x_test, y_test``; optional ``x_val, y_val`` 
 
 from __future__ import annotations
 
+import struct
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+from numpy.lib import format as np_format
 from numpy.lib.npyio import NpzFile
 
 from ..errors import DataError
@@ -39,11 +44,14 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     try:
         with open(path, "rb") as fh:
             magic = fh.read(6)
+        if not magic:
+            raise DataError(f"npz file {path} is empty (0 bytes); save it with numpy.savez.")
         if not magic.startswith(b"PK") and magic != b"\x93NUMPY":
             raise DataError(
                 f"{path} is not a .npz file (not a zip archive of arrays); save it with "
                 "numpy.savez."
             )
+        check_array_sizes(path)
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, NpzFile):
             raise DataError(
@@ -54,10 +62,62 @@ def _read(path: Path) -> dict[str, np.ndarray]:
             return {key: _array(loaded, key, path) for key in loaded.files}
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except READ_ERRORS as exc:
         raise DataError(
             f"cannot read {path} as a .npz file ({exc}); save it with numpy.savez."
         ) from None
+
+
+#: What reading a damaged ``.npy``/``.npz`` can raise inside numpy and zipfile: the readers
+#: turn each into a DataError naming the file.
+READ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    SyntaxError,  # a garbled .npy header is parsed as a Python literal
+    tokenize.TokenError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,  # an unsupported zip compression method
+    struct.error,
+    KeyError,
+)
+
+
+def check_array_sizes(path: Path) -> None:
+    """Refuse a ``.npy`` file, or a ``.npz`` member, whose header claims more bytes than it
+    holds (numpy would allocate the claimed size before reading): DataError naming it.
+
+    A ``.npz`` member may hold up to its recorded uncompressed size, which reading checks.
+    """
+    with open(path, "rb") as fh:
+        if fh.read(6) == b"\x93NUMPY":
+            fh.seek(0)
+            _check_header(fh, path.stat().st_size, str(path))
+            return
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.filename.endswith(".npy"):
+                with archive.open(info) as fh:
+                    _check_header(fh, info.file_size, f"{path}, array {info.filename[:-4]!r}")
+
+
+def _check_header(fh: IO[bytes], size: int, where: str) -> None:
+    version = np_format.read_magic(fh)
+    readers = {(1, 0): np_format.read_array_header_1_0, (2, 0): np_format.read_array_header_2_0}
+    if version not in readers:
+        return  # (3, 0): numpy reads and checks it
+    shape, _, dtype = readers[version](fh)
+    if dtype.hasobject:
+        return  # refused when read (never unpickled)
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    held = size - fh.tell()
+    if claimed > held:
+        raise DataError(
+            f"{where}: the header claims an array of shape {list(shape)} ({claimed:,} bytes) but "
+            f"the file holds {max(held, 0):,}; it is truncated or corrupt. Save it again with "
+            "numpy.save/numpy.savez."
+        )
 
 
 def _array(loaded: NpzFile, key: str, path: Path) -> np.ndarray:
@@ -86,7 +146,7 @@ def _check_keys(arrays: dict[str, np.ndarray], path: Path) -> None:
 def _class_names(arrays: dict[str, np.ndarray], splits: list[Split], path: Path) -> list[str]:
     labels = [s.y.numpy() for s in splits]
     if "class_names" not in arrays:
-        return default_class_names(labels)
+        return default_class_names(labels, str(path))
     names = arrays["class_names"]
     if names.ndim != 1 or names.dtype.kind not in "US":
         raise DataError(f"{path}: class_names must be a 1-D array of strings, got {names.dtype}.")

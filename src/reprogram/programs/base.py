@@ -15,6 +15,25 @@ from torch import nn
 
 from ..errors import ReprogramError
 
+#: Largest canvas side an option may ask for, in pixels: a 4096-pixel RGB canvas is 200 MB a
+#: float32 image, already past any source's pretrained size (ImageNet models take 224-600).
+MAX_CANVAS = 4096
+
+
+def check_side(name: str, value: int | None) -> None:
+    """A canvas or inner side option must be a whole number of pixels in 1 … MAX_CANVAS."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number of pixels, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive number of pixels, got {value}")
+    if value > MAX_CANVAS:
+        raise ValueError(
+            f"{name} must be at most {MAX_CANVAS} pixels, got {value} (sources take 224-600; "
+            "a larger canvas only costs memory)"
+        )
+
 
 @dataclass
 class CanvasConfig:
@@ -31,9 +50,7 @@ class CanvasConfig:
 
     def __post_init__(self) -> None:
         for name in ("canvas_size", "inner_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be a positive number of pixels, got {value}")
+            check_side(name, getattr(self, name))
 
 
 def canvas_side(

@@ -28,7 +28,7 @@ from torch import nn
 from ..data.series import resample_valid
 from ..errors import ReprogramError
 from . import PROGRAMS
-from .base import CanvasConfig
+from .base import MAX_CANVAS, CanvasConfig, check_side
 from .full import FullProgram
 from .resize_pad import ResizePadProgram
 
@@ -57,12 +57,10 @@ class SeriesImageConfig:
             raise ValueError(f"image must be one of {', '.join(IMAGES)}, got {self.image!r}")
         if self.prompt not in PROMPTS:
             raise ValueError(f"prompt must be one of {', '.join(PROMPTS)}, got {self.prompt!r}")
-        if self.resolution < 2:
-            raise ValueError(f"resolution must be at least 2, got {self.resolution}")
+        if not 2 <= self.resolution <= MAX_CANVAS:
+            raise ValueError(f"resolution must be from 2 to {MAX_CANVAS}, got {self.resolution}")
         for name in ("canvas_size", "inner_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be a positive number of pixels, got {value}")
+            check_side(name, getattr(self, name))
 
 
 def unit_range(s: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
