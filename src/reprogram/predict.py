@@ -37,8 +37,8 @@ def _read_image(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB") if im.mode not in ("L", "1") else im.convert("L")
-            return np.asarray(im)[None]
+            pixels = im.convert("RGB") if im.mode not in ("L", "1") else im.convert("L")
+            return np.asarray(pixels)[None]
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"cannot read image {path} ({exc}).") from None
 

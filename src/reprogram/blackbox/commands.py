@@ -13,7 +13,7 @@ from ..errors import ReprogramError
 from ..sources import build_source
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``serve`` and ``export`` to the ``reprogram`` subparsers."""
     p = sub.add_parser(
         "serve",

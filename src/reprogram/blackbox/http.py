@@ -358,7 +358,7 @@ def _parse_health(content: bytes) -> tuple[EndpointInfo, int, int]:
         raise ValueError(f"top_k {top_k} exceeds num_classes {num_classes}")
     info = EndpointInfo(
         name=str(h.get("name") or "http"),
-        input_shape=tuple(shape),  # type: ignore[arg-type]
+        input_shape=tuple(shape),
         num_classes=num_classes,
         label_names=tuple(names),
         top_k=top_k,

@@ -26,7 +26,7 @@ from ..errors import ReprogramError
 from .protocol import EndpointInfo, dense_from_topk
 
 TOKEN_ENV = "REPROGRAM_API_TOKEN"
-DTYPES = {"float32": np.dtype("<f4"), "uint8": np.dtype("u1")}
+DTYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype("<f4"), "uint8": np.dtype("u1")}
 PROB_TOLERANCE = 1e-3
 # JSON around the base64 string of a request body: shape, dtype, keys (generous upper bound).
 BODY_OVERHEAD = 512
@@ -54,7 +54,9 @@ def request_body(pixels: np.ndarray) -> bytes:
     the encoding itself.
     """
     name = "uint8" if pixels.dtype == np.uint8 else "float32"
-    raw = memoryview(np.ascontiguousarray(pixels, dtype=DTYPES[name])).cast("B")  # no copy
+    contiguous = np.ascontiguousarray(pixels, dtype=DTYPES[name])
+    # an ndarray is a buffer; numpy's stubs declare its __buffer__ only for Python >= 3.12
+    raw = memoryview(contiguous).cast("B")  # type: ignore[arg-type]  # no copy
     head = json.dumps({"shape": [int(v) for v in pixels.shape], "dtype": name})
     return b"".join(
         (head[:-1].encode(), b', "data": "', binascii.b2a_base64(raw, newline=False), b'"}')
