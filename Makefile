@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION := /usr/share/datasets/fashion-mnist
 
-.PHONY: install demo test lint docs clean
+.PHONY: install demo test lint typecheck docs clean
 
 install: $(STAMP)
 
@@ -37,10 +37,15 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check .
+
+# mypy on src/reprogram; its settings are pyproject.toml's [tool.mypy].
+typecheck: install
+	$(BIN)/mypy
 
 # The documentation site (mkdocs-material + mkdocstrings), warnings as errors, into site/.
 # The docs tools are a separate extra so that `make test` does not install them; torch is

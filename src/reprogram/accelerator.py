@@ -100,8 +100,8 @@ def module_device(module: nn.Module) -> torch.device:
     """The device of ``module``'s first parameter or buffer (the CPU when it has none)."""
     for tensor in module.parameters():
         return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
+    for buffer in module.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 

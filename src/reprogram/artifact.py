@@ -12,7 +12,7 @@ import platform
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -31,6 +31,7 @@ BASELINE_FORMAT = "reprogram-baseline-v1"
 #: artifact of one recorded ``format``.
 Loader = Callable[[Path, dict[str, Any], Any], tuple[torch.nn.Module, dict[str, Any]]]
 _LOADERS: dict[str, Loader] = {}
+_L = TypeVar("_L", bound=Loader)  # a loader, its own signature kept for direct callers
 
 
 def versions() -> dict[str, str]:
@@ -119,11 +120,11 @@ def write_artifact(
     write_json(out / METRICS, metrics)
 
 
-def register_loader(fmt: str) -> Callable[[Loader], Loader]:
+def register_loader(fmt: str) -> Callable[[_L], _L]:
     """Decorator registering the loader of artifacts whose ``config.json`` has ``format: fmt``
     (a config without ``format`` is read as :data:`FORMAT`)."""
 
-    def deco(loader: Loader) -> Loader:
+    def deco(loader: _L) -> _L:
         if fmt in _LOADERS:
             raise ValueError(f"artifact format {fmt!r} is registered twice")
         _LOADERS[fmt] = loader

@@ -40,7 +40,7 @@ def atomic_file(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """``write(tmp)`` into a fresh temporary file, then rename it onto ``path``."""
     with atomic_file(path) as tmp:
         write(tmp)

@@ -21,6 +21,7 @@ class TrainerView(Protocol):
     config: Any  #: the run's :class:`~reprogram.config.RunConfig`
     model: Any  #: the model being trained (program → source → mapping for ``fit``)
     splits: Any  #: the run's :class:`~reprogram.data.PreparedSplits` (test sealed)
+    is_main: bool  #: whether this process is the main one (rank 0), which reports progress
 
     def source_outputs(self, split: Any) -> torch.Tensor:
         """Source outputs ``[N, K_s]`` of ``split`` at the current program."""

@@ -18,11 +18,14 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import BaselineConfig, FitConfig, RunConfig
 from .errors import ArtifactError, DataError, ReprogramError
 from .flags import add_flags, from_flags
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 KINDS = ("sources", "targets", "programs", "mappings", "optimizers", "baselines", "recipes")
 
@@ -329,7 +332,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
     from . import baselines, data, mappings, optim, programs, recipes, sources
 
-    registry = {
+    registries: dict[str, Registry[Any]] = {
         "recipes": recipes.RECIPES,
         "baselines": baselines.BASELINES,
         "sources": sources.SOURCES,
@@ -337,7 +340,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         "programs": programs.PROGRAMS,
         "mappings": mappings.MAPPINGS,
         "optimizers": optim.OPTIMIZERS,
-    }[args.kind]
+    }
+    registry = registries[args.kind]
     if args.name:
         return _list_one(registry, args.name)
     rows = []
@@ -643,7 +647,7 @@ class _StderrHandler(logging.StreamHandler):
     """A handler writing to whatever ``sys.stderr`` is at the time of each message."""
 
     @property
-    def stream(self) -> Any:  # type: ignore[override]
+    def stream(self) -> Any:
         return sys.stderr
 
     @stream.setter

@@ -11,6 +11,7 @@ PEFT-like use in your own training loop::
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ class ReprogrammedModel(Adapted):
         program: ``[B, C_t, H_t, W_t]`` target inputs → ``[B, C_s, S, S]`` source pixels.
         mapping: ``[B, K_s]`` source logits → ``[B, K_t]`` target scores.
     """
+
+    #: the program/mapping/target/seed settings, set by :meth:`build` and the artifact loader
+    #: (absent otherwise: :meth:`save_pretrained` reads it with ``getattr``)
+    spec: dict[str, Any]
 
     def __init__(self, source: Source, program: nn.Module, mapping: Mapping) -> None:
         super().__init__()
@@ -236,7 +241,10 @@ def build_model(
     source = with_program_views(source, program)  # a program's views: V·d features
     mapping_options = dict(config.mapping_options)
     entry = MAPPINGS.get(config.mapping)
-    if entry.config is not None and "seed" in entry.config.__dataclass_fields__:
+    seeded = entry.config is not None and any(
+        f.name == "seed" for f in dataclasses.fields(entry.config)
+    )
+    if seeded:
         mapping_options.setdefault("seed", config.seed)
     features = getattr(source, "outputs", "logits") == "features"
     MAPPINGS.build_config(config.mapping, mapping_options)  # bad options: their own error
@@ -255,6 +263,7 @@ def build_model(
             f"--mapping linear with it (add --mapping-opt init=probe to start from a linear "
             f"probe), or drop the features: prefix."
         )
+    assert mapping is not None  # None only for a features: source, refused just above
     mapping.bind_inputs(tuple(input_shape))  # side features of the raw target, if any
     if class_names is not None:
         texts = getattr(source, "label_texts", None) or source.label_names

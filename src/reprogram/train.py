@@ -255,6 +255,8 @@ class Trainer:
             if cfg.select_epoch is not None:  # the epoch is fixed (k-fold chose it)
                 improved = best is None or epoch == cfg.select_epoch
             else:
+                # no fixed epoch, so score_val is on (the config checks) and validate() scored
+                assert val_loss is not None
                 improved = best is None or (val_acc, -val_loss) > (
                     best["val_accuracy"],
                     -best["val_loss"],

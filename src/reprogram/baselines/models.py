@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from typing import cast
 
 import torch
 from torch import nn
 
 from ..adapter import Adapted
+from ..errors import ReprogramError
 from ..programs import build_program
+from ..programs.base import ImageProgram
 from ..sources import Source
 from ..sources.features import last_linear
 from ..transforms import featurize
@@ -17,11 +20,11 @@ from ..transforms import featurize
 
 def canvas_resize(
     source: Source, input_shape: tuple[int, ...], canvas_size: int | None
-) -> nn.Module:
+) -> ImageProgram:
     """The ``resize`` program: ``[B, C_t, H, W]`` → ``[B, C_s, S, S]`` pixels, nothing trained."""
     options = {"canvas_size": canvas_size} if canvas_size else {}
     program, _ = build_program("resize", options, input_shape, source.input_size)
-    return program
+    return cast(ImageProgram, program)  # "resize" builds a ResizeProgram
 
 
 class SourceFeatures(nn.Module):
@@ -117,6 +120,10 @@ class FinetunedSource(Adapted):
     update in training mode, as in ordinary fine-tuning. The original source is not touched.
     """
 
+    # buffers: the source's normalisation
+    _scale: torch.Tensor
+    _shift: torch.Tensor
+
     def __init__(
         self,
         source: Source,
@@ -137,6 +144,11 @@ class FinetunedSource(Adapted):
         self.head = nn.Linear(classifier.in_features, num_classes)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        if source._scale is None or source._shift is None:
+            raise ReprogramError(
+                f"fine-tuning needs a source with its input normalisation (mean/std); "
+                f"{source.name} has none."
+            )
         self.register_buffer("_scale", source._scale.clone(), persistent=False)
         self.register_buffer("_shift", source._shift.clone(), persistent=False)
         self.channels_last = source.channels_last

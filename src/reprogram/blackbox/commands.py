@@ -23,7 +23,7 @@ SERVE_TOKEN_ENV = "REPROGRAM_SERVE_TOKEN"
 API_TOKEN_ENV = "REPROGRAM_API_TOKEN"
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``serve`` and ``export`` to the ``reprogram`` subparsers."""
     p = sub.add_parser(
         "serve",

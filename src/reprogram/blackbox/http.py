@@ -95,7 +95,8 @@ class _DeadlineStream(httpcore.NetworkStream):
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         view = memoryview(buffer)
         for i in range(0, len(view), _WRITE_CHUNK):
-            self._stream.write(view[i : i + _WRITE_CHUNK], _bounded(timeout, httpcore.WriteTimeout))
+            chunk = view[i : i + _WRITE_CHUNK]  # a view: no copy of a large body
+            self._stream.write(chunk, _bounded(timeout, httpcore.WriteTimeout))  # type: ignore[arg-type]  # httpcore's stub says bytes; sockets take any buffer
 
     def close(self) -> None:
         self._stream.close()
@@ -521,7 +522,7 @@ def _parse_health(content: bytes) -> tuple[EndpointInfo, int, int, set[str]]:
         raise ValueError(f"top_k {top_k} exceeds num_classes {num_classes}")
     info = EndpointInfo(
         name=str(h.get("name") or "http"),
-        input_shape=tuple(shape),  # type: ignore[arg-type]
+        input_shape=tuple(shape),
         num_classes=num_classes,
         label_names=tuple(names),
         top_k=top_k,

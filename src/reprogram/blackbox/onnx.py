@@ -46,6 +46,11 @@ def export_onnx(source: Any, path: str | Path, *, opset: int = DEFAULT_OPSET) ->
 
     if not isinstance(source, Source):
         raise ReprogramError(f"export_onnx takes a Source, got {type(source).__name__}.")
+    if source.mean_values is None or source.std_values is None:
+        raise ReprogramError(
+            f"{source.name} has no input normalisation (mean/std), which the ONNX metadata "
+            f"records; export_onnx exports image sources."
+        )
     path = Path(path)
     if path.is_dir():
         raise ReprogramError(f"{path} is a directory; give a file name such as model.onnx.")
@@ -173,7 +178,7 @@ class OnnxEndpoint:
             raise ReprogramError(f"{self.path}: {len(names)} label names for {k} classes.")
         return EndpointInfo(
             name=name,
-            input_shape=shape,  # type: ignore[arg-type]
+            input_shape=shape,
             num_classes=k,
             label_names=names,
             fingerprint=fingerprint,

@@ -36,7 +36,7 @@ class EndpointInfo:
     """
 
     name: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     num_classes: int
     label_names: tuple[str, ...] = field(default_factory=tuple)
     top_k: int = 0

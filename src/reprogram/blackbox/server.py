@@ -343,7 +343,7 @@ def source_model(source: torch.nn.Module) -> tuple[ModelFn, EndpointInfo]:
 
     info = EndpointInfo(
         name=source.name,
-        input_shape=tuple(source.input_size),  # type: ignore[arg-type]
+        input_shape=tuple(source.input_size),
         num_classes=source.num_classes,
         label_names=tuple(source.label_names),
         fingerprint=source.fingerprint(),
@@ -377,7 +377,7 @@ def artifact_model(directory: str) -> tuple[ModelFn, EndpointInfo]:
         what = f"reprogrammed:{source.get('name', '?')}"
     info = EndpointInfo(
         name=f"{what}->{config['target']['name']}",
-        input_shape=tuple(int(v) for v in config["target"]["input_shape"]),  # type: ignore[arg-type]
+        input_shape=tuple(int(v) for v in config["target"]["input_shape"]),
         num_classes=len(names),
         label_names=names,
         fingerprint=digest.hexdigest(),

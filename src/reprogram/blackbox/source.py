@@ -450,7 +450,7 @@ class SourceEndpoint:
         shape = (c, canvas, canvas) if canvas else (c, h, w)
         self.info = EndpointInfo(
             name=source.name,  # type: ignore[arg-type]
-            input_shape=shape,  # type: ignore[arg-type]
+            input_shape=shape,
             num_classes=source.num_classes,  # type: ignore[arg-type]
             label_names=tuple(source.label_names),  # type: ignore[arg-type]
             fingerprint=source.fingerprint(),  # type: ignore[operator]

@@ -39,7 +39,7 @@ BINARY_TYPE = "application/octet-stream"
 #: What ``/health`` lists in ``encodings`` (``json`` is always there).
 ENCODINGS = ("json", "safetensors")
 SERVED_HEADER = "X-Queries-Served"
-DTYPES = {"float32": np.dtype("<f4"), "uint8": np.dtype("u1")}
+DTYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype("<f4"), "uint8": np.dtype("u1")}
 PROB_TOLERANCE = 1e-3
 # JSON around the base64 string of a request body: shape, dtype, keys (generous upper bound).
 BODY_OVERHEAD = 512
@@ -67,7 +67,9 @@ def request_body(pixels: np.ndarray) -> bytes:
     the encoding itself.
     """
     name = "uint8" if pixels.dtype == np.uint8 else "float32"
-    raw = memoryview(np.ascontiguousarray(pixels, dtype=DTYPES[name])).cast("B")  # no copy
+    contiguous = np.ascontiguousarray(pixels, dtype=DTYPES[name])
+    # an ndarray is a buffer; numpy's stubs declare its __buffer__ only for Python >= 3.12
+    raw = memoryview(contiguous).cast("B")  # type: ignore[arg-type]  # no copy
     head = json.dumps({"shape": [int(v) for v in pixels.shape], "dtype": name})
     return b"".join(
         (head[:-1].encode(), b', "data": "', binascii.b2a_base64(raw, newline=False), b'"}')
@@ -96,7 +98,7 @@ def binary_body(tensors: dict[str, np.ndarray]) -> bytes:
     return save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
 
 
-def decode_binary(content: bytes, names: set[str], what: str) -> dict[str, np.ndarray]:
+def decode_binary(content: bytes | bytearray, names: set[str], what: str) -> dict[str, np.ndarray]:
     """The tensors of safetensors ``content``, which must hold exactly ``names``.
 
     Raises:
@@ -114,7 +116,7 @@ def decode_binary(content: bytes, names: set[str], what: str) -> dict[str, np.nd
     return tensors
 
 
-def binary_pixels(content: bytes) -> np.ndarray:
+def binary_pixels(content: bytes | bytearray) -> np.ndarray:
     """The ``pixels`` tensor (float32 or uint8) of a binary ``/predict`` body (ValueError)."""
     pixels = decode_binary(content, {"pixels"}, "the request")["pixels"]
     if pixels.dtype not in (DTYPES["float32"], DTYPES["uint8"]):

@@ -26,8 +26,8 @@ def digits() -> TargetData:
     bunch = load_digits()
     x = (bunch.images / 16.0).astype(np.float32)
     y = bunch.target.astype(np.int64)
-    keep, held = holdout_split(torch.from_numpy(y), TEST_FRACTION, SPLIT_SEED)
-    keep, held = keep.numpy(), held.numpy()
+    keep_t, held_t = holdout_split(torch.from_numpy(y), TEST_FRACTION, SPLIT_SEED)
+    keep, held = keep_t.numpy(), held_t.numpy()
     return TargetData(
         name="digits",
         train=make_split(x[keep], y[keep], "digits train split"),

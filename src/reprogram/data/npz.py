@@ -175,10 +175,10 @@ def npz(rest: str) -> TargetData:
     if "x_val" in arrays:
         val = split(arrays["x_val"], arrays["y_val"], f"{path}, validation split")
         check_label_sets(train.y, val.y, f"{path}, validation split")
-    for split, name in ((test, "test"), (val, "validation")):
-        if split is not None and split.x.shape[1:] != train.x.shape[1:]:
+    for part, name in ((test, "test"), (val, "validation")):
+        if part is not None and part.x.shape[1:] != train.x.shape[1:]:
             raise DataError(
-                f"{path}: {name} images are {list(split.x.shape[1:])} but train images are "
+                f"{path}: {name} images are {list(part.x.shape[1:])} but train images are "
                 f"{list(train.x.shape[1:])} ([C, H, W]); all splits need one image size."
             )
     class_names = _class_names(arrays, [s for s in (train, test, val) if s is not None], path)

@@ -244,6 +244,7 @@ class V2SBoundCallback(Callback):
     def measure(self, trainer: Trainer) -> float:
         """Sliced W₁ between the current reprogrammed validation logits and the reference."""
         assert self._reference is not None and self._directions is not None
+        assert self._val is not None  # set with _reference in on_fit_start
         model = trainer.model
         was_training = model.training
         model.eval()

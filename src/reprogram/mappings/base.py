@@ -62,6 +62,8 @@ class GroupedMapping(Mapping):
     """Each target class owns ``m`` source labels (``groups`` ``[K_t, m]``, a saved buffer); its
     score is the log of their mean source probability: ``log mean softmax(logits)[groups]``."""
 
+    groups: torch.Tensor  # buffer [K_t, m]
+
     def __init__(self, num_source: int, num_target: int, m: int) -> None:
         super().__init__(num_source, num_target)
         if m * num_target > num_source:

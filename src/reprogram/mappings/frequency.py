@@ -26,6 +26,10 @@ class FrequencyConfig:
 class FrequencyMapping(Mapping):
     """Target score of class ``t`` = source logit ``index[t]``; ``index`` ``[K_t]``."""
 
+    # buffers
+    index: torch.Tensor
+    fitted: torch.Tensor
+
     def __init__(self, num_source: int, num_target: int, every_epoch: bool) -> None:
         super().__init__(num_source, num_target)
         if num_source < num_target:

@@ -113,7 +113,8 @@ class LinearMapping(Mapping):
         if not self.reads_inputs:  # no side: nothing depends on the inputs' shape
             return
         self.side = build_side(self.side_name, input_shape)
-        self.linear = self._layer(self.num_source + int(self.side.dim))
+        # a transform's dim is a plain int; torch types Module attributes as Tensor | Module
+        self.linear = self._layer(self.num_source + int(self.side.dim))  # type: ignore[arg-type]
 
     def forward(self, logits: torch.Tensor, inputs: torch.Tensor | None = None) -> torch.Tensor:
         if self.reads_inputs:
@@ -135,7 +136,7 @@ class LinearMapping(Mapping):
     def table(self, label_names: list[str], top: int = 3) -> list[dict[str, object]]:
         label_names = self.input_names(label_names)
         weights = self.linear.weight.detach()
-        rows = []
+        rows: list[dict[str, object]] = []
         for row in weights:
             idx = torch.topk(row, k=min(top, row.numel())).indices
             rows.append(

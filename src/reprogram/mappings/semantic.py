@@ -64,6 +64,10 @@ class SemanticMapping(GroupedMapping):
     """``groups`` ``[K_t, m]`` chosen by name similarity in :meth:`bind_names`; the cosine
     similarity of each chosen label is kept (``similarity`` ``[K_t, m]``) for the table."""
 
+    # buffers
+    similarity: torch.Tensor
+    fitted: torch.Tensor
+
     def __init__(self, num_source: int, num_target: int, config: SemanticConfig) -> None:
         super().__init__(num_source, num_target, config.labels_per_class)
         self.config = config

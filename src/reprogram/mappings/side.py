@@ -50,4 +50,5 @@ def build_side(name: str, input_shape: tuple[int, ...]) -> nn.Module:
 
 def side_features(side: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
     """``side`` applied to ``x`` ``[N, 1, L]`` in chunks of ``batch``: ``[N, dim]`` float32."""
-    return featurize(side, x, batch, int(side.dim))
+    # a transform's dim is a plain int; torch types Module attributes as Tensor | Module
+    return featurize(side, x, batch, int(side.dim))  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
@@ -127,7 +127,10 @@ class ZerothOrderStepper:
         self.steps = int(state["steps"])
 
 
-def builder(cls: type[ZerothOrderStepper]) -> Callable[..., ZerothOrderStepper]:
+_Stepper = TypeVar("_Stepper", bound=ZerothOrderStepper)
+
+
+def builder(cls: type[_Stepper]) -> Callable[..., _Stepper]:
     """The registry builder of stepper class ``cls``: ``(config, params, backward, before_box)``."""
 
     def build(
@@ -135,8 +138,8 @@ def builder(cls: type[ZerothOrderStepper]) -> Callable[..., ZerothOrderStepper]:
         params: list[torch.nn.Parameter],
         backward: Callable[[torch.Tensor], None],
         before_box: list[torch.nn.Parameter] | None = None,
-    ) -> ZerothOrderStepper:
-        return cls(config, params, backward, before_box)  # type: ignore[call-arg]
+    ) -> _Stepper:
+        return cls(config, params, backward, before_box)
 
     build.__name__ = f"build_{cls.__name__}"
     return build

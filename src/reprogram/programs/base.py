@@ -91,6 +91,8 @@ class ImageProgram(nn.Module):
             target's own size, the Elsayed et al. choice).
     """
 
+    mask: torch.Tensor  # buffer [S, S]: 1 on the border, 0 under the image
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
@@ -174,6 +176,8 @@ class MaskedPatternProgram(ImageProgram):
     Parameters are stored as ``delta`` ``[C_s, n_border]``; nothing is stored (or counted)
     under the image. Subclasses choose the squashing function.
     """
+
+    index: torch.Tensor  # buffer [n_border]: flat canvas indices of the border
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -200,7 +200,7 @@ class SonifyProgram(nn.Module):
             tones.append(self.diff_tone(x))
         return tones
 
-    def _thetas(self) -> list[torch.Tensor]:
+    def _thetas(self) -> list[nn.Parameter]:
         """The learned waveform of each tone, in the order of :meth:`_tones`."""
         return [self.theta] + ([self.theta_diff] if self.theta_diff is not None else [])
 

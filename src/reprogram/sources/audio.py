@@ -74,6 +74,10 @@ class LogMel(nn.Module):
     ``re² + im²``).
     """
 
+    # buffers
+    window: torch.Tensor
+    filters: torch.Tensor
+
     def __init__(self, n_mels: int = N_MELS) -> None:
         super().__init__()
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)

@@ -39,13 +39,16 @@ class Source(nn.Module):
     outputs: str = "logits"
     #: ``"weights"``: a white box (gradients flow); a query-only source says ``"query"``.
     access: str = "weights"
+    # buffers: ``[1, C, 1, 1]`` normalisation as ``x * _scale + _shift``; both None without it
+    _scale: torch.Tensor | None
+    _shift: torch.Tensor | None
 
     def __init__(
         self,
         module: nn.Module,
         *,
         name: str,
-        input_size: tuple[int, int, int],
+        input_size: tuple[int, ...],
         mean: tuple[float, ...] | None,
         std: tuple[float, ...] | None,
         label_names: list[str],
@@ -98,6 +101,7 @@ class Source(nn.Module):
         """Logits ``[B, K_s]`` for pixels ``[B, C, H, W]`` in ``[0, 1]`` (or raw inputs)."""
         if self._scale is None:
             return self.module(pixels)
+        assert self._shift is not None  # both or neither (checked in __init__)
         # In place on the fresh product: one full-size buffer fewer (mul's backward does not
         # need its output, so autograd allows it).
         x = (pixels * self._scale).add_(self._shift)

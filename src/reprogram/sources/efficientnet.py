@@ -174,7 +174,7 @@ def build_efficientnet_lite0() -> Source:
     return Source(
         model,
         name="efficientnet-lite0",
-        input_size=tuple(cfg["input_size"]),  # type: ignore[arg-type]
+        input_size=tuple(cfg["input_size"]),
         mean=tuple(cfg["mean"]),
         std=tuple(cfg["std"]),
         label_names=imagenet_label_names("imagenet-1k"),

@@ -154,7 +154,7 @@ def _features(base: Source, module: nn.Module, dim: int, name: str | None = None
     source = Source(
         module,
         name=name or f"features:{base.name}",
-        input_size=base.input_size,  # type: ignore[arg-type]
+        input_size=base.input_size,
         mean=base.mean_values,
         std=base.std_values,
         label_names=[f"feature_{i}" for i in range(dim)],

@@ -18,7 +18,7 @@ error that names the offline Whisper sources.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -34,6 +34,9 @@ from .whisper import (
     special_tokens,
     transcription_prompt,
 )
+
+if TYPE_CHECKING:  # transformers (the audio extra) is imported only where it is used
+    from transformers import WhisperForConditionalGeneration
 
 OFFLINE_WHISPERS = tuple(ASSETS)  # the packaged ones
 
@@ -72,7 +75,7 @@ def label_names_from(tokenizer: Any, vocab_size: int) -> list[str]:
     return [t if isinstance(t, str) else f"<|{i}|>" for i, t in enumerate(tokens)]
 
 
-def load_hf_whisper(name: str) -> tuple[torch.nn.Module, list[str]]:
+def load_hf_whisper(name: str) -> tuple[WhisperForConditionalGeneration, list[str]]:
     """``(WhisperForConditionalGeneration in eval mode, label names)`` of hub id or folder ``name``.
 
     Raises:

@@ -38,7 +38,7 @@ def from_module(
     cfg = getattr(module, "pretrained_cfg", None)
     cfg = dict(cfg) if isinstance(cfg, dict) else {}
     if input_size is None:
-        input_size = tuple(cfg.get("input_size", (3, 224, 224)))  # type: ignore[assignment]
+        input_size = tuple(cfg.get("input_size", (3, 224, 224)))
     if mean is None:
         mean = tuple(cfg.get("mean", IMAGENET_MEAN))
     if std is None:
@@ -115,6 +115,9 @@ def tiny_cnn(num_classes: int = 100, seed: int = 0) -> nn.Module:
                 layer.weight.copy_(randn(*layer.weight.shape) * math.sqrt(2.0 / fan_in))
             elif isinstance(layer, nn.BatchNorm2d):
                 c = layer.num_features
+                # built above with track_running_stats=True, so the statistics exist
+                assert layer.running_mean is not None and layer.running_var is not None
+                assert layer.num_batches_tracked is not None
                 layer.weight.copy_(1.0 + 0.1 * randn(c))
                 layer.bias.copy_(0.1 * randn(c))
                 layer.running_mean.copy_(0.1 * randn(c))

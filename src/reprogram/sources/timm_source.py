@@ -196,7 +196,7 @@ def build_timm_source(name: str) -> Source:
     return Source(
         model,
         name=f"timm:{name}",
-        input_size=input_size,  # type: ignore[arg-type]
+        input_size=input_size,
         mean=mean,
         std=std,
         label_names=names,

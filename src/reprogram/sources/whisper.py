@@ -25,7 +25,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -38,6 +38,9 @@ from .audio import HOP, SAMPLE_RATE, LogMel
 from .base import Source
 from .cache import atomic_path, cache_dir, sha256_file
 from .ctranslate2 import CT2Model, read_ct2
+
+if TYPE_CHECKING:  # transformers (the audio extra) is imported only where it is used
+    from transformers import WhisperForConditionalGeneration
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +230,9 @@ def ct2_whisper_state_dict(ct2: CT2Model) -> dict[str, torch.Tensor]:
     return {k: t.contiguous() for k, t in out.items()}
 
 
-def build_hf_whisper(hp: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
+def build_hf_whisper(
+    hp: dict[str, Any], state: dict[str, torch.Tensor]
+) -> WhisperForConditionalGeneration:
     """A float32 ``WhisperForConditionalGeneration`` holding ``state`` (strict load, tied head)."""
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
@@ -236,8 +241,9 @@ def build_hf_whisper(hp: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.M
         "decoder_attention_heads encoder_ffn_dim decoder_ffn_dim max_source_positions "
         "max_target_positions"
     ).split()
+    sizes: dict[str, Any] = {k: int(hp[k]) for k in keys}
     config = WhisperConfig(
-        **{k: int(hp[k]) for k in keys},
+        **sizes,
         eos_token_id=int(hp["eot"]),
         pad_token_id=int(hp["eot"]),
         bos_token_id=int(hp["eot"]),
@@ -378,7 +384,9 @@ class WhisperWindow(nn.Module):
         prompt: the decoder prompt token ids (e.g. ``[sot, notimestamps]``).
     """
 
-    def __init__(self, model: nn.Module, prompt: list[int]) -> None:
+    prompt: torch.Tensor  # buffer [n]: the decoder prompt
+
+    def __init__(self, model: WhisperForConditionalGeneration, prompt: list[int]) -> None:
         super().__init__()
         self.frontend = LogMel(n_mels=model.config.num_mel_bins)
         self.whisper = model
@@ -440,7 +448,12 @@ class WhisperWindow(nn.Module):
             waveform = waveform[None]
         states = self.encode(self.frontend(waveform))
         tokens = self.prompt.expand(waveform.shape[0], -1)
-        eot = int(self.whisper.config.eos_token_id)
+        eos = self.whisper.config.eos_token_id
+        if eos is None or isinstance(eos, list):
+            raise ReprogramError(
+                f"the Whisper config's eos_token_id is {eos!r}; transcribing needs one end token."
+            )
+        eot = int(eos)
         done = torch.zeros(len(tokens), dtype=torch.bool)
         for _ in range(max_tokens):
             nxt = self.decode(states, tokens).argmax(-1)
@@ -585,6 +598,7 @@ class WhisperSource(Source):
     """
 
     sample_rate = SAMPLE_RATE
+    module: WhisperWindow
 
     def __init__(self, module: WhisperWindow, *, name: str, window: int, label_names: list[str]):
         super().__init__(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,6 +68,11 @@ class HydraFeatures(nn.Module):
     ``F = dilations × views × 2 × groups/views × kernels`` where the views are the series
     and its first difference (one view when ``groups`` is 1).
     """
+
+    # buffers
+    weight: torch.Tensor
+    mu: torch.Tensor
+    sigma: torch.Tensor
 
     def __init__(self, length: int, options: HydraFeatureOptions) -> None:
         super().__init__()
@@ -154,7 +160,7 @@ class MultiRocketFeatures(nn.Module):
             getattr(self, f"{rep}_biases").cpu().numpy(),
         )
 
-    def _rocket(self, seed: int | None = None) -> object:
+    def _rocket(self, seed: int | None = None) -> Any:  # aeon's MultiRocket (aeon is untyped)
         from aeon.transformations.collection.convolution_based import MultiRocket
 
         return MultiRocket(
@@ -171,7 +177,7 @@ class MultiRocketFeatures(nn.Module):
         rocket = self._rocket(seed).fit(prepare_series(x, self.length).numpy())
         for rep, fitted in zip(
             self.REPRESENTATIONS,
-            (rocket.parameter, rocket.parameter1),  # type: ignore[attr-defined]
+            (rocket.parameter, rocket.parameter1),
             strict=True,
         ):
             for suffix, value in zip(("dilations", "per_dilation", "biases"), fitted, strict=True):
@@ -187,12 +193,12 @@ class MultiRocketFeatures(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rocket = self._rocket()
-        rocket.parameter = self._fitted("raw")  # type: ignore[attr-defined]
-        rocket.parameter1 = self._fitted("diff")  # type: ignore[attr-defined]
-        rocket.random_state_ = None  # type: ignore[attr-defined]
-        rocket._n_jobs = max(1, torch.get_num_threads())  # type: ignore[attr-defined]
+        rocket.parameter = self._fitted("raw")
+        rocket.parameter1 = self._fitted("diff")
+        rocket.random_state_ = None
+        rocket._n_jobs = max(1, torch.get_num_threads())
         series = prepare_series(x, self.length).numpy()
-        features = rocket._transform(series)  # type: ignore[attr-defined]
+        features = rocket._transform(series)
         return torch.from_numpy(np.asarray(features, dtype=np.float32)).to(x.device)
 
 
