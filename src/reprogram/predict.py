@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from numpy.lib.npyio import NpzFile
 from PIL import Image
 
-from .data.checks import check_finite, to_nchw_float
+from .data.checks import check_finite, check_numpy_magic, to_nchw_float
 from .data.folder import decode_image
 from .data.npz import READ_ERRORS, check_array_sizes
 from .data.series import series_batch
@@ -46,15 +46,12 @@ def _read_image(path: Path) -> np.ndarray:
 
 def _read_array(path: Path) -> np.ndarray:
     """The array of a ``.npy`` file, or of a ``.npz`` file's ``x``/``x_test``/``inputs``."""
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
-    if not magic:
-        raise DataError(f"array file {path} is empty (0 bytes); save it with numpy.save.")
-    if not magic.startswith(b"PK") and magic != b"\x93NUMPY":
-        raise DataError(
-            f"{path} is not a .npy or .npz file (it does not start as numpy or a zip archive "
-            "writes); save arrays with numpy.save or numpy.savez."
-        )
+    check_numpy_magic(
+        path,
+        empty=f"array file {path} is empty (0 bytes); save it with numpy.save.",
+        wrong=f"{path} is not a .npy or .npz file (it does not start as numpy or a zip archive "
+        "writes); save arrays with numpy.save or numpy.savez.",
+    )
     try:
         check_array_sizes(path)
         loaded = np.load(path, allow_pickle=False)

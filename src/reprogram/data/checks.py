@@ -27,6 +27,17 @@ def _examples(values: np.ndarray, limit: int = 3) -> str:
     return shown + (", …" if len(values) > limit else "")
 
 
+def check_numpy_magic(path: Path, empty: str, wrong: str) -> None:
+    """Refuse ``path`` unless it starts as numpy's ``.npy`` or a zip (``.npz``) file does:
+    ``empty`` is the message for a 0-byte file, ``wrong`` for anything else."""
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if not magic:
+        raise DataError(empty)
+    if not magic.startswith(b"PK") and magic != b"\x93NUMPY":
+        raise DataError(wrong)
+
+
 def check_lengths(x: np.ndarray, y: np.ndarray, where: str) -> None:
     """``x`` ``[N, ...]`` and ``y`` ``[N]`` must hold the same, non-zero number of examples."""
     n_x = len(x) if x.ndim else 0

@@ -26,6 +26,7 @@ from .base import Split, TargetData
 from .checks import (
     check_class_names,
     check_label_sets,
+    check_numpy_magic,
     default_class_names,
     looks_like_series,
     make_series_split,
@@ -42,15 +43,12 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     if path.is_dir():
         raise DataError(f"{path} is a directory; npz: needs a .npz file (folder: reads images).")
     try:
-        with open(path, "rb") as fh:
-            magic = fh.read(6)
-        if not magic:
-            raise DataError(f"npz file {path} is empty (0 bytes); save it with numpy.savez.")
-        if not magic.startswith(b"PK") and magic != b"\x93NUMPY":
-            raise DataError(
-                f"{path} is not a .npz file (not a zip archive of arrays); save it with "
-                "numpy.savez."
-            )
+        check_numpy_magic(
+            path,
+            empty=f"npz file {path} is empty (0 bytes); save it with numpy.savez.",
+            wrong=f"{path} is not a .npz file (not a zip archive of arrays); save it with "
+            "numpy.savez.",
+        )
         check_array_sizes(path)
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, NpzFile):
