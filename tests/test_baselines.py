@@ -157,7 +157,7 @@ def test_scratch_resume_continues_exactly(tmp_path: Path) -> None:
         (["--method", "nope"], "unknown baseline 'nope'"),
         (["--method", "pixels-logreg", "--method-opt", "c_grid=a,b"], "comma-separated"),
         (["--method", "scratch", "--method-opt", "depth=3"], "has no option depth"),
-        (["--method", "finetune", "--lr", "-1"], "--lr must be positive"),
+        (["--method", "finetune", "--lr", "-1"], "--lr must be a positive"),
     ],
 )
 def test_bad_baseline_arguments_are_clear_errors(

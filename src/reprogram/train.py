@@ -466,7 +466,7 @@ def _ours(config_json: Path) -> bool:
 
 def foreign(out: Path) -> list[str]:
     """Files in ``out`` that show it is not a reprogram run's folder (``[]`` when it is one,
-    or is new or empty): a ``config.json`` of someone else's, or content with no run in it."""
+    or is new or empty): a ``config.json`` of someone else's, or files no run writes."""
     if not out.is_dir():
         return []
     config = out / CONFIG
@@ -474,7 +474,8 @@ def foreign(out: Path) -> list[str]:
         return [CONFIG]
     if any((out / m).exists() for m in _MARKERS) or config.exists():
         return []
-    return sorted(p.name for p in out.iterdir() if not p.name.startswith("."))[:5]
+    names = (p.name for p in out.iterdir() if not p.name.startswith("."))
+    return sorted(n for n in names if n not in RUN_FILES)[:5]
 
 
 def check_out(config: RunConfig, started: bool) -> Path:
