@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from reprogram import FitConfig
 from reprogram.callbacks import Callback
@@ -41,3 +43,19 @@ def tiny_config(tmp_path: Path, name: str = "run", **kw: object) -> FitConfig:
     )
     base.update(kw)
     return FitConfig(**base)  # type: ignore[arg-type]
+
+
+async def read_predict(scope: dict[str, Any], receive: Any) -> tuple[bytes, int]:
+    """For ASGI test middleware: a ``/predict`` request's whole body and its number of inputs
+    (JSON, or binary safetensors by its content type)."""
+    from safetensors.numpy import load
+
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if (b"content-type", b"application/octet-stream") in scope["headers"]:
+        return body, len(load(body)["pixels"])
+    return body, int(json.loads(body)["shape"][0])

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import Crash
+from helpers import Crash, read_predict
 
 from reprogram import FitConfig, fit
 from reprogram.blackbox.protocol import EndpointInfo
@@ -48,15 +48,6 @@ def toy_model(pixels: torch.Tensor) -> torch.Tensor:
     return torch.softmax((feats - 0.2) @ weight.T * 4, -1)
 
 
-def batch_of(scope: dict[str, Any], body: bytes) -> int:
-    """The number of inputs in a ``/predict`` body, JSON or binary (safetensors)."""
-    from safetensors.numpy import load
-
-    if (b"content-type", b"application/octet-stream") in scope["headers"]:
-        return len(load(body)["pixels"])
-    return int(json.loads(body)["shape"][0])
-
-
 class Charging:
     """ASGI middleware: charges every ``/predict`` request it receives, then request ``i``
     fails as ``FAULTS[(i // every) % 4]`` when ``i % every == every - 1`` (else is answered)."""
@@ -70,13 +61,7 @@ class Charging:
         if scope["type"] != "http" or scope["path"] != "/predict":
             await self.app(scope, receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        b = batch_of(scope, body)
+        body, b = await read_predict(scope, receive)
         with self._lock:
             i = self.requests
             self.requests += 1

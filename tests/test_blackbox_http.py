@@ -21,6 +21,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from helpers import read_predict
 
 from reprogram.blackbox import EndpointError
 from reprogram.blackbox.http import HttpEndpoint, retry_after_seconds
@@ -60,15 +61,6 @@ def server(tiny: tuple[Any, Any]) -> Iterator[tuple[str, Any]]:
         yield url, app
 
 
-def batch_of(scope: dict[str, Any], body: bytes) -> int:
-    """The number of inputs in a ``/predict`` body, JSON or binary (safetensors)."""
-    from safetensors.numpy import load
-
-    if (b"content-type", b"application/octet-stream") in scope["headers"]:
-        return len(load(body)["pixels"])
-    return int(json.loads(body)["shape"][0])
-
-
 # --------------------------------------------------------------------------- fault injection
 class Faults:
     """ASGI middleware: ``/predict`` request number ``i`` misbehaves as ``plan[i]`` says.
@@ -97,13 +89,7 @@ class Faults:
         if fault is None:
             await self.app(scope, receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        b = batch_of(scope, body)
+        body, b = await read_predict(scope, receive)
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)
             await self.app(scope, _replay(body), send)

@@ -23,9 +23,9 @@ TRANSFORMS: Registry[nn.Module] = Registry(
 )
 
 
-def chain_post_init(parent: Any, cls: type) -> None:
-    """Call the next ``__post_init__`` in the MRO after ``cls``, if any (options dataclasses
-    combine a transform's options with a head's by multiple inheritance)."""
+def chain_post_init(parent: Any) -> None:
+    """Call ``parent.__post_init__`` (``parent`` is ``super()``), if the MRO has one: options
+    dataclasses combine a transform's options with a head's by multiple inheritance."""
     nxt = getattr(parent, "__post_init__", None)
     if nxt is not None:
         nxt()

@@ -41,7 +41,7 @@ class HydraFeatureOptions:
                 f"hydra needs at least 2 kernels per group and 1 group, got "
                 f"kernels={self.kernels}, groups={self.groups}"
             )
-        chain_post_init(super(), HydraFeatureOptions)
+        chain_post_init(super())
 
 
 @dataclass

@@ -43,7 +43,7 @@ class MiniRocketFeatureOptions:
     def __post_init__(self) -> None:
         if self.n_kernels < 1 or self.max_dilations < 1:
             raise ValueError("n_kernels and max_dilations must be at least 1")
-        chain_post_init(super(), MiniRocketFeatureOptions)
+        chain_post_init(super())
 
     @property
     def features(self) -> int:
