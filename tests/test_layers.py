@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "atomic": 0,
     "accelerator": 0,
     "runtime": 0,
+    "packages": 0,
     "log": 0,
     "figures": 0,
     # components: sources, programs, mappings, optimizers, data, transforms, black boxes

@@ -53,7 +53,12 @@ def fit(
     source = source if source is not None else build_source(config.source)
     source = prepare_source(config, source)  # queried (counted) for zeroth-order optimizers
     model, program_info, mapping_info = build_model(
-        config, source, splits.input_shape, splits.num_classes, list(splits.class_names)
+        config,
+        source,
+        splits.input_shape,
+        splits.num_classes,
+        list(splits.class_names),
+        splits.vocabulary,
     )
     prepare_out(config)  # inputs are valid: only now is --out touched
     cbs: list[Callback] = model.mapping.callbacks() + list(callbacks or [])

@@ -37,7 +37,7 @@ from .data.checks import check_input_shape
 from .errors import ArtifactError, DataError, ReprogramError
 from .mappings import MAPPINGS, build_mapping
 from .mappings.base import Mapping
-from .programs import build_program, resolve_program
+from .programs import PROGRAMS, build_program, resolve_program
 from .registry import config_to_dict
 from .sources import TRUST_ENV, build_source, needs_consent, trusted
 from .sources.base import Source
@@ -147,6 +147,7 @@ class ReprogrammedModel(Adapted):
         program_options: dict[str, Any] | None = None,
         mapping_options: dict[str, Any] | None = None,
         seed: int = 0,
+        vocabulary: list[str] | None = None,
     ) -> ReprogrammedModel:
         """A fresh reprogrammed model around ``source`` (a name or a :class:`Source`), for
         training in your own loop; :meth:`save_pretrained` writes it as an artifact.
@@ -154,6 +155,7 @@ class ReprogrammedModel(Adapted):
         Args:
             input_shape: one target example's shape (``(C, H, W)`` images, ``(1, L)`` series).
             class_names: the target's classes (their number sizes the mapping).
+            vocabulary: a sequence target's symbols (token programs spell them).
         """
         src = build_source(source) if isinstance(source, str) else source
         config = FitConfig(
@@ -168,7 +170,7 @@ class ReprogrammedModel(Adapted):
         )
         torch.manual_seed(seed)
         model, program_info, mapping_info = build_model(
-            config, src, tuple(input_shape), len(class_names), list(class_names)
+            config, src, tuple(input_shape), len(class_names), list(class_names), vocabulary
         )
         model.spec = {
             "program": program_info,
@@ -222,29 +224,48 @@ class ReprogrammedModel(Adapted):
         return load_reprogrammed(directory, config, source)[0]
 
 
+def _has_field(config: type | None, name: str) -> bool:
+    """Whether a component's config dataclass has option ``name``."""
+    return config is not None and any(f.name == name for f in dataclasses.fields(config))
+
+
+def bind_source(program: nn.Module, source: Source) -> None:
+    """Let a program that reads the source itself (a token program: its embeddings and
+    tokenizer) do so, before any trained weights are loaded into it."""
+    bind = getattr(program, "bind_source", None)
+    if bind is not None:
+        bind(source)
+
+
 def build_model(
     config: FitConfig,
     source: Source,
     input_shape: tuple[int, ...],
     num_classes: int,
     class_names: list[str] | None = None,
+    vocabulary: list[str] | None = None,
 ) -> tuple[ReprogrammedModel, dict[str, Any], dict[str, Any]]:
     """Build program and mapping around ``source``; returns the model and their resolved configs.
 
     ``class_names`` (the target's) go with the source's label names to mappings that choose
-    by name (``semantic``).
+    by name (``semantic``); ``vocabulary`` (a sequence target's symbols) goes to programs
+    that spell them.
     """
     program_name = resolve_program(config.program, input_shape, source.input_size)
+    program_options = dict(config.program_options)
+    program_config = PROGRAMS.get(program_name).config
+    if vocabulary is not None and _has_field(program_config, "vocabulary"):
+        program_options.setdefault("vocabulary", "".join(vocabulary))
+    if _has_field(program_config, "seed"):
+        program_options.setdefault("seed", config.seed)
     program, program_cfg = build_program(
-        program_name, config.program_options, input_shape, source.input_size
+        program_name, program_options, input_shape, source.input_size
     )
+    bind_source(program, source)
     source = with_program_views(source, program)  # a program's views: V·d features
     mapping_options = dict(config.mapping_options)
     entry = MAPPINGS.get(config.mapping)
-    seeded = entry.config is not None and any(
-        f.name == "seed" for f in dataclasses.fields(entry.config)
-    )
-    if seeded:
+    if _has_field(entry.config, "seed"):
         mapping_options.setdefault("seed", config.seed)
     features = getattr(source, "outputs", "logits") == "features"
     MAPPINGS.build_config(config.mapping, mapping_options)  # bad options: their own error
@@ -351,6 +372,7 @@ def load_reprogrammed(
     program, _ = build_program(
         prog_cfg["name"], prog_cfg["options"], input_shape, source.input_size
     )
+    bind_source(program, source)
     source = with_program_views(source, program)
     mapping, _ = build_mapping(map_cfg["name"], map_cfg["options"], source.num_classes, num_classes)
     mapping.bind_inputs(input_shape)  # side features of the raw target, if any

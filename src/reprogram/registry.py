@@ -72,6 +72,10 @@ class Registry(Generic[T]):
         self._load_plugins()
         if name in self._entries and not self._entries[name].prefix:
             return self._entries[name], None
+        base, hash_, tail = name.partition("#")
+        entry = self._entries.get(base)
+        if hash_ and entry is not None and not entry.prefix and entry.config is not None:
+            return entry, hash_ + tail  # NAME#key=value options of an entry with a config
         for entry in self._entries.values():
             if entry.prefix and name.startswith(entry.name):
                 rest = name[len(entry.name) :]
@@ -92,9 +96,14 @@ class Registry(Generic[T]):
 
     def create(self, name: str) -> T:
         """Build the component named ``name``: a prefix entry (``ucr:``, ``timm:``) gets the
-        rest of the name (``Coffee``, ``resnet18``), a plain one no argument."""
+        rest of the name (``Coffee``, ``resnet18``); ``NAME#key=value#…`` gets its config
+        built from those options; a plain name no argument."""
         entry, rest = self.resolve(name)
-        return entry.builder(rest) if entry.prefix else entry.builder()
+        if entry.prefix:
+            return entry.builder(rest)
+        if rest is not None:
+            return entry.builder(self.build_config(entry.name, hash_options(name, rest)))
+        return entry.builder()
 
     def lookup(self, name: str) -> Entry[T]:
         """Like :meth:`get`, but a prefix entry may also be named by its prefix (``ucr:``)."""
@@ -157,6 +166,20 @@ class Registry(Generic[T]):
             return entry.config(**kwargs)
         except (TypeError, ValueError) as exc:
             raise ReprogramError(f"bad options for {self.kind} {name!r}: {exc}") from None
+
+
+def hash_options(name: str, rest: str) -> dict[str, str]:
+    """``#key=value#key=value`` (the end of ``name``) → ``{key: value}``; ``-`` in keys
+    reads as ``_``."""
+    options: dict[str, str] = {}
+    for part in rest.split("#")[1:]:
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ReprogramError(
+                f"{name!r}: options after '#' are key=value (e.g. #depth=6), got {part!r}."
+            )
+        options[key.strip().replace("-", "_")] = value.strip()
+    return options
 
 
 def _convert(value: Any, f: dataclasses.Field, kind: str, name: str) -> Any:

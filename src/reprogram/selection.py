@@ -294,6 +294,7 @@ def _target(data: TargetData, name: str, train: Split, val: Split) -> TargetData
         modality=data.modality,
         val=val,
         info=dict(data.info),
+        vocabulary=data.vocabulary,
     )
 
 

@@ -567,16 +567,18 @@ def target_spec(
 ) -> dict[str, Any]:
     """What config.json records about the target (enough for ``eval`` to rebuild the splits)."""
     name = data.name if given else config.target
-    if name.startswith(("npz:", "folder:")) or (
+    if name.startswith(("npz:", "folder:", "csv:")) or (
         name.startswith("ucr:") and looks_like_path(name[4:])
     ):
-        prefix, path = name.split(":", 1)
-        name = f"{prefix}:{Path(path.strip()).expanduser().resolve()}"
+        prefix, rest = name.split(":", 1)
+        path, hash_, options = rest.partition("#")  # csv:PATH#alphabet=… keeps its option
+        name = f"{prefix}:{Path(path.strip()).expanduser().resolve()}{hash_}{options}"
     return {
         "name": name,
         "modality": splits.modality,
         "input_shape": list(splits.input_shape),
         "class_names": list(splits.class_names),
+        **({"vocabulary": list(splits.vocabulary)} if splits.vocabulary is not None else {}),
         "shots": config.shots,
         "val_fraction": config.val_fraction,
     }

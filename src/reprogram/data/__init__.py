@@ -1,5 +1,6 @@
 """Target data sets by name (``fashion-mnist``, ``digits``, ``npz:PATH``, ``folder:PATH``,
-``ucr:NAME``)."""
+``ucr:NAME``; sequences: ``amp``, ``amp-tm``, ``acp``, ``b3db``, ``b3db-scaffold``,
+``csv:PATH``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ TARGETS: Registry[TargetData] = Registry(
         "reprogram.data.npz",
         "reprogram.data.folder",
         "reprogram.data.ucr",
+        "reprogram.data.peptides",
+        "reprogram.data.molecules",
+        "reprogram.data.sequence_csv",
     ),
 )
 

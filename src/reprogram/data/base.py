@@ -1,7 +1,9 @@
 """Target data containers: in-memory splits, and a sealed test split.
 
 Images are float32 tensors ``[N, C, H, W]`` with values in ``[0, 1]`` (``C`` is 1 or 3);
-labels are int64 tensors ``[N]`` with classes ``0 … K-1``.
+series float32 ``[N, 1, L]``; sequences int64 token ids ``[N, L]`` over the target's
+``vocabulary`` (id ``i + 1`` is ``vocabulary[i]``, ``0`` pads the end). Labels are int64
+tensors ``[N]`` with classes ``0 … K-1``.
 """
 
 from __future__ import annotations
@@ -65,8 +67,8 @@ class SealedSplit:
 class TargetData:
     """A target task as loaded: official train and test splits, optional given validation.
 
-    ``modality`` is ``"image"`` here; later modalities (``"series"``, ``"sequence"``) reuse
-    the same container with other tensor layouts.
+    ``modality`` is ``"image"``, ``"series"`` or ``"sequence"`` (token ids ``[N, L]``, whose
+    symbols ``vocabulary`` lists; ``None`` for the other modalities).
     """
 
     name: str
@@ -76,6 +78,7 @@ class TargetData:
     modality: str = "image"
     val: Split | None = None
     info: dict[str, str] = field(default_factory=dict)
+    vocabulary: list[str] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -97,6 +100,7 @@ class PreparedSplits:
     class_names: list[str]
     input_shape: tuple[int, ...]
     modality: str = "image"
+    vocabulary: list[str] | None = None
 
     @property
     def num_classes(self) -> int:

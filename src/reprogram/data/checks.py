@@ -317,11 +317,13 @@ def check_image_size(width: int, height: int, where: str) -> None:
 
 def check_input_shape(shape: object, where: str) -> tuple[int, ...]:
     """``shape`` as a tuple of ints if it is one input's shape: ``[C, H, W]`` (an image) or
-    ``[1, L]`` (a series), every size at least 1 and :data:`MAX_INPUT_VALUES` values at most;
-    a :class:`DataError` saying what is wrong otherwise (callers re-raise it as their kind)."""
-    if not isinstance(shape, (list, tuple)) or len(shape) not in (2, 3):
+    ``[1, L]`` (a series) or ``[L]`` (a sequence of tokens), every size at least 1 and
+    :data:`MAX_INPUT_VALUES` values at most; a :class:`DataError` saying what is wrong
+    otherwise (callers re-raise it as their kind)."""
+    if not isinstance(shape, (list, tuple)) or len(shape) not in (1, 2, 3):
         raise DataError(
-            f"{where}: input_shape is {shape!r}; it must be [C, H, W] (images) or [1, L] (series)."
+            f"{where}: input_shape is {shape!r}; it must be [C, H, W] (images), [1, L] (series) "
+            "or [L] (sequences)."
         )
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
         raise DataError(f"{where}: input_shape {list(shape)} must hold whole numbers.")

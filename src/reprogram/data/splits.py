@@ -139,6 +139,7 @@ def prepare_splits(
         class_names=list(data.class_names),
         input_shape=data.input_shape,
         modality=data.modality,
+        vocabulary=data.vocabulary,
     )
 
 

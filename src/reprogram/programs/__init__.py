@@ -24,6 +24,9 @@ PROGRAMS: Registry[nn.Module] = Registry(
         "reprogram.programs.series_image",
         "reprogram.programs.waveform",
         "reprogram.programs.sonify",
+        "reprogram.programs.text",
+        "reprogram.programs.soft_prompt",
+        "reprogram.programs.dictionary",
     ),
 )
 
@@ -37,13 +40,16 @@ def resolve_program(name: str, input_shape: tuple[int, ...], source_size: tuple[
 
     Images ``[C, H, W]`` on an image source get ``resize-pad`` (ILM-VP's program); series
     ``[1, L]`` on an image source get ``series-image``; series on an audio source (input
-    ``[T]``) get ``waveform`` (Voice2Series). Anything else raises a :class:`ReprogramError`
+    ``[T]``) get ``waveform`` (Voice2Series); sequences ``[L]`` on a language source (input
+    ``[T, D]``) get ``dictionary`` (R2DL). Anything else raises a :class:`ReprogramError`
     asking for an explicit ``--program``.
     """
     if name != AUTO:
         return name
     image_source, audio_source = len(source_size) == 3, len(source_size) == 1
     series = len(input_shape) == 2 and input_shape[0] == 1
+    if len(input_shape) == 1 and len(source_size) == 2:
+        return "dictionary"  # sequences of symbols to a language source (R2DL)
     if len(input_shape) == 3 and image_source:
         return "resize-pad"
     if series and image_source:

@@ -17,6 +17,7 @@ SOURCES: Registry[Source] = Registry(
         "reprogram.sources.whisper",
         "reprogram.sources.hf_whisper",
         "reprogram.sources.features",
+        "reprogram.sources.language",
     ),
 )
 

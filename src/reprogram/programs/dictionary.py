@@ -1,0 +1,94 @@
+"""``dictionary`` (R2DL, Vinod, Chen and Das): each target symbol a learned combination of
+source token embeddings.
+
+Symbol ``v`` is written as ``θ[v] · E[atoms]``: ``θ`` ``[V_t, M]`` are trained coefficients
+over ``M`` atoms, source tokens whose embeddings ``E`` stay frozen. The atoms are the tokens
+that spell the target's symbols followed by the vocabulary's first ordinary tokens
+(``atoms=M``, 4,096 by default; ``atoms=0`` takes the whole vocabulary). ``θ`` starts where
+the ``text`` program is (weight 1 on the tokens spelling each symbol), so training starts
+from the spelled sequence. ``k=K`` keeps only each symbol's ``K`` largest coefficients in the
+forward pass (R2DL's k-sparse code; ``k=0``, the default, keeps all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..sources.language import LanguageSource
+from . import PROGRAMS
+from .tokens import TokenConfig, TokenProgram
+
+
+@dataclass
+class DictionaryConfig(TokenConfig):
+    atoms: int = field(
+        default=4096,
+        metadata={"help": "source tokens the symbols combine (0: the whole vocabulary)"},
+    )
+    k: int = field(default=0, metadata={"help": "keep the k largest coefficients (0: all)"})
+
+    def __post_init__(self) -> None:
+        for name in ("atoms", "k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+
+
+class DictionaryProgram(TokenProgram):
+    """``θ`` ``[V_t, M]`` over the embeddings of ``atoms`` ``[M]`` (a saved buffer)."""
+
+    atoms: torch.Tensor  # [M] source token ids
+
+    def __init__(
+        self, config: DictionaryConfig, input_shape: tuple[int, ...], source_size: tuple[int, ...]
+    ) -> None:
+        super().__init__(config, input_shape, source_size)
+        self.requested = int(config.atoms)
+        self.k = int(config.k)
+        self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
+        self.theta = nn.Parameter(torch.zeros(0, 0))
+
+    def on_bind(self, source: LanguageSource) -> None:
+        spelled = [int(i) for i in self.spelled.flatten().tolist() if i >= 0]
+        first = list(dict.fromkeys(spelled))
+        taken = set(first)
+        ordinary = [i for i in source.ordinary_tokens() if i not in taken]
+        everything = len(first) + len(ordinary)
+        size = everything if self.requested == 0 else max(self.requested, len(first))
+        atoms = torch.tensor((first + ordinary)[:size], dtype=torch.long)
+        theta = torch.zeros(self.num_symbols, len(atoms))
+        where = {int(a): j for j, a in enumerate(atoms.tolist())}
+        for v, row in enumerate(self.spelled.tolist()):
+            ids = [i for i in row if i >= 0]
+            for i in ids:
+                theta[v, where[i]] += 1.0 / len(ids)
+        self.atoms = atoms
+        self.theta = nn.Parameter(theta)
+
+    def coefficients(self) -> torch.Tensor:
+        """``θ`` with all but each row's ``k`` largest magnitudes zeroed (``k=0``: all)."""
+        if self.k == 0 or self.k >= self.theta.shape[1]:
+            return self.theta
+        keep = self.theta.abs().topk(self.k, dim=1).indices
+        mask = torch.zeros_like(self.theta).scatter_(1, keep, 1.0)
+        return self.theta * mask
+
+    def symbol_table(self) -> torch.Tensor:
+        return self.coefficients() @ self.table[self.atoms]
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "atoms": int(self.atoms.numel()), "k": self.k}
+
+
+@PROGRAMS.register(
+    "dictionary",
+    config=DictionaryConfig,
+    help="R2DL: each symbol a trained combination of source token embeddings",
+)
+def build_dictionary(
+    config: DictionaryConfig, input_shape: tuple[int, ...], source_size: tuple[int, ...]
+) -> DictionaryProgram:
+    return DictionaryProgram(config, input_shape, source_size)

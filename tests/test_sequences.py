@@ -1,0 +1,284 @@
+"""Sequence targets, language sources and token programs (tiny random models; fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reprogram import FitConfig, fit, load_artifact
+from reprogram.data import load_target
+from reprogram.data.sequences import (
+    AMINO_ACIDS,
+    decode,
+    deduplicate,
+    encode,
+    lengths,
+    sequence_batch,
+)
+from reprogram.errors import DataError, ReprogramError
+from reprogram.model import ReprogrammedModel
+from reprogram.sources import build_source
+from reprogram.sources.language import TokenInputs
+
+# ------------------------------------------------------------------ encoding
+
+
+def test_encode_pads_with_zero_and_decodes_back() -> None:
+    x = encode(["ACD", "K", "WYVA"], list(AMINO_ACIDS), "t")
+    assert x.shape == (3, 4) and x.dtype == torch.long
+    assert x[1].tolist() == [AMINO_ACIDS.index("K") + 1, 0, 0, 0]
+    assert lengths(x).tolist() == [3, 1, 4]
+    assert decode(x, list(AMINO_ACIDS)) == ["ACD", "K", "WYVA"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (["ACD", "AXC"], "row 2: 'X' \\(position 2\\) is not in the target's alphabet"),
+        (["ACD", ""], "row 2: the sequence is empty"),
+        (["ACD", "   "], "row 2: the sequence is empty"),
+    ],
+)
+def test_encode_names_the_bad_row(rows: list[str], message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        encode(rows, list(AMINO_ACIDS), "peptides.csv")
+
+
+def test_sequence_batch_refuses_longer_than_trained() -> None:
+    assert sequence_batch(["AC"], list(AMINO_ACIDS), 5, "new").shape == (1, 5)
+    with pytest.raises(DataError, match="row 2: 6 symbols, longer than the 5"):
+        sequence_batch(["AC", "ACDEFG"], list(AMINO_ACIDS), 5, "new")
+
+
+def test_deduplicate_drops_repeats_and_conflicts() -> None:
+    seqs, labels, removed = deduplicate(["AA", "CC", "AA", "DD", "DD", "EE"], [1, 0, 1, 0, 1, 1])
+    assert seqs == ["AA", "CC", "EE"] and labels == [1, 0, 1]
+    assert removed == {"duplicates": 1, "conflicting": 1}
+
+
+# ------------------------------------------------------------------ packaged targets
+
+
+def test_amp_is_deduplicated_and_split_once() -> None:
+    data = load_target("amp")
+    assert data.modality == "sequence" and data.vocabulary == list(AMINO_ACIDS)
+    assert data.class_names == ["UniProt", "AMP"]
+    assert len(data.train) + len(data.test) == 4620  # 5,200 rows less repeats and conflicts
+    assert len(data.test) == 924
+    train = set(decode(data.train.x, data.vocabulary))
+    test = set(decode(data.test.x, data.vocabulary))
+    assert not train & test  # no sequence on both sides
+    assert "length" in data.info["caveat"]
+
+
+def test_small_peptide_sets_load() -> None:
+    assert len(load_target("amp-tm").test) == 82
+    acp = load_target("acp")
+    assert acp.class_names == ["TM", "ACP"] and len(acp.train) + len(acp.test) == 826
+
+
+def test_b3db_drops_unparsable_smiles_and_splits_by_scaffold() -> None:
+    pytest.importorskip("rdkit")
+    from rdkit.Chem.Scaffolds import MurckoScaffold
+
+    random_split = load_target("b3db")
+    scaffold = load_target("b3db-scaffold")
+    for data in (random_split, scaffold):
+        assert len(data.train) + len(data.test) == 7805
+        assert data.class_names == ["BBB-", "BBB+"]
+
+    def scaffolds(x: torch.Tensor) -> set[str]:
+        return {
+            MurckoScaffold.MurckoScaffoldSmiles(smiles=s, includeChirality=False)
+            for s in decode(x, scaffold.vocabulary or [])
+        }
+
+    assert not scaffolds(scaffold.train.x[:2000]) & scaffolds(scaffold.test.x)
+
+
+# ------------------------------------------------------------------ csv:PATH
+
+
+def _csv(path: Path, text: str) -> str:
+    path.write_text(text)
+    return f"csv:{path}"
+
+
+def test_csv_target_with_split_column(tmp_path: Path) -> None:
+    rows = ["sequence,label,split"]
+    rows += [f"{'AC' * (i % 3 + 1)},pos,train" for i in range(6)]
+    rows += [f"{'DE' * (i % 3 + 1)},neg,train" for i in range(6)]
+    rows += ["ACAC,pos,test", "DEDE,neg,test", "ACA,pos,val", "DED,neg,val"]
+    data = load_target(_csv(tmp_path / "p.csv", "\n".join(rows) + "\n"))
+    assert data.class_names == ["neg", "pos"] and data.vocabulary == list(AMINO_ACIDS)
+    assert (len(data.train), len(data.test)) == (12, 2)
+    assert data.val is not None and len(data.val) == 2
+
+
+def test_csv_target_infers_a_text_alphabet(tmp_path: Path) -> None:
+    text = "sequence,label\n" + "".join(f"hello {i},{i % 2}\n" for i in range(10))
+    data = load_target(_csv(tmp_path / "t.csv", text))
+    assert data.info["alphabet"] == "text" and " " in (data.vocabulary or [])
+    assert data.class_names == ["0", "1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seq,label\nAC,1\n", "lacks the column\\(s\\) sequence"),
+        ("sequence,label\nAC,0.5\nCD,1.25\n", "numbers with decimals"),
+        ("sequence,label\nAC,1\n,0\n", "row 2: the sequence is empty"),
+        ("sequence,label\nAC,\n", "row 1: the label is empty"),
+        ("sequence,label,split\nAC,1,train\nCD,0,dev\n", "row 2: split is 'dev'"),
+        ("sequence,label\nAC,1\nCD,1\n", "every row has label '1'"),
+    ],
+)
+def test_csv_target_errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        load_target(_csv(tmp_path / "bad.csv", text))
+
+
+def test_csv_smiles_alphabet_checks_each_molecule(tmp_path: Path) -> None:
+    pytest.importorskip("rdkit")
+    text = "sequence,label\nCCO,1\nc1ccccc1,0\nC1CC,1\n"
+    with pytest.raises(DataError, match="row 3: 'C1CC' is not a valid SMILES"):
+        load_target(_csv(tmp_path / "m.csv", text) + "#alphabet=smiles")
+    with pytest.raises(DataError, match="only option is #alphabet"):
+        load_target(_csv(tmp_path / "m.csv", text) + "#kind=smiles")
+
+
+# ------------------------------------------------------------------ language sources
+
+
+def test_source_options_after_hash() -> None:
+    src = build_source("tiny-random-lm#depth=1")
+    assert src.name == "tiny-random-lm#depth=1"
+    assert len(src.module.encoder.layer) == 1
+    assert src.outputs == "features" and src.input_size == (256, 16)
+    with pytest.raises(ReprogramError, match="has no option colour"):
+        build_source("tiny-random-lm#colour=red")
+    with pytest.raises(ReprogramError, match="the model has 2 blocks"):
+        build_source("tiny-random-lm#depth=5")
+    with pytest.raises(ReprogramError, match="key=value"):
+        build_source("tiny-random-lm#depth")
+
+
+def test_causal_source_reads_the_last_real_position() -> None:
+    src = build_source("tiny-random-causal-lm")
+    assert src.outputs == "logits" and src.num_classes == len(src.tokenizer)
+    ids = torch.tensor([[5, 6, 7], [5, 6, 0]])
+    table = src.embedding_matrix()
+    out = src(TokenInputs(table[ids], (ids != 0).long()))
+    alone = src(TokenInputs(table[ids[1:, :2]], torch.ones(1, 2, dtype=torch.long)))
+    torch.testing.assert_close(out[1:], alone, atol=1e-5, rtol=1e-5)  # padding ignored
+
+
+def test_language_source_refuses_plain_tensors() -> None:
+    with pytest.raises(ReprogramError, match="reads token embeddings from a token program"):
+        build_source("tiny-random-lm")(torch.zeros(2, 3))
+
+
+# ------------------------------------------------------------------ token programs
+
+VOCAB = list(AMINO_ACIDS)
+
+
+def _model(program: str, source: str = "tiny-random-lm", **options: object) -> ReprogrammedModel:
+    return ReprogrammedModel.build(
+        source,
+        input_shape=(6,),
+        class_names=["neg", "pos"],
+        program=program,
+        mapping="linear",
+        program_options=dict(options),
+        vocabulary=VOCAB,
+    )
+
+
+def test_text_program_spells_like_the_tokenizer() -> None:
+    model = _model("text")
+    src = model.source
+    ids = encode(["ACD", "KW"], VOCAB, "t")
+    out = model.program(ids)
+    assert out.embeds.shape == (2, 5, 16)  # [CLS] + 3 symbols + [SEP]
+    assert out.mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
+    expected = src.tokenizer(" ".join("KW"))["input_ids"]  # [CLS] K W [SEP]
+    table = src.embedding_matrix()
+    torch.testing.assert_close(out.embeds[1, :4], table[expected])
+    assert model.trainable_parameters() == 16 * 2 + 2  # the linear mapping only
+
+
+def test_dictionary_starts_at_the_text_program_and_trains() -> None:
+    text, dictionary = _model("text"), _model("dictionary", atoms=40)
+    ids = encode(["ACD", "KWY"], VOCAB, "t")
+    torch.testing.assert_close(dictionary.program(ids).embeds, text.program(ids).embeds)
+    theta = dictionary.program.theta
+    assert theta.shape == (20, 40) and dictionary.program.atoms.numel() == 40
+    with torch.no_grad():  # the linear mapping starts at zero: no gradient passes it yet
+        for p in dictionary.mapping.parameters():
+            p.normal_()
+    dictionary(ids).sum().backward()
+    assert theta.grad is not None and theta.grad.abs().sum() > 0
+    assert all(p.grad is None for p in dictionary.source.parameters())
+
+
+def test_dictionary_k_sparse_keeps_k_coefficients() -> None:
+    model = _model("dictionary", atoms=40, k=2)
+    with torch.no_grad():
+        model.program.theta.normal_()
+    assert int((model.program.coefficients() != 0).sum(1).max()) == 2
+
+
+def test_soft_prompt_positions_and_seeded_start() -> None:
+    model = _model("soft-prompt", length=4, position="around")
+    ids = encode(["ACD", "K"], VOCAB, "t")
+    out = model.program(ids)
+    assert out.embeds.shape == (2, 1 + 2 + 3 + 2 + 1, 16)
+    assert out.mask.sum(1).tolist() == [9, 7]
+    vectors = model.program.vectors
+    torch.testing.assert_close(out.embeds[0, 1:3], vectors[:2])
+    torch.testing.assert_close(out.embeds[1, 4:6], vectors[2:])  # right after its one symbol
+    again = _model("soft-prompt", length=4, position="around")
+    torch.testing.assert_close(again.program.vectors, vectors)  # same seed, same start
+    assert model.trainable_parameters() == 4 * 16 + 16 * 2 + 2
+
+
+def test_token_programs_need_a_language_source_and_sequences() -> None:
+    with pytest.raises(ReprogramError, match="need a language source"):
+        ReprogrammedModel.build(
+            "tiny-random-cnn", (6,), ["a", "b"], program="text", vocabulary=VOCAB
+        )
+    with pytest.raises(ReprogramError, match="read sequences of symbols"):
+        ReprogrammedModel.build("tiny-random-lm", (1, 8, 8), ["a", "b"], program="text")
+
+
+def test_fit_saves_and_reloads_a_sequence_model(tmp_path: Path) -> None:
+    rows = ["sequence,label"]
+    gen = torch.Generator().manual_seed(0)
+    for i in range(40):
+        pos = i % 2 == 0
+        letters = "KRH" if pos else "DEW"
+        n = int(torch.randint(4, 9, (1,), generator=gen))
+        picks = torch.randint(0, 3, (n,), generator=gen).tolist()
+        rows.append("".join(letters[j] for j in picks) + f",{'pos' if pos else 'neg'}")
+    target = _csv(tmp_path / "toy.csv", "\n".join(rows) + "\n")
+    config = FitConfig(
+        source="tiny-random-causal-lm",
+        target=target,
+        program="dictionary",
+        program_options={"atoms": 30},
+        mapping="linear",
+        epochs=2,
+        seed=1,
+        out=str(tmp_path / "run"),
+        progress=False,
+        plots=False,
+    )
+    result = fit(config)
+    assert result.config["target"]["vocabulary"] == list(AMINO_ACIDS)
+    assert result.config["program"]["options"]["vocabulary"] == AMINO_ACIDS
+    loaded, _ = load_artifact(tmp_path / "run")
+    data = load_target(target)
+    torch.testing.assert_close(loaded(data.test.x), result.model(data.test.x))
