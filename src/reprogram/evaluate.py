@@ -17,6 +17,7 @@ def score(
     y: torch.Tensor,
     batch_size: int,
     progress: str | None = None,
+    keep: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Summed cross-entropy, number correct and count, as a float64 tensor ``[3]``.
 
@@ -25,6 +26,8 @@ def score(
         x: inputs ``[N, ...]``; y: labels ``[N]``.
         batch_size: examples per forward pass (kept fixed so results are bit-reproducible).
         progress: a progress-bar title, or None for no bar.
+        keep: when given, each batch's scores ``[B, K]`` (on the CPU) are appended to it
+            (for :func:`roc_auc`).
     """
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
@@ -33,6 +36,8 @@ def score(
     for i in bar:
         xb, yb = to_model(model, x[i : i + batch_size], y[i : i + batch_size])
         scores = model(xb)
+        if keep is not None:
+            keep.append(scores.detach().float().cpu())
         totals[0] += float(F.cross_entropy(scores, yb, reduction="sum"))
         totals[1] += float((scores.argmax(-1) == yb).sum())
         totals[2] += len(yb)
@@ -43,3 +48,18 @@ def loss_and_accuracy(totals: torch.Tensor) -> tuple[float, float]:
     """Mean loss and accuracy from :func:`score`'s totals."""
     n = max(float(totals[2]), 1.0)
     return float(totals[0]) / n, float(totals[1]) / n
+
+
+def roc_auc(kept: list[torch.Tensor], y: torch.Tensor) -> float | None:
+    """ROC-AUC of a two-class task from the scores :func:`score` kept (class 1 positive,
+    ranked by the score margin ``s_1 - s_0``); None for other tasks or when the labels hold
+    one class only."""
+    if not kept:
+        return None
+    scores = torch.cat(kept)
+    if scores.shape[1] != 2 or len(torch.unique(y)) != 2:
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    margin = (scores[:, 1] - scores[:, 0]).double().numpy()
+    return float(roc_auc_score(y.cpu().numpy(), margin))

@@ -37,7 +37,7 @@ from .data import PreparedSplits, Split, TargetData, load_target
 from .data.splits import prepare_splits
 from .data.ucr_files import looks_like_path
 from .errors import ReprogramError
-from .evaluate import loss_and_accuracy, score
+from .evaluate import loss_and_accuracy, roc_auc, score
 from .optim import build_optimizer
 from .sources import Source
 
@@ -106,15 +106,21 @@ class Trainer:
         return torch.arange(n)[self.fabric.global_rank :: self.fabric.world_size]
 
     def evaluate(
-        self, split: Split, sharded: bool = True, progress: str | None = None
+        self,
+        split: Split,
+        sharded: bool = True,
+        progress: str | None = None,
+        keep: list[torch.Tensor] | None = None,
     ) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy of the current model on ``split``."""
+        """Mean cross-entropy and accuracy of the current model on ``split`` (``keep``, on an
+        unsharded call, collects the scores as :func:`~reprogram.evaluate.score` does)."""
         if sharded and self.fabric.world_size > 1:
             part = split.subset(self._shard(len(split)))
             totals = score(self.model, part.x, part.y, self.config.eval_batch_size)
             totals = self._sum(totals)
         else:
-            totals = score(self.model, split.x, split.y, self.config.eval_batch_size, progress)
+            batch = self.config.eval_batch_size
+            totals = score(self.model, split.x, split.y, batch, progress, keep)
         return loss_and_accuracy(totals)
 
     def validate(self) -> tuple[float | None, float | None]:
@@ -346,20 +352,25 @@ class Trainer:
         self.model.load_state_dict(best["adapter"], strict=False)
         metrics: dict[str, Any] = {}
         if self.is_main:
-            test_loss = test_acc = None  # a selection-only run (a k-fold fold) scores no test
+            test_loss = test_acc = test_auc = None  # a k-fold fold scores no test
             if self.config.score_test:
                 self.splits.test.unseal()
                 self.queries.begin("test")
+                kept: list[torch.Tensor] = []
+                test = self.splits.test.open()
                 test_loss, test_acc = self.evaluate(
-                    self.splits.test.open(),
+                    test,
                     sharded=False,
                     progress="test" if self.config.progress and sys.stderr.isatty() else None,
+                    keep=kept,
                 )
+                test_auc = roc_auc(kept, test.y)
             metrics = {
                 "val_accuracy": best["val_accuracy"],
                 "val_loss": best["val_loss"],
                 "test_accuracy": test_acc,
                 "test_loss": test_loss,
+                **({"test_roc_auc": test_auc} if test_auc is not None else {}),
                 "trainable_parameters": self.model.trainable_parameters(),
                 "source_parameters": self.model.source_parameters(),
                 "train_seconds": round(state["train_seconds"], 3),

@@ -9,12 +9,13 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ..artifact import BASELINE_FORMAT, load_state, register_loader, versions
+from ..artifact import BASELINE_FORMAT, load_state, register_loader, versions, write_artifact
 from ..callbacks import Callback
 from ..config import BaselineConfig, FitResult
 from ..data import PreparedSplits, TargetData
 from ..data.checks import check_writable_dir
 from ..errors import ArtifactError, ReprogramError
+from ..evaluate import loss_and_accuracy, roc_auc, score
 from ..model import check_source, target_fields
 from ..programs.base import check_side
 from ..registry import Registry
@@ -38,18 +39,21 @@ BASELINES: Registry[Baseline] = Registry(
         "reprogram.baselines.scratch",
         "reprogram.baselines.minirocket",
         "reprogram.baselines.hydra",
+        "reprogram.baselines.sequence",
     ),
 )
 
 
 class BuildContext(NamedTuple):
     """What :meth:`Baseline.build` gets: the frozen source (``None`` for methods without one),
-    one target input's shape, the number of classes and the image side the source sees."""
+    one target input's shape, the number of classes, the image side the source sees and a
+    sequence target's symbols."""
 
     source: Source | None
     input_shape: tuple[int, ...]
     num_classes: int
     canvas_size: int | None = None
+    vocabulary: list[str] | None = None
 
 
 @dataclass
@@ -113,6 +117,64 @@ class GradientBaseline(Baseline):
         return run_job(job, run.source)
 
 
+def test_once(run: BaselineRun, model: nn.Module, progress: bool) -> dict[str, float | None]:
+    """Unseal the test split and score ``model`` on it once: ``test_accuracy``,
+    ``test_loss`` and, for two classes, ``test_roc_auc`` (all None in a k-fold fold, which
+    scores no test)."""
+    if not run.config.score_test:
+        return {"test_accuracy": None, "test_loss": None}
+    run.splits.test.unseal()  # everything is chosen: the test split is scored once, now
+    test = run.splits.test.open()
+    kept: list[torch.Tensor] = []
+    totals = score(
+        model, test.x, test.y, run.config.eval_batch_size, "test" if progress else None, kept
+    )
+    loss, accuracy = loss_and_accuracy(totals)
+    auc = roc_auc(kept, test.y)
+    return {
+        "test_accuracy": accuracy,
+        "test_loss": loss,
+        **({"test_roc_auc": auc} if auc is not None else {}),
+    }
+
+
+def fitted_once(
+    run: BaselineRun,
+    model: Any,
+    *,
+    val: tuple[float, float],
+    test: dict[str, float | None],
+    seconds: float,
+    selection: str,
+    artifact: dict[str, Any],
+    **extra: Any,
+) -> FitResult:
+    """Metrics of a baseline fitted in one go (no epochs), written with its artifact.
+
+    ``val`` is ``(loss, accuracy)``; ``test`` what :func:`test_once` returned; ``extra``
+    method-specific entries (the chosen penalty, its candidates, feature sizes)."""
+    splits = run.splits
+    metrics = {
+        "val_accuracy": val[1],
+        "val_loss": val[0],
+        **test,
+        "trainable_parameters": model.trainable_parameters(),
+        "source_parameters": model.source_parameters(),
+        "train_seconds": round(seconds, 3),
+        "epochs": 1,
+        "best_epoch": 1,
+        "devices": 1,
+        "accelerator": "cpu",  # fitted on CPU features
+        "selection": selection,
+        **extra,
+        "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        "history": [],
+    }
+    write_artifact(run.out, artifact, model, metrics)
+    model.eval()
+    return FitResult(model=model, metrics=metrics, out=run.out, config=artifact)
+
+
 def _make(method: str, options: dict[str, Any] | None) -> tuple[Baseline, Any]:
     config = BASELINES.build_config(method, options)
     return BASELINES.get(method).builder(config), config
@@ -171,7 +233,9 @@ def run_baseline(
     if config.lr is None and baseline.default_lr is not None:
         config.optimizer_options = {"lr": baseline.default_lr, **config.optimizer_options}
     torch.manual_seed(config.seed)
-    ctx = BuildContext(source, splits.input_shape, splits.num_classes, config.canvas_size)
+    ctx = BuildContext(
+        source, splits.input_shape, splits.num_classes, config.canvas_size, splits.vocabulary
+    )
     model = baseline.build(ctx)
     artifact_config = {
         "format": BASELINE_FORMAT,
@@ -215,6 +279,11 @@ def load_baseline(
         raise ArtifactError(f"{directory / 'config.json'}: baseline {exc}.") from None
     baseline, _ = _make(method, options)
     src = check_source(config, source, directory) if baseline.needs_source else None
-    model = baseline.build(BuildContext(src, input_shape, num_classes, canvas_size))
+    vocabulary = config["target"].get("vocabulary")
+    if vocabulary is not None and (
+        not isinstance(vocabulary, list) or not all(isinstance(v, str) for v in vocabulary)
+    ):
+        raise ArtifactError(f"{directory / 'config.json'}: target vocabulary is malformed.")
+    model = baseline.build(BuildContext(src, input_shape, num_classes, canvas_size, vocabulary))
     load_state(directory, model, f"baseline {method}")
     return model, config

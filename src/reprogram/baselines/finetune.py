@@ -18,7 +18,12 @@ class Finetune(GradientBaseline):
     default_lr = 3e-4
 
     def build(self, ctx: BuildContext) -> nn.Module:
-        source, input_shape, num_classes, canvas_size = ctx
+        source, input_shape, num_classes, canvas_size = (
+            ctx.source,
+            ctx.input_shape,
+            ctx.num_classes,
+            ctx.canvas_size,
+        )
         assert source is not None
         return FinetunedSource(source, input_shape, num_classes, canvas_size)
 

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..artifact import write_artifact
 from ..config import FitResult
 from ..errors import DataError
 from ..evaluate import loss_and_accuracy, score
 from ..probe import fit_probe
 from . import BASELINES
-from .base import Baseline, BaselineConfig, BaselineRun, BuildContext
+from .base import Baseline, BaselineConfig, BaselineRun, BuildContext, fitted_once, test_once
 from .models import FeatureClassifier, PixelFeatures, SourceFeatures
 
 
@@ -64,7 +63,12 @@ class LogisticBaseline(Baseline):
     pixels: bool = False
 
     def build(self, ctx: BuildContext) -> nn.Module:
-        source, input_shape, num_classes, canvas_size = ctx
+        source, input_shape, num_classes, canvas_size = (
+            ctx.source,
+            ctx.input_shape,
+            ctx.num_classes,
+            ctx.canvas_size,
+        )
         if self.pixels:
             return FeatureClassifier(PixelFeatures(input_shape), num_classes, None)
         assert source is not None
@@ -105,40 +109,19 @@ class LogisticBaseline(Baseline):
             model.head.bias.copy_(fitted.bias)
         train_seconds = time.perf_counter() - start
         val_loss, val_acc = loss_and_accuracy(score(model.head, f_val, splits.val.y, batch))
-        test_loss = test_acc = None  # a selection-only run (a k-fold fold) scores no test
-        if cfg.score_test:
-            splits.test.unseal()  # C is chosen: the test split is scored once, now
-            test = splits.test.open()
-            test_loss, test_acc = loss_and_accuracy(
-                score(model, test.x, test.y, batch, progress="test" if show else None)
-            )
-        metrics = {
-            "val_accuracy": val_acc,
-            "val_loss": val_loss,
-            "test_accuracy": test_acc,
-            "test_loss": test_loss,
-            "trainable_parameters": model.trainable_parameters(),
-            "source_parameters": model.source_parameters(),
-            "train_seconds": round(train_seconds, 3),
-            "epochs": 1,
-            "best_epoch": 1,
-            "devices": 1,
-            "accelerator": "cpu",  # closed-form fits on CPU features
-            "selection": "C with the best validation accuracy (ties: smaller C); test once",
-            "selected": {"C": fitted.c},
-            "candidates": fitted.candidates,
-            "splits": {
-                "train": len(splits.train),
-                "val": len(splits.val),
-                "test": len(splits.test),
-            },
-            "history": [],
-        }
         artifact = dict(run.artifact_config)
         artifact["baseline"] = {**artifact["baseline"], "selected_C": fitted.c}
-        write_artifact(run.out, artifact, model, metrics)
-        model.eval()
-        return FitResult(model=model, metrics=metrics, out=run.out, config=artifact)
+        return fitted_once(
+            run,
+            model,
+            val=(val_loss, val_acc),
+            test=test_once(run, model, show),  # C is chosen: the test split, once
+            seconds=train_seconds,
+            selection="C with the best validation accuracy (ties: smaller C); test once",
+            artifact=artifact,
+            selected={"C": fitted.c},
+            candidates=fitted.candidates,
+        )
 
 
 class LinearProbe(LogisticBaseline):

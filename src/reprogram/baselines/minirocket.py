@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..artifact import write_artifact
 from ..config import FitResult
 from ..errors import ReprogramError
 from ..evaluate import loss_and_accuracy, score
@@ -37,7 +36,7 @@ from ..probe import fit_probe, fold_logistic
 from ..transforms import TRANSFORMS
 from ..transforms.minirocket import MiniRocketFeatureOptions
 from . import BASELINES
-from .base import Baseline, BaselineConfig, BaselineRun, BuildContext
+from .base import Baseline, BaselineConfig, BaselineRun, BuildContext, fitted_once, test_once
 from .models import FeatureClassifier
 
 
@@ -156,7 +155,7 @@ class KernelTransformBaseline(Baseline):
         return TRANSFORMS.get(self.name).builder(self.options, length)
 
     def build(self, ctx: BuildContext) -> nn.Module:
-        _source, input_shape, num_classes, _canvas_size = ctx
+        input_shape, num_classes = ctx.input_shape, ctx.num_classes
         if len(input_shape) != 2 or input_shape[0] != 1:
             raise ReprogramError(
                 f"{self.name} classifies univariate time series [1, L]; this target's inputs "
@@ -202,42 +201,23 @@ class KernelTransformBaseline(Baseline):
         # The head on the features already computed, in the same chunks as score(model, x):
         # the same numbers without transforming the validation series a second time.
         val_loss, val_acc = loss_and_accuracy(score(model.head, f_val, splits.val.y, batch))
-        test_loss = test_acc = None  # a selection-only run (a k-fold fold) scores no test
-        if cfg.score_test:
-            splits.test.unseal()  # the transform and the penalty are chosen: score the test once
-            test = splits.test.open()
-            show = "test" if cfg.progress and sys.stderr.isatty() else None
-            test_loss, test_acc = loss_and_accuracy(score(model, test.x, test.y, batch, show))
-        metrics = {
-            "val_accuracy": val_acc,
-            "val_loss": val_loss,
-            "test_accuracy": test_acc,
-            "test_loss": test_loss,
-            "trainable_parameters": model.trainable_parameters(),
-            "source_parameters": None,
-            "train_seconds": round(seconds, 3),
-            "epochs": 1,
-            "best_epoch": 1,
-            "devices": 1,
-            "accelerator": "cpu",  # closed-form fits on CPU features
-            "selection": f"{self.options.classifier} penalty with the best validation accuracy "
-            f"(ties: stronger penalty); {self.title} fitted on train; test once",
-            "selected": selected,
-            "candidates": candidates,
-            "features": model.featurizer.dim,
-            "series_length": model.featurizer.length,
-            "splits": {
-                "train": len(splits.train),
-                "val": len(splits.val),
-                "test": len(splits.test),
-            },
-            "history": [],
-        }
         artifact = dict(run.artifact_config)
         artifact["baseline"] = {**artifact["baseline"], "selected": selected}
-        write_artifact(run.out, artifact, model, metrics)
-        model.eval()
-        return FitResult(model=model, metrics=metrics, out=run.out, config=artifact)
+        return fitted_once(
+            run,
+            model,
+            val=(val_loss, val_acc),
+            # the transform and the penalty are chosen: the test split, once
+            test=test_once(run, model, cfg.progress and sys.stderr.isatty()),
+            seconds=seconds,
+            selection=f"{self.options.classifier} penalty with the best validation accuracy "
+            f"(ties: stronger penalty); {self.title} fitted on train; test once",
+            artifact=artifact,
+            selected=selected,
+            candidates=candidates,
+            features=model.featurizer.dim,
+            series_length=model.featurizer.length,
+        )
 
 
 class MiniRocketBaseline(KernelTransformBaseline):

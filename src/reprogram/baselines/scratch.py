@@ -38,7 +38,7 @@ class Scratch(GradientBaseline):
     default_lr = 1e-3
 
     def build(self, ctx: BuildContext) -> nn.Module:
-        _source, input_shape, num_classes, _canvas_size = ctx
+        input_shape, num_classes = ctx.input_shape, ctx.num_classes
         if len(input_shape) == 2:  # time series [C, L]: the FCN of Wang et al. 2017
             return SeriesFCN(input_shape, num_classes, self.options.width, self.options.dropout)
         if len(input_shape) != 3:

@@ -6,8 +6,10 @@ over ``M`` atoms, source tokens whose embeddings ``E`` stay frozen. The atoms ar
 that spell the target's symbols followed by the vocabulary's first ordinary tokens
 (``atoms=M``, 4,096 by default; ``atoms=0`` takes the whole vocabulary). ``θ`` starts where
 the ``text`` program is (weight 1 on the tokens spelling each symbol), so training starts
-from the spelled sequence. ``k=K`` keeps only each symbol's ``K`` largest coefficients in the
-forward pass (R2DL's k-sparse code; ``k=0``, the default, keeps all).
+from the spelled sequence. ``θ`` is stored as ``√M · θ`` (the trained tensor ``theta``), so
+that one Adam step at the usual learning rate moves a symbol's embedding by about that rate
+times the embeddings' own scale, whatever ``M`` is. ``k=K`` keeps only each symbol's ``K``
+largest coefficients in the forward pass (R2DL's k-sparse code; ``k=0``, the default, keeps all).
 """
 
 from __future__ import annotations
@@ -66,15 +68,21 @@ class DictionaryProgram(TokenProgram):
             for i in ids:
                 theta[v, where[i]] += 1.0 / len(ids)
         self.atoms = atoms
-        self.theta = nn.Parameter(theta)
+        self.theta = nn.Parameter(theta * self.scale_for(len(atoms)))
+
+    @staticmethod
+    def scale_for(atoms: int) -> float:
+        """``√M``: ``theta`` holds the coefficients times this."""
+        return float(atoms) ** 0.5
 
     def coefficients(self) -> torch.Tensor:
-        """``θ`` with all but each row's ``k`` largest magnitudes zeroed (``k=0``: all)."""
-        if self.k == 0 or self.k >= self.theta.shape[1]:
-            return self.theta
-        keep = self.theta.abs().topk(self.k, dim=1).indices
-        mask = torch.zeros_like(self.theta).scatter_(1, keep, 1.0)
-        return self.theta * mask
+        """``θ`` ``[V_t, M]`` with all but each row's ``k`` largest magnitudes zeroed (``k=0``:
+        all)."""
+        theta = self.theta / self.scale_for(self.theta.shape[1])
+        if self.k == 0 or self.k >= theta.shape[1]:
+            return theta
+        keep = theta.abs().topk(self.k, dim=1).indices
+        return theta * torch.zeros_like(theta).scatter_(1, keep, 1.0)
 
     def symbol_table(self) -> torch.Tensor:
         return self.coefficients() @ self.table[self.atoms]

@@ -4,7 +4,9 @@
 prefix``) or split before and after it (``position=around``); the sequence itself is spelled
 as the ``text`` program spells it. The vectors start as the embeddings of ``P`` ordinary
 source tokens drawn at random (seeded by the run): a zero start gives NaN gradients in
-SmolLM2, and real embeddings sit where the model expects its inputs.
+SmolLM2, and real embeddings sit where the model expects its inputs. The trained tensor
+holds the vectors in units of the embeddings' root-mean-square value, so that an Adam step
+at the usual learning rate changes them by about 1% of their size.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class SoftPromptProgram(TokenProgram):
         self.split = self.count // 2 if config.position == "around" else self.count
         self.seed = int(config.seed)
         self.vectors = nn.Parameter(torch.zeros(self.count, self.width))
+        self.unit = 1.0  # the embeddings' root-mean-square value, read from the source
 
     def extra_positions(self) -> int:
         return self.count
@@ -55,14 +58,16 @@ class SoftPromptProgram(TokenProgram):
         ordinary = torch.tensor(source.ordinary_tokens())
         generator = torch.Generator().manual_seed(self.seed)
         pick = ordinary[torch.randperm(len(ordinary), generator=generator)[: self.count]]
+        self.unit = float(self.table.pow(2).mean().sqrt())
         with torch.no_grad():
-            self.vectors.copy_(self.table[pick])
+            self.vectors.copy_(self.table[pick] / self.unit)
 
     def symbol_table(self) -> torch.Tensor:
         return self.spelled_embeddings()
 
     def prompt(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.vectors[: self.split], self.vectors[self.split :]
+        vectors = self.vectors * self.unit
+        return vectors[: self.split], vectors[self.split :]
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "prompt_vectors": self.count}
