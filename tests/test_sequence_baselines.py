@@ -105,4 +105,3 @@ def test_sequence_peers_refuse_images(tmp_path: Path) -> None:
                 plots=False,
             )
         )
-

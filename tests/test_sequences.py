@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,48 @@ def test_fit_saves_and_reloads_a_sequence_model(tmp_path: Path) -> None:
     loaded, _ = load_artifact(tmp_path / "run")
     data = load_target(target)
     torch.testing.assert_close(loaded(data.test.x), result.model(data.test.x))
+
+
+def test_cli_fit_eval_predict_on_sequences(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reprogram.cli import main
+
+    rows = ["sequence,label"] + [
+        f"{'KRHA' * (2 + i % 3) if i % 2 else 'DEW' * (2 + i % 3)},{'pos' if i % 2 else 'neg'}"
+        for i in range(30)
+    ]
+    target = _csv(tmp_path / "toy.csv", "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "fit",
+                "--source",
+                "tiny-random-lm",
+                "--target",
+                target,
+                "--epochs",
+                "2",
+                "--program",
+                "soft-prompt",
+                "--program-opt",
+                "length=2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert (out / "program.png").is_file()
+    assert main(["eval", str(out), "--json"]) == 0
+    assert "reproduced" in capsys.readouterr().out
+    fasta = tmp_path / "new.fasta"
+    fasta.write_text(">first\nKRHAKRHA\n>second\nDEWDEW\n")
+    assert main(["predict", str(out), str(fasta), "--json"]) == 0
+    rows_out = json.loads(capsys.readouterr().out)
+    assert [r["input"] for r in rows_out] == ["first", "second"]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("KRHA\nKR1A\n")
+    assert main(["predict", str(out), str(bad)]) != 0
+    assert "row 2: '1' (position 3) is not in the target's alphabet" in capsys.readouterr().err

@@ -292,7 +292,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model, config = load_artifact(args.dir, source=_given_source(args))
     names = config["target"]["class_names"]
     labels, x, truth = load_inputs(
-        args.inputs, tuple(config["target"]["input_shape"]), labelled=args.labelled
+        args.inputs,
+        tuple(config["target"]["input_shape"]),
+        labelled=args.labelled,
+        vocabulary=config["target"].get("vocabulary"),
     )
     if not len(x):
         raise DataError(f"the inputs ({', '.join(args.inputs)}) hold no examples.")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .diagnostics.token_plot import save_token_program_png
 from .diagnostics.v2s_bound import save_bound_png
 from .diagnostics.waveform_plot import save_waveform_program_png
 from .figures import subplots
@@ -134,8 +135,11 @@ def save_mapping_png(result: FitResult, path: Path) -> None:
 
 def save_plots(result: FitResult, example: Split) -> None:
     """Write ``program.png`` and ``mapping.png`` (and ``bound.png`` when measured) into the run."""
-    if getattr(getattr(result.model, "program", None), "plot_kind", "image") == "waveform":
+    kind = getattr(getattr(result.model, "program", None), "plot_kind", "image")
+    if kind == "waveform":
         save_waveform_program_png(result, example, result.out / "program.png")
+    elif kind == "tokens":
+        save_token_program_png(result, result.out / "program.png")
     else:
         save_program_png(result, example, result.out / "program.png")
     save_mapping_png(result, result.out / "mapping.png")

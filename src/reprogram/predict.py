@@ -14,6 +14,7 @@ from PIL import Image
 from .data.checks import check_finite, check_numpy_magic, to_nchw_float
 from .data.folder import decode_image
 from .data.npz import READ_ERRORS, check_array_sizes
+from .data.sequences import sequence_batch
 from .data.series import series_batch
 from .data.ucr_files import SUFFIXES, read_series_file
 from .errors import DataError
@@ -92,7 +93,10 @@ def _plain(arr: np.ndarray, path: Path, key: str | None) -> np.ndarray:
 
 
 def load_inputs(
-    paths: list[str], shape: tuple[int, ...], labelled: bool = False
+    paths: list[str],
+    shape: tuple[int, ...],
+    labelled: bool = False,
+    vocabulary: list[str] | None = None,
 ) -> tuple[list[str], torch.Tensor, list[str]]:
     """Read inputs: a name per example, ``[N, C_t, H_t, W_t]`` floats in ``[0, 1]``, and the
     labels the files carried (series text files read with ``labelled``; else empty).
@@ -102,8 +106,14 @@ def load_inputs(
     For a time-series model (``shape`` ``(1, L)``) they hold one series ``[L]`` or a batch
     ``[N, L]`` / ``[N, 1, L]``, or are text files with a series a line (``.csv``/``.tsv``/
     ``.txt``; the label first when ``labelled``) or ``.ts``; the result is ``[N, 1, L]``
-    (shorter series NaN-padded).
+    (shorter series NaN-padded). For a sequence model (``shape`` ``(L,)``, with the target's
+    ``vocabulary``) they are text files read by :func:`read_sequences`; the result is token
+    ids ``[N, L]``.
     """
+    if len(shape) == 1:  # a sequence model: token ids [L]
+        if vocabulary is None:
+            raise DataError("this model's config.json lacks the target's vocabulary.")
+        return _load_sequences(paths, vocabulary, shape[0], labelled)
     if len(shape) == 2:  # a time-series model: inputs [1, L]
         return _load_series(paths, shape[1], labelled)
     if labelled:
@@ -167,3 +177,68 @@ def _load_series(
         truth += labels if labelled else []
     names, batch = series_batch(arrays, length)
     return names, batch, truth
+
+
+SEQUENCE_SUFFIXES = (".csv", ".txt", ".fasta", ".fa", ".faa", ".smi")
+
+
+def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], list[str]]:
+    """``(names, sequences, labels)`` of a file of sequences.
+
+    ``.csv`` with a ``sequence`` column (and ``label``, read with ``labelled``); FASTA
+    (``.fasta``/``.fa``/``.faa``: a ``>name`` line, then the sequence over one or more
+    lines); anything else one sequence a line (``.smi``: the first word of the line).
+    """
+    import csv
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    suffix = path.suffix.lower()
+    names: list[str] = []
+    sequences: list[str] = []
+    labels: list[str] = []
+    if suffix in (".fasta", ".fa", ".faa"):
+        for line in text.splitlines():
+            if line.startswith(">"):
+                names.append(line[1:].strip() or f"{path.name}[{len(names)}]")
+                sequences.append("")
+            elif line.strip():
+                if not sequences:
+                    raise DataError(f"{path}: a FASTA file starts with a '>name' line.")
+                sequences[-1] += line.strip()
+    elif suffix == ".csv" and text.split("\n", 1)[0].count("sequence"):
+        rows = list(csv.DictReader(text.splitlines()))
+        if labelled and rows and "label" not in rows[0]:
+            raise DataError(f"{path}: --labelled needs a label column beside sequence.")
+        sequences = [(r.get("sequence") or "").strip() for r in rows]
+        labels = [(r.get("label") or "").strip() for r in rows] if labelled else []
+        names = [f"{path.name}[{i}]" for i in range(len(rows))]
+    else:
+        if labelled:
+            raise DataError(f"{path}: --labelled reads a label column of a .csv file.")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        sequences = [ln.split()[0] if suffix == ".smi" else ln for ln in lines]
+        names = [f"{path.name}[{i}]" for i in range(len(sequences))]
+    return names, sequences, labels
+
+
+def _load_sequences(
+    paths: list[str], vocabulary: list[str], length: int, labelled: bool
+) -> tuple[list[str], torch.Tensor, list[str]]:
+    """Sequences for a model trained on ``length`` symbols of ``vocabulary``: ids ``[N, L]``."""
+    names: list[str] = []
+    texts: list[str] = []
+    truth: list[str] = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file() or path.suffix.lower() not in SEQUENCE_SUFFIXES:
+            raise DataError(
+                f"input {name} is not a file of sequences: give {', '.join(SEQUENCE_SUFFIXES)} "
+                "(a sequence a line, FASTA, or a CSV with a sequence column)."
+            )
+        n, seqs, labels = read_sequences(path, labelled)
+        names += n
+        texts += seqs
+        truth += labels
+    if not texts:
+        return names, torch.empty(0, length, dtype=torch.long), truth
+    return names, sequence_batch(texts, vocabulary, length, ", ".join(paths)), truth

@@ -4,4 +4,5 @@
   logits and the source's logits on real source-domain audio, every epoch (audio sources
   declare it in :meth:`~reprogram.sources.base.Source.diagnostics`).
 - :mod:`.waveform_plot`: ``program.png`` for waveform programs.
+- :mod:`.token_plot`: ``program.png`` for token programs (what each symbol is made of).
 """

@@ -90,6 +90,19 @@ class DictionaryProgram(TokenProgram):
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "atoms": int(self.atoms.numel()), "k": self.k}
 
+    @torch.no_grad()
+    def explain(self, top: int = 5) -> list[tuple[str, list[tuple[str, float]]]]:
+        """Each symbol's ``top`` largest coefficients and the source tokens they weigh."""
+        theta = self.coefficients()
+        best = theta.abs().topk(min(top, theta.shape[1]), dim=1).indices
+        return [
+            (
+                symbol,
+                [(self.token_name(int(self.atoms[j])), float(theta[v, j])) for j in best[v]],
+            )
+            for v, symbol in enumerate(self.vocabulary)
+        ]
+
 
 @PROGRAMS.register(
     "dictionary",

@@ -72,6 +72,16 @@ class SoftPromptProgram(TokenProgram):
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "prompt_vectors": self.count}
 
+    @torch.no_grad()
+    def explain(self, top: int = 5) -> list[tuple[str, list[tuple[str, float]]]]:
+        """Each prompt vector's nearest source tokens (cosine), then the spelled symbols."""
+        vectors = self.vectors * self.unit
+        prompt = [
+            (f"prompt {i + 1}", near)
+            for i, near in enumerate(self.nearest_tokens(vectors, top))
+        ]
+        return prompt + super().explain(top)
+
 
 @PROGRAMS.register(
     "soft-prompt",

@@ -178,3 +178,29 @@ class TokenProgram(nn.Module):
 
     def describe(self) -> dict[str, object]:
         return {"symbols": self.num_symbols, "length": self.length}
+
+    def token_name(self, index: int) -> str:
+        """A source token's text, readable (BPE's ``Ġ`` space shown as ``_``)."""
+        name = self.token_names[index] if index < len(self.token_names) else f"#{index}"
+        return str(name).replace("Ġ", "_").replace("▁", "_")
+
+    @torch.no_grad()
+    def explain(self, top: int = 5) -> list[tuple[str, list[tuple[str, float]]]]:
+        """What each target symbol is made of: ``(symbol, [(source token, weight), …])``,
+        the ``top`` largest weights (for ``program.png``). Here: the tokens spelling it."""
+        rows = []
+        for symbol, ids in zip(self.vocabulary, self.spelled.tolist(), strict=True):
+            valid = [i for i in ids if i >= 0]
+            rows.append((symbol, [(self.token_name(i), 1.0 / len(valid)) for i in valid[:top]]))
+        return rows
+
+    @torch.no_grad()
+    def nearest_tokens(self, vectors: torch.Tensor, top: int) -> list[list[tuple[str, float]]]:
+        """For each vector ``[P, D]``, the ``top`` source tokens most similar by cosine."""
+        table = torch.nn.functional.normalize(self.table, dim=1)
+        sims = torch.nn.functional.normalize(vectors, dim=1) @ table.T  # [P, V_s]
+        best = sims.topk(top, dim=1)
+        return [
+            [(self.token_name(int(i)), float(v)) for v, i in zip(vals, idx, strict=True)]
+            for vals, idx in zip(best.values, best.indices, strict=True)
+        ]
