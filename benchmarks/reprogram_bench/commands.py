@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reprogram.errors import ReprogramError
 from reprogram_bench import ints, split_methods
 from reprogram_bench.blackbox import run_blackbox
 from reprogram_bench.efficiency import run_efficiency
@@ -12,13 +13,38 @@ from reprogram_bench.ucr import run_from_args
 from reprogram_bench.vision import DEFAULT_METHODS, run_vision, summarise
 
 
+def _shots(text: str) -> tuple[int, ...]:
+    """``--shots`` of the sequences suite: positive integers, or ``all`` (0: every row)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ReprogramError(f"--shots needs positive integers or 'all', got {text!r}.")
+    return tuple(0 if p == "all" else ints(p, "--shots")[0] for p in parts)
+
+
 def run(args: Any, command: str | None) -> None:
     """``reprogram bench SUITE``: the suite named by ``args.suite`` with the parsed flags."""
+    if args.suite == "sequences":
+        from reprogram_bench.sequences import DEFAULT_METHODS as SEQUENCE_METHODS
+        from reprogram_bench.sequences import TASKS, run_sequences
+
+        run_sequences(
+            args.out,
+            tasks=tuple(t for t in (args.tasks or ",".join(TASKS)).split(",") if t),
+            shots=_shots(args.shots or "8,32"),
+            seeds=ints(args.seeds, "--seeds"),
+            methods=split_methods(args.methods) if args.methods else SEQUENCE_METHODS,
+            source=args.source or "minilm-l6",
+            epochs=args.epochs if args.epochs is not None else 10,
+            command=command,
+            progress=not args.quiet,
+        )
+        return
+    args.source = args.source or "efficientnet-lite0"
     if args.suite == "vision":
         methods = split_methods(args.methods) if args.methods else DEFAULT_METHODS
         rows = run_vision(
             args.out,
-            shots=ints(args.shots, "--shots"),
+            shots=ints(args.shots or "10,100,1000", "--shots"),
             seeds=ints(args.seeds, "--seeds"),
             methods=methods,
             source=args.source,

@@ -520,13 +520,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_baseline)
     p = sub.add_parser(
         "bench",
-        help="benchmark suites: vision (accuracy), efficiency (speed), ucr-v2s (time series)",
+        help="benchmark suites: vision (accuracy), efficiency (speed), ucr-v2s (time series), "
+        "sequences (language models on peptides and molecules)",
     )
-    p.add_argument("suite", choices=("vision", "efficiency", "ucr-v2s", "blackbox"))
+    p.add_argument("suite", choices=("vision", "efficiency", "ucr-v2s", "blackbox", "sequences"))
     p.add_argument("--out", required=True, help="suite directory (a rerun skips finished cells)")
-    p.add_argument("--source", default="efficientnet-lite0", help="source model")
+    p.add_argument(
+        "--source", default=None, help="source model (efficientnet-lite0; sequences: minilm-l6)"
+    )
     p.add_argument("--target", default="fashion-mnist", help="vision: target data")
-    p.add_argument("--shots", default="10,100,1000", help="vision: shots per class")
+    p.add_argument(
+        "--tasks", default=None, help="sequences: targets (default amp,amp-tm,acp,b3db)"
+    )
+    p.add_argument(
+        "--shots",
+        default=None,
+        help="shots per class (vision: 10,100,1000; sequences: 8,32; 'all' for every row)",
+    )
     p.add_argument("--seeds", default="0,1,2", help="vision: seeds")
     p.add_argument(
         "--methods",

@@ -1,0 +1,369 @@
+"""``reprogram bench sequences``: language-model reprogramming against the field's peers.
+
+Peptide and molecule tasks (``amp``, ``amp-tm``, ``acp``, ``b3db``) at several shot counts
+and seeds. A cell (task × method × shots × seed) is an ordinary ``fit`` or ``baseline`` run
+with its own artifact under ``OUT/runs/``; finished cells are never rerun, so a killed suite
+continues where it stopped. After every cell the suite rewrites ``results.json``,
+``results.csv``, ``results.md`` (accuracy and ROC-AUC, mean ± std over seeds, and paired
+comparisons of the default reprogramming row against each peer) and
+``auc_vs_shots.png`` (one panel per task, one line per method).
+
+The default reprogramming row is fixed in advance (``DEFAULT_ROW``), not picked from the
+table: picking the best row by its test score would be test-set selection.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from reprogram.artifact import METRICS
+from reprogram.errors import ReprogramError
+from reprogram_bench import cell_seconds, write_csv
+from reprogram_bench.machine import describe, machine
+from reprogram_bench.vision import parse_baseline, parse_method, split_source
+
+TASKS = ("amp", "amp-tm", "acp", "b3db")
+#: The reprogramming row named in advance as the library's default for sequence tasks.
+DEFAULT_ROW = "soft-prompt+linear:init=probe"
+DEFAULT_METHODS = (
+    DEFAULT_ROW,
+    "dictionary+linear:init=probe",
+    "text+linear:init=probe,epochs=0",  # a linear probe on the frozen LM's pooled states
+    "composition-forest",
+    "composition-logreg",
+    "length",
+    "morgan-forest",
+)
+#: Peers that only apply to one kind of sequence.
+ONLY = {"morgan-forest": ("b3db",), "descriptors-forest": ("b3db",)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the suite: ``shots`` 0 means all training data."""
+
+    task: str
+    method: str
+    shots: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        shots = "all" if self.shots == 0 else f"shots{self.shots}"
+        return f"{self.task}/{self.method}/{shots}/seed{self.seed}"
+
+    @property
+    def is_reprogramming(self) -> bool:
+        return "+" in self.method
+
+
+def run_cell(cell: Cell, out: Path, *, source: str, epochs: int) -> dict[str, Any]:
+    """Run (or resume) one cell into ``out``; returns its metrics."""
+    from reprogram.selection import unfinished
+
+    resume = unfinished(out)
+    method, source = split_source(cell.method, source)
+    common: dict[str, Any] = dict(
+        source=source,
+        target=cell.task,
+        shots=cell.shots or None,
+        epochs=epochs,
+        seed=cell.seed,
+        out=str(out),
+        resume=resume,
+        overwrite=not resume,
+        progress=False,
+    )
+    if cell.is_reprogramming:
+        from reprogram import FitConfig, fit
+
+        program, mapping, options = parse_method(method)
+        config = FitConfig(
+            program=program,
+            mapping=mapping,
+            program_options=options["program"],
+            mapping_options=options["mapping"],
+            optimizer_options=options["optimizer"],
+            plots=False,
+            **{**common, **options["run"]},
+        )
+        return fit(config).metrics
+    from reprogram.baselines import BaselineConfig, run_baseline
+
+    name, method_options, run = parse_baseline(method)
+    config_b = BaselineConfig(method=name, method_options=method_options, **{**common, **run})
+    return run_baseline(config_b).metrics
+
+
+def _row(cell: Cell, directory: Path) -> dict[str, Any]:
+    m = json.loads((directory / METRICS).read_text())
+    return {
+        "task": cell.task,
+        "method": cell.method,
+        "kind": "reprogramming" if cell.is_reprogramming else "peer",
+        "shots": cell.shots,
+        "seed": cell.seed,
+        "val_accuracy": m["val_accuracy"],
+        "test_accuracy": m["test_accuracy"],
+        "test_roc_auc": m.get("test_roc_auc"),
+        "trainable_parameters": m["trainable_parameters"],
+        "source_parameters": m["source_parameters"],
+        "train_seconds": cell_seconds(directory, m),
+        "best_epoch": m.get("best_epoch"),
+    }
+
+
+def cells_for(
+    tasks: tuple[str, ...], methods: tuple[str, ...], shots: tuple[int, ...], seeds: tuple[int, ...]
+) -> list[Cell]:
+    """The grid, in the order it runs: shot counts as given, then tasks, seeds, methods."""
+    return [
+        Cell(t, m, k, s)
+        for k in shots
+        for t in tasks
+        for s in seeds
+        for m in methods
+        if t in ONLY.get(m.split(":")[0], (t,))
+    ]
+
+
+def run_sequences(
+    out: str | Path,
+    *,
+    tasks: tuple[str, ...] = TASKS,
+    shots: tuple[int, ...] = (8, 32),
+    seeds: tuple[int, ...] = (0, 1, 2),
+    methods: tuple[str, ...] = DEFAULT_METHODS,
+    source: str = "minilm-l6",
+    epochs: int = 10,
+    command: str | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run every missing cell, then write the tables and the plot; returns all rows."""
+    for method in methods:
+        body, _src = split_source(method, source)
+        (parse_method if "+" in body else parse_baseline)(body)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cells = cells_for(tasks, methods, shots, seeds)
+    settings = {
+        "source": source,
+        "epochs": epochs,
+        "tasks": list(tasks),
+        "shots": list(shots),
+        "seeds": list(seeds),
+        "methods": list(methods),
+        "default_row": DEFAULT_ROW,
+    }
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for i, cell in enumerate(cells, 1):
+        directory = out / "runs" / cell.key
+        if not (directory / METRICS).exists():
+            if progress:
+                print(
+                    f"[{i}/{len(cells)}] {cell.key}  running  "
+                    f"({(time.perf_counter() - started) / 60:.1f} min so far)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            try:
+                run_cell(cell, directory, source=source, epochs=epochs)
+            except ReprogramError as exc:
+                raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
+        row = _row(cell, directory)
+        rows.append(row)
+        if progress:
+            auc = row["test_roc_auc"]
+            print(
+                f"[{i}/{len(cells)}] {cell.key}  acc {row['test_accuracy']:.4f}  "
+                f"auc {auc if auc is None else round(auc, 4)}  {row['train_seconds']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        write_results(out, rows, settings, command or "reprogram bench sequences")
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std over seeds of accuracy and ROC-AUC per (task, method, shots)."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["task"], r["method"], r["shots"])].append(r)
+    out = []
+    for (task, method, shots), rs in groups.items():
+        accs = [r["test_accuracy"] for r in rs]
+        aucs = [r["test_roc_auc"] for r in rs if r["test_roc_auc"] is not None]
+        out.append(
+            {
+                "task": task,
+                "method": method,
+                "kind": rs[0]["kind"],
+                "shots": shots,
+                "seeds": sorted(r["seed"] for r in rs),
+                "acc_mean": statistics.mean(accs),
+                "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "auc_mean": statistics.mean(aucs) if aucs else None,
+                "auc_std": statistics.stdev(aucs) if len(aucs) > 1 else 0.0,
+                "trainable_parameters": rs[0]["trainable_parameters"],
+                "source_parameters": rs[0]["source_parameters"],
+                "train_seconds": statistics.median(r["train_seconds"] for r in rs),
+            }
+        )
+    return out
+
+
+def paired_auc(rows: list[dict[str, Any]], ours: str, theirs: str, shots: int) -> dict[str, Any]:
+    """``ours`` − ``theirs`` in test ROC-AUC over every (task, seed) both finished at
+    ``shots``: the mean difference, wins/losses and the pairs counted."""
+    auc = {
+        (r["method"], r["task"], r["seed"]): r["test_roc_auc"]
+        for r in rows
+        if r["shots"] == shots and r["test_roc_auc"] is not None
+    }
+    diffs = [
+        auc[(ours, t, s)] - auc[(theirs, t, s)]
+        for (m, t, s) in auc
+        if m == ours and (theirs, t, s) in auc
+    ]
+    return {
+        "pairs": len(diffs),
+        "mean_diff": statistics.mean(diffs) if diffs else None,
+        "wins": sum(d > 0 for d in diffs),
+        "losses": sum(d < 0 for d in diffs),
+    }
+
+
+def _shots_text(shots: int) -> str:
+    return "all" if shots == 0 else str(shots)
+
+
+def _markdown(
+    rows: list[dict[str, Any]], summary: list[dict[str, Any]], settings: dict[str, Any], meta: dict
+) -> str:
+    by = {(s["task"], s["method"], s["shots"]): s for s in summary}
+    shots = [k for k in settings["shots"] if any(s["shots"] == k for s in summary)]
+    lines = [
+        f"# Sequences: {settings['source']} reprogrammed vs peers",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Seeds {settings['seeds']}; {settings['epochs']} epochs for trained programs; "
+        "validation (20% of the shots) selects, the test split (a fixed 20% of each set, "
+        "seed 0) is scored once per run. Shots are per class; `all` is every training row.  ",
+        f"Default reprogramming row, fixed in advance: `{settings['default_row']}`.  ",
+        f"Machine: {describe(meta['machine'])}; {meta['date']}.",
+        "",
+        "Test ROC-AUC / accuracy, mean ± std over seeds:",
+        "",
+    ]
+    for task in settings["tasks"]:
+        present = [m for m in settings["methods"] if any((task, m, k) in by for k in shots)]
+        if not present:
+            continue
+        lines += [
+            f"## {task}",
+            "",
+            "| method | "
+            + " | ".join(f"{_shots_text(k)} shots AUC | acc" for k in shots)
+            + " | trained params |",
+            "|---|" + "---|---|" * len(shots) + "---|",
+        ]
+        for m in present:
+            cells = []
+            for k in shots:
+                s = by.get((task, m, k))
+                if s is None:
+                    cells += ["–", "–"]
+                    continue
+                auc = "–" if s["auc_mean"] is None else f"{s['auc_mean']:.3f} ± {s['auc_std']:.3f}"
+                cells += [auc, f"{s['acc_mean']:.3f}"]
+            last = next(by[(task, m, k)] for k in reversed(shots) if (task, m, k) in by)
+            frozen = last["source_parameters"]
+            share = f" ({100 * last['trainable_parameters'] / frozen:.2f}%)" if frozen else ""
+            lines.append(
+                f"| {m} | " + " | ".join(cells) + f" | {last['trainable_parameters']:,}{share} |"
+            )
+        lines.append("")
+    peers = [m for m in settings["methods"] if "+" not in m]
+    default = settings["default_row"]
+    if any(r["method"] == default for r in rows):
+        lines += [
+            f"## Paired: `{default}` minus each peer (test ROC-AUC, per task and seed)",
+            "",
+            "| shots | peer | pairs | mean difference | wins | losses |",
+            "|---|---|---|---|---|---|",
+        ]
+        for k in shots:
+            for p in peers:
+                c = paired_auc(rows, default, p, k)
+                if c["pairs"]:
+                    lines.append(
+                        f"| {_shots_text(k)} | {p} | {c['pairs']} | {c['mean_diff']:+.3f} | "
+                        f"{c['wins']} | {c['losses']} |"
+                    )
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(
+    out: Path, rows: list[dict[str, Any]], settings: dict[str, Any], command: str
+) -> None:
+    """results.json / .csv / .md and ``auc_vs_shots.png`` from the finished rows."""
+    from reprogram.artifact import write_json
+
+    meta = {
+        "command": command,
+        "settings": settings,
+        "machine": machine(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    summary = summarise(rows)
+    write_json(out / "results.json", {"meta": meta, "rows": rows, "summary": summary})
+    write_csv(out / "results.csv", rows)
+    (out / "results.md").write_text(_markdown(rows, summary, settings, meta))
+    plot_results(out, summary, settings)
+
+
+def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
+    """``auc_vs_shots.png``: test ROC-AUC against shots, one panel per task."""
+    from reprogram.figures import subplots
+
+    tasks = [t for t in settings["tasks"] if any(s["task"] == t for s in summary)]
+    if not tasks:
+        return
+    fig, axes = subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4.0), squeeze=False)
+    order = settings["shots"]
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for j, m in enumerate(settings["methods"]):
+            pts = [s for s in summary if s["task"] == task and s["method"] == m]
+            pts = [s for s in sorted(pts, key=lambda s: order.index(s["shots"]))]
+            pts = [s for s in pts if s["auc_mean"] is not None]
+            if not pts:
+                continue
+            ax.errorbar(
+                [order.index(s["shots"]) for s in pts],
+                [s["auc_mean"] for s in pts],
+                yerr=[s["auc_std"] for s in pts],
+                marker="o",
+                linestyle="-" if pts[0]["kind"] == "reprogramming" else "--",
+                color=f"C{j}",
+                capsize=3,
+                label=m,
+            )
+        ax.set_xticks(range(len(order)), [_shots_text(k) for k in order])
+        ax.set_xlabel("shots per class")
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test ROC-AUC (mean ± std over seeds)")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"{settings['source']} reprogrammed (solid) vs peers (dashed)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "auc_vs_shots.png", dpi=120)

@@ -1,0 +1,79 @@
+"""``reprogram bench sequences`` on a tiny random language model and a toy CSV task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reprogram.errors import ReprogramError
+from reprogram_bench.sequences import cells_for, paired_auc, run_sequences
+
+
+def _toy(tmp_path: Path) -> str:
+    rows = ["sequence,label"]
+    for i in range(40):
+        pos = i % 2 == 1
+        rows.append(f"{('KRHA' if pos else 'DEW') * (2 + i % 3)},{'pos' if pos else 'neg'}")
+    path = tmp_path / "toy.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return f"csv:{path}"
+
+
+def test_suite_writes_tables_and_skips_finished_cells(tmp_path: Path) -> None:
+    task = _toy(tmp_path)
+    methods = ("soft-prompt+linear:init=probe,length=2", "composition-logreg", "length:trees=5")
+    kwargs = dict(
+        tasks=(task,),
+        shots=(4, 0),
+        seeds=(0,),
+        methods=methods,
+        source="tiny-random-lm",
+        epochs=1,
+        progress=False,
+    )
+    rows = run_sequences(tmp_path / "suite", **kwargs)  # type: ignore[arg-type]
+    assert len(rows) == 6 and all(r["test_roc_auc"] is not None for r in rows)
+    out = tmp_path / "suite"
+    for name in ("results.json", "results.csv", "results.md", "auc_vs_shots.png"):
+        assert (out / name).is_file()
+    table = (out / "results.md").read_text()
+    assert f"## {task}" in table and "| composition-logreg |" in table
+    assert "## Paired" not in table  # the default row is not in this grid: nothing to pair
+    stamp = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("metrics.json")}
+    again = run_sequences(out, **kwargs)  # type: ignore[arg-type]
+    assert [r["test_accuracy"] for r in again] == [r["test_accuracy"] for r in rows]
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing was rerun
+    assert json.loads((out / "results.json").read_text())["meta"]["settings"]["shots"] == [4, 0]
+
+
+def test_paired_auc_counts_tasks_and_seeds() -> None:
+    rows = [
+        {"method": m, "task": t, "seed": s, "shots": 8, "test_roc_auc": auc}
+        for m, t, s, auc in [
+            ("a", "x", 0, 0.9),
+            ("b", "x", 0, 0.8),
+            ("a", "y", 0, 0.6),
+            ("b", "y", 0, 0.7),
+            ("a", "y", 1, 0.7),  # no partner: not counted
+        ]
+    ]
+    result = paired_auc(rows, "a", "b", 8)
+    assert result["pairs"] == 2 and result["wins"] == 1 and result["losses"] == 1
+    assert result["mean_diff"] == pytest.approx(0.0)
+
+
+def test_molecule_peers_only_run_on_molecules() -> None:
+    cells = cells_for(("amp", "b3db"), ("morgan-forest", "length"), (8,), (0,))
+    assert {(c.task, c.method) for c in cells} == {
+        ("amp", "length"),
+        ("b3db", "morgan-forest"),
+        ("b3db", "length"),
+    }
+
+
+def test_bad_method_fails_before_any_cell(tmp_path: Path) -> None:
+    with pytest.raises(ReprogramError):
+        run_sequences(tmp_path, tasks=("amp",), methods=("no-such-peer",), progress=False)
+    assert not (tmp_path / "runs").exists()
