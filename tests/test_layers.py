@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "accelerator": 0,
     "runtime": 0,
     "packages": 0,
+    "tasks": 0,
     "log": 0,
     "figures": 0,
     # components: sources, programs, mappings, optimizers, data, transforms, black boxes

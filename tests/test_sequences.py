@@ -129,7 +129,7 @@ def test_csv_target_infers_a_text_alphabet(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("seq,label\nAC,1\n", "lacks the column\\(s\\) sequence"),
-        ("sequence,label\nAC,0.5\nCD,1.25\n", "numbers with decimals"),
+        ("sequence,label\nAC,0.5\nCD,1.25\n", "numbers with decimals.*#task=regression"),
         ("sequence,label\nAC,1\n,0\n", "row 2: the sequence is empty"),
         ("sequence,label\nAC,\n", "row 1: the label is empty"),
         ("sequence,label,split\nAC,1,train\nCD,0,dev\n", "row 2: split is 'dev'"),
@@ -146,7 +146,7 @@ def test_csv_smiles_alphabet_checks_each_molecule(tmp_path: Path) -> None:
     text = "sequence,label\nCCO,1\nc1ccccc1,0\nC1CC,1\n"
     with pytest.raises(DataError, match="row 3: 'C1CC' is not a valid SMILES"):
         load_target(_csv(tmp_path / "m.csv", text) + "#alphabet=smiles")
-    with pytest.raises(DataError, match="only option is #alphabet"):
+    with pytest.raises(DataError, match="options are #alphabet"):
         load_target(_csv(tmp_path / "m.csv", text) + "#kind=smiles")
 
 

@@ -7,6 +7,7 @@ and mapping with their options and the mapping table, optimizer, seed, versions)
 
 from __future__ import annotations
 
+import importlib
 import json
 import platform
 from collections.abc import Callable
@@ -31,6 +32,9 @@ BASELINE_FORMAT = "reprogram-baseline-v1"
 #: artifact of one recorded ``format``.
 Loader = Callable[[Path, dict[str, Any], Any], tuple[torch.nn.Module, dict[str, Any]]]
 _LOADERS: dict[str, Loader] = {}
+#: Modules that register loaders, imported by name on first use (as registries load their
+#: plugins), so ``load_artifact`` reads any format whatever the caller imported before.
+_LOADER_PLUGINS = ("reprogram.model", "reprogram.baselines.base")
 _L = TypeVar("_L", bound=Loader)  # a loader, its own signature kept for direct callers
 
 
@@ -158,6 +162,8 @@ def load_artifact(
     if not isinstance(config, dict):
         raise ArtifactError(f"{directory / CONFIG} is not a JSON object; it is not ours.")
     fmt = str(config.get("format", FORMAT))
+    for module in _LOADER_PLUGINS:
+        importlib.import_module(module)
     if fmt not in _LOADERS:
         known = ", ".join(sorted(_LOADERS)) or "none (import reprogram first)"
         raise ArtifactError(

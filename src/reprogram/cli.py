@@ -121,9 +121,24 @@ def summary(result: Any) -> str:
     share = (
         f"({100 * trained / frozen:.2f}% of the source's {frozen:,})" if frozen else "(no source)"
     )
+    if m.get("test_rmse") is not None:  # a regression target
+        scored = [
+            ("val rmse", f"{m['val_rmse']:.4f}  {selection}"),
+            (
+                "test rmse",
+                f"{m['test_rmse']:.4f}  (MAE {m['test_mae']:.4f}, R² {m['test_r2']:.3f}; "
+                "scored once, after selection)",
+            ),
+        ]
+    else:
+        scored = [
+            ("val accuracy", f"{_accuracy(m['val_accuracy'])}  {selection}"),
+            ("test accuracy", f"{m['test_accuracy']:.4f}  (scored once, after selection)"),
+        ]
+        if m.get("test_roc_auc") is not None:
+            scored.append(("test ROC-AUC", f"{m['test_roc_auc']:.4f}"))
     rows = [
-        ("val accuracy", f"{_accuracy(m['val_accuracy'])}  {selection}"),
-        ("test accuracy", f"{m['test_accuracy']:.4f}  (scored once, after selection)"),
+        *scored,
         ("trained params", f"{trained:,}  {share}"),
         ("train time", _train_time(m)),
         (
@@ -238,16 +253,22 @@ def _given_source(args: argparse.Namespace) -> Any:
 def cmd_eval(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
     from .artifact import METRICS, load_artifact, read_json
-    from .evaluate import loss_and_accuracy, score
+    from .evaluate import score
+    from .tasks import task_of
 
     model, config = load_artifact(args.dir, source=_given_source(args))
     metrics = read_json(Path(args.dir) / METRICS, "the metrics")
     if not isinstance(metrics, dict):
         raise ArtifactError(f"{Path(args.dir) / METRICS} is not a JSON object; it is not ours.")
-    recorded = metrics.get(f"{args.split}_accuracy")
+    try:
+        task = task_of(str((config.get("target") or {}).get("task", "classification")))
+    except ValueError as exc:
+        raise ArtifactError(f"{Path(args.dir) / 'config.json'}: {exc}.") from None
+    headline = f"{args.split}_{task.headline}"
+    recorded = metrics.get(headline)
     if isinstance(recorded, bool) or not isinstance(recorded, (int, float, type(None))):
         raise ArtifactError(
-            f"{Path(args.dir) / METRICS} records {args.split}_accuracy {recorded!r}, not a "
+            f"{Path(args.dir) / METRICS} records {headline} {recorded!r}, not a "
             "number; the file is damaged or was edited."
         )
     if args.split == "test":  # the official test split: no validation carve needed (a run
@@ -257,10 +278,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         splits, batch = _load_eval_splits(config)
         split = splits.val
-    loss, acc = loss_and_accuracy(score(model, split.x, split.y, batch, progress=args.split))
+    found = task.summary(score(model, split.x, split.y, batch, args.split, task=task))
+    acc = found[task.headline]
     rows = [
-        (f"{args.split} accuracy", f"{acc:.4f}  ({len(split)} examples)"),
-        (f"{args.split} loss", f"{loss:.4f}"),
+        (f"{args.split} {task.headline}", f"{acc:.4f}  ({len(split)} examples)"),
+        *((f"{args.split} {k}", f"{v:.4f}") for k, v in found.items() if k != task.headline),
         ("recorded at fit", "n/a" if recorded is None else f"{recorded:.4f}"),
     ]
     ledger = getattr(getattr(model, "source", None), "ledger", None)  # a black-box source
@@ -280,7 +302,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(_table(rows, f"reprogram eval {args.dir}"))
     if args.json:
         extra = {} if ledger is None else {"queries": ledger.queries}
-        print(json.dumps({f"{args.split}_accuracy": acc, f"{args.split}_loss": loss, **extra}))
+        print(json.dumps({f"{args.split}_{k}": v for k, v in found.items()} | extra))
     return 0
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from .accelerator import to_model
+from .tasks import CLASSIFICATION, Task
 
 
 @torch.no_grad()
@@ -18,8 +18,10 @@ def score(
     batch_size: int,
     progress: str | None = None,
     keep: list[torch.Tensor] | None = None,
+    task: Task = CLASSIFICATION,
 ) -> torch.Tensor:
-    """Summed cross-entropy, number correct and count, as a float64 tensor ``[3]``.
+    """A split's summed statistics as a float64 tensor (``task.totals``; for classification
+    ``[3]``: summed cross-entropy, number correct, count).
 
     Args:
         model: maps ``[B, ...]`` inputs to ``[B, K]`` scores; put in eval mode here.
@@ -28,9 +30,10 @@ def score(
         progress: a progress-bar title, or None for no bar.
         keep: when given, each batch's scores ``[B, K]`` (on the CPU) are appended to it
             (for :func:`roc_auc`).
+        task: the task kind whose statistics are summed (:mod:`reprogram.tasks`).
     """
     model.eval()
-    totals = torch.zeros(3, dtype=torch.float64)
+    totals: torch.Tensor | None = None
     starts = range(0, len(y), batch_size)
     bar = tqdm(starts, desc=progress, leave=False, unit="batch", disable=progress is None)
     for i in bar:
@@ -38,9 +41,10 @@ def score(
         scores = model(xb)
         if keep is not None:
             keep.append(scores.detach().float().cpu())
-        totals[0] += float(F.cross_entropy(scores, yb, reduction="sum"))
-        totals[1] += float((scores.argmax(-1) == yb).sum())
-        totals[2] += len(yb)
+        batch = task.totals(scores, yb)
+        totals = batch if totals is None else totals + batch
+    if totals is None:  # no examples: the statistics of an empty split
+        totals = task.totals(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
     return totals
 
 

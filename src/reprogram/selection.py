@@ -142,6 +142,11 @@ def kfold_run(
     out = _prepare(config)
     data = target if target is not None else load_target(config.target)
     name = data.name if target is not None else config.target
+    if data.task != "classification":
+        raise ReprogramError(
+            f"--select {config.select} chooses by validation accuracy over class-stratified "
+            f"folds; this is a {data.task} target. Use --select holdout (the default)."
+        )
     try:
         pool = prepare_splits(
             data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
@@ -295,6 +300,7 @@ def _target(data: TargetData, name: str, train: Split, val: Split) -> TargetData
         val=val,
         info=dict(data.info),
         vocabulary=data.vocabulary,
+        task=data.task,
     )
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lightning_fabric import Fabric
 from lightning_fabric.strategies import DDPStrategy
 from tqdm.auto import tqdm
@@ -37,9 +36,10 @@ from .data import PreparedSplits, Split, TargetData, load_target
 from .data.splits import prepare_splits
 from .data.ucr_files import looks_like_path
 from .errors import ReprogramError
-from .evaluate import loss_and_accuracy, roc_auc, score
+from .evaluate import roc_auc, score
 from .optim import build_optimizer
 from .sources import Source
+from .tasks import named, task_of, unnamed
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,13 @@ class Job:
     accelerator: str = "cpu"  # resolved: cpu, cuda or mps
 
 
-def _val_text(loss: float | None, accuracy: float | None) -> str:
-    """``val loss … val acc …`` for a progress line (``not validated`` when skipped)."""
-    if loss is None or accuracy is None:
+def _val_text(summary: dict[str, float] | None) -> str:
+    """``val loss … val acc …`` (regression: ``val rmse …``) for a progress line."""
+    if summary is None:
         return "not validated (epoch fixed in advance)"
-    return f"val loss {loss:.4f}  val acc {accuracy:.4f}"
+    if "accuracy" in summary:
+        return f"val loss {summary['loss']:.4f}  val acc {summary['accuracy']:.4f}"
+    return f"val mse {summary['loss']:.4f}  val rmse {summary['rmse']:.4f}"
 
 
 def _epoch_order(seed: int, epoch: int, n: int, rank: int, world: int) -> torch.Tensor:
@@ -96,6 +98,7 @@ class Trainer:
         self.callbacks = job.callbacks
         self.out = Path(job.config.out)
         self.is_main = fabric.global_rank == 0
+        self.task = task_of(job.splits.task)
 
     # ----------------------------------------------------------------- evaluation helpers
     def _sum(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -111,23 +114,23 @@ class Trainer:
         sharded: bool = True,
         progress: str | None = None,
         keep: list[torch.Tensor] | None = None,
-    ) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy of the current model on ``split`` (``keep``, on an
-        unsharded call, collects the scores as :func:`~reprogram.evaluate.score` does)."""
+    ) -> dict[str, float]:
+        """The task's summary of the current model on ``split`` (``loss`` and ``accuracy``;
+        regression: ``loss`` (MSE), ``rmse``, ``mae``, ``r2``). ``keep``, on an unsharded
+        call, collects the scores as :func:`~reprogram.evaluate.score` does."""
+        batch = self.config.eval_batch_size
         if sharded and self.fabric.world_size > 1:
             part = split.subset(self._shard(len(split)))
-            totals = score(self.model, part.x, part.y, self.config.eval_batch_size)
-            totals = self._sum(totals)
+            totals = self._sum(score(self.model, part.x, part.y, batch, task=self.task))
         else:
-            batch = self.config.eval_batch_size
-            totals = score(self.model, split.x, split.y, batch, progress, keep)
-        return loss_and_accuracy(totals)
+            totals = score(self.model, split.x, split.y, batch, progress, keep, self.task)
+        return self.task.summary(totals)
 
-    def validate(self) -> tuple[float | None, float | None]:
-        """Loss and accuracy on the validation split; ``(None, None)`` when ``score_val`` is off
-        (a run whose epoch is fixed in advance: validating would choose nothing)."""
+    def validate(self) -> dict[str, float] | None:
+        """The summary on the validation split; None when ``score_val`` is off (a run whose
+        epoch is fixed in advance: validating would choose nothing)."""
         if not self.config.score_val:
-            return None, None
+            return None
         return self.evaluate(self.splits.val)
 
     @torch.no_grad()
@@ -247,14 +250,13 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_train_epoch_end(self, epoch)
             self.queries.begin("val")
-            val_loss, val_acc = self.validate()
+            summary = self.validate()
             seconds = time.perf_counter() - start
             state["train_seconds"] += seconds
             record = {
                 "epoch": epoch,
                 "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
+                **named("val", summary),
                 "seconds": round(seconds, 3),
                 **self.queries.epoch_record(),
             }
@@ -262,16 +264,12 @@ class Trainer:
                 improved = best is None or epoch == cfg.select_epoch
             else:
                 # no fixed epoch, so score_val is on (the config checks) and validate() scored
-                assert val_loss is not None
-                improved = best is None or (val_acc, -val_loss) > (
-                    best["val_accuracy"],
-                    -best["val_loss"],
-                )
+                assert summary is not None
+                improved = best is None or self.task.better(summary, unnamed("val", best))
             if improved:
                 state["best"] = {
                     "epoch": epoch,
-                    "val_accuracy": val_acc,
-                    "val_loss": val_loss,
+                    **named("val", summary),
                     "adapter": {
                         k: v.detach().clone() for k, v in self.model.adapter_state_dict().items()
                     },
@@ -287,25 +285,22 @@ class Trainer:
                     mark = " *" if improved else ""
                     tqdm.write(
                         f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  "
-                        f"{_val_text(val_loss, val_acc)}{mark}  ({seconds:.1f}s)"
+                        f"{_val_text(summary)}{mark}  ({seconds:.1f}s)"
                     )
             fabric.barrier()
         return self._finish(state)
 
     def _initial_candidate(self, state: dict[str, Any]) -> None:
         """Validate the starting point and record it as selection candidate epoch 0."""
-        val_loss, val_acc = self.validate()
+        summary = self.validate()
         state["best"] = {
             "epoch": 0,
-            "val_accuracy": val_acc,
-            "val_loss": val_loss,
+            **named("val", summary),
             "adapter": {k: v.detach().clone() for k, v in self.model.adapter_state_dict().items()},
         }
-        state["history"].append(
-            {"epoch": 0, "train_loss": None, "val_loss": val_loss, "val_accuracy": val_acc}
-        )
+        state["history"].append({"epoch": 0, "train_loss": None, **named("val", summary)})
         if self.is_main and self.config.progress:
-            tqdm.write(f"epoch 0 (start)  {_val_text(val_loss, val_acc)}")
+            tqdm.write(f"epoch 0 (start)  {_val_text(summary)}")
 
     def _train_epoch(self, wrapped: Any, stepper: Any, train: Split, epoch: int) -> float:
         cfg = self.config
@@ -325,7 +320,7 @@ class Trainer:
         for i in bar:
             idx = order[i : i + cfg.batch_size]
             x, y = self.fabric.to_device((train.x[idx], train.y[idx]))
-            loss = stepper.step(lambda x=x, y=y: F.cross_entropy(wrapped(x), y))
+            loss = stepper.step(lambda x=x, y=y: self.task.loss(wrapped(x), y))
             if not math.isfinite(loss):
                 self._diverged(epoch, f"the training loss became {loss}")
             total += loss * len(idx)
@@ -352,25 +347,27 @@ class Trainer:
         self.model.load_state_dict(best["adapter"], strict=False)
         metrics: dict[str, Any] = {}
         if self.is_main:
-            test_loss = test_acc = test_auc = None  # a k-fold fold scores no test
+            tested: dict[str, Any] = named("test", None)  # a k-fold fold scores no test
             if self.config.score_test:
                 self.splits.test.unseal()
                 self.queries.begin("test")
                 kept: list[torch.Tensor] = []
                 test = self.splits.test.open()
-                test_loss, test_acc = self.evaluate(
-                    test,
-                    sharded=False,
-                    progress="test" if self.config.progress and sys.stderr.isatty() else None,
-                    keep=kept,
+                tested = named(
+                    "test",
+                    self.evaluate(
+                        test,
+                        sharded=False,
+                        progress="test" if self.config.progress and sys.stderr.isatty() else None,
+                        keep=kept,
+                    ),
                 )
                 test_auc = roc_auc(kept, test.y)
+                if test_auc is not None:
+                    tested["test_roc_auc"] = test_auc
             metrics = {
-                "val_accuracy": best["val_accuracy"],
-                "val_loss": best["val_loss"],
-                "test_accuracy": test_acc,
-                "test_loss": test_loss,
-                **({"test_roc_auc": test_auc} if test_auc is not None else {}),
+                **{k: v for k, v in best.items() if k.startswith("val_")},
+                **tested,
                 "trainable_parameters": self.model.trainable_parameters(),
                 "source_parameters": self.model.source_parameters(),
                 "train_seconds": round(state["train_seconds"], 3),
@@ -381,7 +378,7 @@ class Trainer:
                 "selection": (
                     f"epoch {cfg_epoch} fixed in advance; test once"
                     if (cfg_epoch := self.config.select_epoch) is not None
-                    else "best validation accuracy, ties to lower validation loss; test once"
+                    else f"{self.task.rule()}; test once"
                 ),
                 "splits": {
                     "train": len(self.splits.train),
@@ -590,6 +587,7 @@ def target_spec(
         "input_shape": list(splits.input_shape),
         "class_names": list(splits.class_names),
         **({"vocabulary": list(splits.vocabulary)} if splits.vocabulary is not None else {}),
+        **({"task": splits.task} if splits.task != "classification" else {}),
         "shots": config.shots,
         "val_fraction": config.val_fraction,
     }

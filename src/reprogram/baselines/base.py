@@ -15,12 +15,13 @@ from ..config import BaselineConfig, FitResult
 from ..data import PreparedSplits, TargetData
 from ..data.checks import check_writable_dir
 from ..errors import ArtifactError, ReprogramError
-from ..evaluate import loss_and_accuracy, roc_auc, score
+from ..evaluate import roc_auc, score
 from ..model import check_source, target_fields
 from ..programs.base import check_side
 from ..registry import Registry
 from ..selection import kfold_run
 from ..sources import Source, build_source
+from ..tasks import named, task_of
 from ..train import (
     Job,
     discard_replaced,
@@ -54,6 +55,7 @@ class BuildContext(NamedTuple):
     num_classes: int
     canvas_size: int | None = None
     vocabulary: list[str] | None = None
+    task: str = "classification"
 
 
 @dataclass
@@ -122,27 +124,22 @@ def test_once(run: BaselineRun, model: nn.Module, progress: bool) -> dict[str, f
     ``test_loss`` and, for two classes, ``test_roc_auc`` (all None in a k-fold fold, which
     scores no test)."""
     if not run.config.score_test:
-        return {"test_accuracy": None, "test_loss": None}
+        return named("test", None)
     run.splits.test.unseal()  # everything is chosen: the test split is scored once, now
     test = run.splits.test.open()
     kept: list[torch.Tensor] = []
-    totals = score(
-        model, test.x, test.y, run.config.eval_batch_size, "test" if progress else None, kept
-    )
-    loss, accuracy = loss_and_accuracy(totals)
+    task = task_of(run.splits.task)
+    batch = run.config.eval_batch_size
+    totals = score(model, test.x, test.y, batch, "test" if progress else None, kept, task)
     auc = roc_auc(kept, test.y)
-    return {
-        "test_accuracy": accuracy,
-        "test_loss": loss,
-        **({"test_roc_auc": auc} if auc is not None else {}),
-    }
+    return {**named("test", task.summary(totals)), **({"test_roc_auc": auc} if auc else {})}
 
 
 def fitted_once(
     run: BaselineRun,
     model: Any,
     *,
-    val: tuple[float, float],
+    val: dict[str, float],
     test: dict[str, float | None],
     seconds: float,
     selection: str,
@@ -151,12 +148,12 @@ def fitted_once(
 ) -> FitResult:
     """Metrics of a baseline fitted in one go (no epochs), written with its artifact.
 
-    ``val`` is ``(loss, accuracy)``; ``test`` what :func:`test_once` returned; ``extra``
-    method-specific entries (the chosen penalty, its candidates, feature sizes)."""
+    ``val`` is the validation summary (:meth:`~reprogram.tasks.Task.summary`); ``test`` what
+    :func:`test_once` returned; ``extra`` method-specific entries (the chosen penalty, its
+    candidates, feature sizes)."""
     splits = run.splits
     metrics = {
-        "val_accuracy": val[1],
-        "val_loss": val[0],
+        **named("val", val),
         **test,
         "trainable_parameters": model.trainable_parameters(),
         "source_parameters": model.source_parameters(),
@@ -234,7 +231,12 @@ def run_baseline(
         config.optimizer_options = {"lr": baseline.default_lr, **config.optimizer_options}
     torch.manual_seed(config.seed)
     ctx = BuildContext(
-        source, splits.input_shape, splits.num_classes, config.canvas_size, splits.vocabulary
+        source,
+        splits.input_shape,
+        splits.num_classes,
+        config.canvas_size,
+        splits.vocabulary,
+        splits.task,
     )
     model = baseline.build(ctx)
     artifact_config = {
@@ -284,6 +286,9 @@ def load_baseline(
         not isinstance(vocabulary, list) or not all(isinstance(v, str) for v in vocabulary)
     ):
         raise ArtifactError(f"{directory / 'config.json'}: target vocabulary is malformed.")
-    model = baseline.build(BuildContext(src, input_shape, num_classes, canvas_size, vocabulary))
+    kind = str(config["target"].get("task", "classification"))
+    model = baseline.build(
+        BuildContext(src, input_shape, num_classes, canvas_size, vocabulary, kind)
+    )
     load_state(directory, model, f"baseline {method}")
     return model, config

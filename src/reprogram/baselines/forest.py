@@ -19,7 +19,8 @@ from torch import nn
 
 class TreeEnsemble(nn.Module):
     """Trees ``[T, N]`` (``N`` the largest node count); ``forward`` gives log mean leaf
-    probabilities ``[B, K]`` for features ``[B, D]``.
+    probabilities ``[B, K]`` for features ``[B, D]`` (a regression forest: the mean of the
+    trees' leaf values ``[B, 1]``).
 
     Leaves have ``left == -1``; a row walks down until every tree has reached a leaf.
     """
@@ -30,9 +31,12 @@ class TreeEnsemble(nn.Module):
     right: torch.Tensor  # [T, N] int64 child
     value: torch.Tensor  # [T, N, K] float32 class distribution at each node
 
-    def __init__(self, trees: int, nodes: int, num_classes: int, depth: int) -> None:
+    def __init__(
+        self, trees: int, nodes: int, num_classes: int, depth: int, regression: bool = False
+    ) -> None:
         super().__init__()
         self.depth = int(depth)
+        self.regression = bool(regression)
         self.register_buffer("feature", torch.zeros(trees, nodes, dtype=torch.long))
         self.register_buffer("threshold", torch.zeros(trees, nodes, dtype=torch.float64))
         self.register_buffer("left", torch.full((trees, nodes), -1, dtype=torch.long))
@@ -46,7 +50,7 @@ class TreeEnsemble(nn.Module):
         return (
             len(trees),
             max(t.tree_.node_count for t in trees),
-            int(forest.n_classes_),
+            int(getattr(forest, "n_classes_", 1)),  # a regressor has one output
             max(int(t.tree_.max_depth) for t in trees),
         )
 
@@ -61,7 +65,8 @@ class TreeEnsemble(nn.Module):
             self.left[i, :n] = torch.from_numpy(tree.children_left.astype(np.int64))
             self.right[i, :n] = torch.from_numpy(tree.children_right.astype(np.int64))
             dist = tree.value[:, 0, :].astype(np.float64)
-            dist = dist / np.maximum(dist.sum(1, keepdims=True), 1e-12)
+            if not self.regression:  # class counts (or fractions) → distributions
+                dist = dist / np.maximum(dist.sum(1, keepdims=True), 1e-12)
             self.value[i, :n] = torch.from_numpy(dist.astype(np.float32))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -77,5 +82,5 @@ class TreeEnsemble(nn.Module):
             value = x.gather(1, self.feature[trees, node])
             step = torch.where(value <= self.threshold[trees, node], left, self.right[trees, node])
             node = torch.where(left < 0, node, step)
-        probs = self.value[trees, node].mean(1)  # [B, K]
-        return probs.clamp_min(1e-12).log()
+        mean = self.value[trees, node].mean(1)  # [B, K]: probabilities, or [B, 1] values
+        return mean if self.regression else mean.clamp_min(1e-12).log()

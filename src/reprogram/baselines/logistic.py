@@ -23,8 +23,9 @@ from torch import nn
 
 from ..config import FitResult
 from ..errors import DataError
-from ..evaluate import loss_and_accuracy, score
+from ..evaluate import score
 from ..probe import fit_probe
+from ..tasks import CLASSIFICATION
 from . import BASELINES
 from .base import Baseline, BaselineConfig, BaselineRun, BuildContext, fitted_once, test_once
 from .models import FeatureClassifier, PixelFeatures, SourceFeatures
@@ -108,13 +109,13 @@ class LogisticBaseline(Baseline):
             model.head.weight.copy_(fitted.weight)
             model.head.bias.copy_(fitted.bias)
         train_seconds = time.perf_counter() - start
-        val_loss, val_acc = loss_and_accuracy(score(model.head, f_val, splits.val.y, batch))
+        val = CLASSIFICATION.summary(score(model.head, f_val, splits.val.y, batch))
         artifact = dict(run.artifact_config)
         artifact["baseline"] = {**artifact["baseline"], "selected_C": fitted.c}
         return fitted_once(
             run,
             model,
-            val=(val_loss, val_acc),
+            val=val,
             test=test_once(run, model, show),  # C is chosen: the test split, once
             seconds=train_seconds,
             selection="C with the best validation accuracy (ties: smaller C); test once",

@@ -31,8 +31,9 @@ from torch import nn
 
 from ..config import FitResult
 from ..errors import ReprogramError
-from ..evaluate import loss_and_accuracy, score
+from ..evaluate import score
 from ..probe import fit_probe, fold_logistic
+from ..tasks import CLASSIFICATION
 from ..transforms import TRANSFORMS
 from ..transforms.minirocket import MiniRocketFeatureOptions
 from . import BASELINES
@@ -200,13 +201,13 @@ class KernelTransformBaseline(Baseline):
         seconds = time.perf_counter() - start
         # The head on the features already computed, in the same chunks as score(model, x):
         # the same numbers without transforming the validation series a second time.
-        val_loss, val_acc = loss_and_accuracy(score(model.head, f_val, splits.val.y, batch))
+        val = CLASSIFICATION.summary(score(model.head, f_val, splits.val.y, batch))
         artifact = dict(run.artifact_config)
         artifact["baseline"] = {**artifact["baseline"], "selected": selected}
         return fitted_once(
             run,
             model,
-            val=(val_loss, val_acc),
+            val=val,
             # the transform and the penalty are chosen: the test split, once
             test=test_once(run, model, cfg.progress and sys.stderr.isatty()),
             seconds=seconds,

@@ -31,7 +31,8 @@ from ..adapter import Adapted
 from ..config import BaselineConfig, FitResult
 from ..data.sequences import decode
 from ..errors import DataError, ReprogramError
-from ..evaluate import loss_and_accuracy, score
+from ..evaluate import score
+from ..tasks import task_of
 from ..transforms import featurize
 from . import BASELINES
 from .base import Baseline, BaselineRun, BuildContext, fitted_once, test_once
@@ -139,6 +140,10 @@ class CompositionLogReg(LogisticBaseline):
     needs_source = False
 
     def build(self, ctx: BuildContext) -> nn.Module:
+        if ctx.task != "classification":
+            raise ReprogramError(
+                "composition-logreg classifies; for a regression target use composition-forest."
+            )
         features = sequence_featurizer("composition", ctx, "composition-logreg")
         return FeatureClassifier(features, ctx.num_classes, None)
 
@@ -171,7 +176,8 @@ class ForestOptions:
 
 
 class ForestClassifier(Adapted):
-    """``forest(featurizer(x))``: log class probabilities ``[B, K]`` of sequences ``[B, L]``."""
+    """``forest(featurizer(x))``: log class probabilities ``[B, K]`` of sequences ``[B, L]``
+    (a regression forest: predicted values ``[B, 1]``)."""
 
     def __init__(self, featurizer: nn.Module, forest: TreeEnsemble) -> None:
         super().__init__()
@@ -204,14 +210,16 @@ class ForestBaseline(Baseline):
         features = sequence_featurizer(self.kind, ctx, self.method)
         shape = [int(v) for v in self.options.shape.split(",")] if self.options.shape else []
         trees, nodes, classes, depth = shape if len(shape) == 4 else (0, 0, ctx.num_classes, 0)
-        return ForestClassifier(features, TreeEnsemble(trees, nodes, classes, depth))
+        regression = ctx.task == "regression"
+        forest = TreeEnsemble(trees, nodes, classes, depth, regression=regression)
+        return ForestClassifier(features, forest)
 
     @property
     def method(self) -> str:
         return f"{self.kind}-forest" if self.kind != "length" else "length"
 
     def train(self, run: BaselineRun) -> FitResult:
-        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
         cfg, splits, model = run.config, run.splits, run.model
         assert isinstance(model, ForestClassifier)
@@ -222,27 +230,28 @@ class ForestBaseline(Baseline):
         f_train = featurize(
             model.featurizer, splits.train.x, batch, dim, "features" if show else None
         )
-        forest = RandomForestClassifier(
-            n_estimators=self.options.trees, random_state=cfg.seed, n_jobs=-1
-        )
+        regression = splits.task == "regression"
+        kind = RandomForestRegressor if regression else RandomForestClassifier
+        forest = kind(n_estimators=self.options.trees, random_state=cfg.seed, n_jobs=-1)
         forest.fit(f_train.numpy(), splits.train.y.numpy())
-        if len(forest.classes_) != splits.num_classes:
+        if not regression and len(forest.classes_) != splits.num_classes:
             raise DataError(
                 f"baseline {cfg.method!r}: the training split holds {len(forest.classes_)} of the "
                 f"{splits.num_classes} classes; a forest needs examples of every class."
             )
         shape = TreeEnsemble.shape_of(forest)
-        model.forest = TreeEnsemble(*shape)
+        model.forest = TreeEnsemble(*shape, regression=regression)
         model.forest.load_forest(forest)
         train_seconds = time.perf_counter() - start
-        val_loss, val_acc = loss_and_accuracy(score(model, splits.val.x, splits.val.y, batch))
+        task = task_of(splits.task)
+        val = task.summary(score(model, splits.val.x, splits.val.y, batch, task=task))
         artifact = dict(run.artifact_config)
         options = {**artifact["baseline"]["options"], "shape": ",".join(str(v) for v in shape)}
         artifact["baseline"] = {**artifact["baseline"], "options": options}
         return fitted_once(
             run,
             model,
-            val=(val_loss, val_acc),
+            val=val,
             test=test_once(run, model, show),  # nothing is chosen on validation: test once
             seconds=train_seconds,
             selection=f"fixed settings ({self.options.trees} trees); nothing chosen; test once",

@@ -68,7 +68,9 @@ class TargetData:
     """A target task as loaded: official train and test splits, optional given validation.
 
     ``modality`` is ``"image"``, ``"series"`` or ``"sequence"`` (token ids ``[N, L]``, whose
-    symbols ``vocabulary`` lists; ``None`` for the other modalities).
+    symbols ``vocabulary`` lists; ``None`` for the other modalities). ``task`` is
+    ``"classification"`` (labels int64 ``[N]``) or ``"regression"`` (float32 values ``[N]``;
+    ``class_names`` then holds the one value's name, e.g. ``["logS"]``).
     """
 
     name: str
@@ -79,6 +81,7 @@ class TargetData:
     val: Split | None = None
     info: dict[str, str] = field(default_factory=dict)
     vocabulary: list[str] | None = None
+    task: str = "classification"
 
     @property
     def num_classes(self) -> int:
@@ -101,6 +104,7 @@ class PreparedSplits:
     input_shape: tuple[int, ...]
     modality: str = "image"
     vocabulary: list[str] | None = None
+    task: str = "classification"
 
     @property
     def num_classes(self) -> int:

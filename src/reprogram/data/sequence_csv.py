@@ -5,12 +5,14 @@ or ``test`` per row; without it a fixed stratified 20% is held out as test with 
 alphabet follows the path after ``#``: ``csv:data.csv#alphabet=protein`` (the 20 amino acids),
 ``#alphabet=smiles`` (SMILES characters, every row checked with RDKit) or ``#alphabet=text``
 (the characters the file uses). Without it, ``protein`` when every character is an amino
-acid, ``text`` otherwise. Labels are class names (any text; integers sort as numbers).
+acid, ``text`` otherwise. Labels are class names (any text; integers sort as numbers), or
+with ``#task=regression`` numbers to predict (``csv:data.csv#alphabet=smiles#task=regression``).
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import torch
@@ -27,6 +29,23 @@ SPLIT_SEED = 0
 SPLITS = ("train", "val", "test")
 
 
+def _values(labels: list[str], where: str) -> torch.Tensor:
+    """Regression labels as float32 ``[N]``; the first that is not a finite number refused."""
+    values = []
+    for row, text in enumerate(labels, start=1):
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value):
+            raise DataError(
+                f"{where}, row {row}: label {text!r} is not a finite number; a regression "
+                "target (#task=regression) needs a number in every row."
+            )
+        values.append(value)
+    return torch.tensor(values, dtype=torch.float32)
+
+
 def _class_names(labels: list[str], where: str) -> list[str]:
     """Sorted distinct labels (numerically when all are integers); regression values refused."""
     distinct = sorted(set(labels))
@@ -38,22 +57,27 @@ def _class_names(labels: list[str], where: str) -> list[str]:
         raise DataError(
             f"{where}: the labels are numbers with decimals ({', '.join(distinct[:3])} …), "
             "values to predict rather than classes; this target needs class labels (text or "
-            "whole numbers)."
+            "whole numbers), or add #task=regression to the name to predict the values."
         )
     return sorted(distinct, key=float)
 
 
 def read_sequence_csv(spec: str) -> TargetData:
     """Load ``PATH[#alphabet=KIND]``: token ids ``[N, L]``, class labels from ``label``."""
-    path_text, _, option = spec.partition("#")
+    path_text, *options = spec.split("#")
     kind = None
-    if option:
+    task = "classification"
+    for option in options:
         key, sep, value = option.partition("=")
-        if key.strip() != "alphabet" or not sep:
+        if key.strip() == "alphabet" and sep:
+            kind = value.strip()
+        elif key.strip() == "task" and value.strip() in ("classification", "regression"):
+            task = value.strip()
+        else:
             raise DataError(
-                f"csv:{spec}: the only option is #alphabet=protein|smiles|text, got {option!r}."
+                f"csv:{spec}: options are #alphabet=protein|smiles|text and "
+                f"#task=classification|regression, got {option!r}."
             )
-        kind = value.strip()
     path = Path(path_text.strip()).expanduser()
     where = f"csv file {path}"
     if not path.is_file():
@@ -83,10 +107,15 @@ def read_sequence_csv(spec: str) -> TargetData:
     x = encode(sequences, vocabulary, where)
     if kind == "smiles":
         check_smiles(sequences, where)
-    class_names = _class_names(labels, where)
-    if len(class_names) < 2:
-        raise DataError(f"{where}: every row has label {class_names[0]!r}; two classes at least.")
-    y = torch.tensor([class_names.index(v) for v in labels], dtype=torch.long)
+    if task == "regression":
+        class_names, y = ["value"], _values(labels, where)
+    else:
+        class_names = _class_names(labels, where)
+        if len(class_names) < 2:
+            raise DataError(
+                f"{where}: every row has label {class_names[0]!r}; two classes at least."
+            )
+        y = torch.tensor([class_names.index(v) for v in labels], dtype=torch.long)
     if "split" in columns:
         split = [(r["split"] or "").strip().lower() for r in rows]
         for row, value in enumerate(split, start=1):
@@ -100,9 +129,18 @@ def read_sequence_csv(spec: str) -> TargetData:
                 raise DataError(f"{where}: no row has split={needed}; give some.")
         how = "the file's split column"
     else:
-        keep, held = holdout_split(y, TEST_FRACTION, SPLIT_SEED)
+        if task == "regression":
+            gen = torch.Generator().manual_seed(SPLIT_SEED)
+            order = torch.randperm(len(y), generator=gen)
+            n_test = max(1, round(TEST_FRACTION * len(y)))
+            keep, held = torch.sort(order[n_test:]).values, torch.sort(order[:n_test]).values
+        else:
+            keep, held = holdout_split(y, TEST_FRACTION, SPLIT_SEED)
         parts = {"train": keep, "val": torch.empty(0, dtype=torch.long), "test": held}
-        how = f"fixed stratified {TEST_FRACTION:.0%} test split (seed {SPLIT_SEED})"
+        how = (
+            f"fixed {TEST_FRACTION:.0%} test split (seed {SPLIT_SEED}"
+            f"{'' if task == 'regression' else ', stratified by class'})"
+        )
     val = Split(x[parts["val"]], y[parts["val"]]) if len(parts["val"]) else None
     return TargetData(
         name=f"csv:{spec}",
@@ -113,13 +151,15 @@ def read_sequence_csv(spec: str) -> TargetData:
         val=val,
         info={"source": str(path), "alphabet": kind, "split": how},
         vocabulary=vocabulary,
+        task=task,
     )
 
 
 @TARGETS.register(
     "csv:",
     prefix=True,
-    help="PATH[#alphabet=protein|smiles|text]: your sequences (columns sequence,label[,split])",
+    help="PATH[#alphabet=protein|smiles|text][#task=regression]: your sequences "
+    "(columns sequence,label[,split])",
 )
 def sequence_csv(rest: str) -> TargetData:
     return read_sequence_csv(rest)

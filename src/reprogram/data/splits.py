@@ -129,6 +129,9 @@ def prepare_splits(
     train = _draw_shots(data, shots, generator)
     if data.val is not None:
         val = data.val
+    elif data.task == "regression":
+        keep, held = random_carve(len(train), val_fraction, generator)
+        train, val = train.subset(keep), train.subset(held)
     else:
         keep, held = carve_validation(train.y, val_fraction, data.class_names, generator)
         train, val = train.subset(keep), train.subset(held)
@@ -140,6 +143,7 @@ def prepare_splits(
         input_shape=data.input_shape,
         modality=data.modality,
         vocabulary=data.vocabulary,
+        task=data.task,
     )
 
 
@@ -151,11 +155,35 @@ def few_shot_pool(data: TargetData, *, shots: int | None = None, seed: int = 0) 
 
 
 def _draw_shots(data: TargetData, shots: int | None, generator: torch.Generator) -> Split:
-    """``shots`` random training examples per class (all of them for ``None``); the first
-    draw from ``generator``, so the carve that may follow continues the same stream."""
+    """``shots`` random training examples per class (a regression target: ``shots`` in all;
+    all of them for ``None``); the first draw from ``generator``, so the carve that may
+    follow continues the same stream."""
     if shots is None:
         return data.train
+    if data.task == "regression":
+        if shots > len(data.train):
+            raise DataError(
+                f"--shots {shots} asks for more examples than the {len(data.train)} training "
+                "rows of this regression target; lower --shots."
+            )
+        chosen = torch.randperm(len(data.train), generator=generator)[:shots]
+        return data.train.subset(torch.sort(chosen).values)
     return data.train.subset(select_shots(data.train.y, shots, data.class_names, generator))
+
+
+def random_carve(
+    n: int, val_fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted ``(train, val)`` indices of ``n`` examples, ``round(val_fraction * n)`` (at least
+    1) held out at random: the carve of a regression target, which has no classes."""
+    n_val = max(1, _round_half_up(val_fraction * n))
+    if n - n_val < 2:
+        raise DataError(
+            f"{n} training examples leave too few to train on after taking {n_val} for "
+            "validation; raise --shots or lower --val-fraction."
+        )
+    order = torch.randperm(n, generator=generator)
+    return torch.sort(order[n_val:]).values, torch.sort(order[:n_val]).values
 
 
 def stratified_folds(

@@ -74,6 +74,9 @@ class ProbeInitCallback(Callback):
             return
         model, splits = trainer.model, trainer.splits
         f_train, f_val = trainer.source_outputs(splits.train), trainer.source_outputs(splits.val)
+        if splits.task == "regression":
+            self.fitted = _ridge_start(model.mapping.linear, f_train, splits.train.y)
+            return
         fit = fit_probe(
             f_train,
             splits.train.y,
@@ -99,6 +102,25 @@ class ProbeInitCallback(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.fitted = dict(state)
+
+
+def _ridge_start(layer: torch.nn.Linear, features: torch.Tensor, y: torch.Tensor) -> dict:
+    """``init=probe`` for a regression target: ridge regression on standardised features,
+    the penalty by leave-one-out on the training split (scikit-learn's ``RidgeCV``), folded
+    into ``layer`` ``[1, D]``. Returns the record kept as the callback's state."""
+    import numpy as np
+    from sklearn.linear_model import RidgeCV
+
+    x = features.double().numpy()
+    mean, std = x.mean(0), x.std(0) + 1e-8
+    alphas = np.logspace(-3, 4, 15)
+    fit = RidgeCV(alphas=alphas).fit((x - mean) / std, y.double().numpy())
+    weight = fit.coef_ / std
+    bias = float(fit.intercept_) - float((weight * mean).sum())
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype).view(1, -1))
+        layer.bias.fill_(bias)
+    return {"alpha": float(fit.alpha_), "select": "leave-one-out on train (ridge regression)"}
 
 
 class RidgeHeadCallback(Callback):

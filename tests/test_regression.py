@@ -1,0 +1,130 @@
+"""Regression targets: the task kind, splits, training, selection, eval and forest peers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reprogram import FitConfig, fit, load_artifact
+from reprogram.baselines.base import run_baseline
+from reprogram.config import BaselineConfig
+from reprogram.data import load_target
+from reprogram.data.splits import prepare_splits
+from reprogram.errors import DataError, ReprogramError
+from reprogram.tasks import CLASSIFICATION, REGRESSION
+
+
+def test_regression_summary_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=50)
+    pred = y + rng.normal(scale=0.3, size=50)
+    scores, target = torch.tensor(pred).view(-1, 1), torch.tensor(y)
+    halves = REGRESSION.totals(scores[:20], target[:20]) + REGRESSION.totals(
+        scores[20:], target[20:]
+    )
+    summary = REGRESSION.summary(halves)
+    assert summary["rmse"] == pytest.approx(np.sqrt(np.mean((pred - y) ** 2)))
+    assert summary["mae"] == pytest.approx(np.mean(np.abs(pred - y)))
+    r2 = 1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert summary["r2"] == pytest.approx(r2)
+    assert REGRESSION.better({"loss": 0.5}, {"loss": 0.6})
+    assert not REGRESSION.better({"loss": 0.6}, {"loss": 0.6})
+
+
+def test_classification_totals_are_cross_entropy_and_hits() -> None:
+    scores = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    y = torch.tensor([0, 0, 0])
+    summary = CLASSIFICATION.summary(CLASSIFICATION.totals(scores, y))
+    assert summary["accuracy"] == pytest.approx(2 / 3)
+    assert summary["loss"] == pytest.approx(float(F.cross_entropy(scores, y)))
+
+
+def test_solubility_is_a_regression_target_with_its_own_split() -> None:
+    pytest.importorskip("rdkit")
+    data = load_target("solubility")
+    assert data.task == "regression" and data.class_names == ["logS"]
+    assert (len(data.train), len(data.test)) == (1025, 257)
+    assert data.train.y.dtype == torch.float32
+    splits = prepare_splits(data, shots=64, seed=1)
+    assert (len(splits.train), len(splits.val)) == (51, 13)
+    with pytest.raises(DataError, match="more examples than the 1025"):
+        prepare_splits(data, shots=5000)
+
+
+def _values_csv(tmp_path: Path) -> str:
+    rng = np.random.default_rng(2)
+    rows = ["sequence,label"]
+    for _ in range(60):
+        n = int(rng.integers(3, 12))
+        seq = "".join(rng.choice(list("ACDK"), n))
+        rows.append(f"{seq},{0.5 * seq.count('K') - 0.2 * len(seq) + rng.normal(0, 0.05):.4f}")
+    path = tmp_path / "values.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return f"csv:{path}#task=regression"
+
+
+def test_fit_and_eval_a_regression_target(tmp_path: Path) -> None:
+    from reprogram.cli import main
+
+    target = _values_csv(tmp_path)
+    data = load_target(target)
+    assert data.task == "regression" and data.class_names == ["value"]
+    config = FitConfig(
+        source="tiny-random-lm",
+        target=target,
+        program="soft-prompt",
+        program_options={"length": 2},
+        mapping="linear",
+        mapping_options={"init": "probe"},
+        epochs=2,
+        out=str(tmp_path / "run"),
+        progress=False,
+        plots=False,
+    )
+    metrics = fit(config).metrics
+    assert metrics["val_accuracy"] is None and metrics["test_accuracy"] is None
+    assert metrics["test_rmse"] == pytest.approx(np.sqrt(metrics["test_loss"]))
+    assert {"test_mae", "test_r2", "val_rmse"} <= set(metrics)
+    assert metrics["selection"].startswith("lowest validation mean squared error")
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    with pytest.raises(ReprogramError, match="this is a regression target"):
+        fit(FitConfig(**{**config.__dict__, "select": "kfold:3", "out": str(tmp_path / "k")}))
+
+
+def test_forest_peer_regresses_and_reloads(tmp_path: Path) -> None:
+    target = _values_csv(tmp_path)
+    result = run_baseline(
+        BaselineConfig(
+            method="composition-forest",
+            target=target,
+            method_options={"trees": "20"},
+            out=str(tmp_path / "rf"),
+            progress=False,
+            plots=False,
+        )
+    )
+    assert result.metrics["test_rmse"] < 1.0
+    loaded, _ = load_artifact(tmp_path / "rf")
+    test = load_target(target).test
+    torch.testing.assert_close(loaded(test.x), result.model(test.x))
+    with pytest.raises(ReprogramError, match="composition-logreg classifies"):
+        run_baseline(
+            BaselineConfig(
+                method="composition-logreg",
+                target=target,
+                out=str(tmp_path / "lr"),
+                progress=False,
+                plots=False,
+            )
+        )
+
+
+def test_csv_regression_labels_must_be_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("sequence,label\nACD,1.5\nKKD,high\n")
+    with pytest.raises(DataError, match="row 2: label 'high' is not a finite number"):
+        load_target(f"csv:{path}#task=regression")
