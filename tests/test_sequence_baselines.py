@@ -52,13 +52,16 @@ def _toy(tmp_path: Path) -> str:
     return f"csv:{path}"
 
 
-@pytest.mark.parametrize("method", ["composition-logreg", "composition-forest", "length"])
+@pytest.mark.parametrize(
+    "method", ["composition-logreg", "composition-forest", "length", "scratch"]
+)
 def test_sequence_peers_train_report_auc_and_reload(tmp_path: Path, method: str) -> None:
     target = _toy(tmp_path)
     config = BaselineConfig(
         method=method,
         target=target,
-        method_options={"trees": "25"} if method != "composition-logreg" else {},
+        method_options={"trees": "25"} if method in ("composition-forest", "length") else {},
+        epochs=15,
         out=str(tmp_path / method),
         progress=False,
         plots=False,

@@ -328,3 +328,22 @@ def test_cli_fit_eval_predict_on_sequences(
     bad.write_text("KRHA\nKR1A\n")
     assert main(["predict", str(out), str(bad)]) != 0
     assert "row 2: '1' (position 3) is not in the target's alphabet" in capsys.readouterr().err
+
+
+def test_random_many_to_one_over_vocabulary_logits() -> None:
+    model = _model("soft-prompt", source="tiny-random-causal-lm", length=2)
+    rnd = ReprogrammedModel.build(
+        "tiny-random-causal-lm",
+        input_shape=(6,),
+        class_names=["neg", "pos"],
+        program="soft-prompt",
+        mapping="random",
+        program_options={"length": 2},
+        mapping_options={"labels_per_class": 3},
+        vocabulary=VOCAB,
+    )
+    assert rnd.trainable_parameters() == 2 * 16  # the prompt only: V2S's mapping is fixed
+    groups = rnd.mapping.groups
+    assert groups.shape == (2, 3) and len(set(groups.flatten().tolist())) == 6
+    scores = rnd(encode(["ACD", "KW"], VOCAB, "t"))
+    assert scores.shape == (2, 2) and model.source.outputs == "logits"

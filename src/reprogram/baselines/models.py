@@ -248,3 +248,28 @@ class SeriesFCN(FromScratch):
         h = self.body(torch.nan_to_num(x, nan=0.0))  # [B, C, L]
         pooled = (h * valid).sum(-1) / valid.sum(-1).clamp(min=1.0)
         return self.head(self.dropout(pooled))
+
+
+class SequenceCNN(FromScratch):
+    """A small model for token sequences trained from scratch: ids ``[B, L]`` → ``[B, K]``.
+
+    A learned embedding of the target's symbols (``width`` wide, id 0 the padding), read by
+    :class:`SeriesFCN` as ``width`` channels, with each row's padding left out of its pooling.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        symbols: int,
+        num_classes: int,
+        width: int = 32,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(symbols + 1, width, padding_idx=0)
+        self.fcn = SeriesFCN((width, int(input_shape[0])), num_classes, width, dropout)
+        self.canvas_size = None
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        e = self.embed(ids).transpose(1, 2)  # [B, width, L]
+        return self.fcn(e.masked_fill((ids == 0).unsqueeze(1), float("nan")))

@@ -1,7 +1,8 @@
 """``scratch``: a small CNN trained from random initialisation on the target data alone.
 
 Images get a small 2-D CNN; time series ``[1, L]`` get the FCN of Wang et al. (2017) at half
-width (NaN padding left out of its pooling).
+width (NaN padding left out of its pooling); token sequences ``[L]`` get a learned symbol
+embedding read by that FCN.
 
 Same epochs budget, batch size, validation selection and early stopping as ``fit``; Adam,
 ``--lr`` default 1e-3. No source model is used.
@@ -16,7 +17,7 @@ from torch import nn
 from ..errors import ReprogramError
 from . import BASELINES
 from .base import BuildContext, GradientBaseline
-from .models import SeriesFCN, SmallCNN
+from .models import SequenceCNN, SeriesFCN, SmallCNN
 
 
 @dataclass
@@ -39,11 +40,15 @@ class Scratch(GradientBaseline):
 
     def build(self, ctx: BuildContext) -> nn.Module:
         input_shape, num_classes = ctx.input_shape, ctx.num_classes
+        if len(input_shape) == 1 and ctx.vocabulary:  # token ids [L]
+            o = self.options
+            return SequenceCNN(input_shape, len(ctx.vocabulary), num_classes, o.width, o.dropout)
         if len(input_shape) == 2:  # time series [C, L]: the FCN of Wang et al. 2017
             return SeriesFCN(input_shape, num_classes, self.options.width, self.options.dropout)
         if len(input_shape) != 3:
             raise ReprogramError(
-                f"the scratch baseline's CNN takes images [C, H, W] or series [1, L]; these "
+                f"the scratch baseline's CNN takes images [C, H, W], series [1, L] or sequences "
+                f"[L] (with their vocabulary); these "
                 f"inputs have shape {tuple(input_shape)}."
             )
         return SmallCNN(input_shape, num_classes, self.options.width, self.options.dropout)
@@ -52,7 +57,7 @@ class Scratch(GradientBaseline):
 @BASELINES.register(
     "scratch",
     config=ScratchOptions,
-    help="a small CNN trained from scratch (images ~94k params; series: FCN, ~67k)",
+    help="a small CNN trained from scratch (images ~94k params; series and sequences: FCN)",
 )
 def build_scratch(options: ScratchOptions) -> Scratch:
     return Scratch(options)
