@@ -347,3 +347,12 @@ def test_random_many_to_one_over_vocabulary_logits() -> None:
     assert groups.shape == (2, 3) and len(set(groups.flatten().tolist())) == 6
     scores = rnd(encode(["ACD", "KW"], VOCAB, "t"))
     assert scores.shape == (2, 2) and model.source.outputs == "logits"
+
+
+def test_token_program_options_are_bounded() -> None:
+    with pytest.raises(ReprogramError, match="at most 4,096 symbols"):
+        _model("dictionary", vocabulary="".join(chr(0x4E00 + i) for i in range(5000)))
+    with pytest.raises(ReprogramError, match="repeats a symbol"):
+        _model("text", vocabulary="AAC")
+    with pytest.raises(ReprogramError, match="length must be 1 … 512"):
+        _model("soft-prompt", length=0)

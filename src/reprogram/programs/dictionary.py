@@ -33,6 +33,7 @@ class DictionaryConfig(TokenConfig):
     k: int = field(default=0, metadata={"help": "keep the k largest coefficients (0: all)"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("atoms", "k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -32,6 +32,7 @@ class SoftPromptConfig(TokenConfig):
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.length, bool) or not 1 <= self.length <= 512:
             raise ValueError(f"length must be 1 … 512 prompt vectors, got {self.length!r}")
         if self.position not in ("prefix", "around"):

@@ -26,6 +26,10 @@ from ..sources.base import Source
 from ..sources.language import LanguageSource, TokenInputs
 
 
+#: The most symbols a target alphabet may have (a dictionary program holds symbols × atoms).
+MAX_SYMBOLS = 4096
+
+
 @dataclass
 class TokenConfig:
     """Options shared by token programs (``vocabulary`` is filled in from the target)."""
@@ -38,6 +42,15 @@ class TokenConfig:
         default=" ",
         metadata={"help": "text before each symbol when it is spelled by the source tokenizer"},
     )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.vocabulary, str) or len(self.vocabulary) > MAX_SYMBOLS:
+            raise ValueError(
+                f"vocabulary must be a string of at most {MAX_SYMBOLS:,} symbols (the target's "
+                "alphabet)"
+            )
+        if len(set(self.vocabulary)) != len(self.vocabulary):
+            raise ValueError("vocabulary repeats a symbol")
 
 
 def check_shapes(input_shape: tuple[int, ...], source_size: tuple[int, ...]) -> None:
