@@ -25,7 +25,6 @@ from ..errors import ReprogramError
 from ..sources.base import Source
 from ..sources.language import LanguageSource, TokenInputs
 
-
 #: The most symbols a target alphabet may have (a dictionary program holds symbols × atoms).
 MAX_SYMBOLS = 4096
 
