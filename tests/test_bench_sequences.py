@@ -77,3 +77,24 @@ def test_bad_method_fails_before_any_cell(tmp_path: Path) -> None:
     with pytest.raises(ReprogramError):
         run_sequences(tmp_path, tasks=("amp",), methods=("no-such-peer",), progress=False)
     assert not (tmp_path / "runs").exists()
+
+
+def test_regression_tasks_report_rmse(tmp_path: Path) -> None:
+    path = tmp_path / "values.csv"
+    rows = ["sequence,label"] + [
+        f"{'K' * (1 + i % 7)}{'D' * (i % 3 + 1)},{i % 7 * 0.5}" for i in range(40)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "suite"
+    rows_out = run_sequences(
+        out,
+        tasks=(f"csv:{path}#task=regression",),
+        shots=(0,),
+        seeds=(0,),
+        methods=("composition-forest:trees=5", "length:trees=5"),
+        source="tiny-random-lm",
+        progress=False,
+    )
+    assert all(r["test_rmse"] is not None and r["test_roc_auc"] is None for r in rows_out)
+    table = (out / "results.md").read_text()
+    assert "RMSE" in table and "| composition-forest:trees=5 |" in table

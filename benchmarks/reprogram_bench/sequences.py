@@ -114,6 +114,8 @@ def _row(cell: Cell, directory: Path) -> dict[str, Any]:
         "val_accuracy": m["val_accuracy"],
         "test_accuracy": m["test_accuracy"],
         "test_roc_auc": m.get("test_roc_auc"),
+        "test_rmse": m.get("test_rmse"),
+        "test_r2": m.get("test_r2"),
         "trainable_parameters": m["trainable_parameters"],
         "source_parameters": m["source_parameters"],
         "train_seconds": cell_seconds(directory, m),
@@ -184,8 +186,9 @@ def run_sequences(
         if progress:
             auc = row["test_roc_auc"]
             print(
-                f"[{i}/{len(cells)}] {cell.key}  acc {row['test_accuracy']:.4f}  "
-                f"auc {auc if auc is None else round(auc, 4)}  {row['train_seconds']:.0f} s",
+                f"[{i}/{len(cells)}] {cell.key}  acc {row['test_accuracy']}  "
+                f"auc {auc if auc is None else round(auc, 4)}  rmse {row['test_rmse']}  "
+                f"{row['train_seconds']:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )
@@ -194,14 +197,17 @@ def run_sequences(
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± std over seeds of accuracy and ROC-AUC per (task, method, shots)."""
+    """Mean ± std over seeds of accuracy and ROC-AUC (regression: RMSE and R²) per (task,
+    method, shots)."""
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r["task"], r["method"], r["shots"])].append(r)
     out = []
     for (task, method, shots), rs in groups.items():
-        accs = [r["test_accuracy"] for r in rs]
+        accs = [r["test_accuracy"] for r in rs if r["test_accuracy"] is not None]
         aucs = [r["test_roc_auc"] for r in rs if r["test_roc_auc"] is not None]
+        rmses = [r["test_rmse"] for r in rs if r.get("test_rmse") is not None]
+        r2s = [r["test_r2"] for r in rs if r.get("test_r2") is not None]
         out.append(
             {
                 "task": task,
@@ -209,8 +215,11 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "kind": rs[0]["kind"],
                 "shots": shots,
                 "seeds": sorted(r["seed"] for r in rs),
-                "acc_mean": statistics.mean(accs),
+                "acc_mean": statistics.mean(accs) if accs else None,
                 "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "rmse_mean": statistics.mean(rmses) if rmses else None,
+                "rmse_std": statistics.stdev(rmses) if len(rmses) > 1 else 0.0,
+                "r2_mean": statistics.mean(r2s) if r2s else None,
                 "auc_mean": statistics.mean(aucs) if aucs else None,
                 "auc_std": statistics.stdev(aucs) if len(aucs) > 1 else 0.0,
                 "trainable_parameters": rs[0]["trainable_parameters"],
@@ -261,7 +270,7 @@ def _markdown(
         f"Default reprogramming row, fixed in advance: `{settings['default_row']}`.  ",
         f"Machine: {describe(meta['machine'])}; {meta['date']}.",
         "",
-        "Test ROC-AUC / accuracy, mean ± std over seeds:",
+        "Test ROC-AUC / accuracy (regression tasks: RMSE / R²), mean ± std over seeds:",
         "",
     ]
     for task in settings["tasks"]:
@@ -282,9 +291,15 @@ def _markdown(
                 s = by.get((task, m, k))
                 if s is None:
                     cells += ["–", "–"]
-                    continue
-                auc = "–" if s["auc_mean"] is None else f"{s['auc_mean']:.3f} ± {s['auc_std']:.3f}"
-                cells += [auc, f"{s['acc_mean']:.3f}"]
+                elif s["rmse_mean"] is not None:
+                    cells += [f"{s['rmse_mean']:.3f} ± {s['rmse_std']:.3f}", f"{s['r2_mean']:.3f}"]
+                else:
+                    auc = (
+                        "–"
+                        if s["auc_mean"] is None
+                        else f"{s['auc_mean']:.3f} ± {s['auc_std']:.3f}"
+                    )
+                    cells += [auc, f"{s['acc_mean']:.3f}"]
             last = next(by[(task, m, k)] for k in reversed(shots) if (task, m, k) in by)
             frozen = last["source_parameters"]
             share = f" ({100 * last['trainable_parameters'] / frozen:.2f}%)" if frozen else ""
@@ -333,7 +348,7 @@ def write_results(
 
 
 def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
-    """``auc_vs_shots.png``: test ROC-AUC against shots, one panel per task."""
+    """``auc_vs_shots.png``: test ROC-AUC (regression: RMSE) against shots, a panel per task."""
     from reprogram.figures import subplots
 
     tasks = [t for t in settings["tasks"] if any(s["task"] == t for s in summary)]
@@ -342,16 +357,19 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
     fig, axes = subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4.0), squeeze=False)
     order = settings["shots"]
     for ax, task in zip(axes[0], tasks, strict=True):
+        regression = any(s["rmse_mean"] is not None for s in summary if s["task"] == task)
+        key = "rmse" if regression else "auc"
+        ax.set_ylabel(f"test {'RMSE' if regression else 'ROC-AUC'} (mean ± std over seeds)")
         for j, m in enumerate(settings["methods"]):
             pts = [s for s in summary if s["task"] == task and s["method"] == m]
             pts = [s for s in sorted(pts, key=lambda s: order.index(s["shots"]))]
-            pts = [s for s in pts if s["auc_mean"] is not None]
+            pts = [s for s in pts if s[f"{key}_mean"] is not None]
             if not pts:
                 continue
             ax.errorbar(
                 [order.index(s["shots"]) for s in pts],
-                [s["auc_mean"] for s in pts],
-                yerr=[s["auc_std"] for s in pts],
+                [s[f"{key}_mean"] for s in pts],
+                yerr=[s[f"{key}_std"] for s in pts],
                 marker="o",
                 linestyle="-" if pts[0]["kind"] == "reprogramming" else "--",
                 color=f"C{j}",
@@ -362,7 +380,6 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
         ax.set_xlabel("shots per class")
         ax.set_title(task)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test ROC-AUC (mean ± std over seeds)")
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"{settings['source']} reprogrammed (solid) vs peers (dashed)", fontsize=10)
     fig.tight_layout()
