@@ -356,3 +356,18 @@ def test_token_program_options_are_bounded() -> None:
         _model("text", vocabulary="AAC")
     with pytest.raises(ReprogramError, match="length must be 1 … 512"):
         _model("soft-prompt", length=0)
+
+
+def test_hf_folder_loads_as_a_language_source(tmp_path: Path) -> None:
+    tiny = build_source("tiny-random-lm")
+    tiny.module.save_pretrained(tmp_path / "lm")
+    tiny.tokenizer.save_pretrained(tmp_path / "lm")
+    src = build_source(f"hf:{tmp_path / 'lm'}#depth=1")
+    assert src.name == f"hf:{tmp_path / 'lm'}#depth=1" and src.outputs == "features"
+    assert len(src.module.encoder.layer) == 1
+    model = ReprogrammedModel.build(
+        src, (6,), ["neg", "pos"], program="text", mapping="linear", vocabulary=VOCAB
+    )
+    assert model(encode(["ACD"], VOCAB, "t")).shape == (1, 2)
+    with pytest.raises(ReprogramError, match="has no option width"):
+        build_source(f"hf:{tmp_path / 'lm'}#width=3")

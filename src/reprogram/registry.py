@@ -153,19 +153,27 @@ class Registry(Generic[T]):
                     f"{self.kind} {name!r} takes no options, got {sorted(options)}."
                 )
             return None
-        fields = {f.name: f for f in dataclasses.fields(entry.config)}
-        unknown = sorted(set(options) - set(fields))
-        if unknown:
-            raise ReprogramError(
-                f"{self.kind} {name!r} has no option {', '.join(unknown)}; "
-                f"its options are: {', '.join(fields) or 'none'} "
-                f"(run `reprogram list {self.kind}s {entry.name}` for what each one does)."
-            )
-        kwargs = {k: _convert(v, fields[k], self.kind, name) for k, v in options.items()}
-        try:
-            return entry.config(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise ReprogramError(f"bad options for {self.kind} {name!r}: {exc}") from None
+        return options_config(entry.config, options, self.kind, name, entry.name)
+
+
+def options_config(
+    config: type, options: dict[str, Any], kind: str, name: str, listed: str | None = None
+) -> Any:
+    """``config(**options)`` with command-line strings converted to the fields' types;
+    a :class:`ReprogramError` naming ``kind`` ``name`` for unknown or bad options."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise ReprogramError(
+            f"{kind} {name!r} has no option {', '.join(unknown)}; "
+            f"its options are: {', '.join(fields) or 'none'} "
+            f"(run `reprogram list {kind}s {listed or name}` for what each one does)."
+        )
+    kwargs = {k: _convert(v, fields[k], kind, name) for k, v in options.items()}
+    try:
+        return config(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ReprogramError(f"bad options for {kind} {name!r}: {exc}") from None
 
 
 def hash_options(name: str, rest: str) -> dict[str, str]:

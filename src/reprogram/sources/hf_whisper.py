@@ -24,7 +24,9 @@ import torch
 
 from ..errors import ReprogramError
 from . import SOURCES
+from .base import Source
 from .hub import hub_unreachable, one_line
+from .language import hf_language_source
 from .whisper import (
     ASSETS,
     DEFAULT_WINDOW,
@@ -154,14 +156,44 @@ def build_hf_whisper_source(name: str, window: int = DEFAULT_WINDOW) -> WhisperS
     return WhisperSource(module, name=f"hf:{name}", window=window, label_names=vocab)
 
 
+def _model_type(name: str) -> str:
+    """The ``model_type`` of hub id or folder ``name`` (read from its config alone)."""
+    from transformers import AutoConfig
+
+    local = Path(name).expanduser()
+    kwargs: dict[str, Any] = {}
+    if local.is_dir():
+        _check_local(local)
+        name = str(local)
+    elif hub_unreachable():
+        kwargs["local_files_only"] = True
+    try:
+        config = AutoConfig.from_pretrained(name, **kwargs)
+    except (OSError, ValueError) as exc:
+        if local.is_dir():
+            raise ReprogramError(f"hf:{name}: cannot read its config: {one_line(exc)}") from None
+        raise _offline_error(name, one_line(exc)) from None
+    return str(getattr(config, "model_type", ""))
+
+
 @SOURCES.register(
     "hf:",
     prefix=True,
-    help="NAME any Whisper on the Hugging Face hub (when online) or a save_pretrained folder",
+    help="NAME any Whisper or transformers language model on the Hugging Face hub (when "
+    "online) or a save_pretrained folder; language models take #depth=N, #output=hidden",
 )
-def build_hf_source(name: str) -> WhisperSource:
-    """Build ``hf:NAME``: waveforms ``[B, 16000]`` → first-token logits ``[B, V]``."""
-    return build_hf_whisper_source(name)
+def build_hf_source(name: str) -> Source:
+    """Build ``hf:NAME``: a Whisper (waveforms ``[B, 16000]`` → first-token logits ``[B, V]``)
+    or any other transformers model as a language source (:mod:`.language`)."""
+    base, hash_, options = name.partition("#")
+    base = base.strip()
+    if not base:
+        raise ReprogramError("hf: needs a name, e.g. hf:openai/whisper-tiny or hf:/path/to/dir.")
+    if _model_type(base) == "whisper":
+        if hash_:
+            raise ReprogramError(f"hf:{name}: Whisper sources take no #options.")
+        return build_hf_whisper_source(base)
+    return hf_language_source(base, hash_ + options)
 
 
 __all__ = ["build_hf_whisper_source", "label_names_from", "load_hf_whisper"]

@@ -33,9 +33,11 @@ from torch import nn
 
 from ..errors import ReprogramError
 from ..packages import package_file
+from ..registry import hash_options, options_config
 from . import SOURCES
 from .base import Source
 from .cache import cache_dir, sha256_file
+from .hub import hub_unreachable, one_line
 from .text_encoder import encoder_path
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -304,7 +306,49 @@ def smollm2_135m(options: LanguageOptions | None = None) -> LanguageSource:
     )
 
 
-__all__ = ["LanguageOptions", "LanguageSource", "TokenInputs", "smollm2_folder", "truncate"]
+__all__ = [
+    "LanguageOptions",
+    "LanguageSource",
+    "TokenInputs",
+    "hf_language_source",
+    "smollm2_folder",
+    "truncate",
+]
+
+
+def hf_language_source(name: str, options: str = "") -> LanguageSource:
+    """``hf:NAME[#depth=N][#output=…]``: any transformers encoder or causal LM by hub id or
+    ``save_pretrained`` folder, safetensors weights only (nothing unpickled). A config whose
+    architectures end in ``ForCausalLM`` loads with its LM head (logits), anything else as
+    an encoder (pooled hidden states)."""
+    from safetensors import SafetensorError
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    full = f"hf:{name}{options}"
+    parsed = (
+        options_config(LanguageOptions, hash_options(full, options), "source", full, "hf:")
+        if options
+        else None
+    )
+    kwargs: dict[str, Any] = {}
+    if not Path(name).expanduser().is_dir() and hub_unreachable():
+        kwargs["local_files_only"] = True
+    try:
+        config = AutoConfig.from_pretrained(name, **kwargs)
+        causal = any(str(a).endswith("ForCausalLM") for a in (config.architectures or []))
+        loader = AutoModelForCausalLM if causal else AutoModel
+        model = loader.from_pretrained(name, use_safetensors=True, dtype=torch.float32, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        raise ReprogramError(
+            f"hf:{name} could not be loaded as a language model ({one_line(exc)}). Offline, "
+            "use minilm-l6 or smollm2-135m, or a folder written by save_pretrained "
+            "(safetensors weights and the tokenizer)."
+        ) from None
+    depth = parsed.depth if parsed is not None else None
+    truncate(model.eval(), depth, f"hf:{name}")
+    output = (parsed.output if parsed is not None else None) or ("logits" if causal else "hidden")
+    return LanguageSource(model, tokenizer, name=_named(f"hf:{name}", parsed), output=output)
 
 
 # ------------------------------------------------------------------ tiny random models (tests)
