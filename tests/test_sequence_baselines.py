@@ -108,3 +108,43 @@ def test_sequence_peers_refuse_images(tmp_path: Path) -> None:
                 plots=False,
             )
         )
+
+
+def test_finetune_trains_a_copy_of_the_language_model(tmp_path: Path) -> None:
+    from reprogram.sources import build_source
+
+    target = _toy(tmp_path)
+    source = build_source("tiny-random-lm")
+    before = {k: v.clone() for k, v in source.module.state_dict().items()}
+    result = run_baseline(
+        BaselineConfig(
+            method="finetune",
+            source="tiny-random-lm",
+            target=target,
+            epochs=3,
+            out=str(tmp_path / "ft"),
+            progress=False,
+            plots=False,
+        ),
+        source=source,
+    )
+    metrics = result.metrics
+    assert metrics["trainable_parameters"] == source.num_parameters + 16 * 2 + 2
+    assert all(torch.equal(v, source.module.state_dict()[k]) for k, v in before.items())
+    model = result.model
+    embedding = model.lm.module.get_input_embeddings().weight
+    assert not torch.equal(embedding, before["embeddings.word_embeddings.weight"])  # trained
+    loaded, _ = load_artifact(tmp_path / "ft", source=source)
+    test = load_target(target).test
+    torch.testing.assert_close(loaded(test.x), model(test.x))
+    with pytest.raises(ReprogramError, match="trains on a source's image features"):
+        run_baseline(
+            BaselineConfig(
+                method="linear-probe",
+                source="tiny-random-lm",
+                target=target,
+                out=str(tmp_path / "lp"),
+                progress=False,
+                plots=False,
+            )
+        )

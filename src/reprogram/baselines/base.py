@@ -82,6 +82,8 @@ class Baseline:
 
     needs_source: bool = True
     default_lr: float | None = None
+    #: Target modalities a baseline with a source handles (its source's kind must match).
+    modalities: tuple[str, ...] = ("image",)
 
     def __init__(self, options: Any) -> None:
         self.options = options
@@ -220,12 +222,17 @@ def run_baseline(
         source = source if source is not None else build_source(config.source)
     else:
         source = None
-    if source is not None and (len(source.input_size) != 3 or splits.modality != "image"):
+    kind = {3: "image", 2: "sequence"}.get(len(source.input_size)) if source else None
+    if source is not None and (
+        splits.modality not in baseline.modalities or kind != splits.modality
+    ):
         raise ReprogramError(
             f"baseline {config.method!r} trains on a source's image features; it needs an image "
             f"source and an image target (got source {source.name!r} with inputs "
             f"{tuple(source.input_size)} and a {splits.modality} target). For time series use "
-            f"--method minirocket or --method scratch."
+            f"--method minirocket or --method scratch; for sequences --method finetune (on a "
+            f"language source), composition-forest or scratch, and for a linear probe on a "
+            f"language model: fit --program text --mapping-opt init=probe --epochs 0."
         )
     if config.lr is None and baseline.default_lr is not None:
         config.optimizer_options = {"lr": baseline.default_lr, **config.optimizer_options}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -13,8 +13,11 @@ from ..adapter import Adapted
 from ..errors import ReprogramError
 from ..programs import build_program
 from ..programs.base import ImageProgram
+from ..programs.text import TextProgram
+from ..programs.tokens import TokenConfig
 from ..sources import Source
 from ..sources.features import last_linear
+from ..sources.language import LanguageSource
 from ..transforms import featurize
 
 
@@ -273,3 +276,63 @@ class SequenceCNN(FromScratch):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         e = self.embed(ids).transpose(1, 2)  # [B, width, L]
         return self.fcn(e.masked_fill((ids == 0).unsqueeze(1), float("nan")))
+
+
+class LiveText(TextProgram):
+    """The ``text`` spelling read from a model's own input embeddings as they train (the
+    embedding module is held unregistered: it belongs to the model being fine-tuned)."""
+
+    def bind_source(self, source: Source) -> None:
+        super().bind_source(source)
+        model: Any = source.module
+        object.__setattr__(self, "_live", model.get_input_embeddings())
+
+    def embeddings(self) -> torch.Tensor:
+        live: Any = self._live
+        return cast(torch.Tensor, live.weight)
+
+
+class FinetunedLanguageModel(Adapted):
+    """A trainable copy of a language source with a new linear head: every weight trained.
+
+    Token ids ``[B, L]`` → each symbol spelled as the ``text`` program spells it, read from
+    the copy's own (trained) input embeddings → the copy → its pooled states (or the last
+    position's state, for a causal LM) → ``head`` → scores ``[B, K]``. The original source
+    is not touched.
+    """
+
+    def __init__(
+        self, source: Any, vocabulary: list[str], input_shape: tuple[int, ...], num_classes: int
+    ) -> None:
+        super().__init__()
+        if not isinstance(source, LanguageSource):
+            raise ReprogramError(
+                f"fine-tuning a sequence target needs a language source; {source.name} is not one."
+            )
+        lm = LanguageSource(
+            copy.deepcopy(source.module), source.tokenizer, name=source.name, output="hidden"
+        )
+        for p in lm.module.parameters():
+            p.requires_grad_(True)
+        self.lm = lm
+        self.spell = LiveText(TokenConfig("".join(vocabulary)), input_shape, source.input_size)
+        self.spell.bind_source(lm)
+        self.head = nn.Linear(lm.width, num_classes)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.canvas_size = None
+        self._source_parameters = source.num_parameters
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lm(self.spell(ids)))
+
+    def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
+        return OrderedDict(
+            (k, v) for k, v in self.state_dict().items() if k.startswith(("lm.", "head."))
+        )
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def source_parameters(self) -> int:
+        return self._source_parameters

@@ -136,10 +136,15 @@ class TokenProgram(nn.Module):
     def on_bind(self, source: LanguageSource) -> None:
         """Initialise what depends on the source (subclasses)."""
 
+    def embeddings(self) -> torch.Tensor:
+        """The source's input embeddings ``[V_s, D]`` the program reads (frozen here)."""
+        return self.table
+
     def spelled_embeddings(self) -> torch.Tensor:
         """``[V_t, D]``: each symbol's spelling as the source embeds it (mean over tokens)."""
-        valid = (self.spelled >= 0).to(self.table.dtype)  # [V_t, S]
-        rows = self.table[self.spelled.clamp_min(0)]  # [V_t, S, D]
+        table = self.embeddings()
+        valid = (self.spelled >= 0).to(table.dtype)  # [V_t, S]
+        rows = table[self.spelled.clamp_min(0)]  # [V_t, S, D]
         return (rows * valid.unsqueeze(-1)).sum(1) / valid.sum(1, keepdim=True)
 
     def symbol_table(self) -> torch.Tensor:
@@ -176,8 +181,9 @@ class TokenProgram(nn.Module):
         tokens = padded[ids]  # [B, L_b, D]
         b = ids.shape[0]
         p_before, p_after = self.prompt()
-        head = torch.cat([self.table[self.before], p_before])  # [A', D]
-        tail = torch.cat([p_after, self.table[self.after]])  # [Z', D]
+        table = self.embeddings()
+        head = torch.cat([table[self.before], p_before])  # [A', D]
+        tail = torch.cat([p_after, table[self.after]])  # [Z', D]
         a, z = head.shape[0], tail.shape[0]
         full = torch.cat([head.expand(b, -1, -1), tokens, tail.expand(b, -1, -1)], dim=1)
         t = torch.arange(a + longest + z, device=ids.device)  # output positions
