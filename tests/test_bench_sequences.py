@@ -45,6 +45,11 @@ def test_suite_writes_tables_and_skips_finished_cells(tmp_path: Path) -> None:
     again = run_sequences(out, **kwargs)  # type: ignore[arg-type]
     assert [r["test_accuracy"] for r in again] == [r["test_accuracy"] for r in rows]
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing was rerun
+    more = run_sequences(out, **{**kwargs, "seeds": (0, 1)}, report_only=True)  # type: ignore[arg-type]
+    assert (
+        len(more) == 6
+        and not (out / "runs" / task / "length:trees=5" / "shots4" / "seed1").exists()
+    )
     assert json.loads((out / "results.json").read_text())["meta"]["settings"]["shots"] == [4, 0]
 
 

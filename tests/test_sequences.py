@@ -371,3 +371,45 @@ def test_hf_folder_loads_as_a_language_source(tmp_path: Path) -> None:
     assert model(encode(["ACD"], VOCAB, "t")).shape == (1, 2)
     with pytest.raises(ReprogramError, match="has no option width"):
         build_source(f"hf:{tmp_path / 'lm'}#width=3")
+
+
+def test_verbalizer_reads_the_tokens_of_words() -> None:
+    from reprogram.mappings.verbalizer import match_token
+
+    tokens = ["[PAD]", "ĠYes", "no", "ant", "antimicrobial", "Ġx"]
+    assert match_token("yes", tokens) == 1  # the word-start token first
+    assert match_token("No", tokens) == 2  # then the token itself, any case
+    assert match_token("antibody", tokens) == 3  # then the longest token spelling its start
+    assert match_token("qq", tokens) == -1
+    model = ReprogrammedModel.build(
+        "tiny-random-causal-lm",
+        input_shape=(6,),
+        class_names=["neg", "pos"],
+        program="soft-prompt",
+        mapping="verbalizer",
+        program_options={"length": 2},
+        mapping_options={"words": "D,K"},
+        vocabulary=VOCAB,
+    )
+    names = model.source.label_names
+    assert [names[int(i)] for i in model.mapping.groups.flatten()] == ["D", "K"]
+    assert model.trainable_parameters() == 2 * 16
+    with pytest.raises(ReprogramError, match="answers features"):
+        ReprogrammedModel.build(
+            "tiny-random-lm",
+            (6,),
+            ["a", "b"],
+            program="text",
+            mapping="verbalizer",
+            vocabulary=VOCAB,
+        )
+    with pytest.raises(ReprogramError, match="words gives 3 words for 2 classes"):
+        ReprogrammedModel.build(
+            "tiny-random-causal-lm",
+            (6,),
+            ["a", "b"],
+            program="text",
+            mapping="verbalizer",
+            mapping_options={"words": "A,C,D"},
+            vocabulary=VOCAB,
+        )

@@ -37,6 +37,7 @@ def run(args: Any, command: str | None) -> None:
             epochs=args.epochs if args.epochs is not None else 10,
             command=command,
             progress=not args.quiet,
+            report_only=args.report_only,
         )
         return
     args.source = args.source or "efficientnet-lite0"

@@ -148,8 +148,11 @@ def run_sequences(
     epochs: int = 10,
     command: str | None = None,
     progress: bool = True,
+    report_only: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run every missing cell, then write the tables and the plot; returns all rows."""
+    """Run every missing cell, then write the tables and the plot; returns all rows.
+
+    ``report_only``: run nothing; write the tables from the cells already finished."""
     for method in methods:
         body, _src = split_source(method, source)
         (parse_method if "+" in body else parse_baseline)(body)
@@ -169,6 +172,8 @@ def run_sequences(
     started = time.perf_counter()
     for i, cell in enumerate(cells, 1):
         directory = out / "runs" / cell.key
+        if report_only and not (directory / METRICS).exists():
+            continue
         if not (directory / METRICS).exists():
             if progress:
                 print(

@@ -599,6 +599,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="efficiency: batch size")
     p.add_argument("--repeats", type=int, default=20, help="efficiency: timed repeats")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="sequences: write the tables from the finished cells, run nothing",
+    )
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("eval", help="reload an artifact and score it")
     p.add_argument("dir")

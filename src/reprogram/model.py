@@ -280,9 +280,10 @@ def build_model(
     if features and (mapping is None or mapping.reads_labels):
         raise ReprogramError(
             f"mapping {config.mapping!r} picks source labels by their scores, but source "
-            f"{source.name!r} answers penultimate features, which are not labels. Use "
+            f"{source.name!r} answers features (hidden states), which are not labels. Use "
             f"--mapping linear with it (add --mapping-opt init=probe to start from a linear "
-            f"probe), or drop the features: prefix."
+            f"probe), or a source that answers labels: drop the features: prefix, or use a "
+            f"causal language model's logits (smollm2-135m without #output=hidden)."
         )
     assert mapping is not None  # None only for a features: source, refused just above
     mapping.bind_inputs(tuple(input_shape))  # side features of the raw target, if any

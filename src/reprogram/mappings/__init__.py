@@ -15,6 +15,7 @@ MAPPINGS: Registry[Mapping] = Registry(
         "reprogram.mappings.frequency",
         "reprogram.mappings.linear",
         "reprogram.mappings.semantic",
+        "reprogram.mappings.verbalizer",
     ),
 )
 
