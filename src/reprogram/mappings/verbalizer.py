@@ -6,7 +6,8 @@ The words are the class names by default, or ``words=no,yes`` (one per class, in
 order). A word is matched to the vocabulary's token for it as it starts a word in text
 (``Ġyes``), else the token itself (``yes``), in its own case first and then in any case,
 else the longest token that spells its start; the chosen tokens are in ``config.json`` and
-``mapping.png``. Nothing is trained or counted (``semantic`` chooses by meaning, ``flm``/``ilm`` by counts).
+``mapping.png``. Nothing is trained or counted (``semantic`` chooses by meaning,
+``flm``/``ilm`` by counts).
 """
 
 from __future__ import annotations
