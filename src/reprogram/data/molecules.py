@@ -52,18 +52,18 @@ def check_smiles(smiles: Sequence[str], where: str) -> None:
             )
 
 
-def scaffold_test_index(smiles: Sequence[str], fraction: float) -> torch.Tensor:
-    """Rows ``[n]`` of a scaffold split's test part: Bemis–Murcko scaffold groups, smallest
-    first (ties by the scaffold's text), until ``fraction`` of the rows are held out."""
+def scaffold_test_index(molecules: Sequence[Any], fraction: float) -> torch.Tensor:
+    """Rows ``[n]`` of a scaffold split's test part: Bemis–Murcko scaffold groups of the
+    RDKit ``molecules``, smallest first (ties by the scaffold's text), until ``fraction`` of
+    the rows are held out."""
     from rdkit.Chem.Scaffolds import MurckoScaffold
 
-    _rdkit()
     groups: dict[str, list[int]] = {}
-    for i, text in enumerate(smiles):
-        scaffold = MurckoScaffold.MurckoScaffoldSmiles(smiles=text, includeChirality=False)
+    for i, mol in enumerate(molecules):
+        scaffold = MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
         groups.setdefault(scaffold, []).append(i)
     ordered = sorted(groups.items(), key=lambda kv: (len(kv[1]), kv[0]))
-    target = round(fraction * len(smiles))
+    target = round(fraction * len(molecules))
     held: list[int] = []
     for _scaffold, rows in ordered:
         if len(held) >= target:
@@ -88,11 +88,12 @@ def b3db(scaffold: bool) -> TargetData:
     with open(b3db_file(), newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     chem = _rdkit()
-    parsed = [r for r in rows if chem.MolFromSmiles(r["SMILES"].strip()) is not None]
-    smiles = [r["SMILES"].strip() for r in parsed]
-    labels = [1 if r["BBB+/BBB-"].strip() == "BBB+" else 0 for r in parsed]
+    mols = [chem.MolFromSmiles(r["SMILES"].strip()) for r in rows]
+    parsed = [(r, m) for r, m in zip(rows, mols, strict=True) if m is not None]
+    smiles = [r["SMILES"].strip() for r, _ in parsed]
+    labels = [1 if r["BBB+/BBB-"].strip() == "BBB+" else 0 for r, _ in parsed]
     if scaffold:
-        held = scaffold_test_index(smiles, TEST_FRACTION)
+        held = scaffold_test_index([m for _, m in parsed], TEST_FRACTION)
         how = "Bemis-Murcko scaffold split (RDKit): rarest scaffolds to test until 20%"
     else:
         held = holdout_split(torch.tensor(labels), TEST_FRACTION, SPLIT_SEED)[1]
