@@ -256,6 +256,13 @@ def paired_auc(rows: list[dict[str, Any]], ours: str, theirs: str, shots: int) -
     }
 
 
+def _spread(mean: float, std: float, summary: dict[str, Any]) -> str:
+    """``mean ± std`` over seeds, or ``mean (n=1)`` when one seed finished."""
+    if len(summary["seeds"]) == 1:
+        return f"{mean:.3f} (n=1)"
+    return f"{mean:.3f} ± {std:.3f}"
+
+
 def _shots_text(shots: int) -> str:
     return "all" if shots == 0 else str(shots)
 
@@ -282,11 +289,13 @@ def _markdown(
         present = [m for m in settings["methods"] if any((task, m, k) in by for k in shots)]
         if not present:
             continue
+        regression = any(s["rmse_mean"] is not None for s in summary if s["task"] == task)
+        figures, second = ("RMSE", "R²") if regression else ("AUC", "acc")
         lines += [
             f"## {task}",
             "",
             "| method | "
-            + " | ".join(f"{_shots_text(k)} shots AUC | acc" for k in shots)
+            + " | ".join(f"{_shots_text(k)} shots {figures} | {second}" for k in shots)
             + " | trained params |",
             "|---|" + "---|---|" * len(shots) + "---|",
         ]
@@ -297,13 +306,9 @@ def _markdown(
                 if s is None:
                     cells += ["–", "–"]
                 elif s["rmse_mean"] is not None:
-                    cells += [f"{s['rmse_mean']:.3f} ± {s['rmse_std']:.3f}", f"{s['r2_mean']:.3f}"]
+                    cells += [_spread(s["rmse_mean"], s["rmse_std"], s), f"{s['r2_mean']:.3f}"]
                 else:
-                    auc = (
-                        "–"
-                        if s["auc_mean"] is None
-                        else f"{s['auc_mean']:.3f} ± {s['auc_std']:.3f}"
-                    )
+                    auc = "–" if s["auc_mean"] is None else _spread(s["auc_mean"], s["auc_std"], s)
                     cells += [auc, f"{s['acc_mean']:.3f}"]
             last = next(by[(task, m, k)] for k in reversed(shots) if (task, m, k) in by)
             frozen = last["source_parameters"]
