@@ -85,25 +85,12 @@ def load_hf_whisper(name: str) -> tuple[WhisperForConditionalGeneration, list[st
             the hub unreachable and the checkpoint not cached.
     """
     try:
-        from transformers import AutoConfig, AutoTokenizer, WhisperForConditionalGeneration
+        from transformers import AutoTokenizer, WhisperForConditionalGeneration
     except ImportError:
         raise ReprogramError(
             "hf: sources need transformers: pip install reprogram[audio]."
         ) from None
-    local = Path(name).expanduser()
-    is_local = local.is_dir()
-    kwargs: dict[str, Any] = {}
-    if is_local:
-        _check_local(local)
-        name = str(local)
-    elif hub_unreachable():
-        kwargs["local_files_only"] = True
-    try:
-        config = AutoConfig.from_pretrained(name, **kwargs)
-    except (OSError, ValueError) as exc:
-        if is_local:
-            raise ReprogramError(f"hf:{name}: cannot read its config: {one_line(exc)}") from None
-        raise _offline_error(name, one_line(exc)) from None
+    config, name, kwargs = read_config(name)
     if getattr(config, "model_type", None) != "whisper":
         raise ReprogramError(
             f"hf:{name} is a {getattr(config, 'model_type', 'unknown')!r} model; hf: sources "
@@ -156,8 +143,10 @@ def build_hf_whisper_source(name: str, window: int = DEFAULT_WINDOW) -> WhisperS
     return WhisperSource(module, name=f"hf:{name}", window=window, label_names=vocab)
 
 
-def _model_type(name: str) -> str:
-    """The ``model_type`` of hub id or folder ``name`` (read from its config alone)."""
+def read_config(name: str) -> tuple[Any, str, dict[str, Any]]:
+    """``(config, name, loading options)`` of hub id or folder ``name``: a folder is checked
+    (config and safetensors present) and named by its path; an unreachable hub means the
+    local cache only. Raises a :class:`ReprogramError` saying why the config is unreadable."""
     from transformers import AutoConfig
 
     local = Path(name).expanduser()
@@ -173,7 +162,7 @@ def _model_type(name: str) -> str:
         if local.is_dir():
             raise ReprogramError(f"hf:{name}: cannot read its config: {one_line(exc)}") from None
         raise _offline_error(name, one_line(exc)) from None
-    return str(getattr(config, "model_type", ""))
+    return config, name, kwargs
 
 
 @SOURCES.register(
@@ -189,7 +178,7 @@ def build_hf_source(name: str) -> Source:
     base = base.strip()
     if not base:
         raise ReprogramError("hf: needs a name, e.g. hf:openai/whisper-tiny or hf:/path/to/dir.")
-    if _model_type(base) == "whisper":
+    if getattr(read_config(base)[0], "model_type", None) == "whisper":
         if hash_:
             raise ReprogramError(f"hf:{name}: Whisper sources take no #options.")
         return build_hf_whisper_source(base)
