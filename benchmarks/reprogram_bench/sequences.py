@@ -28,7 +28,7 @@ from reprogram.artifact import METRICS
 from reprogram.errors import ReprogramError
 from reprogram_bench import cell_seconds, write_csv
 from reprogram_bench.machine import describe, machine
-from reprogram_bench.vision import parse_baseline, parse_method, split_source
+from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
 
 TASKS = ("amp", "amp-tm", "acp", "b3db")
 #: The reprogramming row named in advance as the library's default for sequence tasks.
@@ -82,25 +82,7 @@ def run_cell(cell: Cell, out: Path, *, source: str, epochs: int) -> dict[str, An
         overwrite=not resume,
         progress=False,
     )
-    if cell.is_reprogramming:
-        from reprogram import FitConfig, fit
-
-        program, mapping, options = parse_method(method)
-        config = FitConfig(
-            program=program,
-            mapping=mapping,
-            program_options=options["program"],
-            mapping_options=options["mapping"],
-            optimizer_options=options["optimizer"],
-            plots=False,
-            **{**common, **options["run"]},
-        )
-        return fit(config).metrics
-    from reprogram.baselines import BaselineConfig, run_baseline
-
-    name, method_options, run = parse_baseline(method)
-    config_b = BaselineConfig(method=name, method_options=method_options, **{**common, **run})
-    return run_baseline(config_b).metrics
+    return run_method(method, common)
 
 
 def _row(cell: Cell, directory: Path) -> dict[str, Any]:

@@ -171,7 +171,7 @@ def run_cell(
 
     resume = unfinished(out)
     method, source = split_source(cell.method, source)
-    common = dict(
+    common: dict[str, Any] = dict(
         source=source,
         target=target,
         shots=cell.shots,
@@ -182,18 +182,31 @@ def run_cell(
         overwrite=not resume,
         progress=False,
     )
-    if cell.is_reprogramming:
+    return run_method(method, common, {"canvas_size": canvas_size}, {"canvas_size": canvas_size})
+
+
+def run_method(
+    method: str,
+    common: dict[str, Any],
+    program_options: dict[str, Any] | None = None,
+    baseline_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One bench cell: ``fit`` for ``PROGRAM+MAPPING[:options]`` or ``run_baseline`` for a
+    baseline name, with the run settings ``common`` (source, target, shots, seed, out …);
+    ``program_options`` start the program's options (the method's own win) and
+    ``baseline_options`` are extra baseline settings. Returns the run's metrics."""
+    if "+" in method:
         from reprogram import FitConfig, fit
 
         program, mapping, options = parse_method(method)
         config = FitConfig(
             program=program,
             mapping=mapping,
-            program_options={"canvas_size": canvas_size, **options["program"]},
+            program_options={**(program_options or {}), **options["program"]},
             mapping_options=options["mapping"],
             optimizer_options=options["optimizer"],
             plots=False,
-            **{**common, **options["run"]},  # type: ignore[arg-type]
+            **{**common, **options["run"]},
         )
         return fit(config).metrics
     from reprogram.baselines import BaselineConfig, run_baseline
@@ -202,8 +215,8 @@ def run_cell(
     bconfig = BaselineConfig(
         method=name,
         method_options=method_options,
-        canvas_size=canvas_size,
-        **{**common, **run},  # type: ignore[arg-type]
+        **(baseline_options or {}),
+        **{**common, **run},
     )
     return run_baseline(bconfig).metrics
 
