@@ -178,11 +178,12 @@ def build_hf_source(name: str) -> Source:
     base = base.strip()
     if not base:
         raise ReprogramError("hf: needs a name, e.g. hf:openai/whisper-tiny or hf:/path/to/dir.")
-    if getattr(read_config(base)[0], "model_type", None) == "whisper":
+    config, path, kwargs = read_config(base)
+    if getattr(config, "model_type", None) == "whisper":
         if hash_:
             raise ReprogramError(f"hf:{name}: Whisper sources take no #options.")
         return build_hf_whisper_source(base)
-    return hf_language_source(base, hash_ + options)
+    return hf_language_source(path, config, kwargs, hash_ + options)
 
 
 __all__ = ["build_hf_whisper_source", "label_names_from", "load_hf_whisper"]

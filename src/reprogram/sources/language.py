@@ -37,7 +37,7 @@ from ..registry import hash_options, options_config
 from . import SOURCES
 from .base import Source
 from .cache import cache_dir, sha256_file
-from .hub import hub_unreachable, one_line
+from .hub import one_line
 from .text_encoder import encoder_path
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -316,13 +316,16 @@ __all__ = [
 ]
 
 
-def hf_language_source(name: str, options: str = "") -> LanguageSource:
+def hf_language_source(
+    name: str, config: Any, kwargs: dict[str, Any], options: str = ""
+) -> LanguageSource:
     """``hf:NAME[#depth=N][#output=…]``: any transformers encoder or causal LM by hub id or
-    ``save_pretrained`` folder, safetensors weights only (nothing unpickled). A config whose
-    architectures end in ``ForCausalLM`` loads with its LM head (logits), anything else as
-    an encoder (pooled hidden states)."""
+    ``save_pretrained`` folder, safetensors weights only (nothing unpickled), from its
+    already read ``config`` and loading options ``kwargs`` (``hf_whisper.read_config``). A
+    config whose architectures end in ``ForCausalLM`` loads with its LM head (logits),
+    anything else as an encoder (pooled hidden states)."""
     from safetensors import SafetensorError
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     full = f"hf:{name}{options}"
     parsed = (
@@ -330,11 +333,7 @@ def hf_language_source(name: str, options: str = "") -> LanguageSource:
         if options
         else None
     )
-    kwargs: dict[str, Any] = {}
-    if not Path(name).expanduser().is_dir() and hub_unreachable():
-        kwargs["local_files_only"] = True
     try:
-        config = AutoConfig.from_pretrained(name, **kwargs)
         causal = any(str(a).endswith("ForCausalLM") for a in (config.architectures or []))
         loader = AutoModelForCausalLM if causal else AutoModel
         model = loader.from_pretrained(name, use_safetensors=True, dtype=torch.float32, **kwargs)
