@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "optim": 1,
     "data": 1,
     "transforms": 1,
+    "forecast": 1,
     "blackbox": 1,
     "probe": 1,
     "ridge": 1,

@@ -58,6 +58,43 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: Forecasting shortcuts: each becomes an option of a ``forecast:`` target's name.
+_FORECAST_FLAGS = (
+    ("--lookback", "lookback", int, "forecast: input length L (default 512; ILI 104)"),
+    ("--horizon", "horizon", int, "forecast: steps to forecast H (default the set's first)"),
+    (
+        "--train-fraction",
+        "train_fraction",
+        float,
+        "forecast: keep the first F of the training windows (few-shot: 0.1)",
+    ),
+    ("--target-column", "column", str, "forecast: forecast this column only (default: all)"),
+)
+
+
+def _add_forecast_args(p: argparse.ArgumentParser) -> None:
+    for flag, _option, kind, text in _FORECAST_FLAGS:
+        p.add_argument(flag, type=kind, default=None, help=text)
+
+
+def _forecast_target(args: argparse.Namespace) -> None:
+    """Fold ``--lookback`` … into a ``forecast:`` target's name (``#lookback=336``)."""
+    given = [
+        (flag, option, value)
+        for flag, option, _kind, _text in _FORECAST_FLAGS
+        if (value := getattr(args, flag.lstrip("-").replace("-", "_"))) is not None
+    ]
+    if not given:
+        return
+    if not str(args.target).startswith("forecast:"):
+        flags = ", ".join(g[0] for g in given)
+        raise ReprogramError(
+            f"{flags} set a forecasting target's windows; --target {args.target!r} is not one "
+            "(use forecast:ETTh1, forecast:ILI … or forecast:PATH.csv)."
+        )
+    args.target += "".join(f"#{option}={value}" for _flag, option, value in given)
+
+
 def _add_baseline_args(p: argparse.ArgumentParser) -> None:
     add_flags(
         p,
@@ -70,6 +107,7 @@ def _add_baseline_args(p: argparse.ArgumentParser) -> None:
 
 
 def _fit_config(args: argparse.Namespace) -> FitConfig:
+    _forecast_target(args)
     kwargs = from_flags(FitConfig, args)
     for shortcut in ("canvas_size", "inner_size"):
         if getattr(args, shortcut, None) is not None:
@@ -78,6 +116,7 @@ def _fit_config(args: argparse.Namespace) -> FitConfig:
 
 
 def _baseline_config(args: argparse.Namespace) -> BaselineConfig:
+    _forecast_target(args)
     return BaselineConfig(**from_flags(BaselineConfig, args, skip=_BASELINE_SKIP), plots=False)
 
 
@@ -534,11 +573,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("fit", help="train a program and mapping; write an artifact")
     _add_fit_args(p)
+    _add_forecast_args(p)
     p.set_defaults(func=cmd_fit)
     p = sub.add_parser(
         "baseline", help="train a baseline (linear probe, fine-tuning, scratch, peers)"
     )
     _add_baseline_args(p)
+    _add_forecast_args(p)
     p.set_defaults(func=cmd_baseline)
     p = sub.add_parser(
         "bench",

@@ -267,6 +267,14 @@ def build_model(
     entry = MAPPINGS.get(config.mapping)
     if _has_field(entry.config, "seed"):
         mapping_options.setdefault("seed", config.seed)
+    positions = getattr(program, "output_positions", None)
+    if positions and not _has_field(entry.config, "positions"):
+        raise ReprogramError(
+            f"program {program_name!r} makes the source answer one state per patch; read them "
+            f"with --mapping horizon (not {config.mapping!r}), or use --recipe time-llm."
+        )
+    if positions:
+        mapping_options.setdefault("positions", int(positions))
     features = getattr(source, "outputs", "logits") == "features"
     MAPPINGS.build_config(config.mapping, mapping_options)  # bad options: their own error
     try:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .diagnostics.forecast_plot import save_forecast_program_png
 from .diagnostics.token_plot import save_token_program_png
 from .diagnostics.v2s_bound import save_bound_png
 from .diagnostics.waveform_plot import save_waveform_program_png
@@ -136,6 +137,15 @@ def save_mapping_png(result: FitResult, path: Path) -> None:
 def save_plots(result: FitResult, example: Split) -> None:
     """Write ``program.png`` and ``mapping.png`` (and ``bound.png`` when measured) into the run."""
     kind = getattr(getattr(result.model, "program", None), "plot_kind", "image")
+    if kind == "forecast":  # history, forecast and truth; the mapping is a projection
+        title = (
+            f"{result.config['source']['name']} reprogrammed "
+            f"({result.config['program']['name']}): validation forecasts"
+        )
+        save_forecast_program_png(
+            result.model, example.x, example.y, result.out / "program.png", title
+        )
+        return
     if kind == "waveform":
         save_waveform_program_png(result, example, result.out / "program.png")
     elif kind == "tokens":

@@ -114,17 +114,19 @@ class Trainer:
         sharded: bool = True,
         progress: str | None = None,
         keep: list[torch.Tensor] | None = None,
-    ) -> dict[str, float]:
+        detail: bool = False,
+    ) -> dict[str, Any]:
         """The task's summary of the current model on ``split`` (``loss`` and ``accuracy``;
-        regression: ``loss`` (MSE), ``rmse``, ``mae``, ``r2``). ``keep``, on an unsharded
-        call, collects the scores as :func:`~reprogram.evaluate.score` does."""
+        regression: ``loss`` (MSE), ``mse``, ``rmse``, ``mae``, ``r2``; ``detail`` adds a
+        forecast's ``mse_by_step``). ``keep``, on an unsharded call, collects the scores as
+        :func:`~reprogram.evaluate.score` does."""
         batch = self.config.eval_batch_size
         if sharded and self.fabric.world_size > 1:
             part = split.subset(self._shard(len(split)))
             totals = self._sum(score(self.model, part.x, part.y, batch, task=self.task))
         else:
             totals = score(self.model, split.x, split.y, batch, progress, keep, self.task)
-        return self.task.summary(totals)
+        return self.task.summary(totals, detail)
 
     def validate(self) -> dict[str, float] | None:
         """The summary on the validation split; None when ``score_val`` is off (a run whose
@@ -360,6 +362,7 @@ class Trainer:
                         sharded=False,
                         progress="test" if self.config.progress and sys.stderr.isatty() else None,
                         keep=kept,
+                        detail=True,
                     ),
                 )
                 test_auc = roc_auc(kept, test.y)
@@ -576,7 +579,8 @@ def target_spec(
     """What config.json records about the target (enough for ``eval`` to rebuild the splits)."""
     name = data.name if given else config.target
     if name.startswith(("npz:", "folder:", "csv:")) or (
-        name.startswith("ucr:") and looks_like_path(name[4:])
+        name.startswith(("ucr:", "forecast:"))
+        and looks_like_path(name.split(":", 1)[1].partition("#")[0])
     ):
         prefix, rest = name.split(":", 1)
         path, hash_, options = rest.partition("#")  # csv:PATH#alphabet=… keeps its option
@@ -588,6 +592,7 @@ def target_spec(
         "class_names": list(splits.class_names),
         **({"vocabulary": list(splits.vocabulary)} if splits.vocabulary is not None else {}),
         **({"task": splits.task} if splits.task != "classification" else {}),
+        **({"forecast": data.forecast} if data.forecast is not None else {}),
         "shots": config.shots,
         "val_fraction": config.val_fraction,
     }

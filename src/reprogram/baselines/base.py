@@ -41,6 +41,7 @@ BASELINES: Registry[Baseline] = Registry(
         "reprogram.baselines.minirocket",
         "reprogram.baselines.hydra",
         "reprogram.baselines.sequence",
+        "reprogram.baselines.forecast",
     ),
 )
 
@@ -134,7 +135,8 @@ def test_once(run: BaselineRun, model: nn.Module, progress: bool) -> dict[str, f
     batch = run.config.eval_batch_size
     totals = score(model, test.x, test.y, batch, "test" if progress else None, kept, task)
     auc = roc_auc(kept, test.y)
-    return {**named("test", task.summary(totals)), **({"test_roc_auc": auc} if auc else {})}
+    tested = named("test", task.summary(totals, detail=True))
+    return {**tested, **({"test_roc_auc": auc} if auc else {})}
 
 
 def fitted_once(

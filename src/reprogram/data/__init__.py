@@ -1,6 +1,6 @@
 """Target data sets by name (``fashion-mnist``, ``digits``, ``npz:PATH``, ``folder:PATH``,
 ``ucr:NAME``; sequences: ``amp``, ``amp-tm``, ``acp``, ``b3db``, ``b3db-scaffold``,
-``csv:PATH``)."""
+``csv:PATH``; forecasting: ``forecast:ETTh1`` … ``forecast:PATH.csv``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ TARGETS: Registry[TargetData] = Registry(
         "reprogram.data.peptides",
         "reprogram.data.molecules",
         "reprogram.data.sequence_csv",
+        "reprogram.data.forecast",
     ),
 )
 

@@ -9,6 +9,7 @@ tensors ``[N]`` with classes ``0 … K-1``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -70,7 +71,10 @@ class TargetData:
     ``modality`` is ``"image"``, ``"series"`` or ``"sequence"`` (token ids ``[N, L]``, whose
     symbols ``vocabulary`` lists; ``None`` for the other modalities). ``task`` is
     ``"classification"`` (labels int64 ``[N]``) or ``"regression"`` (float32 values ``[N]``;
-    ``class_names`` then holds the one value's name, e.g. ``["logS"]``).
+    ``class_names`` then holds the one value's name, e.g. ``["logS"]``; a forecasting target
+    has one output per future step, float32 targets ``[N, H]``). ``forecast`` holds a
+    forecasting target's facts (columns, training mean and std, lookback, horizon, season;
+    :mod:`reprogram.data.forecast`), ``None`` for other targets.
     """
 
     name: str
@@ -82,6 +86,7 @@ class TargetData:
     info: dict[str, str] = field(default_factory=dict)
     vocabulary: list[str] | None = None
     task: str = "classification"
+    forecast: dict[str, Any] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -105,6 +110,7 @@ class PreparedSplits:
     modality: str = "image"
     vocabulary: list[str] | None = None
     task: str = "classification"
+    forecast: dict[str, Any] | None = None
 
     @property
     def num_classes(self) -> int:

@@ -144,6 +144,7 @@ def prepare_splits(
         modality=data.modality,
         vocabulary=data.vocabulary,
         task=data.task,
+        forecast=data.forecast,
     )
 
 

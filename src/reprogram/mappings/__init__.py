@@ -16,6 +16,7 @@ MAPPINGS: Registry[Mapping] = Registry(
         "reprogram.mappings.linear",
         "reprogram.mappings.semantic",
         "reprogram.mappings.verbalizer",
+        "reprogram.mappings.horizon",
     ),
 )
 

@@ -27,6 +27,7 @@ PROGRAMS: Registry[nn.Module] = Registry(
         "reprogram.programs.text",
         "reprogram.programs.soft_prompt",
         "reprogram.programs.dictionary",
+        "reprogram.programs.patch_reprogram",
     ),
 )
 
@@ -41,7 +42,8 @@ def resolve_program(name: str, input_shape: tuple[int, ...], source_size: tuple[
     Images ``[C, H, W]`` on an image source get ``resize-pad`` (ILM-VP's program); series
     ``[1, L]`` on an image source get ``series-image``; series on an audio source (input
     ``[T]``) get ``waveform`` (Voice2Series); sequences ``[L]`` on a language source (input
-    ``[T, D]``) get ``dictionary`` (R2DL). Anything else raises a :class:`ReprogramError`
+    ``[T, D]``) get ``dictionary`` (R2DL); series on a language source get ``patch-reprogram``
+    (Time-LLM). Anything else raises a :class:`ReprogramError`
     asking for an explicit ``--program``.
     """
     if name != AUTO:
@@ -50,6 +52,8 @@ def resolve_program(name: str, input_shape: tuple[int, ...], source_size: tuple[
     series = len(input_shape) == 2 and input_shape[0] == 1
     if len(input_shape) == 1 and len(source_size) == 2:
         return "dictionary"  # sequences of symbols to a language source (R2DL)
+    if series and len(source_size) == 2:
+        return "patch-reprogram"  # forecasting windows to a language source (Time-LLM)
     if len(input_shape) == 3 and image_source:
         return "resize-pad"
     if series and image_source:

@@ -123,7 +123,8 @@ def feature_source(base: Source, options: dict[str, str] | None = None) -> Sourc
 
 
 def with_program_views(source: Source, program: nn.Module) -> Source:
-    """``source``, or a copy that encodes each of ``program.views`` separately.
+    """``source``, or a copy that encodes each of ``program.views`` separately (or, for a
+    program with ``output_positions`` ``P``, a language source's last ``P`` states).
 
     A program may hear one series in several consecutive views (``views``: their sample
     counts, e.g. ``sonify``'s raw window and tone); a feature view that supports it
@@ -134,6 +135,16 @@ def with_program_views(source: Source, program: nn.Module) -> Source:
     Raises:
         ReprogramError: the program has views and the source cannot encode them apart.
     """
+    positions = getattr(program, "output_positions", None)
+    if positions:
+        hook = getattr(source, "with_positions", None)
+        if not callable(hook):
+            raise ReprogramError(
+                f"this program reads {positions} output states, one per input position; source "
+                f"{source.name!r} does not give them. Use a language source (smollm2-135m, "
+                "minilm-l6, hf:NAME)."
+            )
+        return hook(int(positions))
     views = getattr(program, "views", None)
     if not views:
         return source

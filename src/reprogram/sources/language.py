@@ -14,7 +14,10 @@ positions it takes and its embedding width) and it answers:
   The GGUF weights are dequantised to float32 once (about 30 s) and cached as safetensors.
 
 Options follow the name after ``#``: ``#depth=N`` keeps the first ``N`` transformer blocks
-(Time-LLM and GPT4TS keep 6), which makes a CPU step several times cheaper.
+(Time-LLM and GPT4TS keep 6), which makes a CPU step several times cheaper; ``#depth=0``
+keeps only the embeddings and the final norm, and ``#init=random`` draws the weights afresh
+(the ablations of Tan et al., NeurIPS 2024). A forecasting program reads the last positions'
+states through :meth:`LanguageSource.with_positions`.
 """
 
 from __future__ import annotations
@@ -63,12 +66,24 @@ class LanguageOptions:
         default=None,
         metadata={"help": "logits (next-token, causal LMs) or hidden (states); default per model"},
     )
+    init: str = field(
+        default="pretrained",
+        metadata={
+            "help": "pretrained, or random: the same architecture with freshly drawn weights "
+            "(seed 0; an ablation: does pre-training matter?)"
+        },
+    )
 
     def __post_init__(self) -> None:
-        if self.depth is not None and (isinstance(self.depth, bool) or self.depth < 1):
-            raise ValueError(f"depth must be a whole number of blocks >= 1, got {self.depth!r}")
+        if self.depth is not None and (isinstance(self.depth, bool) or self.depth < 0):
+            raise ValueError(
+                f"depth must be a whole number of blocks >= 0 (0 keeps the embeddings and the "
+                f"final norm only), got {self.depth!r}"
+            )
         if self.output not in (None, "logits", "hidden"):
             raise ValueError(f"output must be logits or hidden, got {self.output!r}")
+        if self.init not in ("pretrained", "random"):
+            raise ValueError(f"init must be pretrained or random, got {self.init!r}")
 
 
 def _blocks(module: nn.Module) -> tuple[nn.Module, str]:
@@ -96,6 +111,50 @@ def truncate(module: nn.Module, depth: int | None, name: str) -> int:
     if isinstance(getattr(config, "layer_types", None), list):
         config.layer_types = config.layer_types[:depth]
     return depth
+
+
+def reinitialise(module: nn.Module, seed: int = 0) -> None:
+    """Draw every weight of ``module`` afresh, as transformers initialises a new model
+    (linear and embedding weights normal with the config's ``initializer_range``, biases 0,
+    norms 1), from ``seed``: the same architecture without its pre-training."""
+    config: Any = getattr(module, "config", None)
+    std = float(getattr(config, "initializer_range", 0.02))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for part in module.modules():
+            weight = getattr(part, "weight", None)
+            bias = getattr(part, "bias", None)
+            if isinstance(part, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(part.weight, 0.0, std)
+            elif isinstance(weight, nn.Parameter) and weight.dim() == 1:  # a norm's scale
+                nn.init.ones_(weight)
+            if isinstance(bias, nn.Parameter):
+                nn.init.zeros_(bias)
+
+
+def prepare(module: nn.Module, options: LanguageOptions, name: str) -> None:
+    """Apply ``#depth`` and ``#init`` to a loaded model, in place."""
+    truncate(module, options.depth, name)
+    if options.init == "random":
+        reinitialise(module)
+
+
+class PositionStates(nn.Module):
+    """The last ``count`` positions' final hidden states ``[B, count, D]`` of a language
+    model fed :class:`TokenInputs` (what a forecasting head reads, one state per patch)."""
+
+    def __init__(self, module: nn.Module, count: int, causal: bool) -> None:
+        super().__init__()
+        self.module = module
+        self.count = count
+        self.causal = causal
+
+    def forward(self, inputs: TokenInputs) -> torch.Tensor:
+        embeds, mask = inputs
+        model: Any = self.module
+        body = model.model if self.causal else model
+        states = body(inputs_embeds=embeds, attention_mask=mask.to(embeds.dtype))
+        return states.last_hidden_state[:, -self.count :, :]
 
 
 class LanguageSource(Source):
@@ -209,6 +268,25 @@ class LanguageSource(Source):
     def spec(self) -> dict[str, object]:
         return {**super().spec(), "output": self.output}
 
+    def with_positions(self, count: int) -> Source:
+        """This model answering the last ``count`` positions' states ``[B, count, D]``
+        (features, ``D`` named ``feature_i``); the frozen module is shared, not copied."""
+        if count > self.max_positions:
+            raise ReprogramError(
+                f"{self.name} takes at most {self.max_positions} positions; the program asks "
+                f"for {count} states. Use fewer patches (a larger patch stride)."
+            )
+        view = Source(
+            PositionStates(self.module, count, self.causal),
+            name=self.name,
+            input_size=self.input_size,
+            mean=None,
+            std=None,
+            label_names=[f"feature_{i}" for i in range(self.width)],
+        )
+        view.outputs = "features"
+        return view
+
 
 # ------------------------------------------------------------------ loading the packaged models
 
@@ -275,6 +353,8 @@ def _named(base: str, options: LanguageOptions | None) -> str:
             parts.append(f"depth={options.depth}")
         if options.output is not None:
             parts.append(f"output={options.output}")
+        if options.init != "pretrained":
+            parts.append(f"init={options.init}")
     return "#".join(parts)
 
 
@@ -288,7 +368,7 @@ def minilm_l6(options: LanguageOptions | None = None) -> LanguageSource:
     if options.output == "logits":
         raise ReprogramError("minilm-l6 has no language-model head: it answers hidden states.")
     model, tokenizer = _load(Path(encoder_path("minilm-l6")), causal=False)
-    truncate(model, options.depth, "minilm-l6")
+    prepare(model, options, "minilm-l6")
     return LanguageSource(model, tokenizer, name=_named("minilm-l6", options), output="hidden")
 
 
@@ -300,7 +380,7 @@ def minilm_l6(options: LanguageOptions | None = None) -> LanguageSource:
 def smollm2_135m(options: LanguageOptions | None = None) -> LanguageSource:
     options = options or LanguageOptions()
     model, tokenizer = _load(smollm2_folder(), causal=True)
-    truncate(model, options.depth, "smollm2-135m")
+    prepare(model, options, "smollm2-135m")
     return LanguageSource(
         model, tokenizer, name=_named("smollm2-135m", options), output=options.output or "logits"
     )
@@ -344,8 +424,7 @@ def hf_language_source(
             "use minilm-l6 or smollm2-135m, or a folder written by save_pretrained "
             "(safetensors weights and the tokenizer)."
         ) from None
-    depth = parsed.depth if parsed is not None else None
-    truncate(model.eval(), depth, f"hf:{name}")
+    prepare(model.eval(), parsed or LanguageOptions(), f"hf:{name}")
     output = (parsed.output if parsed is not None else None) or ("logits" if causal else "hidden")
     return LanguageSource(model, tokenizer, name=_named(f"hf:{name}", parsed), output=output)
 
@@ -415,7 +494,7 @@ def _tiny(causal: bool, options: LanguageOptions | None, name: str) -> LanguageS
                 max_position_embeddings=256,
             )
             model = BertModel(config, add_pooling_layer=False)
-    truncate(model.eval(), options.depth, name)
+    prepare(model.eval(), options, name)
     output = options.output or ("logits" if causal else "hidden")
     return LanguageSource(model, tokenizer, name=_named(name, options), output=output)
 

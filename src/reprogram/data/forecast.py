@@ -1,0 +1,376 @@
+"""Forecasting targets: ``forecast:ETTh1``, ``ETTh2``, ``ILI``, ``exchange``, ``forecast:PATH.csv``.
+
+A forecasting target is a table of numeric series over time (a ``date`` column and numeric
+columns). It is read as the published long-horizon benchmarks read it (Informer, Autoformer,
+PatchTST, GPT4TS, Time-LLM):
+
+- chronological splits: ETT 12/4/4 months (rows ``[0, 8640)``, ``[8640, 11520)``,
+  ``[11520, 14400)``), every other table 70% / 10% / 20%; the validation and test windows
+  start ``lookback`` rows early, so their first forecast begins at the split's first row;
+- every column z-normalised with the mean and standard deviation of the *training rows only*;
+- windows slid with stride 1: the ``lookback`` values before a point are the input, the
+  ``horizon`` values from it the target;
+- channel-independent (PatchTST): each column's window is its own example, so one model
+  serves every variable. Examples are ordered window by window, columns inside.
+
+Inputs are float32 ``[N, 1, lookback]``; targets float32 ``[N, horizon]``; the task kind is
+``regression`` with one output per future step (``class_names`` ``t+1 … t+H``). Errors are
+on the normalised scale, as the published tables report them.
+
+Options follow the name after ``#`` (``forecast:ETTh1#lookback=336#horizon=96``), or come
+from ``fit``'s ``--lookback``, ``--horizon``, ``--train-fraction`` and ``--target-column``.
+The standard files are read from ``$REPROGRAM_FORECAST_DATA``, else ``../shared/data/forecast``
+(next to the project, or the working directory) when it exists.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError
+from ..registry import hash_options, options_config
+from . import TARGETS
+from .base import Split, TargetData
+
+DATA_ENV = "REPROGRAM_FORECAST_DATA"
+
+#: Standard sets: file name, split rule ("ett" or a 70/10/20 "ratio"), default lookback.
+STANDARD_SETS: dict[str, tuple[str, str]] = {
+    "etth1": ("ETTh1.csv", "ett"),
+    "etth2": ("ETTh2.csv", "ett"),
+    "ili": ("national_illness.csv", "ratio"),
+    "exchange": ("exchange_rate.csv", "ratio"),
+}
+#: Display names of the standard sets (lower-case key → name).
+SET_NAMES = {"etth1": "ETTh1", "etth2": "ETTh2", "ili": "ILI", "exchange": "exchange"}
+#: The four standard horizons of each set (ILI's are short: a weekly series of 966 rows).
+HORIZONS = {
+    "etth1": (96, 192, 336, 720),
+    "etth2": (96, 192, 336, 720),
+    "ili": (24, 36, 48, 60),
+    "exchange": (96, 192, 336, 720),
+}
+#: Default lookback per set (ILI uses 104 weeks, the others 512 hours/days as GPT4TS).
+LOOKBACKS = {"ili": 104}
+DEFAULT_LOOKBACK = 512
+ETT_HOURS = (12 * 30 * 24, 4 * 30 * 24, 4 * 30 * 24)  # 8640 / 2880 / 2880 rows
+
+
+@dataclass
+class ForecastOptions:
+    """Options of a forecasting target (``forecast:NAME#key=value``)."""
+
+    lookback: int | None = field(
+        default=None, metadata={"help": "input length L (default 512; ILI 104)"}
+    )
+    horizon: int | None = field(
+        default=None, metadata={"help": "steps to forecast H (default the set's first horizon)"}
+    )
+    train_fraction: float = field(
+        default=1.0,
+        metadata={"help": "keep the first F of the training windows (few-shot: 0.1, 0.05)"},
+    )
+    column: str = field(
+        default="", metadata={"help": "forecast this column only (default: every column)"}
+    )
+    stride: int = field(
+        default=1,
+        metadata={"help": "keep every S-th training window (S > 1 subsamples; val/test keep all)"},
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("lookback", "horizon"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a whole number of steps >= 1, got {value!r}")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ValueError(
+                f"train_fraction must lie in (0, 1], got {self.train_fraction!r}"
+            )
+        if isinstance(self.stride, bool) or self.stride < 1:
+            raise ValueError(f"stride must be a whole number >= 1, got {self.stride!r}")
+
+
+def data_folder() -> Path | None:
+    """Where the standard files are: ``$REPROGRAM_FORECAST_DATA``, else the first existing
+    ``../shared/data/forecast`` next to the project or the working directory."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    project = Path(__file__).resolve().parents[3]  # src/reprogram/data/ → the checkout
+    for base in (project, Path.cwd()):
+        candidate = base.parent / "shared" / "data" / "forecast"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _standard_file(key: str) -> Path:
+    filename = STANDARD_SETS[key][0]
+    folder = data_folder()
+    if folder is None or not (folder / filename).is_file():
+        where = f"{folder}" if folder is not None else "no folder found"
+        raise DataError(
+            f"forecast:{SET_NAMES[key]} reads {filename} ({where}). Get the standard files "
+            "(ETTh1.csv, ETTh2.csv from github.com/zhouhaoyi/ETDataset; national_illness.csv "
+            "and exchange_rate.csv from the Autoformer data folder) into one folder and set "
+            f"${DATA_ENV} to it, or give your own table as forecast:PATH.csv."
+        )
+    return folder / filename
+
+
+@dataclass
+class Table:
+    """A read forecasting table: ``values`` float64 ``[T, C]``, column names, dates."""
+
+    values: torch.Tensor
+    columns: list[str]
+    dates: list[str]
+
+
+def _number(text: str) -> float:
+    value = float(text)
+    if math.isnan(value):
+        raise ValueError("nan")
+    return value
+
+
+def read_table(path: Path) -> Table:
+    """Read a CSV with a ``date`` column and numeric columns; every problem named with its row.
+
+    Raises:
+        DataError: no such file, no ``date`` column, no numeric column, a value that is not a
+            number or is missing/NaN (the rows named), fewer than 2 rows.
+    """
+    where = f"forecast file {path}"
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise DataError(f"{where} {what}; forecast:PATH needs a CSV with a date column.")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{where} could not be read as UTF-8 CSV ({exc}).") from None
+    if not header:
+        raise DataError(f"{where} is empty; give a header row: date,column1,column2,...")
+    names = [h.strip() for h in header]
+    lower = [n.lower() for n in names]
+    if "date" not in lower:
+        raise DataError(
+            f"{where} has no date column (columns: {', '.join(names)}); name the time column "
+            "'date' (one timestamp per row, oldest first)."
+        )
+    date_col = lower.index("date")
+    columns = [n for i, n in enumerate(names) if i != date_col]
+    if not columns:
+        raise DataError(f"{where} has a date column but no value columns to forecast.")
+    if len(rows) < 2:
+        raise DataError(f"{where} has {len(rows)} data row(s); forecasting needs a series.")
+    grid = [[0.0] * len(columns) for _ in rows]
+    bad: dict[str, list[int]] = {}
+    missing: dict[str, list[int]] = {}
+    for r, row in enumerate(rows):
+        if len(row) != len(names):
+            raise DataError(
+                f"{where}, row {r + 2}: {len(row)} fields, the header has {len(names)}; fix "
+                "that row."
+            )
+        cells = [c for i, c in enumerate(row) if i != date_col]
+        for c, text in enumerate(cells):
+            text = text.strip()
+            if text == "" or text.lower() in ("nan", "na", "null"):
+                missing.setdefault(columns[c], []).append(r + 2)
+                continue
+            try:
+                grid[r][c] = _number(text)
+            except ValueError:
+                bad.setdefault(columns[c], []).append(r + 2)
+    if bad:
+        col, where_rows = next(iter(bad.items()))
+        raise DataError(
+            f"{where}: column {col!r} holds values that are not numbers, at file row(s) "
+            f"{_rows(where_rows)}; every column but date must be numeric (drop text columns)."
+        )
+    if missing:
+        col, where_rows = next(iter(missing.items()))
+        raise DataError(
+            f"{where}: column {col!r} is missing values (empty or NaN) at file row(s) "
+            f"{_rows(where_rows)}; fill them (e.g. carry the last value forward) or cut those "
+            "rows: forecasting windows must be complete."
+        )
+    values = torch.tensor(grid, dtype=torch.float64)
+    return Table(values, columns, [row[date_col].strip() for row in rows])
+
+
+def _rows(rows: list[int]) -> str:
+    shown = ", ".join(str(r) for r in rows[:8])
+    return shown + (f" … ({len(rows)} in all)" if len(rows) > 8 else "")
+
+
+def season_of(dates: list[str]) -> int:
+    """The seasonal period the dates suggest: hourly 24, daily 7, weekly 52, monthly 12;
+    1 when the spacing is irregular or unreadable."""
+    from datetime import datetime
+
+    def parse(text: str) -> datetime | None:
+        for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M",
+                    "%Y/%m/%d", "%Y/%m/%d %H:%M:%S"):
+            try:
+                return datetime.strptime(text, fmt)
+            except ValueError:
+                continue
+        return None
+
+    stamps = [parse(d) for d in dates[:50]]
+    known = [s for s in stamps if s is not None]
+    if len(known) < 3:
+        return 1
+    gaps = sorted((b - a).total_seconds() for a, b in itertools.pairwise(known))
+    step = gaps[len(gaps) // 2]
+    hour, day = 3600.0, 86400.0
+    for seconds, season in ((hour / 4, 96), (hour, 24), (day, 7), (7 * day, 52)):
+        if abs(step - seconds) < 1.0:
+            return season
+    if 28 * day <= step <= 31 * day:
+        return 12
+    return 1
+
+
+def borders(rule: str, rows: int, lookback: int) -> list[tuple[int, int]]:
+    """Row ranges ``[start, end)`` of train, validation and test; validation and test start
+    ``lookback`` rows early (their inputs may reach back into the previous split)."""
+    if rule == "ett":
+        a, b, c = ETT_HOURS
+        if rows < a + b + c:
+            raise DataError(f"an ETT file needs {a + b + c} rows, this one has {rows}.")
+        return [(0, a), (a - lookback, a + b), (a + b - lookback, a + b + c)]
+    train = int(rows * 0.7)
+    test = int(rows * 0.2)
+    val = rows - train - test
+    return [(0, train), (train - lookback, train + val), (rows - test - lookback, rows)]
+
+
+def windows(
+    series: torch.Tensor, lookback: int, horizon: int, stride: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sliding windows of normalised ``series`` ``[T, C]`` (stride ``stride``), channel by
+    channel: inputs ``[W·C, 1, lookback]`` and targets ``[W·C, horizon]`` (window-major)."""
+    span = lookback + horizon
+    count = series.shape[0] - span + 1
+    if count < 1:
+        return torch.empty(0, 1, lookback), torch.empty(0, horizon)
+    starts = torch.arange(0, count, stride)
+    # [C, W, span] → window-major [W, C, span]
+    cut = series.T.unfold(1, span, 1)[:, starts].transpose(0, 1).reshape(-1, span)
+    cut = cut.to(torch.float32)
+    return cut[:, :lookback].unsqueeze(1).contiguous(), cut[:, lookback:].contiguous()
+
+
+def load_forecast(spec: str) -> TargetData:
+    """Load ``forecast:NAME[#options]`` (a standard set or a CSV path): windows as above."""
+    head, *_ = spec.split("#", 1)
+    options: ForecastOptions = options_config(
+        ForecastOptions, hash_options(spec, spec[len(head):]), "target", f"forecast:{head}",
+        listed="forecast:",
+    )
+    key = head.strip().lower()
+    if key in STANDARD_SETS:
+        path, rule, label = _standard_file(key), STANDARD_SETS[key][1], SET_NAMES[key]
+    else:
+        path, rule, label = Path(head.strip()).expanduser(), "ratio", head.strip()
+        if path.suffix.lower() != ".csv" and not path.is_file():
+            raise DataError(
+                f"forecast:{head} is neither a standard set ({', '.join(SET_NAMES.values())}) "
+                "nor a CSV file; give forecast:PATH.csv with a date column."
+            )
+    table = read_table(path)
+    columns = table.columns
+    values = table.values
+    if options.column:
+        if options.column not in columns:
+            raise DataError(
+                f"{path}: --target-column {options.column!r} does not exist; the value columns "
+                f"are {', '.join(columns)}."
+            )
+        i = columns.index(options.column)
+        values, columns = values[:, i : i + 1], [options.column]
+    lookback = options.lookback or LOOKBACKS.get(key, DEFAULT_LOOKBACK)
+    horizon = options.horizon or HORIZONS.get(key, (96,))[0]
+    parts = borders(rule, values.shape[0], lookback)
+    names = ("training", "validation", "test")
+    for (start, end), what in zip(parts, names, strict=False):
+        length = end - max(start, 0)
+        if start < 0 or length < lookback + horizon:
+            raise DataError(
+                f"forecast:{label}: the {what} split has {end - parts[names.index(what)][0]} "
+                f"rows (with the lookback) but one window needs lookback {lookback} + horizon "
+                f"{horizon} = {lookback + horizon}; lower --lookback or --horizon."
+            )
+    train_end = parts[0][1]
+    mean = values[:train_end].mean(0)
+    std = values[:train_end].std(0, unbiased=False)
+    flat = [c for c, s in zip(columns, std.tolist(), strict=False) if s == 0.0]
+    if flat:
+        raise DataError(
+            f"forecast:{label}: column(s) {', '.join(flat)} never change in the training rows "
+            "(standard deviation 0), so they cannot be normalised; drop them or pick "
+            "--target-column."
+        )
+    normal = (values - mean) / std
+    splits = []
+    for i, (start, end) in enumerate(parts):
+        if i == 0 and options.train_fraction < 1.0:  # Time-LLM's few-shot rule
+            end = start + lookback + int((end - start - lookback) * options.train_fraction)
+            if end - start < lookback + horizon:
+                raise DataError(
+                    f"forecast:{label}: --train-fraction {options.train_fraction:g} leaves no "
+                    "complete training window; raise it or lower --lookback/--horizon."
+                )
+        x, y = windows(normal[start:end], lookback, horizon, options.stride if i == 0 else 1)
+        splits.append(Split(x, y))
+    data = TargetData(
+        name=f"forecast:{spec}",
+        train=splits[0],
+        val=splits[1],
+        test=splits[2],
+        class_names=[f"t+{h}" for h in range(1, horizon + 1)],
+        modality="forecast",
+        task="regression",
+        info={
+            "source": str(path),
+            "columns": ",".join(columns),
+            "lookback": str(lookback),
+            "horizon": str(horizon),
+        },
+    )
+    data.forecast = {
+        "columns": columns,
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+        "lookback": lookback,
+        "horizon": horizon,
+        "season": season_of(table.dates),
+        "train_fraction": options.train_fraction,
+        "stride": options.stride,
+        "borders": [list(p) for p in parts],
+    }
+    return data
+
+
+@TARGETS.register(
+    "forecast:",
+    prefix=True,
+    config=ForecastOptions,
+    help="forecasting: ETTh1, ETTh2, ILI, exchange or PATH.csv (date + numeric columns)",
+)
+def _forecast(rest: str) -> TargetData:
+    return load_forecast(rest)
