@@ -23,6 +23,26 @@ def _shots(text: str) -> tuple[int, ...]:
 
 def run(args: Any, command: str | None) -> None:
     """``reprogram bench SUITE``: the suite named by ``args.suite`` with the parsed flags."""
+    if args.suite == "forecast":
+        from reprogram_bench.forecast import DEFAULT_METHODS as FORECAST_METHODS
+        from reprogram_bench.forecast import run_forecast
+
+        fractions = tuple(float(f) for f in (args.fractions or "1").split(",") if f)
+        if any(not 0 < f <= 1 for f in fractions):
+            raise ReprogramError(f"--fractions takes numbers in (0, 1], got {args.fractions!r}.")
+        run_forecast(
+            args.out,
+            sets=tuple(t for t in (args.tasks or "ETTh1").split(",") if t),
+            horizons=ints(args.horizons, "--horizons") if args.horizons else None,
+            fractions=fractions,
+            seeds=ints(args.seeds, "--seeds"),
+            methods=split_methods(args.methods) if args.methods else FORECAST_METHODS,
+            epochs=args.epochs if args.epochs is not None else 10,
+            command=command,
+            progress=not args.quiet,
+            report_only=args.report_only,
+        )
+        return
     if args.suite == "sequences":
         from reprogram_bench.sequences import DEFAULT_METHODS as SEQUENCE_METHODS
         from reprogram_bench.sequences import TASKS, run_sequences

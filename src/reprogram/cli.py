@@ -584,16 +584,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench",
         help="benchmark suites: vision (accuracy), efficiency (speed), ucr-v2s (time series), "
-        "sequences (language models on peptides and molecules)",
+        "sequences (language models on peptides and molecules), forecast (Time-LLM)",
     )
-    p.add_argument("suite", choices=("vision", "efficiency", "ucr-v2s", "blackbox", "sequences"))
+    p.add_argument(
+        "suite", choices=("vision", "efficiency", "ucr-v2s", "blackbox", "sequences", "forecast")
+    )
+    p.add_argument(
+        "--horizons", default=None, help="forecast: horizons (default: each set's four)"
+    )
+    p.add_argument(
+        "--fractions",
+        default=None,
+        help="forecast: shares of the training windows, e.g. 1,0.1 (default 1)",
+    )
     p.add_argument("--out", required=True, help="suite directory (a rerun skips finished cells)")
     p.add_argument(
         "--source", default=None, help="source model (efficientnet-lite0; sequences: minilm-l6)"
     )
     p.add_argument("--target", default="fashion-mnist", help="vision: target data")
     p.add_argument(
-        "--tasks", default=None, help="sequences: targets (default amp,amp-tm,acp,b3db)"
+        "--tasks",
+        default=None,
+        help="sequences: targets (default amp,amp-tm,acp,b3db); forecast: sets (default ETTh1)",
     )
     p.add_argument(
         "--shots",

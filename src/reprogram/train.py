@@ -247,6 +247,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_start(self, epoch)
             self.queries.begin("train")
+            stepper.begin_epoch(epoch)
             train_loss = self._train_epoch(wrapped, stepper, train, epoch)
             self.queries.begin("count")
             for cb in self.callbacks:

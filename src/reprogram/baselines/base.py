@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -83,6 +83,8 @@ class Baseline:
 
     needs_source: bool = True
     default_lr: float | None = None
+    #: Optimizer options this method trains with unless the command line sets them.
+    optimizer_defaults: ClassVar[dict[str, Any]] = {}
     #: Target modalities a baseline with a source handles (its source's kind must match).
     modalities: tuple[str, ...] = ("image",)
 
@@ -238,6 +240,7 @@ def run_baseline(
         )
     if config.lr is None and baseline.default_lr is not None:
         config.optimizer_options = {"lr": baseline.default_lr, **config.optimizer_options}
+    config.optimizer_options = {**baseline.optimizer_defaults, **config.optimizer_options}
     torch.manual_seed(config.seed)
     ctx = BuildContext(
         source,

@@ -4,7 +4,8 @@
 They read lookback windows ``[B, 1, L]`` of a ``forecast:`` target and answer ``[B, H]``.
 ``seasonal-naive`` has nothing to fit (its season comes from the dates: 24 for hourly data,
 52 weekly, 7 daily; ``season=N`` overrides); the others are trained by the same loop as
-``fit`` (MSE, Adam, validation MSE selects the epoch, the test split is scored once).
+``fit`` (MSE, Adam with the learning rate halved every epoch as their authors train them,
+validation MSE selects the epoch, the test split is scored once).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,6 +26,9 @@ from ..tasks import REGRESSION
 from . import BASELINES
 from .base import Baseline, BaselineRun, BuildContext, GradientBaseline, fitted_once, test_once
 from .models import FromScratch
+
+#: The forecasters' published schedule: the learning rate halves every epoch.
+HALVING: dict[str, Any] = {"decay": 0.5}
 
 
 def _forecast_shape(ctx: BuildContext, method: str) -> tuple[int, int]:
@@ -113,6 +118,7 @@ class DLinearOptions:
 class DLinearBaseline(GradientBaseline):
     needs_source = False
     default_lr = 5e-3
+    optimizer_defaults = HALVING
     modalities = ("forecast",)
 
     def build(self, ctx: BuildContext) -> nn.Module:
@@ -130,6 +136,7 @@ def build_dlinear(options: DLinearOptions) -> DLinearBaseline:
 class LinearBaseline(GradientBaseline):
     needs_source = False
     default_lr = 5e-3
+    optimizer_defaults = HALVING
     modalities = ("forecast",)
 
     def build(self, ctx: BuildContext) -> nn.Module:
@@ -140,8 +147,8 @@ class LinearBaseline(GradientBaseline):
 @BASELINES.register(
     "linear", help="forecast: one linear layer between instance normalisation (RLinear)"
 )
-def build_linear() -> LinearBaseline:
-    return LinearBaseline(None)
+def build_linear(options: None) -> LinearBaseline:
+    return LinearBaseline(options)
 
 
 @dataclass
@@ -167,6 +174,7 @@ class PatchTSTOptions:
 class PatchTSTBaseline(GradientBaseline):
     needs_source = False
     default_lr = 1e-3
+    optimizer_defaults = HALVING
     modalities = ("forecast",)
 
     def build(self, ctx: BuildContext) -> nn.Module:

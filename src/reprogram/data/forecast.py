@@ -82,7 +82,11 @@ class ForecastOptions:
     )
     stride: int = field(
         default=1,
-        metadata={"help": "keep every S-th training window (S > 1 subsamples; val/test keep all)"},
+        metadata={"help": "keep every S-th training window (S > 1 subsamples; test keeps all)"},
+    )
+    val_stride: int = field(
+        default=1,
+        metadata={"help": "keep every S-th validation window (cheaper selection; test keeps all)"},
     )
 
     def __post_init__(self) -> None:
@@ -94,8 +98,10 @@ class ForecastOptions:
             raise ValueError(
                 f"train_fraction must lie in (0, 1], got {self.train_fraction!r}"
             )
-        if isinstance(self.stride, bool) or self.stride < 1:
-            raise ValueError(f"stride must be a whole number >= 1, got {self.stride!r}")
+        for name in ("stride", "val_stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 def data_folder() -> Path | None:
@@ -335,7 +341,8 @@ def load_forecast(spec: str) -> TargetData:
                     f"forecast:{label}: --train-fraction {options.train_fraction:g} leaves no "
                     "complete training window; raise it or lower --lookback/--horizon."
                 )
-        x, y = windows(normal[start:end], lookback, horizon, options.stride if i == 0 else 1)
+        stride = (options.stride, options.val_stride, 1)[i]
+        x, y = windows(normal[start:end], lookback, horizon, stride)
         splits.append(Split(x, y))
     data = TargetData(
         name=f"forecast:{spec}",
@@ -361,6 +368,7 @@ def load_forecast(spec: str) -> TargetData:
         "season": season_of(table.dates),
         "train_fraction": options.train_fraction,
         "stride": options.stride,
+        "val_stride": options.val_stride,
         "borders": [list(p) for p in parts],
     }
     return data

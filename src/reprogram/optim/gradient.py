@@ -17,10 +17,19 @@ class GradientConfig:
     algorithm: str = field(default="adam", metadata={"help": "adam or sgd"})
     weight_decay: float = field(default=0.0, metadata={"help": "L2 penalty"})
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    decay: float = field(
+        default=1.0,
+        metadata={
+            "help": "multiply the learning rate by this each epoch (0.5 halves it, as DLinear "
+            "and PatchTST train; 1: constant)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 < self.decay <= 1.0:
+            raise ValueError(f"decay must lie in (0, 1], got {self.decay}")
         if self.algorithm not in ("adam", "sgd"):
             raise ValueError(f"algorithm must be adam or sgd, got {self.algorithm!r}")
 
@@ -45,6 +54,13 @@ class GradientStepper:
                 params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
             )
         self.backward = backward
+        self.lr, self.decay = config.lr, config.decay
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Set epoch ``epoch``'s (1-based) learning rate: ``lr · decay^(epoch-1)`` (a function of
+        the epoch alone, so a resumed run continues the same schedule)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr * self.decay ** (epoch - 1)
 
     def step(self, loss_fn: Callable[[], torch.Tensor]) -> float:
         self.optimizer.zero_grad(set_to_none=True)

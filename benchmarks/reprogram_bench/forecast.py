@@ -1,0 +1,381 @@
+"""``reprogram bench forecast``: a frozen language model reprogrammed for forecasting (Time-LLM)
+against the field's forecasters and against its own ablations (Tan et al., NeurIPS 2024).
+
+A cell (set × horizon × training fraction × method × seed) is an ordinary ``fit`` or
+``baseline`` run on ``forecast:SET#lookback=L#horizon=H…`` with its own artifact under
+``OUT/runs/``; finished cells are never rerun. Validation MSE selects the epoch; the test
+split (every window, stride 1) is scored once. After every cell the suite rewrites
+``results.json``, ``results.csv``, ``results.md`` (MSE and MAE, mean ± std over seeds; the
+published anchors beside; the reprogrammed LM paired against each ablation) and
+``mse_by_horizon.png``.
+
+Methods are ``PROGRAM+MAPPING[:options][@SOURCE]`` or a baseline name. The ablations are the
+same program and mapping on a changed source: ``#depth=0`` (the LM removed: embeddings and
+final norm only), ``#init=random`` (its weights drawn afresh), and ``#depth=0`` with
+``attention_layers=1`` (the LM replaced by one trained attention layer).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from reprogram.artifact import METRICS
+from reprogram.errors import ReprogramError
+from reprogram_bench import cell_seconds, write_csv
+from reprogram_bench.machine import describe, machine
+from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
+
+SETS = ("ETTh1", "ETTh2", "ILI", "exchange")
+HORIZONS = {"ETTh1": (96, 192, 336, 720), "ETTh2": (96, 192, 336, 720),
+            "ILI": (24, 36, 48, 60), "exchange": (96, 192, 336, 720)}
+LOOKBACK = {"ILI": 104}
+DEFAULT_LOOKBACK = 512
+LM = "smollm2-135m#depth=2"
+#: The reprogrammed LM (named in advance) and its three ablations.
+REPROGRAMMED = f"patch-reprogram+horizon:stride=16,lr=0.001,decay=0.5@{LM}"
+ABLATIONS = {
+    "LM removed": "patch-reprogram+horizon:stride=16,lr=0.001,decay=0.5@smollm2-135m#depth=0",
+    "LM random": f"patch-reprogram+horizon:stride=16,lr=0.001,decay=0.5@{LM}#init=random",
+    "LM → attention": (
+        "patch-reprogram+horizon:stride=16,attention_layers=1,lr=0.001,decay=0.5"
+        "@smollm2-135m#depth=0"
+    ),
+}
+PEERS = ("seasonal-naive", "linear", "dlinear", "patchtst")
+DEFAULT_METHODS = (REPROGRAMMED, *ABLATIONS.values(), *PEERS)
+#: Methods with nothing random in them: one seed is enough.
+DETERMINISTIC = ("seasonal-naive",)
+#: Published MSE/MAE averaged over the four horizons (GPT4TS Table 3; lookback 336/512).
+PUBLISHED = {
+    "ETTh1": {"GPT4TS": (0.427, 0.426), "PatchTST": (0.413, 0.430), "DLinear": (0.423, 0.437),
+              "Time-LLM (reported)": (0.408, 0.423)},
+    "ILI": {"GPT4TS": (1.925, 0.903), "PatchTST": (1.443, 0.798), "DLinear": (2.169, 1.041)},
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run: ``fraction`` of the training windows (1.0 all, 0.1 Time-LLM's few-shot)."""
+
+    dataset: str
+    horizon: int
+    fraction: float
+    method: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        safe = self.method.replace("/", "_").replace("#", "~")
+        return f"{self.dataset}/h{self.horizon}/f{self.fraction:g}/{safe}/seed{self.seed}"
+
+    @property
+    def is_reprogramming(self) -> bool:
+        return "+" in self.method
+
+
+def target_name(cell: Cell, train_stride: int, val_stride: int) -> str:
+    lookback = LOOKBACK.get(cell.dataset, DEFAULT_LOOKBACK)
+    name = f"forecast:{cell.dataset}#lookback={lookback}#horizon={cell.horizon}"
+    if cell.fraction < 1.0:
+        name += f"#train_fraction={cell.fraction:g}"
+    if train_stride > 1:
+        name += f"#stride={train_stride}"
+    if val_stride > 1:
+        name += f"#val_stride={val_stride}"
+    return name
+
+
+def run_cell(cell: Cell, out: Path, *, epochs: int, strides: dict[str, tuple[int, int]],
+             batch_sizes: dict[str, int]) -> dict[str, Any]:
+    """Run (or resume) one cell into ``out``; returns its metrics."""
+    from reprogram.selection import unfinished
+
+    resume = unfinished(out)
+    method, source = split_source(cell.method, "")
+    kind = "reprogramming" if cell.is_reprogramming else "peer"
+    train_stride, val_stride = strides[kind]
+    common: dict[str, Any] = dict(
+        source=source or None,
+        target=target_name(cell, train_stride, val_stride),
+        epochs=epochs,
+        patience=3,
+        batch_size=batch_sizes[kind],
+        eval_batch_size=256,
+        seed=cell.seed,
+        out=str(out),
+        resume=resume,
+        overwrite=not resume,
+        progress=False,
+    )
+    if not source:
+        common.pop("source")
+    return run_method(method, common)
+
+
+def _row(cell: Cell, directory: Path) -> dict[str, Any]:
+    m = json.loads((directory / METRICS).read_text())
+    config = json.loads((directory / "config.json").read_text())
+    return {
+        "dataset": cell.dataset,
+        "horizon": cell.horizon,
+        "fraction": cell.fraction,
+        "method": cell.method,
+        "kind": "reprogramming" if cell.is_reprogramming else "peer",
+        "seed": cell.seed,
+        "target": config["target"]["name"],
+        "val_mse": m.get("val_mse"),
+        "test_mse": m["test_mse"],
+        "test_mae": m["test_mae"],
+        "test_mse_by_step": m.get("test_mse_by_step"),
+        "trainable_parameters": m["trainable_parameters"],
+        "source_parameters": m["source_parameters"],
+        "train_seconds": cell_seconds(directory, m),
+        "best_epoch": m.get("best_epoch"),
+        "splits": m.get("splits"),
+    }
+
+
+def cells_for(sets: tuple[str, ...], horizons: tuple[int, ...] | None,
+              fractions: tuple[float, ...], methods: tuple[str, ...],
+              seeds: tuple[int, ...]) -> list[Cell]:
+    """The grid in running order: fractions, sets, horizons, seeds, methods."""
+    return [
+        Cell(d, h, f, m, s)
+        for f in fractions
+        for d in sets
+        for h in (horizons or HORIZONS[d])
+        for s in seeds
+        for m in methods
+        if not (m in DETERMINISTIC and s != seeds[0])
+    ]
+
+
+def run_forecast(
+    out: str | Path,
+    *,
+    sets: tuple[str, ...] = ("ETTh1",),
+    horizons: tuple[int, ...] | None = None,
+    fractions: tuple[float, ...] = (1.0,),
+    seeds: tuple[int, ...] = (0, 1, 2),
+    methods: tuple[str, ...] = DEFAULT_METHODS,
+    epochs: int = 10,
+    lm_stride: tuple[int, int] = (16, 8),
+    batch_sizes: tuple[int, int] = (32, 128),
+    command: str | None = None,
+    progress: bool = True,
+    report_only: bool = False,
+) -> list[dict[str, Any]]:
+    """Run every missing cell, then write the tables and the plot; returns all rows.
+
+    ``lm_stride``: (training, validation) window strides of reprogramming cells (a language
+    model on 2 CPU cores cannot read every window each epoch; the test split keeps all);
+    ``batch_sizes``: (reprogramming, peers)."""
+    for method in methods:
+        body, _src = split_source(method, "")
+        (parse_method if "+" in body else parse_baseline)(body)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cells = cells_for(sets, horizons, fractions, methods, seeds)
+    strides = {"reprogramming": lm_stride, "peer": (1, 1)}
+    batches = {"reprogramming": batch_sizes[0], "peer": batch_sizes[1]}
+    settings = {
+        "sets": list(sets),
+        "horizons": list(horizons) if horizons else None,
+        "fractions": list(fractions),
+        "seeds": list(seeds),
+        "methods": list(methods),
+        "epochs": epochs,
+        "patience": 3,
+        "batch_sizes": batches,
+        "lm_window_strides": list(lm_stride),
+        "reprogrammed": REPROGRAMMED,
+        "ablations": ABLATIONS,
+    }
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for i, cell in enumerate(cells, 1):
+        directory = out / "runs" / cell.key
+        if not (directory / METRICS).exists():
+            if report_only:
+                continue
+            if progress:
+                print(f"[{i}/{len(cells)}] {cell.key}  running  "
+                      f"({(time.perf_counter() - started) / 60:.1f} min so far)",
+                      file=sys.stderr, flush=True)
+            try:
+                run_cell(cell, directory, epochs=epochs, strides=strides, batch_sizes=batches)
+            except ReprogramError as exc:
+                raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
+        row = _row(cell, directory)
+        rows.append(row)
+        if progress:
+            print(f"[{i}/{len(cells)}] {cell.key}  mse {row['test_mse']:.4f}  "
+                  f"mae {row['test_mae']:.4f}  {row['train_seconds']:.0f} s",
+                  file=sys.stderr, flush=True)
+        write_results(out, rows, settings, command or "reprogram bench forecast")
+    if report_only and rows:
+        write_results(out, rows, settings, command or "reprogram bench forecast")
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std over seeds of test MSE and MAE per (set, horizon, fraction, method)."""
+    groups: dict[tuple[str, int, float, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["dataset"], r["horizon"], r["fraction"], r["method"])].append(r)
+    out = []
+    for (dataset, horizon, fraction, method), rs in groups.items():
+        mses = [r["test_mse"] for r in rs]
+        maes = [r["test_mae"] for r in rs]
+        out.append({
+            "dataset": dataset, "horizon": horizon, "fraction": fraction, "method": method,
+            "kind": rs[0]["kind"], "seeds": sorted(r["seed"] for r in rs),
+            "mse_mean": statistics.mean(mses),
+            "mse_std": statistics.stdev(mses) if len(mses) > 1 else 0.0,
+            "mae_mean": statistics.mean(maes),
+            "mae_std": statistics.stdev(maes) if len(maes) > 1 else 0.0,
+            "trainable_parameters": rs[0]["trainable_parameters"],
+            "source_parameters": rs[0]["source_parameters"],
+            "train_seconds": statistics.median(r["train_seconds"] for r in rs),
+        })
+    return out
+
+
+def paired(rows: list[dict[str, Any]], ours: str, theirs: str) -> dict[str, Any]:
+    """``theirs`` − ``ours`` in test MSE over every (set, horizon, fraction, seed) both
+    finished (positive: ours is better), with wins and losses."""
+    mse = {(r["method"], r["dataset"], r["horizon"], r["fraction"], r["seed"]): r["test_mse"]
+           for r in rows}
+    diffs = [mse[(theirs, *k[1:])] - v for k, v in mse.items()
+             if k[0] == ours and (theirs, *k[1:]) in mse]
+    return {"pairs": len(diffs), "mean_diff": statistics.mean(diffs) if diffs else None,
+            "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
+
+
+def _spread(mean: float, std: float, n: int) -> str:
+    return f"{mean:.3f} (n=1)" if n == 1 else f"{mean:.3f} ± {std:.3f}"
+
+
+def _markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]],
+              settings: dict[str, Any], meta: dict[str, Any]) -> str:
+    by = {(s["dataset"], s["horizon"], s["fraction"], s["method"]): s for s in summary}
+    lines = [
+        "# Forecasting: a frozen language model reprogrammed (Time-LLM) vs peers and ablations",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Seeds {settings['seeds']}; up to {settings['epochs']} epochs (patience "
+        f"{settings['patience']}); validation MSE selects the epoch, the test split is scored "
+        "once, every window (stride 1). Errors on the z-normalised scale (training rows' "
+        "mean and std), averaged over windows and variables (channel-independent).  ",
+        f"Reprogramming cells read every {settings['lm_window_strides'][0]}-th training and "
+        f"every {settings['lm_window_strides'][1]}-th validation window (CPU cost); peers read "
+        f"all of them. Batch sizes: {settings['batch_sizes']}.  ",
+        f"Reprogrammed LM, named in advance: `{settings['reprogrammed']}`.  ",
+        f"Machine: {describe(meta['machine'])}; {meta['date']}.",
+        "",
+    ]
+    keys = sorted({(s["dataset"], s["fraction"]) for s in summary},
+                  key=lambda k: (settings["sets"].index(k[0]) if k[0] in settings["sets"] else 9,
+                                 -k[1]))
+    for dataset, fraction in keys:
+        horizons = sorted({s["horizon"] for s in summary
+                           if s["dataset"] == dataset and s["fraction"] == fraction})
+        share = "all training windows" if fraction == 1 else f"{fraction:g} of the training windows"
+        lines += [
+            f"## {dataset}, {share}",
+            "",
+            "| method | " + " | ".join(f"H={h} MSE | MAE" for h in horizons)
+            + " | mean MSE | trained params | train s (median) |",
+            "|---|" + "---|---|" * len(horizons) + "---|---|---|",
+        ]
+        for m in settings["methods"]:
+            cells, means = [], []
+            present = [by.get((dataset, h, fraction, m)) for h in horizons]
+            if not any(present):
+                continue
+            for s in present:
+                if s is None:
+                    cells += ["–", "–"]
+                    continue
+                n = len(s["seeds"])
+                cells += [_spread(s["mse_mean"], s["mse_std"], n), f"{s['mae_mean']:.3f}"]
+                means.append(s["mse_mean"])
+            mean = f"{statistics.mean(means):.3f}" if len(means) == len(horizons) else "–"
+            last = next(s for s in present if s is not None)
+            frozen = last["source_parameters"]
+            share = f" ({100 * last['trainable_parameters'] / frozen:.2f}%)" if frozen else ""
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {mean} | "
+                         f"{last['trainable_parameters']:,}{share} | "
+                         f"{last['train_seconds']:.0f} |")
+        if dataset in PUBLISHED and fraction == 1:
+            lines += ["", "Published (mean over the four horizons, MSE / MAE): " + "; ".join(
+                f"{k} {v[0]:.3f} / {v[1]:.3f}" for k, v in PUBLISHED[dataset].items())]
+        lines.append("")
+    ours = settings["reprogrammed"]
+    if any(r["method"] == ours for r in rows):
+        lines += [
+            f"## Paired: each ablation's test MSE minus `{ours}`'s (positive: the LM helps)",
+            "",
+            "| ablation | method | pairs | mean difference | LM better | LM worse |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, method in settings["ablations"].items():
+            c = paired(rows, ours, method)
+            if c["pairs"]:
+                lines.append(f"| {label} | `{method}` | {c['pairs']} | {c['mean_diff']:+.4f} | "
+                             f"{c['wins']} | {c['losses']} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any],
+                  command: str) -> None:
+    """results.json / .csv / .md and ``mse_by_horizon.png`` from the finished rows."""
+    from reprogram.artifact import write_json
+
+    meta = {"command": command, "settings": settings, "machine": machine(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    summary = summarise(rows)
+    write_json(out / "results.json", {"meta": meta, "rows": rows, "summary": summary})
+    write_csv(out / "results.csv", [{k: v for k, v in r.items() if k != "test_mse_by_step"}
+                                    for r in rows])
+    (out / "results.md").write_text(_markdown(rows, summary, settings, meta))
+    plot_results(out, summary, settings)
+
+
+def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
+    """``mse_by_horizon.png``: test MSE against the horizon, a panel per set and fraction."""
+    from reprogram.figures import subplots
+
+    keys = sorted({(s["dataset"], s["fraction"]) for s in summary})
+    if not keys:
+        return
+    fig, axes = subplots(1, len(keys), figsize=(4.6 * len(keys), 4.0), squeeze=False)
+    for ax, (dataset, fraction) in zip(axes[0], keys, strict=True):
+        for j, m in enumerate(settings["methods"]):
+            pts = sorted((s for s in summary if s["dataset"] == dataset
+                          and s["fraction"] == fraction and s["method"] == m),
+                         key=lambda s: s["horizon"])
+            if not pts:
+                continue
+            ax.errorbar([s["horizon"] for s in pts], [s["mse_mean"] for s in pts],
+                        yerr=[s["mse_std"] for s in pts], marker="o", capsize=3,
+                        linestyle="-" if pts[0]["kind"] == "reprogramming" else "--",
+                        color=f"C{j}", label=m.split("@")[0] + ("@" + m.split("@")[1]
+                                                                 if "@" in m else ""))
+        ax.set_xlabel("horizon (steps)")
+        ax.set_ylabel("test MSE (normalised; mean ± std over seeds)")
+        ax.set_title(f"{dataset} ({fraction:g} of training windows)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=6)
+    fig.suptitle("reprogrammed LM and ablations (solid) vs forecasters (dashed)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "mse_by_horizon.png", dpi=120)

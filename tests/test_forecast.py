@@ -1,0 +1,298 @@
+"""Forecasting: targets, windows and their errors, the multi-step task, forecasters, the
+Time-LLM program and its ablations, and the bench's paired comparison."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from reprogram import FitConfig, fit, load_artifact
+from reprogram.baselines.base import run_baseline
+from reprogram.cli import main
+from reprogram.config import BaselineConfig
+from reprogram.data import load_target
+from reprogram.data.forecast import DATA_ENV, data_folder, season_of, windows
+from reprogram.errors import DataError, ReprogramError
+from reprogram.forecast import (
+    DLinear,
+    InstanceNorm,
+    PatchTST,
+    RevINLinear,
+    SeasonalNaive,
+    patch_count,
+    patches,
+)
+from reprogram.optim import build_optimizer
+from reprogram.sources import build_source
+from reprogram.tasks import REGRESSION
+
+ROWS = 400
+
+
+def _table(tmp_path: Path, rows: int = ROWS, name: str = "toy.csv") -> Path:
+    """An hourly table: a daily sine and a trending cosine, with noise."""
+    rng = np.random.default_rng(0)
+    lines = ["date,a,b"]
+    for t in range(rows):
+        day, hour = divmod(t, 24)
+        a = math.sin(2 * math.pi * t / 24) + rng.normal(0, 0.1)
+        b = 2 * math.cos(2 * math.pi * t / 12) + t / 200 + rng.normal(0, 0.1)
+        lines.append(f"2021-01-{day + 1:02d} {hour:02d}:00:00,{a:.5f},{b:.5f}"
+                     if day < 28 else f"2021-02-{day - 27:02d} {hour:02d}:00:00,{a:.5f},{b:.5f}")
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _raw(path: Path) -> np.ndarray:
+    return np.loadtxt(path, delimiter=",", skiprows=1, usecols=(1, 2))
+
+
+def test_csv_target_windows_splits_and_training_only_scaling(tmp_path: Path) -> None:
+    path = _table(tmp_path)
+    data = load_target(f"forecast:{path}#lookback=48#horizon=12")
+    assert data.task == "regression" and data.modality == "forecast"
+    assert data.class_names[0] == "t+1" and data.num_classes == 12
+    train_rows, test_rows = int(ROWS * 0.7), int(ROWS * 0.2)
+    val_rows = ROWS - train_rows - test_rows
+    # channel-independent windows, stride 1: (rows - L - H + 1) per column
+    assert len(data.train) == 2 * (train_rows - 48 - 12 + 1)
+    assert len(data.val) == 2 * (val_rows + 48 - 48 - 12 + 1)
+    assert len(data.test) == 2 * (test_rows - 12 + 1)
+    raw = _raw(path)
+    mean, std = raw[:train_rows].mean(0), raw[:train_rows].std(0)
+    normal = (raw - mean) / std
+    assert data.forecast["mean"] == pytest.approx(list(mean))
+    assert data.forecast["season"] == 24
+    # test window 3 of column b starts at row (rows - test_rows - L) + 3
+    start = ROWS - test_rows - 48 + 3
+    np.testing.assert_allclose(data.test.x[3 * 2 + 1, 0].numpy(), normal[start:start + 48, 1],
+                               atol=1e-5)
+    np.testing.assert_allclose(data.test.y[3 * 2 + 1].numpy(),
+                               normal[start + 48:start + 60, 1], atol=1e-5)
+
+
+def test_options_fraction_stride_and_column(tmp_path: Path) -> None:
+    path = _table(tmp_path)
+    full = load_target(f"forecast:{path}#lookback=48#horizon=12")
+    few = load_target(f"forecast:{path}#lookback=48#horizon=12#train_fraction=0.5")
+    # Time-LLM's rule: the first half of the training windows, in time order
+    assert len(few.train) == 2 * (48 + int((280 - 48) * 0.5) - 48 - 12 + 1)
+    torch.testing.assert_close(few.train.x, full.train.x[: len(few.train)])
+    sparse = load_target(f"forecast:{path}#lookback=48#horizon=12#stride=5#val_stride=2")
+    torch.testing.assert_close(sparse.train.x[:2], full.train.x[:2])
+    torch.testing.assert_close(sparse.train.x[2:4], full.train.x[10:12])
+    assert len(sparse.test) == len(full.test)  # the test split keeps every window
+    one = load_target(f"forecast:{path}#lookback=48#horizon=12#column=b")
+    assert one.forecast["columns"] == ["b"] and len(one.train) == len(full.train) // 2
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("time,a\n1,2\n2,3\n", "no date column"),
+        ("date,a\n2020-01-01,1\n2020-01-02,x\n2020-01-03,2\n", r"not numbers.*row\(s\) 3"),
+        (
+            "date,a\n2020-01-01,1\n2020-01-02,nan\n2020-01-03,\n",
+            r"missing values.*row\(s\) 3, 4",
+        ),
+        ("date,a,b\n2020-01-01,1,2\n2020-01-02,1\n", "row 3: 2 fields, the header has 3"),
+        ("date,a\n2020-01-01,1\n", "1 data row"),
+    ],
+)
+def test_bad_tables_are_named(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=match):
+        load_target(f"forecast:{path}")
+
+
+def test_bad_options_and_shapes(tmp_path: Path) -> None:
+    path = _table(tmp_path)
+    with pytest.raises(DataError, match="does not exist; the value columns are a, b"):
+        load_target(f"forecast:{path}#column=OT")
+    with pytest.raises(DataError, match="lower --lookback or --horizon"):
+        load_target(f"forecast:{path}#lookback=200#horizon=96")
+    with pytest.raises(ReprogramError, match="train_fraction"):
+        load_target(f"forecast:{path}#train_fraction=1.5")
+    with pytest.raises(ReprogramError, match="has no option"):
+        load_target(f"forecast:{path}#lookbak=4")
+    flat = tmp_path / "flat.csv"
+    flat.write_text("date,a,b\n" + "".join(f"2020-01-{d:02d},{d},5\n" for d in range(1, 29)))
+    with pytest.raises(DataError, match="never change"):
+        load_target(f"forecast:{flat}#lookback=4#horizon=2")
+
+
+def test_standard_set_without_files_says_where_to_get_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert data_folder() == tmp_path
+    with pytest.raises(DataError, match=f"ETDataset.*{DATA_ENV}"):
+        load_target("forecast:ETTh1")
+
+
+def test_season_from_dates() -> None:
+    hourly = [f"2020-01-01 {h:02d}:00:00" for h in range(10)]
+    weekly = [f"2020-01-{d:02d}" for d in (1, 8, 15, 22, 29)]
+    assert (season_of(hourly), season_of(weekly), season_of(["x", "y"])) == (24, 52, 1)
+    assert season_of(["1990/1/1 0:00", "1990/1/2 0:00", "1990/1/3 0:00"]) == 7
+
+
+def test_windows_are_window_major_columns_inside() -> None:
+    series = torch.arange(20.0).view(10, 2)  # column 0 even, column 1 odd
+    x, y = windows(series, 3, 2)
+    assert x.shape == (2 * 6, 1, 3) and y.shape == (12, 2)
+    assert x[1, 0].tolist() == [1.0, 3.0, 5.0] and y[1].tolist() == [7.0, 9.0]
+    assert x[2, 0].tolist() == [2.0, 4.0, 6.0]
+
+
+def test_multi_step_regression_totals_add_up_and_give_steps() -> None:
+    torch.manual_seed(0)
+    pred, y = torch.randn(30, 4), torch.randn(30, 4)
+    whole = REGRESSION.totals(pred, y)
+    parts = REGRESSION.totals(pred[:11], y[:11]) + REGRESSION.totals(pred[11:], y[11:])
+    torch.testing.assert_close(whole, parts)
+    summary = REGRESSION.summary(whole, detail=True)
+    assert summary["mse"] == pytest.approx(float(((pred - y) ** 2).mean()))
+    assert summary["mae"] == pytest.approx(float((pred - y).abs().mean()))
+    assert summary["mse_by_step"] == pytest.approx(((pred - y) ** 2).mean(0).tolist(), abs=1e-6)
+    assert "mse_by_step" not in REGRESSION.summary(whole)
+    assert REGRESSION.loss(pred, y) == pytest.approx(summary["mse"], rel=1e-5)
+
+
+def test_forecasting_blocks() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(5, 1, 48) * 3 + 2
+    norm = InstanceNorm()
+    z = norm(x)
+    assert z.mean(1).abs().max() < 1e-5
+    torch.testing.assert_close(norm.undo(z, x), x[:, 0], atol=1e-4, rtol=1e-4)
+    assert patch_count(48, 16, 8) == 6 and patches(z, 16, 8).shape == (5, 6, 16)
+    periodic = torch.sin(torch.arange(48.0) * 2 * math.pi / 12).view(1, 1, 48)
+    truth = torch.sin(torch.arange(48.0, 68.0) * 2 * math.pi / 12)
+    torch.testing.assert_close(SeasonalNaive(48, 20, 12)(periodic)[0], truth, atol=1e-5,
+                               rtol=1e-5)
+    for model in (DLinear(48, 7), RevINLinear(48, 7), PatchTST(48, 7, width=8, heads=2,
+                                                               layers=1, ff=16)):
+        assert model(x).shape == (5, 7)
+    # DLinear starts at the window's mean, whatever the trend split
+    start = DLinear(48, 3)
+    torch.nn.init.zeros_(start.trend.bias)
+    torch.nn.init.zeros_(start.seasonal.bias)
+    torch.testing.assert_close(start(x), x.mean(-1).expand(-1, 3), atol=1e-4, rtol=1e-4)
+
+
+def test_learning_rate_decay_follows_the_epoch() -> None:
+    w = torch.nn.Parameter(torch.zeros(2))
+    stepper, _ = build_optimizer("gradient", {"lr": 0.1, "decay": 0.5}, [w], lambda t: t.backward())
+    stepper.begin_epoch(3)
+    assert stepper.optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
+    with pytest.raises(ReprogramError, match="decay"):
+        build_optimizer("gradient", {"decay": 0}, [w], lambda t: t.backward())
+
+
+def test_peers_run_under_the_protocol(tmp_path: Path) -> None:
+    target = f"forecast:{_table(tmp_path)}#lookback=48#horizon=12"
+    naive = run_baseline(BaselineConfig(method="seasonal-naive", target=target,
+                                        out=str(tmp_path / "naive"), progress=False))
+    m = naive.metrics
+    assert m["trainable_parameters"] == 0 and len(m["test_mse_by_step"]) == 12
+    assert m["test_mse"] == pytest.approx(m["test_loss"]) and m["test_accuracy"] is None
+    assert naive.config["baseline"]["options"]["season"] == 24
+    linear = run_baseline(BaselineConfig(method="linear", target=target, epochs=3,
+                                         out=str(tmp_path / "linear"), progress=False))
+    assert linear.config["optimizer"]["options"]["decay"] == 0.5
+    assert linear.metrics["test_mse"] < naive.metrics["test_mse"] * 1.5
+    model, _ = load_artifact(tmp_path / "linear")
+    data = load_target(target)
+    with torch.no_grad():
+        again = float(((model(data.test.x) - data.test.y) ** 2).mean())
+    assert again == pytest.approx(linear.metrics["test_mse"], rel=1e-5)
+
+
+@pytest.mark.parametrize("source", ["tiny-random-causal-lm", "tiny-random-lm"])
+def test_patch_reprogram_trains_saves_and_reloads(tmp_path: Path, source: str) -> None:
+    target = f"forecast:{_table(tmp_path)}#lookback=48#horizon=12"
+    out = tmp_path / "run"
+    result = fit(FitConfig(
+        source=source, target=target, program="auto", mapping="horizon", epochs=2,
+        program_options={"atoms": 40, "prototypes": 8, "prompt": "Toy hourly data.",
+                         "statistics": True},
+        out=str(out), progress=False, plots=True,
+    ))
+    assert result.config["program"]["name"] == "patch-reprogram"
+    assert result.config["mapping"]["options"]["positions"] == 6  # (48 + 8 - 16) // 8 + 1
+    assert (out / "program.png").is_file()
+    m = result.metrics
+    assert math.isfinite(m["test_mse"]) and m["val_mse"] == pytest.approx(m["val_loss"])
+    model, _ = load_artifact(out)
+    data = load_target(target)
+    with torch.no_grad():
+        mse = float(((model.eval()(data.test.x) - data.test.y) ** 2).mean())
+    assert mse == pytest.approx(m["test_mse"], rel=1e-4)
+    assert main(["eval", str(out)]) == 0
+
+
+def test_ablations_change_the_source_not_the_protocol(tmp_path: Path) -> None:
+    pre = build_source("tiny-random-causal-lm")
+    rand = build_source("tiny-random-causal-lm#init=random")
+    none = build_source("tiny-random-causal-lm#depth=0")
+    assert pre.fingerprint() != rand.fingerprint()
+    assert rand.num_parameters == pre.num_parameters > none.num_parameters
+    target = f"forecast:{_table(tmp_path)}#lookback=48#horizon=12"
+    result = fit(FitConfig(
+        source="tiny-random-causal-lm#depth=0", target=target, program="patch-reprogram",
+        mapping="horizon", epochs=1, out=str(tmp_path / "attn"), progress=False, plots=False,
+        program_options={"atoms": 40, "prototypes": 8, "attention_layers": 1},
+    ))
+    assert result.config["source"]["name"] == "tiny-random-causal-lm#depth=0"
+    assert any(k.startswith("program.mixers.0.") for k in result.model.adapter_state_dict())
+    with pytest.raises(ReprogramError, match="--mapping horizon"):
+        fit(FitConfig(source="tiny-random-causal-lm", target=target, program="patch-reprogram",
+                      mapping="linear", epochs=1, out=str(tmp_path / "x"), progress=False,
+                      program_options={"atoms": 40}))
+
+
+def test_forecast_flags_fold_into_the_target(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = _table(tmp_path)
+    code = main(["baseline", "--method", "seasonal-naive", "--target", f"forecast:{path}",
+                 "--lookback", "48", "--horizon", "6", "--target-column", "a",
+                 "--out", str(tmp_path / "n")])
+    assert code == 0
+    config = json.loads((tmp_path / "n" / "config.json").read_text())
+    assert config["target"]["name"].endswith("#lookback=48#horizon=6#column=a")
+    assert config["target"]["forecast"]["columns"] == ["a"]
+    code = main(["fit", "--target", "digits", "--horizon", "6", "--out", str(tmp_path / "d")])
+    assert code == 2 and "not one" in capsys.readouterr().err
+
+
+def test_bench_pairs_the_lm_with_each_ablation() -> None:
+    from reprogram_bench.forecast import paired, summarise
+
+    rows = [
+        {"method": m, "dataset": "ETTh1", "horizon": h, "fraction": 1.0, "seed": s,
+         "test_mse": mse + 0.01 * s, "test_mae": 0.4, "kind": "reprogramming",
+         "trainable_parameters": 1, "source_parameters": 10, "train_seconds": 1.0}
+        for h in (96, 192) for s in (0, 1) for m, mse in (("lm", 0.40), ("none", 0.42))
+    ]
+    c = paired(rows, "lm", "none")
+    assert (c["pairs"], c["wins"], c["losses"]) == (4, 4, 0)
+    assert c["mean_diff"] == pytest.approx(0.02)
+    s = next(x for x in summarise(rows) if x["method"] == "lm" and x["horizon"] == 96)
+    assert s["mse_mean"] == pytest.approx(0.405) and s["seeds"] == [0, 1]
+
+
+@pytest.mark.skipif(data_folder() is None or not (data_folder() / "ETTh1.csv").is_file(),
+                    reason="the standard forecasting files are not here")
+def test_etth1_standard_split() -> None:
+    data = load_target("forecast:ETTh1#lookback=336#horizon=96")
+    assert data.forecast["columns"][-1] == "OT" and data.forecast["season"] == 24
+    assert len(data.train) == 7 * (8640 - 336 - 96 + 1)
+    assert len(data.val) == 7 * (2880 - 96 + 1) == len(data.test)
