@@ -214,6 +214,21 @@ def test_peers_run_under_the_protocol(tmp_path: Path) -> None:
     with torch.no_grad():
         again = float(((model(data.test.x) - data.test.y) ** 2).mean())
     assert again == pytest.approx(linear.metrics["test_mse"], rel=1e-5)
+    # predict: a table in, the next 12 steps out on the data's own scale, and a plot
+    table = tmp_path / "toy.csv"
+    out = tmp_path / "next.csv"
+    assert main(["predict", str(tmp_path / "linear"), str(table), "--labelled",
+                 "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "step,a,a_truth,b,b_truth" and len(lines) == 13
+    assert out.with_suffix(".png").is_file()
+    raw = _raw(table)
+    assert [float(v) for v in lines[12].split(",")[2::2]] == pytest.approx(raw[-1], abs=1e-4)
+    x = torch.tensor((raw[-60:-12] - data.forecast["mean"]) / data.forecast["std"],
+                     dtype=torch.float32).T.unsqueeze(1)
+    with torch.no_grad():
+        first = model(x)[:, 0].double().numpy() * data.forecast["std"] + data.forecast["mean"]
+    assert [float(v) for v in lines[1].split(",")[1::2]] == pytest.approx(first, abs=1e-3)
 
 
 @pytest.mark.parametrize("source", ["tiny-random-causal-lm", "tiny-random-lm"])

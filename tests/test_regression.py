@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,9 @@ def test_fit_and_eval_a_regression_target(tmp_path: Path) -> None:
         fit(FitConfig(**{**config.__dict__, "select": "kfold:3", "out": str(tmp_path / "k")}))
 
 
-def test_forest_peer_regresses_and_reloads(tmp_path: Path) -> None:
+def test_forest_peer_regresses_and_reloads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = _values_csv(tmp_path)
     result = run_baseline(
         BaselineConfig(
@@ -111,6 +114,14 @@ def test_forest_peer_regresses_and_reloads(tmp_path: Path) -> None:
     loaded, _ = load_artifact(tmp_path / "rf")
     test = load_target(target).test
     torch.testing.assert_close(loaded(test.x), result.model(test.x))
+    from reprogram.cli import main
+
+    new = tmp_path / "new.txt"
+    new.write_text("KKKK\nACD\n")
+    assert main(["predict", str(tmp_path / "rf"), str(new), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and "class" not in rows[0]
+    assert rows[0]["value"] > rows[1]["value"]  # four K's: a larger value
     with pytest.raises(ReprogramError, match="composition-logreg classifies"):
         run_baseline(
             BaselineConfig(

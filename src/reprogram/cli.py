@@ -160,7 +160,16 @@ def summary(result: Any) -> str:
     share = (
         f"({100 * trained / frozen:.2f}% of the source's {frozen:,})" if frozen else "(no source)"
     )
-    if m.get("test_rmse") is not None:  # a regression target
+    if m.get("test_mse_by_step") is not None:  # a forecast: MSE on the normalised scale
+        scored = [
+            ("val mse", f"{m['val_mse']:.4f}  {selection}"),
+            (
+                "test mse",
+                f"{m['test_mse']:.4f}  (MAE {m['test_mae']:.4f}, normalised scale; scored "
+                "once, after selection)",
+            ),
+        ]
+    elif m.get("test_rmse") is not None:  # a regression target
         scored = [
             ("val rmse", f"{m['val_rmse']:.4f}  {selection}"),
             (
@@ -351,6 +360,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import load_inputs
 
     model, config = load_artifact(args.dir, source=_given_source(args))
+    facts = config["target"].get("forecast")
+    if isinstance(facts, dict):
+        return _predict_forecast(model, facts, args)
     names = config["target"]["class_names"]
     labels, x, truth = load_inputs(
         args.inputs,
@@ -362,6 +374,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise DataError(f"the inputs ({', '.join(args.inputs)}) hold no examples.")
     import torch
 
+    if config["target"].get("task") == "regression":  # one value each, not classes
+        with torch.no_grad():
+            values = model.eval()(x)[:, 0].tolist()
+        found = [{"input": n, names[0]: round(float(v), 4)} for n, v in zip(labels, values,
+                                                                         strict=True)]
+        for row, given in zip(found, truth or [None] * len(found), strict=True):
+            if given is not None:
+                row["label"] = given
+        if args.json:
+            print(json.dumps(found, indent=2))
+        else:
+            for r in found:
+                given = f"\t(label {r['label']})" if "label" in r else ""
+                print(f"{r['input']}\t{names[0]} {r[names[0]]:.4f}{given}")
+        return 0
     with torch.no_grad():
         probs = torch.softmax(model(x), dim=-1) if len(x) else torch.empty(0, len(names))
     rows = []
@@ -380,6 +407,53 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if truth:
             print(_labelled_accuracy(truth, [r["class"] for r in rows], names))
     return 0
+
+
+def _predict_forecast(model: Any, facts: dict[str, Any], args: argparse.Namespace) -> int:
+    """``predict`` for a forecaster: a table in, the next H steps out (CSV, data scale)."""
+    import csv
+    import io
+
+    from .diagnostics.forecast_plot import save_forecast_png
+    from .predict import forecast, forecast_inputs, forecast_rows
+
+    if len(args.inputs) != 1:
+        raise DataError("a forecaster reads one table (CSV with a date column) at a time.")
+    x, truth, _dates = forecast_inputs(args.inputs[0], facts, labelled=args.labelled)
+    predicted = forecast(model, x, facts)
+    columns = [str(c) for c in facts["columns"]]
+    rows = forecast_rows(predicted, truth, columns)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+        if args.out:
+            Path(args.out).write_text(text)
+        else:
+            print(text, end="")
+    if truth is not None:
+        error = float(((predicted - truth) ** 2).mean())
+        print(f"MSE against the given truth (data scale): {error:.4f}", file=sys.stderr)
+    if args.out:
+        history = x[:, 0].double() * _column(facts["std"]) + _column(facts["mean"])
+        picture = Path(args.out).with_suffix(".png")
+        shown = min(len(columns), 4)
+        save_forecast_png(
+            history[:shown], predicted[:shown], None if truth is None else truth[:shown],
+            picture, f"forecast of {args.inputs[0]} ({args.dir})", columns[:shown],
+        )
+        print(f"forecast: {args.out}; plot: {picture}", file=sys.stderr)
+    return 0
+
+
+def _column(values: list[float]) -> Any:
+    import torch
+
+    return torch.tensor(values, dtype=torch.float64)[:, None]
 
 
 def _labelled_accuracy(truth: list[str], predicted: list[str], names: list[str]) -> str:
@@ -681,7 +755,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--labelled",
         action="store_true",
         help="series text files start each line with a label (the ucr:PATH layout): it is "
-        "shown beside the prediction and scored",
+        "shown beside the prediction and scored; forecasters: the table's last H rows are "
+        "the truth, forecast from the rows before them",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="forecasters: write the forecast CSV here and a plot beside it (.png)",
     )
     p.add_argument(
         "--source",

@@ -4,12 +4,14 @@ for time-series models also text files of series (``.csv``/``.tsv``/``.txt``) an
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from numpy.lib.npyio import NpzFile
 from PIL import Image
+from torch import nn
 
 from .data.checks import check_finite, check_numpy_magic, to_nchw_float
 from .data.folder import decode_image
@@ -242,3 +244,70 @@ def _load_sequences(
     if not texts:
         return names, torch.empty(0, length, dtype=torch.long), truth
     return names, sequence_batch(texts, vocabulary, length, ", ".join(paths)), truth
+
+
+# --------------------------------------------------------------------------- forecasts
+def forecast_inputs(
+    path: str, facts: dict[str, Any], labelled: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+    """A forecasting model's input from a table with the training columns (and a date
+    column): the last ``lookback`` rows, z-normalised with the training mean and std, as
+    ``[C, 1, L]``; with ``labelled`` the last ``horizon`` rows are the truth ``[C, H]`` (raw
+    scale) and the history ends before them. Also returns the dates of the rows used.
+
+    Raises:
+        DataError: a column the model was trained on is missing, or too few rows.
+    """
+    from .data.forecast import read_table
+
+    table = read_table(Path(path).expanduser())
+    columns = [str(c) for c in facts["columns"]]
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"{path} lacks the column(s) {', '.join(missing)} this model forecasts (it has "
+            f"{', '.join(table.columns)})."
+        )
+    lookback, horizon = int(facts["lookback"]), int(facts["horizon"])
+    values = table.values[:, [table.columns.index(c) for c in columns]]
+    need = lookback + (horizon if labelled else 0)
+    if values.shape[0] < need:
+        what = f"lookback {lookback} + horizon {horizon} (--labelled)" if labelled else (
+            f"the lookback {lookback}"
+        )
+        raise DataError(f"{path} has {values.shape[0]} rows; this model needs {what}.")
+    end = values.shape[0] - (horizon if labelled else 0)
+    history = values[end - lookback : end]
+    mean = torch.tensor(facts["mean"], dtype=torch.float64)
+    std = torch.tensor(facts["std"], dtype=torch.float64)
+    x = ((history - mean) / std).T.unsqueeze(1).to(torch.float32)
+    truth = values[end : end + horizon].T.to(torch.float32) if labelled else None
+    return x, truth, table.dates[end - lookback : end]
+
+
+@torch.no_grad()
+def forecast(model: nn.Module, x: torch.Tensor, facts: dict[str, Any]) -> torch.Tensor:
+    """Forecasts ``[C, H]`` on the data's own scale from normalised windows ``[C, 1, L]``."""
+    was = model.training
+    model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    normal = model(x.to(device)).cpu().double()
+    model.train(was)
+    mean = torch.tensor(facts["mean"], dtype=torch.float64)[:, None]
+    std = torch.tensor(facts["std"], dtype=torch.float64)[:, None]
+    return (normal * std + mean).to(torch.float32)
+
+
+def forecast_rows(
+    predicted: torch.Tensor, truth: torch.Tensor | None, columns: list[str]
+) -> list[dict[str, Any]]:
+    """One row per future step: ``step`` and each column's forecast (and ``COLUMN_truth``)."""
+    rows = []
+    for h in range(predicted.shape[1]):
+        row: dict[str, Any] = {"step": h + 1}
+        for c, name in enumerate(columns):
+            row[name] = round(float(predicted[c, h]), 6)
+            if truth is not None:
+                row[f"{name}_truth"] = round(float(truth[c, h]), 6)
+        rows.append(row)
+    return rows

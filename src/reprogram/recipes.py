@@ -77,6 +77,27 @@ def vision_full() -> dict[str, Any]:
     }
 
 
+@RECIPES.register(
+    "time-llm",
+    help="forecasting (Time-LLM): a forecast: target's patches cross-attend to text "
+    "prototypes of SmolLM2-135M kept to 2 blocks (CPU cost), its patch states projected to "
+    "the horizon; Adam at 1e-3 halved every epoch, up to 10 epochs, patience 3 (the "
+    "settings of bench forecast's reprogrammed row; docs/results/forecast.md)",
+)
+def time_llm() -> dict[str, Any]:
+    """Time-LLM (Jin et al. 2024) on a truncated SmolLM2, as ``bench forecast`` runs it."""
+    return {
+        "source": "smollm2-135m#depth=2",
+        "program": "patch-reprogram",
+        "program_opt": ["stride=16"],
+        "mapping": "horizon",
+        "optimizer_opt": ["decay=0.5"],
+        "epochs": 10,
+        "patience": 3,
+        "lr": 0.001,
+    }
+
+
 def command_line(flags: dict[str, Any]) -> list[str]:
     """The ``fit`` flags a recipe stands for, as command-line words."""
     words: list[str] = []
