@@ -375,20 +375,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     if config["target"].get("task") == "regression":  # one value each, not classes
-        with torch.no_grad():
-            values = model.eval()(x)[:, 0].tolist()
-        found = [{"input": n, names[0]: round(float(v), 4)} for n, v in zip(labels, values,
-                                                                         strict=True)]
-        for row, given in zip(found, truth or [None] * len(found), strict=True):
-            if given is not None:
-                row["label"] = given
-        if args.json:
-            print(json.dumps(found, indent=2))
-        else:
-            for r in found:
-                given = f"\t(label {r['label']})" if "label" in r else ""
-                print(f"{r['input']}\t{names[0]} {r[names[0]]:.4f}{given}")
-        return 0
+        return _print_values(model, x, labels, truth, str(names[0]), args.json)
     with torch.no_grad():
         probs = torch.softmax(model(x), dim=-1) if len(x) else torch.empty(0, len(names))
     rows = []
@@ -406,6 +393,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{r['input']}\t{r['class']}\t{r['probability']:.4f}{given}")
         if truth:
             print(_labelled_accuracy(truth, [r["class"] for r in rows], names))
+    return 0
+
+
+def _print_values(
+    model: Any, x: Any, labels: list[str], truth: list[str], name: str, as_json: bool
+) -> int:
+    """``predict`` for a one-value regression model: each input's predicted value."""
+    import torch
+
+    with torch.no_grad():
+        values = model.eval()(x)[:, 0].tolist()
+    found: list[dict[str, Any]] = [
+        {"input": n, name: round(float(v), 4)} for n, v in zip(labels, values, strict=True)
+    ]
+    for i, row in enumerate(found):
+        if truth:
+            row["label"] = truth[i]
+    if as_json:
+        print(json.dumps(found, indent=2))
+    else:
+        for r in found:
+            given = f"\t(label {r['label']})" if "label" in r else ""
+            print(f"{r['input']}\t{name} {r[name]:.4f}{given}")
     return 0
 
 
