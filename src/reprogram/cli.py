@@ -424,6 +424,7 @@ def _predict_forecast(model: Any, facts: dict[str, Any], args: argparse.Namespac
     import csv
     import io
 
+    # lazy: the library loads torch; `reprogram --help` stays fast
     from .diagnostics.forecast_plot import save_forecast_png
     from .predict import forecast, forecast_inputs, forecast_rows
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from .data.checks import check_finite, check_numpy_magic, to_nchw_float
 from .data.folder import decode_image
+from .data.forecast import read_table
 from .data.npz import READ_ERRORS, check_array_sizes
 from .data.sequences import sequence_batch
 from .data.series import series_batch
@@ -258,8 +259,6 @@ def forecast_inputs(
     Raises:
         DataError: a column the model was trained on is missing, or too few rows.
     """
-    from .data.forecast import read_table
-
     table = read_table(Path(path).expanduser())
     columns = [str(c) for c in facts["columns"]]
     missing = [c for c in columns if c not in table.columns]

@@ -247,7 +247,9 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_start(self, epoch)
             self.queries.begin("train")
-            stepper.begin_epoch(epoch)
+            begin = getattr(stepper, "begin_epoch", None)  # optional: a per-epoch schedule
+            if begin is not None:
+                begin(epoch)
             train_loss = self._train_epoch(wrapped, stepper, train, epoch)
             self.queries.begin("count")
             for cb in self.callbacks:

@@ -17,13 +17,12 @@ from ..registry import Registry
 
 
 class Stepper(Protocol):
-    """One optimisation step from a closure that returns the mini-batch loss."""
+    """One optimisation step from a closure that returns the mini-batch loss.
+
+    A stepper may also define ``begin_epoch(epoch)`` (1-based), called before each epoch
+    (``gradient`` sets that epoch's learning rate there); it is optional."""
 
     def step(self, loss_fn: Callable[[], torch.Tensor]) -> float: ...
-
-    def begin_epoch(self, epoch: int) -> None:
-        """Called before each epoch (1-based), e.g. to set that epoch's learning rate."""
-        ...
 
     def state_dict(self) -> dict[str, Any]: ...
 

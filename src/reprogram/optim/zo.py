@@ -54,9 +54,6 @@ class ZerothOrderStepper:
             treats every parameter as before the box.
     """
 
-    def begin_epoch(self, epoch: int) -> None:
-        """Nothing: zeroth-order steps follow their own schedule (the query budget's)."""
-
     def __init__(
         self,
         config: ZerothOrderConfig,
