@@ -17,6 +17,7 @@ from reprogram.cli import main
 from reprogram.config import BaselineConfig
 from reprogram.data import load_target
 from reprogram.data.forecast import DATA_ENV, data_folder, season_of, windows
+from reprogram.data.splits import prepare_splits
 from reprogram.errors import DataError, ReprogramError
 from reprogram.forecast import (
     DLinear,
@@ -88,6 +89,8 @@ def test_options_fraction_stride_and_column(tmp_path: Path) -> None:
     torch.testing.assert_close(sparse.train.x[:2], full.train.x[:2])
     torch.testing.assert_close(sparse.train.x[2:4], full.train.x[10:12])
     assert len(sparse.test) == len(full.test)  # the test split keeps every window
+    with pytest.raises(DataError, match="--train-fraction"):
+        prepare_splits(full, shots=10)
     one = load_target(f"forecast:{path}#lookback=48#horizon=12#column=b")
     assert one.forecast["columns"] == ["b"] and len(one.train) == len(full.train) // 2
 

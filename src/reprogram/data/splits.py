@@ -161,6 +161,11 @@ def _draw_shots(data: TargetData, shots: int | None, generator: torch.Generator)
     follow continues the same stream."""
     if shots is None:
         return data.train
+    if data.forecast is not None:
+        raise DataError(
+            f"--shots {shots} draws examples at random, which breaks a forecasting target's "
+            "time order; use --train-fraction F (the first F of the training windows) instead."
+        )
     if data.task == "regression":
         if shots > len(data.train):
             raise DataError(
