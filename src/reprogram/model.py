@@ -274,7 +274,13 @@ def build_model(
             f"with --mapping horizon (not {config.mapping!r}), or use --recipe time-llm."
         )
     if positions:
-        mapping_options.setdefault("positions", int(positions))
+        given = mapping_options.get("positions")
+        if given is not None and str(given) != str(positions):
+            raise ReprogramError(
+                f"--mapping-opt positions={given}, but the program makes {positions} patch "
+                "states; leave positions out (it is set from the program)."
+            )
+        mapping_options["positions"] = int(positions)
     features = getattr(source, "outputs", "logits") == "features"
     MAPPINGS.build_config(config.mapping, mapping_options)  # bad options: their own error
     try:
