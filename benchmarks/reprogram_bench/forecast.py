@@ -373,7 +373,8 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
                                                                  if "@" in m else ""))
         ax.set_xlabel("horizon (steps)")
         ax.set_ylabel("test MSE (normalised; mean ± std over seeds)")
-        ax.set_title(f"{dataset} ({fraction:g} of training windows)")
+        share = "all training windows" if fraction == 1 else f"{fraction:g} of training windows"
+        ax.set_title(f"{dataset} ({share})")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=6)
     fig.suptitle("reprogrammed LM and ablations (solid) vs forecasters (dashed)", fontsize=10)
