@@ -103,7 +103,6 @@ def run_cell(cell: Cell, out: Path, *, epochs: int, strides: dict[str, tuple[int
     kind = "reprogramming" if cell.is_reprogramming else "peer"
     train_stride, val_stride = strides[kind]
     common: dict[str, Any] = dict(
-        source=source or None,
         target=target_name(cell, train_stride, val_stride),
         epochs=epochs,
         patience=3,
@@ -115,8 +114,8 @@ def run_cell(cell: Cell, out: Path, *, epochs: int, strides: dict[str, tuple[int
         overwrite=not resume,
         progress=False,
     )
-    if not source:
-        common.pop("source")
+    if source:  # a reprogramming cell; baselines here have no source
+        common["source"] = source
     return run_method(method, common)
 
 

@@ -430,7 +430,7 @@ def _predict_forecast(model: Any, facts: dict[str, Any], args: argparse.Namespac
 
     if len(args.inputs) != 1:
         raise DataError("a forecaster reads one table (CSV with a date column) at a time.")
-    x, truth, _dates = forecast_inputs(args.inputs[0], facts, labelled=args.labelled)
+    x, truth, history = forecast_inputs(args.inputs[0], facts, labelled=args.labelled)
     predicted = forecast(model, x, facts)
     columns = [str(c) for c in facts["columns"]]
     rows = forecast_rows(predicted, truth, columns)
@@ -450,7 +450,6 @@ def _predict_forecast(model: Any, facts: dict[str, Any], args: argparse.Namespac
         error = float(((predicted - truth) ** 2).mean())
         print(f"MSE against the given truth (data scale): {error:.4f}", file=sys.stderr)
     if args.out:
-        history = x[:, 0].double() * _column(facts["std"]) + _column(facts["mean"])
         picture = Path(args.out).with_suffix(".png")
         shown = min(len(columns), 4)
         save_forecast_png(
@@ -459,12 +458,6 @@ def _predict_forecast(model: Any, facts: dict[str, Any], args: argparse.Namespac
         )
         print(f"forecast: {args.out}; plot: {picture}", file=sys.stderr)
     return 0
-
-
-def _column(values: list[float]) -> Any:
-    import torch
-
-    return torch.tensor(values, dtype=torch.float64)[:, None]
 
 
 def _labelled_accuracy(truth: list[str], predicted: list[str], names: list[str]) -> str:

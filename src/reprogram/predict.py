@@ -250,11 +250,12 @@ def _load_sequences(
 # --------------------------------------------------------------------------- forecasts
 def forecast_inputs(
     path: str, facts: dict[str, Any], labelled: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """A forecasting model's input from a table with the training columns (and a date
     column): the last ``lookback`` rows, z-normalised with the training mean and std, as
     ``[C, 1, L]``; with ``labelled`` the last ``horizon`` rows are the truth ``[C, H]`` (raw
-    scale) and the history ends before them. Also returns the dates of the rows used.
+    scale) and the history ends before them. Also returns that history on the raw scale,
+    ``[C, L]`` float64 (for plots).
 
     Raises:
         DataError: a column the model was trained on is missing, or too few rows.
@@ -281,7 +282,7 @@ def forecast_inputs(
     std = torch.tensor(facts["std"], dtype=torch.float64)
     x = ((history - mean) / std).T.unsqueeze(1).to(torch.float32)
     truth = values[end : end + horizon].T.to(torch.float32) if labelled else None
-    return x, truth, table.dates[end - lookback : end]
+    return x, truth, history.T
 
 
 @torch.no_grad()

@@ -106,6 +106,14 @@ def build_naive(options: NaiveOptions) -> SeasonalNaiveBaseline:
     return SeasonalNaiveBaseline(options)
 
 
+class TrainedForecaster(GradientBaseline):
+    """A forecaster trained by the ``fit`` loop, with its authors' halving schedule."""
+
+    needs_source = False
+    optimizer_defaults = HALVING
+    modalities = ("forecast",)
+
+
 @dataclass
 class DLinearOptions:
     kernel: int = field(default=25, metadata={"help": "moving-average window of the trend"})
@@ -115,11 +123,8 @@ class DLinearOptions:
             raise ValueError(f"kernel must be at least 1, got {self.kernel}")
 
 
-class DLinearBaseline(GradientBaseline):
-    needs_source = False
+class DLinearBaseline(TrainedForecaster):
     default_lr = 5e-3
-    optimizer_defaults = HALVING
-    modalities = ("forecast",)
 
     def build(self, ctx: BuildContext) -> nn.Module:
         lookback, horizon = _forecast_shape(ctx, "dlinear")
@@ -133,11 +138,8 @@ def build_dlinear(options: DLinearOptions) -> DLinearBaseline:
     return DLinearBaseline(options)
 
 
-class LinearBaseline(GradientBaseline):
-    needs_source = False
+class LinearBaseline(TrainedForecaster):
     default_lr = 5e-3
-    optimizer_defaults = HALVING
-    modalities = ("forecast",)
 
     def build(self, ctx: BuildContext) -> nn.Module:
         lookback, horizon = _forecast_shape(ctx, "linear")
@@ -171,11 +173,8 @@ class PatchTSTOptions:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
-class PatchTSTBaseline(GradientBaseline):
-    needs_source = False
+class PatchTSTBaseline(TrainedForecaster):
     default_lr = 1e-3
-    optimizer_defaults = HALVING
-    modalities = ("forecast",)
 
     def build(self, ctx: BuildContext) -> nn.Module:
         lookback, horizon = _forecast_shape(ctx, "patchtst")

@@ -317,7 +317,7 @@ def load_forecast(spec: str) -> TargetData:
         length = end - max(start, 0)
         if start < 0 or length < lookback + horizon:
             raise DataError(
-                f"forecast:{label}: the {what} split has {end - parts[names.index(what)][0]} "
+                f"forecast:{label}: the {what} split has {end - start} "
                 f"rows (with the lookback) but one window needs lookback {lookback} + horizon "
                 f"{horizon} = {lookback + horizon}; lower --lookback or --horizon."
             )
