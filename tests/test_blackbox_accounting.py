@@ -10,6 +10,7 @@ NaN probabilities or malformed JSON. The client must count what it sent, not wha
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -28,6 +29,7 @@ from helpers import Crash, read_predict
 
 from reprogram import FitConfig, fit
 from reprogram.blackbox.protocol import EndpointInfo
+from reprogram.blackbox.replay import ANSWERS_NAME
 from reprogram.blackbox.server import create_app, running_server
 from reprogram.blackbox.source import JOURNAL_NAME, QueryLedger
 from reprogram.callbacks import Callback
@@ -228,3 +230,103 @@ def test_sigterm_stops_cleanly_and_resume_counts_every_query_sent(
     assert main([*argv, "--resume"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["queries"] == server.charged > at_stop
+
+
+class Outage(Charging):
+    """Charges every ``/predict`` request, and answers 503 from request ``start`` on until
+    ``over`` is set (an outage that bills its failed requests)."""
+
+    def __init__(self, app: Any, start: int) -> None:
+        super().__init__(app, every=10**9)
+        self.start, self.over = start, False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/predict":
+            with self._lock:
+                failing = self.requests >= self.start and not self.over
+            if failing:
+                _, b = await read_predict(scope, receive)
+                with self._lock:
+                    self.requests += 1
+                    self.charged += b
+                head = [(b"content-type", b"application/json")]
+                await send({"type": "http.response.start", "status": 503, "headers": head})
+                await send({"type": "http.response.body", "body": b'{"detail": "down"}'})
+                return
+        await super().__call__(scope, receive, send)
+
+
+@contextlib.contextmanager
+def serving(make: Any) -> Iterator[tuple[str, Any]]:
+    """``(url, middleware)`` around a fresh toy server; ``make(app)`` builds the middleware."""
+    app = create_app(toy_model, INFO, max_batch=16)
+    middleware = make(app)
+    with running_server(middleware) as url:
+        yield url, middleware
+
+
+def test_a_resume_after_a_kill_pays_for_no_query_twice(tmp_path: Path) -> None:
+    """The answers to the partial epoch's queries are replayed on --resume: the killed and
+    resumed run is charged what an uninterrupted run is, and trains the same numbers."""
+    never = 10**9
+    with serving(lambda app: Charging(app, every=never)) as (url, server):
+        reference = fit(config(tmp_path, url, "reference", epochs=3))
+        uninterrupted = server.charged
+    with serving(lambda app: Charging(app, every=never)) as (url, server):
+        with pytest.raises(Crash):
+            fit(config(tmp_path, url, epochs=3), callbacks=[CrashMidEpoch(2)])
+        assert (tmp_path / "run" / ANSWERS_NAME).stat().st_size > 0
+        result = fit(config(tmp_path, url, epochs=3, resume=True))
+        charged = server.charged
+    m = result.metrics
+    assert m["answers_replayed"] > 0
+    assert charged == uninterrupted == m["queries"] == reference.metrics["queries"]
+    assert m["test_accuracy"] == reference.metrics["test_accuracy"]
+    assert not (tmp_path / "run" / ANSWERS_NAME).exists()  # gone with the checkpoint
+
+
+def test_a_budget_spent_by_retries_mid_epoch_stops_with_a_tested_artifact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage from epoch 2 or 3 on, whose billed retries use up the training part of the
+    budget (it ends as the test scoring starts): training stops like a budget stop (best
+    state tested from the held-back queries, ``stopped`` recorded, checkpoint kept), never over
+    budget, client count == server count."""
+    budget = 4 * 180 + 539  # four planned epochs and the test (539 held back)
+    outages: list[Outage] = []
+    release = QueryLedger.release
+
+    def test_begins(ledger: QueryLedger) -> None:
+        outages[0].over = True
+        release(ledger)
+
+    monkeypatch.setattr(QueryLedger, "release", test_begins)
+    with serving(lambda app: outages.append(Outage(app, start=30)) or outages[0]) as (
+        url,
+        server,
+    ):
+        source = f"{url}#backoff=0,retries=100"
+        result = fit(config(tmp_path, url, epochs=4, query_budget=budget, source=source))
+        m = result.metrics
+        assert m["stopped"] == "query budget"
+        assert m["best_epoch"] >= 1 and m["epochs"] < 4 and m["queries_retried"] > 0
+        assert "test_accuracy" in m
+        assert server.charged <= budget
+        assert m["queries"] == server.charged
+    assert (tmp_path / "run" / CHECKPOINT_NAME).exists()
+
+
+def test_resume_may_change_the_http_client_options_but_not_the_url(tmp_path: Path) -> None:
+    with serving(lambda app: Charging(app, every=10**9)) as (url, server):
+        with pytest.raises(Crash):
+            fit(
+                config(tmp_path, url, epochs=2, source=f"{url}#backoff=0.001"),
+                callbacks=[CrashMidEpoch(2)],
+            )
+        other = url.replace("127.0.0.1", "localhost")
+        with pytest.raises(ReprogramError, match=r"different settings.*source"):
+            fit(config(tmp_path, other, epochs=2, resume=True, source=other))
+        result = fit(
+            config(tmp_path, url, epochs=2, resume=True, source=f"{url}#timeout=20,retries=2")
+        )
+        assert result.metrics["epochs"] == 2 and result.metrics["queries"] == server.charged

@@ -89,6 +89,22 @@ def test_zero_byte_npz_target(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert "is empty (0 bytes)" in msg
 
 
+def test_an_honest_zip_bomb_npz_is_refused_before_decompressing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A .npz of zeros (small on disk, 64 MB once read) under a 16 MB bound: refused from the
+    archive's recorded sizes, naming the file, the sizes and the variable that raises it."""
+    path = tmp_path / "bomb.npz"
+    zeros = np.zeros((16, 1, 1024, 1024), dtype=np.float32)
+    labels = np.zeros(16, dtype=np.int64)
+    np.savez_compressed(path, x_train=zeros, y_train=labels, x_test=zeros[:1], y_test=labels[:1])
+    assert path.stat().st_size < 1_000_000
+    monkeypatch.setenv("REPROGRAM_MAX_ARRAY_BYTES", str(16 << 20))
+    msg = user_error(capsys, "fit", "--target", f"npz:{path}", *FAST, "--out", tmp_path / "o")
+    assert "bomb.npz" in msg and "0.1 GB" in msg and "REPROGRAM_MAX_ARRAY_BYTES" in msg
+    assert not (tmp_path / "o").exists()
+
+
 def test_empty_npz_and_npy(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, artifact: Path
 ) -> None:

@@ -188,6 +188,52 @@ def test_work_in_flight_is_bounded_with_503_and_retry_after() -> None:
         assert httpx.post(f"{url}/predict", content=body(), timeout=10).status_code == 200
 
 
+def test_a_client_that_stops_reading_is_dropped_within_the_write_timeout() -> None:
+    """A large answer the client never reads: the connection is aborted after the write
+    timeout (not held while the send buffer waits), and its slot of the work in flight is
+    free again (max_inflight=1: the next /predict is answered)."""
+    classes = 50_000  # 256 rows × 50,000 probabilities: tens of MB, far over any socket buffer
+    wide = EndpointInfo(
+        name="wide", input_shape=(1, 2, 2), num_classes=classes,
+        label_names=tuple(f"c{i}" for i in range(classes)), fingerprint="w",
+    )
+    app = create_app(
+        lambda x: torch.full((x.shape[0], classes), 1.0 / classes), wide, max_inflight=1
+    )
+    limits = ConnectionLimits(header_timeout=30, body_timeout=30, write_timeout=1.0)
+    payload = body(256)
+    head = (
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    )
+    with running_server(app, limits=limits) as url:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # read nothing, hold little
+        sock.settimeout(10)
+        sock.connect((host, int(port)))
+        with sock:
+            sock.sendall(head.encode() + payload)
+            time.sleep(4.0)  # computing the answer, then 1 s of not reading it
+            got, reset, until = b"", False, time.monotonic() + 10
+            while time.monotonic() < until:  # the old server trickled it all out, slowly
+                try:
+                    chunk = sock.recv(1 << 20)
+                except ConnectionResetError:
+                    reset = True
+                    break
+                if not chunk:
+                    break
+                got += chunk
+        head_got, _, rest = got.partition(b"\r\n\r\n")
+        match = re.search(rb"(?i)content-length: *(\d+)", head_got)
+        assert match is not None, got[:200]
+        assert time.monotonic() < until, "the connection was still open 10 s later"
+        assert reset or len(rest) < int(match.group(1)), "the whole answer waited for the reader"
+        r = httpx.post(f"{url}/predict", content=body(), timeout=10)
+        assert r.status_code == 200
+
+
 def test_connection_cap_sheds_the_oldest_stalled_connection() -> None:
     limits = ConnectionLimits(header_timeout=30, body_timeout=30, max_connections=8, backlog=16)
     with running_server(create_app(uniform, INFO, token=TOKEN), limits=limits) as url:

@@ -82,7 +82,11 @@ def run(args: Any, command: str | None) -> None:
             )
     elif args.suite == "blackbox":  # EfficientNet-Lite0 over loopback HTTP: rgf, spsa-gc
         run_blackbox(
-            args.out, seeds=ints(args.seeds, "--seeds"), command=command, progress=not args.quiet
+            args.out,
+            seeds=ints(args.seeds, "--seeds"),
+            command=command,
+            progress=not args.quiet,
+            report_only=args.report_only,
         )
     elif args.suite == "ucr-v2s":
         run_from_args(args, command)

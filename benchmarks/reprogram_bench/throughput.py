@@ -159,6 +159,7 @@ def loopback_throughput(
     request_batch: int | None = None,
     concurrency: int = 4,
     wire_dtype: str = "float32",
+    wire: str = "auto",
 ) -> dict[str, Any]:
     """HTTP over loopback vs in process for ``source`` at ``batch`` queries a call.
 
@@ -166,7 +167,8 @@ def loopback_throughput(
         server: ``"process"`` (``reprogram serve`` in a child process, as deployed) or
             ``"thread"`` (a uvicorn thread in this process, sharing its GIL).
         request_batch: inputs per HTTP request (default: the whole batch in one request).
-        concurrency, wire_dtype: passed to :class:`~reprogram.blackbox.http.HttpEndpoint`.
+        concurrency, wire_dtype, wire: passed to :class:`~reprogram.blackbox.http.HttpEndpoint`
+            (``wire``: ``"binary"`` safetensors bodies, ``"json"`` base64 JSON, ``"auto"``).
     Returns:
         :func:`measure_throughput`'s dict plus the settings and the torch thread count.
     """
@@ -197,7 +199,9 @@ def loopback_throughput(
             max_batch=request_batch or batch,
             concurrency=concurrency,
             wire_dtype=wire_dtype,
+            wire=wire,
             timeout=300,
+            deadline=600,
         ) as endpoint,
     ):
         chunk = request_batch if request_batch and request_batch < batch else None
@@ -211,6 +215,7 @@ def loopback_throughput(
         request_batch=request_batch or batch,
         concurrency=concurrency,
         wire_dtype=wire_dtype,
+        wire="binary" if endpoint.binary else "json",
         torch_threads=torch.get_num_threads(),
         cpu_count=os.cpu_count(),
     )

@@ -453,8 +453,12 @@ def _predict_forecast(model: Any, facts: dict[str, Any], args: argparse.Namespac
         picture = Path(args.out).with_suffix(".png")
         shown = min(len(columns), 4)
         save_forecast_png(
-            history[:shown], predicted[:shown], None if truth is None else truth[:shown],
-            picture, f"forecast of {args.inputs[0]} ({args.dir})", columns[:shown],
+            history[:shown],
+            predicted[:shown],
+            None if truth is None else truth[:shown],
+            picture,
+            f"forecast of {args.inputs[0]} ({args.dir})",
+            columns[:shown],
         )
         print(f"forecast: {args.out}; plot: {picture}", file=sys.stderr)
     return 0
@@ -667,9 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "suite", choices=("vision", "efficiency", "ucr-v2s", "blackbox", "sequences", "forecast")
     )
-    p.add_argument(
-        "--horizons", default=None, help="forecast: horizons (default: each set's four)"
-    )
+    p.add_argument("--horizons", default=None, help="forecast: horizons (default: each set's four)")
     p.add_argument(
         "--fractions",
         default=None,
@@ -733,7 +735,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--report-only",
         action="store_true",
-        help="sequences: write the tables from the finished cells, run nothing",
+        help="sequences, forecast, blackbox: write the tables from the finished cells, run no "
+        "cell (blackbox: measures the throughput if it is missing)",
     )
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("eval", help="reload an artifact and score it")

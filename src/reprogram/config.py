@@ -55,6 +55,14 @@ def is_refit(text: str) -> bool:
     return str(text).split(":")[0] == REFIT
 
 
+def without_client_options(source: str) -> str:
+    """``source`` without the client options of an ``http(s)://`` name (the URL fragment,
+    never sent to the server); other names unchanged."""
+    if source.strip().lower().startswith(("http://", "https://")):
+        return source.partition("#")[0]
+    return source
+
+
 # Fields of FitConfig that may change between a run and its --resume.
 _RESUMABLE_CHANGES = {
     "epochs",
@@ -234,8 +242,15 @@ class RunConfig:
         return parse_select(self.select)
 
     def signature(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues."""
-        return {k: v for k, v in asdict(self).items() if k not in _RESUMABLE_CHANGES}
+        """The settings a resumed run must share with the run it continues.
+
+        An ``http(s)://`` source's client options (after ``#``: timeouts, retries,
+        concurrency, wire format) may change: they decide how queries travel, not what is
+        answered."""
+        out = {k: v for k, v in asdict(self).items() if k not in _RESUMABLE_CHANGES}
+        if isinstance(out.get("source"), str):
+            out["source"] = without_client_options(out["source"])
+        return out
 
 
 @dataclass

@@ -28,6 +28,7 @@ from .accelerator import resolve as resolve_accelerator
 from .artifact import CONFIG, METRICS, PROGRAM, load_artifact, read_json, write_artifact
 from .blackbox.budget import STOPPED_BY_BUDGET, QueryTracker
 from .blackbox.protocol import EndpointError
+from .blackbox.replay import ANSWERS_NAME
 from .blackbox.source import JOURNAL_NAME
 from .callbacks import Callback
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
@@ -243,19 +244,26 @@ class Trainer:
                 state["stopped"] = STOPPED_BY_BUDGET
                 break
             start = time.perf_counter()
-            self.queries.begin("count")
-            for cb in self.callbacks:
-                cb.on_epoch_start(self, epoch)
-            self.queries.begin("train")
-            begin = getattr(stepper, "begin_epoch", None)  # optional: a per-epoch schedule
-            if begin is not None:
-                begin(epoch)
-            train_loss = self._train_epoch(wrapped, stepper, train, epoch)
-            self.queries.begin("count")
-            for cb in self.callbacks:
-                cb.on_train_epoch_end(self, epoch)
-            self.queries.begin("val")
-            summary = self.validate()
+            # a budget that runs out mid-epoch (retries) ends training like one that cannot
+            # cover the next epoch, when an earlier state is there to test
+            guard = self.queries.epoch_guard(can_stop=best is not None)
+            with guard:
+                self.queries.begin("count")
+                for cb in self.callbacks:
+                    cb.on_epoch_start(self, epoch)
+                self.queries.begin("train")
+                begin = getattr(stepper, "begin_epoch", None)  # optional: a per-epoch schedule
+                if begin is not None:
+                    begin(epoch)
+                train_loss = self._train_epoch(wrapped, stepper, train, epoch)
+                self.queries.begin("count")
+                for cb in self.callbacks:
+                    cb.on_train_epoch_end(self, epoch)
+                self.queries.begin("val")
+                summary = self.validate()
+            if guard.stopped:
+                state["stopped"] = guard.stopped
+                break
             seconds = time.perf_counter() - start
             state["train_seconds"] += seconds
             record = {
@@ -286,6 +294,7 @@ class Trainer:
                 save_checkpoint(
                     self.out / CHECKPOINT_NAME, self._checkpoint_state(epoch, stepper, state)
                 )
+                self.queries.checkpointed()
                 if cfg.progress:
                     mark = " *" if improved else ""
                     tqdm.write(
@@ -401,6 +410,7 @@ class Trainer:
                 self.queries.update_checkpoint(self.out / CHECKPOINT_NAME)
             else:
                 (self.out / CHECKPOINT_NAME).unlink(missing_ok=True)
+                self.queries.run_finished()
         self.fabric.barrier()
         return metrics
 
@@ -460,6 +470,7 @@ RUN_FILES = (
     PROGRAM,
     METRICS,
     JOURNAL_NAME,
+    ANSWERS_NAME,
     "program.png",
     "mapping.png",
     "bound.png",

@@ -23,7 +23,14 @@ Queries are counted when SENT (retries included: a server may charge for a reque
 answer), and ``metrics.json`` reports ``queries`` (sent), ``queries_answered`` and
 ``queries_retried``. The ledger appends every request to ``queries.jsonl`` in ``--out`` before
 sending it; ``--resume`` takes the counts from that journal, so queries sent after the last
-checkpoint (a partial epoch before a kill) are not lost.
+checkpoint (a partial epoch before a kill) are not lost. The answers to them are kept too
+(``queries.answers``, emptied at each checkpoint): the resumed run, which repeats the partial
+epoch exactly, replays them instead of paying again (``answers_replayed`` in ``metrics.json``).
+
+A budget that runs out inside an epoch (retries of a failing endpoint spend it faster than the
+plan) stops training like a budget that cannot cover the next epoch: the partial epoch is
+dropped, the best validation state so far is tested from the held-back queries and written
+with ``stopped: "query budget"``, and the checkpoint is kept for ``--resume``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from ..config import RunConfig
 from ..errors import ReprogramError
 from ..optim import is_zeroth_order
 from ..sources.base import Source
+from .replay import ANSWERS_NAME, AnswerLog
 from .source import JOURNAL_NAME, BlackBoxSource, QueryBudgetExceeded, is_blackbox, query_source
 
 STOPPED_BY_BUDGET = "query budget"
@@ -90,6 +98,36 @@ class NullTracker:
     def interrupted(self, exc: Exception, out: Path) -> ReprogramError:
         return ReprogramError(str(exc))
 
+    def checkpointed(self) -> None:
+        """Nothing kept since the last checkpoint."""
+
+    def run_finished(self) -> None:
+        """Nothing to clean up."""
+
+    def epoch_guard(self, can_stop: bool) -> EpochGuard:
+        """A guard that lets every exception through."""
+        return EpochGuard(False)
+
+
+class EpochGuard:
+    """Wraps one epoch: with ``can_stop``, a :class:`QueryBudgetExceeded` raised inside it
+    (the budget ran out mid-epoch) is swallowed and ``stopped`` says why training ends."""
+
+    def __init__(self, can_stop: bool) -> None:
+        self.can_stop = can_stop
+        self.stopped: str | None = None
+
+    def __enter__(self) -> EpochGuard:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
+        if self.can_stop and isinstance(exc, QueryBudgetExceeded):
+            self.stopped = STOPPED_BY_BUDGET
+            return True
+        return False
+
 
 class QueryTracker(NullTracker):
     """Counts a black-box run's queries by phase and keeps it within ``--query-budget``."""
@@ -106,8 +144,10 @@ class QueryTracker(NullTracker):
         self.ledger.reserved = self.test_size if self.budget is not None else 0
         self._epoch_start = 0
         self.journal = Path(trainer.out) / JOURNAL_NAME
-        if not trainer.config.resume:  # a resumed run reads it back first (load_state_dict)
+        self.answers = Path(trainer.out) / ANSWERS_NAME
+        if not trainer.config.resume:  # a resumed run reads them back first (load_state_dict)
             self.ledger.open_journal(self.journal, fresh=True)
+            source.answer_log.open(self.answers, fresh=True)
 
     @classmethod
     def attach(cls, trainer: Any, stepper: Any, source: Any) -> NullTracker:
@@ -195,12 +235,14 @@ class QueryTracker(NullTracker):
     def summary(self, stopped: str | None) -> dict[str, Any]:
         """What metrics.json records about the queries."""
         self.ledger.close_journal()  # the run sends nothing more
+        self.source.answer_log.close()
         out: dict[str, Any] = {
             "queries": self.ledger.queries,
             "queries_answered": self.ledger.answered,
             "queries_retried": self.ledger.retried,
             "queries_by_phase": dict(self.ledger.by_phase),
             "cache_hits": self.ledger.cache_hits,
+            "answers_replayed": self.ledger.replayed,
             "query_budget": self.budget,
             "queries_per_example_step": getattr(self.stepper, "queries_per_example", lambda: 1)(),
         }
@@ -222,6 +264,24 @@ class QueryTracker(NullTracker):
         # the journal also holds what was sent after the checkpoint (a kill mid-epoch)
         self.ledger.load_journal(self.journal)
         self.ledger.open_journal(self.journal, fresh=False)
+        # and the answers to them: the resumed epoch asks the same inputs again
+        self.source.replay = AnswerLog.read(self.answers, self.source.num_classes)
+        self.source.answer_log.open(self.answers, fresh=False)
+
+    def checkpointed(self) -> None:
+        """A checkpoint was just written: the answers before it are no longer needed."""
+        self.source.answer_log.clear()
+        self.source.replay.clear()
+
+    def run_finished(self) -> None:
+        """The artifact is written and the checkpoint gone: so is the answer log."""
+        self.source.answer_log.close()
+        self.answers.unlink(missing_ok=True)
+
+    def epoch_guard(self, can_stop: bool) -> EpochGuard:
+        """A guard that ends training cleanly when the budget runs out mid-epoch, provided
+        ``can_stop`` (an earlier state is there to test); else the error goes on."""
+        return EpochGuard(can_stop)
 
     def update_checkpoint(self, path: Path) -> None:
         """Write the current counts (and cache) into the checkpoint at ``path``, if any.
@@ -256,4 +316,4 @@ class QueryTracker(NullTracker):
         return ReprogramError(f"{exc} {where}")
 
 
-__all__ = ["STOPPED_BY_BUDGET", "NullTracker", "QueryTracker", "prepare_source"]
+__all__ = ["STOPPED_BY_BUDGET", "EpochGuard", "NullTracker", "QueryTracker", "prepare_source"]

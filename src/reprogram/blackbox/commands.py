@@ -70,6 +70,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "headers (default 30; raise it for large batches over slow links)",
     )
     p.add_argument(
+        "--write-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="drop a connection whose client stops reading its answer for S seconds "
+        "(default 30)",
+    )
+    p.add_argument(
         "--max-connections",
         type=int,
         default=0,
@@ -144,6 +152,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for flag, value in (
         ("--header-timeout", args.header_timeout),
         ("--body-timeout", args.body_timeout),
+        ("--write-timeout", args.write_timeout),
     ):
         if not (math.isfinite(value) and value > 0):
             raise ReprogramError(f"{flag} must be a positive number of seconds, got {value}.")
@@ -179,6 +188,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         limits=ConnectionLimits(
             header_timeout=args.header_timeout,
             body_timeout=args.body_timeout,
+            write_timeout=args.write_timeout,
             max_connections=args.max_connections,
         ),
     )

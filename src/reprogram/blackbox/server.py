@@ -19,6 +19,8 @@ What the server guards:
   ``body_timeout``, has its connection closed; past ``max_connections`` open connections (by
   default sized from the process's file-descriptor limit) the oldest stalled one is shed, or
   the new one refused when none is stalled, so that ``accept()`` never runs out of descriptors;
+  a client that stops reading its answer for ``write_timeout`` seconds has its connection
+  dropped (a slow reader cannot hold a connection, nor a slot of the work in flight);
 - the inputs (422: not JSON or JSON nested too deeply, bad base64, a shape other than
   ``[B, *input_shape]``, ``B`` over ``max_batch``, NaN/inf, values outside ``[0, 1]``);
 - a thread-safe count of queries served (one input answered = one query).
@@ -398,6 +400,7 @@ def is_loopback(host: str) -> bool:
 
 HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
+WRITE_TIMEOUT = 30.0
 SERVE_TOKEN_ENV = "REPROGRAM_SERVE_TOKEN"
 # Descriptors kept free for everything but client connections (the listening socket, logs,
 # the model's files; a served tiny model holds 9): the connection cap is the limit minus this
@@ -423,6 +426,10 @@ class ConnectionLimits:
             the connection's opening, or from the previous answer on a kept-alive one).
         body_timeout: seconds a request may take to send its complete body once its headers
             are in.
+        write_timeout: seconds an answer may stay unread: when the connection's send buffer
+            stops draining (the client reads nothing) for this long, the connection is
+            dropped, and a connection closed for any reason is dropped at once if unsent
+            bytes would otherwise keep it open.
         max_connections: most connections open at once; ``0`` sizes it from the soft
             ``RLIMIT_NOFILE`` (the limit, less four accept batches not yet counted, less 64
             descriptors kept for the rest of the process). Past it the oldest stalled
@@ -436,9 +443,10 @@ class ConnectionLimits:
     body_timeout: float = BODY_TIMEOUT
     max_connections: int = 0
     backlog: int = 0
+    write_timeout: float = WRITE_TIMEOUT
 
     def __post_init__(self) -> None:
-        for name in ("header_timeout", "body_timeout"):
+        for name in ("header_timeout", "body_timeout", "write_timeout"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ReprogramError(f"{name} must be a positive number of seconds, got {value}.")
@@ -506,10 +514,13 @@ class _ConnectionGuard:
         return len(victims)
 
     def close(self, conn: _GuardedH11Protocol, reason: str, abort: bool = False) -> None:
-        """Close ``conn`` (``abort``: at once, dropping unsent bytes) and count why."""
+        """Close ``conn`` (``abort``: at once, dropping unsent bytes) and count why.
+
+        A graceful close waits for unsent bytes to drain; when some are waiting (a client that
+        does not read) the connection is aborted instead, or it would stay open."""
         self.open.pop(conn, None)
         conn.stop_watching()
-        if abort:
+        if abort or conn.transport.get_write_buffer_size() > 0:
             conn.transport.abort()
         else:
             conn.transport.close()
@@ -554,6 +565,7 @@ class _GuardedH11Protocol(H11Protocol):
         super().connection_made(transport)
         self._phase: str | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
         self._last_data = time.monotonic()
         if self.guard.admit(self):
             self._watch()
@@ -569,14 +581,40 @@ class _GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop_watching()
+        self._stop_write_timer()
         self.guard.forget(self)
         super().connection_lost(exc)
 
+    def pause_writing(self) -> None:
+        """The send buffer is full (the client reads slower than we answer): it must drain
+        within ``write_timeout`` seconds."""
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(
+                self.guard.limits.write_timeout, self._write_expired
+            )
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._stop_write_timer()
+
+    def _write_expired(self) -> None:
+        self._write_timer = None
+        if not self.transport.is_closing():
+            self.guard.close(
+                self,
+                f"timed out (answer not read within {self.guard.limits.write_timeout:g}s)",
+                abort=True,
+            )
+
     def stalled(self, now: float) -> bool:
-        """Whether this connection may be shed: headers incomplete, or a body that stopped
-        arriving (nothing for a second) or was already answered (e.g. with 401)."""
+        """Whether this connection may be shed: headers incomplete, a body that stopped
+        arriving (nothing for a second) or was already answered (e.g. with 401), or an answer
+        the client stopped reading."""
         if self.transport.is_closing():
             return False
+        if self._write_timer is not None:
+            return True
         if self._phase == "headers":
             return True
         if self._phase == "body":
@@ -585,9 +623,16 @@ class _GuardedH11Protocol(H11Protocol):
         return False
 
     def stop_watching(self) -> None:
+        """Cancel the phase deadline (the write deadline stays until the buffer drains or the
+        connection is closed)."""
         if self._timer is not None:
             self._timer.cancel()
         self._timer, self._phase = None, None
+
+    def _stop_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
 
     def _watch(self) -> None:
         """(Re)arm the deadline of the phase the request is in, if the phase changed."""

@@ -21,7 +21,9 @@ anything is sent: a request (or a retry) that would go over raises
 :class:`QueryBudgetExceeded` and is not sent. Counts, budget reserve and cache are state the
 trainer checkpoints, and during a run the ledger appends every request to a journal
 (``queries.jsonl`` in ``--out``) before sending it, so a resumed run, even after a kill, loses
-no query it sent.
+no query it sent; every answer is appended to ``queries.answers`` as it arrives
+(:mod:`~reprogram.blackbox.replay`), so the resumed run replays what it was already answered
+after the last checkpoint instead of paying for it twice.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from torch import nn
 from ..errors import ReprogramError
 from .cache import AnswerCache, input_key
 from .protocol import EndpointError, EndpointInfo, QueryEndpoint
+from .replay import AnswerLog
 
 #: Probabilities are clamped to this before the log (float32 keeps about this much of a softmax).
 MIN_PROBABILITY = 1e-38
@@ -82,6 +85,7 @@ class QueryLedger:
         self.answered = 0
         self.retried = 0
         self.cache_hits = 0
+        self.replayed = 0
         self.phase = "other"
         self.by_phase: dict[str, int] = {}
         self._lock = threading.RLock()
@@ -148,6 +152,7 @@ class QueryLedger:
         with self._lock:
             self.queries, self.answered, self.retried = 0, 0, 0
             self.cache_hits, self.reserved, self.by_phase = 0, 0, {}
+            self.replayed = 0
 
     def state_dict(self) -> dict[str, Any]:
         with self._lock:
@@ -156,6 +161,7 @@ class QueryLedger:
                 "answered": self.answered,
                 "retried": self.retried,
                 "cache_hits": self.cache_hits,
+                "replayed": self.replayed,
                 "by_phase": dict(self.by_phase),
             }
 
@@ -165,6 +171,7 @@ class QueryLedger:
             self.answered = int(state.get("answered", self.queries))  # older checkpoints
             self.retried = int(state.get("retried", 0))
             self.cache_hits = int(state["cache_hits"])
+            self.replayed = int(state.get("replayed", 0))
             self.by_phase = {str(k): int(v) for k, v in state["by_phase"].items()}
 
     # ------------------------------------------------------------------ the journal
@@ -278,6 +285,9 @@ class BlackBoxSource(nn.Module):
         if self.metered:
             endpoint.meter = self.ledger  # type: ignore[attr-defined]
         self.cache = AnswerCache(cache_size)
+        self.answer_log = AnswerLog()
+        #: answers paid for before a resume, used once each when the same input comes again
+        self.replay: dict[bytes, np.ndarray] = {}
         self.max_batch = max_batch
         self.resize = resize
 
@@ -319,6 +329,7 @@ class BlackBoxSource(nn.Module):
         """Zero the counts and empty the cache (a new run starts from nothing)."""
         self.ledger.reset()
         self.cache.clear()
+        self.replay.clear()
 
     def query_state_dict(self) -> dict[str, Any]:
         """Counts and cache, for checkpoints."""
@@ -357,6 +368,10 @@ class BlackBoxSource(nn.Module):
             if row is not None:
                 out[i] = row
                 self.ledger.cache_hits += 1
+            elif key not in missing and (row := self.replay.pop(key, None)) is not None:
+                out[i] = row  # paid for before the resume: no query
+                self.ledger.replayed += 1
+                self.cache.put(key, row)
             elif key in missing:  # a duplicate inside this batch: sent once, a cache hit
                 missing[key].append(i)
                 self.ledger.cache_hits += 1
@@ -366,6 +381,7 @@ class BlackBoxSource(nn.Module):
             first = [rows[0] for rows in missing.values()]
             self.ledger.check(len(first))
             answers = self._send(batch[first])
+            self.answer_log.append(list(missing), answers)
             for (key, rows), answer in zip(missing.items(), answers, strict=True):
                 self.cache.put(key, answer)
                 out[rows] = answer

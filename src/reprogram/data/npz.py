@@ -9,6 +9,7 @@ Required arrays ``x_train, y_train, x_test, y_test``; optional ``x_val, y_val`` 
 
 from __future__ import annotations
 
+import os
 import struct
 import tokenize
 import zipfile
@@ -82,22 +83,61 @@ READ_ERRORS = (
 )
 
 
+#: Environment variable that overrides :func:`array_bytes_bound` (bytes).
+MAX_ARRAY_BYTES_ENV = "REPROGRAM_MAX_ARRAY_BYTES"
+
+
+def array_bytes_bound() -> int:
+    """The most bytes the arrays of one ``.npy``/``.npz`` file may take once read: half of
+    this machine's physical memory, or ``$REPROGRAM_MAX_ARRAY_BYTES``."""
+    given = os.environ.get(MAX_ARRAY_BYTES_ENV, "").strip()
+    if given:
+        try:
+            value = int(float(given))
+        except ValueError:
+            raise DataError(
+                f"${MAX_ARRAY_BYTES_ENV}={given!r} is not a number of bytes (e.g. 8e9)."
+            ) from None
+        if value > 0:
+            return value
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: assume 16 GiB
+        memory = 16 << 30
+    return memory // 2
+
+
 def check_array_sizes(path: Path) -> None:
     """Refuse a ``.npy`` file, or a ``.npz`` member, whose header claims more bytes than it
-    holds (numpy would allocate the claimed size before reading): DataError naming it.
+    holds (numpy would allocate the claimed size before reading), and a file whose arrays
+    would take more memory than :func:`array_bytes_bound` once read (a ``.npz`` compresses:
+    a few MB on disk may decompress to many GB): DataError naming it.
 
     A ``.npz`` member may hold up to its recorded uncompressed size, which reading checks.
     """
+    bound = array_bytes_bound()
     with open(path, "rb") as fh:
         if fh.read(6) == b"\x93NUMPY":
             fh.seek(0)
             _check_header(fh, path.stat().st_size, str(path))
+            _check_total(path.stat().st_size, bound, path)
             return
     with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            if info.filename.endswith(".npy"):
-                with archive.open(info) as fh:
-                    _check_header(fh, info.file_size, f"{path}, array {info.filename[:-4]!r}")
+        members = [info for info in archive.infolist() if info.filename.endswith(".npy")]
+        _check_total(sum(info.file_size for info in members), bound, path)
+        for info in members:
+            with archive.open(info) as fh:
+                _check_header(fh, info.file_size, f"{path}, array {info.filename[:-4]!r}")
+
+
+def _check_total(size: int, bound: int, path: Path) -> None:
+    if size > bound:
+        raise DataError(
+            f"{path} holds {size / 1e9:,.1f} GB of arrays once read (uncompressed), more than "
+            f"the {bound / 1e9:,.1f} GB reprogram reads from one file on this machine (half "
+            f"its memory). Split the data into smaller files, or set "
+            f"${MAX_ARRAY_BYTES_ENV} to a larger number of bytes if the machine can hold it."
+        )
 
 
 def _check_header(fh: IO[bytes], size: int, where: str) -> None:
