@@ -379,6 +379,27 @@ def test_bench_blackbox_budgets_and_reports(tmp_path: Path) -> None:
     assert "`rgf` reaches 0.650 = 93% of white-box (0.700) with 2,579 queries" in md
     assert "add up to 6,436" in md and (tmp_path / "accuracy_vs_queries.png").exists()
 
+    # --report-only on a checkout without the run folders: rows from results.json, the cells'
+    # date kept, a throughput table per request body (measured once, here stood in for)
+    from reprogram_bench import blackbox
+
+    recorded = json.loads((tmp_path / "results.json").read_text())["meta"]["date"]
+    tp = {"batch": 64, "endpoint_qps": 8.0, "in_process_qps": 10.0, "ratio": 0.8, "date": "D"}
+    measured: list[Path] = []
+
+    def stand_in(path: Path, progress: bool) -> None:
+        measured.append(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"thread, binary body": tp, "thread, json body": tp}))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(blackbox, "_measure_throughput", stand_in)
+        again = blackbox.run_blackbox(tmp_path, seeds=(0, 1), report_only=True, progress=False)
+    assert len(again) == len(rows) and len(measured) == 1
+    md = (tmp_path / "results.md").read_text()
+    assert recorded in md and "| thread, json body | 8.0 | 10.0 | 80% | 8.00 |" in md
+    assert "measured D" in md
+
 
 def test_cli_fit_with_a_budget_reports_queries_and_the_stop(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -285,6 +285,10 @@ def _measure_throughput(tp_path: Path, progress: bool) -> None:
         )
         for wire in ("binary", "json")
     }
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    for t in tp.values():
+        t["date"] = when
+    tp_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(tp_path, tp)
 
 
@@ -305,9 +309,15 @@ def _report_only(
     if not tp_path.exists():
         _measure_throughput(tp_path, progress)
     meta = previous.get("meta") or {}
-    # the cells' own command stays on record (this one only re-rendered them)
+    # the cells' own command, date and machine stay on record (this one only re-rendered them)
     write_results(
-        out, rows, seeds, meta.get("command", command), _load(tp_path), meta.get("served")
+        out,
+        rows,
+        seeds,
+        meta.get("command", command),
+        _load(tp_path),
+        meta.get("served"),
+        cells_meta=meta,
     )
     return rows
 
@@ -409,7 +419,9 @@ def _markdown(
             "",
             "Throughput at batch 64 (EfficientNet-Lite0 at 224 px, float32 pixels on the wire, "
             "median of 3 calls after 1 warm-up, server in a thread of the same process; the "
-            "request and answer bodies as safetensors bytes or as base64 JSON):",
+            "request and answer bodies as safetensors bytes or as base64 JSON"
+            + (f"; measured {dates}" if (dates := _tp_dates(throughput)) else "")
+            + "):",
             "",
             "| server, body | HTTP queries/s | in-process queries/s | HTTP / in-process | "
             "HTTP s per call |",
@@ -421,6 +433,11 @@ def _markdown(
                 f"{100 * t['ratio']:.0f}% | {t['batch'] / t['endpoint_qps']:.2f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _tp_dates(throughput: dict[str, Any]) -> str:
+    """The distinct dates of the throughput rows (older results have none)."""
+    return ", ".join(sorted({str(t["date"]) for t in throughput.values() if t.get("date")}))
 
 
 def _verdicts(summary: list[dict[str, Any]]) -> list[str]:
@@ -459,8 +476,10 @@ def write_results(
     command: str | None,
     throughput: dict[str, Any] | None,
     served: int | None = None,
+    cells_meta: dict[str, Any] | None = None,
 ) -> None:
-    """results.json / .csv / .md and accuracy_vs_queries.png from the finished rows."""
+    """results.json / .csv / .md and accuracy_vs_queries.png from the finished rows
+    (``cells_meta``: the machine and date of cells run earlier, kept as recorded)."""
     meta = {
         "command": command or "reprogram bench blackbox",
         "settings": {
@@ -476,8 +495,9 @@ def write_results(
             "budget_epochs": list(BUDGET_EPOCHS),
             "fashion_test": FASHION_TEST,
         },
-        "machine": machine(),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": (cells_meta or {}).get("machine") or machine(),
+        "date": (cells_meta or {}).get("date")
+        or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "served": served,
         "runs_queries": sum(r["queries"] for r in rows),
     }
