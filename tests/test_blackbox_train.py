@@ -100,6 +100,7 @@ def test_training_against_a_callable_black_box_learns(tmp_path: Path) -> None:
         ("rgf", {"q": 4}, 5, "linear"),
         ("spsa-gc", {"samples": 2}, 4, "linear"),
         ("rgf", {"q": 2}, 3, "ilm"),
+        ("rgf", {"q": 2}, 3, "blm+"),
     ],
 )
 def test_query_count_is_exact(
@@ -109,7 +110,7 @@ def test_query_count_is_exact(
         tmp_path, optimizer=optimizer, optimizer_options=options, mapping=mapping, epochs=2
     )
     m = result.metrics
-    rows = expected_queries(2, per_example, count_pass=mapping == "ilm")
+    rows = expected_queries(2, per_example, count_pass=mapping in ("ilm", "blm+"))
     assert m["queries"] + m["cache_hits"] == rows
     assert m["queries"] == box.rows  # every query sent was counted, no cache hit was sent
     assert m["queries_by_phase"]["test"] == N_TEST

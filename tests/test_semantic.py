@@ -83,6 +83,34 @@ def test_fit_chooses_by_name_and_the_artifact_reloads_without_the_encoder(
     assert torch.equal(model.predict(x), result.model.predict(x))
 
 
+def test_linear_with_a_semantic_start_reads_the_chosen_label_then_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AutoVP's fully connected mapping started from semantic's choice: row k of the layer
+    starts as a one on the label semantic gives class k, then trains like any linear map."""
+    monkeypatch.setattr(text_encoder, "embed_texts", _fake_embed)
+    from reprogram.data import load_target
+    from reprogram.mappings.linear import LinearMapping
+
+    digits = load_target("digits")
+    digits.class_names = [f"c{k}" for k in range(10)]
+    mapping, _ = build_mapping("linear", {"init": "semantic"}, 30, 10)
+    assert isinstance(mapping, LinearMapping) and mapping.reads_labels
+    mapping.bind_names([f"unit_{i}" for i in range(30)], digits.class_names)
+    start = mapping.linear.weight.detach().clone()
+    assert start.sum() == 10 and torch.equal(start.sum(1), torch.ones(10))
+    assert all(int(row.argmax()) // 3 == k for k, row in enumerate(start))
+    config = tiny_config(
+        tmp_path, mapping="linear", mapping_options={"init": "semantic"}, epochs=1, shots=5
+    )
+    result = fit(config, target=digits)
+    trained = result.model.mapping.linear.weight.detach()
+    assert not torch.equal(trained, torch.zeros_like(trained))
+    assert result.metrics["trainable_parameters"] > 10 * 30  # the layer trains
+    with pytest.raises(ReprogramError, match="drop init=semantic"):
+        build_mapping("linear", {"init": "semantic", "head": "ridge"}, 30, 10)
+
+
 def test_bad_options_are_clear_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     with pytest.raises(ReprogramError, match="labels_per_class must be at least 1"):
         build_mapping("semantic", {"labels_per_class": 0}, 100, 10)

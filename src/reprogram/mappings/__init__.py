@@ -13,6 +13,7 @@ MAPPINGS: Registry[Mapping] = Registry(
     _plugins=(
         "reprogram.mappings.random",
         "reprogram.mappings.frequency",
+        "reprogram.mappings.bayesian",
         "reprogram.mappings.linear",
         "reprogram.mappings.semantic",
         "reprogram.mappings.verbalizer",

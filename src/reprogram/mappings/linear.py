@@ -23,8 +23,15 @@ class LinearConfig:
         metadata={
             "help": "zero: weights start at zero; probe: start from a logistic regression on "
             "the source logits at the initial program (C chosen on validation), which is then "
-            "also a selection candidate (epoch 0)"
+            "also a selection candidate (epoch 0); semantic: each class starts reading the "
+            "one source label whose name is closest to its own (AutoVP's fully connected "
+            "mapping with a semantic start; the semantic mapping's choice)"
         },
+    )
+
+    encoder: str = field(
+        default="minilm-l6",
+        metadata={"help": "init=semantic: the sentence encoder that compares the names"},
     )
 
     head: str = field(
@@ -47,12 +54,14 @@ class LinearConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.init not in ("zero", "probe"):
-            raise ValueError(f"init must be zero or probe, got {self.init!r}")
+        if self.init not in ("zero", "probe", "semantic"):
+            raise ValueError(f"init must be zero, probe or semantic, got {self.init!r}")
         if self.head not in ("sgd", "ridge"):
             raise ValueError(f"head must be sgd or ridge, got {self.head!r}")
         if self.head == "ridge" and self.init != "zero":
-            raise ValueError("head=ridge fits its own starting layer (epoch 0); drop init=probe")
+            raise ValueError(
+                f"head=ridge fits its own starting layer (epoch 0); drop init={self.init}"
+            )
         if self.side != "none" and self.head != "ridge":
             raise ValueError(
                 f"side={self.side} adds thousands of unscaled features, which only the "
@@ -82,9 +91,12 @@ class LinearMapping(Mapping):
         init: str = "zero",
         head: str = "sgd",
         side: str = "none",
+        encoder: str = "minilm-l6",
     ) -> None:
         super().__init__(num_source, num_target)
         self.init = init
+        self.encoder = encoder
+        self.reads_labels = init == "semantic"  # the start reads the source's label names
         self.head = head
         self.side_name = side
         self.reads_inputs = side != "none"
@@ -107,6 +119,24 @@ class LinearMapping(Mapping):
         if self.head == "ridge":
             hooks.append(RidgeHeadCallback())
         return hooks
+
+    def bind_names(self, source_names: list[str], target_names: list[str]) -> None:
+        """``init=semantic``: row ``t`` of the layer starts as a one on the source label whose
+        name is closest to class ``t``'s (greedy one-to-one, as ``semantic`` chooses), zero
+        elsewhere, so training starts from the semantic mapping's scores."""
+        if self.init != "semantic":
+            return
+        from .semantic import SemanticConfig, SemanticMapping  # lazy: a text encoder
+
+        chooser = SemanticMapping(
+            self.num_source, self.num_target, SemanticConfig(encoder=self.encoder)
+        )
+        chooser.bind_names(source_names, target_names)
+        with torch.no_grad():
+            self.linear.weight.zero_()
+            rows = torch.arange(self.num_target)
+            self.linear.weight[rows, chooser.groups[:, 0].to(self.linear.weight.device)] = 1.0
+            self.linear.bias.zero_()
 
     def bind_inputs(self, input_shape: tuple[int, ...]) -> None:
         """Build the side transform for target inputs of ``input_shape`` (``(1, L)``)."""
@@ -152,5 +182,10 @@ class LinearMapping(Mapping):
 @MAPPINGS.register("linear", config=LinearConfig, help="learned linear layer on source logits")
 def build_linear(config: LinearConfig, num_source: int, num_target: int) -> LinearMapping:
     return LinearMapping(
-        num_source, num_target, init=config.init, head=config.head, side=config.side
+        num_source,
+        num_target,
+        init=config.init,
+        head=config.head,
+        side=config.side,
+        encoder=config.encoder,
     )
