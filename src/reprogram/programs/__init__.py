@@ -19,6 +19,7 @@ PROGRAMS: Registry[nn.Module] = Registry(
         "reprogram.programs.border",
         "reprogram.programs.resize_pad",
         "reprogram.programs.full",
+        "reprogram.programs.smm",
         "reprogram.programs.resize",
         "reprogram.programs.coarse",
         "reprogram.programs.series_image",
