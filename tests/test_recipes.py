@@ -69,3 +69,29 @@ def test_ucr_whisper_recipe_runs_on_coffee(tmp_path: Path) -> None:
     assert m["best_epoch"] == 0 and m["splits"]["train"] == 28 and m["splits"]["test"] == 28
     assert m["test_accuracy"] >= 0.9  # MiniRocket alone scores 1.0 here; chance is 0.5
     assert config["mapping"]["options"]["side"] == "minirocket"
+
+
+def test_the_demo_runs_the_vision_full_recipe_with_its_probe_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``reprogram demo`` trains what ``--recipe vision-full`` names (the vision bench's best
+    reprogramming row): the linear mapping started from a probe, lr 0.001."""
+    import reprogram
+
+    seen: list[object] = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit(config: object) -> None:
+        seen.append(config)
+        raise Stop
+
+    monkeypatch.setattr(reprogram, "fit", fake_fit)
+    main(["demo", "--out", "unused", "--quiet"])  # stops at the stand-in fit
+    config = seen[0]
+    assert config.mapping_options == {"init": "probe"} and config.lr == 0.001  # type: ignore[attr-defined]
+    assert (config.program, config.shots, config.epochs) == ("full", 100, 10)  # type: ignore[attr-defined]
+    args = parse("--recipe", "vision-full", "--target", "fashion-mnist")
+    assert args.mapping_opt == ["init=probe"] and args.lr == 0.001
+    assert "started from a linear probe" in " ".join(capsys.readouterr().out.split())

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import BaselineConfig, FitConfig, RunConfig
 from .errors import ArtifactError, DataError, ReprogramError
-from .flags import add_flags, from_flags
+from .flags import add_flags, from_flags, key_values
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -559,8 +559,8 @@ def _list_one(registry: Any, name: str) -> int:
     return 0
 
 
-# The grid benchmark's best cell by validation accuracy (benchmarks/results/core_grid): the
-# vision-full recipe on 100 images per class.
+# The vision benchmark's best reprogramming row (docs/results/vision.md): the vision-full
+# recipe on 100 images per class.
 def _demo_settings() -> dict[str, Any]:
     # lazy: the library loads torch; `reprogram --help` stays fast
     from .recipes import RECIPES
@@ -577,9 +577,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         textwrap.fill(
             f"reprogram demo: EfficientNet-Lite0 was trained on ImageNet photos and has never seen "
             f"Fashion-MNIST. Its weights stay frozen; we train only a {d['program']} input program "
-            f"and a {d['mapping']} label mapping on {d['shots']} grey images per class "
-            f"({d['epochs']} epochs, {d['canvas_size']}-pixel canvas), choose the epoch on a "
-            f"validation split, and score the 10,000-image test set once.",
+            f"and a {d['mapping']} label mapping (started from a linear probe) on {d['shots']} "
+            f"grey images per class ({d['epochs']} epochs, {d['canvas_size']}-pixel canvas), "
+            f"choose the epoch on a validation split (epoch 0: the probe alone), and score the "
+            f"10,000-image test set once.",
             width=100,
         )
         + "\n"
@@ -590,6 +591,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         program=d["program"],
         mapping=d["mapping"],
         program_options={"canvas_size": d["canvas_size"]},
+        mapping_options=key_values(d.get("mapping_opt"), "--mapping-opt"),
+        lr=d.get("lr"),
         shots=d["shots"],
         epochs=d["epochs"],
         seed=args.seed,
