@@ -37,6 +37,7 @@ BASELINES: Registry[Baseline] = Registry(
     _plugins=(
         "reprogram.baselines.logistic",
         "reprogram.baselines.finetune",
+        "reprogram.baselines.parameter_efficient",
         "reprogram.baselines.scratch",
         "reprogram.baselines.minirocket",
         "reprogram.baselines.hydra",
