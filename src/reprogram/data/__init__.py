@@ -19,6 +19,7 @@ TARGETS: Registry[TargetData] = Registry(
         "reprogram.data.molecules",
         "reprogram.data.sequence_csv",
         "reprogram.data.forecast",
+        "reprogram.data.torchvision_sets",
     ),
 )
 
