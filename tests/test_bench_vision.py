@@ -171,3 +171,43 @@ def test_verdict_names_no_winner_inside_the_spread_over_seeds() -> None:
         verdict({"test_mean": 0.827, "test_std": 0.014}, {"test_mean": 0.852, "test_std": 0.005})
         == "loses by 0.025"
     )
+
+
+def test_the_recipe_row_is_paired_by_seed_against_probe_lora_and_finetune() -> None:
+    from reprogram_bench.vision import RECIPE_ROW, _markdown, paired_rows, summarise
+
+    def row(method: str, seed: int, acc: float) -> dict:
+        kind = "reprogramming" if "+" in method else "baseline"
+        return {
+            "method": method,
+            "kind": kind,
+            "shots": 10,
+            "seed": seed,
+            "test_accuracy": acc,
+            "val_accuracy": 0.5,
+            "trainable_parameters": 1,
+            "source_parameters": 10,
+            "artifact_bytes": 1,
+            "train_seconds": 1.0,
+        }
+
+    rows = [row(RECIPE_ROW, s, 0.7 + 0.01 * s) for s in (0, 1, 2)]
+    rows += [row("linear-probe", s, 0.69) for s in (0, 1, 2)]
+    rows += [row("lora", s, 0.75) for s in (0, 1)]  # seed 2 unfinished: not paired
+    paired = paired_rows(rows)
+    assert [(p["peer"], p["pairs"], p["better"], p["worse"]) for p in paired] == [
+        ("linear-probe", 3, 3, 0),
+        ("lora", 2, 0, 2),
+    ]
+    assert abs(paired[0]["mean"] - 0.02) < 1e-9
+    settings = {
+        "source": "s",
+        "target": "t",
+        "seeds": [0, 1, 2],
+        "epochs": 1,
+        "canvas_size": 8,
+        "methods": [RECIPE_ROW, "linear-probe", "lora"],
+    }
+    meta = {"command": "c", "machine": {}, "date": "d"}
+    md = _markdown(summarise(rows), settings, meta, paired)
+    assert "| 10 | lora | 2 | -0.045 | 0 | 2 |" in md

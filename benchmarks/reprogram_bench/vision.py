@@ -32,11 +32,21 @@ DEFAULT_METHODS = (
     "full+linear",
     "resize-pad+linear",
     "full+ilm",
+    "full+blm",
+    "full+blm+",
+    "full+linear:init=semantic",
+    "smm+linear:init=probe,lr=0.001",
     "linear-probe",
     "finetune",
+    "lora",
+    "bitfit",
     "scratch",
     "pixels-logreg",
 )
+#: The reprogramming row named in advance (the vision-full recipe, what `reprogram demo` runs)
+#: and the peers it is paired against seed by seed.
+RECIPE_ROW = "full+linear:init=probe,lr=0.001"
+PAIRED_PEERS = ("linear-probe", "lora", "finetune")
 
 
 @dataclass(frozen=True)
@@ -446,7 +456,12 @@ def verdict(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
     return f"{'wins' if diff > 0 else 'loses'} by {abs(diff):.3f}"
 
 
-def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dict[str, Any]) -> str:
+def _markdown(
+    summary: list[dict[str, Any]],
+    settings: dict[str, Any],
+    meta: dict[str, Any],
+    paired: list[dict[str, Any]] | None = None,
+) -> str:
     shots = sorted({s["shots"] for s in summary})
     methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
     by = {(s["method"], s["shots"]): s for s in summary}
@@ -502,7 +517,49 @@ def _markdown(summary: list[dict[str, Any]], settings: dict[str, Any], meta: dic
             )
     if best_lines:
         lines += ["", *best_lines]
+    if paired:
+        lines += [
+            "",
+            f"Paired by seed: `{RECIPE_ROW}` (the `vision-full` recipe, named in advance) "
+            "minus each peer's test accuracy (positive: reprogramming better):",
+            "",
+            "| shots | peer | pairs | mean difference | better | worse |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {p['shots']} | {p['peer']} | {p['pairs']} | {p['mean']:+.3f} | "
+                f"{p['better']} | {p['worse']} |"
+                for p in paired
+            ),
+        ]
     return "\n".join(lines) + "\n"
+
+
+def paired_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per shots and peer in :data:`PAIRED_PEERS`: :data:`RECIPE_ROW`'s test accuracy minus
+    the peer's over the seeds both finished (mean, and how many seeds each way)."""
+    acc = {(r["method"], r["shots"], r["seed"]): r["test_accuracy"] for r in rows}
+    out = []
+    for shots in sorted({r["shots"] for r in rows}):
+        for peer in PAIRED_PEERS:
+            seeds = sorted(
+                seed
+                for (m, k, seed) in acc
+                if m == RECIPE_ROW and k == shots and (peer, shots, seed) in acc
+            )
+            if not seeds:
+                continue
+            diffs = [acc[(RECIPE_ROW, shots, s)] - acc[(peer, shots, s)] for s in seeds]
+            out.append(
+                {
+                    "shots": shots,
+                    "peer": peer,
+                    "pairs": len(diffs),
+                    "mean": statistics.mean(diffs),
+                    "better": sum(d > 0 for d in diffs),
+                    "worse": sum(d < 0 for d in diffs),
+                }
+            )
+    return out
 
 
 def write_results(
@@ -527,9 +584,12 @@ def write_results(
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
     summary = summarise(rows)
-    write_json(out / "results.json", {"meta": meta, "rows": rows, "summary": summary})
+    paired = paired_rows(rows)
+    write_json(
+        out / "results.json", {"meta": meta, "rows": rows, "summary": summary, "paired": paired}
+    )
     write_csv(out / "results.csv", rows)
-    (out / "results.md").write_text(_markdown(summary, settings, meta))
+    (out / "results.md").write_text(_markdown(summary, settings, meta, paired))
     plot_results(out, summary, settings)
 
 
