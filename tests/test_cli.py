@@ -259,7 +259,7 @@ def test_more_devices_than_cpu_cores(
     ("flags", "needles"),
     [
         (["--program", "nope"], ["unknown program 'nope'", "border, resize-pad, full"]),
-        (["--mapping", "nope"], ["unknown mapping 'nope'", "random, flm, ilm, linear"]),
+        (["--mapping", "nope"], ["unknown mapping 'nope'", "random, flm, ilm, blm, blm+, linear"]),
         (["--source", "nope"], ["unknown source 'nope'", "Known sources:", "tiny-random-cnn"]),
         (["--source", "tiny-random-cn"], ["Did you mean 'tiny-random-cnn'?"]),
         (["--program-opt", "canvas_size=abc"], ["canvas_size='abc'", "is not a valid int"]),
@@ -464,7 +464,7 @@ def test_list_shows_option_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, err
     lines = out.splitlines()
     linear = next(i for i, line in enumerate(lines) if line.startswith("linear "))
-    assert lines[linear + 1].split() == ["options:", "init,", "head,", "side"]
+    assert lines[linear + 1].split() == ["options:", "init,", "encoder,", "head,", "side"]
     flm = next(i for i, line in enumerate(lines) if line.startswith("flm "))
     assert "options:" not in lines[flm + 1]  # flm takes none
 

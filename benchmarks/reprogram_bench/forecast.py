@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reprogram.artifact import METRICS
-from reprogram.errors import ReprogramError
+from reprogram.errors import DataError, ReprogramError
 from reprogram_bench import cell_seconds, write_csv
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
@@ -197,6 +197,7 @@ def run_forecast(
         "lm_window_strides": list(lm_stride),
         "reprogrammed": REPROGRAMMED,
         "ablations": ABLATIONS,
+        "skipped": [],  # cells the data cannot form, with the reason
     }
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -211,6 +212,12 @@ def run_forecast(
                       file=sys.stderr, flush=True)
             try:
                 run_cell(cell, directory, epochs=epochs, strides=strides, batch_sizes=batches)
+            except DataError as exc:  # the data cannot form this cell (e.g. too few rows)
+                settings["skipped"].append({"cell": cell.key, "why": str(exc)})
+                if progress:
+                    print(f"[{i}/{len(cells)}] {cell.key}  skipped: {exc}", file=sys.stderr,
+                          flush=True)
+                continue
             except ReprogramError as exc:
                 raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
         row = _row(cell, directory)
@@ -331,6 +338,11 @@ def _markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]],
             if c["pairs"]:
                 lines.append(f"| {label} | `{method}` | {c['pairs']} | {c['mean_diff']:+.4f} | "
                              f"{c['wins']} | {c['losses']} |")
+        lines.append("")
+    skipped = settings.get("skipped") or []
+    if skipped:
+        lines += ["## Cells the data cannot form (not run)", ""]
+        lines += [f"- {c['cell']}: {c['why']}" for c in skipped]
         lines.append("")
     return "\n".join(lines) + "\n"
 
