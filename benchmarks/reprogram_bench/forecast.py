@@ -227,7 +227,7 @@ def run_forecast(
                   f"mae {row['test_mae']:.4f}  {row['train_seconds']:.0f} s",
                   file=sys.stderr, flush=True)
         write_results(out, rows, settings, command or "reprogram bench forecast")
-    if report_only and rows:
+    if rows:  # again: cells skipped after the last finished one are listed too
         write_results(out, rows, settings, command or "reprogram bench forecast")
     return rows
 
