@@ -258,8 +258,8 @@ def test_more_devices_than_cpu_cores(
 @pytest.mark.parametrize(
     ("flags", "needles"),
     [
-        (["--program", "nope"], ["unknown program 'nope'", "border, resize-pad, full"]),
-        (["--mapping", "nope"], ["unknown mapping 'nope'", "random, flm, ilm, blm, blm+, linear"]),
+        (["--program", "nope"], ["unknown program 'nope'", "border", "resize-pad", "smm"]),
+        (["--mapping", "nope"], ["unknown mapping 'nope'", "random", "ilm", "blm+", "linear"]),
         (["--source", "nope"], ["unknown source 'nope'", "Known sources:", "tiny-random-cnn"]),
         (["--source", "tiny-random-cn"], ["Did you mean 'tiny-random-cnn'?"]),
         (["--program-opt", "canvas_size=abc"], ["canvas_size='abc'", "is not a valid int"]),
