@@ -22,6 +22,7 @@ from reprogram.errors import DataError, ReprogramError
 from reprogram.model import ReprogrammedModel
 from reprogram.sources import build_source
 from reprogram.sources.language import TokenInputs
+from reprogram.tasks import task_of
 
 # ------------------------------------------------------------------ encoding
 
@@ -230,6 +231,36 @@ def test_dictionary_k_sparse_keeps_k_coefficients() -> None:
     with torch.no_grad():
         model.program.theta.normal_()
     assert int((model.program.coefficients() != 0).sum(1).max()) == 2
+
+
+def test_dictionary_l1_is_a_penalty_the_trainer_adds() -> None:
+    """``l1=λ``: λ × the mean over symbols of Σ|θ| joins the training loss (the model's
+    ``penalty()``), shrinking coefficients; without it there is no penalty."""
+    assert _model("dictionary", atoms=40).penalty() is None
+    model = _model("dictionary", atoms=40, l1=0.5)
+    theta = model.program.coefficients().detach()
+    expected = 0.5 * theta.abs().sum(1).mean()
+    penalty = model.penalty()
+    assert penalty is not None and torch.allclose(penalty, expected)
+    penalty.backward()
+    assert model.program.theta.grad is not None and model.program.theta.grad.abs().sum() > 0
+    with pytest.raises(ReprogramError, match="l1 must be a finite number >= 0"):
+        _model("dictionary", atoms=40, l1=-1.0)
+
+
+def test_the_trainer_adds_the_penalty_to_the_loss() -> None:
+    from reprogram.train import Trainer
+
+    model = _model("dictionary", atoms=40, l1=2.0)
+    trainer = Trainer.__new__(Trainer)  # only _loss: the task's loss plus the penalty
+    trainer.model = model
+    trainer.task = task_of("classification")
+    ids = encode(["ACD", "KWY"], VOCAB, "t")
+    y = torch.tensor([0, 1])
+    plain = torch.nn.functional.cross_entropy(model(ids), y)
+    penalty = model.penalty()
+    assert penalty is not None
+    assert torch.allclose(trainer._loss(model, ids, y), plain + penalty)
 
 
 def test_soft_prompt_positions_and_seeded_start() -> None:

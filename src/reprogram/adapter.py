@@ -33,6 +33,11 @@ class Adapted(nn.Module):
         only those from queries); ``None`` when no black box is involved."""
         return None
 
+    def penalty(self) -> torch.Tensor | None:
+        """A term the trainer adds to the training loss (a regulariser the adapter's parts
+        ask for, e.g. an L1 on a program's coefficients); ``None``: nothing to add."""
+        return None
+
     def finalize_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """``config.json`` at the end of training: add what training decided (e.g. a mapping
         table). Returns the (updated) config."""

@@ -71,6 +71,16 @@ class ReprogrammedModel(Adapted):
         self.source.train(False)
         return self
 
+    def penalty(self) -> torch.Tensor | None:
+        """The sum of the program's and the mapping's ``penalty()`` terms, where they have one
+        (e.g. ``dictionary``'s ``l1``); ``None`` when neither asks for one."""
+        terms = [
+            term
+            for part in (self.program, self.mapping)
+            if (hook := getattr(part, "penalty", None)) is not None and (term := hook()) is not None
+        ]
+        return torch.stack(terms).sum() if terms else None
+
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Source logits ``[B, K_s]`` of the reprogrammed inputs ``x`` ``[B, C_t, H_t, W_t]``."""
         return self.source(self.program(x))

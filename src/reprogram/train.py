@@ -334,7 +334,7 @@ class Trainer:
         for i in bar:
             idx = order[i : i + cfg.batch_size]
             x, y = self.fabric.to_device((train.x[idx], train.y[idx]))
-            loss = stepper.step(lambda x=x, y=y: self.task.loss(wrapped(x), y))
+            loss = stepper.step(lambda x=x, y=y: self._loss(wrapped, x, y))
             if not math.isfinite(loss):
                 self._diverged(epoch, f"the training loss became {loss}")
             total += loss * len(idx)
@@ -344,6 +344,12 @@ class Trainer:
         if bad:
             self._diverged(epoch, f"{', '.join(bad[:3])} became NaN or infinite")
         return total / max(count, 1)
+
+    def _loss(self, wrapped: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task's loss on a batch plus the model's own penalty, if it has one."""
+        loss = self.task.loss(wrapped(x), y)
+        penalty = self.model.penalty()
+        return loss if penalty is None else loss + penalty
 
     def _diverged(self, epoch: int, what: str) -> None:
         """Stop a run that diverged, saying where and what to change (nothing is written:

@@ -9,7 +9,9 @@ the ``text`` program is (weight 1 on the tokens spelling each symbol), so traini
 from the spelled sequence. ``θ`` is stored as ``√M · θ`` (the trained tensor ``theta``), so
 that one Adam step at the usual learning rate moves a symbol's embedding by about that rate
 times the embeddings' own scale, whatever ``M`` is. ``k=K`` keeps only each symbol's ``K``
-largest coefficients in the forward pass (R2DL's k-sparse code; ``k=0``, the default, keeps all).
+largest coefficients in the forward pass (R2DL's k-sparse code; ``k=0``, the default, keeps all);
+``l1=λ`` instead (or as well) adds ``λ · mean_v Σ_j |θ[v, j]|`` to the training loss, R2DL's
+L1-regularised code (through the model's ``penalty()`` hook).
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ class DictionaryConfig(TokenConfig):
         metadata={"help": "source tokens the symbols combine (0: the whole vocabulary)"},
     )
     k: int = field(default=0, metadata={"help": "keep the k largest coefficients (0: all)"})
+    l1: float = field(
+        default=0.0,
+        metadata={
+            "help": "L1 penalty λ on the coefficients, added to the training loss: λ times the "
+            "mean over symbols of the sum of |θ| (R2DL's sparse code; 0: none)"
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -38,6 +47,8 @@ class DictionaryConfig(TokenConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        if not (self.l1 >= 0 and self.l1 < float("inf")):
+            raise ValueError(f"l1 must be a finite number >= 0, got {self.l1!r}")
 
 
 class DictionaryProgram(TokenProgram):
@@ -51,6 +62,7 @@ class DictionaryProgram(TokenProgram):
         super().__init__(config, input_shape, source_size)
         self.requested = int(config.atoms)
         self.k = int(config.k)
+        self.l1 = float(config.l1)
         self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
         self.theta = nn.Parameter(torch.zeros(0, 0))
 
@@ -85,11 +97,18 @@ class DictionaryProgram(TokenProgram):
         keep = theta.abs().topk(self.k, dim=1).indices
         return theta * torch.zeros_like(theta).scatter_(1, keep, 1.0)
 
+    def penalty(self) -> torch.Tensor | None:
+        """``l1`` × the mean over symbols of ``Σ|θ|`` (``None`` when ``l1`` is 0)."""
+        if self.l1 == 0:
+            return None
+        theta = self.theta / self.scale_for(self.theta.shape[1])
+        return self.l1 * theta.abs().sum(1).mean()
+
     def symbol_table(self) -> torch.Tensor:
         return self.coefficients() @ self.table[self.atoms]
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "atoms": int(self.atoms.numel()), "k": self.k}
+        return {**super().describe(), "atoms": int(self.atoms.numel()), "k": self.k, "l1": self.l1}
 
     @torch.no_grad()
     def explain(self, top: int = 5) -> list[tuple[str, list[tuple[str, float]]]]:
