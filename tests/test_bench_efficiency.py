@@ -8,7 +8,9 @@ import math
 from pathlib import Path
 
 import pytest
-from reprogram_bench.efficiency import CSV_FIELDS, run_efficiency
+from reprogram_bench.efficiency import CSV_FIELDS, parse_cell, run_efficiency
+
+from reprogram.errors import ReprogramError
 
 PROGRAMS = ("border", "resize-pad", "full")
 MAPPINGS = ("random", "linear")
@@ -17,19 +19,14 @@ MAPPINGS = ("random", "linear")
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("eff")
-    res = run_efficiency(
-        out,
-        source="tiny-random-cnn",
-        sizes=(32,),
-        batch_size=8,
-        warmup=1,
-        repeats=2,
-        programs=PROGRAMS,
-        mappings=MAPPINGS,
-        progress=False,
-        command="pytest",
-    )
+    res = _tiny(out, batch_size=8, warmup=1, repeats=2, programs=PROGRAMS, mappings=MAPPINGS,
+                command="pytest")
     return out, res
+
+
+def _tiny(out: Path, **options: object) -> dict:
+    """The suite on the tiny random CNN at 32 px, quietly."""
+    return run_efficiency(out, source="tiny-random-cnn", sizes=(32,), progress=False, **options)
 
 
 def test_writes_every_output(result: tuple[Path, dict]) -> None:
@@ -72,3 +69,26 @@ def test_csv_and_markdown_have_a_row_per_cell(result: tuple[Path, dict]) -> None
         for m in MAPPINGS:
             assert any(f"| {p} | {m} |" in line for line in table), (p, m)
     assert "1.10" in md and "1.05" in md
+
+
+def test_named_methods_carry_options_and_report_the_generator(tmp_path: Path) -> None:
+    methods = ("smm+linear:patch=4,width=2", "resize-pad+blm:learn_scale=true")
+    res = _tiny(tmp_path, batch_size=4, warmup=0, repeats=1, methods=methods)
+    smm, scaled = res["rows"]
+    assert (smm["program"], smm["mapping"]) == ("smm:patch=4,width=2", "linear")
+    assert 0 < smm["generator_params"] < smm["trainable_params"]
+    assert smm["program_ms"] > 0 and len(smm["times_ms"]["program"]) == 1
+    assert (scaled["program"], scaled["mapping"]) == ("resize-pad:learn_scale=true", "blm")
+    assert scaled["generator_params"] == 0
+    md = (tmp_path / "results.md").read_text()
+    assert "| 32 | smm:patch=4,width=2 | linear |" in md
+    assert f"({smm['generator_params']:,} generator)" in md
+
+
+@pytest.mark.parametrize(
+    ("method", "message"),
+    [("smm", "PROGRAM\\+MAPPING"), ("smm+linear:nope=1", "'nope' belongs to neither")],
+)
+def test_a_malformed_efficiency_method_is_named(method: str, message: str) -> None:
+    with pytest.raises(ReprogramError, match=message):
+        parse_cell(method, 32)

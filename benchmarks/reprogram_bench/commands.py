@@ -97,6 +97,7 @@ def run(args: Any, command: str | None) -> None:
             sizes=ints(args.sizes, "--sizes"),
             batch_size=args.batch_size,
             repeats=args.repeats,
+            methods=split_methods(args.methods) if args.methods else None,
             progress=not args.quiet,
             command=command,
         )

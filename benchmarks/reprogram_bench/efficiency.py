@@ -14,7 +14,14 @@ it measures:
 * **infer** vs **bare** — the reprogrammed model's forward on ``x`` under
   ``torch.inference_mode()`` vs the bare source's forward (also under inference mode) on the
   already-resized pixels ``[B, C_s, S, S]``.
+* **program** — the program's own forward plus backward (to its parameters), in training
+  mode, without the source: what an input-dependent program (``smm``'s mask generator) costs
+  by itself, beside the step it is part of.
 * **peak memory** of each of the four.
+
+Cells are the cross product of ``programs`` × ``mappings``, or named one by one as methods
+``PROGRAM+MAPPING[:key=value,...]`` (options go to the program or the mapping that has a field
+of that name, e.g. ``resize-pad+linear:learn_scale=true`` or ``smm+linear:patch=16``).
 
 It reports the ratios step/floor, infer/bare and memory/floor (step peak over floor peak)
 against the targets step/floor ≤ 1.10 and infer/bare ≤ 1.05.
@@ -98,6 +105,8 @@ CSV_FIELDS: tuple[str, ...] = (
     "infer_peak_mb",
     "bare_peak_mb",
     "trainable_params",
+    "program_ms",
+    "generator_params",
     "step_over_floor_paired",
     "infer_over_bare_paired",
     "meets_step_target",
@@ -184,20 +193,102 @@ def _inputs(source: Source, batch_size: int, size: int, seed: int = 0) -> _Input
     return _Inputs(x=x, y=y, pixels=pixels, y_source=y_source)
 
 
-def _build(source: Source, program: str, mapping: str, size: int) -> tuple[ReprogrammedModel, Any]:
-    """The reprogrammed model of one cell (as ``train.build_model`` builds it) and its stepper."""
-    prog, _ = build_program(program, {"canvas_size": size}, TARGET_SHAPE, source.input_size)
-    options: dict[str, Any] = {}
+def _build(
+    source: Source,
+    program: str,
+    mapping: str,
+    size: int,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> tuple[ReprogrammedModel, Any]:
+    """The reprogrammed model of one cell (as ``train.build_model`` builds it) and its stepper.
+
+    ``options``: ``{"program": {...}, "mapping": {...}}`` as :func:`parse_cell` routes them.
+    """
+    options = options or {}
+    prog, _ = build_program(
+        program,
+        {**options.get("program", {}), "canvas_size": size},
+        TARGET_SHAPE,
+        source.input_size,
+    )
+    map_options: dict[str, Any] = dict(options.get("mapping", {}))
     entry = MAPPINGS.get(mapping)
     if entry.config is not None and "seed" in entry.config.__dataclass_fields__:
-        options["seed"] = 0
-    mapp, _ = build_mapping(mapping, options, source.num_classes, NUM_TARGET_CLASSES)
+        map_options.setdefault("seed", 0)
+    mapp, _ = build_mapping(mapping, map_options, source.num_classes, NUM_TARGET_CLASSES)
     model = ReprogrammedModel(source, prog, mapp)
     params = [p for p in model.parameters() if p.requires_grad]
     stepper = None
     if params:
         stepper, _ = build_optimizer("gradient", {}, params, lambda loss: loss.backward())
     return model, stepper
+
+
+@dataclass(frozen=True)
+class EfficiencyCell:
+    """One measured cell: a program and a mapping (with options) at one canvas side."""
+
+    size: int
+    program: str
+    mapping: str
+    options: tuple[tuple[str, str, str], ...] = ()  # (destination, key, value)
+    label: str = ""
+
+    def routed(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {"program": {}, "mapping": {}}
+        for kind, key, value in self.options:
+            out[kind][key] = value
+        return out
+
+    @property
+    def program_label(self) -> str:
+        """The program with its options, as the tables show it."""
+        opts = [f"{k}={v}" for kind, k, v in self.options if kind == "program"]
+        return f"{self.program}:{','.join(opts)}" if opts else self.program
+
+    @property
+    def mapping_label(self) -> str:
+        opts = [f"{k}={v}" for kind, k, v in self.options if kind == "mapping"]
+        return f"{self.mapping}:{','.join(opts)}" if opts else self.mapping
+
+
+def parse_cell(method: str, size: int) -> EfficiencyCell:
+    """``PROGRAM+MAPPING[:key=value,...]`` → the cell at canvas side ``size``.
+
+    Raises:
+        ReprogramError: no ``+``, an unknown name, or an option neither component has.
+    """
+    from dataclasses import fields
+
+    from reprogram.errors import ReprogramError
+    from reprogram.programs import PROGRAMS
+
+    head, _, opts = method.partition(":")
+    program, plus, mapping = head.partition("+")
+    if not plus or not program or not mapping:
+        raise ReprogramError(
+            f"efficiency method {method!r}: write PROGRAM+MAPPING[:key=value,...], e.g. "
+            "smm+linear or resize-pad+linear:learn_scale=true."
+        )
+    kinds: dict[str, Any] = {"program": PROGRAMS.get(program), "mapping": MAPPINGS.get(mapping)}
+    routed: list[tuple[str, str, str]] = []
+    for item in (o for o in opts.split(",") if o):
+        key, sep, value = item.partition("=")
+        key = key.replace("-", "_")
+        if not sep or not key:
+            raise ReprogramError(
+                f"efficiency method {method!r}: options are key=value, got {item!r}."
+            )
+        for kind, entry in kinds.items():
+            if entry.config is not None and key in {f.name for f in fields(entry.config)}:
+                routed.append((kind, key, value))
+                break
+        else:
+            raise ReprogramError(
+                f"efficiency method {method!r}: option {key!r} belongs to neither program "
+                f"{program!r} nor mapping {mapping!r}."
+            )
+    return EfficiencyCell(size, program, mapping, tuple(routed), method)
 
 
 class _Bench:
@@ -226,9 +317,17 @@ class _Bench:
         with torch.inference_mode():
             self.source(self.data.pixels)
 
+    def program(self) -> None:
+        """The program alone: its forward and the backward to its own parameters."""
+        program: Any = self.model.program
+        params = [p for p in program.parameters() if p.requires_grad]
+        out = program(self.data.x)
+        if params:
+            torch.autograd.grad(out.float().square().mean(), params)
+
     def run(self, name: str) -> float:
         """Seconds of one call of ``name``, in the model mode that call needs (set untimed)."""
-        self.model.train(name == "step")
+        self.model.train(name in ("step", "program"))
         return _seconds(getattr(self, name))
 
     def peak(self, name: str) -> int:
@@ -236,7 +335,10 @@ class _Bench:
         return peak_memory_bytes(getattr(self, name))
 
 
-_ORDERS = (("floor", "step", "bare", "infer"), ("step", "floor", "infer", "bare"))
+_ORDERS = (
+    ("floor", "step", "bare", "infer", "program"),
+    ("step", "floor", "infer", "bare", "program"),
+)
 
 
 def _measure_cell(bench: _Bench, warmup: int, repeats: int) -> dict[str, list[float]]:
@@ -270,6 +372,7 @@ def run_efficiency(
     repeats: int = 20,
     programs: Sequence[str] | None = None,
     mappings: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
     progress: bool = True,
     source_module: Source | None = None,
     command: str | None = None,
@@ -286,6 +389,8 @@ def run_efficiency(
         repeats: timed calls of each kind (per cell); the median is reported.
         programs, mappings: names to cross (default :data:`DEFAULT_PROGRAMS` ×
             :data:`DEFAULT_MAPPINGS`).
+        methods: ``PROGRAM+MAPPING[:key=value,...]`` cells named one by one instead of the
+            cross product (see :func:`parse_cell`).
         progress: show a progress bar over the cells.
         source_module: a ready :class:`Source` to measure instead of building ``source``.
         command: the command line that ran this, recorded in the meta data.
@@ -297,10 +402,18 @@ def run_efficiency(
         raise ValueError("repeats and batch_size must be positive and warmup non-negative")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    programs = tuple(programs or DEFAULT_PROGRAMS)
-    mappings = tuple(mappings or DEFAULT_MAPPINGS)
+    if methods:
+        if programs or mappings:
+            raise ValueError("give methods, or programs and mappings to cross, not both")
+        cells = [parse_cell(m, s) for s in sizes for m in methods]
+    else:
+        cells = [
+            EfficiencyCell(s, p, m, label=f"{p}+{m}")
+            for s in sizes
+            for p in tuple(programs or DEFAULT_PROGRAMS)
+            for m in tuple(mappings or DEFAULT_MAPPINGS)
+        ]
     src = source_module if source_module is not None else build_source(source)
-    cells = [(s, p, m) for s in sizes for p in programs for m in mappings]
     meta: dict[str, Any] = {
         "command": command,
         "source": src.name,
@@ -319,9 +432,10 @@ def run_efficiency(
     rows: list[dict[str, Any]] = []
     floor_peaks: dict[int, tuple[int, int]] = {}
     bar = tqdm(cells, desc="efficiency", unit="cell", disable=not progress)
-    for size, program, mapping in bar:
+    for cell in bar:
+        size, program, mapping = cell.size, cell.program_label, cell.mapping_label
         bar.set_postfix_str(f"{size}px {program} × {mapping}", refresh=True)
-        model, stepper = _build(src, program, mapping, size)
+        model, stepper = _build(src, cell.program, cell.mapping, size, cell.routed())
         bench = _Bench(src, model, stepper, _inputs(src, batch_size, size))
         # The first cell of a size also pays for oneDNN building its kernels for the new
         # shapes: warm it up longer, or its first timed calls are slow.
@@ -347,6 +461,8 @@ def run_efficiency(
             "infer_peak_mb": infer_peak / _MB,
             "bare_peak_mb": bare_peak / _MB,
             "trainable_params": model.trainable_parameters(),
+            "program_ms": ms["program"],
+            "generator_params": int(model.program.describe().get("generator_parameters", 0)),
         }
         # Median of the per-repetition ratios: a drift-robust check of the ratio of medians.
         row["step_over_floor_paired"] = _paired(times["step"], times["floor"])
@@ -398,8 +514,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     lines += [
         "",
         "| size | program | mapping | step ms | floor ms | step/floor | infer ms | bare ms "
-        "| infer/bare | peak MB | floor peak MB | mem/floor |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| infer/bare | peak MB | floor peak MB | mem/floor | program ms | trained params |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         step_mark = "" if r["meets_step_target"] else " ✗"
@@ -408,7 +524,8 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"| {r['size']} | {r['program']} | {r['mapping']} | {r['step_ms']:.1f} "
             f"| {r['floor_ms']:.1f} | {r['step_over_floor']:.3f}{step_mark} | {r['infer_ms']:.1f} "
             f"| {r['bare_ms']:.1f} | {r['infer_over_bare']:.3f}{infer_mark} "
-            f"| {r['step_peak_mb']:.1f} | {r['floor_peak_mb']:.1f} | {r['mem_over_floor']:.2f} |"
+            f"| {r['step_peak_mb']:.1f} | {r['floor_peak_mb']:.1f} | {r['mem_over_floor']:.2f} "
+            f"| {_program_ms(r)} | {_params(r)} |"
         )
     n = len(rows)
     step_ok = sum(r["meets_step_target"] for r in rows)
@@ -421,10 +538,25 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"{'every row meets both' if both == n else f'{n - both} row(s) miss (✗)'}.",
         "",
         "Peak MB: CPU-allocator bytes held above the level at the call's start (activations "
-        "saved for backward, gradients, temporaries); mem/floor = step peak / floor peak.",
+        "saved for backward, gradients, temporaries); mem/floor = step peak / floor peak. "
+        "Program ms: the program's own forward and backward, without the source (for `smm` "
+        "mostly its mask generator, whose own parameters the trained-params column gives "
+        "in brackets).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _program_ms(row: dict[str, Any]) -> str:
+    """The program's own cost (rows written before it was measured show a dash)."""
+    return f"{row['program_ms']:.1f}" if row.get("program_ms") is not None else "–"
+
+
+def _params(row: dict[str, Any]) -> str:
+    """Trained parameters, with a generator's share apart: ``85,661 (+ 36,509 generator)``."""
+    total = f"{row['trainable_params']:,}"
+    generator = row.get("generator_params") or 0
+    return f"{total} ({generator:,} generator)" if generator else total
 
 
 def save_plot(rows: list[dict[str, Any]], path: Path) -> None:

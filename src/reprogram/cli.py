@@ -701,7 +701,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="vision: PROGRAM+MAPPING variants and baseline names, comma-separated (default: "
         "full+linear, resize-pad+linear, full+ilm and every baseline); ucr-v2s: also "
-        "PROGRAM+MAPPING@SOURCE (default: waveform+random@whisper-tiny.en,minirocket,scratch)",
+        "PROGRAM+MAPPING@SOURCE (default: waveform+random@whisper-tiny.en,minirocket,scratch); "
+        "efficiency: PROGRAM+MAPPING[:key=value,...] cells instead of the default cross of "
+        "border/resize-pad/full × random/flm/ilm/linear",
     )
     p.add_argument(
         "--epochs",
