@@ -314,3 +314,13 @@ def test_etth1_standard_split() -> None:
     assert data.forecast["columns"][-1] == "OT" and data.forecast["season"] == 24
     assert len(data.train) == 7 * (8640 - 336 - 96 + 1)
     assert len(data.val) == 7 * (2880 - 96 + 1) == len(data.test)
+
+
+@pytest.mark.parametrize("select", ["kfold:3", "refit"])
+def test_fold_selection_is_refused_on_a_forecast(tmp_path: Path, select: str) -> None:
+    target = f"forecast:{_table(tmp_path)}#lookback=48#horizon=12"
+    config = BaselineConfig(method="linear", target=target, epochs=1, select=select,
+                            out=str(tmp_path / "run"), progress=False)
+    with pytest.raises(ReprogramError, match="chronological validation split"):
+        run_baseline(config)
+    assert not (tmp_path / "run" / "folds").exists()

@@ -68,32 +68,68 @@ def _values_csv(tmp_path: Path) -> str:
     return f"csv:{path}#task=regression"
 
 
+def _soft_prompt(target: str, out: Path, **settings: object) -> FitConfig:
+    """A two-vector soft prompt with a probe-started linear head on the tiny language model."""
+    return FitConfig(source="tiny-random-lm", target=target, program="soft-prompt",
+                     program_options={"length": 2}, mapping="linear",
+                     mapping_options={"init": "probe"}, out=str(out), progress=False,
+                     plots=False, **settings)  # type: ignore[arg-type]
+
+
 def test_fit_and_eval_a_regression_target(tmp_path: Path) -> None:
     from reprogram.cli import main
 
     target = _values_csv(tmp_path)
     data = load_target(target)
     assert data.task == "regression" and data.class_names == ["value"]
-    config = FitConfig(
-        source="tiny-random-lm",
-        target=target,
-        program="soft-prompt",
-        program_options={"length": 2},
-        mapping="linear",
-        mapping_options={"init": "probe"},
-        epochs=2,
-        out=str(tmp_path / "run"),
-        progress=False,
-        plots=False,
-    )
+    config = _soft_prompt(target, tmp_path / "run", epochs=2)
     metrics = fit(config).metrics
     assert metrics["val_accuracy"] is None and metrics["test_accuracy"] is None
     assert metrics["test_rmse"] == pytest.approx(np.sqrt(metrics["test_loss"]))
     assert {"test_mae", "test_r2", "val_rmse"} <= set(metrics)
     assert metrics["selection"].startswith("lowest validation mean squared error")
     assert main(["eval", str(tmp_path / "run")]) == 0
-    with pytest.raises(ReprogramError, match="this is a regression target"):
-        fit(FitConfig(**{**config.__dict__, "select": "kfold:3", "out": str(tmp_path / "k")}))
+    with pytest.raises(ReprogramError, match="one-standard-error rule"):
+        fit(FitConfig(**{**config.__dict__, "select": "refit:1se", "out": str(tmp_path / "1")}))
+
+
+def test_value_folds_cover_every_example_and_span_the_values() -> None:
+    from reprogram.data.splits import value_folds
+
+    y = torch.tensor(np.random.default_rng(3).normal(size=23), dtype=torch.float32)
+    folds = value_folds(y, 4, seed=0)
+    assert torch.equal(torch.sort(torch.cat(folds)).values, torch.arange(23))
+    assert sorted(len(f) for f in folds) == [5, 6, 6, 6]
+    ranks = torch.argsort(torch.argsort(y))  # each fold holds one of every run of 4 ranks
+    for fold in folds:
+        assert sorted((ranks[fold] // 4).tolist())[:5] == [0, 1, 2, 3, 4]
+    assert [f.tolist() for f in value_folds(y, 4, seed=0)] == [f.tolist() for f in folds]
+    assert [f.tolist() for f in value_folds(y, 4, seed=1)] != [f.tolist() for f in folds]
+    with pytest.raises(DataError, match="at least 10 training examples"):
+        value_folds(y[:9], 5, seed=0)
+
+
+def test_kfold_selection_chooses_a_regression_epoch_on_the_folds_mean_mse(
+    tmp_path: Path,
+) -> None:
+    target = _values_csv(tmp_path)
+    config = _soft_prompt(target, tmp_path / "k", epochs=3, batch_size=16, select="kfold:3")
+    metrics = fit(config).metrics
+    record = metrics["kfold"]
+    assert record["folds"] == 3 and sum(record["fold_sizes"]) == 48  # 60 - the 20% test
+    curve = {c["epoch"]: c["val_loss"] for c in record["curve"]}
+    folds = [json.loads((tmp_path / "k" / "folds" / str(i) / "metrics.json").read_text())
+             for i in range(3)]
+    for epoch, loss in curve.items():
+        per_fold = [next(r["val_loss"] for r in m["history"] if r["epoch"] == epoch)
+                    for m in folds]
+        assert loss == pytest.approx(sum(per_fold) / 3)
+        assert all(m["test_loss"] is None for m in folds)  # no fold reads the test split
+    chosen = record["choice"]["epoch"]
+    assert curve[chosen] == min(curve.values())
+    assert metrics["val_rmse"] == pytest.approx(np.sqrt(curve[chosen]))
+    assert metrics["selection"].startswith("3-fold cross-validation")
+    assert "val MSE" in metrics["selection"] and metrics["test_rmse"] is not None
 
 
 def test_forest_peer_regresses_and_reloads(

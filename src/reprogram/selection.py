@@ -5,12 +5,14 @@ UCR series is one series per class, whose accuracy moves in steps of 50%, and th
 are not trained on. K-fold selection instead:
 
 1. deals the (few-shot) training examples into ``K`` class-stratified folds
-   (:func:`~reprogram.data.splits.stratified_folds`);
+   (:func:`~reprogram.data.splits.stratified_folds`; a regression target's are stratified by
+   value, :func:`~reprogram.data.splits.value_folds`);
 2. trains ``K`` selection-only runs under ``OUT/folds/k``, each validating on fold ``k`` and
    training on the rest; none of them reads the test split;
 3. averages their validation curves: for gradient training the epoch with the best mean
    validation accuracy (ties: lower mean validation loss, then the earlier epoch; epoch 0 is
-   the warm start where a mapping has one); for fixed-feature baselines the penalty with the
+   the warm start where a mapping has one; a regression target: the lowest mean validation
+   MSE); for fixed-feature baselines the penalty with the
    best mean validation accuracy (ties: the stronger penalty);
 4. trains once more on every training example with that choice fixed (the chosen number of
    epochs, or a one-value penalty grid) and scores the test split once.
@@ -54,7 +56,7 @@ from .artifact import CONFIG, METRICS, read_json, write_json
 from .checkpoint import CHECKPOINT_NAME
 from .config import ONE_SE, REFIT, is_refit, parse_select, selection_rule
 from .data import Split, TargetData, load_target
-from .data.splits import few_shot_pool, prepare_splits, stratified_folds
+from .data.splits import few_shot_pool, prepare_splits, stratified_folds, value_folds
 from .errors import DataError, ReprogramError
 from .train import check_out
 
@@ -142,11 +144,7 @@ def kfold_run(
     out = _prepare(config)
     data = target if target is not None else load_target(config.target)
     name = data.name if target is not None else config.target
-    if data.task != "classification":
-        raise ReprogramError(
-            f"--select {config.select} chooses by validation accuracy over class-stratified "
-            f"folds; this is a {data.task} target. Use --select holdout (the default)."
-        )
+    _check_task(config, data)
     try:
         pool = prepare_splits(
             data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
@@ -163,6 +161,8 @@ def kfold_run(
             import torch
 
             folds = [torch.arange(len(pool.train), len(train))]
+        elif data.task == "regression":
+            folds = value_folds(train.y, k, config.seed)
         else:
             folds = stratified_folds(train.y, k, config.seed, pool.class_names)
     fold_metrics = []
@@ -191,7 +191,11 @@ def kfold_run(
         fold_metrics.append(
             runner(cfg, source=source, target=fold_data, callbacks=callbacks).metrics
         )
-    choice = choose(fold_metrics, rule=selection_rule(config.select)) if folds else _UNTRAINED
+    choice = (
+        choose(fold_metrics, rule=selection_rule(config.select), task=data.task)
+        if folds
+        else _UNTRAINED
+    )
     final = _run_into(config, out, select="holdout", shots=None)
     if config.progress:
         chose = f"chose {_describe(choice, k)}" if folds else "has nothing to choose (--epochs 0)"
@@ -212,6 +216,8 @@ def kfold_run(
     metrics = dict(result.metrics)
     if not folds:  # nothing held out: the head's leave-one-out accuracy, where it has one
         choice = {**choice, "val_accuracy": _loo_accuracy(metrics)}
+    if data.task == "regression" and choice.get("val_loss") is not None:
+        metrics["val_rmse"] = math.sqrt(choice["val_loss"])  # the folds' mean squared error
     metrics.update(
         val_accuracy=choice["val_accuracy"],
         val_loss=choice.get("val_loss"),
@@ -244,6 +250,32 @@ def kfold_run(
     write_json(out / CONFIG, artifact)
     result.metrics, result.config = metrics, artifact
     return result
+
+
+def _check_task(config: Any, data: TargetData) -> None:
+    """Refuse the selections a target's kind cannot take, saying what to use instead."""
+    if data.forecast is not None:
+        why = (
+            "refit is not built for forecasting targets yet"
+            if is_refit(config.select)
+            else "k-fold deals training windows into folds at random, so a forecast would be "
+            "chosen on windows older than ones it trained on (and that overlap them)"
+        )
+        raise ReprogramError(
+            f"--select {config.select}: {why}; a forecasting target keeps its chronological "
+            "validation split. Use --select holdout (the default)."
+        )
+    if data.task == "regression" and selection_rule(config.select) == ONE_SE:
+        raise ReprogramError(
+            f"--select {config.select}: the one-standard-error rule reads a binomial error of "
+            "an accuracy, which a regression target does not have; use --select "
+            f"{config.select.rsplit(':', 1)[0]} (the lowest mean validation MSE chooses)."
+        )
+    if data.task not in ("classification", "regression"):
+        raise ReprogramError(
+            f"--select {config.select} chooses over folds of a classification or regression "
+            f"target; this is a {data.task} target. Use --select holdout (the default)."
+        )
 
 
 # The choice when the method trains nothing: its start, with no held-out estimate of it.
@@ -304,7 +336,9 @@ def _target(data: TargetData, name: str, train: Split, val: Split) -> TargetData
     )
 
 
-def choose(fold_metrics: list[dict[str, Any]], rule: str = "best") -> dict[str, Any]:
+def choose(
+    fold_metrics: list[dict[str, Any]], rule: str = "best", task: str = "classification"
+) -> dict[str, Any]:
     """The choice the folds agree on best: an epoch (gradient runs) or a penalty.
 
     Args:
@@ -313,12 +347,16 @@ def choose(fold_metrics: list[dict[str, Any]], rule: str = "best") -> dict[str, 
         rule: ``"best"``: the best mean validation accuracy (epochs: ties to lower mean loss,
             then the earlier epoch; penalties: ties to the stronger); ``"1se"``: the earliest
             epoch or strongest penalty within one standard error of that best.
+        task: ``"regression"`` chooses the epoch of the lowest mean validation loss (the mean
+            squared error; ties to the earlier epoch), with the ``"best"`` rule only.
     Returns:
         ``{"epoch": E}`` or ``{"penalty": {"alpha"|"C": v}}``, plus the mean ``val_accuracy``
         (and ``val_loss``) there and the mean ``curve`` it was read from.
     """
     if rule not in ("best", ONE_SE):
         raise ValueError(f"rule must be 'best' or '1se', got {rule!r}")
+    if task == "regression":
+        return _lowest_loss(fold_metrics)
     n_val = sum(int(m.get("splits", {}).get("val", 0)) for m in fold_metrics)
     histories = [
         [r for r in m.get("history", []) if r.get("val_accuracy") is not None] for m in fold_metrics
@@ -357,6 +395,27 @@ def choose(fold_metrics: list[dict[str, Any]], rule: str = "best") -> dict[str, 
     return {"penalty": {key: best[key]}, "val_accuracy": best["val_accuracy"], "curve": curve}
 
 
+def _lowest_loss(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch of the lowest mean validation loss over the folds (a regression target)."""
+    histories = [
+        [r for r in m.get("history", []) if r.get("val_loss") is not None] for m in fold_metrics
+    ]
+    if not all(histories):
+        raise ReprogramError(
+            "k-fold selection on a regression target chooses an epoch of gradient training; a "
+            "fold reported no validation loss per epoch (fixed-feature methods such as the "
+            "forests have nothing to choose: use --select holdout)."
+        )
+    common = set.intersection(*({r["epoch"] for r in h} for h in histories))
+    curve = []
+    for epoch in sorted(common):
+        rows = [next(r for r in h if r["epoch"] == epoch) for h in histories]
+        loss = sum(r["val_loss"] for r in rows) / len(rows)
+        curve.append({"epoch": epoch, "val_accuracy": None, "val_loss": loss})
+    best = min(curve, key=lambda c: (c["val_loss"], c["epoch"]))
+    return {**best, "curve": curve}
+
+
 def standard_error(accuracy: float, n: int) -> float:
     """Binomial standard error ``sqrt(p(1 - p) / n)`` of an accuracy ``p`` on ``n`` examples
     (0 when ``n`` is unknown)."""
@@ -366,7 +425,13 @@ def standard_error(accuracy: float, n: int) -> float:
 
 
 def _describe(choice: dict[str, Any], folds: int) -> str:
-    acc = f"({'mean ' if folds > 1 else ''}val acc {choice['val_accuracy']:.4f})"
+    mean = "mean " if folds > 1 else ""
+    if choice.get("val_accuracy") is None and choice.get("val_loss") is not None:
+        acc = f"({mean}val MSE {choice['val_loss']:.4f})"
+    elif choice.get("val_accuracy") is None:
+        acc = "(no validation)"
+    else:
+        acc = f"({mean}val acc {choice['val_accuracy']:.4f})"
     if "epoch" in choice:
         return f"epoch {choice['epoch']} {acc}"
     ((key, value),) = choice["penalty"].items()

@@ -192,6 +192,33 @@ def random_carve(
     return torch.sort(order[n_val:]).values, torch.sort(order[:n_val]).values
 
 
+def value_folds(y: torch.Tensor, k: int, seed: int) -> list[torch.Tensor]:
+    """``k`` disjoint sorted index tensors covering regression targets ``y`` ``[N]``, each
+    spanning the range of values alike.
+
+    The examples are ordered by value and cut into runs of ``k``; each run deals its members
+    to the ``k`` folds in a seeded random order (the last, shorter run to a random subset), so
+    every fold holds about one example of each ``k``-quantile and fold sizes differ by at most
+    one: the regression counterpart of class stratification.
+    """
+    if k < 2:
+        raise ReprogramError(f"k-fold selection needs at least 2 folds, got {k}.")
+    if 2 * k > len(y):
+        raise DataError(
+            f"k-fold selection with {k} folds needs at least {2 * k} training examples (two "
+            f"per fold), this target has {len(y)}; use fewer folds."
+        )
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.argsort(y.float().reshape(len(y)), stable=True)
+    folds: list[list[torch.Tensor]] = [[] for _ in range(k)]
+    for start in range(0, len(order), k):
+        run = order[start : start + k]
+        for fold, example in zip(torch.randperm(k, generator=generator).tolist(), run,
+                                 strict=False):
+            folds[fold].append(example.reshape(1))
+    return [torch.sort(torch.cat(f)).values for f in folds]
+
+
 def stratified_folds(
     y: torch.Tensor, k: int, seed: int, class_names: list[str]
 ) -> list[torch.Tensor]:
