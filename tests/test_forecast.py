@@ -307,6 +307,18 @@ def test_bench_pairs_the_lm_with_each_ablation() -> None:
     assert s["mse_mean"] == pytest.approx(0.405) and s["seeds"] == [0, 1]
 
 
+@pytest.mark.parametrize(("flags", "match"), [
+    (["--lm-strides", "3"], "two whole numbers"),
+    (["--lm-strides", "16,0"], "positive integers"),
+    (["--fractions", "0"], "numbers in"),
+])
+def test_bench_forecast_flags_are_checked(tmp_path: Path, flags: list[str], match: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "forecast", "--out", str(tmp_path / "b"), *flags])
+    assert code == 2 and match in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.skipif(data_folder() is None or not (data_folder() / "ETTh1.csv").is_file(),
                     reason="the standard forecasting files are not here")
 def test_etth1_standard_split() -> None:

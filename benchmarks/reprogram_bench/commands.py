@@ -30,8 +30,15 @@ def run(args: Any, command: str | None) -> None:
         fractions = tuple(float(f) for f in (args.fractions or "1").split(",") if f)
         if any(not 0 < f <= 1 for f in fractions):
             raise ReprogramError(f"--fractions takes numbers in (0, 1], got {args.fractions!r}.")
+        strides = ints(args.lm_strides, "--lm-strides") if args.lm_strides else (16, 8)
+        if len(strides) != 2 or min(strides) < 1:
+            raise ReprogramError(
+                f"--lm-strides takes two whole numbers of at least 1, TRAIN,VAL (e.g. 16,8); "
+                f"got {args.lm_strides!r}."
+            )
         run_forecast(
             args.out,
+            lm_stride=(strides[0], strides[1]),
             sets=tuple(t for t in (args.tasks or "ETTh1").split(",") if t),
             horizons=ints(args.horizons, "--horizons") if args.horizons else None,
             fractions=fractions,

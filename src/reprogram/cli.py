@@ -680,6 +680,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="forecast: shares of the training windows, e.g. 1,0.1 (default 1)",
     )
+    p.add_argument(
+        "--lm-strides",
+        default=None,
+        help="forecast: TRAIN,VAL window strides of the reprogramming cells (default 16,8: a "
+        "language model on 2 CPU cores reads every 16th training window; the test keeps all)",
+    )
     p.add_argument("--out", required=True, help="suite directory (a rerun skips finished cells)")
     p.add_argument(
         "--source", default=None, help="source model (efficientnet-lite0; sequences: minilm-l6)"
