@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "ridge": 1,
     "evaluate": 1,
     "diagnostics": 1,
+    "output_cache": 1,
     # model: program → frozen source → mapping, built and saved without the trainer
     "model": 2,
     # engine: the trainer, the query budget, pictures of a finished run

@@ -37,6 +37,7 @@ from .data.checks import check_input_shape
 from .errors import ArtifactError, DataError, ReprogramError
 from .mappings import MAPPINGS, build_mapping
 from .mappings.base import Mapping
+from .output_cache import OutputCache, cache_limit
 from .programs import PROGRAMS, build_program, resolve_program
 from .registry import config_to_dict
 from .sources import TRUST_ENV, build_source, needs_consent, trusted
@@ -64,6 +65,12 @@ class ReprogrammedModel(Adapted):
         self.mapping = mapping
         for p in self.source.parameters():
             p.requires_grad_(False)
+        #: source outputs per example, for a program that trains nothing and opts in
+        #: (``caches_source_outputs``); None otherwise
+        self.output_cache: OutputCache | None = None
+        frozen = not any(p.requires_grad for p in program.parameters())
+        if getattr(program, "caches_source_outputs", False) and frozen and cache_limit() > 0:
+            self.output_cache = OutputCache(cache_limit())
 
     def train(self, mode: bool = True) -> ReprogrammedModel:
         """Train the program and mapping; the source stays in eval mode regardless."""
@@ -82,7 +89,10 @@ class ReprogrammedModel(Adapted):
         return torch.stack(terms).sum() if terms else None
 
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Source logits ``[B, K_s]`` of the reprogrammed inputs ``x`` ``[B, C_t, H_t, W_t]``."""
+        """Source logits ``[B, K_s]`` of the reprogrammed inputs ``x`` ``[B, C_t, H_t, W_t]``
+        (from :attr:`output_cache` for the examples it has seen, when there is one)."""
+        if self.output_cache is not None:
+            return self.output_cache(x, lambda rows: self.source(self.program(rows)))
         return self.source(self.program(x))
 
     def scores(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

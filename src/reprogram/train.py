@@ -410,6 +410,9 @@ class Trainer:
                 "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
                 **self.queries.summary(state.get("stopped")),
             }
+            cache = getattr(self.model, "output_cache", None)
+            if cache is not None:  # what remembering the frozen source's outputs saved
+                metrics["source_output_cache"] = cache.record()
             artifact = self.model.finalize_config(dict(self.job.artifact_config))
             write_artifact(self.out, artifact, self.model, metrics)
             if state.get("stopped"):  # kept, with the final count: --resume may continue

@@ -17,6 +17,10 @@ from .tokens import TokenConfig, TokenProgram
 class TextProgram(TokenProgram):
     """Symbols as the source spells them (no parameters)."""
 
+    #: nothing trains and the same sequence always reads the same: the model may keep the
+    #: source's output per example (:mod:`reprogram.output_cache`)
+    caches_source_outputs = True
+
     def symbol_table(self) -> torch.Tensor:
         return self.spelled_embeddings()
 
