@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,18 @@ def test_suite_writes_tables_and_skips_finished_cells(tmp_path: Path) -> None:
         and not (out / "runs" / task / "length:trees=5" / "shots4" / "seed1").exists()
     )
     assert json.loads((out / "results.json").read_text())["meta"]["settings"]["shots"] == [4, 0]
+    # another invocation into the same directory adds its cells to the table, and the runs'
+    # folders are not needed for the earlier ones (they are not committed)
+    shutil.rmtree(out / "runs")
+    added = run_sequences(out, **{**kwargs, "shots": (8,), "methods": methods[1:]},  # type: ignore[arg-type]
+                          command="second")
+    assert len(added) == 2
+    record = json.loads((out / "results.json").read_text())
+    assert len(record["rows"]) == 8 and record["meta"]["settings"]["shots"] == [4, 0, 8]
+    assert record["meta"]["commands"] == ["reprogram bench sequences", "second"]
+    assert "- `second`" in (out / "results.md").read_text()
+    with pytest.raises(ReprogramError, match="was run with epochs=1"):
+        run_sequences(out, **{**kwargs, "epochs": 2})  # type: ignore[arg-type]
 
 
 def test_paired_auc_counts_tasks_and_seeds() -> None:

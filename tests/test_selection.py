@@ -418,5 +418,5 @@ def test_cli_select_flag_and_bench_refuses_mixed_settings(tmp_path: Path, waves:
         json.dumps({"meta": {"settings": {"epochs": 100, "max_train": None}}})
     )
     _check_earlier(suite, {"epochs": 100, "max_train": None, "select": "holdout"})
-    with pytest.raises(ReprogramError, match="select 'holdout'; this call asks for select"):
+    with pytest.raises(ReprogramError, match="select='holdout'; this call asks select='kfold:5'"):
         _check_earlier(suite, {"epochs": 100, "max_train": None, "select": "kfold:5"})

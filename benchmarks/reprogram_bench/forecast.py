@@ -30,6 +30,7 @@ from typing import Any
 from reprogram.artifact import METRICS
 from reprogram.errors import DataError, ReprogramError
 from reprogram_bench import cell_seconds, write_csv
+from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
 
@@ -199,6 +200,10 @@ def run_forecast(
         "ablations": ABLATIONS,
         "skipped": [],  # cells the data cannot form, with the reason
     }
+    ledger = open_ledger(out, settings, command or "reprogram bench forecast", _key,
+                         shared=("epochs", "patience", "batch_sizes", "lm_window_strides"),
+                         runs_cells=not report_only)
+    settings = ledger.settings  # cells skipped now are listed beside earlier ones
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for i, cell in enumerate(cells, 1):
@@ -226,10 +231,16 @@ def run_forecast(
             print(f"[{i}/{len(cells)}] {cell.key}  mse {row['test_mse']:.4f}  "
                   f"mae {row['test_mae']:.4f}  {row['train_seconds']:.0f} s",
                   file=sys.stderr, flush=True)
-        write_results(out, rows, settings, command or "reprogram bench forecast")
-    if rows:  # again: cells skipped after the last finished one are listed too
-        write_results(out, rows, settings, command or "reprogram bench forecast")
+        write_results(out, ledger.rows(rows), settings, ledger.meta())
+    if rows or ledger.recorded:  # again: cells skipped after the last finished one are listed
+        write_results(out, ledger.rows(rows), settings, ledger.meta())
     return rows
+
+
+def _key(row: dict[str, Any]) -> str:
+    """A recorded row's cell key."""
+    return Cell(row["dataset"], int(row["horizon"]), float(row["fraction"]), row["method"],
+                int(row["seed"])).key
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -276,7 +287,7 @@ def _markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]],
     lines = [
         "# Forecasting: a frozen language model reprogrammed (Time-LLM) vs peers and ablations",
         "",
-        f"Command: `{meta['command']}`  ",
+        *command_lines(meta),
         f"Seeds {settings['seeds']}; up to {settings['epochs']} epochs (patience "
         f"{settings['patience']}); validation MSE selects the epoch, the test split is scored "
         "once, every window (stride 1). Errors on the z-normalised scale (training rows' "
@@ -348,11 +359,12 @@ def _markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]],
 
 
 def write_results(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any],
-                  command: str) -> None:
-    """results.json / .csv / .md and ``mse_by_horizon.png`` from the finished rows."""
+                  commands: dict[str, Any]) -> None:
+    """results.json / .csv / .md and ``mse_by_horizon.png`` from the finished rows
+    (``commands``: :meth:`~reprogram_bench.ledger.Ledger.meta`)."""
     from reprogram.artifact import write_json
 
-    meta = {"command": command, "settings": settings, "machine": machine(),
+    meta = {**commands, "settings": settings, "machine": machine(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     summary = summarise(rows)
     write_json(out / "results.json", {"meta": meta, "rows": rows, "summary": summary})

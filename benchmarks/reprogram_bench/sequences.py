@@ -27,6 +27,7 @@ from typing import Any
 from reprogram.artifact import METRICS
 from reprogram.errors import ReprogramError
 from reprogram_bench import cell_seconds, write_csv
+from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
 
@@ -150,6 +151,8 @@ def run_sequences(
         "methods": list(methods),
         "default_row": DEFAULT_ROW,
     }
+    ledger = open_ledger(out, settings, command or "reprogram bench sequences", _key,
+                         shared=("source", "epochs"), runs_cells=not report_only)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for i, cell in enumerate(cells, 1):
@@ -179,8 +182,15 @@ def run_sequences(
                 file=sys.stderr,
                 flush=True,
             )
-        write_results(out, rows, settings, command or "reprogram bench sequences")
+        write_results(out, ledger.rows(rows), ledger.settings, ledger.meta())
+    if report_only and not rows and ledger.recorded:  # the table from what was recorded
+        write_results(out, ledger.rows([]), ledger.settings, ledger.meta())
     return rows
+
+
+def _key(row: dict[str, Any]) -> str:
+    """A recorded row's cell key."""
+    return Cell(row["task"], row["method"], int(row["shots"]), int(row["seed"])).key
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -257,7 +267,7 @@ def _markdown(
     lines = [
         f"# Sequences: {settings['source']} reprogrammed vs peers",
         "",
-        f"Command: `{meta['command']}`  ",
+        *command_lines(meta),
         f"Seeds {settings['seeds']}; {settings['epochs']} epochs for trained programs; "
         "validation (20% of the shots) selects, the test split (a fixed 20% of each set, "
         "seed 0) is scored once per run. Shots are per class; `all` is every training row.  ",
@@ -321,13 +331,14 @@ def _markdown(
 
 
 def write_results(
-    out: Path, rows: list[dict[str, Any]], settings: dict[str, Any], command: str
+    out: Path, rows: list[dict[str, Any]], settings: dict[str, Any], commands: dict[str, Any]
 ) -> None:
-    """results.json / .csv / .md and ``auc_vs_shots.png`` from the finished rows."""
+    """results.json / .csv / .md and ``auc_vs_shots.png`` from the finished rows
+    (``commands``: :meth:`~reprogram_bench.ledger.Ledger.meta`)."""
     from reprogram.artifact import write_json
 
     meta = {
-        "command": command,
+        **commands,
         "settings": settings,
         "machine": machine(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

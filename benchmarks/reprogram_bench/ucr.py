@@ -34,6 +34,7 @@ from reprogram.errors import ReprogramError
 from reprogram_bench import cell_seconds, ints, split_methods, write_csv
 from reprogram_bench.compare import markdown as markdown_paired
 from reprogram_bench.compare import paired, plot_paired
+from reprogram_bench.ledger import check_shared
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.published import (
     BAKEOFF_CITATION,
@@ -379,15 +380,7 @@ def _check_earlier(out: Path, settings: dict[str, Any]) -> None:
     if not path.exists():
         return
     earlier = read_json(path, "the suite results").get("meta", {}).get("settings", {})
-    earlier = {"select": "holdout", **earlier}
-    clash = [k for k in ("epochs", "max_train", "select") if earlier.get(k) != settings[k]]
-    if clash:
-        was = ", ".join(f"{k} {earlier.get(k)!r}" for k in clash)
-        now = ", ".join(f"{k} {settings[k]!r}" for k in clash)
-        raise ReprogramError(
-            f"{out} holds a suite run with {was}; this call asks for {now}. Its finished cells "
-            "would be reused as if they matched: use another --out (or the same settings)."
-        )
+    check_shared(out, {"select": "holdout", **earlier}, settings, ("epochs", "max_train", "select"))
 
 
 def _eta(

@@ -23,6 +23,7 @@ from typing import Any
 from reprogram.artifact import METRICS
 from reprogram.errors import ReprogramError
 from reprogram_bench import cell_seconds, write_csv
+from reprogram_bench.ledger import check_shared
 from reprogram_bench.machine import describe, machine
 
 # Reprogramming variants worth reporting (from the program × mapping grid) and baselines.
@@ -392,14 +393,7 @@ def _merge_earlier(
             f"{path} is unreadable ({type(exc).__name__}: {exc}); move it away to start the "
             f"table afresh (finished cells under {out / 'runs'} are reused either way)."
         ) from None
-    clash = [k for k in SHARED_SETTINGS if old_settings.get(k) != settings[k]]
-    if clash:
-        were = ", ".join(f"{k}={old_settings.get(k)!r}" for k in clash)
-        now = ", ".join(f"{k}={settings[k]!r}" for k in clash)
-        raise ReprogramError(
-            f"suite directory {out} was run with {were}; this call asks {now}. One table "
-            f"shares these settings: use another --out."
-        )
+    check_shared(out, old_settings, settings, SHARED_SETTINGS)
     for key, row in list(recorded.items()):
         if (out / "runs" / key / METRICS).exists():
             cell = Cell(row["method"], int(row["shots"]), int(row["seed"]))
