@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import BaselineConfig, FitConfig, RunConfig
-from .errors import ArtifactError, DataError, ReprogramError
-from .flags import add_flags, from_flags, key_values
+from ..config import BaselineConfig, FitConfig, RunConfig
+from ..errors import ArtifactError, DataError, ReprogramError
+from ..flags import add_flags, from_flags, key_values
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from ..registry import Registry
 
 KINDS = ("sources", "targets", "programs", "mappings", "optimizers", "baselines", "recipes")
 
@@ -217,7 +217,7 @@ def summary(result: Any) -> str:
 # --------------------------------------------------------------------------- commands
 def cmd_fit(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .api import fit
+    from ..api import fit
 
     result = fit(_fit_config(args))
     print(summary(result))
@@ -226,7 +226,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .baselines import run_baseline
+    from ..baselines import run_baseline
 
     config = _baseline_config(args)
     print(summary(run_baseline(config)))
@@ -264,7 +264,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _eval_target(config: dict[str, Any]) -> tuple[Any, dict[str, Any], int]:
     """The target a fit run saw, its split settings (shots, val_fraction, seed) and eval batch."""
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .data import load_target
+    from ..data import load_target
 
     try:
         t = config["target"]
@@ -281,7 +281,7 @@ def _eval_target(config: dict[str, Any]) -> tuple[Any, dict[str, Any], int]:
 def _load_eval_splits(config: dict[str, Any]) -> tuple[Any, int]:
     """The splits a fit run saw (same shots, validation fraction and seed) and its eval batch."""
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .data.splits import prepare_splits
+    from ..data.splits import prepare_splits
 
     data, settings, batch = _eval_target(config)
     return prepare_splits(data, **settings), batch
@@ -293,16 +293,16 @@ def _given_source(args: argparse.Namespace) -> Any:
     if not getattr(args, "source", None):
         return None
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .sources import build_source
+    from ..sources import build_source
 
     return build_source(args.source)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .artifact import METRICS, load_artifact, read_json
-    from .evaluate import score
-    from .tasks import task_of
+    from ..artifact import METRICS, load_artifact, read_json
+    from ..evaluate import score
+    from ..tasks import task_of
 
     model, config = load_artifact(args.dir, source=_given_source(args))
     metrics = read_json(Path(args.dir) / METRICS, "the metrics")
@@ -356,8 +356,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .artifact import load_artifact
-    from .predict import load_inputs
+    from ..artifact import load_artifact
+    from ..predict import load_inputs
 
     model, config = load_artifact(args.dir, source=_given_source(args))
     facts = config["target"].get("forecast")
@@ -425,8 +425,8 @@ def _predict_forecast(model: Any, facts: dict[str, Any], args: argparse.Namespac
     import io
 
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .diagnostics.forecast_plot import save_forecast_png
-    from .predict import forecast, forecast_inputs, forecast_rows
+    from ..diagnostics.forecast_plot import save_forecast_png
+    from ..predict import forecast, forecast_inputs, forecast_rows
 
     if len(args.inputs) != 1:
         raise DataError("a forecaster reads one table (CSV with a date column) at a time.")
@@ -476,7 +476,7 @@ def _labelled_accuracy(truth: list[str], predicted: list[str], names: list[str])
 
 def cmd_list(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from . import baselines, data, mappings, optim, programs, recipes, sources
+    from .. import baselines, data, mappings, optim, programs, recipes, sources
 
     registries: dict[str, Registry[Any]] = {
         "recipes": recipes.RECIPES,
@@ -533,7 +533,7 @@ def _list_one(registry: Any, name: str) -> int:
         print(f"{entry.name}: {entry.help}")
     if registry.kind == "recipe":
         # lazy: the library loads torch; `reprogram --help` stays fast
-        from .recipes import command_line
+        from ..recipes import command_line
 
         words = command_line(entry.builder())
         print("reprogram fit --target TARGET " + " ".join(shlex.quote(w) for w in words))
@@ -563,14 +563,14 @@ def _list_one(registry: Any, name: str) -> int:
 # recipe on 100 images per class.
 def _demo_settings() -> dict[str, Any]:
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .recipes import RECIPES
+    from ..recipes import RECIPES
 
     return {**RECIPES.get("vision-full").builder(), "target": "fashion-mnist", "shots": 100}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from . import FitConfig, fit
+    from .. import FitConfig, fit
 
     d = _demo_settings()
     print(
@@ -641,7 +641,7 @@ def version_text() -> str:
     import torch
 
     # lazy: the package's version; importing it loads the library
-    from . import __version__
+    from .. import __version__
 
     return f"reprogram {__version__} (torch {torch.__version__})"
 
@@ -798,7 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .blackbox.commands import add_commands as add_blackbox_commands
+    from ..blackbox.commands import add_commands as add_blackbox_commands
 
     add_blackbox_commands(sub)  # serve, export
     return parser
@@ -812,7 +812,7 @@ def _with_recipe(parser: argparse.ArgumentParser, argv: list[str] | None, name: 
     program or mapping the command line replaced are dropped.
     """
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .recipes import RECIPES, command_line
+    from ..recipes import RECIPES, command_line
 
     flags = RECIPES.get(name).builder()
     fit_parser = next(
@@ -914,7 +914,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"reprogram {args.command}: error: {exc}", file=sys.stderr)
             return 2
     # lazy: the library loads torch; `reprogram --help` stays fast
-    from .runtime import tune_allocator
+    from ..runtime import tune_allocator
 
     tune_allocator()  # large blocks reused, not re-mapped every step (see runtime.py)
     terminated: list[int] = []
@@ -946,7 +946,3 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
