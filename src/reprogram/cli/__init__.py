@@ -1,7 +1,10 @@
-"""The ``reprogram`` command: fit, eval, predict, list, demo.
+"""The ``reprogram`` command: fit, baseline, bench, eval, predict, list, demo.
 
 A failed command exits non-zero with a one-paragraph message on stderr, never a traceback
-(set ``REPROGRAM_DEBUG=1`` to see one for unexpected errors).
+(set ``REPROGRAM_DEBUG=1`` to see one for unexpected errors). This module builds the parser,
+runs ``fit``, ``baseline`` and ``bench``, applies a ``--recipe`` and shows the library's log
+while a command runs; the other commands live beside it (:mod:`.evaluation`: eval and
+predict, :mod:`.listing`: list, :mod:`.demo`: demo) and the closing table in :mod:`.report`.
 """
 
 from __future__ import annotations
@@ -9,25 +12,41 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import logging
 import os
 import shlex
 import signal
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config import BaselineConfig, FitConfig, RunConfig
-from ..errors import ArtifactError, DataError, ReprogramError
-from ..flags import add_flags, from_flags, key_values
+from ..errors import ReprogramError
+from ..flags import add_flags, from_flags
+from .demo import cmd_demo
+from .evaluation import _load_eval_splits, cmd_eval, cmd_predict
+from .listing import KINDS, cmd_list
+from .report import summary, top1_by_class
 
-if TYPE_CHECKING:
-    from ..registry import Registry
-
-KINDS = ("sources", "targets", "programs", "mappings", "optimizers", "baselines", "recipes")
+#: What other code imports from ``reprogram.cli`` (the console script runs :func:`main`).
+__all__ = [
+    "_load_eval_splits",
+    "_log_to_stderr",
+    "_with_recipe",
+    "build_parser",
+    "cmd_baseline",
+    "cmd_bench",
+    "cmd_demo",
+    "cmd_eval",
+    "cmd_fit",
+    "cmd_list",
+    "cmd_predict",
+    "main",
+    "summary",
+    "top1_by_class",
+    "version_text",
+]
 
 
 # --------------------------------------------------------------------------- parsing helpers
@@ -120,100 +139,6 @@ def _baseline_config(args: argparse.Namespace) -> BaselineConfig:
     return BaselineConfig(**from_flags(BaselineConfig, args, skip=_BASELINE_SKIP), plots=False)
 
 
-# --------------------------------------------------------------------------- output helpers
-def _table(rows: list[tuple[str, str]], title: str) -> str:
-    width = max(len(k) for k, _ in rows)
-    lines = [title, "-" * len(title)]
-    lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
-    return "\n".join(lines)
-
-
-def _accuracy(value: float | None) -> str:
-    """An accuracy to 4 places, or a dash where none was measured (nothing held out)."""
-    return "—" if value is None else f"{value:.4f}"
-
-
-def _train_time(m: dict[str, Any]) -> str:
-    """The final run's training time, plus what selecting cost where folds chose."""
-    text = f"{m['train_seconds']:.1f} s"
-    if m.get("selection_seconds"):
-        text += f" (+ {m['selection_seconds']:.1f} s in the selection runs)"
-    return text
-
-
-def summary(result: Any) -> str:
-    """The final table of a fit or baseline run."""
-    m, c = result.metrics, result.config
-    trained, frozen = m["trainable_parameters"], m["source_parameters"]
-    files = sorted(p.name for p in Path(result.out).iterdir() if not p.name.startswith("."))
-    if "selected" in m:
-        chosen = ", ".join(f"{k}={v:g}" for k, v in m["selected"].items())
-        selection = f"(chosen on validation: {chosen})"
-    elif m["splits"]["val"] == 0:  # an --epochs 0 refit: one candidate, nothing held out
-        selection = (
-            "(leave-one-out on the training examples; nothing to choose)"
-            if m["val_accuracy"] is not None
-            else "(nothing held out: an untrained program is the only candidate)"
-        )
-    else:
-        selection = f"(best epoch {m['best_epoch']} of {m['epochs']}; selects)"
-    share = (
-        f"({100 * trained / frozen:.2f}% of the source's {frozen:,})" if frozen else "(no source)"
-    )
-    if m.get("test_mse_by_step") is not None:  # a forecast: MSE on the normalised scale
-        scored = [
-            ("val mse", f"{m['val_mse']:.4f}  {selection}"),
-            (
-                "test mse",
-                f"{m['test_mse']:.4f}  (MAE {m['test_mae']:.4f}, normalised scale; scored "
-                "once, after selection)",
-            ),
-        ]
-    elif m.get("test_rmse") is not None:  # a regression target
-        scored = [
-            ("val rmse", f"{m['val_rmse']:.4f}  {selection}"),
-            (
-                "test rmse",
-                f"{m['test_rmse']:.4f}  (MAE {m['test_mae']:.4f}, R² {m['test_r2']:.3f}; "
-                "scored once, after selection)",
-            ),
-        ]
-    else:
-        scored = [
-            ("val accuracy", f"{_accuracy(m['val_accuracy'])}  {selection}"),
-            ("test accuracy", f"{m['test_accuracy']:.4f}  (scored once, after selection)"),
-        ]
-        if m.get("test_roc_auc") is not None:
-            scored.append(("test ROC-AUC", f"{m['test_roc_auc']:.4f}"))
-    rows = [
-        *scored,
-        ("trained params", f"{trained:,}  {share}"),
-        ("train time", _train_time(m)),
-        (
-            "data",
-            f"{m['splits']['train']} train / {m['splits']['val']} val / {m['splits']['test']} test",
-        ),
-        ("artifact", f"{result.out}  ({', '.join(files)})"),
-    ]
-    if "queries" in m:  # a black-box run
-        budget = f", budget {m['query_budget']:,}" if m.get("query_budget") else ""
-        stop = (
-            f"; stopped: {m['stopped']} (--resume with more continues)" if m.get("stopped") else ""
-        )
-        rows.insert(
-            -1, ("queries", f"{m['queries']:,} ({m['cache_hits']:,} from cache{budget}){stop}")
-        )
-    if "baseline" in c:
-        source = c["source"]["name"] if c.get("source") else "no source"
-        title = f"{source} → {c['target']['name']}  (baseline {c['baseline']['method']})"
-    else:
-        title = (
-            f"{c['source']['name']} → {c['target']['name']}  "
-            f"(program {c['program']['name']}, mapping {c['mapping']['name']})"
-        )
-    return _table(rows, title)
-
-
 # --------------------------------------------------------------------------- commands
 def cmd_fit(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
@@ -259,381 +184,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _bench_package().run(args, command)
     print(f"results: {Path(args.out) / 'results.md'}")
     return 0
-
-
-def _eval_target(config: dict[str, Any]) -> tuple[Any, dict[str, Any], int]:
-    """The target a fit run saw, its split settings (shots, val_fraction, seed) and eval batch."""
-    # lazy: the library loads torch; `reprogram --help` stays fast
-    from ..data import load_target
-
-    try:
-        t = config["target"]
-        name = t["name"]
-        settings = {"shots": t["shots"], "val_fraction": t["val_fraction"], "seed": config["seed"]}
-        batch = int(config["training"]["eval_batch_size"])
-        if batch < 1:
-            raise ValueError(f"eval_batch_size {batch}")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(f"config.json lacks or garbles field {exc}; it is not ours.") from None
-    return load_target(name), settings, batch
-
-
-def _load_eval_splits(config: dict[str, Any]) -> tuple[Any, int]:
-    """The splits a fit run saw (same shots, validation fraction and seed) and its eval batch."""
-    # lazy: the library loads torch; `reprogram --help` stays fast
-    from ..data.splits import prepare_splits
-
-    data, settings, batch = _eval_target(config)
-    return prepare_splits(data, **settings), batch
-
-
-def _given_source(args: argparse.Namespace) -> Any:
-    """The source the user named with ``--source`` (their consent to a remote or file source
-    an artifact records), or ``None`` to build the artifact's own."""
-    if not getattr(args, "source", None):
-        return None
-    # lazy: the library loads torch; `reprogram --help` stays fast
-    from ..sources import build_source
-
-    return build_source(args.source)
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    # lazy: the library loads torch; `reprogram --help` stays fast
-    from ..artifact import METRICS, load_artifact, read_json
-    from ..evaluate import score
-    from ..tasks import task_of
-
-    model, config = load_artifact(args.dir, source=_given_source(args))
-    metrics = read_json(Path(args.dir) / METRICS, "the metrics")
-    if not isinstance(metrics, dict):
-        raise ArtifactError(f"{Path(args.dir) / METRICS} is not a JSON object; it is not ours.")
-    try:
-        task = task_of(str((config.get("target") or {}).get("task", "classification")))
-    except ValueError as exc:
-        raise ArtifactError(f"{Path(args.dir) / 'config.json'}: {exc}.") from None
-    headline = f"{args.split}_{task.headline}"
-    recorded = metrics.get(headline)
-    if isinstance(recorded, bool) or not isinstance(recorded, (int, float, type(None))):
-        raise ArtifactError(
-            f"{Path(args.dir) / METRICS} records {headline} {recorded!r}, not a "
-            "number; the file is damaged or was edited."
-        )
-    if args.split == "test":  # the official test split: no validation carve needed (a run
-        # with --epochs 0 may have held nothing out of classes too small to give one)
-        data, _, batch = _eval_target(config)
-        split = data.test
-    else:
-        splits, batch = _load_eval_splits(config)
-        split = splits.val
-    found = task.summary(score(model, split.x, split.y, batch, args.split, task=task))
-    acc = found[task.headline]
-    rows = [
-        (f"{args.split} {task.headline}", f"{acc:.4f}  ({len(split)} examples)"),
-        *((f"{args.split} {k}", f"{v:.4f}") for k, v in found.items() if k != task.headline),
-        ("recorded at fit", "n/a" if recorded is None else f"{recorded:.4f}"),
-    ]
-    ledger = getattr(getattr(model, "source", None), "ledger", None)  # a black-box source
-    if ledger is not None:
-        rows.append(
-            ("queries", f"{ledger.queries} sent to the black box ({ledger.cache_hits} from cache)")
-        )
-    if recorded is not None:
-        rows.append(
-            (
-                "reproduced",
-                "yes, exactly" if acc == recorded else f"NO (diff {acc - recorded:+.4f})",
-            )
-        )
-    if (config.get("source") or {}).get("access") == "query":
-        rows.append(("source identity", "as the black box reports it (not verifiable)"))
-    print(_table(rows, f"reprogram eval {args.dir}"))
-    if args.json:
-        extra = {} if ledger is None else {"queries": ledger.queries}
-        print(json.dumps({f"{args.split}_{k}": v for k, v in found.items()} | extra))
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    # lazy: the library loads torch; `reprogram --help` stays fast
-    from ..artifact import load_artifact
-    from ..predict import load_inputs
-
-    model, config = load_artifact(args.dir, source=_given_source(args))
-    facts = config["target"].get("forecast")
-    if isinstance(facts, dict):
-        return _predict_forecast(model, facts, args)
-    names = config["target"]["class_names"]
-    labels, x, truth = load_inputs(
-        args.inputs,
-        tuple(config["target"]["input_shape"]),
-        labelled=args.labelled,
-        vocabulary=config["target"].get("vocabulary"),
-    )
-    if not len(x):
-        raise DataError(f"the inputs ({', '.join(args.inputs)}) hold no examples.")
-    import torch
-
-    if config["target"].get("task") == "regression":  # one value each, not classes
-        return _print_values(model, x, labels, truth, str(names[0]), args.json)
-    with torch.no_grad():
-        probs = torch.softmax(model(x), dim=-1) if len(x) else torch.empty(0, len(names))
-    rows = []
-    for i, (label, p) in enumerate(zip(labels, probs, strict=True)):
-        k = int(p.argmax())
-        row = {"input": label, "class": names[k], "index": k, "probability": round(float(p[k]), 4)}
-        if truth:
-            row["label"] = truth[i]
-        rows.append(row)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for r in rows:
-            given = f"\t(label {r['label']})" if "label" in r else ""
-            print(f"{r['input']}\t{r['class']}\t{r['probability']:.4f}{given}")
-        if truth:
-            print(_labelled_accuracy(truth, [r["class"] for r in rows], names))
-    return 0
-
-
-def _print_values(
-    model: Any, x: Any, labels: list[str], truth: list[str], name: str, as_json: bool
-) -> int:
-    """``predict`` for a one-value regression model: each input's predicted value."""
-    import torch
-
-    with torch.no_grad():
-        values = model.eval()(x)[:, 0].tolist()
-    found: list[dict[str, Any]] = [
-        {"input": n, name: round(float(v), 4)} for n, v in zip(labels, values, strict=True)
-    ]
-    for i, row in enumerate(found):
-        if truth:
-            row["label"] = truth[i]
-    if as_json:
-        print(json.dumps(found, indent=2))
-    else:
-        for r in found:
-            given = f"\t(label {r['label']})" if "label" in r else ""
-            print(f"{r['input']}\t{name} {r[name]:.4f}{given}")
-    return 0
-
-
-def _predict_forecast(model: Any, facts: dict[str, Any], args: argparse.Namespace) -> int:
-    """``predict`` for a forecaster: a table in, the next H steps out (CSV, data scale)."""
-    import csv
-    import io
-
-    # lazy: the library loads torch; `reprogram --help` stays fast
-    from ..diagnostics.forecast_plot import save_forecast_png
-    from ..predict import forecast, forecast_inputs, forecast_rows
-
-    if len(args.inputs) != 1:
-        raise DataError("a forecaster reads one table (CSV with a date column) at a time.")
-    x, truth, history = forecast_inputs(args.inputs[0], facts, labelled=args.labelled)
-    predicted = forecast(model, x, facts)
-    columns = [str(c) for c in facts["columns"]]
-    rows = forecast_rows(predicted, truth, columns)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        text = buffer.getvalue()
-        if args.out:
-            Path(args.out).write_text(text)
-        else:
-            print(text, end="")
-    if truth is not None:
-        error = float(((predicted - truth) ** 2).mean())
-        print(f"MSE against the given truth (data scale): {error:.4f}", file=sys.stderr)
-    if args.out:
-        picture = Path(args.out).with_suffix(".png")
-        shown = min(len(columns), 4)
-        save_forecast_png(
-            history[:shown],
-            predicted[:shown],
-            None if truth is None else truth[:shown],
-            picture,
-            f"forecast of {args.inputs[0]} ({args.dir})",
-            columns[:shown],
-        )
-        print(f"forecast: {args.out}; plot: {picture}", file=sys.stderr)
-    return 0
-
-
-def _labelled_accuracy(truth: list[str], predicted: list[str], names: list[str]) -> str:
-    """One line scoring predictions against the labels the input files carried."""
-    unknown = sorted(set(truth) - set(names))
-    right = sum(t == p for t, p in zip(truth, predicted, strict=True))
-    line = f"accuracy against the files' labels: {right / len(truth):.4f} ({right}/{len(truth)})"
-    if unknown:
-        line += f"; labels the model never saw: {', '.join(unknown)} (counted as wrong)"
-    return line
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    # lazy: the library loads torch; `reprogram --help` stays fast
-    from .. import baselines, data, mappings, optim, programs, recipes, sources
-
-    registries: dict[str, Registry[Any]] = {
-        "recipes": recipes.RECIPES,
-        "baselines": baselines.BASELINES,
-        "sources": sources.SOURCES,
-        "targets": data.TARGETS,
-        "programs": programs.PROGRAMS,
-        "mappings": mappings.MAPPINGS,
-        "optimizers": optim.OPTIMIZERS,
-    }
-    registry = registries[args.kind]
-    if args.name:
-        return _list_one(registry, args.name)
-    rows = []
-    for e in registry:
-        if e.prefix:  # the help text of a prefix entry starts with what follows the prefix
-            word, _, rest = e.help.partition(" ")
-            rows.append((e.name + word, rest, e.name))
-        else:
-            rows.append((e.name, e.help, e.name))
-    width = max(len(name) for name, _, _ in rows)
-    for name, text, key in rows:
-        print(f"{name.ljust(width)}  {text}")
-        options = registry.options(key)
-        if options:
-            print(" " * (width + 2) + "options: " + ", ".join(o.name for o in options))
-    what = "the flags it sets" if args.kind == "recipes" else "its options"
-    if args.kind == "programs":
-        print(
-            "\nWithout --program (auto), fit picks from the input shapes: resize-pad for images "
-            "on an image source,\nseries-image for series on an image source, waveform for "
-            "series on an audio source."
-        )
-    print(f"\n`reprogram list {args.kind} NAME` shows one entry and {what}.")
-    return 0
-
-
-# The command-line flag that passes options to each kind of component.
-OPTION_FLAGS = {
-    "program": "--program-opt",
-    "mapping": "--mapping-opt",
-    "optimizer": "--optimizer-opt",
-    "baseline": "--method-opt",
-}
-
-
-def _list_one(registry: Any, name: str) -> int:
-    """Print one entry's help and each option with its type, default and help text."""
-    entry = registry.lookup(name)
-    if entry.prefix:  # its help starts with what follows the prefix, e.g. "NAME any UCR set"
-        word, _, rest = entry.help.partition(" ")
-        print(f"{entry.name}{word}: {rest}")
-    else:
-        print(f"{entry.name}: {entry.help}")
-    if registry.kind == "recipe":
-        # lazy: the library loads torch; `reprogram --help` stays fast
-        from ..recipes import command_line
-
-        words = command_line(entry.builder())
-        print("reprogram fit --target TARGET " + " ".join(shlex.quote(w) for w in words))
-        return 0
-    options = registry.options(entry.name)
-    if not options:
-        print("  takes no options")
-        return 0
-    example = f"{options[0].name}={options[0].default}"
-    flag = OPTION_FLAGS.get(registry.kind)
-    where = f"on the command line: {flag} {example} (repeatable)" if flag else ""
-    if registry.kind == "baseline":
-        where += f"; in bench method strings: {entry.name}:{example},..."
-    elif registry.kind in ("program", "mapping"):
-        where += f"; in bench method strings: PROGRAM+MAPPING:{example},..."
-    print(f"options ({where.lstrip('; ')}):")
-    for o in options:
-        print(f"  {o.name}  ({o.type}, default {o.default})")
-        if o.help:
-            print(
-                textwrap.fill(o.help, width=96, initial_indent="      ", subsequent_indent="      ")
-            )
-    return 0
-
-
-# The vision benchmark's best reprogramming row (docs/results/vision.md): the vision-full
-# recipe on 100 images per class.
-def _demo_settings() -> dict[str, Any]:
-    # lazy: the library loads torch; `reprogram --help` stays fast
-    from ..recipes import RECIPES
-
-    return {**RECIPES.get("vision-full").builder(), "target": "fashion-mnist", "shots": 100}
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    # lazy: the library loads torch; `reprogram --help` stays fast
-    from .. import FitConfig, fit
-
-    d = _demo_settings()
-    print(
-        textwrap.fill(
-            f"reprogram demo: EfficientNet-Lite0 was trained on ImageNet photos and has never seen "
-            f"Fashion-MNIST. Its weights stay frozen; we train only a {d['program']} input program "
-            f"and a {d['mapping']} label mapping (started from a linear probe) on {d['shots']} "
-            f"grey images per class ({d['epochs']} epochs, {d['canvas_size']}-pixel canvas), "
-            f"choose the epoch on a validation split (epoch 0: the probe alone), and score the "
-            f"10,000-image test set once.",
-            width=100,
-        )
-        + "\n"
-    )
-    config = FitConfig(
-        source=d["source"],
-        target=d["target"],
-        program=d["program"],
-        mapping=d["mapping"],
-        program_options={"canvas_size": d["canvas_size"]},
-        mapping_options=key_values(d.get("mapping_opt"), "--mapping-opt"),
-        lr=d.get("lr"),
-        shots=d["shots"],
-        epochs=d["epochs"],
-        seed=args.seed,
-        out=args.out,
-        overwrite=True,
-        progress=not args.quiet,
-    )
-    result = fit(config)
-    print()
-    print(summary(result))
-    print("\nWhat the frozen ImageNet model learned to do, per Fashion-MNIST class:")
-    print("  (sees: its most frequent ImageNet top-1 label on reprogrammed validation images;")
-    print("   weights: the ImageNet outputs the linear mapping leans on most)")
-    names = result.config["target"]["class_names"]
-    splits, _ = _load_eval_splits(result.config)
-    seen = top1_by_class(result.model, splits.val)
-    for c, (name, row) in enumerate(zip(names, result.config["mapping"]["table"], strict=True)):
-        label, share = seen[c]
-        print(
-            f"  {name:<12} sees {label!r} ({share:.0%})".ljust(48)
-            + f"weights: {', '.join(row['source_labels'][:3])}"
-        )
-    print(f"\nPictures: {result.out / 'program.png'} and {result.out / 'mapping.png'}")
-    return 0
-
-
-def top1_by_class(model: Any, split: Any) -> list[tuple[str, float]]:
-    """Per target class: the source's most frequent top-1 label on ``split`` and its share."""
-    import torch
-
-    with torch.no_grad():
-        top = torch.cat(
-            [model.source_logits(split.x[i : i + 64]).argmax(-1) for i in range(0, len(split), 64)]
-        )
-    out = []
-    for c in range(int(split.y.max()) + 1):
-        picks = top[split.y == c]
-        values, counts = torch.unique(picks, return_counts=True)
-        k = int(counts.argmax())
-        out.append((model.source.label_names[int(values[k])], float(counts[k]) / len(picks)))
-    return out
 
 
 def version_text() -> str:
