@@ -55,9 +55,10 @@ def test_suite_writes_tables_and_skips_finished_cells(tmp_path: Path) -> None:
     # another invocation into the same directory adds its cells to the table, and the runs'
     # folders are not needed for the earlier ones (they are not committed)
     shutil.rmtree(out / "runs")
-    added = run_sequences(out, **{**kwargs, "shots": (8,), "methods": methods[1:]},  # type: ignore[arg-type]
+    added = run_sequences(out, **{**kwargs, "shots": (4, 8), "methods": methods[1:]},  # type: ignore[arg-type]
                           command="second")
-    assert len(added) == 2
+    assert len(added) == 4 and len({r["shots"] for r in added}) == 2
+    assert not (out / "runs" / task / "length:trees=5" / "shots4").exists()  # not run again
     record = json.loads((out / "results.json").read_text())
     assert len(record["rows"]) == 8 and record["meta"]["settings"]["shots"] == [4, 0, 8]
     assert record["meta"]["commands"] == ["reprogram bench sequences", "second"]

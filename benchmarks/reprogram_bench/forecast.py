@@ -208,7 +208,8 @@ def run_forecast(
     started = time.perf_counter()
     for i, cell in enumerate(cells, 1):
         directory = out / "runs" / cell.key
-        if not (directory / METRICS).exists():
+        earlier = ledger.finished_earlier(cell.key, directory / METRICS)
+        if earlier is None and not (directory / METRICS).exists():
             if report_only:
                 continue
             if progress:
@@ -225,7 +226,7 @@ def run_forecast(
                 continue
             except ReprogramError as exc:
                 raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
-        row = _row(cell, directory)
+        row = earlier if earlier is not None else _row(cell, directory)
         rows.append(row)
         if progress:
             print(f"[{i}/{len(cells)}] {cell.key}  mse {row['test_mse']:.4f}  "

@@ -34,6 +34,11 @@ class Ledger:
         merged.update((self.key_of(r), r) for r in finished)
         return list(merged.values())
 
+    def finished_earlier(self, key: str, metrics: Path) -> dict[str, Any] | None:
+        """The recorded row of cell ``key`` when its run folder is gone (a clean clone: the
+        cell finished in an earlier invocation and is not run again), else None."""
+        return None if metrics.exists() else self.recorded.get(key)
+
     def meta(self) -> dict[str, Any]:
         """``command`` (this invocation's) and ``commands`` (all, oldest first)."""
         return {"command": self.commands[-1], "commands": list(self.commands)}

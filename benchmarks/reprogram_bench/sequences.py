@@ -157,9 +157,10 @@ def run_sequences(
     started = time.perf_counter()
     for i, cell in enumerate(cells, 1):
         directory = out / "runs" / cell.key
-        if report_only and not (directory / METRICS).exists():
+        earlier = ledger.finished_earlier(cell.key, directory / METRICS)
+        if report_only and earlier is None and not (directory / METRICS).exists():
             continue
-        if not (directory / METRICS).exists():
+        if earlier is None and not (directory / METRICS).exists():
             if progress:
                 print(
                     f"[{i}/{len(cells)}] {cell.key}  running  "
@@ -171,7 +172,7 @@ def run_sequences(
                 run_cell(cell, directory, source=source, epochs=epochs)
             except ReprogramError as exc:
                 raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
-        row = _row(cell, directory)
+        row = earlier if earlier is not None else _row(cell, directory)
         rows.append(row)
         if progress:
             auc = row["test_roc_auc"]
