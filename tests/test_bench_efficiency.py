@@ -87,7 +87,11 @@ def test_named_methods_carry_options_and_report_the_generator(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     ("method", "message"),
-    [("smm", "PROGRAM\\+MAPPING"), ("smm+linear:nope=1", "'nope' belongs to neither")],
+    [
+        ("smm", "PROGRAM\\+MAPPING"),
+        ("smm+linear:nope=1", "'nope' belongs to none of"),
+        ("smm+linear:lr=0.1", "lr set the optimizer or the run"),
+    ],
 )
 def test_a_malformed_efficiency_method_is_named(method: str, message: str) -> None:
     with pytest.raises(ReprogramError, match=message):

@@ -253,42 +253,36 @@ class EfficiencyCell:
 
 
 def parse_cell(method: str, size: int) -> EfficiencyCell:
-    """``PROGRAM+MAPPING[:key=value,...]`` → the cell at canvas side ``size``.
+    """``PROGRAM+MAPPING[:key=value,...]`` → the cell at canvas side ``size``; options are
+    routed as the vision bench routes them (:func:`reprogram_bench.vision.parse_method`).
 
     Raises:
-        ReprogramError: no ``+``, an unknown name, or an option neither component has.
+        ReprogramError: no ``+``, an unknown name, an option neither component has, or an
+            optimizer or run option (one training step measures neither).
     """
-    from dataclasses import fields
-
     from reprogram.errors import ReprogramError
-    from reprogram.programs import PROGRAMS
+    from reprogram_bench.vision import parse_method
 
-    head, _, opts = method.partition(":")
-    program, plus, mapping = head.partition("+")
+    program, plus, mapping = method.partition(":")[0].partition("+")
     if not plus or not program or not mapping:
         raise ReprogramError(
             f"efficiency method {method!r}: write PROGRAM+MAPPING[:key=value,...], e.g. "
             "smm+linear or resize-pad+linear:learn_scale=true."
         )
-    kinds: dict[str, Any] = {"program": PROGRAMS.get(program), "mapping": MAPPINGS.get(mapping)}
-    routed: list[tuple[str, str, str]] = []
-    for item in (o for o in opts.split(",") if o):
-        key, sep, value = item.partition("=")
-        key = key.replace("-", "_")
-        if not sep or not key:
-            raise ReprogramError(
-                f"efficiency method {method!r}: options are key=value, got {item!r}."
-            )
-        for kind, entry in kinds.items():
-            if entry.config is not None and key in {f.name for f in fields(entry.config)}:
-                routed.append((kind, key, value))
-                break
-        else:
-            raise ReprogramError(
-                f"efficiency method {method!r}: option {key!r} belongs to neither program "
-                f"{program!r} nor mapping {mapping!r}."
-            )
-    return EfficiencyCell(size, program, mapping, tuple(routed), method)
+    program, mapping, routed = parse_method(method)
+    other = [*routed["optimizer"], *routed["run"]]
+    if other:
+        raise ReprogramError(
+            f"efficiency method {method!r}: {', '.join(other)} set the optimizer or the run, "
+            "which the efficiency suite fixes (Adam, one step); give program and mapping "
+            "options only."
+        )
+    options = tuple(
+        (kind, key, str(value))
+        for kind in ("program", "mapping")
+        for key, value in routed[kind].items()
+    )
+    return EfficiencyCell(size, program, mapping, options, method)
 
 
 class _Bench:
@@ -553,7 +547,7 @@ def _program_ms(row: dict[str, Any]) -> str:
 
 
 def _params(row: dict[str, Any]) -> str:
-    """Trained parameters, with a generator's share apart: ``85,661 (+ 36,509 generator)``."""
+    """Trained parameters, with a generator's share apart: ``85,661 (26,499 generator)``."""
     total = f"{row['trainable_params']:,}"
     generator = row.get("generator_params") or 0
     return f"{total} ({generator:,} generator)" if generator else total

@@ -158,9 +158,9 @@ def run_sequences(
     for i, cell in enumerate(cells, 1):
         directory = out / "runs" / cell.key
         earlier = ledger.finished_earlier(cell.key, directory / METRICS)
-        if report_only and earlier is None and not (directory / METRICS).exists():
-            continue
         if earlier is None and not (directory / METRICS).exists():
+            if report_only:
+                continue
             if progress:
                 print(
                     f"[{i}/{len(cells)}] {cell.key}  running  "

@@ -69,8 +69,9 @@ class ReprogrammedModel(Adapted):
         #: (``caches_source_outputs``); None otherwise
         self.output_cache: OutputCache | None = None
         frozen = not any(p.requires_grad for p in program.parameters())
-        if getattr(program, "caches_source_outputs", False) and frozen and cache_limit() > 0:
-            self.output_cache = OutputCache(cache_limit())
+        if getattr(program, "caches_source_outputs", False) and frozen:
+            limit = cache_limit()
+            self.output_cache = OutputCache(limit) if limit > 0 else None
 
     def train(self, mode: bool = True) -> ReprogrammedModel:
         """Train the program and mapping; the source stays in eval mode regardless."""

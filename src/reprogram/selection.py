@@ -358,21 +358,8 @@ def choose(
     if task == "regression":
         return _lowest_loss(fold_metrics)
     n_val = sum(int(m.get("splits", {}).get("val", 0)) for m in fold_metrics)
-    histories = [
-        [r for r in m.get("history", []) if r.get("val_accuracy") is not None] for m in fold_metrics
-    ]
-    if all(histories):  # gradient runs (an --epochs 0 run validates its start only)
-        common = set.intersection(*({r["epoch"] for r in h} for h in histories))
-        curve = []
-        for epoch in sorted(common):
-            rows = [next(r for r in h if r["epoch"] == epoch) for h in histories]
-            curve.append(
-                {
-                    "epoch": epoch,
-                    "val_accuracy": sum(r["val_accuracy"] for r in rows) / len(rows),
-                    "val_loss": sum(r["val_loss"] for r in rows) / len(rows),
-                }
-            )
+    curve = _mean_curve(fold_metrics, "val_accuracy")
+    if curve is not None:  # gradient runs (an --epochs 0 run validates its start only)
         best = max(curve, key=lambda c: (c["val_accuracy"], -c["val_loss"], -c["epoch"]))
         if rule == ONE_SE:
             floor = best["val_accuracy"] - standard_error(best["val_accuracy"], n_val)
@@ -395,23 +382,43 @@ def choose(
     return {"penalty": {key: best[key]}, "val_accuracy": best["val_accuracy"], "curve": curve}
 
 
-def _lowest_loss(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    """The epoch of the lowest mean validation loss over the folds (a regression target)."""
+def _mean_curve(
+    fold_metrics: list[dict[str, Any]], scored: str
+) -> list[dict[str, Any]] | None:
+    """Per epoch every fold validated (``scored`` not None in its ``history``), the folds'
+    mean ``val_accuracy`` (None where the folds have none) and ``val_loss``; None when a fold
+    has no such epoch (it trained no epochs: a fixed-feature method)."""
     histories = [
-        [r for r in m.get("history", []) if r.get("val_loss") is not None] for m in fold_metrics
+        [r for r in m.get("history", []) if r.get(scored) is not None] for m in fold_metrics
     ]
     if not all(histories):
+        return None
+    common = set.intersection(*({r["epoch"] for r in h} for h in histories))
+    curve = []
+    for epoch in sorted(common):
+        rows = [next(r for r in h if r["epoch"] == epoch) for h in histories]
+        accuracies = [r.get("val_accuracy") for r in rows]
+        curve.append(
+            {
+                "epoch": epoch,
+                "val_accuracy": (
+                    None if None in accuracies else sum(accuracies) / len(accuracies)
+                ),
+                "val_loss": sum(r["val_loss"] for r in rows) / len(rows),
+            }
+        )
+    return curve
+
+
+def _lowest_loss(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch of the lowest mean validation loss over the folds (a regression target)."""
+    curve = _mean_curve(fold_metrics, "val_loss")
+    if curve is None:
         raise ReprogramError(
             "k-fold selection on a regression target chooses an epoch of gradient training; a "
             "fold reported no validation loss per epoch (fixed-feature methods such as the "
             "forests have nothing to choose: use --select holdout)."
         )
-    common = set.intersection(*({r["epoch"] for r in h} for h in histories))
-    curve = []
-    for epoch in sorted(common):
-        rows = [next(r for r in h if r["epoch"] == epoch) for h in histories]
-        loss = sum(r["val_loss"] for r in rows) / len(rows)
-        curve.append({"epoch": epoch, "val_accuracy": None, "val_loss": loss})
     best = min(curve, key=lambda c: (c["val_loss"], c["epoch"]))
     return {**best, "curve": curve}
 
@@ -426,10 +433,8 @@ def standard_error(accuracy: float, n: int) -> float:
 
 def _describe(choice: dict[str, Any], folds: int) -> str:
     mean = "mean " if folds > 1 else ""
-    if choice.get("val_accuracy") is None and choice.get("val_loss") is not None:
+    if choice["val_accuracy"] is None:  # a regression target: chosen on the loss (MSE)
         acc = f"({mean}val MSE {choice['val_loss']:.4f})"
-    elif choice.get("val_accuracy") is None:
-        acc = "(no validation)"
     else:
         acc = f"({mean}val acc {choice['val_accuracy']:.4f})"
     if "epoch" in choice:
