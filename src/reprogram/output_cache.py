@@ -59,7 +59,8 @@ class OutputCache:
 
     @staticmethod
     def _key(row: torch.Tensor) -> bytes:
-        data = row.detach().cpu().contiguous()
+        """A digest of a CPU row's bytes, dtype and shape."""
+        data = row.contiguous()
         digest = hashlib.blake2b(data.numpy().tobytes(), digest_size=16)
         digest.update(str((data.dtype, tuple(data.shape))).encode())
         return digest.digest()
@@ -68,7 +69,7 @@ class OutputCache:
                  ) -> torch.Tensor:
         """``compute(x)`` ``[B, K_s]`` for a batch ``x`` ``[B, ...]``, from the cache where
         a row was seen before; ``compute`` runs once, on the rows not yet kept."""
-        keys = [self._key(row) for row in x]
+        keys = [self._key(row) for row in x.detach().cpu()]  # one copy off the device
         missing = [i for i, k in enumerate(keys) if k not in self._rows]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
