@@ -92,6 +92,19 @@ def test_molecule_peers_only_run_on_molecules() -> None:
     }
 
 
+def test_regression_tasks_take_their_own_row_counts_and_no_classifier() -> None:
+    methods = ("morgan-forest", "composition-logreg", "length")
+    cells = cells_for(("amp", "solubility"), methods, (8, 32), (0,), regression_shots=(64, 256, 0))
+    assert {(c.task, c.method, c.shots) for c in cells} == {
+        ("amp", "composition-logreg", 8), ("amp", "length", 8),
+        ("amp", "composition-logreg", 32), ("amp", "length", 32),
+        ("solubility", "morgan-forest", 64), ("solubility", "length", 64),
+        ("solubility", "morgan-forest", 256), ("solubility", "length", 256),
+        ("solubility", "morgan-forest", 0), ("solubility", "length", 0),
+    }
+    assert [c.shots for c in cells if c.task == "solubility"] == [64, 64, 256, 256, 0, 0]
+
+
 def test_bad_method_fails_before_any_cell(tmp_path: Path) -> None:
     with pytest.raises(ReprogramError):
         run_sequences(tmp_path, tasks=("amp",), methods=("no-such-peer",), progress=False)
@@ -105,15 +118,33 @@ def test_regression_tasks_report_rmse(tmp_path: Path) -> None:
     ]
     path.write_text("\n".join(rows) + "\n")
     out = tmp_path / "suite"
+    default = "soft-prompt+linear:init=probe"
     rows_out = run_sequences(
         out,
         tasks=(f"csv:{path}#task=regression",),
-        shots=(0,),
+        shots=(8,),
+        regression_shots=(16, 0),
         seeds=(0,),
-        methods=("composition-forest:trees=5", "length:trees=5"),
+        methods=(default, "composition-forest:trees=5", "composition-logreg"),
         source="tiny-random-lm",
+        epochs=1,
         progress=False,
     )
+    assert len(rows_out) == 4  # two row counts × (the default row, the forest); no classifier
     assert all(r["test_rmse"] is not None and r["test_roc_auc"] is None for r in rows_out)
     table = (out / "results.md").read_text()
-    assert "RMSE" in table and "| composition-forest:trees=5 |" in table
+    assert "| method | 16 rows RMSE | R² | all RMSE | R² |" in table
+    assert "| composition-forest:trees=5 |" in table and "composition-logreg" not in table
+    paired = table.split("## Paired")[1]
+    assert "test RMSE" in paired and "| 16 | composition-forest:trees=5 | 1 |" in paired
+    assert (out / "auc_vs_shots.png").is_file()
+
+
+def test_paired_rmse_wins_are_lower_errors() -> None:
+    rows = [
+        {"method": m, "task": "t", "seed": s, "shots": 0, "test_rmse": v}
+        for m, s, v in [("a", 0, 1.0), ("b", 0, 1.2), ("a", 1, 1.1), ("b", 1, 1.0)]
+    ]
+    result = paired_auc(rows, "a", "b", 0, "test_rmse")
+    assert (result["wins"], result["losses"]) == (1, 1)
+    assert result["mean_diff"] == pytest.approx(-0.05)

@@ -175,3 +175,19 @@ def test_csv_regression_labels_must_be_numbers(tmp_path: Path) -> None:
     path.write_text("sequence,label\nACD,1.5\nKKD,high\n")
     with pytest.raises(DataError, match="row 2: label 'high' is not a finite number"):
         load_target(f"csv:{path}#task=regression")
+
+
+def test_trained_peers_start_a_regression_head_at_the_training_mean(tmp_path: Path) -> None:
+    """A new head starts at zero; on a regression target it starts at the training targets'
+    mean instead (logS sits near −3: from zero the first epochs only learn the offset)."""
+    target = _values_csv(tmp_path)
+    config = BaselineConfig(method="finetune", source="tiny-random-lm", target=target,
+                            epochs=1, lr=1e-12, out=str(tmp_path / "ft"), progress=False,
+                            plots=False)
+    result = run_baseline(config)
+    splits = prepare_splits(load_target(target), val_fraction=config.val_fraction,
+                            seed=config.seed)
+    test = load_target(target).test
+    with torch.no_grad():  # nothing trained (lr 1e-12): the zero-weight head gives the mean
+        predicted = result.model(test.x).squeeze(-1)
+    torch.testing.assert_close(predicted, torch.full_like(predicted, float(splits.train.y.mean())))

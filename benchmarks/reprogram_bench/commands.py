@@ -13,12 +13,12 @@ from reprogram_bench.ucr import run_from_args
 from reprogram_bench.vision import DEFAULT_METHODS, run_vision, summarise
 
 
-def _shots(text: str) -> tuple[int, ...]:
+def _shots(text: str, flag: str = "--shots") -> tuple[int, ...]:
     """``--shots`` of the sequences suite: positive integers, or ``all`` (0: every row)."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
-        raise ReprogramError(f"--shots needs positive integers or 'all', got {text!r}.")
-    return tuple(0 if p == "all" else ints(p, "--shots")[0] for p in parts)
+        raise ReprogramError(f"{flag} needs positive integers or 'all', got {text!r}.")
+    return tuple(0 if p == "all" else ints(p, flag)[0] for p in parts)
 
 
 def run(args: Any, command: str | None) -> None:
@@ -58,6 +58,7 @@ def run(args: Any, command: str | None) -> None:
             args.out,
             tasks=tuple(t for t in (args.tasks or ",".join(TASKS)).split(",") if t),
             shots=_shots(args.shots or "8,32"),
+            regression_shots=_shots(args.regression_shots or "64,256,all", "--regression-shots"),
             seeds=ints(args.seeds, "--seeds"),
             methods=split_methods(args.methods) if args.methods else SEQUENCE_METHODS,
             source=args.source or "minilm-l6",

@@ -1,12 +1,14 @@
 """``reprogram bench sequences``: language-model reprogramming against the field's peers.
 
-Peptide and molecule tasks (``amp``, ``amp-tm``, ``acp``, ``b3db``) at several shot counts
-and seeds. A cell (task × method × shots × seed) is an ordinary ``fit`` or ``baseline`` run
+Peptide and molecule tasks (``amp``, ``amp-tm``, ``acp``, ``b3db``; ``solubility``, a
+regression) at several shot counts and seeds: shots per class for classification, rows in all
+for regression (``regression_shots``, 64, 256 and all by default). A cell (task × method ×
+shots × seed) is an ordinary ``fit`` or ``baseline`` run
 with its own artifact under ``OUT/runs/``; finished cells are never rerun, so a killed suite
 continues where it stopped. After every cell the suite rewrites ``results.json``,
 ``results.csv``, ``results.md`` (accuracy and ROC-AUC, mean ± std over seeds, and paired
-comparisons of the default reprogramming row against each peer) and
-``auc_vs_shots.png`` (one panel per task, one line per method).
+comparisons of the default reprogramming row against each peer: ROC-AUC, or RMSE for
+regression) and ``auc_vs_shots.png`` (one panel per task, one line per method).
 
 The default reprogramming row is fixed in advance (``DEFAULT_ROW``), not picked from the
 table: picking the best row by its test score would be test-set selection.
@@ -31,7 +33,11 @@ from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
 
-TASKS = ("amp", "amp-tm", "acp", "b3db")
+TASKS = ("amp", "amp-tm", "acp", "b3db", "solubility")
+#: Rows in all (0: every row) of the regression tasks' cells, as the issue's grid names them.
+REGRESSION_SHOTS = (64, 256, 0)
+#: Targets spelled as SMILES, where the RDKit peers apply.
+MOLECULES = ("b3db", "b3db-scaffold", "solubility")
 #: The reprogramming row named in advance as the library's default for sequence tasks.
 DEFAULT_ROW = "soft-prompt+linear:init=probe"
 DEFAULT_METHODS = (
@@ -42,9 +48,26 @@ DEFAULT_METHODS = (
     "composition-logreg",
     "length",
     "morgan-forest",
+    "descriptors-forest",
+    "finetune",  # every weight of the language model trained, with a head
+    "scratch",  # a small network trained from scratch on the symbols
 )
 #: Peers that only apply to one kind of sequence.
-ONLY = {"morgan-forest": ("b3db",), "descriptors-forest": ("b3db",)}
+ONLY = {"morgan-forest": MOLECULES, "descriptors-forest": MOLECULES}
+#: Peers that only classify (left out of regression tasks).
+CLASSIFIERS = ("composition-logreg",)
+
+
+def is_regression(task: str) -> bool:
+    """Whether ``task`` is a regression target (``solubility``, ``csv:PATH#task=regression``)."""
+    return task.split("#")[0] == "solubility" or "#task=regression" in task
+
+
+def _applies(task: str, method: str) -> bool:
+    name = method.split(":")[0]
+    if is_regression(task) and name in CLASSIFIERS:
+        return False
+    return task.split("#")[0] in ONLY.get(name, (task.split("#")[0],))
 
 
 @dataclass(frozen=True)
@@ -94,8 +117,9 @@ def _row(cell: Cell, directory: Path) -> dict[str, Any]:
         "kind": "reprogramming" if cell.is_reprogramming else "peer",
         "shots": cell.shots,
         "seed": cell.seed,
-        "val_accuracy": m["val_accuracy"],
-        "test_accuracy": m["test_accuracy"],
+        "val_accuracy": m.get("val_accuracy"),
+        "val_rmse": m.get("val_rmse"),
+        "test_accuracy": m.get("test_accuracy"),
         "test_roc_auc": m.get("test_roc_auc"),
         "test_rmse": m.get("test_rmse"),
         "test_r2": m.get("test_r2"),
@@ -107,17 +131,33 @@ def _row(cell: Cell, directory: Path) -> dict[str, Any]:
 
 
 def cells_for(
-    tasks: tuple[str, ...], methods: tuple[str, ...], shots: tuple[int, ...], seeds: tuple[int, ...]
+    tasks: tuple[str, ...],
+    methods: tuple[str, ...],
+    shots: tuple[int, ...],
+    seeds: tuple[int, ...],
+    regression_shots: tuple[int, ...] | None = None,
 ) -> list[Cell]:
-    """The grid, in the order it runs: shot counts as given, then tasks, seeds, methods."""
+    """The grid, in the order it runs: shot counts as given (a regression task takes
+    ``regression_shots``, rows in all; ``shots`` when None), then tasks, seeds, methods."""
+    reg = shots if regression_shots is None else regression_shots
+    count = max(len(shots), len(reg))
     return [
-        Cell(t, m, k, s)
-        for k in shots
+        Cell(t, m, grid[i], s)
+        for i in range(count)
         for t in tasks
+        for grid in [reg if is_regression(t) else shots]
+        if i < len(grid)
         for s in seeds
         for m in methods
-        if t in ONLY.get(m.split(":")[0], (t,))
+        if _applies(t, m)
     ]
+
+
+def shots_of(task: str, settings: dict[str, Any]) -> list[int]:
+    """The shot counts of ``task`` in a suite's ``settings`` (regression: rows in all)."""
+    if is_regression(task):
+        return list(settings.get("regression_shots") or settings["shots"])
+    return list(settings["shots"])
 
 
 def run_sequences(
@@ -125,6 +165,7 @@ def run_sequences(
     *,
     tasks: tuple[str, ...] = TASKS,
     shots: tuple[int, ...] = (8, 32),
+    regression_shots: tuple[int, ...] = REGRESSION_SHOTS,
     seeds: tuple[int, ...] = (0, 1, 2),
     methods: tuple[str, ...] = DEFAULT_METHODS,
     source: str = "minilm-l6",
@@ -135,18 +176,21 @@ def run_sequences(
 ) -> list[dict[str, Any]]:
     """Run every missing cell, then write the tables and the plot; returns all rows.
 
-    ``report_only``: run nothing; write the tables from the cells already finished."""
+    ``shots`` are per class for classification tasks; ``regression_shots`` are rows in all
+    for regression tasks (0: every row). ``report_only``: run nothing; write the tables
+    from the cells already finished."""
     for method in methods:
         body, _src = split_source(method, source)
         (parse_method if "+" in body else parse_baseline)(body)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cells = cells_for(tasks, methods, shots, seeds)
+    cells = cells_for(tasks, methods, shots, seeds, regression_shots)
     settings = {
         "source": source,
         "epochs": epochs,
         "tasks": list(tasks),
         "shots": list(shots),
+        "regression_shots": list(regression_shots),
         "seeds": list(seeds),
         "methods": list(methods),
         "default_row": DEFAULT_ROW,
@@ -228,24 +272,28 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def paired_auc(rows: list[dict[str, Any]], ours: str, theirs: str, shots: int) -> dict[str, Any]:
-    """``ours`` − ``theirs`` in test ROC-AUC over every (task, seed) both finished at
-    ``shots``: the mean difference, wins/losses and the pairs counted."""
-    auc = {
-        (r["method"], r["task"], r["seed"]): r["test_roc_auc"]
+def paired_auc(
+    rows: list[dict[str, Any]], ours: str, theirs: str, shots: int, metric: str = "test_roc_auc"
+) -> dict[str, Any]:
+    """``ours`` − ``theirs`` in ``metric`` (test ROC-AUC; ``test_rmse`` for regression) over
+    every (task, seed) both finished at ``shots``: the mean difference, wins/losses (a win is
+    a higher AUC, or a lower RMSE) and the pairs counted."""
+    value = {
+        (r["method"], r["task"], r["seed"]): r[metric]
         for r in rows
-        if r["shots"] == shots and r["test_roc_auc"] is not None
+        if r["shots"] == shots and r.get(metric) is not None
     }
     diffs = [
-        auc[(ours, t, s)] - auc[(theirs, t, s)]
-        for (m, t, s) in auc
-        if m == ours and (theirs, t, s) in auc
+        value[(ours, t, s)] - value[(theirs, t, s)]
+        for (m, t, s) in value
+        if m == ours and (theirs, t, s) in value
     ]
+    sign = -1 if metric == "test_rmse" else 1
     return {
         "pairs": len(diffs),
         "mean_diff": statistics.mean(diffs) if diffs else None,
-        "wins": sum(d > 0 for d in diffs),
-        "losses": sum(d < 0 for d in diffs),
+        "wins": sum(sign * d > 0 for d in diffs),
+        "losses": sum(sign * d < 0 for d in diffs),
     }
 
 
@@ -256,22 +304,24 @@ def _spread(mean: float, std: float, summary: dict[str, Any]) -> str:
     return f"{mean:.3f} ± {std:.3f}"
 
 
-def _shots_text(shots: int) -> str:
-    return "all" if shots == 0 else str(shots)
+def _shots_text(shots: int, regression: bool = False) -> str:
+    if shots == 0:
+        return "all"
+    return f"{shots} rows" if regression else str(shots)
 
 
 def _markdown(
     rows: list[dict[str, Any]], summary: list[dict[str, Any]], settings: dict[str, Any], meta: dict
 ) -> str:
     by = {(s["task"], s["method"], s["shots"]): s for s in summary}
-    shots = [k for k in settings["shots"] if any(s["shots"] == k for s in summary)]
     lines = [
         f"# Sequences: {settings['source']} reprogrammed vs peers",
         "",
         *command_lines(meta),
         f"Seeds {settings['seeds']}; {settings['epochs']} epochs for trained programs; "
         "validation (20% of the shots) selects, the test split (a fixed 20% of each set, "
-        "seed 0) is scored once per run. Shots are per class; `all` is every training row.  ",
+        "seed 0) is scored once per run. Shots are per class (regression: rows in all); `all` is "
+        "every training row.  ",
         f"Default reprogramming row, fixed in advance: `{settings['default_row']}`.  ",
         f"Machine: {describe(meta['machine'])}; {meta['date']}.",
         "",
@@ -279,16 +329,21 @@ def _markdown(
         "",
     ]
     for task in settings["tasks"]:
+        shots = [k for k in shots_of(task, settings)
+                 if any(s["shots"] == k and s["task"] == task for s in summary)]
         present = [m for m in settings["methods"] if any((task, m, k) in by for k in shots)]
         if not present:
             continue
         regression = any(s["rmse_mean"] is not None for s in summary if s["task"] == task)
         figures, second = ("RMSE", "R²") if regression else ("AUC", "acc")
+        unit = "" if regression else " shots"
         lines += [
             f"## {task}",
             "",
             "| method | "
-            + " | ".join(f"{_shots_text(k)} shots {figures} | {second}" for k in shots)
+            + " | ".join(
+                f"{_shots_text(k, regression)}{unit} {figures} | {second}" for k in shots
+            )
             + " | trained params |",
             "|---|" + "---|---|" * len(shots) + "---|",
         ]
@@ -313,21 +368,28 @@ def _markdown(
     peers = [m for m in settings["methods"] if "+" not in m]
     default = settings["default_row"]
     if any(r["method"] == default for r in rows):
-        lines += [
-            f"## Paired: `{default}` minus each peer (test ROC-AUC, per task and seed)",
-            "",
-            "| shots | peer | pairs | mean difference | wins | losses |",
-            "|---|---|---|---|---|---|",
-        ]
-        for k in shots:
-            for p in peers:
-                c = paired_auc(rows, default, p, k)
-                if c["pairs"]:
-                    lines.append(
-                        f"| {_shots_text(k)} | {p} | {c['pairs']} | {c['mean_diff']:+.3f} | "
-                        f"{c['wins']} | {c['losses']} |"
-                    )
-        lines.append("")
+        for metric, label, grid in (
+            ("test_roc_auc", "test ROC-AUC", settings["shots"]),
+            ("test_rmse", "test RMSE, negative: lower is ours", settings.get("regression_shots")),
+        ):
+            table = []
+            for k in grid or ():
+                for p in peers:
+                    c = paired_auc(rows, default, p, k, metric)
+                    if c["pairs"]:
+                        table.append(
+                            f"| {_shots_text(k)} | {p} | {c['pairs']} | {c['mean_diff']:+.3f} | "
+                            f"{c['wins']} | {c['losses']} |"
+                        )
+            if table:
+                lines += [
+                    f"## Paired: `{default}` minus each peer ({label}, per task and seed)",
+                    "",
+                    "| shots | peer | pairs | mean difference | wins | losses |",
+                    "|---|---|---|---|---|---|",
+                    *table,
+                    "",
+                ]
     return "\n".join(lines) + "\n"
 
 
@@ -359,14 +421,15 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
     if not tasks:
         return
     fig, axes = subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4.0), squeeze=False)
-    order = settings["shots"]
     for ax, task in zip(axes[0], tasks, strict=True):
+        order = shots_of(task, settings)
         regression = any(s["rmse_mean"] is not None for s in summary if s["task"] == task)
         key = "rmse" if regression else "auc"
         ax.set_ylabel(f"test {'RMSE' if regression else 'ROC-AUC'} (mean ± std over seeds)")
         for j, m in enumerate(settings["methods"]):
             pts = [s for s in summary if s["task"] == task and s["method"] == m]
-            pts = [s for s in sorted(pts, key=lambda s: order.index(s["shots"]))]
+            pts = sorted((s for s in pts if s["shots"] in order),
+                         key=lambda s: order.index(s["shots"]))
             pts = [s for s in pts if s[f"{key}_mean"] is not None]
             if not pts:
                 continue
@@ -381,7 +444,7 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
                 label=m,
             )
         ax.set_xticks(range(len(order)), [_shots_text(k) for k in order])
-        ax.set_xlabel("shots per class")
+        ax.set_xlabel("training rows" if regression else "shots per class")
         ax.set_title(task)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)

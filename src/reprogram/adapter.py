@@ -38,6 +38,12 @@ class Adapted(nn.Module):
         ask for, e.g. an L1 on a program's coefficients); ``None``: nothing to add."""
         return None
 
+    def start_regression(self, y_train: torch.Tensor) -> None:
+        """Called once before a regression target trains from scratch, with the training
+        targets ``[N]`` (or ``[N, H]``): a model whose new head starts at zero moves it to
+        their mean, so the first epochs are not spent learning the offset. Default: nothing
+        (programs with ``init=probe`` fit their start; forecasters read normalised windows)."""
+
     def finalize_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """``config.json`` at the end of training: add what training decided (e.g. a mapping
         table). Returns the (updated) config."""

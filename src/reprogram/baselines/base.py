@@ -9,6 +9,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import nn
 
+from ..adapter import Adapted
 from ..artifact import BASELINE_FORMAT, load_state, register_loader, versions, write_artifact
 from ..callbacks import Callback
 from ..config import BaselineConfig, FitResult
@@ -112,6 +113,8 @@ class GradientBaseline(Baseline):
     """A baseline trained by the same Fabric loop as ``fit`` (epochs, selection, resume)."""
 
     def train(self, run: BaselineRun) -> FitResult:
+        if run.splits.task == "regression" and isinstance(run.model, Adapted):
+            run.model.start_regression(run.splits.train.y)  # a resumed checkpoint overrides it
         spec = run.source.spec() if run.source is not None else {}
         job = Job(
             run.config,

@@ -115,6 +115,14 @@ class FeatureClassifier(Adapted):
         return self._source_parameters
 
 
+def start_at_mean(head: nn.Linear, y_train: torch.Tensor) -> None:
+    """A new linear ``head`` (outputs ``[B, H]``) starts at the training targets' mean: its
+    bias ← ``y_train`` ``[N]`` or ``[N, H]`` averaged over rows (regression targets)."""
+    mean = y_train.to(torch.float32).reshape(len(y_train), -1).mean(0)
+    with torch.no_grad():
+        head.bias.copy_(mean.expand_as(head.bias))
+
+
 class FinetunedSource(Adapted):
     """A trainable copy of a source with a new linear head: every weight is trained.
 
@@ -156,6 +164,9 @@ class FinetunedSource(Adapted):
         self.register_buffer("_shift", source._shift.clone(), persistent=False)
         self.channels_last = source.channels_last
         self._source_parameters = source.num_parameters
+
+    def start_regression(self, y_train: torch.Tensor) -> None:
+        start_at_mean(self.head, y_train)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.resize(x) * self._scale + self._shift
@@ -218,6 +229,9 @@ class SmallCNN(FromScratch):
         )
         self.canvas_size = None
 
+    def start_regression(self, y_train: torch.Tensor) -> None:
+        start_at_mean(cast(nn.Linear, self.net[-1]), y_train)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
@@ -246,6 +260,9 @@ class SeriesFCN(FromScratch):
         self.head = nn.Linear(channels[-1], num_classes)
         self.canvas_size = None
 
+    def start_regression(self, y_train: torch.Tensor) -> None:
+        start_at_mean(self.head, y_train)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         valid = (~torch.isnan(x)).all(1, keepdim=True).to(x.dtype)  # [B, 1, L]
         h = self.body(torch.nan_to_num(x, nan=0.0))  # [B, C, L]
@@ -272,6 +289,9 @@ class SequenceCNN(FromScratch):
         self.embed = nn.Embedding(symbols + 1, width, padding_idx=0)
         self.fcn = SeriesFCN((width, int(input_shape[0])), num_classes, width, dropout)
         self.canvas_size = None
+
+    def start_regression(self, y_train: torch.Tensor) -> None:
+        self.fcn.start_regression(y_train)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         e = self.embed(ids).transpose(1, 2)  # [B, width, L]
@@ -322,6 +342,9 @@ class FinetunedLanguageModel(Adapted):
         nn.init.zeros_(self.head.bias)
         self.canvas_size = None
         self._source_parameters = source.num_parameters
+
+    def start_regression(self, y_train: torch.Tensor) -> None:
+        start_at_mean(self.head, y_train)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.head(self.lm(self.spell(ids)))

@@ -244,12 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tasks",
         default=None,
-        help="sequences: targets (default amp,amp-tm,acp,b3db); forecast: sets (default ETTh1)",
+        help="sequences: targets (default amp,amp-tm,acp,b3db,solubility); forecast: sets "
+        "(default ETTh1)",
     )
     p.add_argument(
         "--shots",
         default=None,
         help="shots per class (vision: 10,100,1000; sequences: 8,32; 'all' for every row)",
+    )
+    p.add_argument(
+        "--regression-shots",
+        default=None,
+        help="sequences: training rows in all of regression tasks' cells (default "
+        "64,256,all)",
     )
     p.add_argument("--seeds", default="0,1,2", help="vision: seeds")
     p.add_argument(
