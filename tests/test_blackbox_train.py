@@ -310,6 +310,16 @@ def test_gradient_on_a_black_box_and_budget_on_a_white_box_are_refused(tmp_path:
         )
 
 
+def test_zeroth_order_on_a_language_source_is_refused_clearly(tmp_path: Path) -> None:
+    cfg = FitConfig(source="tiny-random-lm", target="amp", shots=4, program="soft-prompt",
+                    mapping="linear", optimizer="spsa-gc", epochs=1, out=str(tmp_path / "lm"),
+                    progress=False, plots=False)
+    with pytest.raises(ReprogramError, match=r"reads embeddings .*--optimizer gradient"):
+        fit(cfg)
+    with pytest.raises(ReprogramError, match="reads embeddings"):
+        build_source("query:tiny-random-lm")
+
+
 def test_black_box_names_are_registered_and_fail_clearly() -> None:
     names = SOURCES.names()
     assert {"onnx:…", "http://…", "https://…", "query:…"} <= set(names)

@@ -462,7 +462,16 @@ class SourceEndpoint:
 
     def __init__(self, source: nn.Module, canvas: int | None = None) -> None:
         self.source = source
-        c, h, w = source.input_size  # type: ignore[misc]
+        size = tuple(source.input_size)  # type: ignore[arg-type]
+        if len(size) != 3:
+            reads = "embeddings [positions, width]" if len(size) == 2 else "waveforms [T]"
+            raise ReprogramError(
+                f"query-only training (--optimizer rgf or spsa-gc) sends images to a box that "
+                f"answers class probabilities; the source {source.name} reads {reads}, which "
+                "no query-only route serves yet. Train it with gradients (--optimizer "
+                "gradient, the default), or reprogram an image source through queries."
+            )
+        c, h, w = size
         shape = (c, canvas, canvas) if canvas else (c, h, w)
         self.info = EndpointInfo(
             name=source.name,  # type: ignore[arg-type]
