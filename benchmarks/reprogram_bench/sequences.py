@@ -154,10 +154,17 @@ def cells_for(
 
 
 def shots_of(task: str, settings: dict[str, Any]) -> list[int]:
-    """The shot counts of ``task`` in a suite's ``settings`` (regression: rows in all)."""
+    """The shot counts of ``task`` in a suite's ``settings`` (regression: rows in all),
+    smallest first and ``all`` (0) last."""
+    grid = settings["shots"]
     if is_regression(task):
-        return list(settings.get("regression_shots") or settings["shots"])
-    return list(settings["shots"])
+        grid = settings.get("regression_shots") or grid
+    return _ascending(grid)
+
+
+def _ascending(grid: list[int] | None) -> list[int]:
+    """Shot counts smallest first, ``all`` (0) last."""
+    return sorted(grid or (), key=lambda k: (k == 0, k))
 
 
 def run_sequences(
@@ -373,7 +380,7 @@ def _markdown(
             ("test_rmse", "test RMSE, negative: lower is ours", settings.get("regression_shots")),
         ):
             table = []
-            for k in grid or ():
+            for k in _ascending(grid):
                 for p in peers:
                     c = paired_auc(rows, default, p, k, metric)
                     if c["pairs"]:
