@@ -149,6 +149,11 @@ def test_csv_smiles_alphabet_checks_each_molecule(tmp_path: Path) -> None:
         load_target(_csv(tmp_path / "m.csv", text) + "#alphabet=smiles")
     with pytest.raises(DataError, match="options are #alphabet"):
         load_target(_csv(tmp_path / "m.csv", text) + "#kind=smiles")
+    from reprogram.baselines.sequence import MoleculeFeatures
+
+    data = load_target(_csv(tmp_path / "m.csv", text))  # the alphabet guessed: nothing checked
+    with pytest.raises(DataError, match=r"'C1CC' is not a valid SMILES.*#alphabet=smiles"):
+        MoleculeFeatures(list(data.vocabulary or []), "morgan")(data.train.x)
 
 
 # ------------------------------------------------------------------ language sources

@@ -106,7 +106,11 @@ class MoleculeFeatures(nn.Module):
     def _row(self, smiles: str) -> np.ndarray:
         mol = self._chem.MolFromSmiles(smiles)
         if mol is None:
-            raise DataError(f"{smiles[:60]!r} is not a valid SMILES string (RDKit cannot parse it)")
+            raise DataError(
+                f"{smiles[:60]!r} is not a valid SMILES string (RDKit cannot parse it); fix or "
+                "remove it. A csv: target checks every row when it loads, naming the row, "
+                "with #alphabet=smiles (csv:PATH#alphabet=smiles)."
+            )
         if self.kind == "morgan":
             return np.asarray(self._generator.GetFingerprintAsNumPy(mol), dtype=np.float32)
         values = []
