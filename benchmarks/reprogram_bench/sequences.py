@@ -226,11 +226,8 @@ def run_sequences(
         row = earlier if earlier is not None else _row(cell, directory)
         rows.append(row)
         if progress:
-            auc = row["test_roc_auc"]
             print(
-                f"[{i}/{len(cells)}] {cell.key}  acc {row['test_accuracy']}  "
-                f"auc {auc if auc is None else round(auc, 4)}  rmse {row['test_rmse']}  "
-                f"{row['train_seconds']:.0f} s",
+                f"[{i}/{len(cells)}] {cell.key}  {_scores(row)}  {row['train_seconds']:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )
@@ -238,6 +235,14 @@ def run_sequences(
     if report_only and not rows and ledger.recorded:  # the table from what was recorded
         write_results(out, ledger.rows([]), ledger.settings, ledger.meta())
     return rows
+
+
+def _scores(row: dict[str, Any]) -> str:
+    """A finished row's test figures for the progress line."""
+    if row.get("test_rmse") is not None:
+        return f"rmse {row['test_rmse']:.4f}  r2 {row['test_r2']:.3f}"
+    auc = row["test_roc_auc"]
+    return f"acc {row['test_accuracy']:.4f}  auc {'–' if auc is None else f'{auc:.4f}'}"
 
 
 def _key(row: dict[str, Any]) -> str:
