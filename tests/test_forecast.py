@@ -307,6 +307,23 @@ def test_bench_pairs_the_lm_with_each_ablation() -> None:
     assert s["mse_mean"] == pytest.approx(0.405) and s["seeds"] == [0, 1]
 
 
+def test_bench_plot_names_the_lm_and_its_ablations(tmp_path: Path) -> None:
+    from reprogram_bench.forecast import ABLATIONS, REPROGRAMMED, _label, plot_results, summarise
+
+    removed = ABLATIONS["LM removed"]
+    assert (_label(REPROGRAMMED), _label(removed), _label("dlinear")) == (
+        "reprogrammed LM", "LM removed", "dlinear")
+    assert len(_label("patch-reprogram+horizon:" + "x" * 80)) == 46
+    rows = [
+        {"method": m, "dataset": "ILI", "horizon": h, "fraction": 1.0, "seed": 0,
+         "test_mse": 2.0, "test_mae": 0.9, "kind": kind, "trainable_parameters": 1,
+         "source_parameters": 10, "train_seconds": 1.0}
+        for h in (24, 36) for m, kind in ((REPROGRAMMED, "reprogramming"), ("dlinear", "peer"))
+    ]
+    plot_results(tmp_path, summarise(rows), {"methods": [REPROGRAMMED, removed, "dlinear"]})
+    assert (tmp_path / "mse_by_horizon.png").stat().st_size > 0
+
+
 @pytest.mark.parametrize(("flags", "match"), [
     (["--lm-strides", "3"], "two whole numbers"),
     (["--lm-strides", "16,0"], "positive integers"),

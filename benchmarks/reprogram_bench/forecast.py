@@ -375,6 +375,15 @@ def write_results(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any
     plot_results(out, summary, settings)
 
 
+def _label(method: str) -> str:
+    """A method's name in the plot's legend: the reprogrammed LM and its ablations by what
+    they are, other methods by name (long ones cut)."""
+    names = {REPROGRAMMED: "reprogrammed LM", **{v: k for k, v in ABLATIONS.items()}}
+    if method in names:
+        return names[method]
+    return method if len(method) <= 48 else method[:45] + "…"
+
+
 def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
     """``mse_by_horizon.png``: test MSE against the horizon, a panel per set and fraction."""
     from reprogram.figures import subplots
@@ -393,14 +402,18 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
             ax.errorbar([s["horizon"] for s in pts], [s["mse_mean"] for s in pts],
                         yerr=[s["mse_std"] for s in pts], marker="o", capsize=3,
                         linestyle="-" if pts[0]["kind"] == "reprogramming" else "--",
-                        color=f"C{j}", label=m.split("@")[0] + ("@" + m.split("@")[1]
-                                                                 if "@" in m else ""))
+                        color=f"C{j}", label=_label(m))
         ax.set_xlabel("horizon (steps)")
-        ax.set_ylabel("test MSE (normalised; mean ± std over seeds)")
+        ax.set_ylabel("test MSE, normalised (± std, seeds)")
         share = "all training windows" if fraction == 1 else f"{fraction:g} of training windows"
         ax.set_title(f"{dataset} ({share})")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6)
+    seen: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    rows = (len(seen) + 2) // 3
+    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=3, fontsize=7)
     fig.suptitle("reprogrammed LM and ablations (solid) vs forecasters (dashed)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.05 * rows + 0.02, 1.0, 1.0))
     fig.savefig(out / "mse_by_horizon.png", dpi=120)
