@@ -459,7 +459,12 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
         ax.set_xlabel("training rows" if regression else "shots per class")
         ax.set_title(task)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
+    seen: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    rows = (len(seen) + 3) // 4
+    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=4, fontsize=7)
     fig.suptitle(f"{settings['source']} reprogrammed (solid) vs peers (dashed)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, min(0.05 * rows + 0.02, 0.4), 1.0, 1.0))
     fig.savefig(out / "auc_vs_shots.png", dpi=120)
