@@ -23,6 +23,19 @@ def write_csv(
         writer.writerows(rows)
 
 
+def legend_below(fig: Any, axes: Sequence[Any], ncol: int) -> float:
+    """One legend for every panel in ``axes``, below them (``ncol`` columns; a label drawn in
+    several panels listed once). Returns the bottom margin to leave it in
+    ``fig.tight_layout(rect=(0, bottom, 1, 1))``."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=ncol, fontsize=7)
+    rows = -(-len(seen) // ncol)
+    return min(0.05 * rows + 0.02, 0.4)
+
+
 def cell_seconds(directory: Path, metrics: dict[str, Any]) -> float:
     """A bench cell's whole training price: its selection runs (k-fold, refit; see
     :func:`reprogram.selection.selection_seconds`) plus the final run's ``train_seconds``."""

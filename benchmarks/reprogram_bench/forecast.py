@@ -29,7 +29,7 @@ from typing import Any
 
 from reprogram.artifact import METRICS
 from reprogram.errors import DataError, ReprogramError
-from reprogram_bench import cell_seconds, write_csv
+from reprogram_bench import cell_seconds, legend_below, write_csv
 from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
@@ -408,12 +408,7 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
         share = "all training windows" if fraction == 1 else f"{fraction:g} of training windows"
         ax.set_title(f"{dataset} ({share})")
         ax.grid(alpha=0.3)
-    seen: dict[str, Any] = {}
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            seen.setdefault(label, handle)
-    rows = (len(seen) + 2) // 3
-    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=3, fontsize=7)
+    bottom = legend_below(fig, axes[0], ncol=3)
     fig.suptitle("reprogrammed LM and ablations (solid) vs forecasters (dashed)", fontsize=10)
-    fig.tight_layout(rect=(0.0, 0.05 * rows + 0.02, 1.0, 1.0))
-    fig.savefig(out / "mse_by_horizon.png", dpi=120)
+    fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
+    fig.savefig(out / "mse_by_horizon.png", dpi=120, bbox_inches="tight")  # a wide legend whole

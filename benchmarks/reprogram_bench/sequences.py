@@ -28,7 +28,7 @@ from typing import Any
 
 from reprogram.artifact import METRICS
 from reprogram.errors import ReprogramError
-from reprogram_bench import cell_seconds, write_csv
+from reprogram_bench import cell_seconds, legend_below, write_csv
 from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
@@ -64,10 +64,11 @@ def is_regression(task: str) -> bool:
 
 
 def _applies(task: str, method: str) -> bool:
-    name = method.split(":")[0]
+    """Whether peer or program ``method`` runs on ``task`` (``ONLY``, ``CLASSIFIERS``)."""
+    name, base = method.split(":")[0], task.split("#")[0]
     if is_regression(task) and name in CLASSIFIERS:
         return False
-    return task.split("#")[0] in ONLY.get(name, (task.split("#")[0],))
+    return base in ONLY.get(name, (base,))
 
 
 @dataclass(frozen=True)
@@ -459,12 +460,7 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
         ax.set_xlabel("training rows" if regression else "shots per class")
         ax.set_title(task)
         ax.grid(alpha=0.3)
-    seen: dict[str, Any] = {}
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            seen.setdefault(label, handle)
-    rows = (len(seen) + 3) // 4
-    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=4, fontsize=7)
+    bottom = legend_below(fig, axes[0], ncol=4)
     fig.suptitle(f"{settings['source']} reprogrammed (solid) vs peers (dashed)", fontsize=10)
-    fig.tight_layout(rect=(0.0, min(0.05 * rows + 0.02, 0.4), 1.0, 1.0))
-    fig.savefig(out / "auc_vs_shots.png", dpi=120)
+    fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
+    fig.savefig(out / "auc_vs_shots.png", dpi=120, bbox_inches="tight")  # a wide legend whole
