@@ -148,3 +148,24 @@ def test_paired_rmse_wins_are_lower_errors() -> None:
     result = paired_auc(rows, "a", "b", 0, "test_rmse")
     assert (result["wins"], result["losses"]) == (1, 1)
     assert result["mean_diff"] == pytest.approx(-0.05)
+
+
+def test_a_method_may_train_through_queries(tmp_path: Path) -> None:
+    task = _toy(tmp_path)
+    method = "soft-prompt+linear:optimizer=spsa-gc,length=2,lr=0.05"
+    rows = run_sequences(tmp_path / "suite", tasks=(task,), shots=(4,), seeds=(0,),
+                         methods=(method,), source="tiny-random-lm", epochs=1, progress=False)
+    config = json.loads(
+        next((tmp_path / "suite" / "runs").rglob("config.json")).read_text()
+    )
+    assert rows[0]["test_roc_auc"] is not None
+    assert config["source"]["name"] == "query:tiny-random-lm"
+    assert config["optimizer"] == {"name": "spsa-gc", "options": {"lr": "0.05"}}
+    with pytest.raises(ReprogramError, match="unknown optimizer 'sgdd'"):
+        run_sequences(tmp_path / "bad", tasks=(task,), shots=(4,), seeds=(0,),
+                      methods=("soft-prompt+linear:optimizer=sgdd",), source="tiny-random-lm",
+                      epochs=1, progress=False)
+    with pytest.raises(ReprogramError, match="optimizer= applies to PROGRAM"):
+        run_sequences(tmp_path / "bad2", tasks=(task,), shots=(4,), seeds=(0,),
+                      methods=("length:optimizer=rgf",), source="tiny-random-lm",
+                      epochs=1, progress=False)

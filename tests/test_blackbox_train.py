@@ -13,14 +13,17 @@ import torch.nn.functional as F
 from helpers import Crash, CrashAt
 
 from reprogram import FitConfig, fit, load_artifact
+from reprogram.blackbox.language import LanguageQuerySource
 from reprogram.blackbox.protocol import EndpointError, EndpointInfo
 from reprogram.blackbox.source import BlackBoxSource, QueryBudgetExceeded, from_callable
 from reprogram.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from reprogram.cli import main
 from reprogram.errors import ReprogramError
+from reprogram.model import ReprogrammedModel
 from reprogram.optim import build_optimizer
 from reprogram.programs import build_program
 from reprogram.sources import SOURCES, build_source
+from reprogram.sources.language import TokenInputs
 
 K = 20
 INFO = EndpointInfo(name="toy-box", input_shape=(3, 16, 16), num_classes=K)
@@ -310,14 +313,40 @@ def test_gradient_on_a_black_box_and_budget_on_a_white_box_are_refused(tmp_path:
         )
 
 
-def test_zeroth_order_on_a_language_source_is_refused_clearly(tmp_path: Path) -> None:
+def test_a_language_source_trains_through_counted_queries(tmp_path: Path) -> None:
+    out = tmp_path / "lm"
     cfg = FitConfig(source="tiny-random-lm", target="amp", shots=4, program="soft-prompt",
-                    mapping="linear", optimizer="spsa-gc", epochs=1, out=str(tmp_path / "lm"),
+                    mapping="linear", optimizer="spsa-gc", epochs=2, out=str(out), seed=3,
                     progress=False, plots=False)
-    with pytest.raises(ReprogramError, match=r"reads embeddings .*--optimizer gradient"):
-        fit(cfg)
-    with pytest.raises(ReprogramError, match="reads embeddings"):
-        build_source("query:tiny-random-lm")
+    fit(cfg)
+    metrics = json.loads((out / "metrics.json").read_text())
+    source = json.loads((out / "config.json").read_text())["source"]
+    assert source["name"] == "query:tiny-random-lm" and source["access"] == "query"
+    assert source["parameters"] > 0  # in-process: its size is known
+    # 3 training examples a class (4 shots, 1 validates) × 2 queries (spsa-gc) × 2 epochs
+    assert metrics["queries_by_phase"]["train"] == 6 * 2 * 2
+    assert metrics["queries_by_phase"]["test"] == metrics["splits"]["test"]
+    model, _ = load_artifact(out)
+    assert isinstance(model.source, LanguageQuerySource)
+    start = ReprogrammedModel.build("tiny-random-lm", (model.program.length,), ["0", "1"],
+                                    program="soft-prompt", seed=3,
+                                    vocabulary=model.program.vocabulary)
+    assert not torch.equal(model.program.vectors, start.program.vectors)  # moved by queries
+    embeds = torch.randn(2, 5, model.source.width, requires_grad=True)
+    answer = model.source(TokenInputs(embeds, torch.ones(2, 5)))
+    assert answer.shape == (2, 16) and not answer.requires_grad  # no gradient through the box
+
+
+def test_a_query_only_language_model_refuses_what_it_cannot_serve() -> None:
+    source = build_source("query:tiny-random-lm")
+    assert isinstance(source, LanguageQuerySource)
+    with pytest.raises(ReprogramError, match="every position's states"):
+        source.with_positions(4)
+    program, _ = build_program("patch-reprogram", {}, (1, 64), tuple(source.input_size))
+    with pytest.raises(ReprogramError, match="does not serve"):
+        program.bind_source(source)
+    with pytest.raises(ReprogramError, match="token program"):
+        source(torch.zeros(2, 5, 16))
 
 
 def test_black_box_names_are_registered_and_fail_clearly() -> None:

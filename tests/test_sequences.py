@@ -282,6 +282,31 @@ def test_soft_prompt_positions_and_seeded_start() -> None:
     assert model.trainable_parameters() == 4 * 16 + 16 * 2 + 2
 
 
+def test_soft_prompt_in_a_random_subspace_trains_k_numbers(tmp_path: Path) -> None:
+    model = _model("soft-prompt", length=4, subspace=6)
+    plain = _model("soft-prompt", length=4)
+    program = model.program
+    assert model.trainable_parameters() == 6 + 16 * 2 + 2  # z, then the linear mapping
+    ids = encode(["ACD", "K"], VOCAB, "t")
+    # z starts at zero: the prompt is the plain program's seeded start
+    torch.testing.assert_close(program.prompt_vectors(), plain.program.prompt_vectors())
+    with torch.no_grad():
+        for p in model.mapping.parameters():
+            p.normal_()
+    model(ids).sum().backward()
+    assert program.z.grad is not None and program.z.grad.abs().sum() > 0
+    with torch.no_grad():
+        program.z.normal_()
+    moved = program.prompt_vectors()
+    delta = (moved - plain.program.prompt_vectors()) / program.unit
+    torch.testing.assert_close(delta.reshape(-1), program.z @ program.projection)
+    model.save_pretrained(tmp_path / "a")  # A is rebuilt from the seed, z and the start saved
+    again = ReprogrammedModel.from_pretrained(tmp_path / "a")
+    torch.testing.assert_close(again.program.prompt_vectors(), moved)
+    with pytest.raises(ReprogramError, match="subspace must be 0"):
+        _model("soft-prompt", subspace=-1)
+
+
 def test_token_programs_need_a_language_source_and_sequences() -> None:
     with pytest.raises(ReprogramError, match="need a language source"):
         ReprogrammedModel.build(

@@ -70,10 +70,12 @@ class Cell:
 def _method_options(method: str) -> tuple[str, list[tuple[str, str]], dict[str, str]]:
     """``HEAD[:key=value,...]`` → head, its ``(key, value)`` options, and the run options.
 
-    ``select`` (``holdout``, ``refit`` or ``kfold:K``, checked here) and ``epochs`` (a whole
+    ``select`` (``holdout``, ``refit`` or ``kfold:K``, checked here), ``epochs`` (a whole
     number ≥ 0 that overrides the suite's ``--epochs`` for this method; 0 trains no program
-    and keeps a fitted head's start) are run options; dashes in keys become underscores.
+    and keeps a fitted head's start) and ``optimizer`` (a registered name: ``rgf`` and
+    ``spsa-gc`` train through queries) are run options; dashes in keys become underscores.
     """
+    from reprogram.optim import OPTIMIZERS
     from reprogram.selection import parse_select
 
     head, _, opts = method.partition(":")
@@ -93,6 +95,9 @@ def _method_options(method: str) -> tuple[str, list[tuple[str, str]], dict[str, 
                     f"method {method!r}: epochs must be a whole number (0 or more), got {value!r}."
                 )
             run[key] = int(value)
+        elif key == "optimizer":
+            OPTIMIZERS.get(value)  # an unknown name fails now, with the known ones
+            run[key] = value
         else:
             items.append((key, value))
     return head, items, run
@@ -101,9 +106,10 @@ def _method_options(method: str) -> tuple[str, list[tuple[str, str]], dict[str, 
 def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
     """``PROGRAM+MAPPING[:key=value,...]`` → program, mapping and options by destination.
 
-    Each option goes to whichever of the program, the mapping or the ``gradient`` optimizer has
-    a field of that name (in that order), e.g. ``full+linear:init=probe,lr=0.0003``; ``select``
-    (``holdout`` or ``kfold:K``) and ``epochs`` go to the run itself (key ``"run"``).
+    Each option goes to whichever of the program, the mapping or the optimizer (``gradient``
+    unless ``optimizer=NAME`` names another) has a field of that name (in that order), e.g.
+    ``full+linear:init=probe,lr=0.0003``; ``select`` (``holdout`` or ``kfold:K``), ``epochs``
+    and ``optimizer`` go to the run itself (key ``"run"``).
     """
     from dataclasses import fields
 
@@ -116,7 +122,7 @@ def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
     kinds = {
         "program": PROGRAMS.get(program),
         "mapping": MAPPINGS.get(mapping),
-        "optimizer": OPTIMIZERS.get("gradient"),
+        "optimizer": OPTIMIZERS.get(run.get("optimizer", "gradient")),
     }
     routed: dict[str, dict[str, Any]] = {k: {} for k in kinds}
     routed["run"] = run
@@ -128,7 +134,7 @@ def parse_method(method: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
         else:
             raise ReprogramError(
                 f"method {method!r}: option {key!r} belongs to none of program {program!r}, "
-                f"mapping {mapping!r} or the gradient optimizer."
+                f"mapping {mapping!r} or the {run.get('optimizer', 'gradient')} optimizer."
             )
     return program, mapping, routed
 
@@ -138,6 +144,11 @@ def parse_baseline(method: str) -> tuple[str, dict[str, str], dict[str, str]]:
     from reprogram.baselines import BASELINES
 
     name, items, run = _method_options(method)
+    if "optimizer" in run:
+        raise ReprogramError(
+            f"method {method!r}: optimizer= applies to PROGRAM+MAPPING methods; a peer "
+            "trains its own way."
+        )
     options = dict(items)
     BASELINES.build_config(name, options)  # unknown names and options fail now
     return name, options, run

@@ -43,8 +43,9 @@ from ..config import RunConfig
 from ..errors import ReprogramError
 from ..optim import is_zeroth_order
 from ..sources.base import Source
+from .language import query_any
 from .replay import ANSWERS_NAME, AnswerLog
-from .source import JOURNAL_NAME, BlackBoxSource, QueryBudgetExceeded, is_blackbox, query_source
+from .source import JOURNAL_NAME, BlackBoxSource, QueryBudgetExceeded, is_blackbox
 
 STOPPED_BY_BUDGET = "query budget"
 
@@ -54,7 +55,7 @@ def prepare_source(config: RunConfig, source: Source) -> Source:
     zeroth-order; a black box refuses the ``gradient`` optimizer."""
     zeroth_order = is_zeroth_order(config.optimizer)
     if zeroth_order and not is_blackbox(source):
-        return query_source(source)  # type: ignore[return-value]
+        return query_any(source)  # type: ignore[return-value]
     if not zeroth_order and is_blackbox(source):
         raise ReprogramError(
             f"the source {source.name} can only be queried, so it gives no gradients: train "

@@ -49,7 +49,7 @@ class QueryEndpoint(Protocol):
 
     info: EndpointInfo
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+    def __call__(self, pixels: np.ndarray, /) -> np.ndarray:
         """Probabilities float32 ``[B, K]`` for pixels float32 ``[B, C, H, W]`` in ``[0, 1]``.
 
         One call is ``B`` queries. Raises :class:`EndpointError` when no valid answer came.

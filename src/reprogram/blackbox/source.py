@@ -319,7 +319,7 @@ class BlackBoxSource(nn.Module):
             "fingerprint": self.fingerprint(),
             "input_size": list(self.input_size),
             "num_classes": self.num_classes,
-            "parameters": 0,
+            "parameters": self.num_parameters,
             "access": "query",
             "top_k": self.info.top_k,
         }
@@ -405,11 +405,16 @@ class BlackBoxSource(nn.Module):
                 raise EndpointError(
                     f"the black box {self.name} gave no valid answer: {exc}"
                 ) from None
-            probs = _check_answer(np.asarray(probs), len(chunk), self.num_classes, self.name)
+            probs = self.check_answer(np.asarray(probs), len(chunk))
             if not self.metered:
                 self.ledger.charge(len(chunk))
             parts.append(probs)
         return np.concatenate(parts)
+
+    def check_answer(self, answers: np.ndarray, batch: int) -> np.ndarray:
+        """The endpoint's answer to ``batch`` inputs as float32 ``[batch, K]``, or an
+        :class:`EndpointError`: here each row must be a probability distribution."""
+        return _check_answer(answers, batch, self.num_classes, self.name)
 
 
 def _check_answer(probs: np.ndarray, batch: int, num_classes: int, name: str) -> np.ndarray:

@@ -28,7 +28,7 @@ from torch import nn
 from ..errors import ReprogramError
 from ..forecast import InstanceNorm, patch_count, patches
 from ..sources.base import Source
-from ..sources.language import LanguageSource, TokenInputs
+from ..sources.language import LanguageSource, TokenInputs, public_language
 from . import PROGRAMS
 
 
@@ -119,11 +119,18 @@ class PatchReprogram(nn.Module):
 
     def bind_source(self, source: Source) -> None:
         """Read the source's input embeddings (prototype atoms, prompt spelling)."""
-        if not isinstance(source, LanguageSource):
+        if public_language(source) is not source:
+            if public_language(source) is not None:  # query:NAME
+                raise ReprogramError(
+                    f"patch-reprogram reads every position's states of the language model, "
+                    f"which {source.name} (answering queries only) does not serve. Train it "
+                    "with gradients (--optimizer gradient, the default)."
+                )
             raise ReprogramError(
                 f"patch-reprogram feeds a language model (smollm2-135m, minilm-l6, hf:NAME); "
                 f"{source.name!r} is not one."
             )
+        assert isinstance(source, LanguageSource)
         ordinary = source.ordinary_tokens()
         if len(ordinary) < self.config.atoms:
             raise ReprogramError(

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import ReprogramError
 from ..sources.base import Source
-from ..sources.language import LanguageSource, TokenInputs
+from ..sources.language import LanguageSource, TokenInputs, public_language
 
 #: The most symbols a target alphabet may have (a dictionary program holds symbols × atoms).
 MAX_SYMBOLS = 4096
@@ -107,11 +107,13 @@ class TokenProgram(nn.Module):
 
     def bind_source(self, source: Source) -> None:
         """Read the embeddings and the spelling of every symbol from ``source``."""
-        if not isinstance(source, LanguageSource):
+        lm = public_language(source)  # a query-only model shows its input side too
+        if lm is None:
             raise ReprogramError(
                 f"token programs need a language source (minilm-l6, smollm2-135m); "
                 f"{source.name!r} is not one."
             )
+        source = lm
         spelled = [source.symbol_ids(s, self.separator) for s in self.vocabulary]
         width = max(len(ids) for ids in spelled)
         index = torch.full((len(spelled), width), -1, dtype=torch.long)

@@ -15,7 +15,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..blackbox.source import BlackBoxSource, query_source
+from ..blackbox.language import query_any
+from ..blackbox.source import BlackBoxSource
 from ..errors import ReprogramError
 from . import SOURCES, build_source
 
@@ -118,11 +119,12 @@ def build_https(rest: str) -> Any:
 @SOURCES.register(
     "query:",
     prefix=True,
-    help="NAME any source above answered as a black box in-process: probabilities only, "
-    "every query counted (what --optimizer rgf|spsa-gc does to a white-box source)",
+    help="NAME any source above answered as a black box in-process: probabilities only (a "
+    "language model: its states or logits), every query counted (what --optimizer "
+    "rgf|spsa-gc does to a white-box source)",
 )
 def build_query(name: str) -> Any:
-    return query_source(build_source(name))
+    return query_any(build_source(name))
 
 
 __all__ = [

@@ -243,17 +243,7 @@ class LanguageSource(Source):
 
     def forward(self, inputs: TokenInputs) -> torch.Tensor:  # type: ignore[override]
         """``[B, K]``: pooled states (``hidden``) or next-token logits (``logits``)."""
-        if not isinstance(inputs, TokenInputs):
-            raise ReprogramError(
-                f"{self.name} reads token embeddings from a token program (text, soft-prompt, "
-                "dictionary); the program in front of it gave a plain tensor."
-            )
-        embeds, mask = inputs
-        if embeds.shape[1] > self.max_positions:
-            raise ReprogramError(
-                f"{self.name} takes at most {self.max_positions} positions; the program gave "
-                f"{embeds.shape[1]}. Use shorter sequences or a shorter prompt."
-            )
+        embeds, mask = check_token_inputs(inputs, self.name, self.max_positions)
         mask = mask.to(embeds.dtype)
         model: Any = self.module
         if self.causal:
@@ -286,6 +276,31 @@ class LanguageSource(Source):
         )
         view.outputs = "features"
         return view
+
+
+def check_token_inputs(inputs: object, name: str, max_positions: int) -> TokenInputs:
+    """``inputs`` as :class:`TokenInputs`, or a clear error: a plain tensor (no token program
+    in front of language model ``name``) or more than ``max_positions`` positions."""
+    if not isinstance(inputs, TokenInputs):
+        raise ReprogramError(
+            f"{name} reads token embeddings from a token program (text, soft-prompt, "
+            "dictionary); the program in front of it gave a plain tensor."
+        )
+    if inputs.embeds.shape[1] > max_positions:
+        raise ReprogramError(
+            f"{name} takes at most {max_positions} positions; the program gave "
+            f"{inputs.embeds.shape[1]}. Use shorter sequences or a shorter prompt."
+        )
+    return inputs
+
+
+def public_language(source: Source) -> LanguageSource | None:
+    """The language model whose tokenizer and input embeddings ``source`` exposes: itself,
+    the model behind a query-only ``query:NAME`` (its public input side), or None."""
+    if isinstance(source, LanguageSource):
+        return source
+    inner = getattr(source, "language", None)
+    return inner if isinstance(inner, LanguageSource) else None
 
 
 # ------------------------------------------------------------------ loading the packaged models

@@ -1,0 +1,153 @@
+"""A language model answered as a black box: embeddings in, features or logits out, counted.
+
+``query:minilm-l6`` (or any language source trained with ``--optimizer rgf|spsa-gc``) is the
+setting of Black-Box Tuning (Sun et al., ICML 2022) and of R2DL's query-only variant: the
+model's *input side* is public (its tokenizer and input-embedding table, as for any open-weight
+model served behind an API), the transformer itself only answers queries. A token program
+(``soft-prompt``, ``dictionary``) reads the public side to build its inputs; every input row it
+sends through the body is one query, counted, cached, budgeted and journalled exactly as an
+image sent to a :class:`~reprogram.blackbox.source.BlackBoxSource` is; its parameters get
+zeroth-order estimates, the mapping after the box exact gradients (``hybrid``).
+
+A query is one row: the embeddings ``[T, D]`` with the attention mask as one more column
+(float32 ``[T, D + 1]``). The answer is what the white box would give: pooled hidden states
+``[K = D]`` (``features``) or next-token logits ``[K = V]`` (``logits``), returned as they are
+(they are no distribution, so the answer is checked for shape and finite values only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ReprogramError
+from ..sources.base import Source
+from ..sources.language import LanguageSource, TokenInputs, check_token_inputs
+from .protocol import EndpointError, EndpointInfo
+from .source import BlackBoxSource, query_source
+
+#: Answer-cache budget in float32 values (128 MiB): a logits source (49,152 values a row)
+#: keeps about 680 rows, a feature source (384) the default 4,096.
+CACHE_VALUES = 2**25
+
+
+class LanguageEndpoint:
+    """A :class:`LanguageSource` answering packed rows ``[B, T, D + 1]`` in-process."""
+
+    def __init__(self, source: LanguageSource) -> None:
+        self.source = source
+        self.info = EndpointInfo(
+            name=source.name,
+            input_shape=tuple(source.input_size),
+            num_classes=source.num_classes,
+            label_names=tuple(source.label_names),
+            fingerprint=source.fingerprint(),
+        )
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """Features or logits float32 ``[B, K]`` for packed rows float32 ``[B, T, D + 1]``."""
+        packed = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+        with torch.inference_mode():
+            out = self.source(TokenInputs(packed[..., :-1], packed[..., -1]))
+        return out.float().numpy()
+
+
+class LanguageQuerySource(BlackBoxSource):
+    """A frozen language model that only answers queries; its tokenizer and input embeddings
+    stay readable (what a token program needs to build its inputs).
+
+    Args:
+        source: the white-box language model answering in-process.
+        **kwargs: :class:`BlackBoxSource` options (``budget``, ``cache_size``, ``max_batch``).
+
+    Forward: :class:`TokenInputs` (``embeds`` ``[B, T, D]``, ``mask`` ``[B, T]``) → ``[B, K]``
+    without an autograd graph.
+    """
+
+    def __init__(self, source: LanguageSource, **kwargs: Any) -> None:
+        kwargs.setdefault("cache_size", max(64, min(4096, CACHE_VALUES // source.num_classes)))
+        super().__init__(
+            LanguageEndpoint(source),
+            name=f"query:{source.name}",
+            fingerprint=f"query:{source.fingerprint()}",
+            resize=False,
+            **kwargs,
+        )
+        self.language = source  # the public side: tokenizer and input embeddings
+        self.outputs = source.outputs
+        self.output = source.output
+        self.causal = source.causal
+        self.tokenizer = source.tokenizer
+
+    # ------------------------------------------------------------------ the public input side
+    @property
+    def width(self) -> int:
+        """Embedding width ``D``."""
+        return self.language.width
+
+    @property
+    def max_positions(self) -> int:
+        """The most positions one query may take."""
+        return self.language.max_positions
+
+    @property
+    def num_parameters(self) -> int:
+        """The in-process model's size (known here, unlike a remote API's)."""
+        return self.language.num_parameters
+
+    def embedding_matrix(self) -> torch.Tensor:
+        """The public input embeddings ``[V_s, D]`` (no gradient)."""
+        return self.language.embedding_matrix()
+
+    def special_ids(self) -> tuple[list[int], list[int]]:
+        return self.language.special_ids()
+
+    def symbol_ids(self, symbol: str, separator: str = " ") -> list[int]:
+        return self.language.symbol_ids(symbol, separator)
+
+    def ordinary_tokens(self) -> list[int]:
+        return self.language.ordinary_tokens()
+
+    def with_positions(self, count: int) -> Source:
+        """Refused: per-position states (forecasting) are not served through queries."""
+        raise ReprogramError(
+            f"{self.name} answers one pooled row per query; a forecasting program reads every "
+            "position's states, which no query-only route serves. Train it with gradients "
+            "(--optimizer gradient, the default)."
+        )
+
+    def spec(self) -> dict[str, object]:
+        return {**super().spec(), "output": self.output}
+
+    # ------------------------------------------------------------------ queries
+    def forward(self, inputs: TokenInputs) -> torch.Tensor:  # type: ignore[override]
+        """``[B, K]`` features or logits for ``inputs``, answered by queries (no graph)."""
+        embeds, mask = check_token_inputs(inputs, self.name, self.max_positions)
+        with torch.no_grad():
+            rows = torch.cat([embeds.detach().float(), mask.detach().float().unsqueeze(-1)], -1)
+            answers = self._answer(np.ascontiguousarray(rows.cpu().numpy()))
+        return torch.from_numpy(answers).to(embeds.device)
+
+    def check_answer(self, answers: np.ndarray, batch: int) -> np.ndarray:
+        """Shape ``[batch, K]`` and finite values (features and logits are no distribution)."""
+        if answers.shape != (batch, self.num_classes):
+            problem = f"shape {tuple(answers.shape)} instead of {(batch, self.num_classes)}"
+        elif not np.all(np.isfinite(answers)):
+            problem = "non-finite values"
+        else:
+            return answers.astype(np.float32, copy=False)
+        raise EndpointError(f"the black box {self.name} answered {problem}.")
+
+
+def query_any(source: Source, **kwargs: Any) -> BlackBoxSource:
+    """``source`` answered as a black box (``query:NAME``): a language model through
+    :class:`LanguageQuerySource`, any other source through
+    :func:`~reprogram.blackbox.source.query_source`."""
+    if isinstance(source, LanguageSource):
+        return LanguageQuerySource(source, **kwargs)
+    return query_source(source, **kwargs)
+
+
+__all__ = ["LanguageEndpoint", "LanguageQuerySource", "query_any"]
