@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from reprogram_bench.sequences import cells_for, paired_auc, run_sequences
+from reprogram_bench.sequences import cells_for, is_regression, paired_auc, run_sequences
 
 from reprogram.errors import ReprogramError
 
@@ -169,3 +169,10 @@ def test_a_method_may_train_through_queries(tmp_path: Path) -> None:
         run_sequences(tmp_path / "bad2", tasks=(task,), shots=(4,), seeds=(0,),
                       methods=("length:optimizer=rgf",), source="tiny-random-lm",
                       epochs=1, progress=False)
+
+
+def test_the_task_kind_comes_from_the_registry() -> None:
+    assert is_regression("solubility") and is_regression("forecast:ILI")
+    assert is_regression("csv:x.csv#task=regression")
+    assert not is_regression("amp") and not is_regression("csv:x.csv")
+    assert not is_regression("no-such-target")  # fails clearly later, when its cell loads it

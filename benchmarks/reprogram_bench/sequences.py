@@ -59,8 +59,16 @@ CLASSIFIERS = ("composition-logreg",)
 
 
 def is_regression(task: str) -> bool:
-    """Whether ``task`` is a regression target (``solubility``, ``csv:PATH#task=regression``)."""
-    return task.split("#")[0] == "solubility" or "#task=regression" in task
+    """Whether ``task`` is a regression target: registered as one (``solubility``), or a
+    user's file that says so (``csv:PATH#task=regression``)."""
+    from reprogram.data import TARGETS
+
+    if "#task=regression" in task:
+        return True
+    try:
+        return "regression" in TARGETS.lookup(task.split("#")[0]).tags
+    except ReprogramError:
+        return False  # an unknown name fails clearly when its cell loads it
 
 
 def _applies(task: str, method: str) -> bool:

@@ -29,6 +29,7 @@ class Entry(Generic[T]):
     help: str = ""
     config: type | None = None
     prefix: bool = False
+    tags: frozenset[str] = frozenset()  # what kind of thing it is (a target: "regression")
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,22 @@ class Registry(Generic[T]):
     _plugins: tuple[str, ...] = ()
 
     def register(
-        self, name: str, *, help: str = "", config: type | None = None, prefix: bool = False
+        self,
+        name: str,
+        *,
+        help: str = "",
+        config: type | None = None,
+        prefix: bool = False,
+        tags: tuple[str, ...] = (),
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator registering ``builder`` under ``name`` (``prefix=True`` for ``name:REST``)."""
+        """Decorator registering ``builder`` under ``name`` (``prefix=True`` for ``name:REST``);
+        ``tags`` say what kind of thing it is without building it (a target's task kind)."""
 
         def deco(builder: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             text = help or next(iter((builder.__doc__ or "").strip().splitlines()), "")
-            self._entries[name] = Entry(name, builder, text, config, prefix)
+            self._entries[name] = Entry(name, builder, text, config, prefix, frozenset(tags))
             return builder
 
         return deco

