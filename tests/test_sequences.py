@@ -474,3 +474,20 @@ def test_verbalizer_reads_the_tokens_of_words() -> None:
             mapping_options={"words": "A,C,D"},
             vocabulary=VOCAB,
         )
+
+
+def test_a_model_with_nothing_to_train_is_scored_zero_shot(tmp_path: Path) -> None:
+    target = _csv(tmp_path / "toy.csv", "sequence,label\n" + "".join(
+        f"{'KRH' * (2 + i % 3) if i % 2 else 'DEW' * (2 + i % 3)},{'pos' if i % 2 else 'neg'}\n"
+        for i in range(30)
+    ))
+    base = dict(source="tiny-random-causal-lm", target=target, program="text",
+                mapping="verbalizer", progress=False, plots=False)
+    result = fit(FitConfig(**base, epochs=0, out=str(tmp_path / "zs")))  # type: ignore[arg-type]
+    metrics = result.metrics
+    assert metrics["best_epoch"] == 0 and metrics["trainable_parameters"] == 0
+    assert [h["epoch"] for h in metrics["history"]] == [0]
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    with pytest.raises(ReprogramError, match="no trainable parameters: score the model as built"):
+        fit(FitConfig(**base, epochs=2, out=str(tmp_path / "trained")))  # type: ignore[arg-type]
+    assert not (tmp_path / "trained").exists()  # refused before --out is touched

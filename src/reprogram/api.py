@@ -13,6 +13,7 @@ from .callbacks import Callback
 from .config import FitConfig, FitResult
 from .data import TargetData
 from .data.checks import check_writable_dir
+from .errors import ReprogramError
 from .model import build_model
 from .plots import save_plots
 from .selection import kfold_run
@@ -60,6 +61,12 @@ def fit(
         list(splits.class_names),
         splits.vocabulary,
     )
+    if config.epochs and not any(p.requires_grad for p in model.parameters()):
+        raise ReprogramError(
+            f"program {config.program!r} and mapping {config.mapping!r} have no trainable "
+            "parameters: score the model as built with --epochs 0 (zero-shot), or choose a "
+            "program or mapping that trains."
+        )
     prepare_out(config)  # inputs are valid: only now is --out touched
     cbs: list[Callback] = model.mapping.callbacks() + list(callbacks or [])
     if config.diagnostics:

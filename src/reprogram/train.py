@@ -38,7 +38,7 @@ from .data.splits import prepare_splits
 from .data.ucr_files import looks_like_path
 from .errors import ReprogramError
 from .evaluate import roc_auc, score
-from .optim import build_optimizer
+from .optim import NothingToTrain, build_optimizer
 from .sources import Source
 from .tasks import named, task_of, unnamed
 
@@ -209,10 +209,20 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         wrapped = fabric.setup_module(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        before_box = self.model.before_box()
-        stepper, _ = build_optimizer(
-            cfg.optimizer, cfg.optimizer_options, params, fabric.backward, before_box=before_box
-        )
+        # nothing to train (``fit`` allows that with --epochs 0 only): the model as built is
+        # the only candidate
+        zero_shot = not params
+        stepper: Any = NothingToTrain()
+        if not zero_shot:
+            stepper, _ = build_optimizer(
+                cfg.optimizer,
+                cfg.optimizer_options,
+                params,
+                fabric.backward,
+                before_box=self.model.before_box(),
+            )
+        #: the start is a selection candidate (epoch 0): a fitted mapping, or zero-shot
+        self.starts = zero_shot or any(cb.initial_candidate for cb in self.callbacks)
         # black-box query accounting (a null tracker for white boxes)
         self.queries = QueryTracker.attach(self, stepper, self.job.source)
         state: dict[str, Any] = {"best": None, "history": [], "train_seconds": 0.0}
@@ -220,17 +230,18 @@ class Trainer:
         if done and self.is_main and cfg.progress:
             tqdm.write(f"resuming {self.out} after epoch {done}")
         self.queries.check_start(done)
-        if cfg.epochs == 0 and not any(cb.initial_candidate for cb in self.callbacks):
+        if cfg.epochs == 0 and not self.starts:
             raise ReprogramError(
                 "--epochs 0 trains nothing, so it needs a start worth keeping: a mapping fitted "
-                "before training (--mapping linear with --mapping-opt head=ridge or init=probe). "
-                "Give --epochs 1 or more for this method."
+                "before training (--mapping linear with --mapping-opt head=ridge or init=probe) "
+                "or a model with nothing to train (zero-shot). Give --epochs 1 or more for this "
+                "method."
             )
         self.queries.begin("setup")
         start = time.perf_counter()  # fits before the first epoch (probe, ridge head, side
         for cb in self.callbacks:  # features) and the start's validation are training time too
             cb.on_fit_start(self)
-        if not done and any(cb.initial_candidate for cb in self.callbacks):
+        if not done and self.starts:
             self._initial_candidate(state)
         state["train_seconds"] += time.perf_counter() - start
         train = self.splits.train

@@ -169,7 +169,7 @@ class QueryTracker(NullTracker):
         """Queries of the set-up passes: a probe warm start (train + val) or a ridge head's
         first fit (train), epoch-0 validation."""
         n = sum(cb.setup_queries(self.trainer) for cb in self.trainer.callbacks)
-        if any(cb.initial_candidate for cb in self.trainer.callbacks):
+        if self.trainer.starts:  # the start is validated as candidate epoch 0
             n += self._val_size()
         return n
 

@@ -29,6 +29,20 @@ class Stepper(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+class NothingToTrain:
+    """The stepper of a zero-shot run (``--epochs 0`` on a model with no parameters): the
+    model as built is scored; no step is ever taken."""
+
+    def step(self, loss_fn: Callable[[], torch.Tensor]) -> float:
+        raise ReprogramError("this model has no trainable parameters: nothing to step")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
+
+
 OPTIMIZERS: Registry[Stepper] = Registry(
     "optimizer",
     _plugins=("reprogram.optim.gradient", "reprogram.optim.rgf", "reprogram.optim.spsa_gc"),
@@ -64,4 +78,4 @@ def build_optimizer(
     return stepper, config
 
 
-__all__ = ["OPTIMIZERS", "Stepper", "build_optimizer", "is_zeroth_order"]
+__all__ = ["OPTIMIZERS", "NothingToTrain", "Stepper", "build_optimizer", "is_zeroth_order"]
