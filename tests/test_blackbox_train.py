@@ -337,6 +337,24 @@ def test_a_language_source_trains_through_counted_queries(tmp_path: Path) -> Non
     assert answer.shape == (2, 16) and not answer.requires_grad  # no gradient through the box
 
 
+def test_a_query_only_language_run_resumes_with_the_same_count_and_prompt(
+    tmp_path: Path,
+) -> None:
+    def lm(name: str, **kw: Any) -> FitConfig:
+        return FitConfig(source="tiny-random-lm", target="amp", shots=4, program="soft-prompt",
+                         program_options={"subspace": 8}, mapping="linear", optimizer="rgf",
+                         optimizer_options={"q": 2}, epochs=3, out=str(tmp_path / name),
+                         seed=1, progress=False, plots=False, **kw)
+
+    straight = fit(lm("straight"))
+    with pytest.raises(Crash):
+        fit(lm("resumed"), callbacks=[CrashAt(3)])
+    resumed = fit(lm("resumed", resume=True))
+    assert resumed.metrics["queries"] == straight.metrics["queries"]
+    for key, value in _adapter(straight.model).items():
+        assert torch.equal(value, _adapter(resumed.model)[key]), key
+
+
 def test_a_query_only_language_model_refuses_what_it_cannot_serve() -> None:
     source = build_source("query:tiny-random-lm")
     assert isinstance(source, LanguageQuerySource)
