@@ -193,3 +193,16 @@ def test_probe_init_resumes_without_refitting(tmp_path: Path) -> None:
     assert [r["val_loss"] for r in straight.metrics["history"]] == [
         r["val_loss"] for r in resumed.metrics["history"]
     ]
+
+
+def test_epochs_0_scores_a_fixed_table_zero_shot_and_refuses_an_untrained_layer(
+    tmp_path: Path,
+) -> None:
+    result = fit(config(tmp_path, "zs", mapping="random", epochs=0))
+    metrics = result.metrics
+    assert metrics["best_epoch"] == 0 and [h["epoch"] for h in metrics["history"]] == [0]
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    trained = fit(config(tmp_path, "trained", mapping="random", epochs=1)).metrics
+    assert [h["epoch"] for h in trained["history"]] == [1]  # training: no epoch-0 candidate
+    with pytest.raises(ReprogramError, match="--epochs 0 trains nothing"):
+        fit(config(tmp_path, "linear", mapping="linear", epochs=0))

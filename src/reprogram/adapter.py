@@ -33,6 +33,11 @@ class Adapted(nn.Module):
         only those from queries); ``None`` when no black box is involved."""
         return None
 
+    def scores_untrained(self) -> bool:
+        """Whether the model as built is worth scoring without training (``--epochs 0``
+        zero-shot: a fixed label table such as ``semantic``'s). Default: no."""
+        return False
+
     def penalty(self) -> torch.Tensor | None:
         """A term the trainer adds to the training loss (a regulariser the adapter's parts
         ask for, e.g. an L1 on a program's coefficients); ``None``: nothing to add."""

@@ -145,6 +145,10 @@ class ReprogrammedModel(Adapted):
             f"trainable%: {100 * trained / max(total, 1):.4f}"
         )
 
+    def scores_untrained(self) -> bool:
+        """The mapping's table is fixed when built (``semantic``, ``verbalizer``, ``random``)."""
+        return bool(self.mapping.scores_untrained)
+
     def before_box(self) -> list[nn.Parameter]:
         """The program's parameters: they are what reaches the source."""
         return list(self.program.parameters())

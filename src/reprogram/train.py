@@ -221,8 +221,13 @@ class Trainer:
                 fabric.backward,
                 before_box=self.model.before_box(),
             )
-        #: the start is a selection candidate (epoch 0): a fitted mapping, or zero-shot
-        self.starts = zero_shot or any(cb.initial_candidate for cb in self.callbacks)
+        #: the start is a selection candidate (epoch 0): a fitted mapping, or zero-shot (a
+        #: model with nothing to train, or --epochs 0 on a mapping with a fixed table)
+        self.starts = (
+            zero_shot
+            or any(cb.initial_candidate for cb in self.callbacks)
+            or (cfg.epochs == 0 and self.model.scores_untrained())
+        )
         # black-box query accounting (a null tracker for white boxes)
         self.queries = QueryTracker.attach(self, stepper, self.job.source)
         state: dict[str, Any] = {"best": None, "history": [], "train_seconds": 0.0}
@@ -233,9 +238,9 @@ class Trainer:
         if cfg.epochs == 0 and not self.starts:
             raise ReprogramError(
                 "--epochs 0 trains nothing, so it needs a start worth keeping: a mapping fitted "
-                "before training (--mapping linear with --mapping-opt head=ridge or init=probe) "
-                "or a model with nothing to train (zero-shot). Give --epochs 1 or more for this "
-                "method."
+                "before training (--mapping linear with --mapping-opt head=ridge or init=probe), "
+                "a mapping with a fixed table (semantic, verbalizer, random: zero-shot) or a "
+                "model with nothing to train. Give --epochs 1 or more for this method."
             )
         self.queries.begin("setup")
         start = time.perf_counter()  # fits before the first epoch (probe, ridge head, side

@@ -27,6 +27,10 @@ class Mapping(nn.Module):
     #: Whether :meth:`forward` also takes the target inputs (``forward(logits, inputs)``),
     #: after :meth:`bind_inputs` has been given their shape.
     reads_inputs: bool = False
+    #: Whether the mapping scores classes meaningfully before any training (a table fixed
+    #: when it is built: ``semantic``, ``verbalizer``, ``random``), so ``--epochs 0`` scores
+    #: the model as built (zero-shot) instead of refusing an untrained start.
+    scores_untrained: bool = False
 
     def __init__(self, num_source: int, num_target: int) -> None:
         super().__init__()

@@ -29,6 +29,8 @@ class RandomConfig:
 class RandomMapping(GroupedMapping):
     """``groups`` ``[K_t, m]``: distinct source labels drawn at random (seeded)."""
 
+    scores_untrained = True  # its table is fixed when built: --epochs 0 is zero-shot
+
     def __init__(self, num_source: int, num_target: int, config: RandomConfig) -> None:
         m = config.labels_per_class
         super().__init__(num_source, num_target, m)

@@ -64,6 +64,8 @@ class SemanticMapping(GroupedMapping):
     """``groups`` ``[K_t, m]`` chosen by name similarity in :meth:`bind_names`; the cosine
     similarity of each chosen label is kept (``similarity`` ``[K_t, m]``) for the table."""
 
+    scores_untrained = True  # its table is fixed when built: --epochs 0 is zero-shot
+
     # buffers
     similarity: torch.Tensor
     fitted: torch.Tensor

@@ -60,6 +60,8 @@ def _plain(token: str, lower: bool = True) -> str:
 class VerbalizerMapping(GroupedMapping):
     """``groups`` ``[K_t, 1]``: the token of each class's word, chosen in :meth:`bind_names`."""
 
+    scores_untrained = True  # its table is fixed when built: --epochs 0 is zero-shot
+
     fitted: torch.Tensor  # buffer: whether the tokens were chosen
 
     def __init__(self, num_source: int, num_target: int, config: VerbalizerConfig) -> None:
