@@ -23,7 +23,7 @@ from typing import Any
 from reprogram.artifact import METRICS
 from reprogram.errors import ReprogramError
 from reprogram_bench import cell_seconds, write_csv
-from reprogram_bench.ledger import check_shared
+from reprogram_bench.ledger import open_ledger
 from reprogram_bench.machine import describe, machine
 
 # Reprogramming variants worth reporting (from the program × mapping grid) and baselines.
@@ -316,10 +316,16 @@ def run_vision(
         "seeds": list(seeds),
         "methods": list(methods),
     }
-    recorded, settings, commands = _merge_earlier(out, cells, settings, command)
+    ledger = open_ledger(out, settings, command or "reprogram bench vision", _key_of,
+                         shared=SHARED_SETTINGS)
+    settings = {**ledger.settings, "shots": sorted(ledger.settings["shots"]),
+                "seeds": sorted(ledger.settings["seeds"])}
+
+    def earlier(c: Cell) -> dict[str, Any] | None:
+        return ledger.finished_earlier(c.key, out / "runs" / c.key / METRICS)
 
     def finished(c: Cell) -> bool:
-        return (out / "runs" / c.key / METRICS).exists() or c.key in recorded
+        return (out / "runs" / c.key / METRICS).exists() or earlier(c) is not None
 
     times: dict[tuple[str, int], list[float]] = defaultdict(list)
     rows: list[dict[str, Any]] = []
@@ -355,7 +361,7 @@ def run_vision(
             except ReprogramError as exc:
                 raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
             times[(cell.method, cell.shots)].append(time.perf_counter() - t0)
-        row = _row(cell, directory) if (directory / METRICS).exists() else recorded[cell.key]
+        row = earlier(cell) or _row(cell, directory)
         rows.append(row)
         if progress:
             print(
@@ -364,64 +370,17 @@ def run_vision(
                 file=sys.stderr,
                 flush=True,
             )
-        current = {c.key for c in cells[:i]}
-        earlier = [r for k, r in recorded.items() if k not in current]
-        write_results(out, earlier + rows, settings, commands)
+        write_results(out, ledger.rows(rows), settings, ledger.commands)
     return rows
+
+
+def _key_of(row: dict[str, Any]) -> str:
+    """A recorded row's cell key."""
+    return Cell(row["method"], int(row["shots"]), int(row["seed"])).key
 
 
 #: Settings every cell of one suite directory must share.
 SHARED_SETTINGS = ("source", "target", "epochs", "canvas_size")
-
-
-def _merge_earlier(
-    out: Path, cells: list[Cell], settings: dict[str, Any], command: str | None
-) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[str]]:
-    """What earlier invocations recorded in ``out/results.json``, and the merged settings.
-
-    A suite directory accumulates: ``--shots 10,100`` now and ``--shots 1000 --methods …``
-    later give one table with every finished cell. A recorded cell counts as finished even
-    when its run directory is gone (``runs/`` is not committed), so a rerun from a clean
-    clone runs only what the table lacks. Returns the recorded rows by cell key (a run
-    directory's own metrics, where present, win over the record), the merged settings (method
-    order kept, shots and seeds unioned) and every command that contributed.
-
-    Raises:
-        ReprogramError: results.json is unreadable, or the directory was run with another
-            source, target, epochs or canvas.
-    """
-    command = command or "reprogram bench vision"
-    path = out / "results.json"
-    if not path.exists():
-        return {}, settings, [command]
-    try:
-        previous = json.loads(path.read_text())
-        old_settings, old_rows = previous["meta"]["settings"], previous["rows"]
-        old_commands = previous["meta"].get("commands") or [previous["meta"]["command"]]
-        recorded = {Cell(r["method"], int(r["shots"]), int(r["seed"])).key: r for r in old_rows}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ReprogramError(
-            f"{path} is unreadable ({type(exc).__name__}: {exc}); move it away to start the "
-            f"table afresh (finished cells under {out / 'runs'} are reused either way)."
-        ) from None
-    check_shared(out, old_settings, settings, SHARED_SETTINGS)
-    for key, row in list(recorded.items()):
-        if (out / "runs" / key / METRICS).exists():
-            cell = Cell(row["method"], int(row["shots"]), int(row["seed"]))
-            recorded[key] = _row(cell, out / "runs" / key)
-    current = {c.key for c in cells}
-    kept = [(r["method"], r["shots"], r["seed"]) for k, r in recorded.items() if k not in current]
-    merged = dict(settings)
-    old_methods = [
-        m
-        for m in old_settings.get("methods", [])
-        if m in settings["methods"] or any(k[0] == m for k in kept)
-    ]
-    merged["methods"] = old_methods + [m for m in settings["methods"] if m not in old_methods]
-    merged["shots"] = sorted({*settings["shots"], *(k[1] for k in kept)})
-    merged["seeds"] = sorted({*settings["seeds"], *(k[2] for k in kept)})
-    commands = [c for c in old_commands if c != command] + [command]
-    return recorded, merged, commands
 
 
 def summarise(rows: list[dict[str, Any]], by: str = "shots") -> list[dict[str, Any]]:
