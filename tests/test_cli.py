@@ -469,6 +469,15 @@ def test_list_shows_option_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert "options:" not in lines[flm + 1]  # flm takes none
 
 
+def test_list_targets_names_prefixes_and_task_kinds(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "list", "targets")
+    assert code == 0, err
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert lines["solubility"].endswith("[regression]")
+    assert "forecast:NAME" in lines and lines["forecast:NAME"].endswith("[forecast, regression]")
+    assert "[" not in lines["amp"]
+
+
 def test_list_one_entry_explains_its_options(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = cli(capsys, "list", "mappings", "linear")
     assert code == 0, err

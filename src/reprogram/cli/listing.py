@@ -41,6 +41,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             rows.append((e.name + word, rest, e.name))
         else:
             rows.append((e.name, e.help, e.name))
+        if e.tags:  # what kind of thing it is (a target's task kind)
+            name, text, key = rows[-1]
+            rows[-1] = (name, f"{text} [{', '.join(sorted(e.tags))}]", key)
     width = max(len(name) for name, _, _ in rows)
     for name, text, key in rows:
         print(f"{name.ljust(width)}  {text}")

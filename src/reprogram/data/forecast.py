@@ -378,7 +378,7 @@ def load_forecast(spec: str) -> TargetData:
     "forecast:",
     prefix=True,
     config=ForecastOptions,
-    help="forecasting: ETTh1, ETTh2, ILI, exchange or PATH.csv (date + numeric columns)",
+    help="NAME forecasting: ETTh1, ETTh2, ILI, exchange or PATH.csv (date + numeric columns)",
     tags=("regression", "forecast"),
 )
 def _forecast(rest: str) -> TargetData:

