@@ -353,3 +353,29 @@ def test_fold_selection_is_refused_on_a_forecast(tmp_path: Path, select: str) ->
     with pytest.raises(ReprogramError, match="chronological validation split"):
         run_baseline(config)
     assert not (tmp_path / "run" / "folds").exists()
+
+
+def test_rescoring_with_the_last_incomplete_test_batch_dropped(tmp_path: Path) -> None:
+    from reprogram_bench.drop_last import markdown, rescore
+
+    target = f"forecast:{_table(tmp_path)}#lookback=48#horizon=12"
+    run = tmp_path / "runs" / "cell"
+    metrics = run_baseline(BaselineConfig(method="linear", target=target, epochs=2,
+                                          out=str(run), progress=False)).metrics
+    row = {"dataset": "toy", "horizon": 12, "fraction": 1.0, "method": "linear", "seed": 0,
+           "target": target, "test_mse": metrics["test_mse"]}
+    data = load_target(target)
+    windows_ = len(data.test.y) // 2  # two columns, window-major
+    scored = rescore(tmp_path, [row], 16, lambda r: "cell")
+    assert len(scored) == 1
+    s = scored[0]
+    assert s["windows"] == windows_ and s["kept"] == (windows_ // 16) * 16
+    assert s["test_mse"] == pytest.approx(metrics["test_mse"], rel=1e-5)
+    model, _ = load_artifact(run)
+    with torch.no_grad():
+        err = ((model(data.test.x) - data.test.y) ** 2).reshape(windows_, 2, 12).mean((1, 2))
+    assert s["test_mse_drop_last"] == pytest.approx(float(err[: s["kept"]].mean()), rel=1e-5)
+    table = markdown(scored, 16, "cmd", str, {})
+    assert "## toy" in table and f"H=12: {windows_} / {s['kept']}" in table
+    with pytest.raises(ReprogramError, match="differs from the recorded"):
+        rescore(tmp_path, [{**row, "test_mse": row["test_mse"] + 1}], 16, lambda r: "cell")

@@ -48,6 +48,7 @@ def run(args: Any, command: str | None) -> None:
             command=command,
             progress=not args.quiet,
             report_only=args.report_only,
+            drop_last=args.drop_last,
         )
         return
     if args.suite == "sequences":

@@ -172,12 +172,16 @@ def run_forecast(
     command: str | None = None,
     progress: bool = True,
     report_only: bool = False,
+    drop_last: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run every missing cell, then write the tables and the plot; returns all rows.
 
     ``lm_stride``: (training, validation) window strides of reprogramming cells (a language
     model on 2 CPU cores cannot read every window each epoch; the test split keeps all);
-    ``batch_sizes``: (reprogramming, peers)."""
+    ``batch_sizes``: (reprogramming, peers); ``drop_last``: also re-score the finished cells
+    whose artifacts are in ``out/runs`` as the published code does (the test's last
+    incomplete batch of that size dropped, :mod:`reprogram_bench.drop_last`) into
+    ``drop_last_B.md`` / ``.json``."""
     for method in methods:
         body, _src = split_source(method, "")
         (parse_method if "+" in body else parse_baseline)(body)
@@ -235,7 +239,25 @@ def run_forecast(
         write_results(out, ledger.rows(rows), settings, ledger.meta())
     if rows or ledger.recorded:  # again: cells skipped after the last finished one are listed
         write_results(out, ledger.rows(rows), settings, ledger.meta())
+    if drop_last:
+        write_drop_last(out, ledger.rows(rows), drop_last,
+                        command or "reprogram bench forecast")
     return rows
+
+
+def write_drop_last(out: Path, rows: list[dict[str, Any]], batch: int, command: str) -> None:
+    """``drop_last_B.json`` / ``.md``: the finished cells re-scored with and without the
+    test's last incomplete batch of ``batch`` (:mod:`reprogram_bench.drop_last`)."""
+    from reprogram.artifact import write_json
+    from reprogram_bench.drop_last import markdown, rescore
+
+    if batch < 1:
+        raise ReprogramError(f"--drop-last takes a batch size of at least 1, got {batch}.")
+    scored = rescore(out, rows, batch, _key)
+    write_json(out / f"drop_last_{batch}.json",
+               {"command": command, "batch": batch, "machine": machine(), "rows": scored})
+    (out / f"drop_last_{batch}.md").write_text(
+        markdown(scored, batch, command, _label, PUBLISHED))
 
 
 def _key(row: dict[str, Any]) -> str:

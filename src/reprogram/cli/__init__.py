@@ -236,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="forecast: TRAIN,VAL window strides of the reprogramming cells (default 16,8: a "
         "language model on 2 CPU cores reads every 16th training window; the test keeps all)",
     )
+    p.add_argument(
+        "--drop-last",
+        type=int,
+        default=None,
+        metavar="B",
+        help="forecast: also re-score the finished cells (artifacts in --out's runs/) as the "
+        "published code does, the test's last incomplete batch of B windows dropped "
+        "(PatchTST's ILI script: 16); writes drop_last_B.md",
+    )
     p.add_argument("--out", required=True, help="suite directory (a rerun skips finished cells)")
     p.add_argument(
         "--source", default=None, help="source model (efficientnet-lite0; sequences: minilm-l6)"
