@@ -436,12 +436,17 @@ def write_results(
 
 def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
     """``auc_vs_shots.png``: test ROC-AUC (regression: RMSE) against shots, a panel per task."""
+    import matplotlib
+
     from reprogram.figures import subplots
 
     tasks = [t for t in settings["tasks"] if any(s["task"] == t for s in summary)]
     if not tasks:
         return
     fig, axes = subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4.0), squeeze=False)
+    many = len(settings["methods"]) > 10  # matplotlib's 10 colours would repeat: use 20
+    palette = [matplotlib.colormaps["tab20"](j % 20) if many else f"C{j}"
+               for j in range(len(settings["methods"]))]
     for ax, task in zip(axes[0], tasks, strict=True):
         order = shots_of(task, settings)
         regression = any(s["rmse_mean"] is not None for s in summary if s["task"] == task)
@@ -460,7 +465,7 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
                 yerr=[s[f"{key}_std"] for s in pts],
                 marker="o",
                 linestyle="-" if pts[0]["kind"] == "reprogramming" else "--",
-                color=f"C{j}",
+                color=palette[j],
                 capsize=3,
                 label=m,
             )
