@@ -332,7 +332,7 @@ def test_a_language_source_trains_through_counted_queries(tmp_path: Path) -> Non
                                     program="soft-prompt", seed=3,
                                     vocabulary=model.program.vocabulary)
     assert not torch.equal(model.program.vectors, start.program.vectors)  # moved by queries
-    embeds = torch.randn(2, 5, model.source.width, requires_grad=True)
+    embeds = torch.randn(2, 5, model.source.language.width, requires_grad=True)
     answer = model.source(TokenInputs(embeds, torch.ones(2, 5)))
     assert answer.shape == (2, 16) and not answer.requires_grad  # no gradient through the box
 

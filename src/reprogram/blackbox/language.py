@@ -75,18 +75,13 @@ class LanguageQuerySource(BlackBoxSource):
             resize=False,
             **kwargs,
         )
-        self.language = source  # the public side: tokenizer and input embeddings
-        self.outputs = source.outputs
+        # the public side (tokenizer, input embeddings), read by token programs through
+        # :func:`~reprogram.sources.language.public_language`
+        self.language = source
+        self.outputs = source.outputs  # features or logits: which mappings apply
         self.output = source.output
-        self.causal = source.causal
-        self.tokenizer = source.tokenizer
 
-    # ------------------------------------------------------------------ the public input side
-    @property
-    def width(self) -> int:
-        """Embedding width ``D``."""
-        return self.language.width
-
+    # ------------------------------------------------------------------ Source's interface
     @property
     def max_positions(self) -> int:
         """The most positions one query may take."""
@@ -96,19 +91,6 @@ class LanguageQuerySource(BlackBoxSource):
     def num_parameters(self) -> int:
         """The in-process model's size (known here, unlike a remote API's)."""
         return self.language.num_parameters
-
-    def embedding_matrix(self) -> torch.Tensor:
-        """The public input embeddings ``[V_s, D]`` (no gradient)."""
-        return self.language.embedding_matrix()
-
-    def special_ids(self) -> tuple[list[int], list[int]]:
-        return self.language.special_ids()
-
-    def symbol_ids(self, symbol: str, separator: str = " ") -> list[int]:
-        return self.language.symbol_ids(symbol, separator)
-
-    def ordinary_tokens(self) -> list[int]:
-        return self.language.ordinary_tokens()
 
     def with_positions(self, count: int) -> Source:
         """Refused: per-position states (forecasting) are not served through queries."""
