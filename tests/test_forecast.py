@@ -379,3 +379,49 @@ def test_rescoring_with_the_last_incomplete_test_batch_dropped(tmp_path: Path) -
     assert "## toy" in table and f"H=12: {windows_} / {s['kept']}" in table
     with pytest.raises(ReprogramError, match="differs from the recorded"):
         rescore(tmp_path, [{**row, "test_mse": row["test_mse"] + 1}], 16, lambda r: "cell")
+
+
+def test_autoets_fits_each_window_on_its_own_history(tmp_path: Path) -> None:
+    from statsforecast.models import AutoETS
+
+    target = f"forecast:{_table(tmp_path, rows=260)}#lookback=96#horizon=12"
+    ets = run_baseline(BaselineConfig(method="autoets", target=target,
+                                      out=str(tmp_path / "ets"), progress=False))
+    naive = run_baseline(BaselineConfig(method="seasonal-naive", target=target,
+                                        out=str(tmp_path / "naive"), progress=False))
+    m = ets.metrics
+    data = load_target(target)
+    assert m["trainable_parameters"] == 0 and ets.config["baseline"]["options"]["season"] == 24
+    assert m["ets_windows"] == len(data.val.x) + len(data.test.x) and m["ets_fallbacks"] == 0
+    # a sine with noise: fitted exponential smoothing forecasts it better than the last day
+    assert m["test_mse"] < naive.metrics["test_mse"]
+    # the artifact rebuilds the same forecaster: each window is statsforecast's own forecast
+    model, _ = load_artifact(tmp_path / "ets")
+    with torch.no_grad():
+        out = model(data.test.x[:3]).double().numpy()
+    for row, x in zip(out, data.test.x[:3].double().numpy(), strict=True):
+        direct = AutoETS(season_length=24).forecast(y=x.reshape(-1), h=12)["mean"]
+        assert row == pytest.approx(direct, abs=1e-5)
+
+
+def test_autoets_without_statsforecast_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "statsforecast.models", None)
+    target = f"forecast:{_table(tmp_path)}#lookback=48#horizon=12"
+    with pytest.raises(ReprogramError, match=r"needs statsforecast.*pip install --no-deps"):
+        run_baseline(BaselineConfig(method="autoets", target=target,
+                                    out=str(tmp_path / "ets"), progress=False))
+    assert not (tmp_path / "ets").exists()
+
+
+def test_bench_runs_autoets_once_and_strides_only_its_validation() -> None:
+    from reprogram_bench.forecast import REPROGRAMMED, cells_for, target_name
+
+    cells = cells_for(("ILI",), (24,), (1.0,), (REPROGRAMMED, "autoets", "linear"), (0, 1))
+    assert [(c.method, c.seed) for c in cells if c.method == "autoets"] == [("autoets", 0)]
+    assert {c.method: c.kind for c in cells} == {
+        REPROGRAMMED: "reprogramming", "autoets": "local", "linear": "peer"}
+    assert target_name(cells[0], 1, 8).endswith("#horizon=24#val_stride=8")

@@ -53,7 +53,11 @@ ABLATIONS = {
 PEERS = ("seasonal-naive", "linear", "dlinear", "patchtst")
 DEFAULT_METHODS = (REPROGRAMMED, *ABLATIONS.values(), *PEERS)
 #: Methods with nothing random in them: one seed is enough.
-DETERMINISTIC = ("seasonal-naive",)
+DETERMINISTIC = ("seasonal-naive", "autoets")
+#: Peers fitted on each window's own history (nothing learnt from the training split, nothing
+#: selected on validation): their validation score, only reported, reads the reprogramming
+#: cells' validation stride (AutoETS costs about 0.2 s a window).
+LOCAL = ("autoets",)
 #: Published MSE/MAE averaged over the four horizons (GPT4TS Table 3; lookback 336/512).
 PUBLISHED = {
     "ETTh1": {"GPT4TS": (0.427, 0.426), "PatchTST": (0.413, 0.430), "DLinear": (0.423, 0.437),
@@ -81,6 +85,13 @@ class Cell:
     def is_reprogramming(self) -> bool:
         return "+" in self.method
 
+    @property
+    def kind(self) -> str:
+        """Which strides and batch size the cell runs with."""
+        if self.is_reprogramming:
+            return "reprogramming"
+        return "local" if self.method.split(":")[0] in LOCAL else "peer"
+
 
 def target_name(cell: Cell, train_stride: int, val_stride: int) -> str:
     lookback = LOOKBACK.get(cell.dataset, DEFAULT_LOOKBACK)
@@ -101,13 +112,13 @@ def run_cell(cell: Cell, out: Path, *, epochs: int, strides: dict[str, tuple[int
 
     resume = unfinished(out)
     method, source = split_source(cell.method, "")
-    kind = "reprogramming" if cell.is_reprogramming else "peer"
+    kind = cell.kind
     train_stride, val_stride = strides[kind]
     common: dict[str, Any] = dict(
         target=target_name(cell, train_stride, val_stride),
         epochs=epochs,
         patience=3,
-        batch_size=batch_sizes[kind],
+        batch_size=batch_sizes["reprogramming" if kind == "reprogramming" else "peer"],
         eval_batch_size=256,
         seed=cell.seed,
         out=str(out),
@@ -188,7 +199,7 @@ def run_forecast(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cells = cells_for(sets, horizons, fractions, methods, seeds)
-    strides = {"reprogramming": lm_stride, "peer": (1, 1)}
+    strides = {"reprogramming": lm_stride, "peer": (1, 1), "local": (1, lm_stride[1])}
     batches = {"reprogramming": batch_sizes[0], "peer": batch_sizes[1]}
     settings = {
         "sets": list(sets),
@@ -317,7 +328,9 @@ def _markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]],
         "mean and std), averaged over windows and variables (channel-independent).  ",
         f"Reprogramming cells read every {settings['lm_window_strides'][0]}-th training and "
         f"every {settings['lm_window_strides'][1]}-th validation window (CPU cost); peers read "
-        f"all of them. Batch sizes: {settings['batch_sizes']}.  ",
+        f"all of them (AutoETS, fitted on each window, every {settings['lm_window_strides'][1]}"
+        "-th validation window: nothing is selected on it). Batch sizes: "
+        f"{settings['batch_sizes']}.  ",
         f"Reprogrammed LM, named in advance: `{settings['reprogrammed']}`.  ",
         f"Machine: {describe(meta['machine'])}; {meta['date']}.",
         "",

@@ -1,9 +1,10 @@
-"""Forecasting peers under the same splits and selection: ``seasonal-naive``, ``dlinear``,
-``linear`` (RLinear) and ``patchtst``.
+"""Forecasting peers under the same splits and selection: ``seasonal-naive``, ``autoets``,
+``dlinear``, ``linear`` (RLinear) and ``patchtst``.
 
 They read lookback windows ``[B, 1, L]`` of a ``forecast:`` target and answer ``[B, H]``.
-``seasonal-naive`` has nothing to fit (its season comes from the dates: 24 for hourly data,
-52 weekly, 7 daily; ``season=N`` overrides); the others are trained by the same loop as
+``seasonal-naive`` has nothing to fit and ``autoets`` (statsforecast's AutoETS) is fitted on
+each window's own history (their season comes from the dates: 24 for hourly data, 52 weekly,
+7 daily; ``season=N`` overrides); the others are trained by the same loop as
 ``fit`` (MSE, Adam with the learning rate halved every epoch as their authors train them,
 validation MSE selects the epoch, the test split is scored once).
 """
@@ -22,6 +23,7 @@ from ..config import FitResult
 from ..errors import ReprogramError
 from ..evaluate import score
 from ..forecast import DLinear, PatchTST, RevINLinear, SeasonalNaive
+from ..forecast.ets import AutoETSForecaster, auto_ets_class
 from ..tasks import REGRESSION
 from . import BASELINES
 from .base import Baseline, BaselineRun, BuildContext, GradientBaseline, fitted_once, test_once
@@ -61,40 +63,59 @@ class NaiveOptions:
     )
 
 
-class SeasonalNaiveBaseline(Baseline):
+class LocalForecasterBaseline(Baseline):
+    """A forecaster with nothing to learn from the training split (the last season, or a
+    model fitted on each window's own history): validation is scored for the record, the test
+    split once. Subclasses say how to build it from the lookback, horizon and season."""
+
     needs_source = False
     modalities = ("forecast",)
+    #: the method's registry name, for errors
+    name = ""
+
+    def forecaster(self, lookback: int, horizon: int, season: int) -> nn.Module:
+        raise NotImplementedError
 
     def build(self, ctx: BuildContext) -> nn.Module:
-        lookback, horizon = _forecast_shape(ctx, "seasonal-naive")
-        season = self.options.season or 1
-        return Forecaster(SeasonalNaive(lookback, horizon, min(season, lookback)))
+        lookback, horizon = _forecast_shape(ctx, self.name)
+        season = min(self.options.season or 1, lookback)
+        return Forecaster(self.forecaster(lookback, horizon, season))
 
     def train(self, run: BaselineRun) -> FitResult:
         facts = run.splits.forecast or {}
-        season = self.options.season or int(facts.get("season", 1))
         lookback = int(run.splits.input_shape[1])
+        season = min(self.options.season or int(facts.get("season", 1)), lookback)
         model = run.model
         assert isinstance(model, Forecaster)
-        model.module = SeasonalNaive(lookback, run.splits.num_classes, min(season, lookback))
+        model.module = self.forecaster(lookback, run.splits.num_classes, season)
         artifact = dict(run.artifact_config)
-        artifact["baseline"] = {
-            **artifact["baseline"],
-            "options": {"season": min(season, lookback)},
-        }
+        artifact["baseline"] = {**artifact["baseline"], "options": {"season": season}}
         start = time.perf_counter()
         batch = run.config.eval_batch_size
+        progress = run.config.progress and sys.stderr.isatty()
         val = REGRESSION.summary(score(model, run.splits.val.x, run.splits.val.y, batch,
-                                       task=REGRESSION))
+                                       "val" if progress else None, task=REGRESSION))
         return fitted_once(
             run,
             model,
             val=val,
-            test=test_once(run, model, run.config.progress and sys.stderr.isatty()),
+            test=test_once(run, model, progress),
             seconds=time.perf_counter() - start,
-            selection=f"nothing to fit (season {season}); test once",
+            selection=f"nothing learnt from the training split (season {season}); test once",
             artifact=artifact,
+            **self.facts(model.module),
         )
+
+    def facts(self, module: nn.Module) -> dict[str, Any]:
+        """Method-specific entries of metrics.json."""
+        return {}
+
+
+class SeasonalNaiveBaseline(LocalForecasterBaseline):
+    name = "seasonal-naive"
+
+    def forecaster(self, lookback: int, horizon: int, season: int) -> nn.Module:
+        return SeasonalNaive(lookback, horizon, season)
 
 
 @BASELINES.register(
@@ -104,6 +125,30 @@ class SeasonalNaiveBaseline(Baseline):
 )
 def build_naive(options: NaiveOptions) -> SeasonalNaiveBaseline:
     return SeasonalNaiveBaseline(options)
+
+
+class AutoETSBaseline(LocalForecasterBaseline):
+    """statsforecast's AutoETS fitted on each window (val and test alike): slow, about 0.2 s a
+    window on one core, and nothing is learnt from the training split."""
+
+    name = "autoets"
+
+    def forecaster(self, lookback: int, horizon: int, season: int) -> nn.Module:
+        auto_ets_class()  # a clear error now when statsforecast is missing, not mid-scoring
+        return AutoETSForecaster(horizon, season)
+
+    def facts(self, module: nn.Module) -> dict[str, Any]:
+        assert isinstance(module, AutoETSForecaster)
+        return {"ets_windows": module.windows, "ets_fallbacks": module.fallbacks}
+
+
+@BASELINES.register(
+    "autoets",
+    config=NaiveOptions,
+    help="forecast: statsforecast's AutoETS fitted on each window (season from the dates)",
+)
+def build_autoets(options: NaiveOptions) -> AutoETSBaseline:
+    return AutoETSBaseline(options)
 
 
 class TrainedForecaster(GradientBaseline):
