@@ -112,7 +112,7 @@ def time_llm() -> dict[str, Any]:
     help="peptides or molecules (R2DL): each symbol of the target alphabet a learned "
     "combination of all-MiniLM-L6-v2's token embeddings, the pooled state read by a linear "
     "layer started from a linear probe, 10 epochs (bench sequences' dictionary row: mean "
-    "ROC-AUC over amp, amp-tm, acp and b3db 0.812 / 0.885 / 0.925 at 8 / 32 / 128 shots a "
+    "ROC-AUC over amp, amp-tm, acp and b3db 0.812 / 0.885 / 0.928 at 8 / 32 / 128 shots a "
     "class, 3 seeds; solubility RMSE 0.70 with all its training rows; docs/results/sequences.md)",
 )
 def r2dl() -> dict[str, Any]:
@@ -131,7 +131,7 @@ def r2dl() -> dict[str, Any]:
     help="peptides or molecules (WARP): 8 trained prompt vectors before the sequence spelled "
     "through all-MiniLM-L6-v2's tokenizer, a linear layer started from a linear probe, 10 "
     "epochs (bench sequences' default row, named before its runs: mean ROC-AUC 0.809 / "
-    "0.882 / 0.916 at 8 / 32 / 128 shots a class over the four classification tasks, 3 "
+    "0.882 / 0.915 at 8 / 32 / 128 shots a class over the four classification tasks, 3 "
     "seeds; 3,842 trained numbers; docs/results/sequences.md)",
 )
 def warp() -> dict[str, Any]:
