@@ -50,7 +50,7 @@ ABLATIONS = {
         "@smollm2-135m#depth=0"
     ),
 }
-PEERS = ("seasonal-naive", "linear", "dlinear", "patchtst")
+PEERS = ("seasonal-naive", "autoets", "linear", "dlinear", "patchtst")
 DEFAULT_METHODS = (REPROGRAMMED, *ABLATIONS.values(), *PEERS)
 #: Methods with nothing random in them: one seed is enough.
 DETERMINISTIC = ("seasonal-naive", "autoets")
