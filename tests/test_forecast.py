@@ -425,3 +425,13 @@ def test_bench_runs_autoets_once_and_strides_only_its_validation() -> None:
     assert {c.method: c.kind for c in cells} == {
         REPROGRAMMED: "reprogramming", "autoets": "local", "linear": "peer"}
     assert target_name(cells[0], 1, 8).endswith("#horizon=24#val_stride=8")
+
+
+def test_bench_plot_names_a_far_off_method_instead_of_flattening_the_rest() -> None:
+    from reprogram_bench.forecast import _off_scale
+
+    panel = [{"method": m, "horizon": h, "mse_mean": v}
+             for m, vals in (("lm", (1.9, 2.0)), ("linear", (2.1, 2.0)), ("ets", (9.7, 23.4)))
+             for h, v in zip((24, 36), vals, strict=True)]
+    assert _off_scale(panel) == {"ets": (9.7, 23.4)}
+    assert _off_scale([p for p in panel if p["method"] != "ets"]) == {}

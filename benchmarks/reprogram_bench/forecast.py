@@ -315,6 +315,11 @@ def _spread(mean: float, std: float, n: int) -> str:
     return f"{mean:.3f} (n=1)" if n == 1 else f"{mean:.3f} ± {std:.3f}"
 
 
+def _every(k: int) -> str:
+    """``every`` or ``every k-th``."""
+    return "every" if k == 1 else f"every {k}-th"
+
+
 def _markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]],
               settings: dict[str, Any], meta: dict[str, Any]) -> str:
     by = {(s["dataset"], s["horizon"], s["fraction"], s["method"]): s for s in summary}
@@ -326,10 +331,10 @@ def _markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]],
         f"{settings['patience']}); validation MSE selects the epoch, the test split is scored "
         "once, every window (stride 1). Errors on the z-normalised scale (training rows' "
         "mean and std), averaged over windows and variables (channel-independent).  ",
-        f"Reprogramming cells read every {settings['lm_window_strides'][0]}-th training and "
-        f"every {settings['lm_window_strides'][1]}-th validation window (CPU cost); peers read "
-        f"all of them (AutoETS, fitted on each window, every {settings['lm_window_strides'][1]}"
-        "-th validation window: nothing is selected on it). Batch sizes: "
+        f"Reprogramming cells read {_every(settings['lm_window_strides'][0])} training and "
+        f"{_every(settings['lm_window_strides'][1])} validation window (CPU cost); peers read "
+        f"all of them (AutoETS, fitted on each window, {_every(settings['lm_window_strides'][1])}"
+        " validation window: nothing is selected on it). Batch sizes: "
         f"{settings['batch_sizes']}.  ",
         f"Reprogrammed LM, named in advance: `{settings['reprogrammed']}`.  ",
         f"Machine: {describe(meta['machine'])}; {meta['date']}.",
@@ -419,6 +424,19 @@ def _label(method: str) -> str:
     return method if len(method) <= 48 else method[:45] + "…"
 
 
+def _off_scale(panel: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Methods of one panel whose every mean MSE is over 3 × the panel's median, with their
+    range (drawn above the axis, named in a note)."""
+    means = sorted(s["mse_mean"] for s in panel)
+    if len(means) < 3:
+        return {}
+    median = means[len(means) // 2]
+    by: dict[str, list[float]] = {}
+    for s in panel:
+        by.setdefault(s["method"], []).append(s["mse_mean"])
+    return {m: (min(v), max(v)) for m, v in by.items() if min(v) > 3 * median}
+
+
 def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
     """``mse_by_horizon.png``: test MSE against the horizon, a panel per set and fraction."""
     from reprogram.figures import subplots
@@ -428,6 +446,8 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
         return
     fig, axes = subplots(1, len(keys), figsize=(4.6 * len(keys), 4.0), squeeze=False)
     for ax, (dataset, fraction) in zip(axes[0], keys, strict=True):
+        panel = [s for s in summary if s["dataset"] == dataset and s["fraction"] == fraction]
+        off = _off_scale(panel)
         for j, m in enumerate(settings["methods"]):
             pts = sorted((s for s in summary if s["dataset"] == dataset
                           and s["fraction"] == fraction and s["method"] == m),
@@ -440,6 +460,12 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
                         color=f"C{j}", label=_label(m))
         ax.set_xlabel("horizon (steps)")
         ax.set_ylabel("test MSE, normalised (± std, seeds)")
+        if off:  # a far-off method would flatten the others: keep them readable, name it
+            ax.set_ylim(top=1.1 * max(s["mse_mean"] + s["mse_std"] for s in panel
+                                      if s["method"] not in off))
+            ax.text(0.02, 0.98, "off scale: " + "; ".join(
+                f"{_label(m)} {lo:.3g}–{hi:.3g}" for m, (lo, hi) in off.items()),
+                transform=ax.transAxes, va="top", fontsize=7)
         share = "all training windows" if fraction == 1 else f"{fraction:g} of training windows"
         ax.set_title(f"{dataset} ({share})")
         ax.grid(alpha=0.3)
