@@ -491,3 +491,20 @@ def test_a_model_with_nothing_to_train_is_scored_zero_shot(tmp_path: Path) -> No
     with pytest.raises(ReprogramError, match="no trainable parameters: score the model as built"):
         fit(FitConfig(**base, epochs=2, out=str(tmp_path / "trained")))  # type: ignore[arg-type]
     assert not (tmp_path / "trained").exists()  # refused before --out is touched
+
+
+@pytest.mark.parametrize("mapping", ["flm", "ilm", "blm"])
+def test_a_count_based_mapping_with_nothing_to_train_is_fitted_before_it_is_scored(
+    tmp_path: Path, mapping: str
+) -> None:
+    """``text`` + ``flm``/``ilm``/``blm`` on next-token logits (a verbalizer chosen by
+    frequency): the table is estimated from the training split, then scored zero-shot."""
+    target = _csv(tmp_path / "toy.csv", "sequence,label\n" + "".join(
+        f"{'KRH' * (2 + i % 3) if i % 2 else 'DEW' * (2 + i % 3)},{'pos' if i % 2 else 'neg'}\n"
+        for i in range(30)
+    ))
+    result = fit(FitConfig(source="tiny-random-causal-lm", target=target, program="text",
+                           mapping=mapping, epochs=0, progress=False, plots=False,
+                           out=str(tmp_path / "zs")))
+    assert result.metrics["best_epoch"] == 0 and result.metrics["trainable_parameters"] == 0
+    assert bool(result.model.mapping.fitted)  # estimated, not the table it was built with

@@ -22,6 +22,10 @@ class TrainerView(Protocol):
     model: Any  #: the model being trained (program → source → mapping for ``fit``)
     splits: Any  #: the run's :class:`~reprogram.data.PreparedSplits` (test sealed)
     is_main: bool  #: whether this process is the main one (rank 0), which reports progress
+    #: the model has no trainable parameter: the state after :meth:`Callback.on_fit_start` is
+    #: the only candidate (zero-shot), so a hook that fits something before each epoch fits
+    #: it there instead
+    trains_nothing: bool
 
     def source_outputs(self, split: Any) -> torch.Tensor:
         """Source outputs ``[N, K_s]`` of ``split`` at the current program."""

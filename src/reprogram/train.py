@@ -99,6 +99,7 @@ class Trainer:
         self.callbacks = job.callbacks
         self.out = Path(job.config.out)
         self.is_main = fabric.global_rank == 0
+        self.trains_nothing = False  # set by fit(): the model has no trainable parameter
         self.task = task_of(job.splits.task)
 
     # ----------------------------------------------------------------- evaluation helpers
@@ -211,7 +212,7 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         # nothing to train (``fit`` allows that with --epochs 0 only): the model as built is
         # the only candidate
-        zero_shot = not params
+        zero_shot = self.trains_nothing = not params
         stepper: Any = NothingToTrain()
         if not zero_shot:
             stepper, _ = build_optimizer(

@@ -135,9 +135,17 @@ class BayesianRemapCallback(Callback):
     def __init__(self) -> None:
         self.changes: list[dict[str, int]] = []
 
+    def setup_queries(self, trainer: Trainer) -> int:
+        """With nothing to train, the one estimate reads the training split at the start."""
+        return len(trainer.splits.train) if trainer.trains_nothing else 0
+
     def epoch_queries(self, trainer: Trainer) -> int:
         """One pass over the training split before each epoch."""
         return len(trainer.splits.train)
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.trains_nothing:  # zero-shot: the start, estimated once, is the candidate
+            self.on_epoch_start(trainer, 0)
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         train = trainer.splits.train

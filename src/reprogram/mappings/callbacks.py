@@ -16,7 +16,10 @@ from .side import side_features
 class RemapCallback(Callback):
     """Refits a count-based mapping (FLM once, ILM before every epoch) at the current program.
 
-    State: how many target classes changed source label at each refit.
+    With nothing to train (e.g. ``text`` + ``flm`` on a language model's next-token logits: a
+    verbalizer chosen by frequency), the one fit happens before the start is scored, which is
+    then the only candidate. State: how many target classes changed source label at each refit
+    (epoch 0: that fit).
     """
 
     name = "remap"
@@ -30,9 +33,17 @@ class RemapCallback(Callback):
         once = mapping.remap == "once" and not bool(mapping.fitted)
         return mapping.remap == "every_epoch" or once
 
+    def setup_queries(self, trainer: Trainer) -> int:
+        """A count pass over the training split when nothing trains and the fit is due."""
+        return len(trainer.splits.train) if trainer.trains_nothing and self._due(trainer) else 0
+
     def epoch_queries(self, trainer: Trainer) -> int:
         """A count pass over the training split when a refit is due."""
         return len(trainer.splits.train) if self._due(trainer) else 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.trains_nothing:
+            self.on_epoch_start(trainer, 0)
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         mapping = trainer.model.mapping
