@@ -106,6 +106,13 @@ def test_options_fraction_stride_and_column(tmp_path: Path) -> None:
         ),
         ("date,a,b\n2020-01-01,1,2\n2020-01-02,1\n", "row 3: 2 fields, the header has 3"),
         ("date,a\n2020-01-01,1\n", "1 data row"),
+        ("date,a\n2020-01-01,1\n2020-01-02,inf\n2020-01-03,2\n", r"infinite.*row\(s\) 3"),
+        ("date,a\n2020-01-02,1\n2020-01-01,2\n2020-01-03,2\n",
+         r"'2020-01-01' at file row 3 comes before '2020-01-02' at row 2.*oldest first"),
+        ("date,a\n2020-01-01,1\n2020-01-01,2\n2020-01-03,2\n", "at file row 3 repeats"),
+        ("date,a\n2020-01-01,1\nnot a date,2\n2020-01-03,2\n",
+         r"'not a date' \(row 3\) do not read as timestamps"),
+        ("date,a\n2020-01-01,1\n,2\n2020-01-03,2\n", r"date is empty at file row\(s\) 3"),
     ],
 )
 def test_bad_tables_are_named(tmp_path: Path, text: str, match: str) -> None:
@@ -138,6 +145,19 @@ def test_standard_set_without_files_says_where_to_get_them(
     assert data_folder() == tmp_path
     with pytest.raises(DataError, match=f"ETDataset.*{DATA_ENV}"):
         load_target("forecast:ETTh1")
+
+
+def test_dates_read_in_the_common_layouts_oldest_first(tmp_path: Path) -> None:
+    from reprogram.data.forecast import check_dates
+
+    for dates in (["2021-03-01", "2021-03-02T10:00:00", "2021-03-03 00:00:00+00:00"],
+                  ["1990/1/1 0:00", "1990/1/2 0:00", "1990/1/3 0:00"],
+                  ["31/01/2021", "01/02/2021", "02/02/2021"],  # day first: the only increasing
+                  ["01/31/2021", "02/01/2021", "02/02/2021"],  # month first
+                  ["1", "2", "3.5"]):  # a numeric time index
+        check_dates(dates, "t")  # no error
+    with pytest.raises(DataError, match="comes before"):
+        check_dates(["2021-03-02", "2021-03-01"], "t")
 
 
 def test_season_from_dates() -> None:

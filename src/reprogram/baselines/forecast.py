@@ -62,6 +62,10 @@ class NaiveOptions:
         default=0, metadata={"help": "season length in steps (0: from the target's dates)"}
     )
 
+    def __post_init__(self) -> None:
+        if self.season < 0:
+            raise ValueError(f"season must be 0 (from the dates) or positive, got {self.season}")
+
 
 class LocalForecasterBaseline(Baseline):
     """A forecaster with nothing to learn from the training split (the last season, or a
@@ -78,6 +82,12 @@ class LocalForecasterBaseline(Baseline):
 
     def build(self, ctx: BuildContext) -> nn.Module:
         lookback, horizon = _forecast_shape(ctx, self.name)
+        if self.options.season > lookback:
+            raise ReprogramError(
+                f"baseline {self.name!r}: season={self.options.season} is longer than the "
+                f"lookback {lookback}, so no value one season earlier is in the window; give a "
+                "season of at most the lookback (or leave it out: the dates give it)."
+            )
         season = min(self.options.season or 1, lookback)
         return Forecaster(self.forecaster(lookback, horizon, season))
 

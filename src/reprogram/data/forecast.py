@@ -148,6 +148,81 @@ def _number(text: str) -> float:
     return value
 
 
+#: Timestamp layouts tried in turn (the first that reads every date in increasing order wins);
+#: ISO 8601 first, then year/month/day, day/month/year and month/day/year.
+DATE_FORMATS = (
+    "iso", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M", "%d/%m/%Y", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y",
+    "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y",
+)
+
+
+def _stamps(dates: list[str], fmt: str) -> list[float] | None:
+    """Seconds of each date read with ``fmt`` (``iso``: ISO 8601, or plain numbers: a time
+    index); None when one does not read."""
+    from datetime import datetime, timezone
+
+    out: list[float] = []
+    for text in dates:
+        try:
+            if fmt == "iso":
+                try:
+                    out.append(float(text))  # a numeric time index
+                    continue
+                except ValueError:
+                    stamp = datetime.fromisoformat(text)
+            else:
+                stamp = datetime.strptime(text, fmt)
+        except ValueError:
+            return None
+        if stamp.tzinfo is None:  # read as UTC: no daylight-saving hour repeats or vanishes
+            stamp = stamp.replace(tzinfo=timezone.utc)
+        out.append(stamp.timestamp())
+    return out
+
+
+def check_dates(dates: list[str], where: str) -> list[float]:
+    """The dates as seconds (UTC; a numeric time index as it is), refusing dates that do not
+    read as timestamps or that do not increase row by row.
+
+    Windows are cut in row order, so a shuffled, reversed or duplicated timeline would train
+    and score silently wrong. File rows are counted from 1 with the header as row 1.
+
+    Raises:
+        DataError: naming the first rows that do not read, or the first that does not come
+            after the row before it.
+    """
+    empty = [r + 2 for r, d in enumerate(dates) if not d]
+    if empty:
+        raise DataError(f"{where}: the date is empty at file row(s) {_rows(empty)}; every row "
+                        "needs its timestamp.")
+    best: tuple[int, list[float]] | None = None  # the first format reading every date
+    for fmt in DATE_FORMATS:
+        stamps = _stamps(dates, fmt)
+        if stamps is None:
+            continue
+        back = next((i for i in range(1, len(stamps)) if stamps[i] <= stamps[i - 1]), None)
+        if back is None:
+            return stamps
+        if best is None:
+            best = (back, stamps)
+    if best is None:
+        unread = [r + 2 for r, d in enumerate(dates) if _stamps([d], "iso") is None
+                  and all(_stamps([d], f) is None for f in DATE_FORMATS[1:])]
+        shown = ", ".join(f"{dates[r - 2]!r} (row {r})" for r in unread[:3])
+        raise DataError(
+            f"{where}: {shown or 'the dates'} do not read as timestamps, or mix layouts; write "
+            "every date one way, e.g. 2021-01-31 or 2021-01-31 13:00:00 (ISO 8601)."
+        )
+    i = best[0]
+    same = "repeats" if best[1][i] == best[1][i - 1] else "comes before"
+    raise DataError(
+        f"{where}: the date {dates[i]!r} at file row {i + 2} {same} {dates[i - 1]!r} at row "
+        f"{i + 1}; rows must run oldest first, one row per timestamp (sort the table by date "
+        "and drop duplicates)."
+    )
+
+
 def read_table(path: Path) -> Table:
     """Read a CSV with a ``date`` column and numeric columns; every problem named with its row.
 
@@ -184,6 +259,7 @@ def read_table(path: Path) -> Table:
     grid = [[0.0] * len(columns) for _ in rows]
     bad: dict[str, list[int]] = {}
     missing: dict[str, list[int]] = {}
+    infinite: dict[str, list[int]] = {}
     for r, row in enumerate(rows):
         if len(row) != len(names):
             raise DataError(
@@ -200,6 +276,9 @@ def read_table(path: Path) -> Table:
                 grid[r][c] = _number(text)
             except ValueError:
                 bad.setdefault(columns[c], []).append(r + 2)
+                continue
+            if math.isinf(grid[r][c]) or abs(grid[r][c]) > 1e150:  # overflows the statistics
+                infinite.setdefault(columns[c], []).append(r + 2)
     if bad:
         col, where_rows = next(iter(bad.items()))
         raise DataError(
@@ -213,8 +292,17 @@ def read_table(path: Path) -> Table:
             f"{_rows(where_rows)}; fill them (e.g. carry the last value forward) or cut those "
             "rows: forecasting windows must be complete."
         )
+    if infinite:
+        col, where_rows = next(iter(infinite.items()))
+        raise DataError(
+            f"{where}: column {col!r} holds infinite (or beyond ±1e150) values at file row(s) "
+            f"{_rows(where_rows)}; they are no measurements: replace them as you would a "
+            "missing value."
+        )
+    dates = [row[date_col].strip() for row in rows]
+    check_dates(dates, where)
     values = torch.tensor(grid, dtype=torch.float64)
-    return Table(values, columns, [row[date_col].strip() for row in rows])
+    return Table(values, columns, dates)
 
 
 def _rows(rows: list[int]) -> str:
@@ -224,23 +312,20 @@ def _rows(rows: list[int]) -> str:
 
 def season_of(dates: list[str]) -> int:
     """The seasonal period the dates suggest: hourly 24, daily 7, weekly 52, monthly 12;
-    1 when the spacing is irregular or unreadable."""
-    from datetime import datetime
-
-    def parse(text: str) -> datetime | None:
-        for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M",
-                    "%Y/%m/%d", "%Y/%m/%d %H:%M:%S"):
-            try:
-                return datetime.strptime(text, fmt)
-            except ValueError:
-                continue
-        return None
-
-    stamps = [parse(d) for d in dates[:50]]
-    known = [s for s in stamps if s is not None]
+    1 when the spacing is irregular, unreadable or a plain time index."""
+    head = dates[:50]
+    try:
+        float(head[0])
+        return 1  # a numeric time index: no calendar to read a season from
+    except (ValueError, IndexError):
+        pass
+    try:
+        known = check_dates(head, "dates")
+    except DataError:
+        return 1
     if len(known) < 3:
         return 1
-    gaps = sorted((b - a).total_seconds() for a, b in itertools.pairwise(known))
+    gaps = sorted(b - a for a, b in itertools.pairwise(known))
     step = gaps[len(gaps) // 2]
     hour, day = 3600.0, 86400.0
     for seconds, season in ((hour / 4, 96), (hour, 24), (day, 7), (7 * day, 52)):
