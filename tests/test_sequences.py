@@ -135,11 +135,34 @@ def test_csv_target_infers_a_text_alphabet(tmp_path: Path) -> None:
         ("sequence,label\nAC,\n", "row 1: the label is empty"),
         ("sequence,label,split\nAC,1,train\nCD,0,dev\n", "row 2: split is 'dev'"),
         ("sequence,label\nAC,1\nCD,1\n", "every row has label '1'"),
+        ("sequence,label\nAC,1\nCD,nan\n", "row 2: the label is 'nan' \\(missing\\)"),
+        ("sequence,label\nACD,1\nC DE,0\n", "row 2: the sequence holds whitespace at position 2"),
+        ("sequence,label\n", "has a header but no rows"),
+        ("sequence;label\nAC;1\n", "separated by something other than commas"),
+        ("sequence,label,split\nAC,1,train\nCD,0,train\nEF,2,test\n",
+         "class\\(es\\) '2' appear in the val or test rows but never in split=train"),
     ],
 )
 def test_csv_target_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(DataError, match=message):
         load_target(_csv(tmp_path / "bad.csv", text))
+
+
+def test_csv_target_reads_what_users_write_and_says_what_it_assumed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a BOM, spaced and capitalised column names, 1 and 1.0 as one class
+    text = "\ufeffSequence , Label\n" + "".join(
+        f"{'AC' * (i + 1)},{'1.0' if i % 4 == 1 else i % 2}\n" for i in range(12))
+    data = load_target(_csv(tmp_path / "ok.csv", text))
+    assert data.class_names == ["0", "1"] and data.info["alphabet"] == "protein"
+    assert capsys.readouterr().err == ""
+    # one odd symbol switches to the text alphabet, and the user is told; repeats are noted
+    text = "sequence,label\n" + "".join(f"{'AC' * (i % 3 + 1)},{i % 2}\n" for i in range(6))
+    data = load_target(_csv(tmp_path / "odd.csv", text + "ACX,1\n"))
+    err = capsys.readouterr().err
+    assert data.info["alphabet"] == "text" and "'X' (row(s) 7) are no amino acids" in err
+    assert "#alphabet=protein" in err and "3 row(s) repeat an earlier sequence" in err
 
 
 def test_csv_smiles_alphabet_checks_each_molecule(tmp_path: Path) -> None:

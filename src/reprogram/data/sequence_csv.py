@@ -46,20 +46,70 @@ def _values(labels: list[str], where: str) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32)
 
 
-def _class_names(labels: list[str], where: str) -> list[str]:
-    """Sorted distinct labels (numerically when all are integers); regression values refused."""
+def _class_names(labels: list[str], where: str) -> tuple[list[str], list[str]]:
+    """Sorted distinct labels (numerically when all are integers, ``1`` and ``1.0`` one class)
+    and the labels written that way; regression values refused."""
     distinct = sorted(set(labels))
     try:
         numbers = [float(v) for v in distinct]
     except ValueError:
-        return distinct
+        return distinct, labels
     if any(not n.is_integer() for n in numbers):
         raise DataError(
             f"{where}: the labels are numbers with decimals ({', '.join(distinct[:3])} …), "
             "values to predict rather than classes; this target needs class labels (text or "
             "whole numbers), or add #task=regression to the name to predict the values."
         )
-    return sorted(distinct, key=float)
+    canonical = [str(int(float(v))) for v in labels]
+    return sorted(set(canonical), key=int), canonical
+
+
+#: Label cells that mean "no label".
+MISSING = ("nan", "na", "n/a", "null", "none")
+
+
+def _read_rows(path: Path, where: str) -> list[dict[str, str]]:
+    """The rows of a CSV as dicts keyed by stripped, lower-cased column names."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM is no header
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{where} could not be read as UTF-8 CSV ({exc}).") from None
+    missing = [c for c in ("sequence", "label") if c not in header]
+    if missing:
+        hint = ""
+        if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+            hint = " It looks separated by something other than commas: use commas."
+        raise DataError(
+            f"{where} lacks the column(s) {', '.join(missing)} (its header: "
+            f"{', '.join(repr(h) for h in header) or 'none'}); give a header row "
+            f"sequence,label[,split].{hint}"
+        )
+    if not rows:
+        raise DataError(f"{where} has a header but no rows; give one sequence per row.")
+    return [{(k or "").strip().lower(): (v or "") for k, v in r.items()} for r in rows]
+
+
+def _notes(sequences: list[str], labels: list[str], where: str) -> None:
+    """Warn (stderr) about repeated sequences: a twin across the splits inflates the test
+    score, and one sequence under two labels cannot be learnt."""
+    import sys
+
+    seen: dict[str, set[str]] = {}
+    for seq, label in zip(sequences, labels, strict=True):
+        seen.setdefault(seq, set()).add(label)
+    repeated = len(sequences) - len(seen)
+    if repeated:
+        clash = sum(1 for v in seen.values() if len(v) > 1)
+        print(
+            f"note: {where}: {repeated} row(s) repeat an earlier sequence"
+            + (f", {clash} sequence(s) under more than one label" if clash else "")
+            + "; a repeat split across train and test inflates the test score (the built-in "
+            "sets remove them).",
+            file=sys.stderr,
+        )
 
 
 def read_sequence_csv(spec: str) -> TargetData:
@@ -83,26 +133,43 @@ def read_sequence_csv(spec: str) -> TargetData:
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
         raise DataError(f"{where} {what}; csv: needs a CSV file with sequence,label columns.")
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{where} could not be read as UTF-8 CSV ({exc}).") from None
-    columns = set(rows[0]) if rows else set()
-    missing = [c for c in ("sequence", "label") if c not in columns]
-    if missing:
-        raise DataError(
-            f"{where} lacks the column(s) {', '.join(missing)} (it has: "
-            f"{', '.join(sorted(c for c in columns if c)) or 'no rows'}); give a header row "
-            "sequence,label[,split]."
-        )
-    sequences = [(r["sequence"] or "").strip() for r in rows]
-    labels = [(r["label"] or "").strip() for r in rows]
+    rows = _read_rows(path, where)
+    columns = set(rows[0])
+    sequences = [r["sequence"].strip() for r in rows]
+    labels = [r["label"].strip() for r in rows]
     for row, label in enumerate(labels, start=1):
         if not label:
             raise DataError(f"{where}, row {row}: the label is empty; fill or remove that row.")
+        if label.lower() in MISSING and task == "classification":
+            raise DataError(f"{where}, row {row}: the label is {label!r} (missing); fill or "
+                            "remove that row.")
+    joined = "".join(c for c in "".join(sequences) if not c.isspace())
+    protein_like = sum(c.upper() in AMINO_ACIDS for c in joined) >= 0.9 * len(joined)
+    if kind in ("protein", "smiles") or (kind is None and protein_like):
+        # symbols are read one by one: whitespace is no symbol of peptides or molecules
+        for row, seq in enumerate(sequences, start=1):
+            gap = next((i for i, c in enumerate(seq) if c.isspace()), None)
+            if gap is not None:
+                raise DataError(
+                    f"{where}, row {row}: the sequence holds whitespace at position {gap + 1} "
+                    f"({seq[:40]!r}); sequences are read symbol by symbol: remove it."
+                )
     if kind is None:
-        kind = "protein" if set("".join(sequences)) <= set(AMINO_ACIDS) else "text"
+        foreign = sorted(set("".join(sequences)) - set(AMINO_ACIDS))
+        kind = "text" if foreign else "protein"
+        if foreign and protein_like:  # peptides with a few odd symbols, or in lower case
+            import sys
+
+            odd = [r for r, seq in enumerate(sequences, start=1) if set(seq) & set(foreign)]
+            shown = foreign if len(foreign) <= 6 else [*foreign[:6], "…"]
+            print(
+                f"note: {where}: {', '.join(map(repr, shown))} (row(s) "
+                f"{', '.join(map(str, odd[:5]))}{' …' if len(odd) > 5 else ''}) are no amino "
+                "acids, so the file is read as #alphabet=text: new sequences may use only the "
+                "characters it holds. Add #alphabet=protein to have those rows refused by name.",
+                file=sys.stderr,
+            )
+    _notes(sequences, labels, where)
     vocabulary = alphabet_for(kind, sequences)
     x = encode(sequences, vocabulary, where)
     if kind == "smiles":
@@ -110,7 +177,7 @@ def read_sequence_csv(spec: str) -> TargetData:
     if task == "regression":
         class_names, y = ["value"], _values(labels, where)
     else:
-        class_names = _class_names(labels, where)
+        class_names, labels = _class_names(labels, where)
         if len(class_names) < 2:
             raise DataError(
                 f"{where}: every row has label {class_names[0]!r}; two classes at least."
@@ -127,6 +194,16 @@ def read_sequence_csv(spec: str) -> TargetData:
         for needed in ("train", "test"):
             if len(parts[needed]) == 0:
                 raise DataError(f"{where}: no row has split={needed}; give some.")
+        if task == "classification":
+            trained = set(y[parts["train"]].tolist())
+            unseen = sorted({class_names[int(v)] for v in y.tolist()} - {class_names[t]
+                                                                          for t in trained})
+            if unseen:
+                raise DataError(
+                    f"{where}: class(es) {', '.join(map(repr, unseen))} appear in the val or "
+                    "test rows but never in split=train; a model cannot learn them: move some "
+                    "of their rows to train."
+                )
         how = "the file's split column"
     else:
         if task == "regression":

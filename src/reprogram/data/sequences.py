@@ -100,8 +100,9 @@ def sequence_batch(
     if x.shape[1] > length:
         row = int(torch.argmax(lengths(x))) + 1
         raise DataError(
-            f"{where}, row {row}: {int(lengths(x).max())} symbols, longer than the {length} this "
-            "model was trained on; cut it to at most that length."
+            f"{where}, row {row}: {int(lengths(x).max())} symbols, longer than the {length} "
+            "this model reads (its longest training sequence set its input length); score "
+            "sequences of at most that length, or train on data that holds longer ones."
         )
     return pad_to(x, length)
 
