@@ -531,3 +531,18 @@ def test_a_count_based_mapping_with_nothing_to_train_is_fitted_before_it_is_scor
                            out=str(tmp_path / "zs")))
     assert result.metrics["best_epoch"] == 0 and result.metrics["trainable_parameters"] == 0
     assert bool(result.model.mapping.fitted)  # estimated, not the table it was built with
+
+
+def test_predict_reads_csv_files_of_sequences_by_their_header(tmp_path: Path) -> None:
+    from reprogram.predict import read_sequences
+
+    one = tmp_path / "one.csv"
+    one.write_text("\ufeffsequence\nKRLA\nDEGS\n")  # a single column, with its header
+    assert read_sequences(one, labelled=False)[1] == ["KRLA", "DEGS"]
+    two = tmp_path / "two.csv"
+    two.write_text("Sequence,label\nKRLA,1\n")
+    assert read_sequences(two, labelled=True)[1:] == (["KRLA"], ["1"])
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("seq,foo\nKRLA,1\n")
+    with pytest.raises(DataError, match="needs a 'sequence' column"):
+        read_sequences(wrong, labelled=False)

@@ -208,8 +208,16 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
                 if not sequences:
                     raise DataError(f"{path}: a FASTA file starts with a '>name' line.")
                 sequences[-1] += line.strip()
-    elif suffix == ".csv" and text.split("\n", 1)[0].count("sequence"):
-        rows = list(csv.DictReader(text.splitlines()))
+    elif suffix == ".csv" and ("," in (first := text.lstrip("\ufeff").split("\n", 1)[0])
+                               or first.strip().lower() == "sequence"):
+        header = [h.strip().lower() for h in text.lstrip("\ufeff").split("\n", 1)[0].split(",")]
+        if "sequence" not in header:
+            raise DataError(
+                f"{path}: a CSV of sequences needs a 'sequence' column (its header: "
+                f"{', '.join(map(repr, header))}); or give one sequence a line without commas."
+            )
+        rows = [{(k or "").strip().lower(): v for k, v in r.items()}
+                for r in csv.DictReader(text.lstrip("\ufeff").splitlines())]
         if labelled and rows and "label" not in rows[0]:
             raise DataError(f"{path}: --labelled needs a label column beside sequence.")
         sequences = [(r.get("sequence") or "").strip() for r in rows]
@@ -233,6 +241,8 @@ def _load_sequences(
     truth: list[str] = []
     for name in paths:
         path = Path(name)
+        if not path.exists():
+            raise DataError(f"input {name} does not exist.")
         if not path.is_file() or path.suffix.lower() not in SEQUENCE_SUFFIXES:
             raise DataError(
                 f"input {name} is not a file of sequences: give {', '.join(SEQUENCE_SUFFIXES)} "
