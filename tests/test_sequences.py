@@ -412,6 +412,12 @@ def test_cli_fit_eval_predict_on_sequences(
     bad.write_text("KRHA\nKR1A\n")
     assert main(["predict", str(out), str(bad)]) != 0
     assert "row 2: '1' (position 3) is not in the target's alphabet" in capsys.readouterr().err
+    # the data file edited after the fit (labels flipped): eval says so instead of a score
+    flipped = [r.replace(",pos", ",tmp").replace(",neg", ",pos").replace(",tmp", ",neg")
+               for r in rows]
+    (tmp_path / "toy.csv").write_text("\n".join(flipped) + "\n")
+    assert main(["eval", str(out)]) == 1
+    assert "differs from the one this run scored" in capsys.readouterr().err
 
 
 def test_random_many_to_one_over_vocabulary_logits() -> None:

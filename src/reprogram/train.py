@@ -635,4 +635,5 @@ def target_spec(
         **({"forecast": data.forecast} if data.forecast is not None else {}),
         "shots": config.shots,
         "val_fraction": config.val_fraction,
+        "test_digest": data.test.digest(),  # eval tells a data file changed since this run
     }

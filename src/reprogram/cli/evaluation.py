@@ -80,6 +80,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         # with --epochs 0 may have held nothing out of classes too small to give one)
         data, _, batch = _eval_target(config)
         split = data.test
+        recorded_digest = (config.get("target") or {}).get("test_digest")
+        if recorded_digest is not None and recorded_digest != split.digest():
+            print(
+                f"reprogram eval: error: the test split of {config['target']['name']} differs "
+                "from the one this run scored (its data changed since the fit), so the scores "
+                "are not comparable; restore the data, or fit again on the new data.",
+                file=sys.stderr,
+            )
+            return 1
     else:
         splits, batch = _load_eval_splits(config)
         split = splits.val

@@ -30,6 +30,18 @@ class Split:
         """The examples at ``index`` (a 1-D index tensor)."""
         return Split(self.x[index], self.y[index])
 
+    def digest(self) -> str:
+        """A short SHA-256 of the inputs and labels (their dtype, shape and bytes): ``eval``
+        compares it with the one recorded at fit to tell a changed data file."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for t in (self.x, self.y):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.numpy().tobytes())
+        return h.hexdigest()[:16]
+
 
 class SealedSplit:
     """The test split, closed until model selection is over.
