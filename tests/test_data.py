@@ -309,3 +309,11 @@ def test_test_split_is_sealed() -> None:
         splits.test.open()
     splits.test.unseal()
     assert splits.test.open() is data.test
+
+
+def test_folder_class_with_sub_folders_is_refused(tmp_path: Path) -> None:
+    _png(tmp_path / "a" / "0.png")
+    _png(tmp_path / "b" / "1.png")
+    _png(tmp_path / "b" / "more" / "2.png")  # would be left out without a word
+    with pytest.raises(DataError, match=r"holds sub-folders \(more\)"):
+        load_target(f"folder:{tmp_path}")

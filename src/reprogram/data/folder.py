@@ -51,6 +51,12 @@ def _image_files(class_dir: Path) -> list[Path]:
         for p in class_dir.iterdir()
         if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")
     )
+    nested = [p.name for p in _subdirs(class_dir)]
+    if nested:  # images one level deeper would be silently left out
+        raise DataError(
+            f"class folder {class_dir} holds sub-folders ({', '.join(nested[:3])}); a class "
+            "folder holds its images directly: move them up, or make each sub-folder a class."
+        )
     if not files:
         raise DataError(
             f"class folder {class_dir} holds no images ({', '.join(sorted(EXTENSIONS))}); "
