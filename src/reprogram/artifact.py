@@ -170,4 +170,19 @@ def load_artifact(
             f"{directory / CONFIG} records format {fmt!r}, which this version of reprogram "
             f"cannot load (known: {known}). Upgrade reprogram, or retrain the model."
         )
+    _check_readable(directory / PROGRAM)  # before a loader builds a source (seconds) for it
     return _LOADERS[fmt](directory, config, source)
+
+
+def _check_readable(path: Path) -> None:
+    """Refuse a corrupt or truncated tensor file up front (a missing one is the loader's to
+    judge: it names what the artifact lacks)."""
+    if not path.exists():
+        return
+    try:
+        load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(
+            f"{path} cannot be read ({exc}); it is corrupt or truncated. Re-run the training "
+            "command that made it."
+        ) from None
