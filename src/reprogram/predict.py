@@ -17,6 +17,7 @@ from .data.checks import check_finite, check_numpy_magic, to_nchw_float
 from .data.folder import decode_image
 from .data.forecast import read_table
 from .data.npz import READ_ERRORS, check_array_sizes
+from .data.sequence_csv import csv_rows
 from .data.sequences import sequence_batch
 from .data.series import series_batch
 from .data.ucr_files import SUFFIXES, read_series_file
@@ -192,9 +193,8 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
     (``.fasta``/``.fa``/``.faa``: a ``>name`` line, then the sequence over one or more
     lines); anything else one sequence a line (``.smi``: the first word of the line).
     """
-    import csv
-
     text = path.read_text(encoding="utf-8", errors="replace")
+    first = text.lstrip("\ufeff").split("\n", 1)[0]  # a CSV's header
     suffix = path.suffix.lower()
     names: list[str] = []
     sequences: list[str] = []
@@ -208,16 +208,13 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
                 if not sequences:
                     raise DataError(f"{path}: a FASTA file starts with a '>name' line.")
                 sequences[-1] += line.strip()
-    elif suffix == ".csv" and ("," in (first := text.lstrip("\ufeff").split("\n", 1)[0])
-                               or first.strip().lower() == "sequence"):
-        header = [h.strip().lower() for h in text.lstrip("\ufeff").split("\n", 1)[0].split(",")]
+    elif suffix == ".csv" and ("," in first or first.strip().lower() == "sequence"):
+        header, rows = csv_rows(text.splitlines())
         if "sequence" not in header:
             raise DataError(
                 f"{path}: a CSV of sequences needs a 'sequence' column (its header: "
                 f"{', '.join(map(repr, header))}); or give one sequence a line without commas."
             )
-        rows = [{(k or "").strip().lower(): v for k, v in r.items()}
-                for r in csv.DictReader(text.lstrip("\ufeff").splitlines())]
         if labelled and rows and "label" not in rows[0]:
             raise DataError(f"{path}: --labelled needs a label column beside sequence.")
         sequences = [(r.get("sequence") or "").strip() for r in rows]

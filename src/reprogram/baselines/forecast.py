@@ -23,7 +23,7 @@ from ..config import FitResult
 from ..errors import ReprogramError
 from ..evaluate import score
 from ..forecast import DLinear, PatchTST, RevINLinear, SeasonalNaive
-from ..forecast.ets import AutoETSForecaster, auto_ets_class
+from ..forecast.ets import AutoETSForecaster
 from ..tasks import REGRESSION
 from . import BASELINES
 from .base import Baseline, BaselineRun, BuildContext, GradientBaseline, fitted_once, test_once
@@ -88,8 +88,7 @@ class LocalForecasterBaseline(Baseline):
                 f"lookback {lookback}, so no value one season earlier is in the window; give a "
                 "season of at most the lookback (or leave it out: the dates give it)."
             )
-        season = min(self.options.season or 1, lookback)
-        return Forecaster(self.forecaster(lookback, horizon, season))
+        return Forecaster(self.forecaster(lookback, horizon, self.options.season or 1))
 
     def train(self, run: BaselineRun) -> FitResult:
         facts = run.splits.forecast or {}
@@ -144,8 +143,7 @@ class AutoETSBaseline(LocalForecasterBaseline):
     name = "autoets"
 
     def forecaster(self, lookback: int, horizon: int, season: int) -> nn.Module:
-        auto_ets_class()  # a clear error now when statsforecast is missing, not mid-scoring
-        return AutoETSForecaster(horizon, season)
+        return AutoETSForecaster(horizon, season)  # refuses here when statsforecast is missing
 
     def facts(self, module: nn.Module) -> dict[str, Any]:
         assert isinstance(module, AutoETSForecaster)

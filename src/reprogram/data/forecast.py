@@ -207,8 +207,8 @@ def check_dates(dates: list[str], where: str) -> list[float]:
         if best is None:
             best = (back, stamps)
     if best is None:
-        unread = [r + 2 for r, d in enumerate(dates) if _stamps([d], "iso") is None
-                  and all(_stamps([d], f) is None for f in DATE_FORMATS[1:])]
+        unread = [r + 2 for r, d in enumerate(dates)
+                  if all(_stamps([d], f) is None for f in DATE_FORMATS)]
         shown = ", ".join(f"{dates[r - 2]!r} (row {r})" for r in unread[:3])
         raise DataError(
             f"{where}: {shown or 'the dates'} do not read as timestamps, or mix layouts; write "
@@ -279,26 +279,18 @@ def read_table(path: Path) -> Table:
                 continue
             if math.isinf(grid[r][c]) or abs(grid[r][c]) > 1e150:  # overflows the statistics
                 infinite.setdefault(columns[c], []).append(r + 2)
-    if bad:
-        col, where_rows = next(iter(bad.items()))
-        raise DataError(
-            f"{where}: column {col!r} holds values that are not numbers, at file row(s) "
-            f"{_rows(where_rows)}; every column but date must be numeric (drop text columns)."
-        )
-    if missing:
-        col, where_rows = next(iter(missing.items()))
-        raise DataError(
-            f"{where}: column {col!r} is missing values (empty or NaN) at file row(s) "
-            f"{_rows(where_rows)}; fill them (e.g. carry the last value forward) or cut those "
-            "rows: forecasting windows must be complete."
-        )
-    if infinite:
-        col, where_rows = next(iter(infinite.items()))
-        raise DataError(
-            f"{where}: column {col!r} holds infinite (or beyond ±1e150) values at file row(s) "
-            f"{_rows(where_rows)}; they are no measurements: replace them as you would a "
-            "missing value."
-        )
+    for found, problem in (
+        (bad, "holds values that are not numbers, at file row(s) {rows}; every column but date "
+              "must be numeric (drop text columns)."),
+        (missing, "is missing values (empty or NaN) at file row(s) {rows}; fill them (e.g. "
+                  "carry the last value forward) or cut those rows: forecasting windows must be "
+                  "complete."),
+        (infinite, "holds infinite (or beyond ±1e150) values at file row(s) {rows}; they are no "
+                   "measurements: replace them as you would a missing value."),
+    ):
+        if found:
+            col, where_rows = next(iter(found.items()))
+            raise DataError(f"{where}: column {col!r} " + problem.format(rows=_rows(where_rows)))
     dates = [row[date_col].strip() for row in rows]
     check_dates(dates, where)
     values = torch.tensor(grid, dtype=torch.float64)

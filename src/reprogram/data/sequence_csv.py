@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -68,13 +70,22 @@ def _class_names(labels: list[str], where: str) -> tuple[list[str], list[str]]:
 MISSING = ("nan", "na", "n/a", "null", "none")
 
 
+def csv_rows(lines: Iterable[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and rows of CSV ``lines``, the column names stripped and lower-cased (so
+    ``Sequence , Label`` reads as ``sequence,label``) and a leading BOM dropped; missing
+    cells are empty strings. Also how ``predict`` reads a CSV of sequences."""
+    reader = csv.DictReader(line.lstrip("\ufeff") if i == 0 else line
+                            for i, line in enumerate(lines))
+    rows = [{(k or "").strip().lower(): (v or "") for k, v in r.items()} for r in reader]
+    return [h.strip().lower() for h in (reader.fieldnames or [])], rows
+
+
 def _read_rows(path: Path, where: str) -> list[dict[str, str]]:
-    """The rows of a CSV as dicts keyed by stripped, lower-cased column names."""
+    """The rows of a CSV file with at least ``sequence`` and ``label`` columns (see
+    :func:`csv_rows`)."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM is no header
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        with open(path, newline="", encoding="utf-8") as f:
+            header, rows = csv_rows(f)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{where} could not be read as UTF-8 CSV ({exc}).") from None
     missing = [c for c in ("sequence", "label") if c not in header]
@@ -89,14 +100,12 @@ def _read_rows(path: Path, where: str) -> list[dict[str, str]]:
         )
     if not rows:
         raise DataError(f"{where} has a header but no rows; give one sequence per row.")
-    return [{(k or "").strip().lower(): (v or "") for k, v in r.items()} for r in rows]
+    return rows
 
 
 def _notes(sequences: list[str], labels: list[str], where: str) -> None:
     """Warn (stderr) about repeated sequences: a twin across the splits inflates the test
     score, and one sequence under two labels cannot be learnt."""
-    import sys
-
     seen: dict[str, set[str]] = {}
     for seq, label in zip(sequences, labels, strict=True):
         seen.setdefault(seq, set()).add(label)
@@ -158,8 +167,6 @@ def read_sequence_csv(spec: str) -> TargetData:
         foreign = sorted(set("".join(sequences)) - set(AMINO_ACIDS))
         kind = "text" if foreign else "protein"
         if foreign and protein_like:  # peptides with a few odd symbols, or in lower case
-            import sys
-
             odd = [r for r, seq in enumerate(sequences, start=1) if set(seq) & set(foreign)]
             shown = foreign if len(foreign) <= 6 else [*foreign[:6], "…"]
             print(
@@ -195,9 +202,8 @@ def read_sequence_csv(spec: str) -> TargetData:
             if len(parts[needed]) == 0:
                 raise DataError(f"{where}: no row has split={needed}; give some.")
         if task == "classification":
-            trained = set(y[parts["train"]].tolist())
-            unseen = sorted({class_names[int(v)] for v in y.tolist()} - {class_names[t]
-                                                                          for t in trained})
+            untrained = set(y.tolist()) - set(y[parts["train"]].tolist())
+            unseen = [class_names[c] for c in sorted(untrained)]
             if unseen:
                 raise DataError(
                     f"{where}: class(es) {', '.join(map(repr, unseen))} appear in the val or "

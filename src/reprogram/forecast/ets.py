@@ -52,7 +52,8 @@ class AutoETSForecaster(nn.Module):
             seasonal forms itself when a window holds too few seasons.
 
     A window whose fit fails (statsforecast raises, or answers non-finite values) is forecast
-    by its last value instead; :attr:`fallbacks` counts them.
+    by its last value instead; :attr:`fallbacks` counts them. Building one without statsforecast
+    raises the error of :func:`auto_ets_class` (before any window is scored).
     """
 
     def __init__(self, horizon: int, season: int) -> None:
@@ -60,12 +61,13 @@ class AutoETSForecaster(nn.Module):
         if horizon < 1 or season < 1:
             raise ValueError(f"horizon ({horizon}) and season ({season}) must be at least 1")
         self.horizon, self.season = horizon, season
+        self.model_class = auto_ets_class()
         self.fallbacks = 0
         self.windows = 0
 
     def forecast_one(self, y: np.ndarray) -> np.ndarray:
         """Forecast float64 ``[H]`` of one window float64 ``[L]``."""
-        model = auto_ets_class()(season_length=self.season)
+        model = self.model_class(season_length=self.season)
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
