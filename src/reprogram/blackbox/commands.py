@@ -15,6 +15,9 @@ from pathlib import Path
 
 from ..errors import ReprogramError
 from ..sources import build_source
+from ..sources.language import LanguageSource
+from .language import language_model
+from .wire import LANGUAGE
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +33,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="query-only HTTP API of a source model or a trained artifact",
         description=(
             "Serve a model as a black box: POST /predict answers probabilities for base64 "
-            "pixel batches, GET /health describes the model. Give the bearer token with "
+            "pixel batches (a language model such as minilm-l6: features or logits for rows of "
+            "token embeddings), GET /health describes the model. Give the bearer token with "
             f"--token-file or ${SERVE_TOKEN_ENV} (or ${API_TOKEN_ENV}); --token on the "
             "command line is visible to other users in `ps`."
         ),
@@ -74,8 +78,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=30.0,
         metavar="S",
-        help="drop a connection whose client stops reading its answer for S seconds "
-        "(default 30)",
+        help="drop a connection whose client stops reading its answer for S seconds (default 30)",
     )
     p.add_argument(
         "--max-connections",
@@ -167,15 +170,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.dir is not None:
         model_fn, info = artifact_model(args.dir)
     else:
-        model_fn, info = source_model(build_source(args.source))
+        source = build_source(args.source)
+        if isinstance(source, LanguageSource):  # rows of embeddings in, features/logits out
+            model_fn, info = language_model(source)
+        else:
+            model_fn, info = source_model(source)
     if args.top_k > info.num_classes:
         raise ReprogramError(
             f"--top-k {args.top_k} exceeds the model's {info.num_classes} classes."
         )
-    print(
-        f"reprogram serve: {info.name} ({info.num_classes} classes, inputs "
-        f"{list(info.input_shape)}) on http://{args.host}:{args.port} (Ctrl-C stops)"
-    )
+    if info.kind == LANGUAGE:
+        what = (
+            f"{info.num_classes} {info.output} for rows of up to {info.input_shape[0]} positions "
+            f"of {info.input_shape[1]}-d embeddings"
+        )
+    else:
+        what = f"{info.num_classes} classes, inputs {list(info.input_shape)}"
+    print(f"reprogram serve: {info.name} ({what}) on http://{args.host}:{args.port} (Ctrl-C stops)")
     serve(
         model_fn,
         info,

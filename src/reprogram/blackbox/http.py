@@ -14,6 +14,11 @@ binary: safetensors bytes, see :mod:`reprogram.blackbox.wire` and docs/guides/bl
 "queries_served": N}``, or in top-k mode
 ``{"top_k": {"indices": [[...]], "scores": [[...]]}, "queries_served": N}``.
 
+A language model (``/health`` adds ``"kind": "language"``, ``"output"``, ``"language"`` and
+``"embedding_fingerprint"``; ``input_shape`` is ``[max_positions, D]``) takes rows
+``{"shape": [B, T, D + 1], "dtype": "float32", ...}`` (embeddings and mask) and answers
+``{"outputs": {"shape": [B, K], ...}, "queries_served": N}``.
+
 Both need ``Authorization: Bearer <token>`` when the server has a token. Errors answer
 ``{"detail": "..."}`` with 401 (token), 413 (body too large), 422 (bad input), 429 (slow down;
 ``Retry-After`` says for how long) or 5xx.
@@ -47,10 +52,13 @@ from .protocol import EndpointError, EndpointInfo
 from .wire import (
     BINARY_TYPE,
     JSON_TYPE,
+    LANGUAGE,
     SERVED_HEADER,
     TOKEN_ENV,
     binary_body,
+    check_language_rows,
     check_pixels,
+    input_key,
     max_inputs_per_body,
     parse_answer,
     parse_binary_answer,
@@ -292,28 +300,47 @@ class HttpEndpoint:
             )
         #: whether requests and answers travel as safetensors bytes (else base64 JSON)
         self.binary = wire != "json" and "safetensors" in encodings
-        itemsize = 1 if wire_dtype == "uint8" else 4
-        fits = max_inputs_per_body(max_body, self.info.input_shape, itemsize, self.binary)
-        self.batch_per_request = min(server_batch, fits, max_batch or server_batch)
+        self.language = self.info.kind == LANGUAGE
+        if self.language and wire_dtype != "float32":
+            self._client.close()
+            raise ReprogramError(
+                f"{self.url} serves a language model: its rows travel as float32 only."
+            )
+        self._limits = (server_batch, max_body, max_batch or server_batch)
+        # a language model's rows vary in length: sized per call (here: the shortest row)
+        shape = (1, self.info.input_shape[1] + 1) if self.language else self.info.input_shape
+        self.batch_per_request = self._per_request(shape)
         if self.batch_per_request < 1:
             self._client.close()
             raise EndpointError(
                 f"{self.url} takes bodies of at most {max_body} bytes, too small for one input "
-                f"of shape {list(self.info.input_shape)} ({wire_dtype})."
+                f"of shape {list(shape)} ({wire_dtype})."
             )
 
     # ----------------------------------------------------------------------- public
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        """Probabilities float32 ``[B, K]`` for pixels float32 ``[B, C, H, W]`` in ``[0, 1]``.
+        """Probabilities float32 ``[B, K]`` for pixels float32 ``[B, C, H, W]`` in ``[0, 1]``
+        (a language model: features or logits ``[B, K]`` for rows float32 ``[B, T, D + 1]``).
 
         Raises:
-            ReprogramError: pixels of the wrong shape or outside ``[0, 1]`` (nothing is sent).
+            ReprogramError: pixels of the wrong shape or outside ``[0, 1]``, or invalid rows
+                (nothing is sent).
             EndpointError: a request got no valid answer after the retries.
         """
-        x = check_pixels(pixels, self.info.input_shape)
-        if self.wire_dtype == "uint8":
-            x = np.rint(x * 255.0).astype(np.uint8)
-        n = self.batch_per_request
+        if self.language:
+            x = check_language_rows(pixels, self.info.input_shape)
+            n = self._per_request(x.shape[1:])
+            if n < 1:
+                raise ReprogramError(
+                    f"{self.url} takes bodies of at most {self._limits[1]} bytes, too small for "
+                    f"one row of {x.shape[1]} positions; send shorter sequences, or serve with a "
+                    "larger body limit."
+                )
+        else:
+            x = check_pixels(pixels, self.info.input_shape)
+            if self.wire_dtype == "uint8":
+                x = np.rint(x * 255.0).astype(np.uint8)
+            n = self.batch_per_request
         chunks = [x[i : i + n] for i in range(0, len(x), n)]
         if not chunks:
             return np.zeros((0, self.info.num_classes), dtype=np.float32)
@@ -356,6 +383,13 @@ class HttpEndpoint:
         return f"HttpEndpoint({self.url!r}, model={self.info.name!r})"
 
     # ----------------------------------------------------------------------- requests
+    def _per_request(self, shape: tuple[int, ...]) -> int:
+        """Inputs of ``shape`` one request may carry (the server's and the caller's limits)."""
+        server_batch, max_body, wanted = self._limits
+        itemsize = 1 if self.wire_dtype == "uint8" else 4
+        fits = max_inputs_per_body(max_body, tuple(shape), itemsize, self.binary)
+        return min(server_batch, fits, wanted)
+
     def _with_retries(self, attempt: Callable[[], T]) -> T:
         """Run ``attempt`` until it returns, retrying on :class:`_Retry` with backoff."""
         reason = ""
@@ -446,7 +480,7 @@ class HttpEndpoint:
     def _predict(self, chunk: np.ndarray) -> np.ndarray:
         """Probabilities ``[b, K]`` for one request's worth of inputs ``chunk`` ``[b, ...]``."""
         binary = self.binary
-        body = binary_body({"pixels": chunk}) if binary else request_body(chunk)
+        body = binary_body({input_key(self.info): chunk}) if binary else request_body(chunk)
         attempts = 0
 
         def attempt() -> np.ndarray:
@@ -520,6 +554,13 @@ def _parse_health(content: bytes) -> tuple[EndpointInfo, int, int, set[str]]:
         raise ValueError(f"{len(names)} label names for {num_classes} classes")
     if top_k > num_classes:
         raise ValueError(f"top_k {top_k} exceeds num_classes {num_classes}")
+    kind = h.get("kind") or "image"
+    if kind not in ("image", LANGUAGE):
+        raise ValueError(f"'kind' must be 'image' or {LANGUAGE!r}, got {kind!r}")
+    if kind == LANGUAGE and (len(shape) != 2 or top_k):
+        raise ValueError(
+            "a language model's 'input_shape' is [max_positions, D] and it has no top_k"
+        )
     info = EndpointInfo(
         name=str(h.get("name") or "http"),
         input_shape=tuple(shape),
@@ -527,6 +568,10 @@ def _parse_health(content: bytes) -> tuple[EndpointInfo, int, int, set[str]]:
         label_names=tuple(names),
         top_k=top_k,
         fingerprint=str(h.get("fingerprint") or ""),
+        kind=kind,
+        output=str(h.get("output") or ""),
+        language=str(h.get("language") or ""),
+        embedding_fingerprint=str(h.get("embedding_fingerprint") or ""),
     )
     listed = h.get("encodings")
     encodings = {"json"} | ({str(v) for v in listed} if isinstance(listed, list) else set())

@@ -13,6 +13,10 @@ A query is one row: the embeddings ``[T, D]`` with the attention mask as one mor
 (float32 ``[T, D + 1]``). The answer is what the white box would give: pooled hidden states
 ``[K = D]`` (``features``) or next-token logits ``[K = V]`` (``logits``), returned as they are
 (they are no distribution, so the answer is checked for shape and finite values only).
+
+The same model behind ``reprogram serve --source NAME`` is queried over HTTP
+(``http://HOST:PORT``): the server answers rows sent as float32 ``[B, T, D + 1]``, and
+:func:`remote_language` builds the public side here and checks it against the server's.
 """
 
 from __future__ import annotations
@@ -25,12 +29,43 @@ import torch
 from ..errors import ReprogramError
 from ..sources.base import Source
 from ..sources.language import LanguageSource, TokenInputs, check_token_inputs
-from .protocol import EndpointError, EndpointInfo
+from .protocol import EndpointError, EndpointInfo, QueryEndpoint
 from .source import BlackBoxSource, query_source
+from .wire import LANGUAGE
 
 #: Answer-cache budget in float32 values (128 MiB): a logits source (49,152 values a row)
 #: keeps about 680 rows, a feature source (384) the default 4,096.
 CACHE_VALUES = 2**25
+
+
+def language_info(source: LanguageSource, public: bool = True) -> EndpointInfo:
+    """What a served language model says about itself (``/health``): ``kind="language"``,
+    ``input_shape`` ``(max_positions, D)``, ``K`` outputs, and its public side's name and
+    (``public``) fingerprint."""
+    return EndpointInfo(
+        name=source.name,
+        input_shape=tuple(source.input_size),
+        num_classes=source.num_classes,
+        label_names=tuple(source.label_names),
+        fingerprint=source.fingerprint(),
+        kind=LANGUAGE,
+        output=source.outputs,
+        language=source.name,
+        embedding_fingerprint=source.embedding_fingerprint() if public else "",
+    )
+
+
+def answer_rows(source: LanguageSource, rows: torch.Tensor) -> torch.Tensor:
+    """Features or logits ``[B, K]`` of ``source`` for packed rows ``[B, T, D + 1]``."""
+    with torch.inference_mode():
+        return source(TokenInputs(rows[..., :-1], rows[..., -1])).float()
+
+
+def language_model(source: LanguageSource) -> tuple[Any, EndpointInfo]:
+    """``model_fn`` (rows ``[B, T, D + 1]`` → ``[B, K]``) and ``info`` to serve ``source`` with
+    :func:`reprogram.blackbox.server.create_app` (``reprogram serve --source NAME``)."""
+    source.eval()
+    return (lambda rows: answer_rows(source, rows)), language_info(source)
 
 
 class LanguageEndpoint:
@@ -38,20 +73,12 @@ class LanguageEndpoint:
 
     def __init__(self, source: LanguageSource) -> None:
         self.source = source
-        self.info = EndpointInfo(
-            name=source.name,
-            input_shape=tuple(source.input_size),
-            num_classes=source.num_classes,
-            label_names=tuple(source.label_names),
-            fingerprint=source.fingerprint(),
-        )
+        self.info = language_info(source, public=False)  # in-process: the same public side
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         """Features or logits float32 ``[B, K]`` for packed rows float32 ``[B, T, D + 1]``."""
         packed = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
-        with torch.inference_mode():
-            out = self.source(TokenInputs(packed[..., :-1], packed[..., -1]))
-        return out.float().numpy()
+        return answer_rows(self.source, packed).numpy()
 
 
 class LanguageQuerySource(BlackBoxSource):
@@ -59,22 +86,26 @@ class LanguageQuerySource(BlackBoxSource):
     stay readable (what a token program needs to build its inputs).
 
     Args:
-        source: the white-box language model answering in-process.
-        **kwargs: :class:`BlackBoxSource` options (``budget``, ``cache_size``, ``max_batch``).
+        source: the language model whose public side (tokenizer, input embeddings) token
+            programs read; without ``endpoint`` it also answers the queries, in-process.
+        endpoint: what answers the queries instead (an HTTP API serving the same model:
+            :func:`remote_language`).
+        **kwargs: :class:`BlackBoxSource` options (``name``, ``budget``, ``cache_size``,
+            ``max_batch``).
 
     Forward: :class:`TokenInputs` (``embeds`` ``[B, T, D]``, ``mask`` ``[B, T]``) → ``[B, K]``
     without an autograd graph.
     """
 
-    def __init__(self, source: LanguageSource, **kwargs: Any) -> None:
+    def __init__(
+        self, source: LanguageSource, endpoint: QueryEndpoint | None = None, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("cache_size", max(64, min(4096, CACHE_VALUES // source.num_classes)))
-        super().__init__(
-            LanguageEndpoint(source),
-            name=f"query:{source.name}",
-            fingerprint=f"query:{source.fingerprint()}",
-            resize=False,
-            **kwargs,
-        )
+        if endpoint is None:
+            endpoint = LanguageEndpoint(source)
+            kwargs.setdefault("name", f"query:{source.name}")
+            kwargs.setdefault("fingerprint", f"query:{source.fingerprint()}")
+        super().__init__(endpoint, resize=False, **kwargs)
         # the public side (tokenizer, input embeddings), read by token programs through
         # :func:`~reprogram.sources.language.public_language`
         self.language = source
@@ -123,6 +154,38 @@ class LanguageQuerySource(BlackBoxSource):
         raise EndpointError(f"the black box {self.name} answered {problem}.")
 
 
+def remote_language(endpoint: QueryEndpoint, name: str, public: Source) -> BlackBoxSource:
+    """A served language model (``endpoint.info.kind == "language"``) as a query-only source
+    named ``name``, whose public side is ``public`` (built here).
+
+    ``public`` is checked against what the server reads: the same input-embedding table (its
+    fingerprint) and the same answer (features or logits, and their count).
+
+    Raises:
+        ReprogramError: ``public`` is no language model, or differs from the server's.
+    """
+    info = endpoint.info
+    wanted = public.name
+    if not isinstance(public, LanguageSource):
+        raise ReprogramError(
+            f"language={wanted!r} is not a language model (minilm-l6, smollm2-135m, hf:NAME)."
+        )
+    served = f"the server at {name.partition('#')[0]} serves {info.name!r}"
+    if info.embedding_fingerprint and public.embedding_fingerprint() != info.embedding_fingerprint:
+        raise ReprogramError(
+            f"{served}, whose input embeddings differ from those of {wanted!r} built here (their "
+            "fingerprints differ): rows built from them would mean something else to it. Install "
+            "the same weights here, or name the right model with #language=NAME."
+        )
+    if (public.outputs, public.num_classes) != (info.output, info.num_classes):
+        raise ReprogramError(
+            f"{served}, which answers {info.num_classes} {info.output or 'values'}, but "
+            f"{wanted!r} here answers {public.num_classes} {public.outputs}. Name the same "
+            "model and #output with #language=NAME."
+        )
+    return LanguageQuerySource(public, endpoint, name=name)
+
+
 def query_any(source: Source, **kwargs: Any) -> BlackBoxSource:
     """``source`` answered as a black box (``query:NAME``): a language model through
     :class:`LanguageQuerySource`, any other source through
@@ -132,4 +195,12 @@ def query_any(source: Source, **kwargs: Any) -> BlackBoxSource:
     return query_source(source, **kwargs)
 
 
-__all__ = ["LanguageEndpoint", "LanguageQuerySource", "query_any"]
+__all__ = [
+    "LanguageEndpoint",
+    "LanguageQuerySource",
+    "answer_rows",
+    "language_info",
+    "language_model",
+    "query_any",
+    "remote_language",
+]

@@ -33,6 +33,14 @@ class EndpointInfo:
         label_names: ``K`` names, or empty when the API does not say.
         top_k: ``0`` when answers are full distributions, else how many labels each answer has.
         fingerprint: an identifier of the model's weights when the API exposes one, else ``""``.
+        kind: ``"image"`` (pixels in, probabilities out) or ``"language"`` (rows of token
+            embeddings with their mask in, features or logits out; ``input_shape`` is then
+            ``(max_positions, D)``).
+        output: a language model's answer: ``"features"`` (pooled states) or ``"logits"``.
+        language: the registered language model whose tokenizer and input embeddings (its
+            public side) a client reads to build its rows, e.g. ``minilm-l6``.
+        embedding_fingerprint: SHA-256 of that public side (input-embedding table), so a
+            client can check that its local copy is the one the server reads.
     """
 
     name: str
@@ -41,6 +49,10 @@ class EndpointInfo:
     label_names: tuple[str, ...] = field(default_factory=tuple)
     top_k: int = 0
     fingerprint: str = ""
+    kind: str = "image"
+    output: str = ""
+    language: str = ""
+    embedding_fingerprint: str = ""
 
 
 @runtime_checkable

@@ -22,7 +22,9 @@ What the server guards:
   a client that stops reading its answer for ``write_timeout`` seconds has its connection
   dropped (a slow reader cannot hold a connection, nor a slot of the work in flight);
 - the inputs (422: not JSON or JSON nested too deeply, bad base64, a shape other than
-  ``[B, *input_shape]``, ``B`` over ``max_batch``, NaN/inf, values outside ``[0, 1]``);
+  ``[B, *input_shape]``, ``B`` over ``max_batch``, NaN/inf, values outside ``[0, 1]``; a
+  language model's rows: a width other than ``D + 1``, more positions than it takes, a mask
+  column with values other than 0 and 1 or without a real position);
 - a thread-safe count of queries served (one input answered = one query).
 """
 
@@ -65,13 +67,16 @@ from .wire import (
     BINARY_TYPE,
     DTYPES,
     ENCODINGS,
+    LANGUAGE,
     SERVED_HEADER,
     TOKEN_ENV,
     binary_body,
     binary_pixels,
+    check_rows,
     check_unit_range,
     decode_array,
     encode_array,
+    input_key,
     max_inputs_per_body,
     resolve_token,
 )
@@ -79,6 +84,9 @@ from .wire import (
 logger = logging.getLogger(__name__)
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
+#: A language model's default body limit holds ``max_batch`` rows of this many positions (a
+#: longer row still fits: the client sends fewer rows per request).
+LANGUAGE_BODY_POSITIONS = 128
 
 
 class _Rejected(Exception):
@@ -153,12 +161,14 @@ def create_app(
 
     Args:
         model_fn: pixels float32 ``[B, *info.input_shape]`` in ``[0, 1]`` → probabilities
-            ``[B, K]``; called under ``torch.no_grad()``, never concurrently.
+            ``[B, K]``; called under ``torch.no_grad()``, never concurrently. For a language
+            model (``info.kind == "language"``, ``input_shape`` ``(max_positions, D)``): rows
+            float32 ``[B, T, D + 1]`` (embeddings and mask) → features or logits ``[B, K]``.
         info: what ``/health`` says (its ``top_k`` is replaced by ``top_k``).
         token: the bearer token clients must send; ``None`` (or empty) serves everyone.
         max_batch: most inputs one request may carry (422 beyond).
         max_body_bytes: largest request body (413 beyond); default: room for ``max_batch``
-            float32 inputs.
+            float32 inputs (a language model's: rows of at most 128 positions).
         top_k: ``0`` answers full distributions; ``k > 0`` only the ``k`` best labels and
             their probabilities.
         max_inflight: most authenticated ``/predict`` requests being read, decoded or answered
@@ -173,12 +183,33 @@ def create_app(
         raise ReprogramError(f"max_inflight must be at least 1, got {max_inflight}.")
     if not 0 <= top_k <= info.num_classes:
         raise ReprogramError(f"top_k must lie in [0, {info.num_classes}], got {top_k}.")
-    if max_body_bytes is None:
-        max_body_bytes = default_max_body_bytes(max_batch, shape)
-    if max_inputs_per_body(max_body_bytes, shape, 1) < 1:
+    language = info.kind == LANGUAGE
+    if language and top_k:
         raise ReprogramError(
-            f"max_body_bytes={max_body_bytes} leaves no room for one input of shape {list(shape)}."
+            "top_k applies to probabilities; a language model answers features or logits "
+            "whole. Drop --top-k."
         )
+    # the smallest input one request must be able to carry: a language row of one position
+    smallest = (1, shape[1] + 1) if language else shape
+    if max_body_bytes is None:
+        max_body_bytes = default_max_body_bytes(
+            max_batch, (min(shape[0], LANGUAGE_BODY_POSITIONS), shape[1] + 1) if language else shape
+        )
+    if max_inputs_per_body(max_body_bytes, smallest, 1) < 1:
+        raise ReprogramError(
+            f"max_body_bytes={max_body_bytes} leaves no room for one input of shape "
+            f"{list(smallest)}."
+        )
+    described = (
+        {
+            "kind": LANGUAGE,
+            "output": info.output,
+            "language": info.language,
+            "embedding_fingerprint": info.embedding_fingerprint,
+        }
+        if language
+        else {}
+    )
     info = dataclasses.replace(info, input_shape=shape, top_k=top_k)
     expected = hashlib.sha256(f"Bearer {token}".encode()).digest() if token else None
     counter = QueryCounter()
@@ -231,7 +262,7 @@ def create_app(
     def parse_pixels(body: bytearray, binary: bool = False) -> torch.Tensor:
         if binary:
             try:
-                pixels = binary_pixels(body)
+                pixels = binary_pixels(body, input_key(info))
             except ValueError as exc:
                 raise _Rejected(422, str(exc)) from None
         else:
@@ -245,6 +276,16 @@ def create_app(
                 pixels = decode_array(payload, "the request")
             except ValueError as exc:
                 raise _Rejected(422, str(exc)) from None
+        if language:
+            try:
+                rows = check_rows(pixels, shape)
+            except ValueError as exc:
+                raise _Rejected(422, str(exc)) from None
+            if not 1 <= rows.shape[0] <= max_batch:
+                raise _Rejected(
+                    422, f"a request carries 1 to {max_batch} rows, this one {rows.shape[0]}"
+                )
+            return torch.from_numpy(rows.copy())
         if pixels.ndim != len(shape) + 1 or tuple(pixels.shape[1:]) != shape:
             raise _Rejected(
                 422,
@@ -273,17 +314,19 @@ def create_app(
         served = counter.add(int(x.shape[0]))
         headers = {SERVED_HEADER: str(served)}
         if binary:
-            if top_k:
+            if language:
+                tensors = {"outputs": probs.contiguous().numpy()}
+            elif top_k:
                 scores, indices = probs.topk(top_k, dim=-1)
                 tensors = {"indices": indices.numpy(), "scores": scores.numpy()}
             else:
                 tensors = {"probabilities": probs.numpy()}
             return Response(binary_body(tensors), media_type=BINARY_TYPE, headers=headers)
-        if top_k:
+        if language:
+            out: dict[str, Any] = {"outputs": encode_array(probs.contiguous().numpy())}
+        elif top_k:
             scores, indices = probs.topk(top_k, dim=-1)
-            out: dict[str, Any] = {
-                "top_k": {"indices": indices.tolist(), "scores": scores.tolist()}
-            }
+            out = {"top_k": {"indices": indices.tolist(), "scores": scores.tolist()}}
         else:
             out = {"probabilities": encode_array(probs.contiguous().numpy())}
         out["queries_served"] = served
@@ -312,6 +355,7 @@ def create_app(
                 "dtypes": sorted(DTYPES),
                 "encodings": list(ENCODINGS),
                 "queries_served": counter.value,
+                **described,
             }
         )
 

@@ -14,6 +14,14 @@ header. No base64 and no JSON parsing of the payload: encoding and decoding are 
 server that speaks it lists ``"safetensors"`` in ``/health``'s ``encodings``, and answers it
 when the request's ``Accept`` header asks for ``application/octet-stream``.
 
+A language model (``/health``'s ``kind`` is ``"language"``) takes rows instead of pixels:
+float32 ``[B, T, D + 1]``, each position's input embedding ``[D]`` with the attention mask
+(1 for a real position, 0 for right padding) as one more column, ``T`` at most the model's
+``max_positions`` (``input_shape`` is ``[max_positions, D]``). It answers ``{"outputs": [B, K]}``
+float32: pooled features or next-token logits as the model gives them (no distribution, so
+they are checked for shape and finite values only). In binary bodies the tensors are named
+``rows`` and ``outputs``.
+
 The checks of what arrives raise ``ValueError`` with a message that says what was wrong, and the
 caller decides what that means (422 on the server, a retry on the client);
 :func:`check_pixels`, the check of a caller's own queries, raises :class:`ReprogramError`.
@@ -41,6 +49,8 @@ ENCODINGS = ("json", "safetensors")
 SERVED_HEADER = "X-Queries-Served"
 DTYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype("<f4"), "uint8": np.dtype("u1")}
 PROB_TOLERANCE = 1e-3
+#: ``EndpointInfo.kind`` of a language model (rows of embeddings in, features or logits out).
+LANGUAGE = "language"
 # JSON around the base64 string of a request body: shape, dtype, keys (generous upper bound).
 BODY_OVERHEAD = 512
 
@@ -116,16 +126,73 @@ def decode_binary(content: bytes | bytearray, names: set[str], what: str) -> dic
     return tensors
 
 
-def binary_pixels(content: bytes | bytearray) -> np.ndarray:
-    """The ``pixels`` tensor (float32 or uint8) of a binary ``/predict`` body (ValueError)."""
-    pixels = decode_binary(content, {"pixels"}, "the request")["pixels"]
+def binary_pixels(content: bytes | bytearray, key: str = "pixels") -> np.ndarray:
+    """The ``key`` tensor (``pixels`` or a language model's ``rows``; float32 or uint8) of a
+    binary ``/predict`` body (ValueError)."""
+    pixels = decode_binary(content, {key}, "the request")[key]
     if pixels.dtype not in (DTYPES["float32"], DTYPES["uint8"]):
-        raise ValueError(f"pixels must be float32 or uint8, got {pixels.dtype}")
+        raise ValueError(f"{key} must be float32 or uint8, got {pixels.dtype}")
     return pixels
 
 
+def input_key(info: EndpointInfo) -> str:
+    """The name of a binary request's tensor: ``rows`` (a language model) or ``pixels``."""
+    return "rows" if info.kind == LANGUAGE else "pixels"
+
+
+def check_rows(rows: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    """``rows`` float32 ``[B, T, D + 1]`` for a language model of ``input_shape``
+    ``(max_positions, D)``, after checking them (``ValueError`` says what is wrong).
+
+    The last column is the attention mask: only 0 or 1, and at least one real position per row.
+    """
+    positions, width = int(input_shape[0]), int(input_shape[1])
+    if rows.dtype != np.float32:
+        raise ValueError(f"rows must be float32, got {rows.dtype}")
+    if rows.ndim != 3 or rows.shape[2] != width + 1:
+        raise ValueError(
+            f"rows must have shape [B, T, {width + 1}] (each position's {width} embedding values "
+            f"and its mask), got {list(rows.shape)}"
+        )
+    if not 1 <= rows.shape[1] <= positions:
+        raise ValueError(f"rows take 1 to {positions} positions, these {rows.shape[1]}")
+    if not np.isfinite(rows).all():
+        raise ValueError("rows hold NaN or infinite values")
+    mask = rows[..., -1]
+    if not np.isin(mask, (0.0, 1.0)).all():
+        raise ValueError(
+            "the mask column (the last of each position) holds values other than 0 and 1"
+        )
+    if rows.shape[0] and not (mask.max(axis=1) == 1.0).all():
+        raise ValueError("a row has no real position (its mask column is all 0)")
+    return rows
+
+
+def check_language_rows(rows: Any, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Caller-side :func:`check_rows` (:class:`ReprogramError`; a copy only if needed)."""
+    try:
+        return check_rows(np.asarray(rows, dtype=np.float32), input_shape)
+    except (TypeError, ValueError) as exc:
+        raise ReprogramError(f"language-model queries are invalid: {exc}.") from None
+
+
+def check_outputs(outputs: np.ndarray, batch: int, num_outputs: int) -> np.ndarray:
+    """A language model's answer float32 ``[batch, K]``: its shape and finite values."""
+    if outputs.dtype != np.float32:
+        raise ValueError(f"outputs must be float32, got {outputs.dtype}")
+    if outputs.shape != (batch, num_outputs):
+        raise ValueError(f"expected outputs [{batch}, {num_outputs}], got {list(outputs.shape)}")
+    if not np.isfinite(outputs).all():
+        raise ValueError("outputs hold NaN or infinite values")
+    return outputs
+
+
 def parse_binary_answer(content: bytes, batch: int, info: EndpointInfo) -> np.ndarray:
-    """Probabilities float32 ``[batch, K]`` from a binary answer (ValueError if invalid)."""
+    """Probabilities (a language model: outputs) float32 ``[batch, K]`` from a binary answer
+    (ValueError if invalid)."""
+    if info.kind == LANGUAGE:
+        outputs = decode_binary(content, {"outputs"}, "the answer")["outputs"]
+        return check_outputs(outputs, batch, info.num_classes)
     if info.top_k:
         top = decode_binary(content, {"indices", "scores"}, "the answer")
         return check_topk(top["indices"], top["scores"], batch, info)
@@ -246,7 +313,8 @@ def check_topk(indices: Any, scores: Any, batch: int, info: EndpointInfo) -> np.
 
 
 def parse_answer(content: bytes, batch: int, info: EndpointInfo) -> tuple[np.ndarray, int | None]:
-    """Probabilities float32 ``[batch, K]`` and the server's ``queries_served`` from a body.
+    """Probabilities (a language model: outputs) float32 ``[batch, K]`` and the server's
+    ``queries_served`` from a body.
 
     Raises:
         ValueError: the body is not JSON, lacks both ``probabilities`` and ``top_k``, or what it
@@ -260,6 +328,11 @@ def parse_answer(content: bytes, batch: int, info: EndpointInfo) -> tuple[np.nda
         raise ValueError("the answer is not a JSON object")
     served = payload.get("queries_served")
     served = served if isinstance(served, int) and not isinstance(served, bool) else None
+    if info.kind == LANGUAGE:
+        if "outputs" not in payload:
+            raise ValueError("the answer of a language model has no 'outputs'")
+        outputs = decode_array(payload["outputs"], "outputs")
+        return check_outputs(outputs, batch, info.num_classes), served
     if "probabilities" in payload:
         probs = decode_array(payload["probabilities"], "probabilities")
         if probs.dtype != np.float32:
@@ -279,17 +352,22 @@ __all__ = [
     "DTYPES",
     "ENCODINGS",
     "JSON_TYPE",
+    "LANGUAGE",
     "SERVED_HEADER",
     "TOKEN_ENV",
     "binary_body",
     "binary_pixels",
+    "check_language_rows",
+    "check_outputs",
     "check_pixels",
     "check_probabilities",
+    "check_rows",
     "check_topk",
     "check_unit_range",
     "decode_array",
     "decode_binary",
     "encode_array",
+    "input_key",
     "max_inputs_per_body",
     "parse_answer",
     "parse_binary_answer",

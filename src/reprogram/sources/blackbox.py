@@ -3,7 +3,10 @@
 Each builds a :class:`~reprogram.blackbox.source.BlackBoxSource` (queries counted, budget
 enforced, answers cached) around an endpoint. An HTTP source takes client options after a
 ``#`` (a URL fragment: never sent to the server), ``K=V`` pairs joined by commas:
-``http://127.0.0.1:8000#timeout=60,deadline=120,retries=8`` (see :class:`HttpOptions`). The
+``http://127.0.0.1:8000#timeout=60,deadline=120,retries=8`` (see :class:`HttpOptions`). A
+served language model (``reprogram serve --source minilm-l6``) becomes a query-only language
+source whose tokenizer and input embeddings are built here (``#language=NAME`` names them when
+the server does not). The
 endpoint modules are imported only when such a name is used, so a missing optional dependency
 gives a clear error instead of breaking ``reprogram list sources``.
 """
@@ -15,8 +18,9 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..blackbox.language import query_any
+from ..blackbox.language import query_any, remote_language
 from ..blackbox.source import BlackBoxSource
+from ..blackbox.wire import LANGUAGE
 from ..errors import ReprogramError
 from . import SOURCES, build_source
 
@@ -70,6 +74,13 @@ class HttpOptions:
     max_batch: int | None = field(
         default=None, metadata={"help": "most inputs per request (default: what the server takes)"}
     )
+    language: str = field(
+        default="",
+        metadata={
+            "help": "a served language model: the model whose tokenizer and input embeddings "
+            "build the rows here (default: the one the server names)"
+        },
+    )
 
 
 def parse_http_name(name: str) -> tuple[str, dict[str, str]]:
@@ -91,8 +102,29 @@ def _build_http(name: str) -> Any:
     url, given = parse_http_name(name)
     options: HttpOptions = SOURCES.build_config(url, given)
     endpoint_class = _endpoint_class("reprogram.blackbox.http", "HttpEndpoint", "http(s)://")
-    endpoint = endpoint_class(url, **dataclasses.asdict(options))
-    return BlackBoxSource(endpoint, name=name)
+    client = dataclasses.asdict(options)
+    language = client.pop("language")
+    endpoint = endpoint_class(url, **client)
+    if endpoint.info.kind != LANGUAGE:
+        if language:
+            endpoint.close()
+            raise ReprogramError(
+                f"{url} serves {endpoint.info.name!r}, which is no language model: drop "
+                f"#language={language}."
+            )
+        return BlackBoxSource(endpoint, name=name)
+    wanted = language or endpoint.info.language
+    try:
+        if not wanted:
+            raise ReprogramError(
+                f"the language model at {url} does not say which model's tokenizer and input "
+                f"embeddings to read; name it as a source option: {url}#language=NAME "
+                "(reprogram list sources)."
+            )
+        return remote_language(endpoint, name, build_source(wanted))
+    except BaseException:
+        endpoint.close()
+        raise
 
 
 @SOURCES.register(

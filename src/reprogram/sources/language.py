@@ -22,6 +22,7 @@ states through :meth:`LanguageSource.with_positions`.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -212,6 +213,14 @@ class LanguageSource(Source):
         """The frozen input embeddings ``[V_s, D]`` (shared storage, no gradient)."""
         model: Any = self.module
         return model.get_input_embeddings().weight.detach()
+
+    def embedding_fingerprint(self) -> str:
+        """SHA-256 of the public side: the input-embedding table's shape and bytes, and the
+        tokenizer's vocabulary size (what a client of a served model builds its rows from)."""
+        table = self.embedding_matrix().float().cpu().contiguous()
+        h = hashlib.sha256(f"{tuple(table.shape)}:{len(self.tokenizer)}".encode())
+        h.update(table.numpy().tobytes())
+        return h.hexdigest()
 
     def special_ids(self) -> tuple[list[int], list[int]]:
         """Token ids the tokenizer puts before and after a text (``[CLS]`` / ``[SEP]``)."""

@@ -1,0 +1,206 @@
+"""A language model served over HTTP: ``reprogram serve --source LM`` and ``http://`` clients.
+
+Every server is a real uvicorn server on 127.0.0.1 in a background thread, serving
+``tiny-random-lm`` (a tiny random BERT-like encoder: 16-d embeddings, 16 pooled features).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from reprogram import FitConfig, fit
+from reprogram.blackbox.language import LanguageQuerySource, language_model
+from reprogram.blackbox.server import create_app, running_server, source_model
+from reprogram.blackbox.wire import binary_body, request_body
+from reprogram.cli import main
+from reprogram.errors import ReprogramError
+from reprogram.sources import build_source
+from reprogram.sources.language import LanguageSource, TokenInputs
+
+
+@pytest.fixture(scope="module")
+def lm() -> LanguageSource:
+    source = build_source("tiny-random-lm")
+    assert isinstance(source, LanguageSource)
+    return source
+
+
+@pytest.fixture(scope="module")
+def url(lm: LanguageSource) -> Iterator[str]:
+    """A server taking at most 4 rows a request."""
+    with running_server(create_app(*language_model(lm), max_batch=4)) as base:
+        yield base
+
+
+def padded(n: int, t: int, width: int, seed: int = 0) -> TokenInputs:
+    """``n`` rows of ``t`` random embeddings, row ``i`` right-padded after ``1 + i % t``."""
+    g = torch.Generator().manual_seed(seed)
+    embeds = torch.randn(n, t, width, generator=g)
+    mask = (torch.arange(t) < (1 + torch.arange(n) % t).unsqueeze(1)).float()
+    return TokenInputs(embeds, mask)
+
+
+@pytest.mark.parametrize("wire", ["json", "binary"])
+def test_a_served_language_model_answers_as_it_does_in_process(
+    lm: LanguageSource, url: str, wire: str
+) -> None:
+    remote = build_source(f"{url}#wire={wire}")
+    assert isinstance(remote, LanguageQuerySource)
+    assert remote.outputs == "features" and remote.num_classes == lm.num_classes
+    assert remote.language.embedding_fingerprint() == lm.embedding_fingerprint()
+    inputs = padded(11, 7, lm.width)
+    answer = remote(inputs)
+    with torch.no_grad():
+        expected = lm(inputs)
+    torch.testing.assert_close(answer, expected, rtol=1e-5, atol=1e-6)
+    assert remote.ledger.queries == 11  # one row, one query
+    assert remote.endpoint.stats()["requests_sent"] == 3  # 4 + 4 + 3 rows (max_batch 4)
+    remote.endpoint.close()
+
+
+def test_health_says_what_a_client_needs_to_build_rows(lm: LanguageSource, url: str) -> None:
+    health = httpx.get(f"{url}/health", timeout=5).json()
+    assert health["kind"] == "language" and health["output"] == "features"
+    assert health["language"] == "tiny-random-lm"
+    assert health["input_shape"] == [lm.max_positions, lm.width]
+    assert health["embedding_fingerprint"] == lm.embedding_fingerprint()
+
+
+def _rows(n: int, t: int, width: int) -> np.ndarray:
+    rows = np.zeros((n, t, width + 1), np.float32)
+    rows[..., -1] = 1.0
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda r: r.__setitem__((0, 0, 0), np.nan), "NaN or infinite"),
+        (lambda r: r.__setitem__((1, slice(None), -1), 0.0), "no real position"),
+        (lambda r: r.__setitem__((0, 1, -1), 0.5), "other than 0 and 1"),
+    ],
+)
+def test_bad_rows_are_refused_with_the_reason(
+    lm: LanguageSource, url: str, change: Any, reason: str
+) -> None:
+    rows = _rows(2, 3, lm.width)
+    change(rows)
+    for body, kind in (
+        (request_body(rows), "application/json"),
+        (binary_body({"rows": rows}), "application/octet-stream"),
+    ):
+        answer = httpx.post(
+            f"{url}/predict", content=body, headers={"Content-Type": kind}, timeout=5
+        )
+        assert answer.status_code == 422 and reason in answer.json()["detail"]
+
+
+def test_rows_of_the_wrong_shape_or_type_are_refused(lm: LanguageSource, url: str) -> None:
+    cases = [
+        (_rows(2, 3, lm.width + 1), "each position's"),  # one column too many
+        (_rows(1, lm.max_positions + 1, lm.width), "positions"),
+        (_rows(5, 3, lm.width), "1 to 4 rows"),  # over max_batch
+        (np.ones((2, 3, lm.width + 1), np.uint8), "float32"),
+    ]
+    for rows, reason in cases:
+        answer = httpx.post(f"{url}/predict", content=request_body(rows), timeout=5)
+        assert answer.status_code == 422 and reason in answer.json()["detail"], reason
+    remote = build_source(url)
+    with pytest.raises(ReprogramError, match="positions"):
+        remote(
+            TokenInputs(
+                torch.zeros(1, lm.max_positions + 1, lm.width), torch.ones(1, lm.max_positions + 1)
+            )
+        )
+    assert remote.ledger.queries == 0  # refused before anything was sent
+    remote.endpoint.close()
+
+
+def test_the_client_checks_its_public_side_against_the_server(url: str) -> None:
+    with pytest.raises(ReprogramError, match="input embeddings differ"):
+        build_source(f"{url}#language=tiny-random-causal-lm")
+    with pytest.raises(ReprogramError, match="not a language model"):
+        build_source(f"{url}#language=tiny-random-cnn")
+    with running_server(create_app(*source_model(build_source("tiny-random-cnn")))) as image:
+        with pytest.raises(ReprogramError, match="no language model"):
+            build_source(f"{image}#language=tiny-random-lm")
+
+
+def test_a_server_that_names_no_public_side_needs_one_named(lm: LanguageSource) -> None:
+    import dataclasses
+
+    model_fn, info = language_model(lm)
+    anonymous = dataclasses.replace(info, language="", embedding_fingerprint="")
+    with running_server(create_app(model_fn, anonymous)) as base:
+        with pytest.raises(ReprogramError, match="#language=NAME"):
+            build_source(base)
+        remote = build_source(f"{base}#language=tiny-random-lm")
+        assert isinstance(remote, LanguageQuerySource)
+        remote.endpoint.close()
+
+
+def test_top_k_is_refused_for_a_language_model(lm: LanguageSource) -> None:
+    with pytest.raises(ReprogramError, match="top_k"):
+        create_app(*language_model(lm), top_k=2)
+    assert main(["serve", "--source", "tiny-random-lm", "--top-k", "2"]) == 2
+
+
+def test_serve_builds_the_language_app(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reprogram.blackbox import server as server_module
+
+    servers: list[Any] = []
+    monkeypatch.setattr(server_module, "_run", servers.append)
+    assert main(["serve", "--source", "tiny-random-lm", "--port", "8765"]) == 0
+    assert "16 features for rows of up to" in capsys.readouterr().out
+    with running_server(servers[0].config.app) as base:
+        assert httpx.get(f"{base}/health", timeout=5).json()["kind"] == "language"
+
+
+def test_training_over_http_matches_the_same_run_in_process(
+    lm: LanguageSource, url: str, tmp_path: Path
+) -> None:
+    def run(source: str, name: str) -> dict[str, Any]:
+        cfg = FitConfig(
+            source=source,
+            target="amp",
+            shots=4,
+            program="soft-prompt",
+            program_options={"subspace": 8},
+            mapping="linear",
+            optimizer="rgf",
+            optimizer_options={"q": 2},
+            epochs=2,
+            out=str(tmp_path / name),
+            seed=1,
+            progress=False,
+            plots=False,
+        )
+        return fit(cfg).metrics
+
+    remote, local = run(url, "http"), run("query:tiny-random-lm", "query")
+    for key in (
+        "test_accuracy",
+        "test_roc_auc",
+        "test_loss",
+        "queries",
+        "queries_by_phase",
+        "best_epoch",
+    ):
+        assert key in remote and remote[key] == local[key], key
+    losses = [[e["val_loss"] for e in m["history"]] for m in (remote, local)]
+    assert losses[0] == losses[1] and len(losses[0]) == 2
+    # an artifact does not follow a URL by itself; named by the user, eval reproduces it
+    assert main(["eval", str(tmp_path / "http")]) == 2
+    assert main(["eval", str(tmp_path / "http"), "--source", url]) == 0
+    config = json.loads((tmp_path / "http" / "config.json").read_text())
+    assert config["source"]["name"] == url and config["source"]["access"] == "query"
