@@ -204,3 +204,15 @@ def test_training_over_http_matches_the_same_run_in_process(
     assert main(["eval", str(tmp_path / "http"), "--source", url]) == 0
     config = json.loads((tmp_path / "http" / "config.json").read_text())
     assert config["source"]["name"] == url and config["source"]["access"] == "query"
+
+
+def test_serving_an_artifact_of_a_sequence_target_is_refused_with_what_to_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = FitConfig(source="tiny-random-lm", target="amp", shots=4, program="soft-prompt",
+                    mapping="linear", epochs=1, out=str(tmp_path / "run"), seed=0,
+                    progress=False, plots=False)
+    fit(cfg)
+    assert main(["serve", str(tmp_path / "run")]) == 2  # it used to serve, then answer 500
+    err = capsys.readouterr().err
+    assert "sequence target 'amp'" in err and "reprogram predict" in err

@@ -400,13 +400,22 @@ def source_model(source: torch.nn.Module) -> tuple[ModelFn, EndpointInfo]:
 def artifact_model(directory: str) -> tuple[ModelFn, EndpointInfo]:
     """``model_fn`` and ``info`` for a trained artifact: target inputs → target probabilities.
 
-    Works for ``fit`` and ``baseline`` artifacts alike. The inputs are the target's
+    Works for ``fit`` and ``baseline`` artifacts of image targets alike (others are refused:
+    their inputs are token ids, windows or raw series, not pixels). The inputs are the target's
     (``config.json``'s ``target.input_shape``, values in ``[0, 1]``); the fingerprint hashes
     the source's weight fingerprint with the trained tensors.
     """
     from pathlib import Path
 
     model, config = load_artifact(directory)
+    modality = str(config["target"].get("modality", "image"))
+    if modality != "image":
+        raise ReprogramError(
+            f"reprogram serve DIR serves artifacts of image targets (pixels in [0, 1]); "
+            f"{directory} was trained on the {modality} target {config['target'].get('name')!r}, "
+            f"whose inputs this API does not carry. Use `reprogram predict {directory}` for it "
+            "(a language model itself is served with `reprogram serve --source NAME`)."
+        )
     model.eval()
 
     def model_fn(pixels: torch.Tensor) -> torch.Tensor:
