@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from helpers import Crash, CrashAt
 
 from reprogram import FitConfig, fit
 from reprogram.blackbox.language import LanguageQuerySource, language_model
@@ -166,26 +167,30 @@ def test_serve_builds_the_language_app(
         assert httpx.get(f"{base}/health", timeout=5).json()["kind"] == "language"
 
 
+def _query_run(source: str, out: Path, **kw: Any) -> FitConfig:
+    return FitConfig(
+        source=source,
+        target="amp",
+        shots=4,
+        program="soft-prompt",
+        program_options={"subspace": 8},
+        mapping="linear",
+        optimizer="rgf",
+        optimizer_options={"q": 2},
+        epochs=2,
+        out=str(out),
+        seed=1,
+        progress=False,
+        plots=False,
+        **kw,
+    )
+
+
 def test_training_over_http_matches_the_same_run_in_process(
     lm: LanguageSource, url: str, tmp_path: Path
 ) -> None:
     def run(source: str, name: str) -> dict[str, Any]:
-        cfg = FitConfig(
-            source=source,
-            target="amp",
-            shots=4,
-            program="soft-prompt",
-            program_options={"subspace": 8},
-            mapping="linear",
-            optimizer="rgf",
-            optimizer_options={"q": 2},
-            epochs=2,
-            out=str(tmp_path / name),
-            seed=1,
-            progress=False,
-            plots=False,
-        )
-        return fit(cfg).metrics
+        return fit(_query_run(source, tmp_path / name)).metrics
 
     remote, local = run(url, "http"), run("query:tiny-random-lm", "query")
     for key in (
@@ -204,6 +209,15 @@ def test_training_over_http_matches_the_same_run_in_process(
     assert main(["eval", str(tmp_path / "http"), "--source", url]) == 0
     config = json.loads((tmp_path / "http" / "config.json").read_text())
     assert config["source"]["name"] == url and config["source"]["access"] == "query"
+
+
+def test_a_killed_run_over_http_resumes_without_paying_twice(url: str, tmp_path: Path) -> None:
+    straight = fit(_query_run(url, tmp_path / "straight")).metrics
+    with pytest.raises(Crash):
+        fit(_query_run(url, tmp_path / "resumed"), callbacks=[CrashAt(2)])
+    resumed = fit(_query_run(url, tmp_path / "resumed", resume=True)).metrics
+    for key in ("queries", "test_roc_auc", "best_epoch"):
+        assert resumed[key] == straight[key], key
 
 
 def test_serving_an_artifact_of_a_sequence_target_is_refused_with_what_to_use(
