@@ -230,3 +230,18 @@ def test_serving_an_artifact_of_a_sequence_target_is_refused_with_what_to_use(
     assert main(["serve", str(tmp_path / "run")]) == 2  # it used to serve, then answer 500
     err = capsys.readouterr().err
     assert "sequence target 'amp'" in err and "reprogram predict" in err
+
+
+def test_a_row_of_every_position_fits_the_default_body(lm: LanguageSource) -> None:
+    with running_server(create_app(*language_model(lm), max_batch=1)) as base:
+        remote = build_source(base)
+        full = padded(2, lm.max_positions, lm.width)
+        torch.testing.assert_close(remote(full), lm(full), rtol=1e-5, atol=1e-6)
+        assert remote.endpoint.stats()["requests_sent"] == 2
+        remote.endpoint.close()
+    small = create_app(*language_model(lm), max_body_bytes=4096)
+    with running_server(small) as base:
+        remote = build_source(base)
+        with pytest.raises(ReprogramError, match="too small for one row of 256 positions"):
+            remote(padded(1, lm.max_positions, lm.width))
+        remote.endpoint.close()

@@ -333,8 +333,8 @@ class HttpEndpoint:
             if n < 1:
                 raise ReprogramError(
                     f"{self.url} takes bodies of at most {self._limits[1]} bytes, too small for "
-                    f"one row of {x.shape[1]} positions; send shorter sequences, or serve with a "
-                    "larger body limit."
+                    f"one row of {x.shape[1]} positions; send shorter sequences (or a shorter "
+                    "prompt), or raise the server's max_body_bytes."
                 )
         else:
             x = check_pixels(pixels, self.info.input_shape)

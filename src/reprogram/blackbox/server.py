@@ -84,8 +84,9 @@ from .wire import (
 logger = logging.getLogger(__name__)
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
-#: A language model's default body limit holds ``max_batch`` rows of this many positions (a
-#: longer row still fits: the client sends fewer rows per request).
+#: A language model's default body limit holds ``max_batch`` rows of this many positions, and
+#: at least one row of every position the model takes (the client sends longer rows fewer to
+#: a request).
 LANGUAGE_BODY_POSITIONS = 128
 
 
@@ -168,7 +169,8 @@ def create_app(
         token: the bearer token clients must send; ``None`` (or empty) serves everyone.
         max_batch: most inputs one request may carry (422 beyond).
         max_body_bytes: largest request body (413 beyond); default: room for ``max_batch``
-            float32 inputs (a language model's: rows of at most 128 positions).
+            float32 inputs (a language model's: rows of 128 positions, and at least one row
+            of ``max_positions``).
         top_k: ``0`` answers full distributions; ``k > 0`` only the ``k`` best labels and
             their probabilities.
         max_inflight: most authenticated ``/predict`` requests being read, decoded or answered
@@ -191,10 +193,14 @@ def create_app(
         )
     # the smallest input one request must be able to carry: a language row of one position
     smallest = (1, shape[1] + 1) if language else shape
-    if max_body_bytes is None:
-        max_body_bytes = default_max_body_bytes(
-            max_batch, (min(shape[0], LANGUAGE_BODY_POSITIONS), shape[1] + 1) if language else shape
+    if max_body_bytes is None and language:  # max_batch short rows, or one of full length
+        width = shape[1] + 1
+        max_body_bytes = max(
+            default_max_body_bytes(max_batch, (min(shape[0], LANGUAGE_BODY_POSITIONS), width)),
+            default_max_body_bytes(1, (shape[0], width)),
         )
+    elif max_body_bytes is None:
+        max_body_bytes = default_max_body_bytes(max_batch, shape)
     if max_inputs_per_body(max_body_bytes, smallest, 1) < 1:
         raise ReprogramError(
             f"max_body_bytes={max_body_bytes} leaves no room for one input of shape "
