@@ -207,6 +207,10 @@ def test_training_over_http_matches_the_same_run_in_process(
     # an artifact does not follow a URL by itself; named by the user, eval reproduces it
     assert main(["eval", str(tmp_path / "http")]) == 2
     assert main(["eval", str(tmp_path / "http"), "--source", url]) == 0
+    # the same weights answered through queries in process load it too; other weights do not
+    assert main(["eval", str(tmp_path / "http"), "--source", "query:tiny-random-lm"]) == 0
+    assert main(["eval", str(tmp_path / "query"), "--source", url]) == 0
+    assert main(["eval", str(tmp_path / "http"), "--source", "query:tiny-random-causal-lm"]) == 2
     config = json.loads((tmp_path / "http" / "config.json").read_text())
     assert config["source"]["name"] == url and config["source"]["access"] == "query"
 

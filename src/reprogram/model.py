@@ -358,7 +358,7 @@ def check_source(config: dict[str, Any], source: Source | None, directory: Path)
                 f"Python."
             )
         source = build_source(src_name)
-    if source.fingerprint() != fingerprint:
+    if not _same_model(source, fingerprint, config["source"].get("access")):
         raise ArtifactError(
             f"this artifact was trained on source {src_name!r} with weights "
             f"{fingerprint[:12]}…, but the source given has weights "
@@ -366,6 +366,21 @@ def check_source(config: dict[str, Any], source: Source | None, directory: Path)
             f"model it was trained for: load it with that model."
         )
     return source
+
+
+def _same_model(source: Source, fingerprint: str, access: object) -> bool:
+    """Whether ``source`` is the model an artifact recorded as ``fingerprint``: the same
+    weights, and as a black box (``access == "query"``) if it was trained through queries.
+
+    Black boxes of the same weights answer alike whichever route they take (``query:NAME`` in
+    process, or the model served over HTTP, whose fingerprint is the server's), so a run
+    trained through one loads through the other.
+    """
+    given = source.fingerprint()
+    if given == fingerprint:
+        return True
+    both_queried = access == "query" and getattr(source, "access", None) == "query"
+    return both_queried and given.removeprefix("query:") == fingerprint.removeprefix("query:")
 
 
 def target_fields(config: dict[str, Any], directory: Path) -> tuple[tuple[int, ...], int]:
