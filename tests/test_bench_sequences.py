@@ -39,6 +39,8 @@ def test_suite_writes_tables_and_skips_finished_cells(tmp_path: Path) -> None:
     out = tmp_path / "suite"
     for name in ("results.json", "results.csv", "results.md", "auc_vs_shots.png"):
         assert (out / name).is_file()
+    # composition-logreg is the one default method here: the others get their own figure
+    assert (out / "auc_vs_shots_all.png").is_file()
     table = (out / "results.md").read_text()
     assert f"## {task}" in table and "| composition-logreg |" in table
     assert "## Paired" not in table  # the default row is not in this grid: nothing to pair

@@ -8,7 +8,8 @@ with its own artifact under ``OUT/runs/``; finished cells are never rerun, so a 
 continues where it stopped. After every cell the suite rewrites ``results.json``,
 ``results.csv``, ``results.md`` (accuracy and ROC-AUC, mean ± std over seeds, and paired
 comparisons of the default reprogramming row against each peer: ROC-AUC, or RMSE for
-regression) and ``auc_vs_shots.png`` (one panel per task, one line per method).
+regression) and ``auc_vs_shots.png`` (one panel per task, one line per default method; every
+other variant the suite ran as well in ``auc_vs_shots_all.png``).
 
 The default reprogramming row is fixed in advance (``DEFAULT_ROW``), not picked from the
 table: picking the best row by its test score would be test-set selection.
@@ -435,7 +436,21 @@ def write_results(
 
 
 def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
-    """``auc_vs_shots.png``: test ROC-AUC (regression: RMSE) against shots, a panel per task."""
+    """``auc_vs_shots.png``: test ROC-AUC (regression: RMSE) against shots, a panel per task,
+    for the suite's default methods (the default rows and every peer) that ran; and, when the
+    suite ran other variants too, ``auc_vs_shots_all.png`` with every method (20 lines in one
+    panel cannot be told apart, so the first figure stays readable)."""
+    ran = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
+    main = [m for m in ran if m in DEFAULT_METHODS] or ran
+    _plot(out / "auc_vs_shots.png", summary, settings, main)
+    if len(main) < len(ran):
+        _plot(out / "auc_vs_shots_all.png", summary, settings, ran)
+
+
+def _plot(
+    path: Path, summary: list[dict[str, Any]], settings: dict[str, Any], methods: list[str]
+) -> None:
+    """One figure: a panel per task, a line per method of ``methods``."""
     import matplotlib
 
     from reprogram.figures import subplots
@@ -444,15 +459,15 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
     if not tasks:
         return
     fig, axes = subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4.0), squeeze=False)
-    many = len(settings["methods"]) > 10  # matplotlib's 10 colours would repeat: use 20
+    many = len(methods) > 10  # matplotlib's 10 colours would repeat: use 20
     palette = [matplotlib.colormaps["tab20"](j % 20) if many else f"C{j}"
-               for j in range(len(settings["methods"]))]
+               for j in range(len(methods))]
     for ax, task in zip(axes[0], tasks, strict=True):
         order = shots_of(task, settings)
         regression = any(s["rmse_mean"] is not None for s in summary if s["task"] == task)
         key = "rmse" if regression else "auc"
         ax.set_ylabel(f"test {'RMSE' if regression else 'ROC-AUC'} (mean ± std over seeds)")
-        for j, m in enumerate(settings["methods"]):
+        for j, m in enumerate(methods):
             pts = [s for s in summary if s["task"] == task and s["method"] == m]
             pts = sorted((s for s in pts if s["shots"] in order),
                          key=lambda s: order.index(s["shots"]))
@@ -476,4 +491,4 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
     bottom = legend_below(fig, axes[0], ncol=4)
     fig.suptitle(f"{settings['source']} reprogrammed (solid) vs peers (dashed)", fontsize=10)
     fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
-    fig.savefig(out / "auc_vs_shots.png", dpi=120, bbox_inches="tight")  # a wide legend whole
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # a wide legend whole
