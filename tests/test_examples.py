@@ -22,6 +22,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
         ("reprogram_digits.py", "reloaded; first test images:"),
         ("baseline_vs_reprogramming.py", "logistic regression on pixels"),
         ("blackbox_zeroth_order.py", "queries sent"),
+        ("language_model_over_http.py", "test ROC-AUC"),
     ],
 )
 def test_example_runs_on_a_tiny_budget(tmp_path: Path, script: str, expected: str) -> None:
@@ -34,5 +35,10 @@ def test_example_runs_on_a_tiny_budget(tmp_path: Path, script: str, expected: st
 
 
 def test_every_example_is_tested() -> None:
-    tested = {"reprogram_digits.py", "baseline_vs_reprogramming.py", "blackbox_zeroth_order.py"}
+    tested = {
+        "reprogram_digits.py",
+        "baseline_vs_reprogramming.py",
+        "blackbox_zeroth_order.py",
+        "language_model_over_http.py",
+    }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
