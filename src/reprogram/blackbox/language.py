@@ -61,11 +61,17 @@ def answer_rows(source: LanguageSource, rows: torch.Tensor) -> torch.Tensor:
         return source(TokenInputs(rows[..., :-1], rows[..., -1])).float()
 
 
-def language_model(source: LanguageSource) -> tuple[Any, EndpointInfo]:
-    """``model_fn`` (rows ``[B, T, D + 1]`` → ``[B, K]``) and ``info`` to serve ``source`` with
-    :func:`reprogram.blackbox.server.create_app` (``reprogram serve --source NAME``)."""
-    source.eval()
-    return (lambda rows: answer_rows(source, rows)), language_info(source)
+def language_model(source: Source) -> tuple[Any, EndpointInfo]:
+    """``model_fn`` (rows ``[B, T, D + 1]`` → ``[B, K]``) and ``info`` to serve the language
+    model ``source`` with :func:`reprogram.blackbox.server.create_app` (``reprogram serve
+    --source NAME``); ReprogramError for any other source."""
+    if not isinstance(source, LanguageSource):
+        raise ReprogramError(
+            f"{source.name} is no language model; serve it with source_model() instead."
+        )
+    language = source
+    language.eval()
+    return (lambda rows: answer_rows(language, rows)), language_info(language)
 
 
 class LanguageEndpoint:
