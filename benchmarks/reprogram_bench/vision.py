@@ -457,9 +457,8 @@ def _markdown(
         cells = []
         for k in shots:
             s = by.get((m, k))
-            cells.append(
-                f"{s['test_mean']:.3f} ± {s['test_std']:.3f} (n={len(s['seeds'])})" if s else "–"
-            )
+            spread = "" if s is None or len(s["seeds"]) == 1 else f" ± {s['test_std']:.3f}"
+            cells.append(f"{s['test_mean']:.3f}{spread} (n={len(s['seeds'])})" if s else "–")
         last = next(by[(m, k)] for k in reversed(shots) if (m, k) in by)
         params = last["trainable_parameters"]
         frozen = last["source_parameters"]
