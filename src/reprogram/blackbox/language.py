@@ -31,7 +31,7 @@ from ..sources.base import Source
 from ..sources.language import LanguageSource, TokenInputs, check_token_inputs
 from .protocol import EndpointError, EndpointInfo, QueryEndpoint
 from .source import BlackBoxSource, query_source
-from .wire import LANGUAGE
+from .wire import LANGUAGE, check_outputs
 
 #: Answer-cache budget in float32 values (128 MiB): a logits source (49,152 values a row)
 #: keeps about 680 rows, a feature source (384) the default 4,096.
@@ -150,14 +150,12 @@ class LanguageQuerySource(BlackBoxSource):
         return torch.from_numpy(answers).to(embeds.device)
 
     def check_answer(self, answers: np.ndarray, batch: int) -> np.ndarray:
-        """Shape ``[batch, K]`` and finite values (features and logits are no distribution)."""
-        if answers.shape != (batch, self.num_classes):
-            problem = f"shape {tuple(answers.shape)} instead of {(batch, self.num_classes)}"
-        elif not np.all(np.isfinite(answers)):
-            problem = "non-finite values"
-        else:
-            return answers.astype(np.float32, copy=False)
-        raise EndpointError(f"the black box {self.name} answered {problem}.")
+        """Shape ``[batch, K]`` and finite values (features and logits are no distribution):
+        :func:`~reprogram.blackbox.wire.check_outputs`, the check the HTTP client makes."""
+        try:
+            return check_outputs(answers.astype(np.float32, copy=False), batch, self.num_classes)
+        except ValueError as exc:
+            raise EndpointError(f"the black box {self.name} answered {exc}.") from None
 
 
 def remote_language(endpoint: QueryEndpoint, name: str, public: Source) -> BlackBoxSource:
