@@ -282,26 +282,24 @@ def create_app(
                 pixels = decode_array(payload, "the request")
             except ValueError as exc:
                 raise _Rejected(422, str(exc)) from None
-        if language:
+        if language:  # width, positions, finite values and mask
             try:
-                rows = check_rows(pixels, shape)
+                check_rows(pixels, shape)
             except ValueError as exc:
                 raise _Rejected(422, str(exc)) from None
-            if not 1 <= rows.shape[0] <= max_batch:
-                raise _Rejected(
-                    422, f"a request carries 1 to {max_batch} rows, this one {rows.shape[0]}"
-                )
-            return torch.from_numpy(rows.copy())
-        if pixels.ndim != len(shape) + 1 or tuple(pixels.shape[1:]) != shape:
+        elif pixels.ndim != len(shape) + 1 or tuple(pixels.shape[1:]) != shape:
             raise _Rejected(
                 422,
                 f"shape must be [B, {', '.join(map(str, shape))}] (this model's input), got "
                 f"{list(pixels.shape)}",
             )
         if not 1 <= pixels.shape[0] <= max_batch:
+            what = "rows" if language else "inputs"
             raise _Rejected(
-                422, f"a request carries 1 to {max_batch} inputs, this one {pixels.shape[0]}"
+                422, f"a request carries 1 to {max_batch} {what}, this one {pixels.shape[0]}"
             )
+        if language:
+            return torch.from_numpy(pixels.copy())  # writable for torch
         if pixels.dtype == np.uint8:
             x = pixels.astype(np.float32) / np.float32(255.0)
         else:
