@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .atomic import write_atomic
@@ -176,11 +176,13 @@ def load_artifact(
 
 def _check_readable(path: Path) -> None:
     """Refuse a corrupt or truncated tensor file up front (a missing one is the loader's to
-    judge: it names what the artifact lacks)."""
+    judge: it names what the artifact lacks). Only the header is read, and checked against the
+    file's size: the loader reads the tensors once, later."""
     if not path.exists():
         return
     try:
-        load_file(str(path))
+        with safe_open(str(path), framework="pt"):
+            pass
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(
             f"{path} cannot be read ({exc}); it is corrupt or truncated. Re-run the training "
