@@ -98,7 +98,7 @@ def test_options_fraction_stride_and_column(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("time,a\n1,2\n2,3\n", "no date column"),
+        ("when,a\n1,2\n2,3\n", "no date column.*--date-column"),
         ("date,a\n2020-01-01,1\n2020-01-02,x\n2020-01-03,2\n", r"not numbers.*row\(s\) 3"),
         (
             "date,a\n2020-01-01,1\n2020-01-02,nan\n2020-01-03,\n",
@@ -158,6 +158,41 @@ def test_dates_read_in_the_common_layouts_oldest_first(tmp_path: Path) -> None:
         check_dates(dates, "t")  # no error
     with pytest.raises(DataError, match="comes before"):
         check_dates(["2021-03-02", "2021-03-01"], "t")
+
+
+def test_the_time_column_is_found_by_its_usual_names_or_by_option(tmp_path: Path) -> None:
+    from reprogram.data.forecast import read_table
+
+    body = "".join(f"2021-01-{d:02d},{d}\n" for d in range(1, 4))
+    for name in ("ds", "Timestamp", "datetime", "time"):
+        (tmp_path / "t.csv").write_text(f"{name},y\n{body}")
+        table = read_table(tmp_path / "t.csv")
+        assert (table.date_column, table.columns) == (name, ["y"])
+    (tmp_path / "t.csv").write_text(f"when,y,date\n{body.replace(',', ',0,')}")
+    table = read_table(tmp_path / "t.csv", "when")  # named: wins over a column called date
+    assert table.columns == ["y", "date"] and table.dates[0] == "2021-01-01"
+    with pytest.raises(DataError, match=r"no column 'at'.*--date-column"):
+        read_table(tmp_path / "t.csv", "at")
+    long = "".join(f"{t},{t % 7}\n" for t in range(60))  # a numeric time index
+    (tmp_path / "t.csv").write_text(f"when,y\n{long}")
+    data = load_target(f"forecast:{tmp_path / 't.csv'}#date_column=when#lookback=4#horizon=2")
+    assert data.forecast is not None and data.forecast["date_column"] == "when"
+
+
+def test_future_dates_continue_evenly_spaced_history() -> None:
+    from reprogram.data.forecast import future_dates
+
+    hourly = [f"2020-01-01 {h:02d}:00:00" for h in range(22, 24)]
+    assert future_dates(hourly, 2) == ["2020-01-02 00:00:00", "2020-01-02 01:00:00"]
+    daily = ["2020-02-27", "2020-02-28"]
+    assert future_dates(daily, 2) == ["2020-02-29", "2020-03-01"]  # a leap year
+    monthly = ["2020-11-15", "2020-12-15"]
+    assert future_dates(monthly, 2) == ["2021-01-15", "2021-02-15"]
+    assert future_dates(["3", "5", "7"], 2) == ["9", "11"]  # a numeric index continues
+    assert future_dates(["2020-01-01", "2020-01-02", "2020-01-05"], 2) is None  # irregular
+    month_ends = ["2019-12-31", "2020-01-31", "2020-02-29"]
+    assert future_dates(month_ends, 3) == ["2020-03-31", "2020-04-30", "2020-05-31"]
+    assert future_dates(["2020-03-30", "2020-04-30"], 1) is None  # the 30th: not every month
 
 
 def test_season_from_dates() -> None:
@@ -243,15 +278,23 @@ def test_peers_run_under_the_protocol(tmp_path: Path) -> None:
     assert main(["predict", str(tmp_path / "linear"), str(table), "--labelled",
                  "--out", str(out)]) == 0
     lines = out.read_text().splitlines()
-    assert lines[0] == "step,a,a_truth,b,b_truth" and len(lines) == 13
+    assert lines[0] == "step,date,a,a_truth,b,b_truth" and len(lines) == 13
     assert out.with_suffix(".png").is_file()
     raw = _raw(table)
-    assert [float(v) for v in lines[12].split(",")[2::2]] == pytest.approx(raw[-1], abs=1e-4)
+    # labelled: each step carries the date of its truth row (the table's last 12)
+    assert [line.split(",")[1] for line in lines[1:]] == [
+        r.split(",")[0] for r in table.read_text().splitlines()[-12:]
+    ]
+    assert [float(v) for v in lines[12].split(",")[3::2]] == pytest.approx(raw[-1], abs=1e-4)
     x = torch.tensor((raw[-60:-12] - data.forecast["mean"]) / data.forecast["std"],
                      dtype=torch.float32).T.unsqueeze(1)
     with torch.no_grad():
         first = model(x)[:, 0].double().numpy() * data.forecast["std"] + data.forecast["mean"]
-    assert [float(v) for v in lines[1].split(",")[1::2]] == pytest.approx(first, abs=1e-3)
+    assert [float(v) for v in lines[1].split(",")[2::2]] == pytest.approx(first, abs=1e-3)
+    # unlabelled: the forecast's dates continue the hourly history
+    assert main(["predict", str(tmp_path / "linear"), str(table), "--out", str(out)]) == 0
+    ahead = [line.split(",")[1] for line in out.read_text().splitlines()[1:]]
+    assert ahead[0] == "2021-01-17 16:00:00" and ahead[-1] == "2021-01-18 03:00:00"
 
 
 @pytest.mark.parametrize("source", ["tiny-random-causal-lm", "tiny-random-lm"])

@@ -15,7 +15,7 @@ from torch import nn
 
 from .data.checks import check_finite, check_numpy_magic, to_nchw_float
 from .data.folder import decode_image
-from .data.forecast import read_table
+from .data.forecast import future_dates, read_table
 from .data.npz import READ_ERRORS, check_array_sizes
 from .data.sequence_csv import csv_rows
 from .data.sequences import sequence_batch
@@ -257,17 +257,28 @@ def _load_sequences(
 # --------------------------------------------------------------------------- forecasts
 def forecast_inputs(
     path: str, facts: dict[str, Any], labelled: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """A forecasting model's input from a table with the training columns (and a date
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, list[str] | None]:
+    """A forecasting model's input from a table with the training columns (and a time
     column): the last ``lookback`` rows, z-normalised with the training mean and std, as
     ``[C, 1, L]``; with ``labelled`` the last ``horizon`` rows are the truth ``[C, H]`` (raw
     scale) and the history ends before them. Also returns that history on the raw scale,
-    ``[C, L]`` float64 (for plots).
+    ``[C, L]`` float64 (for plots), and the ``H`` forecast timestamps (the truth rows' own
+    with ``labelled``; else continued from evenly spaced history, None when it is not).
+
+    The time column is the one the model was trained with when the file has it, else the
+    first of ``date``, ``ds``, ``datetime``, ``timestamp``, ``time``.
 
     Raises:
         DataError: a column the model was trained on is missing, or too few rows.
     """
-    table = read_table(Path(path).expanduser())
+    where = Path(path).expanduser()
+    trained = str(facts.get("date_column", ""))
+    try:
+        table = read_table(where, trained)
+    except DataError:
+        if not trained:
+            raise
+        table = read_table(where)  # another time column name than in training
     columns = [str(c) for c in facts["columns"]]
     missing = [c for c in columns if c not in table.columns]
     if missing:
@@ -289,7 +300,10 @@ def forecast_inputs(
     std = torch.tensor(facts["std"], dtype=torch.float64)
     x = ((history - mean) / std).T.unsqueeze(1).to(torch.float32)
     truth = values[end : end + horizon].T.to(torch.float32) if labelled else None
-    return x, truth, history.T
+    dates = table.dates[end : end + horizon] if labelled else future_dates(
+        table.dates[:end], horizon
+    )
+    return x, truth, history.T, dates
 
 
 @torch.no_grad()
@@ -306,12 +320,18 @@ def forecast(model: nn.Module, x: torch.Tensor, facts: dict[str, Any]) -> torch.
 
 
 def forecast_rows(
-    predicted: torch.Tensor, truth: torch.Tensor | None, columns: list[str]
+    predicted: torch.Tensor,
+    truth: torch.Tensor | None,
+    columns: list[str],
+    dates: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per future step: ``step`` and each column's forecast (and ``COLUMN_truth``)."""
+    """One row per future step: ``step``, its ``date`` when ``dates`` are known, and each
+    column's forecast (and ``COLUMN_truth``)."""
     rows = []
     for h in range(predicted.shape[1]):
         row: dict[str, Any] = {"step": h + 1}
+        if dates is not None:
+            row["date"] = dates[h]
         for c, name in enumerate(columns):
             row[name] = round(float(predicted[c, h]), 6)
             if truth is not None:

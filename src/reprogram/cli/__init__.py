@@ -88,6 +88,12 @@ _FORECAST_FLAGS = (
         "forecast: keep the first F of the training windows (few-shot: 0.1)",
     ),
     ("--target-column", "column", str, "forecast: forecast this column only (default: all)"),
+    (
+        "--date-column",
+        "date_column",
+        str,
+        "forecast: the time column (default: date, ds, datetime, timestamp or time)",
+    ),
 )
 
 

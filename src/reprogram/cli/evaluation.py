@@ -196,10 +196,10 @@ def _predict_forecast(model: Any, facts: dict[str, Any], args: argparse.Namespac
 
     if len(args.inputs) != 1:
         raise DataError("a forecaster reads one table (CSV with a date column) at a time.")
-    x, truth, history = forecast_inputs(args.inputs[0], facts, labelled=args.labelled)
+    x, truth, history, dates = forecast_inputs(args.inputs[0], facts, labelled=args.labelled)
     predicted = forecast(model, x, facts)
     columns = [str(c) for c in facts["columns"]]
-    rows = forecast_rows(predicted, truth, columns)
+    rows = forecast_rows(predicted, truth, columns, dates)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

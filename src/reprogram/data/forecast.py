@@ -80,6 +80,11 @@ class ForecastOptions:
     column: str = field(
         default="", metadata={"help": "forecast this column only (default: every column)"}
     )
+    date_column: str = field(
+        default="",
+        metadata={"help": "the time column (default: the first named date, ds, datetime, "
+                          "timestamp or time)"},
+    )
     stride: int = field(
         default=1,
         metadata={"help": "keep every S-th training window (S > 1 subsamples; test keeps all)"},
@@ -134,11 +139,18 @@ def _standard_file(key: str) -> Path:
 
 @dataclass
 class Table:
-    """A read forecasting table: ``values`` float64 ``[T, C]``, column names, dates."""
+    """A read forecasting table: ``values`` float64 ``[T, C]``, column names, dates and the
+    name of the column they came from."""
 
     values: torch.Tensor
     columns: list[str]
     dates: list[str]
+    date_column: str = "date"
+
+
+#: Names read as the time column when none is given, in this order (case-insensitive):
+#: ``date`` (the benchmark files), ``ds`` (statsforecast, Prophet), then common others.
+DATE_NAMES = ("date", "ds", "datetime", "timestamp", "time")
 
 
 def _number(text: str) -> float:
@@ -223,11 +235,42 @@ def check_dates(dates: list[str], where: str) -> list[float]:
     )
 
 
-def read_table(path: Path) -> Table:
-    """Read a CSV with a ``date`` column and numeric columns; every problem named with its row.
+def find_date_column(names: list[str], date_column: str, where: str) -> int:
+    """Index of the time column among the header's ``names``: ``date_column`` when given
+    (exact, else case-insensitive), otherwise the first of :data:`DATE_NAMES` present.
 
     Raises:
-        DataError: no such file, no ``date`` column, no numeric column, a value that is not a
+        DataError: the named column is absent, or none of the usual names is there.
+    """
+    lower = [n.lower() for n in names]
+    if date_column:
+        if date_column in names:
+            return names.index(date_column)
+        if date_column.lower() in lower:
+            return lower.index(date_column.lower())
+        raise DataError(
+            f"{where} has no column {date_column!r} to read dates from (columns: "
+            f"{', '.join(names)}); give --date-column one of them."
+        )
+    for name in DATE_NAMES:
+        if name in lower:
+            return lower.index(name)
+    raise DataError(
+        f"{where} has no date column (columns: {', '.join(names)}); name the time column "
+        f"with --date-column (or #date_column=NAME), or call it one of "
+        f"{', '.join(DATE_NAMES)} (one timestamp per row, oldest first)."
+    )
+
+
+def read_table(path: Path, date_column: str = "") -> Table:
+    """Read a CSV with a time column and numeric columns; every problem named with its row.
+
+    Args:
+        path: the CSV file.
+        date_column: the time column's name; empty: the first of :data:`DATE_NAMES`.
+
+    Raises:
+        DataError: no such file, no time column, no numeric column, a value that is not a
             number or is missing/NaN (the rows named), fewer than 2 rows.
     """
     where = f"forecast file {path}"
@@ -244,16 +287,12 @@ def read_table(path: Path) -> Table:
     if not header:
         raise DataError(f"{where} is empty; give a header row: date,column1,column2,...")
     names = [h.strip() for h in header]
-    lower = [n.lower() for n in names]
-    if "date" not in lower:
-        raise DataError(
-            f"{where} has no date column (columns: {', '.join(names)}); name the time column "
-            "'date' (one timestamp per row, oldest first)."
-        )
-    date_col = lower.index("date")
+    date_col = find_date_column(names, date_column, where)
     columns = [n for i, n in enumerate(names) if i != date_col]
     if not columns:
-        raise DataError(f"{where} has a date column but no value columns to forecast.")
+        raise DataError(
+            f"{where} has a date column ({names[date_col]!r}) but no value columns to forecast."
+        )
     if len(rows) < 2:
         raise DataError(f"{where} has {len(rows)} data row(s); forecasting needs a series.")
     grid = [[0.0] * len(columns) for _ in rows]
@@ -294,12 +333,74 @@ def read_table(path: Path) -> Table:
     dates = [row[date_col].strip() for row in rows]
     check_dates(dates, where)
     values = torch.tensor(grid, dtype=torch.float64)
-    return Table(values, columns, dates)
+    return Table(values, columns, dates, names[date_col])
 
 
 def _rows(rows: list[int]) -> str:
     shown = ", ".join(str(r) for r in rows[:8])
     return shown + (f" … ({len(rows)} in all)" if len(rows) > 8 else "")
+
+
+def future_dates(dates: list[str], horizon: int) -> list[str] | None:
+    """The ``horizon`` timestamps after the last of ``dates``, when the last (up to 50) rows
+    are evenly spaced: a fixed step in seconds (ISO 8601 out; the day alone when every step
+    lands on midnight), whole calendar months for monthly rows (the same day each month, or
+    each month's last day), or a numeric time index continued. None when the spacing is
+    irregular or the dates do not read.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    tail = dates[-50:]
+    if len(tail) < 2 or horizon < 1:
+        return None
+    try:
+        known = check_dates(tail, "dates")
+    except DataError:
+        return None
+    gaps = [b - a for a, b in itertools.pairwise(known)]
+    try:
+        float(tail[-1])
+        numeric = True
+    except ValueError:
+        numeric = False
+    if numeric:
+        if max(gaps) - min(gaps) > 1e-9 * max(1.0, abs(known[-1])):
+            return None
+        step = gaps[-1]
+        out = [known[-1] + k * step for k in range(1, horizon + 1)]
+        whole = all(float(v).is_integer() for v in (known[-1], step))
+        return [str(int(v)) if whole else repr(v) for v in out]
+    stamps = [datetime.fromtimestamp(t, timezone.utc) for t in known]
+    day = 86400.0
+    last = stamps[-1]
+    clock = (last.hour, last.minute, last.second)
+    month_end = all((s + timedelta(days=1)).day == 1 for s in stamps)
+    monthly = all(28 * day <= g <= 31 * day for g in gaps) and all(
+        (s.hour, s.minute, s.second) == clock and (month_end or s.day == last.day)
+        for s in stamps
+    )
+    if not monthly:
+        if max(gaps) - min(gaps) >= 1.0:
+            return None
+        step = gaps[-1]
+        times = [known[-1] + k * step for k in range(1, horizon + 1)]
+        midnight = step % day == 0 and all(s.hour == s.minute == s.second == 0 for s in stamps)
+        layout = "%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S"
+        return [datetime.fromtimestamp(t, timezone.utc).strftime(layout) for t in times]
+    if last.day > 28 and not month_end:  # the 29th–31st of some months only: not guessed
+        return None
+    layout = "%Y-%m-%d" if clock == (0, 0, 0) else "%Y-%m-%d %H:%M:%S"
+    ahead: list[str] = []
+    for k in range(1, horizon + 1):
+        month = last.month - 1 + k
+        year, month = last.year + month // 12, month % 12 + 1
+        if month_end:  # the day before the next month's first
+            after = datetime(year + month // 12, month % 12 + 1, 1, *clock, tzinfo=timezone.utc)
+            moved = after - timedelta(days=1)
+        else:
+            moved = last.replace(year=year, month=month)
+        ahead.append(moved.strftime(layout))
+    return ahead
 
 
 def season_of(dates: list[str]) -> int:
@@ -375,7 +476,7 @@ def load_forecast(spec: str) -> TargetData:
                 f"forecast:{head} is neither a standard set ({', '.join(SET_NAMES.values())}) "
                 "nor a CSV file; give forecast:PATH.csv with a date column."
             )
-    table = read_table(path)
+    table = read_table(path, options.date_column)
     columns = table.columns
     values = table.values
     if options.column:
@@ -443,6 +544,7 @@ def load_forecast(spec: str) -> TargetData:
         "lookback": lookback,
         "horizon": horizon,
         "season": season_of(table.dates),
+        "date_column": table.date_column,
         "train_fraction": options.train_fraction,
         "stride": options.stride,
         "val_stride": options.val_stride,
