@@ -473,9 +473,9 @@ def test_list_targets_names_prefixes_and_task_kinds(capsys: pytest.CaptureFixtur
     code, out, err = cli(capsys, "list", "targets")
     assert code == 0, err
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
-    assert lines["solubility"].endswith("[regression]")
+    assert lines["solubility"].endswith("[regression, sequence]")
     assert "forecast:NAME" in lines and lines["forecast:NAME"].endswith("[forecast, regression]")
-    assert "[" not in lines["amp"]
+    assert lines["amp"].endswith("[sequence]") and "[" not in lines["fashion-mnist"]
 
 
 def test_list_one_entry_explains_its_options(capsys: pytest.CaptureFixture[str]) -> None:

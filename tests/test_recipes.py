@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reprogram.cli import _with_recipe, build_parser, main
-from reprogram.recipes import RECIPES, command_line
+from reprogram.recipes import RECIPES, command_line, default_recipe
 
 
 def parse(*argv: str) -> object:
@@ -44,6 +44,36 @@ def test_every_recipe_names_only_fit_flags_and_lists() -> None:
         words = ["fit", *command_line(entry.builder())]
         parser.parse_args(words)  # each flag exists and takes the value given
         assert "bench" in entry.help or "demo" in entry.help  # says where it was measured
+
+
+def test_a_target_kind_names_its_default_recipe() -> None:
+    assert default_recipe("forecast:ETTh1#stride=16") == "time-llm"
+    assert default_recipe("forecast:/data/my.csv") == "time-llm"
+    for target in ("amp", "b3db-scaffold", "solubility", "csv:/data/peptides.csv#alphabet=text"):
+        assert default_recipe(target) == "warp", target
+    for target in ("fashion-mnist", "ucr:Coffee", "npz:/x.npz", "no-such-target"):
+        assert default_recipe(target) is None, target  # fit's own defaults, or its error
+
+
+def test_fit_without_a_source_runs_the_targets_default_recipe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sequence target given no --source runs warp (MiniLM's soft prompt), not the image
+    model fit defaults to; flags given still win, and --source turns it off."""
+    out = tmp_path / "amp"
+    assert main(["fit", "--target", "amp-tm", "--shots", "2", "--epochs", "0", "--no-plots",
+                 "--quiet", "--out", str(out)]) == 0
+    assert "no --source given, so amp-tm runs recipe warp" in capsys.readouterr().err
+    config = json.loads((out / "config.json").read_text())
+    assert (config["source"]["name"], config["program"]["name"]) == ("minilm-l6", "soft-prompt")
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 0  # --epochs 0 won
+    parser = build_parser()
+    words = ["fit", "--target", "amp-tm", "--source", "minilm-l6", "--program", "text"]
+    from reprogram.cli import _default_recipe
+
+    assert _default_recipe(parser.parse_args(words), words) is None
+    words = ["fit", "--target", "fashion-mnist"]
+    assert _default_recipe(parser.parse_args(words), words) is None
 
 
 def test_unknown_recipe_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import ReprogramError
 from .registry import Registry
 
 RECIPES: Registry[dict[str, Any]] = Registry("recipe")
@@ -92,6 +93,7 @@ def vision_full() -> dict[str, Any]:
     "prototypes of SmolLM2-135M kept to 2 blocks (CPU cost), its patch states projected to "
     "the horizon; Adam at 1e-3 halved every epoch, up to 10 epochs, patience 3 (the "
     "settings of bench forecast's reprogrammed row; docs/results/forecast.md)",
+    tags=("default:forecast",),
 )
 def time_llm() -> dict[str, Any]:
     """Time-LLM (Jin et al. 2024) on a truncated SmolLM2, as ``bench forecast`` runs it."""
@@ -133,6 +135,7 @@ def r2dl() -> dict[str, Any]:
     "epochs (bench sequences' default row, named before its runs: mean ROC-AUC 0.809 / "
     "0.882 / 0.915 at 8 / 32 / 128 shots a class over the four classification tasks, 3 "
     "seeds; 3,842 trained numbers; docs/results/sequences.md)",
+    tags=("default:sequence",),
 )
 def warp() -> dict[str, Any]:
     """A WARP-style soft prompt (Hambardzumyan et al. 2021) on MiniLM, the bench's default
@@ -144,6 +147,26 @@ def warp() -> dict[str, Any]:
         "mapping_opt": ["init=probe"],
         "epochs": 10,
     }
+
+
+def default_recipe(target: str) -> str | None:
+    """The recipe ``fit`` runs for ``target`` when given neither ``--source`` nor
+    ``--recipe``: the one tagged ``default:KIND`` for a kind the target is tagged with
+    (``forecast``: ``time-llm``; ``sequence``: ``warp``, the sequences bench's default row).
+    None for other targets (images and series keep ``fit``'s own defaults) and for names no
+    target registry entry matches (``fit`` then names the error)."""
+    # lazy: the target registry loads torch; listing recipes stays light without it
+    from .data import TARGETS
+
+    try:
+        kinds = TARGETS.get(target).tags
+    except ReprogramError:
+        return None
+    for entry in RECIPES:
+        if any(tag.startswith("default:") and tag[len("default:"):] in kinds
+               for tag in entry.tags):
+            return entry.name
+    return None
 
 
 def command_line(flags: dict[str, Any]) -> list[str]:

@@ -376,6 +376,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _default_recipe(args: argparse.Namespace, argv: list[str] | None) -> str | None:
+    """For ``fit`` given neither ``--source`` nor ``--recipe``: the recipe of the target's
+    kind (a forecast runs ``time-llm``, sequences ``warp``; images and series none), said on
+    stderr. Flags given still win over it."""
+    if args.command != "fit":
+        return None
+    words = sys.argv[1:] if argv is None else argv
+    if any(w == "--source" or w.startswith("--source=") for w in words):
+        return None
+    # lazy: the library loads torch; `reprogram --help` stays fast
+    from ..recipes import default_recipe
+
+    name = default_recipe(str(args.target))
+    if name:
+        print(
+            f"note: no --source given, so {args.target} runs recipe {name}, the default of its "
+            f"kind (reprogram list recipes {name}; --source or --recipe choose otherwise)",
+            file=sys.stderr,
+        )
+    return name
+
+
 def _with_recipe(parser: argparse.ArgumentParser, argv: list[str] | None, name: str) -> Any:
     """Parse ``argv`` again with recipe ``name``'s flags as the ``fit`` defaults.
 
@@ -479,9 +501,10 @@ def main(argv: list[str] | None = None) -> int:
     Ctrl-C and 143 after SIGTERM, both of which stop cleanly)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "recipe", None):
+    recipe = getattr(args, "recipe", None) or _default_recipe(args, argv)
+    if recipe:
         try:
-            args = _with_recipe(parser, argv, args.recipe)
+            args = _with_recipe(parser, argv, recipe)
         except ReprogramError as exc:
             print(f"reprogram {args.command}: error: {exc}", file=sys.stderr)
             return 2

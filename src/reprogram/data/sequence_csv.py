@@ -243,6 +243,7 @@ def read_sequence_csv(spec: str) -> TargetData:
     prefix=True,
     help="PATH[#alphabet=protein|smiles|text][#task=regression] your sequences "
     "(columns sequence,label[,split])",
+    tags=("sequence",),
 )
 def sequence_csv(rest: str) -> TargetData:
     return read_sequence_csv(rest)
