@@ -120,12 +120,48 @@ def test_npz_non_finite(tmp_path: Path, value: float, message: str) -> None:
         load_target("npz:" + _task(tmp_path, x, np.zeros_like(x[:3])))
 
 
-@pytest.mark.parametrize("labels", [np.array([0, 1.5, 2]), np.array(["a", "b", "c"])])
-def test_bad_labels(tmp_path: Path, labels: np.ndarray) -> None:
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [(np.array([0, 1.5, 2]), "integer classes from 0"),
+     (np.array(["a", "b", "c"]), "y_train are strings but y_test are numbers")],
+)
+def test_bad_labels(tmp_path: Path, labels: np.ndarray, match: str) -> None:
     x = np.zeros((3, 4, 4), dtype=np.float32)
     path = _save_npz(tmp_path, x_train=x, y_train=labels, x_test=x, y_test=_labels(3))
-    with pytest.raises(DataError, match="integer classes from 0"):
+    with pytest.raises(DataError, match=match):
         load_target("npz:" + path)
+
+
+def test_npz_of_one_set_holds_out_a_fixed_stratified_test_split(tmp_path: Path) -> None:
+    """Just x and y (string labels): 20% of each class held out as test with a seed of its
+    own; the class names are the sorted label strings."""
+    y = np.array(["eel", "cat", "dog"] * 10)
+    x = np.stack([np.full((6, 6), i, np.uint8) for i in range(30)])
+    path = _save_npz(tmp_path, x=x, y=y)
+    data = load_target("npz:" + path)
+    assert data.class_names == ["cat", "dog", "eel"]
+    assert (len(data.train), len(data.test)) == (24, 6)
+    assert torch.bincount(data.test.y).tolist() == [2, 2, 2]
+    seen = {round(float(v) * 255) for v in torch.cat([data.train.x, data.test.x])[:, 0, 0, 0]}
+    assert seen == set(range(30))  # every example once, in one split
+    assert "fixed stratified 20% test split" in data.info["split"]
+    again = load_target("npz:" + path)
+    assert torch.equal(again.test.x, data.test.x)  # the same split every time
+    one = _save_npz(tmp_path, x=x[:3], y=y[:3])
+    with pytest.raises(DataError, match="every class has a single example"):
+        load_target("npz:" + one)
+
+
+def test_npz_string_labels_follow_class_names(tmp_path: Path) -> None:
+    x = np.zeros((4, 4, 4), dtype=np.float32)
+    y = np.array(["dog", "cat", "dog", "cat"])
+    path = _save_npz(tmp_path, x_train=x, y_train=y, x_test=x[:2], y_test=y[:2],
+                     class_names=np.array(["dog", "cat"]))
+    data = load_target("npz:" + path)
+    assert data.class_names == ["dog", "cat"] and data.train.y.tolist() == [0, 1, 0, 1]
+    bad = _save_npz(tmp_path, x_train=x, y_train=y, x_test=x[:1], y_test=np.array(["eel"]))
+    with pytest.raises(DataError, match=r"y_test holds label.*'eel'.*training labels"):
+        load_target("npz:" + bad)
 
 
 def test_integral_float_labels_are_fine() -> None:

@@ -1,9 +1,12 @@
 """``npz:PATH``: a target task saved with ``numpy.savez`` (never unpickled).
 
-Required arrays ``x_train, y_train, x_test, y_test``; optional ``x_val, y_val`` (together) and
-``class_names`` (strings, one per class; default ``"0" … "K-1"``). Images may be
-``[N, H, W]``, ``[N, C, H, W]`` or ``[N, H, W, C]`` with ``C`` in ``{1, 3}``, uint8 or float in
-``[0, 1]``; labels are integer classes from 0. Arrays ``[N, L]`` or ``[N, 1, L]`` are time series
+Arrays ``x_train, y_train, x_test, y_test``, optional ``x_val, y_val`` (together); or just
+``x, y``, from which a fixed stratified 20% is held out as the test split (seed 0, independent
+of the run seed), as ``folder:`` does for a folder without train/test. ``class_names``
+(strings, one per class; default ``"0" … "K-1"``) is optional. Images may be ``[N, H, W]``,
+``[N, C, H, W]`` or ``[N, H, W, C]`` with ``C`` in ``{1, 3}``, uint8 or float in ``[0, 1]``;
+labels are integer classes from 0, or strings (the class names, sorted, unless
+``class_names`` gives their order). Arrays ``[N, L]`` or ``[N, 1, L]`` are time series
 (``modality="series"``, float32 ``[N, 1, L]``; NaN only as padding at the end of a series).
 """
 
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+import torch
 from numpy.lib import format as np_format
 from numpy.lib.npyio import NpzFile
 
@@ -27,14 +31,21 @@ from .base import Split, TargetData
 from .checks import (
     check_class_names,
     check_label_sets,
+    check_labels,
+    check_lengths,
     check_numpy_magic,
     default_class_names,
     looks_like_series,
     make_series_split,
     make_split,
 )
+from .splits import holdout_split
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+#: One set to split here: ``x`` and ``y`` (its test split held out as ``folder:`` does).
+SINGLE = ("x", "y")
+TEST_FRACTION = 0.2
+SPLIT_SEED = 0
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -170,6 +181,8 @@ def _array(loaded: NpzFile, key: str, path: Path) -> np.ndarray:
 
 
 def _check_keys(arrays: dict[str, np.ndarray], path: Path) -> None:
+    if all(k in arrays for k in SINGLE) and not any(k in arrays for k in REQUIRED):
+        return  # one set, split here
     missing = [k for k in REQUIRED if k not in arrays]
     if ("x_val" in arrays) != ("y_val" in arrays):
         missing.append("y_val" if "x_val" in arrays else "x_val")
@@ -177,8 +190,67 @@ def _check_keys(arrays: dict[str, np.ndarray], path: Path) -> None:
         raise DataError(
             f"{path} lacks array(s) {', '.join(missing)}; it has "
             f"{', '.join(sorted(arrays)) or 'none'}. Needed: {', '.join(REQUIRED)} "
-            "(optional: x_val with y_val, class_names)."
+            "(optional: x_val with y_val, class_names), or just x and y (20% of them then held "
+            "out as the test split)."
         )
+
+
+def _name_labels(arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """``arrays`` with string labels (``y``, ``y_train``, ``y_test``, ``y_val``) turned into
+    class numbers: positions in ``class_names`` when given, else in the sorted names of the
+    training labels (stored as ``class_names``). Numeric labels pass unchanged.
+
+    Raises:
+        DataError: a label that ``class_names`` lacks (or, without it, that training lacks),
+            or string labels in some splits and numbers in others.
+    """
+    keys = [k for k in ("y", "y_train", "y_test", "y_val") if k in arrays]
+    strings = [k for k in keys if arrays[k].dtype.kind in "US"]
+    if not strings:
+        return arrays
+    if len(strings) != len(keys):
+        raise DataError(
+            f"{path}: labels {', '.join(strings)} are strings but "
+            f"{', '.join(k for k in keys if k not in strings)} are numbers; use one kind."
+        )
+    out = dict(arrays)
+    text = {k: np.char.strip(arrays[k].astype(str)) for k in keys}
+    if "class_names" in arrays:
+        names = [str(n) for n in arrays["class_names"].astype(str).tolist()]
+    else:
+        names = sorted(set(text[keys[0]].ravel().tolist()))
+        out["class_names"] = np.array(names)
+    index = {n: i for i, n in enumerate(names)}
+    for k in keys:
+        unknown = sorted(set(text[k].ravel().tolist()) - set(index))
+        if unknown:
+            shown = ", ".join(repr(u) for u in unknown[:5])
+            whence = "class_names" if "class_names" in arrays else "the training labels"
+            raise DataError(
+                f"{path}: {k} holds label(s) {shown} that {whence} lack(s); every class "
+                "needs training examples (and a name in class_names when given)."
+            )
+        out[k] = np.vectorize(index.__getitem__, otypes=[np.int64])(text[k])
+    return out
+
+
+def _hold_out(arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """A single ``x, y`` set dealt into ``x_train, y_train, x_test, y_test``: a fixed
+    stratified :data:`TEST_FRACTION` held out with :data:`SPLIT_SEED`."""
+    if "x" not in arrays:
+        return arrays
+    x, y = arrays["x"], check_labels(arrays["y"], f"{path}, labels y")
+    check_lengths(x, y, f"{path}, arrays x and y")
+    keep, held = (i.numpy() for i in holdout_split(torch.from_numpy(y), TEST_FRACTION,
+                                                    SPLIT_SEED))
+    if len(held) == 0:
+        raise DataError(
+            f"{path}: every class has a single example, too few to hold out a test split; add "
+            "examples or save x_train, y_train, x_test, y_test."
+        )
+    out = {k: v for k, v in arrays.items() if k not in SINGLE}
+    out.update(x_train=x[keep], y_train=y[keep], x_test=x[held], y_test=y[held])
+    return out
 
 
 def _class_names(arrays: dict[str, np.ndarray], splits: list[Split], path: Path) -> list[str]:
@@ -196,7 +268,7 @@ def _class_names(arrays: dict[str, np.ndarray], splits: list[Split], path: Path)
 @TARGETS.register(
     "npz:",
     help="PATH.npz with arrays x_train, y_train, x_test, y_test "
-    "(optional x_val, y_val, class_names)",
+    "(optional x_val, y_val, class_names), or x, y (20% held out as test)",
     prefix=True,
 )
 def npz(rest: str) -> TargetData:
@@ -204,6 +276,8 @@ def npz(rest: str) -> TargetData:
     path = Path(rest).expanduser()
     arrays = _read(path)
     _check_keys(arrays, path)
+    single = "x" in arrays and "x_train" not in arrays
+    arrays = _hold_out(_name_labels(arrays, path), path)
     series = looks_like_series(arrays["x_train"])  # [N, L] or [N, 1, L]: a time series
     split = make_series_split if series else make_split
     train = split(arrays["x_train"], arrays["y_train"], f"{path}, train split")
@@ -230,5 +304,7 @@ def npz(rest: str) -> TargetData:
         info={
             "source": str(path),
             "validation": "given (x_val, y_val)" if val is not None else "carved from train",
+            **({"split": f"x and y only; fixed stratified {TEST_FRACTION:.0%} test split "
+                         f"(seed {SPLIT_SEED}, independent of the run seed)"} if single else {}),
         },
     )
