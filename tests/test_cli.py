@@ -143,7 +143,18 @@ def test_folder_with_mixed_image_sizes(capsys: pytest.CaptureFixture[str], tmp_p
             pixels = rng.integers(0, 256, (h, w)).astype(np.uint8)
             Image.fromarray(pixels).save(root / name / f"{i}.png")
     msg = user_error(capsys, "fit", "--target", f"folder:{root}", *FAST, "--out", tmp_path / "o")
-    assert "images have different sizes" in msg
+    assert "images have different sizes" in msg and f"folder:{root}#size=S" in msg
+    assert "most common size here is" in msg
+    # #size=S squashes every image to S x S
+    from reprogram.data import load_target
+    from reprogram.errors import ReprogramError
+
+    data = load_target(f"folder:{root}#size=12")
+    both = torch.cat([data.train.x, data.test.x])
+    assert both.shape[1:] == (1, 12, 12) and 0.0 <= float(both.min()) <= float(both.max()) <= 1.0
+    assert data.info["resized"] == "12x12"
+    with pytest.raises(ReprogramError, match="size must be 0"):
+        load_target(f"folder:{root}#size=-3")
     assert "8x8" in msg and "9x8" in msg
 
 

@@ -96,6 +96,7 @@ def _list_one(registry: Any, name: str) -> int:
         where += f"; in bench method strings: {entry.name}:{example},..."
     elif registry.kind in ("program", "mapping"):
         where += f"; in bench method strings: PROGRAM+MAPPING:{example},..."
+    where = where or f"after the name: {entry.name}{'…' if entry.prefix else ''}#{example}"
     print(f"options ({where.lstrip('; ')}):")
     for o in options:
         print(f"  {o.name}  ({o.type}, default {o.default})")

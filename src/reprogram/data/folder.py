@@ -4,21 +4,25 @@ Layouts: ``PATH/train/<class>/*.png`` with ``PATH/test/<class>/…`` (and option
 ``PATH/val/<class>/…``), or just ``PATH/<class>/…``, in which case a fixed stratified 20% is
 held out as the test split (its own seed 0). Classes are the sorted folder names of the
 training split (index = position). All-grey images give ``C = 1``; if any image has colour,
-all become RGB (``C = 3``). Every image must have the same size.
+all become RGB (``C = 3``). Every image must have the same size, unless ``folder:PATH#size=S``
+resizes each to ``S × S`` (bilinear, antialiased; the aspect ratio is not kept).
 """
 
 from __future__ import annotations
 
 import struct
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import DataError
+from ..registry import hash_options, options_config
 from . import TARGETS
 from .base import Split, TargetData
 from .checks import check_image_size, check_label_sets, make_split
@@ -28,6 +32,21 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 _GREY_MODES = {"1", "L", "LA", "I", "F"}
+MAX_SIZE = 1024
+
+
+@dataclass
+class FolderOptions:
+    """Options of an image folder target (``folder:PATH#size=128``)."""
+
+    size: int = field(
+        default=0,
+        metadata={"help": "resize every image to size x size (0: keep; all must then match)"},
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not 0 <= self.size <= MAX_SIZE:
+            raise ValueError(f"size must be 0 (keep) or 1 … {MAX_SIZE}, got {self.size!r}")
 
 
 @dataclass
@@ -121,17 +140,33 @@ def _class_folders(root: Path) -> list[str]:
     return names
 
 
-def _check_sizes(images: list[_Image]) -> None:
-    """All images must share one size; DataError naming two files that differ."""
+def _check_sizes(images: list[_Image], root: Path) -> None:
+    """All images must share one size; DataError naming two files that differ and the
+    ``#size`` option that would resize them."""
     first = images[0]
     for im in images[1:]:
         if im.pixels.shape[:2] != first.pixels.shape[:2]:
             h0, w0 = first.pixels.shape[:2]
             h1, w1 = im.pixels.shape[:2]
+            (h, w), n = Counter(i.pixels.shape[:2] for i in images).most_common(1)[0]
             raise DataError(
                 f"images have different sizes: {first.path} is {w0}x{h0} but {im.path} is "
-                f"{w1}x{h1} (width x height); resize them to one size first."
+                f"{w1}x{h1} (width x height). Give folder:{root}#size=S to resize every image "
+                f"to S x S (the most common size here is {w}x{h}, {n} of {len(images)} "
+                "images), or resize them to one size first."
             )
+
+
+def _resize(images: list[_Image], size: int) -> None:
+    """Every image's pixels squashed to ``size x size`` in place (bilinear, antialiased)."""
+    for im in images:
+        if im.pixels.shape[:2] == (size, size):
+            continue
+        t = torch.from_numpy(np.ascontiguousarray(im.pixels))
+        t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
+        out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False,
+                            antialias=True).clamp_(0.0, 1.0)[0]
+        im.pixels = (out[0] if im.pixels.ndim == 2 else out.permute(1, 2, 0)).numpy()
 
 
 def _to_split(images: list[_Image], colour: bool, where: str) -> Split:
@@ -186,18 +221,27 @@ def _load_one_level(root: Path) -> tuple[dict[str, list[_Image]], list[str]]:
 @TARGETS.register(
     "folder:",
     help="DIR of images: DIR/train/<class>/*.png and DIR/test/<class>/*.png, "
-    "or DIR/<class>/*.png (20% held out as test)",
+    "or DIR/<class>/*.png (20% held out as test); #size=S resizes every image to S x S",
     prefix=True,
+    config=FolderOptions,
 )
 def folder(rest: str) -> TargetData:
-    """Images under ``rest`` (a folder) as ``x`` float32 ``[N, C, H, W]`` in ``[0, 1]``."""
-    root = Path(rest).expanduser()
+    """Images under ``rest`` (a folder, then ``#size=S``) as ``x`` float32 ``[N, C, H, W]`` in
+    ``[0, 1]``."""
+    head = rest.split("#", 1)[0]
+    options: FolderOptions = options_config(
+        FolderOptions, hash_options(rest, rest[len(head):]), "target", f"folder:{head}",
+        listed="folder:",
+    )
+    root = Path(head).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist (or is not a folder).")
     two_level = (root / "train").is_dir()
     images, classes = (_load_two_level if two_level else _load_one_level)(root)
     everything = [im for split in images.values() for im in split]
-    _check_sizes(everything)
+    if options.size:
+        _resize(everything, options.size)
+    _check_sizes(everything, root)
     colour = any(im.pixels.ndim == 3 for im in everything)
     splits = {s: _to_split(ims, colour, f"{root}, {s} split") for s, ims in images.items()}
     for s in ("test", "val"):
@@ -215,5 +259,10 @@ def folder(rest: str) -> TargetData:
         test=splits["test"],
         val=splits.get("val"),
         class_names=classes,
-        info={"source": str(root), "split": split_info, "channels": "3 (RGB)" if colour else "1"},
+        info={
+            "source": str(root),
+            "split": split_info,
+            "channels": "3 (RGB)" if colour else "1",
+            **({"resized": f"{options.size}x{options.size}"} if options.size else {}),
+        },
     )
