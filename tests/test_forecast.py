@@ -179,6 +179,18 @@ def test_the_time_column_is_found_by_its_usual_names_or_by_option(tmp_path: Path
     assert data.forecast is not None and data.forecast["date_column"] == "when"
 
 
+def test_a_spreadsheet_table_reads_with_its_bom_and_semicolons(tmp_path: Path) -> None:
+    from reprogram.data.forecast import read_table
+
+    path = tmp_path / "excel.csv"
+    path.write_text("\ufeffDate;load\n2021-01-01;1.5\n2021-01-02;2\n", encoding="utf-8")
+    table = read_table(path)
+    assert (table.date_column, table.columns) == ("Date", ["load"])
+    assert table.values[:, 0].tolist() == [1.5, 2.0]
+    path.write_text("date\tload\n2021-01-01\t1\n2021-01-02\t2\n")
+    assert read_table(path).values[:, 0].tolist() == [1.0, 2.0]
+
+
 def test_future_dates_continue_evenly_spaced_history() -> None:
     from reprogram.data.forecast import future_dates
 

@@ -138,7 +138,7 @@ def test_csv_target_infers_a_text_alphabet(tmp_path: Path) -> None:
         ("sequence,label\nAC,1\nCD,nan\n", "row 2: the label is 'nan' \\(missing\\)"),
         ("sequence,label\nACD,1\nC DE,0\n", "row 2: the sequence holds whitespace at position 2"),
         ("sequence,label\n", "has a header but no rows"),
-        ("sequence;label\nAC;1\n", "separated by something other than commas"),
+        ("sequence|label\nAC|1\n", "separated by '\\|': use commas, semicolons or tabs"),
         ("sequence,label,split\nAC,1,train\nCD,0,train\nEF,2,test\n",
          "class\\(es\\) '2' appear in the val or test rows but never in split=train"),
     ],
@@ -146,6 +146,13 @@ def test_csv_target_infers_a_text_alphabet(tmp_path: Path) -> None:
 def test_csv_target_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(DataError, match=message):
         load_target(_csv(tmp_path / "bad.csv", text))
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_csv_target_reads_semicolons_and_tabs(tmp_path: Path, sep: str) -> None:
+    text = f"sequence{sep}label\n" + "".join(f"{'AC' * (i + 1)}{sep}{i % 2}\n" for i in range(8))
+    data = load_target(_csv(tmp_path / "ok.csv", text))
+    assert data.class_names == ["0", "1"] and len(data.train) + len(data.test) == 8
 
 
 def test_csv_target_reads_what_users_write_and_says_what_it_assumed(

@@ -27,6 +27,15 @@ def _examples(values: np.ndarray, limit: int = 3) -> str:
     return shown + (", …" if len(values) > limit else "")
 
 
+def delimiter_of(header: str) -> str:
+    """The field separator a CSV's header line uses: a comma, else a semicolon (spreadsheets
+    in locales with decimal commas), else a tab; a comma when it holds none of them."""
+    for sep in (",", ";", "\t"):
+        if sep in header:
+            return sep
+    return ","
+
+
 def check_numpy_magic(path: Path, empty: str, wrong: str) -> None:
     """Refuse ``path`` unless it starts as numpy's ``.npy`` or a zip (``.npz``) file does:
     ``empty`` is the message for a 0-byte file, ``wrong`` for anything else."""

@@ -38,6 +38,7 @@ from ..errors import DataError
 from ..registry import hash_options, options_config
 from . import TARGETS
 from .base import Split, TargetData
+from .checks import delimiter_of
 
 DATA_ENV = "REPROGRAM_FORECAST_DATA"
 
@@ -264,6 +265,8 @@ def find_date_column(names: list[str], date_column: str, where: str) -> int:
 
 def read_table(path: Path, date_column: str = "") -> Table:
     """Read a CSV with a time column and numeric columns; every problem named with its row.
+    Fields are separated by commas, or by semicolons or tabs when the header holds no comma;
+    a leading byte-order mark (as spreadsheets write) is dropped.
 
     Args:
         path: the CSV file.
@@ -278,8 +281,10 @@ def read_table(path: Path, date_column: str = "") -> Table:
         what = "is a directory" if path.is_dir() else "does not exist"
         raise DataError(f"{where} {what}; forecast:PATH needs a CSV with a date column.")
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's BOM
+            first = f.readline()
+            f.seek(0)
+            reader = csv.reader(f, delimiter=delimiter_of(first))
             header = next(reader, None)
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:

@@ -22,6 +22,7 @@ import torch
 from ..errors import DataError
 from . import TARGETS
 from .base import Split, TargetData
+from .checks import delimiter_of
 from .molecules import check_smiles
 from .sequences import AMINO_ACIDS, alphabet_for, encode
 from .splits import holdout_split
@@ -73,9 +74,10 @@ MISSING = ("nan", "na", "n/a", "null", "none")
 def csv_rows(lines: Iterable[str]) -> tuple[list[str], list[dict[str, str]]]:
     """The header and rows of CSV ``lines``, the column names stripped and lower-cased (so
     ``Sequence , Label`` reads as ``sequence,label``) and a leading BOM dropped; missing
-    cells are empty strings. Also how ``predict`` reads a CSV of sequences."""
-    reader = csv.DictReader(line.lstrip("\ufeff") if i == 0 else line
-                            for i, line in enumerate(lines))
+    cells are empty strings; fields separated by commas, or by semicolons or tabs when the
+    header holds no comma. Also how ``predict`` reads a CSV of sequences."""
+    text = [line.lstrip("\ufeff") if i == 0 else line for i, line in enumerate(lines)]
+    reader = csv.DictReader(text, delimiter=delimiter_of(text[0]) if text else ",")
     rows = [{(k or "").strip().lower(): (v or "") for k, v in r.items()} for r in reader]
     return [h.strip().lower() for h in (reader.fieldnames or [])], rows
 
@@ -91,8 +93,8 @@ def _read_rows(path: Path, where: str) -> list[dict[str, str]]:
     missing = [c for c in ("sequence", "label") if c not in header]
     if missing:
         hint = ""
-        if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
-            hint = " It looks separated by something other than commas: use commas."
+        if len(header) == 1 and "|" in header[0]:
+            hint = " It looks separated by '|': use commas, semicolons or tabs."
         raise DataError(
             f"{where} lacks the column(s) {', '.join(missing)} (its header: "
             f"{', '.join(repr(h) for h in header) or 'none'}); give a header row "
