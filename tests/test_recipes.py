@@ -51,7 +51,8 @@ def test_a_target_kind_names_its_default_recipe() -> None:
     assert default_recipe("forecast:/data/my.csv") == "time-llm"
     for target in ("amp", "b3db-scaffold", "solubility", "csv:/data/peptides.csv#alphabet=text"):
         assert default_recipe(target) == "warp", target
-    for target in ("fashion-mnist", "ucr:Coffee", "npz:/x.npz", "no-such-target"):
+    assert default_recipe("ucr:Coffee") == "ucr-whisper"
+    for target in ("fashion-mnist", "folder:/x", "npz:/x.npz", "no-such-target"):
         assert default_recipe(target) is None, target  # fit's own defaults, or its error
 
 

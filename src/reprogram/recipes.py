@@ -26,6 +26,7 @@ RECIPES: Registry[dict[str, Any]] = Registry("recipe")
     "program is not trained (--epochs 0; --epochs 10 trains it), refit:1se "
     "(bench_ucr/sonify_side_minirocket_e0: 85.01% over the 20 V2S sets x 3 seeds vs "
     "MiniRocket 84.07 in the same run; 10 trained epochs: 84.92 at about 7x the time)",
+    tags=("default:series",),
 )
 def ucr_whisper() -> dict[str, Any]:
     """The best measured time-series method of ``bench ucr-v2s``."""
@@ -152,8 +153,9 @@ def warp() -> dict[str, Any]:
 def default_recipe(target: str) -> str | None:
     """The recipe ``fit`` runs for ``target`` when given neither ``--source`` nor
     ``--recipe``: the one tagged ``default:KIND`` for a kind the target is tagged with
-    (``forecast``: ``time-llm``; ``sequence``: ``warp``, the sequences bench's default row).
-    None for other targets (images and series keep ``fit``'s own defaults) and for names no
+    (``forecast``: ``time-llm``; ``sequence``: ``warp``, the sequences bench's default row;
+    ``series``, the UCR archive's ``ucr:`` sets: ``ucr-whisper``). None for other targets
+    (images, and series in ``npz:`` files, keep ``fit``'s own defaults) and for names no
     target registry entry matches (``fit`` then names the error)."""
     # lazy: the target registry loads torch; listing recipes stays light without it
     from .data import TARGETS

@@ -231,6 +231,7 @@ def _trim_common_nan(*arrays: np.ndarray) -> list[np.ndarray]:
     "ucr:PATH for your own series in the archive's layout (a folder with <Name>_TRAIN and "
     "<Name>_TEST as .tsv/.csv/.txt, label first, or .ts)",
     prefix=True,
+    tags=("series",),
 )
 def ucr(rest: str) -> TargetData:
     """UCR set ``rest``: series float32 ``[N, 1, L]`` (NaN-padded at the end), labels ``[N]``."""
