@@ -206,3 +206,18 @@ def test_epochs_0_scores_a_fixed_table_zero_shot_and_refuses_an_untrained_layer(
     assert [h["epoch"] for h in trained["history"]] == [1]  # training: no epoch-0 candidate
     with pytest.raises(ReprogramError, match="--epochs 0 trains nothing"):
         fit(config(tmp_path, "linear", mapping="linear", epochs=0))
+
+
+def test_a_long_epoch_logs_plain_progress_lines_when_stderr_is_no_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under nohup or a batch job the bar is off; a plain line says how far the epoch is."""
+    from reprogram import train
+
+    monkeypatch.setattr(train._PlainProgress, "every", 0.0)
+    fit(config(tmp_path, epochs=1, progress=True, batch_size=8))  # 160 training rows
+    err = capsys.readouterr().err
+    assert "epoch 1/1  step 1/20 (5%)  loss " in err and "min left" in err
+    assert "step 20/20" not in err  # the epoch's own line closes it
+    fit(config(tmp_path, "quiet", epochs=1, progress=False, batch_size=8))
+    assert "step 1/20" not in capsys.readouterr().err

@@ -72,6 +72,33 @@ def _val_text(summary: dict[str, float] | None) -> str:
     return f"val mse {summary['loss']:.4f}  val rmse {summary['rmse']:.4f}"
 
 
+class _PlainProgress:
+    """Progress inside a long epoch when stderr is no terminal (a log file, nohup, a batch
+    job), where the bar is off: a line at most every :attr:`every` seconds with the step, the
+    running mean loss and the time left, e.g.
+    ``epoch 1/10  step 120/1750 (7%)  loss 0.3341  2.0 min so far, about 27 min left``."""
+
+    every = 60.0
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.start = self.last = time.monotonic()
+
+    def step(self, loss: float) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last < self.every or self.done >= self.total:
+            return
+        self.last = now
+        spent = now - self.start
+        left = spent / self.done * (self.total - self.done)
+        tqdm.write(
+            f"{self.label}  step {self.done}/{self.total} ({self.done / self.total:.0%})  "
+            f"loss {loss:.4f}  {spent / 60:.1f} min so far, about {left / 60:.0f} min left",
+            file=sys.stderr,
+        )
+
+
 def _epoch_order(seed: int, epoch: int, n: int, rank: int, world: int) -> torch.Tensor:
     """This rank's shuffled training indices for ``epoch``, a function of (seed, epoch) only.
 
@@ -340,13 +367,17 @@ class Trainer:
             cfg.seed, epoch, len(train), self.fabric.global_rank, self.fabric.world_size
         )
         steps = range(0, len(order), cfg.batch_size)
+        shown = cfg.progress and self.is_main
         bar = tqdm(
             steps,
             desc=f"epoch {epoch}/{cfg.epochs}",
-            disable=not (cfg.progress and self.is_main and sys.stderr.isatty()),
+            disable=not (shown and sys.stderr.isatty()),
             leave=False,
             unit="batch",
         )
+        plain = _PlainProgress(f"epoch {epoch}/{cfg.epochs}", len(steps)) if (
+            shown and not sys.stderr.isatty()
+        ) else None
         total, count = 0.0, 0
         for i in bar:
             idx = order[i : i + cfg.batch_size]
@@ -357,6 +388,8 @@ class Trainer:
             total += loss * len(idx)
             count += len(idx)
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if plain is not None:
+                plain.step(total / count)
         bad = [k for k, v in self.model.adapter_state_dict().items() if not v.isfinite().all()]
         if bad:
             self._diverged(epoch, f"{', '.join(bad[:3])} became NaN or infinite")
