@@ -486,7 +486,8 @@ def test_list_targets_names_prefixes_and_task_kinds(capsys: pytest.CaptureFixtur
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert lines["solubility"].endswith("[regression, sequence]")
     assert "forecast:NAME" in lines and lines["forecast:NAME"].endswith("[forecast, regression]")
-    assert lines["amp"].endswith("[sequence]") and "[" not in lines["fashion-mnist"]
+    assert lines["amp"].endswith("[sequence]") and lines["fashion-mnist"].endswith("[image]")
+    assert "[" not in lines["npz:PATH.npz"]
 
 
 def test_list_one_entry_explains_its_options(capsys: pytest.CaptureFixture[str]) -> None:

@@ -406,7 +406,7 @@ def test_list_targets_shows_each_with_one_line_of_help(capsys: pytest.CaptureFix
     lines = capsys.readouterr().out.splitlines()
     for name in NAMES:
         row = next(i for i, line in enumerate(lines) if line.split()[:1] == [name])
-        assert lines[row][len(name) :].strip() == TARGETS.lookup(name).help
+        assert lines[row][len(name) :].strip() == TARGETS.lookup(name).help + " [image]"
         assert lines[row + 1].split() == ["options:", "root,", "size,", "download"]
 
     assert main(["list", "targets", "flowers102"]) == 0

@@ -52,7 +52,9 @@ def test_a_target_kind_names_its_default_recipe() -> None:
     for target in ("amp", "b3db-scaffold", "solubility", "csv:/data/peptides.csv#alphabet=text"):
         assert default_recipe(target) == "warp", target
     assert default_recipe("ucr:Coffee") == "ucr-whisper"
-    for target in ("fashion-mnist", "folder:/x", "npz:/x.npz", "no-such-target"):
+    for target in ("fashion-mnist", "digits", "folder:/x#size=64", "cifar10"):
+        assert default_recipe(target) == "vision-full", target
+    for target in ("npz:/x.npz", "no-such-target"):
         assert default_recipe(target) is None, target  # fit's own defaults, or its error
 
 
@@ -73,7 +75,7 @@ def test_fit_without_a_source_runs_the_targets_default_recipe(
     from reprogram.cli import _default_recipe
 
     assert _default_recipe(parser.parse_args(words), words) is None
-    words = ["fit", "--target", "fashion-mnist"]
+    words = ["fit", "--target", "npz:/x.npz"]
     assert _default_recipe(parser.parse_args(words), words) is None
 
 

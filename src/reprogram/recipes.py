@@ -68,6 +68,7 @@ def v2s() -> dict[str, Any]:
     "128-px canvas and a linear mapping started from a linear probe (epoch 0 a selection "
     "candidate), lr 0.001, 10 epochs: the vision benchmark's best reprogramming row "
     "(docs/results/vision.md; what `reprogram demo` runs)",
+    tags=("default:image",),
 )
 def vision_full() -> dict[str, Any]:
     """Visual prompting (Bahng et al. 2022) with a linear mapping started from a probe (LP-FT).
@@ -153,10 +154,11 @@ def warp() -> dict[str, Any]:
 def default_recipe(target: str) -> str | None:
     """The recipe ``fit`` runs for ``target`` when given neither ``--source`` nor
     ``--recipe``: the one tagged ``default:KIND`` for a kind the target is tagged with
-    (``forecast``: ``time-llm``; ``sequence``: ``warp``, the sequences bench's default row;
-    ``series``, the UCR archive's ``ucr:`` sets: ``ucr-whisper``). None for other targets
-    (images, and series in ``npz:`` files, keep ``fit``'s own defaults) and for names no
-    target registry entry matches (``fit`` then names the error)."""
+    (``image``: ``vision-full``, the vision bench's best reprogramming row; ``forecast``:
+    ``time-llm``; ``sequence``: ``warp``, the sequences bench's default row; ``series``, the
+    UCR archive's ``ucr:`` sets: ``ucr-whisper``). None for targets of no such kind (``npz:``
+    files, images or series, keep ``fit``'s own defaults) and for names no target registry
+    entry matches (``fit`` then names the error)."""
     # lazy: the target registry loads torch; listing recipes stays light without it
     from .data import TARGETS
 

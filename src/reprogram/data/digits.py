@@ -18,7 +18,9 @@ TEST_FRACTION = 0.3
 SPLIT_SEED = 0
 
 
-@TARGETS.register("digits", help="scikit-learn digits: 10 classes, 1,797 grey 8x8 images")
+@TARGETS.register(
+    "digits", help="scikit-learn digits: 10 classes, 1,797 grey 8x8 images", tags=("image",)
+)
 def digits() -> TargetData:
     """Digits as ``x`` float32 ``[N, 1, 8, 8]`` in ``[0, 1]`` (pixel / 16), fixed test split."""
     from sklearn.datasets import load_digits

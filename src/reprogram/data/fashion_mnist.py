@@ -91,7 +91,9 @@ def load_arrays() -> tuple[Arrays, str]:
 
 
 @TARGETS.register(
-    "fashion-mnist", help="Fashion-MNIST: 10 clothing classes, 60k/10k grey 28x28 images"
+    "fashion-mnist",
+    help="Fashion-MNIST: 10 clothing classes, 60k/10k grey 28x28 images",
+    tags=("image",),
 )
 def fashion_mnist() -> TargetData:
     """Fashion-MNIST with its official split: ``x`` float32 ``[N, 1, 28, 28]`` in ``[0, 1]``."""

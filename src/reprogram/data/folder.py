@@ -224,6 +224,7 @@ def _load_one_level(root: Path) -> tuple[dict[str, list[_Image]], list[str]]:
     "or DIR/<class>/*.png (20% held out as test); #size=S resizes every image to S x S",
     prefix=True,
     config=FolderOptions,
+    tags=("image",),
 )
 def folder(rest: str) -> TargetData:
     """Images under ``rest`` (a folder, then ``#size=S``) as ``x`` float32 ``[N, C, H, W]`` in

@@ -711,6 +711,6 @@ def load_torchvision_set(name: str, options: TorchvisionOptions | None = None) -
 
 
 for _spec in SETS.values():
-    TARGETS.register(_spec.name, help=_spec.help, config=TorchvisionOptions)(
+    TARGETS.register(_spec.name, help=_spec.help, config=TorchvisionOptions, tags=("image",))(
         partial(load_torchvision_set, _spec.name)
     )
