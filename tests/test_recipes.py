@@ -46,7 +46,7 @@ def test_every_recipe_names_only_fit_flags_and_lists() -> None:
         assert "bench" in entry.help or "demo" in entry.help  # says where it was measured
 
 
-def test_a_target_kind_names_its_default_recipe() -> None:
+def test_a_target_kind_names_its_default_recipe(tmp_path: Path) -> None:
     assert default_recipe("forecast:ETTh1#stride=16") == "time-llm"
     assert default_recipe("forecast:/data/my.csv") == "time-llm"
     for target in ("amp", "b3db-scaffold", "solubility", "csv:/data/peptides.csv#alphabet=text"):
@@ -54,7 +54,16 @@ def test_a_target_kind_names_its_default_recipe() -> None:
     assert default_recipe("ucr:Coffee") == "ucr-whisper"
     for target in ("fashion-mnist", "digits", "folder:/x#size=64", "cifar10"):
         assert default_recipe(target) == "vision-full", target
-    for target in ("npz:/x.npz", "no-such-target"):
+    # an npz file says from its array header (nothing loaded) whether it holds images or series
+    import numpy as np
+
+    np.savez(tmp_path / "im.npz", x=np.zeros((4, 8, 8), np.uint8), y=np.arange(4))
+    np.savez(tmp_path / "se.npz", x_train=np.zeros((4, 1, 30)), y_train=np.arange(4),
+             x_test=np.zeros((2, 1, 30)), y_test=np.arange(2))
+    assert default_recipe(f"npz:{tmp_path / 'im.npz'}") == "vision-full"
+    assert default_recipe(f"npz:{tmp_path / 'se.npz'}") == "ucr-whisper"
+    (tmp_path / "bad.npz").write_text("not a zip")
+    for target in (f"npz:{tmp_path / 'bad.npz'}", "npz:/x.npz", "no-such-target"):
         assert default_recipe(target) is None, target  # fit's own defaults, or its error
 
 

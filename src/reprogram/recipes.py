@@ -156,14 +156,14 @@ def default_recipe(target: str) -> str | None:
     ``--recipe``: the one tagged ``default:KIND`` for a kind the target is tagged with
     (``image``: ``vision-full``, the vision bench's best reprogramming row; ``forecast``:
     ``time-llm``; ``sequence``: ``warp``, the sequences bench's default row; ``series``, the
-    UCR archive's ``ucr:`` sets: ``ucr-whisper``). None for targets of no such kind (``npz:``
-    files, images or series, keep ``fit``'s own defaults) and for names no target registry
-    entry matches (``fit`` then names the error)."""
+    UCR archive's ``ucr:`` sets and series in ``npz:`` files: ``ucr-whisper``). None for
+    targets whose kind cannot be told without loading them (an ``npz:`` file that cannot be
+    read) and for names no target registry entry matches (``fit`` then names the error)."""
     # lazy: the target registry loads torch; listing recipes stays light without it
-    from .data import TARGETS
+    from .data import target_kinds
 
     try:
-        kinds = TARGETS.get(target).tags
+        kinds = target_kinds(target)
     except ReprogramError:
         return None
     for entry in RECIPES:

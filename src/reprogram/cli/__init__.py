@@ -378,8 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _default_recipe(args: argparse.Namespace, argv: list[str] | None) -> str | None:
     """For ``fit`` given neither ``--source`` nor ``--recipe``: the recipe of the target's
-    kind (images run ``vision-full``, a forecast ``time-llm``, sequences ``warp``, ``ucr:``
-    series ``ucr-whisper``; ``npz:`` files none), said on stderr. Flags given still win."""
+    kind (images run ``vision-full``, a forecast ``time-llm``, sequences ``warp``, series
+    ``ucr-whisper``), said on stderr. Flags given still win."""
     if args.command != "fit":
         return None
     words = sys.argv[1:] if argv is None else argv

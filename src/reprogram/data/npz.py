@@ -26,7 +26,7 @@ from numpy.lib import format as np_format
 from numpy.lib.npyio import NpzFile
 
 from ..errors import DataError
-from . import TARGETS
+from . import KIND_PROBES, TARGETS
 from .base import Split, TargetData
 from .checks import (
     check_class_names,
@@ -151,12 +151,18 @@ def _check_total(size: int, bound: int, path: Path) -> None:
         )
 
 
+#: numpy's readers of a ``.npy`` header by format version: ``(shape, fortran, dtype)``.
+HEADER_READERS = {
+    (1, 0): np_format.read_array_header_1_0,
+    (2, 0): np_format.read_array_header_2_0,
+}
+
+
 def _check_header(fh: IO[bytes], size: int, where: str) -> None:
-    version = np_format.read_magic(fh)
-    readers = {(1, 0): np_format.read_array_header_1_0, (2, 0): np_format.read_array_header_2_0}
-    if version not in readers:
+    reader = HEADER_READERS.get(np_format.read_magic(fh))
+    if reader is None:
         return  # (3, 0): numpy reads and checks it
-    shape, _, dtype = readers[version](fh)
+    shape, _, dtype = reader(fh)
     if dtype.hasobject:
         return  # refused when read (never unpickled)
     claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
@@ -265,6 +271,28 @@ def _class_names(arrays: dict[str, np.ndarray], splits: list[Split], path: Path)
     return out
 
 
+def kinds_of(rest: str) -> frozenset[str]:
+    """``{"image"}`` or ``{"series"}`` from the shape in the header of the file's ``x_train``
+    (or ``x``) array, read without loading it; empty when the file cannot tell."""
+    path = Path(rest.split("#", 1)[0]).expanduser()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            member = next((f"{k}.npy" for k in ("x_train", "x") if f"{k}.npy" in names), None)
+            if member is None:
+                return frozenset()
+            with archive.open(member) as fh:
+                reader = HEADER_READERS.get(np_format.read_magic(fh))
+                if reader is None:
+                    return frozenset()
+                shape = reader(fh)[0]
+    except (OSError, ValueError, zipfile.BadZipFile, KeyError, SyntaxError):
+        return frozenset()
+    if len(shape) < 2:
+        return frozenset()
+    return frozenset({"series" if looks_like_series(np.empty((0, *shape[1:]))) else "image"})
+
+
 @TARGETS.register(
     "npz:",
     help="PATH.npz with arrays x_train, y_train, x_test, y_test "
@@ -308,3 +336,6 @@ def npz(rest: str) -> TargetData:
                          f"(seed {SPLIT_SEED}, independent of the run seed)"} if single else {}),
         },
     )
+
+
+KIND_PROBES["npz:"] = kinds_of
