@@ -112,10 +112,10 @@ def test_csv_target_with_split_column(tmp_path: Path) -> None:
     rows = ["sequence,label,split"]
     rows += [f"{'AC' * (i % 3 + 1)},pos,train" for i in range(6)]
     rows += [f"{'DE' * (i % 3 + 1)},neg,train" for i in range(6)]
-    rows += ["ACAC,pos,test", "DEDE,neg,test", "ACA,pos,val", "DED,neg,val"]
+    rows += ["ACAC,pos,test", "DEDE,neg,Testing", "ACA,pos,val", "DED,neg,validation"]
     data = load_target(_csv(tmp_path / "p.csv", "\n".join(rows) + "\n"))
     assert data.class_names == ["neg", "pos"] and data.vocabulary == list(AMINO_ACIDS)
-    assert (len(data.train), len(data.test)) == (12, 2)
+    assert (len(data.train), len(data.test)) == (12, 2)  # testing/validation: their splits
     assert data.val is not None and len(data.val) == 2
 
 
@@ -133,7 +133,7 @@ def test_csv_target_infers_a_text_alphabet(tmp_path: Path) -> None:
         ("sequence,label\nAC,0.5\nCD,1.25\n", "numbers with decimals.*#task=regression"),
         ("sequence,label\nAC,1\n,0\n", "row 2: the sequence is empty"),
         ("sequence,label\nAC,\n", "row 1: the label is empty"),
-        ("sequence,label,split\nAC,1,train\nCD,0,dev\n", "row 2: split is 'dev'"),
+        ("sequence,label,split\nAC,1,train\nCD,0,holdout\n", "row 2: split is 'holdout'"),
         ("sequence,label\nAC,1\nCD,1\n", "every row has label '1'"),
         ("sequence,label\nAC,1\nCD,nan\n", "row 2: the label is 'nan' \\(missing\\)"),
         ("sequence,label\nACD,1\nC DE,0\n", "row 2: the sequence holds whitespace at position 2"),

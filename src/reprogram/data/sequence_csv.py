@@ -30,6 +30,14 @@ from .splits import holdout_split
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 SPLITS = ("train", "val", "test")
+#: Other names of the splits users write (lower-case): read as the split they mean.
+SPLIT_NAMES = {
+    "training": "train",
+    "validation": "val",
+    "valid": "val",
+    "dev": "val",
+    "testing": "test",
+}
 
 
 def _values(labels: list[str], where: str) -> torch.Tensor:
@@ -194,10 +202,12 @@ def read_sequence_csv(spec: str) -> TargetData:
         y = torch.tensor([class_names.index(v) for v in labels], dtype=torch.long)
     if "split" in columns:
         split = [(r["split"] or "").strip().lower() for r in rows]
+        split = [SPLIT_NAMES.get(v, v) for v in split]
         for row, value in enumerate(split, start=1):
             if value not in SPLITS:
                 raise DataError(
-                    f"{where}, row {row}: split is {value!r}; use train, val or test."
+                    f"{where}, row {row}: split is {value!r}; use train, val or test "
+                    "(training, validation, valid, dev and testing read as those)."
                 )
         parts = {s: torch.tensor([i for i, v in enumerate(split) if v == s]) for s in SPLITS}
         for needed in ("train", "test"):
