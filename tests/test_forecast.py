@@ -124,8 +124,18 @@ def test_bad_tables_are_named(tmp_path: Path, text: str, match: str) -> None:
 
 def test_bad_options_and_shapes(tmp_path: Path) -> None:
     path = _table(tmp_path)
-    with pytest.raises(DataError, match="does not exist; the value columns are a, b"):
+    with pytest.raises(DataError, match=r"lacks the column\(s\) 'OT' \(--target-column\); its "
+                                        "value columns are a, b"):
         load_target(f"forecast:{path}#column=OT")
+    # a named column is the only one read: others may hold text (a station's name)
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("date,station,load\n" + "".join(
+        f"2021-01-01 {h:02d}:00:00,north,{math.sin(h):.3f}\n" for h in range(24)))
+    data = load_target(f"forecast:{mixed}#column=load#lookback=4#horizon=2")
+    assert data.forecast is not None and data.forecast["columns"] == ["load"]
+    with pytest.raises(DataError, match=r"'station' holds values that are not numbers.*"
+                                        "--target-column"):
+        load_target(f"forecast:{mixed}#lookback=4#horizon=2")
     with pytest.raises(DataError, match="lower --lookback or --horizon"):
         load_target(f"forecast:{path}#lookback=200#horizon=96")
     with pytest.raises(ReprogramError, match="train_fraction"):

@@ -273,21 +273,16 @@ def forecast_inputs(
     """
     where = Path(path).expanduser()
     trained = str(facts.get("date_column", ""))
-    try:
-        table = read_table(where, trained)
-    except DataError:
-        if not trained:
-            raise
-        table = read_table(where)  # another time column name than in training
     columns = [str(c) for c in facts["columns"]]
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise DataError(
-            f"{path} lacks the column(s) {', '.join(missing)} this model forecasts (it has "
-            f"{', '.join(table.columns)})."
-        )
+    why = "this model forecasts"
+    try:
+        table = read_table(where, trained, columns, why)
+    except DataError as exc:
+        if not trained or "to read dates from" not in str(exc):
+            raise
+        table = read_table(where, "", columns, why)  # another time column name than in training
     lookback, horizon = int(facts["lookback"]), int(facts["horizon"])
-    values = table.values[:, [table.columns.index(c) for c in columns]]
+    values = table.values
     need = lookback + (horizon if labelled else 0)
     if values.shape[0] < need:
         what = f"lookback {lookback} + horizon {horizon} (--labelled)" if labelled else (

@@ -29,6 +29,7 @@ import csv
 import itertools
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,7 +264,9 @@ def find_date_column(names: list[str], date_column: str, where: str) -> int:
     )
 
 
-def read_table(path: Path, date_column: str = "") -> Table:
+def read_table(
+    path: Path, date_column: str = "", keep: Sequence[str] = (), why: str = ""
+) -> Table:
     """Read a CSV with a time column and numeric columns; every problem named with its row.
     Fields are separated by commas, or by semicolons or tabs when the header holds no comma;
     a leading byte-order mark (as spreadsheets write) is dropped.
@@ -271,10 +274,14 @@ def read_table(path: Path, date_column: str = "") -> Table:
     Args:
         path: the CSV file.
         date_column: the time column's name; empty: the first of :data:`DATE_NAMES`.
+        keep: the value columns to read (in this order); empty: every column but the time
+            column. Columns left out are not read, so they may hold text.
+        why: what asks for ``keep`` (said when one is missing), e.g. ``"(--target-column)"``.
 
     Raises:
-        DataError: no such file, no time column, no numeric column, a value that is not a
-            number or is missing/NaN (the rows named), fewer than 2 rows.
+        DataError: no such file, no time column, no numeric column, a column of ``keep``
+            missing, a value that is not a number or is missing/NaN (the rows named), fewer
+            than 2 rows.
     """
     where = f"forecast file {path}"
     if not path.is_file():
@@ -298,6 +305,16 @@ def read_table(path: Path, date_column: str = "") -> Table:
         raise DataError(
             f"{where} has a date column ({names[date_col]!r}) but no value columns to forecast."
         )
+    absent = [c for c in keep if c not in columns]
+    if absent:
+        asked = f" {why}" if why else ""
+        raise DataError(
+            f"{where} lacks the column(s) {', '.join(repr(c) for c in absent)}{asked}; its "
+            f"value columns are {', '.join(columns)}."
+        )
+    if keep:
+        columns = list(keep)
+    index = [names.index(c) for c in columns]
     if len(rows) < 2:
         raise DataError(f"{where} has {len(rows)} data row(s); forecasting needs a series.")
     grid = [[0.0] * len(columns) for _ in rows]
@@ -310,7 +327,7 @@ def read_table(path: Path, date_column: str = "") -> Table:
                 f"{where}, row {r + 2}: {len(row)} fields, the header has {len(names)}; fix "
                 "that row."
             )
-        cells = [c for i, c in enumerate(row) if i != date_col]
+        cells = [row[i] for i in index]
         for c, text in enumerate(cells):
             text = text.strip()
             if text == "" or text.lower() in ("nan", "na", "null"):
@@ -325,7 +342,8 @@ def read_table(path: Path, date_column: str = "") -> Table:
                 infinite.setdefault(columns[c], []).append(r + 2)
     for found, problem in (
         (bad, "holds values that are not numbers, at file row(s) {rows}; every column but date "
-              "must be numeric (drop text columns)."),
+              "must be numeric (drop text columns, or forecast one column with "
+              "--target-column)."),
         (missing, "is missing values (empty or NaN) at file row(s) {rows}; fill them (e.g. "
                   "carry the last value forward) or cut those rows: forecasting windows must be "
                   "complete."),
@@ -481,17 +499,10 @@ def load_forecast(spec: str) -> TargetData:
                 f"forecast:{head} is neither a standard set ({', '.join(SET_NAMES.values())}) "
                 "nor a CSV file; give forecast:PATH.csv with a date column."
             )
-    table = read_table(path, options.date_column)
+    keep = [options.column] if options.column else []
+    table = read_table(path, options.date_column, keep, "(--target-column)")
     columns = table.columns
     values = table.values
-    if options.column:
-        if options.column not in columns:
-            raise DataError(
-                f"{path}: --target-column {options.column!r} does not exist; the value columns "
-                f"are {', '.join(columns)}."
-            )
-        i = columns.index(options.column)
-        values, columns = values[:, i : i + 1], [options.column]
     lookback = options.lookback or LOOKBACKS.get(key, DEFAULT_LOOKBACK)
     horizon = options.horizon or HORIZONS.get(key, (96,))[0]
     parts = borders(rule, values.shape[0], lookback)
