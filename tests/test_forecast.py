@@ -340,6 +340,10 @@ def test_patch_reprogram_trains_saves_and_reloads(tmp_path: Path, source: str) -
         mse = float(((model.eval()(data.test.x) - data.test.y) ** 2).mean())
     assert mse == pytest.approx(m["test_mse"], rel=1e-4)
     assert main(["eval", str(out)]) == 0
+    with torch.no_grad():  # predict: the 12 steps (normalised), not an argmax over them
+        torch.testing.assert_close(model.predict(data.test.x[:3]), model(data.test.x[:3]))
+    torch.testing.assert_close(result.model.predict(data.test.x[:3]), model.predict(
+        data.test.x[:3]), rtol=1e-4, atol=1e-5)
 
 
 def test_ablations_change_the_source_not_the_protocol(tmp_path: Path) -> None:

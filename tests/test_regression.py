@@ -83,8 +83,17 @@ def test_fit_and_eval_a_regression_target(tmp_path: Path) -> None:
     data = load_target(target)
     assert data.task == "regression" and data.class_names == ["value"]
     config = _soft_prompt(target, tmp_path / "run", epochs=2)
-    metrics = fit(config).metrics
+    result = fit(config)
+    metrics = result.metrics
     assert metrics["val_accuracy"] is None and metrics["test_accuracy"] is None
+    # predict gives the values (not an argmax over one output), the same after reloading
+    x = data.test.x[:5]
+    values = result.model.predict(x)
+    assert values.shape == (5,) and values.dtype == torch.float32
+    with torch.no_grad():
+        torch.testing.assert_close(values, result.model(x)[:, 0])
+    loaded, _ = load_artifact(tmp_path / "run")
+    torch.testing.assert_close(loaded.predict(x), values)
     assert metrics["test_rmse"] == pytest.approx(np.sqrt(metrics["test_loss"]))
     assert {"test_mae", "test_r2", "val_rmse"} <= set(metrics)
     assert metrics["selection"].startswith("lowest validation mean squared error")

@@ -109,14 +109,26 @@ class ReprogrammedModel(Adapted):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-        """Predicted target classes ``[N]`` for inputs ``[N, C_t, H_t, W_t]``."""
+        """Predictions for target inputs ``x`` ``[N, ...]`` (images ``[N, C_t, H_t, W_t]``,
+        series ``[N, 1, L]``, token ids ``[N, L]``): the target classes ``[N]`` (int64) for a
+        classification target; for a regression target (``task`` ``regression`` in the
+        settings) the predicted values, float32 ``[N]`` for one output and ``[N, K]`` for
+        several (a forecast's ``H`` steps, on the training rows' normalised scale: ``reprogram
+        predict`` writes them on the data's own)."""
+        target = getattr(self, "spec", {}).get("target", {})
+        regression = target.get("task") == "regression"
         was_training = self.training
         self.eval()
-        out = [
-            self(to_model(self, x[i : i + batch_size])).argmax(-1).cpu()
-            for i in range(0, len(x), batch_size)
-        ]
+        with torch.no_grad():
+            scores = [
+                self(to_model(self, x[i : i + batch_size])).float().cpu()
+                for i in range(0, len(x), batch_size)
+            ]
         self.train(was_training)
+        if regression:
+            values = torch.cat(scores) if scores else torch.empty(0, len(target["class_names"]))
+            return values[:, 0] if values.shape[1] == 1 else values
+        out = [s.argmax(-1) for s in scores]
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
     def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
