@@ -294,6 +294,10 @@ def test_peers_run_under_the_protocol(tmp_path: Path) -> None:
     with torch.no_grad():
         again = float(((model(data.test.x) - data.test.y) ** 2).mean())
     assert again == pytest.approx(linear.metrics["test_mse"], rel=1e-5)
+    with torch.no_grad():  # a peer's model predicts the 12 steps too, reloaded or not
+        torch.testing.assert_close(model.predict(data.test.x[:3]), model(data.test.x[:3]))
+    torch.testing.assert_close(linear.model.predict(data.test.x[:3]),
+                               model.predict(data.test.x[:3]))
     # predict: a table in, the next 12 steps out on the data's own scale, and a plot
     table = tmp_path / "toy.csv"
     out = tmp_path / "next.csv"

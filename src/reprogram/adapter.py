@@ -12,9 +12,40 @@ from typing import Any
 import torch
 from torch import nn
 
+from .accelerator import to_model
+
 
 class Adapted(nn.Module):
-    """A module part of which is trained (the adapter) while the rest stays frozen."""
+    """A module part of which is trained (the adapter) while the rest stays frozen.
+
+    ``spec`` (set by the builder, the trainer and the artifact loader) holds the settings
+    ``config.json`` records: program, mapping, target (its ``task``) and seed.
+    """
+
+    spec: dict[str, Any]
+
+    def predict(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+        """Predictions for target inputs ``x`` ``[N, ...]`` (images ``[N, C_t, H_t, W_t]``,
+        series ``[N, 1, L]``, token ids ``[N, L]``): the target classes ``[N]`` (int64) for a
+        classification target; for a regression target (``task`` ``regression`` in the
+        settings) the predicted values, float32 ``[N]`` for one output and ``[N, K]`` for
+        several (a forecast's ``H`` steps, on the training rows' normalised scale: ``reprogram
+        predict`` writes them on the data's own)."""
+        target = getattr(self, "spec", {}).get("target", {})
+        regression = target.get("task") == "regression"
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            scores = [
+                self(to_model(self, x[i : i + batch_size])).float().cpu()
+                for i in range(0, len(x), batch_size)
+            ]
+        self.train(was_training)
+        if regression:
+            values = torch.cat(scores) if scores else torch.empty(0, len(target["class_names"]))
+            return values[:, 0] if values.shape[1] == 1 else values
+        out = [s.argmax(-1) for s in scores]
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
     def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
         """The tensors training changes: what ``program.safetensors`` holds."""

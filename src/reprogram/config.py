@@ -295,6 +295,18 @@ class FitResult:
     out: Path
     config: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        """The model carries the settings its artifact records (``spec``), as a reloaded one
+        does: ``predict`` reads the target's task from them."""
+        if getattr(self.model, "spec", None) is None and self.model is not None:
+            self.model.spec = settings_of(self.config)
+
+
+def settings_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The parts of an artifact's ``config.json`` a model keeps as ``spec``: program, mapping,
+    target and seed (whichever it has; a baseline's: the target)."""
+    return {k: config[k] for k in ("program", "mapping", "target", "seed") if k in config}
+
 
 @dataclass
 class BaselineConfig(RunConfig):

@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from .accelerator import to_model
 from .adapter import Adapted
 from .artifact import (
     CONFIG,
@@ -32,7 +31,7 @@ from .artifact import (
     versions,
     write_json,
 )
-from .config import FitConfig
+from .config import FitConfig, settings_of
 from .data.checks import check_input_shape
 from .errors import ArtifactError, DataError, ReprogramError
 from .mappings import MAPPINGS, build_mapping
@@ -108,29 +107,6 @@ class ReprogrammedModel(Adapted):
         return self.scores(self.source_logits(x), x)
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-        """Predictions for target inputs ``x`` ``[N, ...]`` (images ``[N, C_t, H_t, W_t]``,
-        series ``[N, 1, L]``, token ids ``[N, L]``): the target classes ``[N]`` (int64) for a
-        classification target; for a regression target (``task`` ``regression`` in the
-        settings) the predicted values, float32 ``[N]`` for one output and ``[N, K]`` for
-        several (a forecast's ``H`` steps, on the training rows' normalised scale: ``reprogram
-        predict`` writes them on the data's own)."""
-        target = getattr(self, "spec", {}).get("target", {})
-        regression = target.get("task") == "regression"
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            scores = [
-                self(to_model(self, x[i : i + batch_size])).float().cpu()
-                for i in range(0, len(x), batch_size)
-            ]
-        self.train(was_training)
-        if regression:
-            values = torch.cat(scores) if scores else torch.empty(0, len(target["class_names"]))
-            return values[:, 0] if values.shape[1] == 1 else values
-        out = [s.argmax(-1) for s in scores]
-        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
-
     def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
         """What training changes: program and mapping parameters and persistent buffers."""
         state = self.state_dict()
@@ -445,7 +421,5 @@ def load_reprogrammed(
     mapping.bind_inputs(input_shape)  # side features of the raw target, if any
     model = ReprogrammedModel(source, program, mapping)
     load_state(directory, model, f"{prog_cfg['name']} + {map_cfg['name']}")
-    model.spec = {
-        key: config[key] for key in ("program", "mapping", "target", "seed") if key in config
-    }
+    model.spec = settings_of(config)
     return model, config

@@ -518,8 +518,6 @@ def run_job(job: Job, source: Source | None) -> FitResult:
         metrics = read_json(out / METRICS, "the metrics")
     model.eval()
     config = read_json(out / CONFIG, "the config")
-    if getattr(model, "spec", None) is None:  # the settings a reloaded artifact carries
-        model.spec = {k: config[k] for k in ("program", "mapping", "target", "seed") if k in config}
     return FitResult(model=model, metrics=metrics, out=out, config=config)
 
 

@@ -12,7 +12,7 @@ from torch import nn
 from ..adapter import Adapted
 from ..artifact import BASELINE_FORMAT, load_state, register_loader, versions, write_artifact
 from ..callbacks import Callback
-from ..config import BaselineConfig, FitResult
+from ..config import BaselineConfig, FitResult, settings_of
 from ..data import PreparedSplits, TargetData
 from ..data.checks import check_writable_dir
 from ..errors import ArtifactError, ReprogramError
@@ -307,4 +307,6 @@ def load_baseline(
         BuildContext(src, input_shape, num_classes, canvas_size, vocabulary, kind)
     )
     load_state(directory, model, f"baseline {method}")
+    if isinstance(model, Adapted):  # every baseline's model: predict reads the task
+        model.spec = settings_of(config)
     return model, config
