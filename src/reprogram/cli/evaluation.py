@@ -225,6 +225,7 @@ def _predict_forecast(model: Any, facts: dict[str, Any], args: argparse.Namespac
             picture,
             f"forecast of {args.inputs[0]} ({args.dir})",
             columns[:shown],
+            dates,
         )
         print(f"forecast: {args.out}; plot: {picture}", file=sys.stderr)
     return 0

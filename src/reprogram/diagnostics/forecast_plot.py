@@ -16,9 +16,11 @@ def save_forecast_png(
     path: Path,
     title: str,
     names: list[str] | None = None,
+    dates: list[str] | None = None,
 ) -> None:
     """One panel per window: ``history`` ``[N, L]``, ``forecast`` ``[N, H]`` and ``truth``
-    ``[N, H]`` (or None), drawn on one time axis; ``names`` label the panels."""
+    ``[N, H]`` (or None), drawn on one time axis; ``names`` label the panels, and ``dates``
+    (the ``H`` forecast steps' timestamps, when known) the axis."""
     n = int(history.shape[0])
     fig, axes = subplots(n, 1, figsize=(9.0, 2.2 * n + 0.6), squeeze=False)
     for i in range(n):
@@ -36,6 +38,10 @@ def save_forecast_png(
             ax.set_title(names[i], fontsize=9)
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7, loc="upper left")
+    if dates:
+        axes[-1][0].set_xlabel(
+            f"step (the forecast runs from {dates[0]} to {dates[-1]})", fontsize=8
+        )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
