@@ -112,6 +112,19 @@ def test_npz_missing_file_and_not_a_zip(tmp_path: Path) -> None:
         load_target(f"npz:{bad}")
 
 
+def test_npz_integer_images_are_scaled_by_their_type(tmp_path: Path) -> None:
+    """int64 0..255 as uint8 pixels, uint16 as 16-bit ones; wider integers are refused."""
+    x = np.full((2, 4, 4), 51, dtype=np.int64)
+    path = _save_npz(tmp_path, x=np.concatenate([x, x]), y=np.array([0, 1, 0, 1]))
+    assert float(load_target("npz:" + path).train.x.max()) == pytest.approx(0.2)
+    deep = np.full((4, 4, 4), 13107, dtype=np.uint16)
+    path = _save_npz(tmp_path, x=deep, y=np.array([0, 1, 0, 1]))
+    assert float(load_target("npz:" + path).train.x.max()) == pytest.approx(0.2)
+    path = _save_npz(tmp_path, x=np.full((4, 4, 4), 4000, dtype=np.int32), y=np.array([0, 1] * 2))
+    with pytest.raises(DataError, match=r"dtype int32 from 4000 to 4000.*uint16"):
+        load_target("npz:" + path)
+
+
 @pytest.mark.parametrize(("value", "message"), [(np.nan, "1 NaN"), (np.inf, "1 infinite")])
 def test_npz_non_finite(tmp_path: Path, value: float, message: str) -> None:
     x = np.zeros((6, 4, 4), dtype=np.float32)

@@ -124,13 +124,20 @@ def validate_split(x: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray
 
 
 def _as_unit_float(x: np.ndarray, where: str) -> np.ndarray:
-    """uint8 ``0..255`` → float32 ``/ 255``; floats must already lie in ``[0, 1]``."""
+    """uint8 ``0..255`` → float32 ``/ 255``, uint16 (16-bit images, as folder images read)
+    ``/ 65535``, other integers ``/ 255`` when they lie in ``0..255``; floats must already lie
+    in ``[0, 1]``."""
     if x.dtype == np.uint8:
         return x.astype(np.float32) / np.float32(255.0)
+    if x.dtype == np.uint16:
+        return x.astype(np.float32) / np.float32(65535.0)
+    if x.dtype.kind in "iu" and x.size and 0 <= int(x.min()) and int(x.max()) <= 255:
+        return x.astype(np.float32) / np.float32(255.0)
     if x.dtype.kind != "f":
+        shown = f" from {int(x.min())} to {int(x.max())}" if x.dtype.kind in "iu" and x.size else ""
         raise DataError(
-            f"{where}: images have dtype {x.dtype}; save them as uint8 (0-255) or as floats "
-            "scaled to [0, 1]."
+            f"{where}: images have dtype {x.dtype}{shown}; save them as uint8 (0-255), uint16 "
+            "(0-65535) or as floats scaled to [0, 1]."
         )
     check_finite(x, where)
     lo, hi = float(x.min()), float(x.max())

@@ -4,7 +4,8 @@ Arrays ``x_train, y_train, x_test, y_test``, optional ``x_val, y_val`` (together
 ``x, y``, from which a fixed stratified 20% is held out as the test split (seed 0, independent
 of the run seed), as ``folder:`` does for a folder without train/test. ``class_names``
 (strings, one per class; default ``"0" … "K-1"``) is optional. Images may be ``[N, H, W]``,
-``[N, C, H, W]`` or ``[N, H, W, C]`` with ``C`` in ``{1, 3}``, uint8 or float in ``[0, 1]``;
+``[N, C, H, W]`` or ``[N, H, W, C]`` with ``C`` in ``{1, 3}``, uint8 (or other integers in
+``0..255``), uint16 (16-bit) or float in ``[0, 1]``;
 labels are integer classes from 0, or strings (the class names, sorted, unless
 ``class_names`` gives their order). Arrays ``[N, L]`` or ``[N, 1, L]`` are time series
 (``modality="series"``, float32 ``[N, 1, L]``; NaN only as padding at the end of a series).
