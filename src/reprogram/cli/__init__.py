@@ -56,7 +56,15 @@ _BASELINE_SKIP = ("optimizer", "optimizer_options", "query_budget", "plots")
 
 
 def _add_fit_args(p: argparse.ArgumentParser) -> None:
-    add_flags(p, FitConfig, helps={"lr": "learning rate (default 0.01)"})
+    add_flags(
+        p,
+        FitConfig,
+        helps={
+            "lr": "learning rate (default 0.01)",
+            "source": "source model (reprogram list sources); without it (and --recipe) the "
+            "target kind's recipe runs: vision-full, warp, ucr-whisper or time-llm",
+        },
+    )
     p.add_argument(
         "--recipe",
         default=None,
