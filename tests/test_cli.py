@@ -440,6 +440,15 @@ def test_predict_image_and_npy_batch(
         assert name in CLASS_NAMES
         assert 1 / len(CLASS_NAMES) <= float(probability) <= 1.0
 
+    # a folder stands for the image files under it (sorted, sub-folders included)
+    (tmp_path / "more" / "b").mkdir(parents=True)
+    for name in ("more/b/two.png", "more/a.png", "more/.hidden.png"):
+        Image.fromarray(rng.integers(0, 256, (8, 8)).astype(np.uint8)).save(tmp_path / name)
+    code, out, err = cli(capsys, "predict", artifact, tmp_path / "more")
+    assert code == 0, err
+    assert [line.split("\t")[0] for line in out.strip().splitlines()] == [
+        str(tmp_path / "more" / "a.png"), str(tmp_path / "more" / "b" / "two.png")]
+
     code, out, err = cli(capsys, "predict", artifact, batch, "--json")
     assert code == 0, err
     rows = json.loads(out)

@@ -105,7 +105,8 @@ def load_inputs(
     """Read inputs: a name per example, ``[N, C_t, H_t, W_t]`` floats in ``[0, 1]``, and the
     labels the files carried (series text files read with ``labelled``; else empty).
 
-    Image files are converted to the target's channels and resized to its size; array files
+    Image files (a folder stands for the image files under it) are converted to the target's
+    channels and resized to its size; array files
     hold one image ``[H, W]`` / ``[C, H, W]`` or a batch ``[N, …]`` (uint8, or floats in [0, 1]).
     For a time-series model (``shape`` ``(1, L)``) they hold one series ``[L]`` or a batch
     ``[N, L]`` / ``[N, 1, L]``, or are text files with a series a line (``.csv``/``.tsv``/
@@ -124,7 +125,7 @@ def load_inputs(
         raise DataError("--labelled is for series text files; this model takes images.")
     labels: list[str] = []
     tensors: list[torch.Tensor] = []
-    for name in paths:
+    for name in _expand_folders(paths):
         path = Path(name)
         if not path.is_file():
             raise DataError(f"input {name} does not exist or is not a file.")
@@ -149,6 +150,28 @@ def load_inputs(
         tensors.append(_fit_shape(x, shape, name))
         labels += names
     return labels, torch.cat(tensors) if tensors else torch.empty(0, *shape), []
+
+
+def _expand_folders(paths: list[str]) -> list[str]:
+    """``paths`` with each folder replaced by the image files under it (sorted, hidden ones
+    left out); DataError for a folder that holds none."""
+    out: list[str] = []
+    for name in paths:
+        folder = Path(name)
+        if not folder.is_dir():
+            out.append(name)
+            continue
+        found = sorted(
+            str(p) for p in folder.rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        )
+        if not found:
+            raise DataError(
+                f"folder {name} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})."
+            )
+        out += found
+    return out
 
 
 def _load_series(
