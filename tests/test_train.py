@@ -215,9 +215,9 @@ def test_a_long_epoch_logs_plain_progress_lines_when_stderr_is_no_terminal(
     from reprogram import train
 
     monkeypatch.setattr(train._PlainProgress, "every", 0.0)
-    fit(config(tmp_path, epochs=1, progress=True, batch_size=8))  # 160 training rows
+    fit(config(tmp_path, epochs=1, shots=4, progress=True, batch_size=8))  # 32 training rows
     err = capsys.readouterr().err
-    assert "epoch 1/1  step 1/20 (5%)  loss " in err and "min left" in err
-    assert "step 20/20" not in err  # the epoch's own line closes it
-    fit(config(tmp_path, "quiet", epochs=1, progress=False, batch_size=8))
-    assert "step 1/20" not in capsys.readouterr().err
+    assert "epoch 1/1  step 1/4 (25%)  loss " in err and "min left" in err
+    assert "step 4/4" not in err  # the epoch's own line closes it
+    fit(config(tmp_path, "quiet", epochs=1, shots=4, progress=False, batch_size=8))
+    assert "step 1/4" not in capsys.readouterr().err
