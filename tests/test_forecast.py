@@ -183,6 +183,9 @@ def test_the_time_column_is_found_by_its_usual_names_or_by_option(tmp_path: Path
     assert table.columns == ["y", "date"] and table.dates[0] == "2021-01-01"
     with pytest.raises(DataError, match=r"no column 'at'.*--date-column"):
         read_table(tmp_path / "t.csv", "at")
+    # predict's history may name its time column otherwise than the training file did
+    (tmp_path / "h.csv").write_text(f"ds,y\n{body}")
+    assert read_table(tmp_path / "h.csv", "when", date_required=False).date_column == "ds"
     long = "".join(f"{t},{t % 7}\n" for t in range(60))  # a numeric time index
     (tmp_path / "t.csv").write_text(f"when,y\n{long}")
     data = load_target(f"forecast:{tmp_path / 't.csv'}#date_column=when#lookback=4#horizon=2")

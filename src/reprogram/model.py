@@ -106,7 +106,6 @@ class ReprogrammedModel(Adapted):
         """Target scores ``[B, K_t]`` for target inputs ``x`` ``[B, C_t, H_t, W_t]``."""
         return self.scores(self.source_logits(x), x)
 
-    @torch.no_grad()
     def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
         """What training changes: program and mapping parameters and persistent buffers."""
         state = self.state_dict()

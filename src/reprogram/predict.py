@@ -14,6 +14,7 @@ from PIL import Image
 from torch import nn
 
 from .data.checks import check_finite, check_numpy_magic, to_nchw_float
+from .data.folder import EXTENSIONS as IMAGE_SUFFIXES
 from .data.folder import decode_image
 from .data.forecast import future_dates, read_table
 from .data.npz import READ_ERRORS, check_array_sizes
@@ -22,8 +23,6 @@ from .data.sequences import sequence_batch
 from .data.series import series_batch
 from .data.ucr_files import SUFFIXES, read_series_file
 from .errors import DataError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def _fit_shape(x: torch.Tensor, shape: tuple[int, ...], where: str) -> torch.Tensor:
@@ -295,15 +294,11 @@ def forecast_inputs(
         DataError: a column the model was trained on is missing, or too few rows.
     """
     where = Path(path).expanduser()
-    trained = str(facts.get("date_column", ""))
     columns = [str(c) for c in facts["columns"]]
-    why = "this model forecasts"
-    try:
-        table = read_table(where, trained, columns, why)
-    except DataError as exc:
-        if not trained or "to read dates from" not in str(exc):
-            raise
-        table = read_table(where, "", columns, why)  # another time column name than in training
+    table = read_table(
+        where, str(facts.get("date_column", "")), columns, "this model forecasts",
+        date_required=False,  # another time column name than in training is read too
+    )
     lookback, horizon = int(facts["lookback"]), int(facts["horizon"])
     values = table.values
     need = lookback + (horizon if labelled else 0)

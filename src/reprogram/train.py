@@ -367,17 +367,19 @@ class Trainer:
             cfg.seed, epoch, len(train), self.fabric.global_rank, self.fabric.world_size
         )
         steps = range(0, len(order), cfg.batch_size)
-        shown = cfg.progress and self.is_main
+        shown, terminal = cfg.progress and self.is_main, sys.stderr.isatty()
         bar = tqdm(
             steps,
             desc=f"epoch {epoch}/{cfg.epochs}",
-            disable=not (shown and sys.stderr.isatty()),
+            disable=not (shown and terminal),
             leave=False,
             unit="batch",
         )
-        plain = _PlainProgress(f"epoch {epoch}/{cfg.epochs}", len(steps)) if (
-            shown and not sys.stderr.isatty()
-        ) else None
+        plain = (
+            _PlainProgress(f"epoch {epoch}/{cfg.epochs}", len(steps))
+            if shown and not terminal
+            else None
+        )
         total, count = 0.0, 0
         for i in bar:
             idx = order[i : i + cfg.batch_size]

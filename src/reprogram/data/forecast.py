@@ -237,12 +237,16 @@ def check_dates(dates: list[str], where: str) -> list[float]:
     )
 
 
-def find_date_column(names: list[str], date_column: str, where: str) -> int:
+def find_date_column(
+    names: list[str], date_column: str, where: str, required: bool = True
+) -> int:
     """Index of the time column among the header's ``names``: ``date_column`` when given
-    (exact, else case-insensitive), otherwise the first of :data:`DATE_NAMES` present.
+    (exact, else case-insensitive), otherwise the first of :data:`DATE_NAMES` present. With
+    ``required`` false a given ``date_column`` that is absent falls back to those names.
 
     Raises:
-        DataError: the named column is absent, or none of the usual names is there.
+        DataError: the named column is absent (``required``), or none of the usual names is
+            there.
     """
     lower = [n.lower() for n in names]
     if date_column:
@@ -250,6 +254,7 @@ def find_date_column(names: list[str], date_column: str, where: str) -> int:
             return names.index(date_column)
         if date_column.lower() in lower:
             return lower.index(date_column.lower())
+    if date_column and required:
         raise DataError(
             f"{where} has no column {date_column!r} to read dates from (columns: "
             f"{', '.join(names)}); give --date-column one of them."
@@ -265,7 +270,11 @@ def find_date_column(names: list[str], date_column: str, where: str) -> int:
 
 
 def read_table(
-    path: Path, date_column: str = "", keep: Sequence[str] = (), why: str = ""
+    path: Path,
+    date_column: str = "",
+    keep: Sequence[str] = (),
+    why: str = "",
+    date_required: bool = True,
 ) -> Table:
     """Read a CSV with a time column and numeric columns; every problem named with its row.
     Fields are separated by commas, or by semicolons or tabs when the header holds no comma;
@@ -277,6 +286,8 @@ def read_table(
         keep: the value columns to read (in this order); empty: every column but the time
             column. Columns left out are not read, so they may hold text.
         why: what asks for ``keep`` (said when one is missing), e.g. ``"(--target-column)"``.
+        date_required: false: a ``date_column`` the file lacks falls back to
+            :data:`DATE_NAMES` (a history table for a model trained on another file).
 
     Raises:
         DataError: no such file, no time column, no numeric column, a column of ``keep``
@@ -299,7 +310,7 @@ def read_table(
     if not header:
         raise DataError(f"{where} is empty; give a header row: date,column1,column2,...")
     names = [h.strip() for h in header]
-    date_col = find_date_column(names, date_column, where)
+    date_col = find_date_column(names, date_column, where, date_required)
     columns = [n for i, n in enumerate(names) if i != date_col]
     if not columns:
         raise DataError(
