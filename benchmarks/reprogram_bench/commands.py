@@ -9,8 +9,11 @@ from reprogram.errors import ReprogramError
 from reprogram_bench import ints, split_methods
 from reprogram_bench.blackbox import run_blackbox
 from reprogram_bench.efficiency import run_efficiency
+from reprogram_bench.pool import check_jobs
 from reprogram_bench.ucr import run_from_args
 from reprogram_bench.vision import DEFAULT_METHODS, run_vision, summarise
+
+PARALLEL_SUITES = ("vision", "sequences", "forecast")
 
 
 def _shots(text: str, flag: str = "--shots") -> tuple[int, ...]:
@@ -23,6 +26,13 @@ def _shots(text: str, flag: str = "--shots") -> tuple[int, ...]:
 
 def run(args: Any, command: str | None) -> None:
     """``reprogram bench SUITE``: the suite named by ``args.suite`` with the parsed flags."""
+    jobs = check_jobs(getattr(args, "jobs", 1))
+    if jobs != 1 and args.suite not in PARALLEL_SUITES:
+        raise ReprogramError(
+            f"--jobs runs the cells of {', '.join(PARALLEL_SUITES)} in parallel; the "
+            f"{args.suite} suite runs one cell at a time (efficiency times each step, and "
+            "cells beside it would skew the timings). Leave --jobs out."
+        )
     if args.suite == "forecast":
         from reprogram_bench.forecast import DEFAULT_METHODS as FORECAST_METHODS
         from reprogram_bench.forecast import run_forecast
@@ -49,6 +59,7 @@ def run(args: Any, command: str | None) -> None:
             progress=not args.quiet,
             report_only=args.report_only,
             drop_last=args.drop_last,
+            jobs=jobs,
         )
         return
     if args.suite == "sequences":
@@ -67,6 +78,7 @@ def run(args: Any, command: str | None) -> None:
             command=command,
             progress=not args.quiet,
             report_only=args.report_only,
+            jobs=jobs,
         )
         return
     args.source = args.source or "efficientnet-lite0"
@@ -83,6 +95,7 @@ def run(args: Any, command: str | None) -> None:
             canvas_size=args.canvas_size,
             command=command,
             progress=not args.quiet,
+            jobs=jobs,
         )
         for s in sorted(summarise(rows), key=lambda s: (s["shots"], -s["test_mean"])):
             print(

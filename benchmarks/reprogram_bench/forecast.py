@@ -9,6 +9,10 @@ split (every window, stride 1) is scored once. After every cell the suite rewrit
 published anchors beside; the reprogrammed LM paired against each ablation) and
 ``mse_by_horizon.png``.
 
+A set is one of the standard four (:data:`SETS`, each with its four horizons) or a user's own
+CSV file, ``PATH.csv`` (with ``--horizons``; options follow the path as for ``forecast:PATH``,
+e.g. ``sales.csv#lookback=56#target_column=units``; the lookback is 512 otherwise).
+
 Methods are ``PROGRAM+MAPPING[:options][@SOURCE]`` or a baseline name. The ablations are the
 same program and mapping on a changed source: ``#depth=0`` (the LM removed: embeddings and
 final norm only), ``#init=random`` (its weights drawn afresh), and ``#depth=0`` with
@@ -32,6 +36,7 @@ from reprogram.errors import DataError, ReprogramError
 from reprogram_bench import cell_seconds, legend_below, write_csv
 from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
+from reprogram_bench.pool import check_jobs, plan, run_tasks, running_line
 from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
 
 SETS = ("ETTh1", "ETTh2", "ILI", "exchange")
@@ -79,7 +84,8 @@ class Cell:
     @property
     def key(self) -> str:
         safe = self.method.replace("/", "_").replace("#", "~")
-        return f"{self.dataset}/h{self.horizon}/f{self.fraction:g}/{safe}/seed{self.seed}"
+        name = self.dataset.strip("/").replace("/", "_").replace("#", "~")  # a user's file
+        return f"{name}/h{self.horizon}/f{self.fraction:g}/{safe}/seed{self.seed}"
 
     @property
     def is_reprogramming(self) -> bool:
@@ -94,8 +100,10 @@ class Cell:
 
 
 def target_name(cell: Cell, train_stride: int, val_stride: int) -> str:
-    lookback = LOOKBACK.get(cell.dataset, DEFAULT_LOOKBACK)
-    name = f"forecast:{cell.dataset}#lookback={lookback}#horizon={cell.horizon}"
+    name = f"forecast:{cell.dataset}"
+    if "#lookback=" not in cell.dataset:  # a user's file may name its own
+        name += f"#lookback={LOOKBACK.get(cell.dataset, DEFAULT_LOOKBACK)}"
+    name += f"#horizon={cell.horizon}"
     if cell.fraction < 1.0:
         name += f"#train_fraction={cell.fraction:g}"
     if train_stride > 1:
@@ -154,6 +162,32 @@ def _row(cell: Cell, directory: Path) -> dict[str, Any]:
     }
 
 
+def check_sets(sets: tuple[str, ...], horizons: tuple[int, ...] | None) -> None:
+    """Each set is a standard one or an existing CSV file, and a file comes with horizons.
+
+    Raises:
+        ReprogramError: naming the set and what to give instead.
+    """
+    if not sets:
+        raise ReprogramError(f"--tasks names no set; give one or more of {', '.join(SETS)} "
+                             "or a CSV file of your own.")
+    for name in sets:
+        if name in HORIZONS:
+            continue
+        path = Path(name.split("#", 1)[0])
+        if path.suffix.lower() not in (".csv", ".tsv", ".txt") or not path.is_file():
+            raise ReprogramError(
+                f"--tasks: {name!r} is neither a standard set ({', '.join(SETS)}) nor a CSV "
+                f"file here ({path} {'is not a file' if not path.is_file() else 'is no .csv'})."
+            )
+        if not horizons:
+            raise ReprogramError(
+                f"--tasks: {name!r} is your own file, which has no standard horizons: give "
+                "them with --horizons (e.g. --horizons 24,48; the lookback is 512 steps "
+                f"unless the name says otherwise, e.g. {path}#lookback=96)."
+            )
+
+
 def cells_for(sets: tuple[str, ...], horizons: tuple[int, ...] | None,
               fractions: tuple[float, ...], methods: tuple[str, ...],
               seeds: tuple[int, ...]) -> list[Cell]:
@@ -184,6 +218,7 @@ def run_forecast(
     progress: bool = True,
     report_only: bool = False,
     drop_last: int | None = None,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Run every missing cell, then write the tables and the plot; returns all rows.
 
@@ -192,7 +227,10 @@ def run_forecast(
     ``batch_sizes``: (reprogramming, peers); ``drop_last``: also re-score the finished cells
     whose artifacts are in ``out/runs`` as the published code does (the test's last
     incomplete batch of that size dropped, :mod:`reprogram_bench.drop_last`) into
-    ``drop_last_B.md`` / ``.json``."""
+    ``drop_last_B.md`` / ``.json``; ``jobs``: cells run at once, each in a worker process
+    (:mod:`reprogram_bench.pool`)."""
+    check_jobs(jobs)
+    check_sets(sets, horizons)
     for method in methods:
         body, _src = split_source(method, "")
         (parse_method if "+" in body else parse_baseline)(body)
@@ -220,34 +258,33 @@ def run_forecast(
                          runs_cells=not report_only)
     settings = ledger.settings  # cells skipped now are listed beside earlier ones
     rows: list[dict[str, Any]] = []
+    by_index: dict[int, dict[str, Any]] = {}
     started = time.perf_counter()
-    for i, cell in enumerate(cells, 1):
-        directory = out / "runs" / cell.key
-        earlier = ledger.finished_earlier(cell.key, directory / METRICS)
-        if earlier is None and not (directory / METRICS).exists():
-            if report_only:
-                continue
-            if progress:
-                print(f"[{i}/{len(cells)}] {cell.key}  running  "
-                      f"({(time.perf_counter() - started) / 60:.1f} min so far)",
-                      file=sys.stderr, flush=True)
-            try:
-                run_cell(cell, directory, epochs=epochs, strides=strides, batch_sizes=batches)
-            except DataError as exc:  # the data cannot form this cell (e.g. too few rows)
-                settings["skipped"].append({"cell": cell.key, "why": str(exc)})
-                if progress:
-                    print(f"[{i}/{len(cells)}] {cell.key}  skipped: {exc}", file=sys.stderr,
-                          flush=True)
-                continue
-            except ReprogramError as exc:
-                raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
-        row = earlier if earlier is not None else _row(cell, directory)
-        rows.append(row)
+
+    def report(i: int, row: dict[str, Any]) -> None:
+        by_index[i] = row  # the rows in grid order, whatever order cells finish in
+        rows[:] = [by_index[k] for k in sorted(by_index)]
         if progress:
-            print(f"[{i}/{len(cells)}] {cell.key}  mse {row['test_mse']:.4f}  "
+            print(f"[{i}/{len(cells)}] {cells[i - 1].key}  mse {row['test_mse']:.4f}  "
                   f"mae {row['test_mae']:.4f}  {row['train_seconds']:.0f} s",
                   file=sys.stderr, flush=True)
         write_results(out, ledger.rows(rows), settings, ledger.meta())
+
+    pending = plan(cells, out, ledger, _row, run_cell,
+                   dict(epochs=epochs, strides=strides, batch_sizes=batches),
+                   report, run=not report_only)
+    for done in run_tasks(pending, jobs, before=running_line(started, progress),
+                          progress=progress):
+        cell = cells[done.index - 1]
+        if isinstance(done.error, DataError):  # the data cannot form this cell (too few rows)
+            settings["skipped"].append({"cell": cell.key, "why": str(done.error)})
+            if progress:
+                print(f"[{done.index}/{len(cells)}] {cell.key}  skipped: {done.error}",
+                      file=sys.stderr, flush=True)
+        elif done.error is not None:
+            raise ReprogramError(f"bench cell {cell.key} failed: {done.error}")
+        else:
+            report(done.index, _row(cell, out / "runs" / cell.key))
     if rows or ledger.recorded:  # again: cells skipped after the last finished one are listed
         write_results(out, ledger.rows(rows), settings, ledger.meta())
     if drop_last:

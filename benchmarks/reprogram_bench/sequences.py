@@ -32,6 +32,7 @@ from reprogram.errors import ReprogramError
 from reprogram_bench import cell_seconds, legend_below, write_csv
 from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
+from reprogram_bench.pool import check_jobs, plan, run_tasks, running_line
 from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
 
 TASKS = ("amp", "amp-tm", "acp", "b3db", "solubility")
@@ -190,12 +191,15 @@ def run_sequences(
     command: str | None = None,
     progress: bool = True,
     report_only: bool = False,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Run every missing cell, then write the tables and the plot; returns all rows.
 
+    ``jobs``: cells run at once, each in a worker process (:mod:`reprogram_bench.pool`).
     ``shots`` are per class for classification tasks; ``regression_shots`` are rows in all
     for regression tasks (0: every row). ``report_only``: run nothing; write the tables
     from the cells already finished."""
+    check_jobs(jobs)
     for method in methods:
         body, _src = split_source(method, source)
         (parse_method if "+" in body else parse_baseline)(body)
@@ -215,33 +219,29 @@ def run_sequences(
     ledger = open_ledger(out, settings, command or "reprogram bench sequences", _key,
                          shared=("source", "epochs"), runs_cells=not report_only)
     rows: list[dict[str, Any]] = []
+    by_index: dict[int, dict[str, Any]] = {}
     started = time.perf_counter()
-    for i, cell in enumerate(cells, 1):
-        directory = out / "runs" / cell.key
-        earlier = ledger.finished_earlier(cell.key, directory / METRICS)
-        if earlier is None and not (directory / METRICS).exists():
-            if report_only:
-                continue
-            if progress:
-                print(
-                    f"[{i}/{len(cells)}] {cell.key}  running  "
-                    f"({(time.perf_counter() - started) / 60:.1f} min so far)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            try:
-                run_cell(cell, directory, source=source, epochs=epochs)
-            except ReprogramError as exc:
-                raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
-        row = earlier if earlier is not None else _row(cell, directory)
-        rows.append(row)
+
+    def report(i: int, row: dict[str, Any]) -> None:
+        by_index[i] = row  # the rows in grid order, whatever order cells finish in
+        rows[:] = [by_index[k] for k in sorted(by_index)]
         if progress:
             print(
-                f"[{i}/{len(cells)}] {cell.key}  {_scores(row)}  {row['train_seconds']:.0f} s",
+                f"[{i}/{len(cells)}] {cells[i - 1].key}  {_scores(row)}  "
+                f"{row['train_seconds']:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )
         write_results(out, ledger.rows(rows), ledger.settings, ledger.meta())
+
+    pending = plan(cells, out, ledger, _row, run_cell, dict(source=source, epochs=epochs),
+                   report, run=not report_only)
+    for done in run_tasks(pending, jobs, before=running_line(started, progress),
+                          progress=progress):
+        cell = cells[done.index - 1]
+        if done.error is not None:
+            raise ReprogramError(f"bench cell {cell.key} failed: {done.error}")
+        report(done.index, _row(cell, out / "runs" / cell.key))
     if report_only and not rows and ledger.recorded:  # the table from what was recorded
         write_results(out, ledger.rows([]), ledger.settings, ledger.meta())
     return rows

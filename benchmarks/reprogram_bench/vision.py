@@ -25,6 +25,7 @@ from reprogram.errors import ReprogramError
 from reprogram_bench import cell_seconds, write_csv
 from reprogram_bench.ledger import open_ledger
 from reprogram_bench.machine import describe, machine
+from reprogram_bench.pool import Task, check_jobs, plan, run_tasks
 
 # Reprogramming variants worth reporting (from the program × mapping grid) and baselines.
 DEFAULT_METHODS = (
@@ -293,6 +294,7 @@ def run_vision(
     canvas_size: int = 128,
     command: str | None = None,
     progress: bool = True,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Run every missing cell, then write the tables and plots; returns all result rows.
 
@@ -301,7 +303,9 @@ def run_vision(
         shots, seeds, methods: the grid; a method is ``PROGRAM+MAPPING`` or a baseline name.
         source, target, epochs, canvas_size: shared by every cell.
         command: the command line recorded in the results.
+        jobs: cells run at once, each in a worker process (:mod:`reprogram_bench.pool`).
     """
+    check_jobs(jobs)
     for method in methods:
         _check_method(method, source)
     out = Path(out)
@@ -321,56 +325,54 @@ def run_vision(
     settings = {**ledger.settings, "shots": sorted(ledger.settings["shots"]),
                 "seeds": sorted(ledger.settings["seeds"])}
 
-    def earlier(c: Cell) -> dict[str, Any] | None:
-        return ledger.finished_earlier(c.key, out / "runs" / c.key / METRICS)
-
     def finished(c: Cell) -> bool:
-        return (out / "runs" / c.key / METRICS).exists() or earlier(c) is not None
+        metrics = out / "runs" / c.key / METRICS
+        return metrics.exists() or ledger.finished_earlier(c.key, metrics) is not None
 
     times: dict[tuple[str, int], list[float]] = defaultdict(list)
     rows: list[dict[str, Any]] = []
+    by_index: dict[int, dict[str, Any]] = {}
     started = time.perf_counter()
-    for i, cell in enumerate(cells, 1):
-        directory = out / "runs" / cell.key
-        if not finished(cell):
-            left = [c for c in cells[i - 1 :] if not finished(c)]
-            guesses = [_estimate(c, times) for c in left]
-            known = [g for g in guesses if g is not None]
-            eta = (
-                f"~{sum(known) / 60:.0f} min left for {len(known)} of {len(left)} cells"
-                if known
-                else "no estimate yet"
-            )
-            if progress:
-                print(
-                    f"[{i}/{len(cells)}] {cell.key}  running  "
-                    f"({(time.perf_counter() - started) / 60:.1f} min so far; {eta})",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            t0 = time.perf_counter()
-            try:
-                run_cell(
-                    cell,
-                    directory,
-                    source=source,
-                    target=target,
-                    epochs=epochs,
-                    canvas_size=canvas_size,
-                )
-            except ReprogramError as exc:
-                raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
-            times[(cell.method, cell.shots)].append(time.perf_counter() - t0)
-        row = earlier(cell) or _row(cell, directory)
-        rows.append(row)
+
+    def report(i: int, row: dict[str, Any]) -> None:
+        by_index[i] = row  # the rows in grid order, whatever order cells finish in
+        rows[:] = [by_index[k] for k in sorted(by_index)]
         if progress:
             print(
-                f"[{i}/{len(cells)}] {cell.key}  test {row['test_accuracy']:.4f}  "
+                f"[{i}/{len(cells)}] {cells[i - 1].key}  test {row['test_accuracy']:.4f}  "
                 f"val {row['val_accuracy']:.4f}  {row['train_seconds']:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )
         write_results(out, ledger.rows(rows), settings, ledger.commands)
+
+    pending = plan(cells, out, ledger, _row, run_cell,
+                   dict(source=source, target=target, epochs=epochs,
+                        canvas_size=canvas_size), report)
+
+    def before(task: Task) -> None:  # one cell at a time: say what runs and what is left
+        if not progress:
+            return
+        left = [c for c in cells[task.index - 1 :] if not finished(c)]
+        known = [g for g in (_estimate(c, times) for c in left) if g is not None]
+        eta = (
+            f"~{sum(known) / 60:.0f} min left for {len(known)} of {len(left)} cells"
+            if known
+            else "no estimate yet"
+        )
+        print(
+            f"{task.label}  running  ({(time.perf_counter() - started) / 60:.1f} min so far; "
+            f"{eta})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    for done in run_tasks(pending, jobs, before=before, progress=progress):
+        cell = cells[done.index - 1]
+        if done.error is not None:
+            raise ReprogramError(f"bench cell {cell.key} failed: {done.error}")
+        times[(cell.method, cell.shots)].append(done.seconds)
+        report(done.index, _row(cell, out / "runs" / cell.key))
     return rows
 
 

@@ -267,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tasks",
         default=None,
-        help="sequences: targets (default amp,amp-tm,acp,b3db,solubility); forecast: sets "
-        "(default ETTh1)",
+        help="sequences: targets (default amp,amp-tm,acp,b3db,solubility); forecast: sets, "
+        "ETTh1, ETTh2, ILI, exchange or your own PATH.csv (with --horizons; options after "
+        "the path, e.g. PATH.csv#lookback=96) (default ETTh1)",
     )
     p.add_argument(
         "--shots",
@@ -281,7 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="sequences: training rows in all of regression tasks' cells (default "
         "64,256,all)",
     )
-    p.add_argument("--seeds", default="0,1,2", help="vision: seeds")
+    p.add_argument("--seeds", default="0,1,2", help="seeds of trained cells (default 0,1,2)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="vision, sequences, forecast: run N cells at once, each in its own process with "
+        "the CPUs shared out (default 1: one after another); timings then share the machine",
+    )
     p.add_argument(
         "--methods",
         default=None,
