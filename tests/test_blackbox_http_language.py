@@ -155,7 +155,7 @@ def test_top_k_is_refused_for_a_language_model(lm: LanguageSource) -> None:
 
 
 def test_serve_builds_the_language_app(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from reprogram.blackbox import server as server_module
 
@@ -164,7 +164,13 @@ def test_serve_builds_the_language_app(
     assert main(["serve", "--source", "tiny-random-lm", "--port", "8765"]) == 0
     assert "16 features for rows of up to" in capsys.readouterr().out
     with running_server(servers[0].config.app) as base:
-        assert httpx.get(f"{base}/health", timeout=5).json()["kind"] == "language"
+        health = httpx.get(f"{base}/health", timeout=5).json()
+        assert health["kind"] == "language" and health["public_side"] is True
+        blob = httpx.get(f"{base}/language", timeout=30).content
+    from reprogram.blackbox.language import public_from_blob
+
+    public = public_from_blob(blob, tmp_path / "public")
+    assert public.embedding_fingerprint() == health["embedding_fingerprint"]
 
 
 def _query_run(source: str, out: Path, **kw: Any) -> FitConfig:
@@ -249,3 +255,133 @@ def test_a_row_of_every_position_fits_the_default_body(lm: LanguageSource) -> No
         with pytest.raises(ReprogramError, match="too small for one row of 256 positions"):
             remote(padded(1, lm.max_positions, lm.width))
         remote.endpoint.close()
+
+
+# ---------------------------------------------------------------- the public side, served
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user cache of the test's own (the downloaded public sides land in it)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("REPROGRAM_CACHE", str(folder))
+    return folder
+
+
+def _public_app(lm: LanguageSource, language: str = "", **kw: Any) -> Any:
+    """The language app handing out its public side, naming no model the client could build
+    (so the client can only read what the server hands out)."""
+    import dataclasses
+    import functools
+
+    from reprogram.blackbox.language import public_blob
+
+    model_fn, info = language_model(lm)
+    return create_app(model_fn, dataclasses.replace(info, language=language),
+                      public=functools.partial(public_blob, lm), **kw)
+
+
+def test_a_client_reads_the_public_side_from_the_server_without_the_weights(
+    lm: LanguageSource, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reprogram.blackbox.http import HttpEndpoint
+    from reprogram.sources.language import PublicLanguage
+
+    downloads: list[str] = []
+    fetch = HttpEndpoint.public_side
+    monkeypatch.setattr(HttpEndpoint, "public_side",
+                        lambda self: downloads.append(self.url) or fetch(self))
+    with running_server(_public_app(lm)) as base:
+        assert httpx.get(f"{base}/health", timeout=5).json()["public_side"] is True
+        remote = build_source(base)
+        assert isinstance(remote, LanguageQuerySource)
+        public = remote.language
+        assert isinstance(public, PublicLanguage) and public.num_parameters == 0
+        assert public.embedding_fingerprint() == lm.embedding_fingerprint()
+        # the tokenizer read back from the server's files spells as the model's own does
+        for symbol in ("A", "K", "[", "c1ccccc1"):
+            assert public.symbol_ids(symbol) == lm.symbol_ids(symbol)
+        assert public.special_ids() == lm.special_ids()
+        assert public.ordinary_tokens() == lm.ordinary_tokens()
+        inputs = padded(5, 6, lm.width)
+        with torch.no_grad():
+            expected = lm(inputs)
+        torch.testing.assert_close(remote(inputs), expected, rtol=1e-5, atol=1e-6)
+        remote.endpoint.close()
+        # a second client reads the cached copy: no second download
+        again = build_source(base)
+        again.endpoint.close()  # type: ignore[attr-defined]
+    assert len(downloads) == 1
+    assert len(list(cache.glob("language-public/*/public.safetensors"))) == 1
+
+
+def test_training_through_a_served_public_side_matches_the_run_in_process(
+    lm: LanguageSource, cache: Path, tmp_path: Path
+) -> None:
+    with running_server(_public_app(lm, max_batch=4)) as base:
+        remote = fit(_query_run(base, tmp_path / "http")).metrics
+        assert main(["eval", str(tmp_path / "http"), "--source", base]) == 0
+    local = fit(_query_run("query:tiny-random-lm", tmp_path / "query")).metrics
+    for key in ("test_accuracy", "test_roc_auc", "test_loss", "queries", "best_epoch"):
+        assert remote[key] == local[key], key
+
+
+def test_a_public_side_that_differs_from_the_servers_fingerprint_is_refused(
+    lm: LanguageSource, cache: Path
+) -> None:
+    import dataclasses
+    import functools
+
+    from reprogram.blackbox.language import public_blob
+
+    other = build_source("tiny-random-causal-lm")
+    assert isinstance(other, LanguageSource)
+    model_fn, info = language_model(lm)
+    app = create_app(model_fn, dataclasses.replace(info, language=""),
+                     public=functools.partial(public_blob, other))
+    with running_server(app) as base:
+        with pytest.raises(ReprogramError, match="fingerprints differ"):
+            build_source(base)
+        # naming the model builds it here, as before
+        named = build_source(f"{base}#language=tiny-random-lm")
+        assert isinstance(named.language, LanguageSource)  # type: ignore[attr-defined]
+        named.endpoint.close()  # type: ignore[attr-defined]
+    assert not list(cache.glob("language-public/*/public.safetensors"))
+
+
+def test_a_malformed_public_side_is_named(lm: LanguageSource, tmp_path: Path) -> None:
+    import base64
+
+    from safetensors.torch import save
+
+    from reprogram.blackbox.language import PUBLIC_FORMAT, public_blob, public_from_blob
+
+    with pytest.raises(ReprogramError, match="malformed"):
+        public_from_blob(b"not a safetensors blob", tmp_path / "a")
+    table = {"embeddings": torch.zeros(4, 2)}
+    meta = {"format": PUBLIC_FORMAT, "name": "x", "max_positions": "8", "output": "hidden",
+            "num_classes": "2"}
+    escape = {"../outside.json": base64.b64encode(b"{}").decode()}
+    with pytest.raises(ReprogramError, match="no plain file name"):
+        public_from_blob(save(table, metadata={**meta, "tokenizer": json.dumps(escape)}),
+                         tmp_path / "b")
+    assert not (tmp_path / "outside.json").exists()
+    with pytest.raises(ReprogramError, match="format"):
+        public_from_blob(save(table, metadata={**meta, "format": "other/9", "tokenizer": "{}"}),
+                         tmp_path / "c")
+    # what the server packs reads back whole
+    public = public_from_blob(public_blob(lm), tmp_path / "d")
+    assert public.embedding_fingerprint() == lm.embedding_fingerprint()
+    assert (public.max_positions, public.num_classes) == (lm.max_positions, lm.num_classes)
+
+
+def test_the_public_side_needs_the_token_as_queries_do(
+    lm: LanguageSource, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_server(_public_app(lm, token="s3cret")) as base:
+        assert httpx.get(f"{base}/language", timeout=5).status_code == 401
+        monkeypatch.setenv("REPROGRAM_API_TOKEN", "wrong")
+        with pytest.raises(ReprogramError, match="401"):
+            build_source(base)
+        monkeypatch.setenv("REPROGRAM_API_TOKEN", "s3cret")
+        remote = build_source(base)
+        assert remote.language.embedding_fingerprint() == lm.embedding_fingerprint()  # type: ignore[attr-defined]
+        remote.endpoint.close()  # type: ignore[attr-defined]

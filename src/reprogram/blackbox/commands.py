@@ -7,16 +7,18 @@ building the command-line parser imports neither FastAPI nor ONNX.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import math
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ReprogramError
 from ..sources import build_source
 from ..sources.language import LanguageSource
-from .language import language_model
+from .language import language_model, public_blob
 from .wire import LANGUAGE
 
 logger = logging.getLogger(__name__)
@@ -167,12 +169,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     token = serve_token(args.token, args.token_file)
     from .server import ConnectionLimits, artifact_model, serve, source_model  # lazy: fastapi
 
+    public: Callable[[], bytes] | None = None  # a language model's public side
     if args.dir is not None:
         model_fn, info = artifact_model(args.dir)
     else:
         source = build_source(args.source)
         if isinstance(source, LanguageSource):  # rows of embeddings in, features/logits out
             model_fn, info = language_model(source)
+            public = functools.partial(public_blob, source)  # GET /language
         else:
             model_fn, info = source_model(source)
     if args.top_k > info.num_classes:
@@ -202,6 +206,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             write_timeout=args.write_timeout,
             max_connections=args.max_connections,
         ),
+        public=public,
     )
     return 0
 

@@ -69,6 +69,8 @@ from .wire import (
 T = TypeVar("T")
 WIRE_DTYPES = ("float32", "uint8")
 WIRES = ("auto", "binary", "json")
+#: Seconds at least for downloading a language model's public side (tens of megabytes).
+PUBLIC_DEADLINE = 600.0
 
 
 # --------------------------------------------------------------------------- the deadline
@@ -417,12 +419,25 @@ class HttpEndpoint:
         """``backoff · 2^attempt`` capped at ``max_backoff``, times a jitter in ``[0.5, 1]``."""
         return min(self.max_backoff, self.backoff * 2.0**attempt) * (0.5 + 0.5 * self._rng.random())
 
+    def public_side(self) -> bytes:
+        """A served language model's public side, as :func:`~reprogram.blackbox.language.
+        public_blob` packs it (``GET /language``; retried as queries are, with at least
+        ``PUBLIC_DEADLINE`` seconds for the download)."""
+        deadline = max(self.deadline, PUBLIC_DEADLINE)
+        return self._with_retries(lambda: self._send("GET", "/language", deadline=deadline)).content
+
     def _send(
-        self, method: str, path: str, body: bytes | None = None, binary: bool = False
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        binary: bool = False,
+        deadline: float | None = None,
     ) -> httpx.Response:
-        """One HTTP attempt, bounded by the deadline; retryable failures become :class:`_Retry`,
-        others EndpointError."""
-        end = time.monotonic() + self.deadline
+        """One HTTP attempt, bounded by the deadline (``self.deadline`` unless given);
+        retryable failures become :class:`_Retry`, others EndpointError."""
+        deadline = self.deadline if deadline is None else deadline
+        end = time.monotonic() + deadline
         _DEADLINE.end = end
         try:
             response = self._client.request(
@@ -440,7 +455,7 @@ class HttpEndpoint:
         except httpx.TimeoutException as exc:
             if time.monotonic() >= end:
                 raise _Retry(
-                    f"{method} {path} did not finish within its deadline of {self.deadline:g} s "
+                    f"{method} {path} did not finish within its deadline of {deadline:g} s "
                     f"(the server answers too slowly or trickles its answer)"
                 ) from None
             raise _Retry(f"{method} {path} timed out ({type(exc).__name__})") from None
@@ -572,6 +587,7 @@ def _parse_health(content: bytes) -> tuple[EndpointInfo, int, int, set[str]]:
         output=str(h.get("output") or ""),
         language=str(h.get("language") or ""),
         embedding_fingerprint=str(h.get("embedding_fingerprint") or ""),
+        public_side=kind == LANGUAGE and h.get("public_side") is True,
     )
     listed = h.get("encodings")
     encodings = {"json"} | ({str(v) for v in listed} if isinstance(listed, list) else set())

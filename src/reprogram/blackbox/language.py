@@ -15,12 +15,20 @@ A query is one row: the embeddings ``[T, D]`` with the attention mask as one mor
 (they are no distribution, so the answer is checked for shape and finite values only).
 
 The same model behind ``reprogram serve --source NAME`` is queried over HTTP
-(``http://HOST:PORT``): the server answers rows sent as float32 ``[B, T, D + 1]``, and
-:func:`remote_language` builds the public side here and checks it against the server's.
+(``http://HOST:PORT``): the server answers rows sent as float32 ``[B, T, D + 1]`` and hands
+out its public side at ``GET /language`` (:func:`public_blob`: the input-embedding table and
+the tokenizer's files in one safetensors blob). :func:`fetch_public` downloads it once into the
+user cache (checked against the server's fingerprint), so a client needs neither the model's
+weights nor its name; :func:`remote_language` checks a public side against the server's.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,11 +36,22 @@ import torch
 
 from ..errors import ReprogramError
 from ..sources.base import Source
-from ..sources.language import LanguageSource, TokenInputs, check_token_inputs
+from ..sources.cache import atomic_write_bytes, cache_dir
+from ..sources.language import (
+    LanguageSide,
+    LanguageSource,
+    PublicLanguage,
+    TokenInputs,
+    check_token_inputs,
+)
 from .protocol import EndpointError, EndpointInfo, QueryEndpoint
 from .source import BlackBoxSource, query_source
 from .wire import LANGUAGE, check_outputs
 
+#: What :func:`public_blob` writes in its metadata's ``format``.
+PUBLIC_FORMAT = "reprogram.language-public/1"
+#: A tokenizer file's name in a public side: a plain name, no folder, nothing hidden.
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: Answer-cache budget in float32 values (128 MiB): a logits source (49,152 values a row)
 #: keeps about 680 rows, a feature source (384) the default 4,096.
 CACHE_VALUES = 2**25
@@ -74,6 +93,111 @@ def language_model(source: Source) -> tuple[Any, EndpointInfo]:
     return (lambda rows: answer_rows(language, rows)), language_info(language)
 
 
+def public_blob(source: LanguageSource) -> bytes:
+    """``source``'s public side as one safetensors blob (what ``GET /language`` answers).
+
+    Returns:
+        safetensors bytes: tensor ``embeddings`` float32 ``[V_s, D]``; metadata ``format``,
+        ``name``, ``max_positions``, ``output``, ``num_classes``, and ``tokenizer``: a JSON
+        object of the files the tokenizer's ``save_pretrained`` writes (name → base64).
+    """
+    from safetensors.torch import save
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source.tokenizer.save_pretrained(tmp)
+        files = {
+            f.name: base64.b64encode(f.read_bytes()).decode("ascii")
+            for f in sorted(Path(tmp).iterdir())
+            if f.is_file()
+        }
+    metadata = {
+        "format": PUBLIC_FORMAT,
+        "name": source.name,
+        "max_positions": str(source.max_positions),
+        "output": source.output,
+        "num_classes": str(source.num_classes),
+        "tokenizer": json.dumps(files),
+    }
+    table = source.embedding_matrix().detach().float().cpu().contiguous()
+    return save({"embeddings": table}, metadata=metadata)
+
+
+def public_from_blob(blob: bytes, folder: Path) -> PublicLanguage:
+    """The :class:`PublicLanguage` packed in ``blob`` by :func:`public_blob`; its tokenizer's
+    files are written into ``folder`` (plain file names only) and read back from there.
+
+    Raises:
+        ReprogramError: the blob is not a public side (what was wrong is named).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        size = int.from_bytes(blob[:8], "little")
+        metadata = json.loads(blob[8 : 8 + size])["__metadata__"]
+        if metadata.get("format") != PUBLIC_FORMAT:
+            raise ValueError(f"format {metadata.get('format')!r}, not {PUBLIC_FORMAT!r}")
+        files = json.loads(metadata["tokenizer"])
+        if not isinstance(files, dict) or not files:
+            raise ValueError("no tokenizer files")
+        contents = {}
+        for name, data in files.items():
+            if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
+                raise ValueError(f"tokenizer file name {name!r} is no plain file name")
+            contents[name] = base64.b64decode(data, validate=True)
+        table = load(bytes(blob))["embeddings"]
+        positions, classes = int(metadata["max_positions"]), int(metadata["num_classes"])
+        name, output = str(metadata["name"]), str(metadata["output"])
+    except (ValueError, KeyError, TypeError, AttributeError, SafetensorError) as exc:
+        raise ReprogramError(
+            f"the language model's public side (GET /language) is malformed "
+            f"({type(exc).__name__}: {exc}); is the server a reprogram serve of the same "
+            "version? Name the model with #language=NAME to build it here instead."
+        ) from None
+    from transformers import AutoTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for file, data in contents.items():
+        atomic_write_bytes(folder / file, data)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))  # local files only
+    return PublicLanguage(table, tokenizer, name=name, max_positions=positions, output=output,
+                          num_classes=classes)
+
+
+def fetch_public(endpoint: Any) -> PublicLanguage:
+    """The public side of the language model ``endpoint`` serves (an
+    :class:`~reprogram.blackbox.http.HttpEndpoint` whose ``info.public_side`` is set),
+    downloaded once into the user cache under its fingerprint and checked against it.
+
+    Raises:
+        ReprogramError: the server gives no fingerprint, or what it hands out differs from it.
+    """
+    expected = endpoint.info.embedding_fingerprint
+    if not expected:
+        raise ReprogramError(
+            f"the language model at {endpoint.url} gives no fingerprint of its public side, so "
+            "a download could not be checked; name the model with #language=NAME to build its "
+            "tokenizer and embeddings here."
+        )
+    folder = cache_dir("language-public", expected[:32])
+    kept = folder / "public.safetensors"
+    if kept.is_file():
+        public = public_from_blob(kept.read_bytes(), folder)
+        if public.embedding_fingerprint() == expected:
+            return public
+    blob = endpoint.public_side()
+    public = public_from_blob(blob, folder)
+    if public.embedding_fingerprint() != expected:
+        raise ReprogramError(
+            f"the public side the server at {endpoint.url} hands out differs from the one it "
+            "says it reads (their fingerprints differ); rows built from it would mean something "
+            "else to the model. Ask whoever runs the server, or name the model with "
+            "#language=NAME."
+        )
+    atomic_write_bytes(kept, blob)
+    return public
+
+
 class LanguageEndpoint:
     """A :class:`LanguageSource` answering packed rows ``[B, T, D + 1]`` in-process."""
 
@@ -93,7 +217,8 @@ class LanguageQuerySource(BlackBoxSource):
 
     Args:
         source: the language model whose public side (tokenizer, input embeddings) token
-            programs read; without ``endpoint`` it also answers the queries, in-process.
+            programs read; without ``endpoint`` it also answers the queries, in-process. With
+            an endpoint it may be the public side alone (:class:`PublicLanguage`).
         endpoint: what answers the queries instead (an HTTP API serving the same model:
             :func:`remote_language`).
         **kwargs: :class:`BlackBoxSource` options (``name``, ``budget``, ``cache_size``,
@@ -104,10 +229,18 @@ class LanguageQuerySource(BlackBoxSource):
     """
 
     def __init__(
-        self, source: LanguageSource, endpoint: QueryEndpoint | None = None, **kwargs: Any
+        self,
+        source: LanguageSource | PublicLanguage,
+        endpoint: QueryEndpoint | None = None,
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("cache_size", max(64, min(4096, CACHE_VALUES // source.num_classes)))
         if endpoint is None:
+            if not isinstance(source, LanguageSource):
+                raise ReprogramError(
+                    f"{source.name} is a public side only (no model): give the endpoint that "
+                    "answers its queries."
+                )
             endpoint = LanguageEndpoint(source)
             kwargs.setdefault("name", f"query:{source.name}")
             kwargs.setdefault("fingerprint", f"query:{source.fingerprint()}")
@@ -126,7 +259,7 @@ class LanguageQuerySource(BlackBoxSource):
 
     @property
     def num_parameters(self) -> int:
-        """The in-process model's size (known here, unlike a remote API's)."""
+        """The in-process model's size (0 for a public side alone: the weights stay remote)."""
         return self.language.num_parameters
 
     def with_positions(self, count: int) -> Source:
@@ -158,7 +291,9 @@ class LanguageQuerySource(BlackBoxSource):
             raise EndpointError(f"the black box {self.name} answered {exc}.") from None
 
 
-def remote_language(endpoint: QueryEndpoint, name: str, public: Source) -> BlackBoxSource:
+def remote_language(
+    endpoint: QueryEndpoint, name: str, public: Source | LanguageSide
+) -> BlackBoxSource:
     """A served language model (``endpoint.info.kind == "language"``) as a query-only source
     named ``name``, whose public side is ``public`` (built here).
 
@@ -170,7 +305,7 @@ def remote_language(endpoint: QueryEndpoint, name: str, public: Source) -> Black
     """
     info = endpoint.info
     wanted = public.name
-    if not isinstance(public, LanguageSource):
+    if not isinstance(public, (LanguageSource, PublicLanguage)):
         raise ReprogramError(
             f"language={wanted!r} is not a language model (minilm-l6, smollm2-135m, hf:NAME)."
         )
@@ -203,8 +338,11 @@ __all__ = [
     "LanguageEndpoint",
     "LanguageQuerySource",
     "answer_rows",
+    "fetch_public",
     "language_info",
     "language_model",
+    "public_blob",
+    "public_from_blob",
     "query_any",
     "remote_language",
 ]

@@ -41,6 +41,8 @@ class EndpointInfo:
             public side) a client reads to build its rows, e.g. ``minilm-l6``.
         embedding_fingerprint: SHA-256 of that public side (input-embedding table), so a
             client can check that its local copy is the one the server reads.
+        public_side: the server hands that public side out (``GET /language``), so a client
+            needs neither the model's weights nor its name to build its rows.
     """
 
     name: str
@@ -53,6 +55,7 @@ class EndpointInfo:
     output: str = ""
     language: str = ""
     embedding_fingerprint: str = ""
+    public_side: bool = False
 
 
 @runtime_checkable

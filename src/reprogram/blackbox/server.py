@@ -157,8 +157,10 @@ def create_app(
     max_body_bytes: int | None = None,
     top_k: int = 0,
     max_inflight: int = DEFAULT_MAX_INFLIGHT,
+    public: Callable[[], bytes] | None = None,
 ) -> FastAPI:
-    """The FastAPI app answering ``POST /predict`` and ``GET /health``.
+    """The FastAPI app answering ``POST /predict`` and ``GET /health`` (and ``GET /language``
+    when ``public`` is given).
 
     Args:
         model_fn: pixels float32 ``[B, *info.input_shape]`` in ``[0, 1]`` → probabilities
@@ -176,6 +178,9 @@ def create_app(
         max_inflight: most authenticated ``/predict`` requests being read, decoded or answered
             at once; more get 503 with ``Retry-After: 1`` (the model runs one call at a time,
             so this bounds the queue in front of it and the bodies held in memory).
+        public: a language model's public side (tokenizer and input embeddings, packed by
+            :func:`~reprogram.blackbox.language.public_blob`), made on the first
+            ``GET /language`` and kept; clients then need neither the weights nor the name.
     The count of queries served is ``app.state.queries`` (a :class:`QueryCounter`).
     """
     shape = tuple(int(v) for v in info.input_shape)
@@ -212,6 +217,7 @@ def create_app(
             "output": info.output,
             "language": info.language,
             "embedding_fingerprint": info.embedding_fingerprint,
+            "public_side": public is not None,
         }
         if language
         else {}
@@ -340,12 +346,18 @@ def create_app(
     def refuse(exc: _Rejected) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
-    @app.get("/health")
-    async def health(request: Request) -> Response:
+    def denied(request: Request) -> JSONResponse | None:
+        """The refusal of a request without the token, else None."""
         try:
             authorise(request)
         except _Rejected as exc:
             return refuse(exc)
+        return None
+
+    @app.get("/health")
+    async def health(request: Request) -> Response:
+        if (refusal := denied(request)) is not None:
+            return refusal
         return JSONResponse(
             {
                 "name": info.name,
@@ -378,6 +390,17 @@ def create_app(
                 )
         except _Rejected as exc:
             return refuse(exc)
+
+    if public is not None:
+        packed: list[bytes] = []  # made once, on the first request
+
+        @app.get("/language")
+        async def public_side(request: Request) -> Response:
+            if (refusal := denied(request)) is not None:
+                return refusal
+            if not packed:
+                packed.append(await run_in_threadpool(public))
+            return Response(packed[0], media_type=BINARY_TYPE)
 
     return app
 
@@ -806,8 +829,9 @@ def serve(
     log_level: str = "info",
     max_inflight: int = DEFAULT_MAX_INFLIGHT,
     limits: ConnectionLimits | None = None,
+    public: Callable[[], bytes] | None = None,
 ) -> None:
-    """Run the API with uvicorn until interrupted.
+    """Run the API with uvicorn until interrupted (``public``: see :func:`create_app`).
 
     The token, when ``None``, comes from ``$REPROGRAM_SERVE_TOKEN``, else
     ``$REPROGRAM_API_TOKEN``. ``limits`` (:class:`ConnectionLimits`; default: headers within
@@ -836,6 +860,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         top_k=top_k,
         max_inflight=max_inflight,
+        public=public,
     )
     server = guarded_server(
         app, limits, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5

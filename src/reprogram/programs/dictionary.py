@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..sources.language import LanguageSource
+from ..sources.language import LanguageSide
 from . import PROGRAMS
 from .tokens import TokenConfig, TokenProgram
 
@@ -66,7 +66,7 @@ class DictionaryProgram(TokenProgram):
         self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
         self.theta = nn.Parameter(torch.zeros(0, 0))
 
-    def on_bind(self, source: LanguageSource) -> None:
+    def on_bind(self, source: LanguageSide) -> None:
         spelled = [int(i) for i in self.spelled.flatten().tolist() if i >= 0]
         first = list(dict.fromkeys(spelled))
         taken = set(first)

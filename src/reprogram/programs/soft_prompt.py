@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..sources.language import LanguageSource
+from ..sources.language import LanguageSide
 from . import PROGRAMS
 from .tokens import TokenConfig, TokenProgram
 
@@ -84,7 +84,7 @@ class SoftPromptProgram(TokenProgram):
     def extra_positions(self) -> int:
         return self.count
 
-    def on_bind(self, source: LanguageSource) -> None:
+    def on_bind(self, source: LanguageSide) -> None:
         ordinary = torch.tensor(source.ordinary_tokens())
         generator = torch.Generator().manual_seed(self.seed)
         pick = ordinary[torch.randperm(len(ordinary), generator=generator)[: self.count]]

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import ReprogramError
 from ..sources.base import Source
-from ..sources.language import LanguageSource, TokenInputs, public_language
+from ..sources.language import LanguageSide, TokenInputs, public_language
 
 #: The most symbols a target alphabet may have (a dictionary program holds symbols × atoms).
 MAX_SYMBOLS = 4096
@@ -113,29 +113,28 @@ class TokenProgram(nn.Module):
                 f"token programs need a language source (minilm-l6, smollm2-135m); "
                 f"{source.name!r} is not one."
             )
-        source = lm
-        spelled = [source.symbol_ids(s, self.separator) for s in self.vocabulary]
+        spelled = [lm.symbol_ids(s, self.separator) for s in self.vocabulary]
         width = max(len(ids) for ids in spelled)
         index = torch.full((len(spelled), width), -1, dtype=torch.long)
         for i, ids in enumerate(spelled):
             index[i, : len(ids)] = torch.tensor(ids)
-        before, after = source.special_ids()
-        self.table = source.embedding_matrix()
+        before, after = lm.special_ids()
+        self.table = lm.embedding_matrix()
         self.spelled = index
         self.before = torch.tensor(before, dtype=torch.long)
         self.after = torch.tensor(after, dtype=torch.long)
         every = list(range(len(self.table)))
-        self.token_names = list(source.tokenizer.convert_ids_to_tokens(every))
+        self.token_names = list(lm.tokenizer.convert_ids_to_tokens(every))
         needed = len(before) + self.extra_positions() + self.length + len(after)
-        if needed > source.max_positions:
+        if needed > lm.max_positions:
             raise ReprogramError(
-                f"{source.name} takes at most {source.max_positions} positions; sequences of "
+                f"{lm.name} takes at most {lm.max_positions} positions; sequences of "
                 f"{self.length} symbols with this program need {needed}. Use a source with more "
                 "positions or shorter sequences."
             )
-        self.on_bind(source)
+        self.on_bind(lm)
 
-    def on_bind(self, source: LanguageSource) -> None:
+    def on_bind(self, source: LanguageSide) -> None:
         """Initialise what depends on the source (subclasses)."""
 
     def embeddings(self) -> torch.Tensor:

@@ -5,8 +5,10 @@ enforced, answers cached) around an endpoint. An HTTP source takes client option
 ``#`` (a URL fragment: never sent to the server), ``K=V`` pairs joined by commas:
 ``http://127.0.0.1:8000#timeout=60,deadline=120,retries=8`` (see :class:`HttpOptions`). A
 served language model (``reprogram serve --source minilm-l6``) becomes a query-only language
-source whose tokenizer and input embeddings are built here (``#language=NAME`` names them when
-the server does not). The
+source whose tokenizer and input embeddings (its public side) come from the server itself
+(``GET /language``, downloaded once into the user cache and checked against the server's
+fingerprint), so the client needs no weights; ``#language=NAME`` builds them here instead, from
+the registered model of that name (also for a server too old to hand them out). The
 endpoint modules are imported only when such a name is used, so a missing optional dependency
 gives a clear error instead of breaking ``reprogram list sources``.
 """
@@ -18,7 +20,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..blackbox.language import query_any, remote_language
+from ..blackbox.language import fetch_public, query_any, remote_language
 from ..blackbox.source import BlackBoxSource
 from ..blackbox.wire import LANGUAGE
 from ..errors import ReprogramError
@@ -77,8 +79,9 @@ class HttpOptions:
     language: str = field(
         default="",
         metadata={
-            "help": "a served language model: the model whose tokenizer and input embeddings "
-            "build the rows here (default: the one the server names)"
+            "help": "a served language model: build its tokenizer and input embeddings here "
+            "from this registered model (default: download them from the server, or build "
+            "the one it names when it does not hand them out)"
         },
     )
 
@@ -115,6 +118,8 @@ def _build_http(name: str) -> Any:
         return BlackBoxSource(endpoint, name=name)
     wanted = language or endpoint.info.language
     try:
+        if not language and endpoint.info.public_side:  # no weights needed here
+            return remote_language(endpoint, name, fetch_public(endpoint))
         if not wanted:
             raise ReprogramError(
                 f"the language model at {url} does not say which model's tokenizer and input "

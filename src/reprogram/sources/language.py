@@ -158,7 +158,109 @@ class PositionStates(nn.Module):
         return states.last_hidden_state[:, -self.count :, :]
 
 
-class LanguageSource(Source):
+class LanguageSide:
+    """A language model's public input side: its tokenizer and input-embedding table.
+
+    This is what a token program reads to build the embeddings it feeds the model
+    (``soft-prompt``, ``dictionary``, ``text``): :class:`LanguageSource` has it with the model,
+    :class:`PublicLanguage` has it alone (a model served elsewhere, which only answers
+    queries). Subclasses set ``tokenizer``, ``name`` and ``max_positions`` and give
+    :meth:`embedding_matrix`.
+    """
+
+    tokenizer: Any
+    name: str
+
+    @property
+    def max_positions(self) -> int:
+        """The most positions one input may take."""
+        raise NotImplementedError
+
+    @property
+    def width(self) -> int:
+        """Embedding width ``D``."""
+        return int(self.embedding_matrix().shape[1])
+
+    def embedding_matrix(self) -> torch.Tensor:
+        """The frozen input embeddings ``[V_s, D]`` (no gradient)."""
+        raise NotImplementedError
+
+    def embedding_fingerprint(self) -> str:
+        """SHA-256 of the public side: the input-embedding table's shape and bytes, and the
+        tokenizer's vocabulary size (what a client of a served model builds its rows from)."""
+        table = self.embedding_matrix().float().cpu().contiguous()
+        h = hashlib.sha256(f"{tuple(table.shape)}:{len(self.tokenizer)}".encode())
+        h.update(table.numpy().tobytes())
+        return h.hexdigest()
+
+    def special_ids(self) -> tuple[list[int], list[int]]:
+        """Token ids the tokenizer puts before and after a text (``[CLS]`` / ``[SEP]``)."""
+        marked = self.tokenizer("x", add_special_tokens=True)["input_ids"]
+        plain = self.tokenizer("x", add_special_tokens=False)["input_ids"]
+        for start in range(len(marked) - len(plain) + 1):
+            if marked[start : start + len(plain)] == plain:
+                return list(marked[:start]), list(marked[start + len(plain) :])
+        return [], []
+
+    def symbol_ids(self, symbol: str, separator: str = " ") -> list[int]:
+        """Source token ids that spell ``symbol`` as it reads inside text (after a space)."""
+        ids = self.tokenizer(separator + symbol, add_special_tokens=False)["input_ids"]
+        if not ids:
+            ids = self.tokenizer(symbol, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ReprogramError(f"{self.name}'s tokenizer spells {symbol!r} with no token")
+        return [int(i) for i in ids]
+
+    def ordinary_tokens(self) -> list[int]:
+        """Ids of the vocabulary's ordinary tokens (special and ``[unused…]`` ones left out)."""
+        special = set(self.tokenizer.all_special_ids)
+        tokens = self.tokenizer.convert_ids_to_tokens(list(range(self.embedding_matrix().shape[0])))
+        return [
+            i
+            for i, t in enumerate(tokens)
+            if i not in special and t is not None and not str(t).startswith("[unused")
+        ]
+
+
+class PublicLanguage(LanguageSide):
+    """The public side of a language model served elsewhere (``reprogram serve``): its
+    tokenizer and input embeddings ``[V_s, D]``, without the transformer (which answers
+    queries only, through :class:`~reprogram.blackbox.language.LanguageQuerySource`).
+
+    Args:
+        table: the input-embedding table ``[V_s, D]``.
+        tokenizer: the model's tokenizer.
+        name: the served model's name.
+        max_positions: the most positions one query may take.
+        output: ``"hidden"`` (the model answers features ``[K = D]``) or ``"logits"``.
+        num_classes: ``K``, the values each answer holds.
+    """
+
+    def __init__(self, table: torch.Tensor, tokenizer: Any, *, name: str, max_positions: int,
+                 output: str, num_classes: int) -> None:
+        if table.dim() != 2 or not table.is_floating_point():
+            raise ReprogramError(
+                f"the public side of {name} must hold a float embedding table [V, D]; got "
+                f"{table.dtype} {list(table.shape)}."
+            )
+        self.table = table.detach().float().contiguous()
+        self.tokenizer = tokenizer
+        self.name = name
+        self._positions = int(max_positions)
+        self.output = output
+        self.outputs = "logits" if output == "logits" else "features"
+        self.num_classes = int(num_classes)
+        self.num_parameters = 0  # the transformer's weights stay with the server
+
+    @property
+    def max_positions(self) -> int:
+        return self._positions
+
+    def embedding_matrix(self) -> torch.Tensor:
+        return self.table
+
+
+class LanguageSource(Source, LanguageSide):
     """A frozen transformers language model between token embeddings and features or logits.
 
     Args:
@@ -214,42 +316,6 @@ class LanguageSource(Source):
         model: Any = self.module
         return model.get_input_embeddings().weight.detach()
 
-    def embedding_fingerprint(self) -> str:
-        """SHA-256 of the public side: the input-embedding table's shape and bytes, and the
-        tokenizer's vocabulary size (what a client of a served model builds its rows from)."""
-        table = self.embedding_matrix().float().cpu().contiguous()
-        h = hashlib.sha256(f"{tuple(table.shape)}:{len(self.tokenizer)}".encode())
-        h.update(table.numpy().tobytes())
-        return h.hexdigest()
-
-    def special_ids(self) -> tuple[list[int], list[int]]:
-        """Token ids the tokenizer puts before and after a text (``[CLS]`` / ``[SEP]``)."""
-        marked = self.tokenizer("x", add_special_tokens=True)["input_ids"]
-        plain = self.tokenizer("x", add_special_tokens=False)["input_ids"]
-        for start in range(len(marked) - len(plain) + 1):
-            if marked[start : start + len(plain)] == plain:
-                return list(marked[:start]), list(marked[start + len(plain) :])
-        return [], []
-
-    def symbol_ids(self, symbol: str, separator: str = " ") -> list[int]:
-        """Source token ids that spell ``symbol`` as it reads inside text (after a space)."""
-        ids = self.tokenizer(separator + symbol, add_special_tokens=False)["input_ids"]
-        if not ids:
-            ids = self.tokenizer(symbol, add_special_tokens=False)["input_ids"]
-        if not ids:
-            raise ReprogramError(f"{self.name}'s tokenizer spells {symbol!r} with no token")
-        return [int(i) for i in ids]
-
-    def ordinary_tokens(self) -> list[int]:
-        """Ids of the vocabulary's ordinary tokens (special and ``[unused…]`` ones left out)."""
-        special = set(self.tokenizer.all_special_ids)
-        tokens = self.tokenizer.convert_ids_to_tokens(list(range(self.embedding_matrix().shape[0])))
-        return [
-            i
-            for i, t in enumerate(tokens)
-            if i not in special and t is not None and not str(t).startswith("[unused")
-        ]
-
     def forward(self, inputs: TokenInputs) -> torch.Tensor:  # type: ignore[override]
         """``[B, K]``: pooled states (``hidden``) or next-token logits (``logits``)."""
         embeds, mask = check_token_inputs(inputs, self.name, self.max_positions)
@@ -303,13 +369,13 @@ def check_token_inputs(inputs: object, name: str, max_positions: int) -> TokenIn
     return inputs
 
 
-def public_language(source: Source) -> LanguageSource | None:
-    """The language model whose tokenizer and input embeddings ``source`` exposes: itself,
-    the model behind a query-only ``query:NAME`` (its public input side), or None."""
+def public_language(source: Source) -> LanguageSide | None:
+    """The tokenizer and input embeddings ``source`` exposes: its own (a language model), the
+    public side of a query-only one (``query:NAME``, a served model), or None."""
     if isinstance(source, LanguageSource):
         return source
     inner = getattr(source, "language", None)
-    return inner if isinstance(inner, LanguageSource) else None
+    return inner if isinstance(inner, LanguageSide) else None
 
 
 # ------------------------------------------------------------------ loading the packaged models
@@ -412,7 +478,9 @@ def smollm2_135m(options: LanguageOptions | None = None) -> LanguageSource:
 
 __all__ = [
     "LanguageOptions",
+    "LanguageSide",
     "LanguageSource",
+    "PublicLanguage",
     "TokenInputs",
     "hf_language_source",
     "smollm2_folder",
