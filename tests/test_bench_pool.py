@@ -113,3 +113,17 @@ def test_bench_jobs_flag_is_checked(tmp_path: Path, argv: list[str], match: str,
     code = main([*argv, "--out", str(tmp_path / "b")])
     assert code == 2 and match in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_a_users_file_is_read_whole_by_the_language_model_cells_unless_told(
+    tmp_path: Path,
+) -> None:
+    csv = _series(tmp_path / "load.csv")
+    argv = ["bench", "forecast", "--tasks", f"{csv}#lookback=48", "--horizons", "12",
+            "--methods", "seasonal-naive", "--seeds", "0", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "own")]) == 0
+    settings = json.loads((tmp_path / "own" / "results.json").read_text())["meta"]["settings"]
+    assert settings["lm_window_strides"] == [1, 1]
+    assert main([*argv, "--lm-strides", "4,2", "--out", str(tmp_path / "told")]) == 0
+    settings = json.loads((tmp_path / "told" / "results.json").read_text())["meta"]["settings"]
+    assert settings["lm_window_strides"] == [4, 2]

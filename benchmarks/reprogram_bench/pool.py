@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -109,7 +110,9 @@ def running_line(started: float, progress: bool) -> Callable[[Task], None]:
 
 
 def _start_worker(threads: int) -> None:
-    """Worker initialiser: pin its torch (and OpenMP) threads before any cell runs."""
+    """Worker initialiser: pin its torch (and OpenMP) threads before any cell runs, and leave
+    Ctrl-C to the suite (which stops the workers; a cell resumes from its last epoch)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     import torch
@@ -152,7 +155,8 @@ def run_tasks(
         progress: workers print a line when a cell starts.
     Yields:
         :class:`Done` per task, in the order they finish. Leaving the loop early (an error
-        the suite does not accept) stops the workers; their cells resume when run again.
+        the suite does not accept, Ctrl-C, SIGTERM) stops the workers; their cells resume
+        from their last finished epoch when run again.
     """
     check_jobs(jobs)
     if jobs == 1 or len(tasks) <= 1:
@@ -169,11 +173,25 @@ def run_tasks(
             file=sys.stderr,
             flush=True,
         )
+    # Workers stopped mid-cell (Ctrl-C, SIGTERM) leave the pool's queue semaphores to
+    # multiprocessing's tracker process, which would warn of them as "leaked" at exit: it is
+    # started with this process's -W options, so this quiets that one warning there.
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    if quiet not in sys.warnoptions:
+        sys.warnoptions.append(quiet)
     context = multiprocessing.get_context("spawn")
-    with context.Pool(
+    pool = context.Pool(
         workers, initializer=_start_worker, initargs=(worker_threads(jobs),), maxtasksperchild=1
-    ) as pool:  # leaving the block terminates the workers
-        yield from pool.imap_unordered(_run_in_worker, [(t, progress) for t in tasks])
+    )
+    results = pool.imap_unordered(_run_in_worker, [(t, progress) for t in tasks])
+    try:
+        yield from results
+        pool.close()
+    except BaseException:  # an error, Ctrl-C, SIGTERM, or the suite leaving the loop
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 __all__ = ["Done", "Task", "check_jobs", "plan", "run_tasks", "running_line", "worker_threads"]

@@ -247,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lm-strides",
         default=None,
-        help="forecast: TRAIN,VAL window strides of the reprogramming cells (default 16,8: a "
-        "language model on 2 CPU cores reads every 16th training window; the test keeps all)",
+        help="forecast: TRAIN,VAL window strides of the reprogramming cells (default 16,8 "
+        "with a standard set: a language model on 2 CPU cores reads every 16th training "
+        "window; 1,1 for your own files; the test keeps all)",
     )
     p.add_argument(
         "--drop-last",
