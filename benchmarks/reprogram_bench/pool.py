@@ -184,8 +184,17 @@ def run_tasks(
         workers, initializer=_start_worker, initargs=(worker_threads(jobs),), maxtasksperchild=1
     )
     results = pool.imap_unordered(_run_in_worker, [(t, progress) for t in tasks])
+    seconds: list[float] = []
     try:
-        yield from results
+        for done in results:
+            seconds.append(done.seconds)
+            if progress and len(seconds) < len(tasks):
+                left = len(tasks) - len(seconds)
+                eta = sum(seconds) / len(seconds) * left / workers / 60
+                sys.stderr.write(f"{len(seconds)} of {len(tasks)} cells done; {left} left, "
+                                 f"~{eta:.0f} min at this pace\n")
+                sys.stderr.flush()
+            yield done
         pool.close()
     except BaseException:  # an error, Ctrl-C, SIGTERM, or the suite leaving the loop
         pool.terminate()
