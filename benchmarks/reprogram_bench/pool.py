@@ -169,7 +169,7 @@ def run_tasks(
     if progress:
         print(
             f"{len(tasks)} cells to run, {workers} at a time "
-            f"({worker_threads(jobs)} torch thread(s) each)",
+            f"({worker_threads(workers)} torch thread(s) each)",
             file=sys.stderr,
             flush=True,
         )
@@ -181,7 +181,7 @@ def run_tasks(
         sys.warnoptions.append(quiet)
     context = multiprocessing.get_context("spawn")
     pool = context.Pool(
-        workers, initializer=_start_worker, initargs=(worker_threads(jobs),), maxtasksperchild=1
+        workers, initializer=_start_worker, initargs=(worker_threads(workers),), maxtasksperchild=1
     )
     results = pool.imap_unordered(_run_in_worker, [(t, progress) for t in tasks])
     seconds: list[float] = []
