@@ -186,7 +186,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if info.kind == LANGUAGE:
         what = (
             f"{info.num_classes} {info.output} for rows of up to {info.input_shape[0]} positions "
-            f"of {info.input_shape[1]}-d embeddings"
+            f"of {info.input_shape[1]}-d embeddings; its tokenizer and input embeddings at "
+            "GET /language"
         )
     else:
         what = f"{info.num_classes} classes, inputs {list(info.input_shape)}"
