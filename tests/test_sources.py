@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -284,3 +286,68 @@ def test_source_stays_frozen_in_training() -> None:
     assert all(p.grad is None for p in source.parameters())
     for k, v in source.module.state_dict().items():
         assert torch.equal(v, stats[k]), k
+
+
+# --- timm:NAME#weights=PATH: the user's own checkpoint ------------------------------------------
+
+
+def _own_checkpoint(tmp_path: Path, suffix: str, classes: int = 5) -> tuple[nn.Module, Path]:
+    torch.manual_seed(3)
+    model = timm.create_model("test_resnet", pretrained=False, num_classes=classes).eval()
+    path = tmp_path / f"mine{suffix}"
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(model.state_dict(), str(path))
+    else:  # a training script's checkpoint, saved from a DataParallel model
+        state = {f"module.{k}": v for k, v in model.state_dict().items()}
+        torch.save({"epoch": 7, "state_dict": state}, path)
+    return model, path
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_timm_builds_your_own_checkpoint_offline(tmp_path: Path, suffix: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RANDOM_INIT_ENV, raising=False)
+    monkeypatch.setattr(timm_source, "_hub_unreachable", lambda: "offline")  # nothing fetched
+    model, path = _own_checkpoint(tmp_path, suffix)
+    (tmp_path / "labels.txt").write_text("normal\nbenign\nmalignant\nother\nunsure\n")
+    source = build_source(f"timm:test_resnet#weights={path}#labels={tmp_path / 'labels.txt'}")
+    assert source.label_names == ["normal", "benign", "malignant", "other", "unsure"]
+    assert source.input_size == (3, 160, 160)
+    x = torch.rand(2, 3, 160, 160)
+    with torch.no_grad():
+        direct = model((x - torch.tensor(source.mean_values).view(1, 3, 1, 1))
+                       / torch.tensor(source.std_values).view(1, 3, 1, 1))
+        torch.testing.assert_close(source(x), direct)
+    # other weights of the same architecture: another fingerprint (artifacts refuse them)
+    (tmp_path / "again").mkdir()
+    _, again = _own_checkpoint(tmp_path / "again", suffix)  # the same seed: the same weights
+    assert build_source(f"timm:test_resnet#weights={again}").fingerprint() == source.fingerprint()
+    torch.manual_seed(4)
+    from safetensors.torch import save_file
+
+    changed = timm.create_model("test_resnet", pretrained=False, num_classes=5).state_dict()
+    save_file(changed, str(tmp_path / "changed.safetensors"))
+    moved = build_source(f"timm:test_resnet#weights={tmp_path / 'changed.safetensors'}")
+    assert moved.fingerprint() != source.fingerprint()
+    assert moved.label_names == [f"class_{i}" for i in range(5)]
+
+
+def test_timm_own_checkpoint_errors_say_what_to_do(tmp_path: Path) -> None:
+    _, path = _own_checkpoint(tmp_path, ".safetensors")
+    with pytest.raises(ReprogramError, match="not a file"):
+        build_source(f"timm:test_resnet#weights={tmp_path / 'absent.pth'}")
+    with pytest.raises(ReprogramError, match=r"does not fit timm:test_vit|another architecture"):
+        build_source(f"timm:test_vit#weights={path}")
+    (tmp_path / "two.txt").write_text("a\nb\n")
+    with pytest.raises(ReprogramError, match="names 2 classes"):
+        build_source(f"timm:test_resnet#weights={path}#labels={tmp_path / 'two.txt'}")
+    with pytest.raises(ReprogramError, match="give #weights too"):
+        build_source(f"timm:test_resnet#labels={tmp_path / 'two.txt'}")
+    with pytest.raises(ReprogramError, match="has no option"):
+        build_source(f"timm:test_resnet#weight={path}")
+    # a whole pickled model is refused (weights_only), with how to save a state dict
+    torch.save(timm.create_model("test_resnet", pretrained=False), tmp_path / "whole.pth")
+    with pytest.raises(ReprogramError, match="state_dict"):
+        build_source(f"timm:test_resnet#weights={tmp_path / 'whole.pth'}")

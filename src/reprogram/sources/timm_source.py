@@ -6,6 +6,12 @@ huggingface_hub). Input size, mean and std come from the model's ``pretrained_cf
 names are the ImageNet class names when the head matches an ImageNet subset (1000 classes →
 ImageNet-1k), otherwise ``class_0``, ``class_1`` …
 
+``timm:NAME#weights=PATH`` builds the architecture ``NAME`` with *your own* checkpoint instead
+(a model you trained with timm: ``.safetensors``, or a ``.pth``/``.pt``/``.bin`` state dict read
+with ``torch.load(..., weights_only=True)``, never unpickling objects); its classifier's
+weight sets the classes, named by ``#labels=PATH.txt`` (one name a line) when given. Nothing is
+downloaded, so this works offline.
+
 Offline, only weights already in the hub cache load; otherwise the builder raises a
 :class:`~reprogram.errors.ReprogramError` naming the offline sources (``efficientnet-lite0``).
 When the hub's host name does not resolve, this happens at once (a cached file is loaded
@@ -22,11 +28,14 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 
 import torch
 
 from ..errors import ReprogramError
+from ..registry import hash_options, options_config
 from . import SOURCES
 from .base import Source
 from .hub import hub_unreachable as _hub_unreachable
@@ -158,16 +167,134 @@ def _offline_error(name: str, reason: str) -> ReprogramError:
     )
 
 
+@dataclass
+class TimmOptions:
+    """Options of ``timm:NAME`` (after ``#``)."""
+
+    weights: str = field(
+        default="",
+        metadata={
+            "help": "your own checkpoint of this architecture (.safetensors, or a "
+            ".pth/.pt/.bin state dict, read without unpickling objects); its head sets the "
+            "classes"
+        },
+    )
+    labels: str = field(
+        default="",
+        metadata={"help": "with weights: a text file naming the checkpoint's classes, one a line"},
+    )
+
+
+#: Keys under which training scripts nest a state dict in a checkpoint.
+_NESTED = ("state_dict", "model", "model_state_dict", "state_dict_ema", "model_ema")
+
+
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``path``: safetensors, or ``torch.load(weights_only=True)`` (tensors
+    and plain containers only), unwrapped from a training checkpoint's ``state_dict``/``model``
+    entry and from DataParallel's ``module.`` prefix."""
+    if not path.is_file():
+        raise ReprogramError(f"timm: #weights={path} is not a file.")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: object = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - safetensors, zip, pickle and OS errors
+        raise ReprogramError(
+            f"timm: #weights={path} could not be read as weights ({_one_line(exc)}). Save a "
+            "state dict: safetensors.torch.save_file(model.state_dict(), 'model.safetensors'), "
+            "or torch.save(model.state_dict(), 'model.pth') (a whole pickled model is refused)."
+        ) from None
+    for key in _NESTED:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not state or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ReprogramError(
+            f"timm: #weights={path} holds no state dict (names → tensors); save "
+            "model.state_dict()."
+        )
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _own_model(timm: ModuleType, arch: str, options: TimmOptions) -> tuple[torch.nn.Module, int]:
+    """``arch`` built with the checkpoint ``options.weights``; returns it and its classes."""
+    path = Path(options.weights).expanduser()
+    state = _read_state(path)
+    with torch.random.fork_rng(devices=[]):
+        probe = timm.create_model(arch, pretrained=False)
+    head = str(probe.pretrained_cfg.get("classifier") or "")
+    head = head[0] if isinstance(head, (list, tuple)) else head
+    weight = state.get(f"{head}.weight")
+    if weight is None or weight.dim() != 2:
+        raise ReprogramError(
+            f"timm: #weights={path} has no classifier {head}.weight [K, features] of timm:"
+            f"{arch}; is it a checkpoint of another architecture? (its first keys: "
+            f"{', '.join(list(state)[:4])})"
+        )
+    classes = int(weight.shape[0])
+    with torch.random.fork_rng(devices=[]):
+        model = timm.create_model(arch, pretrained=False, num_classes=classes)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ReprogramError(
+            f"timm: #weights={path} does not fit timm:{arch} ({len(missing)} weights missing, "
+            f"e.g. {', '.join(missing[:3]) or '-'}; {len(unexpected)} unexpected, e.g. "
+            f"{', '.join(unexpected[:3]) or '-'}); name the architecture it was trained as."
+        )
+    return model, classes
+
+
+def _label_file(path: str, classes: int) -> list[str]:
+    """Class names from a text file, one a line, ``classes`` of them."""
+    try:
+        names = [line.strip() for line in Path(path).expanduser().read_text().splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReprogramError(f"timm: #labels={path} could not be read ({exc}).") from None
+    names = [n for n in names if n]
+    if len(names) != classes:
+        raise ReprogramError(
+            f"timm: #labels={path} names {len(names)} classes, but the checkpoint's head has "
+            f"{classes}; give one name a line, in the head's order."
+        )
+    return names
+
+
 @SOURCES.register(
-    "timm:", prefix=True, help="NAME any timm model; pretrained weights download when online"
+    "timm:",
+    prefix=True,
+    config=TimmOptions,
+    help="NAME any timm model; pretrained weights download when online; "
+    "NAME#weights=PATH your own checkpoint of it",
 )
 def build_timm_source(name: str) -> Source:
-    """Build ``timm:NAME`` with pretrained weights (or seeded random ones, see module docs).
+    """Build ``timm:NAME`` with pretrained weights (or seeded random ones, see module docs),
+    or ``timm:NAME#weights=PATH`` with your own.
 
     The returned :class:`Source` maps pixels ``[B, 3, H, W]`` in ``[0, 1]`` to logits
     ``[B, K]``, with ``(3, H, W)`` = ``pretrained_cfg["input_size"]``.
     """
     timm = _import_timm()
+    arch, hash_, rest = name.partition("#")
+    options: TimmOptions = options_config(
+        TimmOptions, hash_options(name, hash_ + rest), "source", f"timm:{name}", "timm:"
+    )
+    if options.labels and not options.weights:
+        raise ReprogramError(
+            f"timm:{name}: #labels names the classes of your own checkpoint; give #weights too."
+        )
+    if options.weights:
+        _check_name(timm, arch, need_weights=False)
+        model, classes = _own_model(timm, arch, options)
+        return _source(model, name, _label_file(options.labels, classes) if options.labels
+                       else None)
     random_init = os.environ.get(RANDOM_INIT_ENV, "").strip().lower() in {"1", "true", "yes"}
     _check_name(timm, name, need_weights=not random_init)
     # Model init draws random numbers; keep the caller's global RNG where it was.
@@ -185,6 +312,13 @@ def build_timm_source(name: str) -> Source:
                 model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
             except Exception as exc:  # noqa: BLE001 - hub/httpx/OS errors share no base
                 raise _offline_error(name, _one_line(exc)) from None
+    return _source(model, name, None)
+
+
+def _source(model: torch.nn.Module, name: str, labels: list[str] | None) -> Source:
+    """``model`` as the source ``timm:name``: input size, mean and std from its
+    ``pretrained_cfg``; ``labels``, else ImageNet's names when the head matches, else
+    ``class_i``."""
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     input_size = tuple(cfg.get("input_size", (3, 224, 224)))
     mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
@@ -192,7 +326,7 @@ def build_timm_source(name: str) -> Source:
     num_classes = int(getattr(model, "num_classes", 0) or cfg.get("num_classes", 0))
     if num_classes <= 0:
         raise ReprogramError(f"timm:{name} has no classifier head; a source must output logits.")
-    names, texts = label_names_for(model, num_classes)
+    names, texts = (labels, None) if labels else label_names_for(model, num_classes)
     return Source(
         model,
         name=f"timm:{name}",
