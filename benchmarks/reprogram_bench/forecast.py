@@ -261,14 +261,15 @@ def run_forecast(
     by_index: dict[int, dict[str, Any]] = {}
     started = time.perf_counter()
 
-    def report(i: int, row: dict[str, Any]) -> None:
+    def report(i: int, row: dict[str, Any], write: bool = True) -> None:
         by_index[i] = row  # the rows in grid order, whatever order cells finish in
         rows[:] = [by_index[k] for k in sorted(by_index)]
         if progress:
             print(f"[{i}/{len(cells)}] {cells[i - 1].key}  mse {row['test_mse']:.4f}  "
                   f"mae {row['test_mae']:.4f}  {row['train_seconds']:.0f} s",
                   file=sys.stderr, flush=True)
-        write_results(out, ledger.rows(rows), settings, ledger.meta())
+        if write:
+            write_results(out, ledger.rows(rows), settings, ledger.meta())
 
     pending = plan(cells, out, ledger, _row, run_cell,
                    dict(epochs=epochs, strides=strides, batch_sizes=batches),

@@ -77,24 +77,28 @@ def plan(
     row_of: Callable[[Any, Path], dict[str, Any]],
     fn: Callable[..., Any],
     kwargs: dict[str, Any],
-    report: Callable[[int, dict[str, Any]], None],
+    report: Callable[[int, dict[str, Any], bool], None],
     run: bool = True,
 ) -> list[Task]:
-    """Hand each finished cell's row to ``report(position, row)`` and return the tasks that
-    run the others (cells with a ``key``; positions count from 1).
+    """Hand each finished cell's row to ``report(position, row, last)`` and return the tasks
+    that run the others (cells with a ``key``; positions count from 1).
 
     A finished cell's row is read from its run folder (``row_of(cell, folder)``), or is the
-    recorded one when the folder is gone (a clean clone). A task calls
-    ``fn(cell, folder, **kwargs)``; ``run=False`` (``--report-only``) makes none.
+    recorded one when the folder is gone (a clean clone); ``last`` is True for the last of
+    them (write the table once, not once a row). A task calls ``fn(cell, folder, **kwargs)``;
+    ``run=False`` (``--report-only``) makes none.
     """
     pending: list[Task] = []
+    finished: list[tuple[int, dict[str, Any]]] = []
     for i, cell in enumerate(cells, 1):
         folder = out / "runs" / cell.key
         earlier = ledger.finished_earlier(cell.key, folder / METRICS)
         if earlier is not None or (folder / METRICS).exists():
-            report(i, earlier if earlier is not None else row_of(cell, folder))
+            finished.append((i, earlier if earlier is not None else row_of(cell, folder)))
         elif run:
             pending.append(Task(i, f"[{i}/{len(cells)}] {cell.key}", fn, (cell, folder), kwargs))
+    for n, (i, row) in enumerate(finished, 1):
+        report(i, row, n == len(finished))
     return pending
 
 

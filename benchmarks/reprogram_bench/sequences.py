@@ -222,7 +222,7 @@ def run_sequences(
     by_index: dict[int, dict[str, Any]] = {}
     started = time.perf_counter()
 
-    def report(i: int, row: dict[str, Any]) -> None:
+    def report(i: int, row: dict[str, Any], write: bool = True) -> None:
         by_index[i] = row  # the rows in grid order, whatever order cells finish in
         rows[:] = [by_index[k] for k in sorted(by_index)]
         if progress:
@@ -232,7 +232,8 @@ def run_sequences(
                 file=sys.stderr,
                 flush=True,
             )
-        write_results(out, ledger.rows(rows), ledger.settings, ledger.meta())
+        if write:
+            write_results(out, ledger.rows(rows), ledger.settings, ledger.meta())
 
     pending = plan(cells, out, ledger, _row, run_cell, dict(source=source, epochs=epochs),
                    report, run=not report_only)

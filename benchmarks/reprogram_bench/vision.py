@@ -334,7 +334,7 @@ def run_vision(
     by_index: dict[int, dict[str, Any]] = {}
     started = time.perf_counter()
 
-    def report(i: int, row: dict[str, Any]) -> None:
+    def report(i: int, row: dict[str, Any], write: bool = True) -> None:
         by_index[i] = row  # the rows in grid order, whatever order cells finish in
         rows[:] = [by_index[k] for k in sorted(by_index)]
         if progress:
@@ -344,7 +344,8 @@ def run_vision(
                 file=sys.stderr,
                 flush=True,
             )
-        write_results(out, ledger.rows(rows), settings, ledger.commands)
+        if write:
+            write_results(out, ledger.rows(rows), settings, ledger.commands)
 
     pending = plan(cells, out, ledger, _row, run_cell,
                    dict(source=source, target=target, epochs=epochs,
