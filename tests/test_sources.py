@@ -332,6 +332,9 @@ def test_timm_builds_your_own_checkpoint_offline(tmp_path: Path, suffix: str,
     moved = build_source(f"timm:test_resnet#weights={tmp_path / 'changed.safetensors'}")
     assert moved.fingerprint() != source.fingerprint()
     assert moved.label_names == [f"class_{i}" for i in range(5)]
+    # trained at another resolution: the canvas follows #size
+    wide = build_source(f"timm:test_resnet#weights={tmp_path / 'changed.safetensors'}#size=96")
+    assert wide.input_size == (3, 96, 96) and wide(torch.rand(1, 3, 96, 96)).shape == (1, 5)
 
 
 def test_timm_own_checkpoint_errors_say_what_to_do(tmp_path: Path) -> None:

@@ -183,6 +183,17 @@ class TimmOptions:
         default="",
         metadata={"help": "with weights: a text file naming the checkpoint's classes, one a line"},
     )
+    size: int = field(
+        default=0,
+        metadata={
+            "help": "the input side the model was trained at, in pixels (default: the "
+            "architecture's pretrained_cfg)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.size < 0 or self.size == 1:
+            raise ValueError(f"size must be at least 2 pixels (0: the default), got {self.size}")
 
 
 #: Keys under which training scripts nest a state dict in a checkpoint.
@@ -294,7 +305,7 @@ def build_timm_source(name: str) -> Source:
         _check_name(timm, arch, need_weights=False)
         model, classes = _own_model(timm, arch, options)
         return _source(model, name, _label_file(options.labels, classes) if options.labels
-                       else None)
+                       else None, options.size)
     random_init = os.environ.get(RANDOM_INIT_ENV, "").strip().lower() in {"1", "true", "yes"}
     _check_name(timm, name, need_weights=not random_init)
     # Model init draws random numbers; keep the caller's global RNG where it was.
@@ -312,15 +323,17 @@ def build_timm_source(name: str) -> Source:
                 model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
             except Exception as exc:  # noqa: BLE001 - hub/httpx/OS errors share no base
                 raise _offline_error(name, _one_line(exc)) from None
-    return _source(model, name, None)
+    return _source(model, name, None, options.size)
 
 
-def _source(model: torch.nn.Module, name: str, labels: list[str] | None) -> Source:
-    """``model`` as the source ``timm:name``: input size, mean and std from its
-    ``pretrained_cfg``; ``labels``, else ImageNet's names when the head matches, else
-    ``class_i``."""
+def _source(model: torch.nn.Module, name: str, labels: list[str] | None, size: int) -> Source:
+    """``model`` as the source ``timm:name``: input size (``size`` × ``size`` when given),
+    mean and std from its ``pretrained_cfg``; ``labels``, else ImageNet's names when the head
+    matches, else ``class_i``."""
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     input_size = tuple(cfg.get("input_size", (3, 224, 224)))
+    if size:
+        input_size = (input_size[0], size, size)
     mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
     std = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
     num_classes = int(getattr(model, "num_classes", 0) or cfg.get("num_classes", 0))
