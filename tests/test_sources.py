@@ -332,6 +332,10 @@ def test_timm_builds_your_own_checkpoint_offline(tmp_path: Path, suffix: str,
     moved = build_source(f"timm:test_resnet#weights={tmp_path / 'changed.safetensors'}")
     assert moved.fingerprint() != source.fingerprint()
     assert moved.label_names == [f"class_{i}" for i in range(5)]
+    # the pretrained route takes #size too (its weights drawn offline for the test)
+    monkeypatch.setenv(RANDOM_INIT_ENV, "1")
+    assert build_source("timm:test_resnet#size=96").input_size == (3, 96, 96)
+    monkeypatch.delenv(RANDOM_INIT_ENV)
     # trained at another resolution: the canvas follows #size
     wide = build_source(f"timm:test_resnet#weights={tmp_path / 'changed.safetensors'}#size=96")
     assert wide.input_size == (3, 96, 96) and wide(torch.rand(1, 3, 96, 96)).shape == (1, 5)

@@ -31,6 +31,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -239,10 +240,11 @@ def _own_model(timm: ModuleType, arch: str, options: TimmOptions) -> tuple[torch
     """``arch`` built with the checkpoint ``options.weights``; returns it and its classes."""
     path = Path(options.weights).expanduser()
     state = _read_state(path)
-    with torch.random.fork_rng(devices=[]):
-        probe = timm.create_model(arch, pretrained=False)
-    head = str(probe.pretrained_cfg.get("classifier") or "")
-    head = head[0] if isinstance(head, (list, tuple)) else head
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch)  # names the classifier, without building the model
+    head: Any = getattr(cfg, "classifier", None) or ""
+    head = head[0] if isinstance(head, (list, tuple)) else str(head)
     weight = state.get(f"{head}.weight")
     if weight is None or weight.dim() != 2:
         raise ReprogramError(
@@ -307,22 +309,22 @@ def build_timm_source(name: str) -> Source:
         return _source(model, name, _label_file(options.labels, classes) if options.labels
                        else None, options.size)
     random_init = os.environ.get(RANDOM_INIT_ENV, "").strip().lower() in {"1", "true", "yes"}
-    _check_name(timm, name, need_weights=not random_init)
+    _check_name(timm, arch, need_weights=not random_init)
     # Model init draws random numbers; keep the caller's global RNG where it was.
     with torch.random.fork_rng(devices=[]):
         if random_init:
             torch.manual_seed(0)
-            model = timm.create_model(name, pretrained=False)
+            model = timm.create_model(arch, pretrained=False)
         else:
             unreachable = _hub_unreachable()
-            cached = _cached_weights_file(name) if unreachable else None
+            cached = _cached_weights_file(arch) if unreachable else None
             if unreachable and cached is None:
-                raise _offline_error(name, unreachable)
+                raise _offline_error(arch, unreachable)
             overlay = {"file": cached} if cached else None
             try:
-                model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
+                model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=overlay)
             except Exception as exc:  # noqa: BLE001 - hub/httpx/OS errors share no base
-                raise _offline_error(name, _one_line(exc)) from None
+                raise _offline_error(arch, _one_line(exc)) from None
     return _source(model, name, None, options.size)
 
 
