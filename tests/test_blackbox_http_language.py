@@ -306,10 +306,14 @@ def test_a_client_reads_the_public_side_from_the_server_without_the_weights(
             expected = lm(inputs)
         torch.testing.assert_close(remote(inputs), expected, rtol=1e-5, atol=1e-6)
         remote.endpoint.close()
-        # a second client reads the cached copy: no second download
+        files = [f for f in cache.glob("language-public/*/*") if f.name != "public.safetensors"]
+        assert files  # the tokenizer's files
+        written = {f: f.stat().st_mtime_ns for f in files}
+        # a second client reads the cached copy: no second download, no file rewritten
         again = build_source(base)
         again.endpoint.close()  # type: ignore[attr-defined]
     assert len(downloads) == 1
+    assert {f: f.stat().st_mtime_ns for f in files} == written
     assert len(list(cache.glob("language-public/*/public.safetensors"))) == 1
 
 

@@ -158,7 +158,9 @@ def public_from_blob(blob: bytes, folder: Path) -> PublicLanguage:
 
     folder.mkdir(parents=True, exist_ok=True)
     for file, data in contents.items():
-        atomic_write_bytes(folder / file, data)
+        path = folder / file
+        if not path.is_file() or path.read_bytes() != data:  # a cached build writes nothing
+            atomic_write_bytes(path, data)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))  # local files only
     return PublicLanguage(table, tokenizer, name=name, max_positions=positions, output=output,
                           num_classes=classes)
