@@ -211,3 +211,20 @@ def test_the_recipe_row_is_paired_by_seed_against_probe_lora_and_finetune() -> N
     meta = {"command": "c", "machine": {}, "date": "d"}
     md = _markdown(summarise(rows), settings, meta, paired)
     assert "| 10 | lora | 2 | -0.045 | 0 | 2 |" in md
+
+
+def test_differences_to_the_probe_pair_seeds_both_finished() -> None:
+    from reprogram_bench.vision import differences_to_probe
+
+    def row(method: str, seed: int, acc: float, shots: int = 10) -> dict[str, object]:
+        return {"method": method, "shots": shots, "seed": seed, "test_accuracy": acc}
+
+    rows = [
+        row("linear-probe", 0, 0.70), row("linear-probe", 1, 0.80),
+        row("lora", 0, 0.75), row("lora", 1, 0.81), row("lora", 2, 0.99),  # seed 2: no probe
+        row("full+linear", 0, 0.60, shots=100),  # no probe at 100 shots: no pair
+    ]
+    (lora,) = differences_to_probe(rows)
+    assert (lora["method"], lora["shots"], lora["pairs"]) == ("lora", 10, 2)
+    assert lora["mean"] == pytest.approx(0.03)  # (0.05 + 0.01) / 2
+    assert lora["std"] == pytest.approx(0.04 / 2**0.5)  # the std of 0.05 and 0.01

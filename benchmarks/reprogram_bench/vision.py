@@ -556,37 +556,124 @@ def write_results(
     )
     write_csv(out / "results.csv", rows)
     (out / "results.md").write_text(_markdown(summary, settings, meta, paired))
-    plot_results(out, summary, settings)
+    plot_results(out, summary, settings, rows)
 
 
-def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
-    """``accuracy_vs_shots.png`` and ``accuracy_vs_params.png``."""
+PROBE = "linear-probe"  #: the reference of the difference panel
+FLOOR = -0.12  #: the difference panel's lowest value shown (lower ones: an arrow and the value)
+
+
+def _palette(methods: list[str]) -> dict[str, Any]:
+    """A colour per method (matplotlib's 10 colours, or tab20's 20 when there are more)."""
+    import matplotlib
+
+    many = len(methods) > 10
+    return {
+        m: matplotlib.colormaps["tab20"](j % 20) if many else f"C{j}"
+        for j, m in enumerate(methods)
+    }
+
+
+def differences_to_probe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (method, shots): test accuracy minus the linear probe's on the same seed, over the
+    seeds both finished (``mean``, ``std``, ``pairs``); the probe itself is left out."""
+    acc = {(r["method"], r["shots"], r["seed"]): r["test_accuracy"] for r in rows}
+    diffs: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for (m, k, seed), value in acc.items():
+        if m != PROBE and (PROBE, k, seed) in acc:
+            diffs[(m, k)].append(value - acc[(PROBE, k, seed)])
+    return [
+        {
+            "method": m,
+            "shots": k,
+            "pairs": len(d),
+            "mean": statistics.mean(d),
+            "std": statistics.stdev(d) if len(d) > 1 else 0.0,
+        }
+        for (m, k), d in diffs.items()
+    ]
+
+
+def plot_results(
+    out: Path,
+    summary: list[dict[str, Any]],
+    settings: dict[str, Any],
+    rows: list[dict[str, Any]] | None = None,
+) -> None:
+    """``accuracy_vs_shots.png`` (test accuracy against shots; beside it, when the linear
+    probe ran, each method's paired difference to it, where gaps of a point are visible) and
+    ``accuracy_vs_params.png``. Solid lines: reprogramming; dashed: peers."""
     from reprogram.figures import subplots
+    from reprogram_bench import legend_below
 
     methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
-    fig, ax = subplots(figsize=(7.5, 4.8))
+    colour = _palette(methods)
+    kind = {s["method"]: s["kind"] for s in summary}
+    diffs = differences_to_probe(rows or [])
+    panels = 2 if diffs else 1
+    fig, axes = subplots(1, panels, figsize=(6.5 * panels, 5.0), squeeze=False)
+    ax = axes[0][0]
     for m in methods:
         pts = sorted((s for s in summary if s["method"] == m), key=lambda s: s["shots"])
-        style = "-" if pts[0]["kind"] == "reprogramming" else "--"
         ax.errorbar(
             [s["shots"] for s in pts],
             [s["test_mean"] for s in pts],
             yerr=[s["test_std"] for s in pts],
             marker="o",
-            linestyle=style,
+            linestyle="-" if kind[m] == "reprogramming" else "--",
+            color=colour[m],
             capsize=3,
             label=m,
         )
     ax.set_xscale("log")
     ax.set_xlabel("training shots per class (20% of them validate)")
     ax.set_ylabel("test accuracy (mean ± std over seeds)")
-    ax.set_title(f"{settings['source']} → {settings['target']}: solid = reprogramming")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_shots.png", dpi=120)
+    if diffs:
+        right = axes[0][1]
+        right.axhline(0.0, color="black", linewidth=1.0)
+        shots = sorted({d["shots"] for d in diffs})
+        width = 0.8 / max(1, len(methods))
+        # the range where one point matters; a method far below it is drawn at the floor
+        floor = max(min(d["mean"] - d["std"] for d in diffs), FLOOR)
+        top = max(d["mean"] + d["std"] for d in diffs)
+        for j, m in enumerate(methods):
+            pts = sorted((d for d in diffs if d["method"] == m), key=lambda d: d["shots"])
+            if not pts:
+                continue
+            xs = [shots.index(d["shots"]) - 0.4 + width * (j + 0.5) for d in pts]
+            shown = [d for d in pts if d["mean"] >= floor]
+            right.errorbar(
+                [x for x, d in zip(xs, pts, strict=True) if d["mean"] >= floor],
+                [d["mean"] for d in shown],
+                yerr=[d["std"] for d in shown],
+                marker="o" if kind[m] == "reprogramming" else "s",
+                markersize=4,
+                linestyle="none",
+                color=colour[m],
+                capsize=2,
+                label=m,
+            )
+            for x, d in zip(xs, pts, strict=True):
+                if d["mean"] < floor:  # off the scale: an arrow at the floor, with its value
+                    right.plot(x, floor, marker="v", color=colour[m], markersize=5)
+                    right.annotate(f"{d['mean']:+.2f}", (x, floor), textcoords="offset points",
+                                   xytext=(0, 4), ha="center", fontsize=6, color=colour[m],
+                                   rotation=90)
+        span = top - floor
+        right.set_ylim(floor - 0.05 * span, top + 0.05 * span)
+        right.set_xticks(range(len(shots)), [f"{k} shots" for k in shots])
+        right.set_ylabel(f"minus the {PROBE} (same seed)")
+        right.set_title(f"above 0: better than the {PROBE} (circles: reprogramming)",
+                        fontsize=9)
+        right.grid(alpha=0.3, axis="y")
+    bottom = legend_below(fig, axes[0], ncol=4 if panels == 2 else 2)
+    fig.suptitle(f"{settings['source']} → {settings['target']}: solid = reprogramming, "
+                 "dashed = peers", fontsize=10)
+    fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
+    fig.savefig(out / "accuracy_vs_shots.png", dpi=120, bbox_inches="tight")
 
-    fig, ax = subplots(figsize=(7.5, 4.8))
+    fig, ax = subplots(figsize=(7.5, 5.6))
     markers = "osD^v"
     for j, k in enumerate(sorted({s["shots"] for s in summary})):
         for m in methods:
@@ -597,15 +684,15 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
                 s["trainable_parameters"],
                 s["test_mean"],
                 marker=markers[j % len(markers)],
-                color=f"C{methods.index(m)}",
+                color=colour[m],
                 label=m if j == 0 else None,
             )
-        ax.scatter([], [], marker=markers[j % len(markers)], color="grey", label=f"{k} shots")
+        ax.scatter([], [], marker=markers[j % len(markers)], color="black", label=f"{k} shots")
     ax.set_xscale("log")
     ax.set_xlabel("trained parameters")
     ax.set_ylabel("test accuracy (mean over seeds)")
     ax.set_title("accuracy vs trained parameters")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_params.png", dpi=120)
+    bottom = legend_below(fig, [ax], ncol=2)
+    fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
+    fig.savefig(out / "accuracy_vs_params.png", dpi=120, bbox_inches="tight")
