@@ -531,3 +531,25 @@ def test_bench_plot_names_a_far_off_method_instead_of_flattening_the_rest() -> N
              for h, v in zip((24, 36), vals, strict=True)]
     assert _off_scale(panel) == {"ets": (9.7, 23.4)}
     assert _off_scale([p for p in panel if p["method"] != "ets"]) == {}
+
+
+def test_dates_that_skip_steps_are_noted_with_the_widest_gap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reprogram.data.forecast import read_table
+
+    hours = [f"2021-01-01 {h:02d}:00:00" for h in range(24) if h not in (5, 6, 7)]
+    (tmp_path / "gap.csv").write_text("date,y\n" + "".join(f"{d},1\n" for d in hours))
+    read_table(tmp_path / "gap.csv")
+    err = capsys.readouterr().err
+    assert "skip 1 time(s)" in err and "usual step is 1:00:00" in err
+    assert "4:00:00, follows '2021-01-01 04:00:00' at file row 6" in err
+    # evenly spaced, calendar months (28-31 days) and a numeric index: nothing to note
+    months = [f"2021-{m:02d}-01" for m in range(1, 13)]
+    for name, dates in (("even", hours[:5]), ("months", months), ("index", ["1", "2", "3"])):
+        (tmp_path / f"{name}.csv").write_text("time,y\n" + "".join(f"{d},1\n" for d in dates))
+        read_table(tmp_path / f"{name}.csv")
+        assert capsys.readouterr().err == "", name
+    (tmp_path / "index.csv").write_text("time,y\n1,1\n2,1\n3,1\n9,1\n")
+    read_table(tmp_path / "index.csv")
+    assert "the usual step is 1; the widest gap, 6, follows '3'" in capsys.readouterr().err

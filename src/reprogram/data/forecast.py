@@ -29,8 +29,11 @@ import csv
 import itertools
 import math
 import os
+import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -237,6 +240,44 @@ def check_dates(dates: list[str], where: str) -> list[float]:
     )
 
 
+def note_gaps(stamps: list[float], dates: list[str], where: str) -> int:
+    """Note on stderr where the dates skip steps: a step over 1.5 × the usual (median) one.
+    Windows are cut in row order, so one across a gap reads the rows either side as
+    consecutive; that may be the data's calendar (business days) or missing rows. Calendar
+    months (28–31 days) are no gap. Returns the number of gaps.
+    """
+    steps = [b - a for a, b in itertools.pairwise(stamps)]
+    if len(steps) < 2:
+        return 0
+    usual = statistics.median(steps)
+    gaps = [i for i, step in enumerate(steps) if step > 1.5 * usual]
+    if not gaps or usual <= 0:
+        return 0
+    widest = max(gaps, key=lambda i: steps[i])
+
+    def span(seconds: float) -> str:
+        if _is_number(dates[0]):  # a numeric time index: its own units
+            return f"{seconds:g}"
+        return str(timedelta(seconds=round(seconds)))
+
+    print(
+        f"note: {where}: the dates skip {len(gaps)} time(s) (the usual step is {span(usual)}; "
+        f"the widest gap, {span(steps[widest])}, follows {dates[widest]!r} at file row "
+        f"{widest + 2}); a window across a gap reads the rows either side as consecutive. If "
+        "those steps are missing data, fill them (e.g. carry the last value forward).",
+        file=sys.stderr,
+    )
+    return len(gaps)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def find_date_column(
     names: list[str], date_column: str, where: str, required: bool = True
 ) -> int:
@@ -365,7 +406,7 @@ def read_table(
             col, where_rows = next(iter(found.items()))
             raise DataError(f"{where}: column {col!r} " + problem.format(rows=_rows(where_rows)))
     dates = [row[date_col].strip() for row in rows]
-    check_dates(dates, where)
+    note_gaps(check_dates(dates, where), dates, where)
     values = torch.tensor(grid, dtype=torch.float64)
     return Table(values, columns, dates, names[date_col])
 
