@@ -23,6 +23,17 @@ def write_csv(
         writer.writerows(rows)
 
 
+def palette(methods: Sequence[str]) -> dict[str, Any]:
+    """A colour per method: matplotlib's 10, or tab20's 20 when 10 would repeat."""
+    import matplotlib
+
+    many = len(methods) > 10
+    return {
+        m: matplotlib.colormaps["tab20"](j % 20) if many else f"C{j}"
+        for j, m in enumerate(methods)
+    }
+
+
 def legend_below(fig: Any, axes: Sequence[Any], ncol: int) -> float:
     """One legend for every panel in ``axes``, below them (``ncol`` columns; a label drawn in
     several panels listed once). Returns the bottom margin to leave it in

@@ -29,7 +29,7 @@ from typing import Any
 
 from reprogram.artifact import METRICS
 from reprogram.errors import ReprogramError
-from reprogram_bench import cell_seconds, legend_below, write_csv
+from reprogram_bench import cell_seconds, legend_below, palette, write_csv
 from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.pool import check_jobs, plan, run_tasks, running_line
@@ -452,23 +452,19 @@ def _plot(
     path: Path, summary: list[dict[str, Any]], settings: dict[str, Any], methods: list[str]
 ) -> None:
     """One figure: a panel per task, a line per method of ``methods``."""
-    import matplotlib
-
     from reprogram.figures import subplots
 
     tasks = [t for t in settings["tasks"] if any(s["task"] == t for s in summary)]
     if not tasks:
         return
     fig, axes = subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4.0), squeeze=False)
-    many = len(methods) > 10  # matplotlib's 10 colours would repeat: use 20
-    palette = [matplotlib.colormaps["tab20"](j % 20) if many else f"C{j}"
-               for j in range(len(methods))]
+    colour = palette(methods)
     for ax, task in zip(axes[0], tasks, strict=True):
         order = shots_of(task, settings)
         regression = any(s["rmse_mean"] is not None for s in summary if s["task"] == task)
         key = "rmse" if regression else "auc"
         ax.set_ylabel(f"test {'RMSE' if regression else 'ROC-AUC'} (mean ± std over seeds)")
-        for j, m in enumerate(methods):
+        for m in methods:
             pts = [s for s in summary if s["task"] == task and s["method"] == m]
             pts = sorted((s for s in pts if s["shots"] in order),
                          key=lambda s: order.index(s["shots"]))
@@ -481,7 +477,7 @@ def _plot(
                 yerr=[s[f"{key}_std"] for s in pts],
                 marker="o",
                 linestyle="-" if pts[0]["kind"] == "reprogramming" else "--",
-                color=palette[j],
+                color=colour[m],
                 capsize=3,
                 label=m,
             )

@@ -22,7 +22,7 @@ from typing import Any
 
 from reprogram.artifact import METRICS
 from reprogram.errors import ReprogramError
-from reprogram_bench import cell_seconds, write_csv
+from reprogram_bench import cell_seconds, palette, write_csv
 from reprogram_bench.ledger import open_ledger
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.pool import Task, check_jobs, plan, run_tasks
@@ -563,17 +563,6 @@ PROBE = "linear-probe"  #: the reference of the difference panel
 FLOOR = -0.12  #: the difference panel's lowest value shown (lower ones: an arrow and the value)
 
 
-def _palette(methods: list[str]) -> dict[str, Any]:
-    """A colour per method (matplotlib's 10 colours, or tab20's 20 when there are more)."""
-    import matplotlib
-
-    many = len(methods) > 10
-    return {
-        m: matplotlib.colormaps["tab20"](j % 20) if many else f"C{j}"
-        for j, m in enumerate(methods)
-    }
-
-
 def differences_to_probe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (method, shots): test accuracy minus the linear probe's on the same seed, over the
     seeds both finished (``mean``, ``std``, ``pairs``); the probe itself is left out."""
@@ -607,7 +596,7 @@ def plot_results(
     from reprogram_bench import legend_below
 
     methods = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
-    colour = _palette(methods)
+    colour = palette(methods)
     kind = {s["method"]: s["kind"] for s in summary}
     diffs = differences_to_probe(rows or [])
     panels = 2 if diffs else 1
@@ -641,12 +630,12 @@ def plot_results(
             pts = sorted((d for d in diffs if d["method"] == m), key=lambda d: d["shots"])
             if not pts:
                 continue
-            xs = [shots.index(d["shots"]) - 0.4 + width * (j + 0.5) for d in pts]
-            shown = [d for d in pts if d["mean"] >= floor]
+            placed = [(shots.index(d["shots"]) - 0.4 + width * (j + 0.5), d) for d in pts]
+            shown = [(x, d) for x, d in placed if d["mean"] >= floor]
             right.errorbar(
-                [x for x, d in zip(xs, pts, strict=True) if d["mean"] >= floor],
-                [d["mean"] for d in shown],
-                yerr=[d["std"] for d in shown],
+                [x for x, _ in shown],
+                [d["mean"] for _, d in shown],
+                yerr=[d["std"] for _, d in shown],
                 marker="o" if kind[m] == "reprogramming" else "s",
                 markersize=4,
                 linestyle="none",
@@ -654,7 +643,7 @@ def plot_results(
                 capsize=2,
                 label=m,
             )
-            for x, d in zip(xs, pts, strict=True):
+            for x, d in placed:
                 if d["mean"] < floor:  # off the scale: an arrow at the floor, with its value
                     right.plot(x, floor, marker="v", color=colour[m], markersize=5)
                     right.annotate(f"{d['mean']:+.2f}", (x, floor), textcoords="offset points",

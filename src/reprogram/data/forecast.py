@@ -250,8 +250,8 @@ def note_gaps(stamps: list[float], dates: list[str], where: str) -> int:
     if len(steps) < 2:
         return 0
     usual = statistics.median(steps)
-    gaps = [i for i, step in enumerate(steps) if step > 1.5 * usual]
-    if not gaps or usual <= 0:
+    gaps = [i for i, step in enumerate(steps) if step > 1.5 * usual]  # steps > 0: checked
+    if not gaps:
         return 0
     widest = max(gaps, key=lambda i: steps[i])
 
@@ -433,12 +433,7 @@ def future_dates(dates: list[str], horizon: int) -> list[str] | None:
     except DataError:
         return None
     gaps = [b - a for a, b in itertools.pairwise(known)]
-    try:
-        float(tail[-1])
-        numeric = True
-    except ValueError:
-        numeric = False
-    if numeric:
+    if _is_number(tail[-1]):
         if max(gaps) - min(gaps) > 1e-9 * max(1.0, abs(known[-1])):
             return None
         step = gaps[-1]
