@@ -180,7 +180,6 @@ class ReprogrammedModel(Adapted):
             progress=False,
             plots=False,
         )
-        torch.manual_seed(seed)
         model, program_info, mapping_info = build_model(
             config, src, tuple(input_shape), len(class_names), list(class_names), vocabulary
         )
@@ -261,8 +260,11 @@ def build_model(
 
     ``class_names`` (the target's) go with the source's label names to mappings that choose
     by name (``semantic``); ``vocabulary`` (a sequence target's symbols) goes to programs
-    that spell them.
+    that spell them. The global RNG is seeded with ``config.seed`` first, so that the
+    layers initialised from it (a mapping's linear layers, a program's) are the same in every
+    process (torch draws its default seed at random at start-up).
     """
+    torch.manual_seed(config.seed)
     program_name = resolve_program(config.program, input_shape, source.input_size)
     program_options = dict(config.program_options)
     program_config = PROGRAMS.get(program_name).config
