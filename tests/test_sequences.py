@@ -212,6 +212,30 @@ def test_causal_source_reads_the_last_real_position() -> None:
     torch.testing.assert_close(out[1:], alone, atol=1e-5, rtol=1e-5)  # padding ignored
 
 
+@pytest.mark.parametrize("name", ["tiny-random-lm", "tiny-random-causal-lm"])
+def test_bf16_precision_autocasts_the_frozen_model_only(name: str) -> None:
+    full = build_source(name)
+    half = build_source(f"{name}#precision=bf16")
+    assert half.name == f"{name}#precision=bf16"  # the name rebuilds it: eval and predict too
+    assert all(p.dtype == torch.float32 for p in half.module.parameters())
+    ids = torch.tensor([[5, 6, 7, 8], [5, 6, 0, 0]])
+    mask = (ids != 0).long()
+    outs = []
+    for src in (full, half):
+        embeds = src.embedding_matrix()[ids].clone().requires_grad_(True)
+        out = src(TokenInputs(embeds, mask))
+        out.square().sum().backward()
+        assert out.dtype == torch.float32 and embeds.grad is not None
+        outs.append((out.detach(), embeds.grad))
+    (a, ga), (b, gb) = outs
+    assert not torch.equal(a, b)  # bf16 really ran
+    assert (b - a).norm() / a.norm() < 0.05 and (gb - ga).norm() / ga.norm() < 0.1
+    states = half.with_positions(2)(TokenInputs(half.embedding_matrix()[ids], mask))
+    assert states.dtype == torch.float32 and states.shape == (2, 2, 16)
+    with pytest.raises(ReprogramError, match="precision must be one of fp32, bf16"):
+        build_source(f"{name}#precision=fp16")
+
+
 def test_language_source_refuses_plain_tensors() -> None:
     with pytest.raises(ReprogramError, match="reads token embeddings from a token program"):
         build_source("tiny-random-lm")(torch.zeros(2, 3))
@@ -376,8 +400,9 @@ def test_fit_saves_and_reloads_a_sequence_model(tmp_path: Path) -> None:
     torch.testing.assert_close(loaded(data.test.x), result.model(data.test.x))
 
 
+@pytest.mark.parametrize("source", ["tiny-random-lm", "tiny-random-lm#precision=bf16"])
 def test_cli_fit_eval_predict_on_sequences(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str
 ) -> None:
     from reprogram.cli import main
 
@@ -392,7 +417,7 @@ def test_cli_fit_eval_predict_on_sequences(
             [
                 "fit",
                 "--source",
-                "tiny-random-lm",
+                source,
                 "--target",
                 target,
                 "--epochs",

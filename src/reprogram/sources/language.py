@@ -74,6 +74,14 @@ class LanguageOptions:
             "(seed 0; an ablation: does pre-training matter?)"
         },
     )
+    precision: str = field(
+        default="fp32",
+        metadata={
+            "help": "fp32, or bf16: the frozen blocks run under bfloat16 autocast (weights, "
+            "program and mapping stay float32; measured 1.6 x faster for SmolLM2 on a CPU "
+            "with AVX512-BF16, states within about 1%; CPUs without it may be slower)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.depth is not None and (isinstance(self.depth, bool) or self.depth < 0):
@@ -85,6 +93,21 @@ class LanguageOptions:
             raise ValueError(f"output must be logits or hidden, got {self.output!r}")
         if self.init not in ("pretrained", "random"):
             raise ValueError(f"init must be pretrained or random, got {self.init!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)} (bf16: bfloat16 autocast of "
+                f"the frozen blocks), got {self.precision!r}"
+            )
+
+
+#: ``#precision=`` values: full float32, or bfloat16 autocast of the frozen model's forward.
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: torch.device, precision: str) -> Any:
+    """The context a frozen language model's forward runs in: bfloat16 autocast on
+    ``device`` for ``precision="bf16"``, a no-op for ``fp32``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _blocks(module: nn.Module) -> tuple[nn.Module, str]:
@@ -144,18 +167,22 @@ class PositionStates(nn.Module):
     """The last ``count`` positions' final hidden states ``[B, count, D]`` of a language
     model fed :class:`TokenInputs` (what a forecasting head reads, one state per patch)."""
 
-    def __init__(self, module: nn.Module, count: int, causal: bool) -> None:
+    def __init__(
+        self, module: nn.Module, count: int, causal: bool, precision: str = "fp32"
+    ) -> None:
         super().__init__()
         self.module = module
         self.count = count
         self.causal = causal
+        self.precision = precision
 
     def forward(self, inputs: TokenInputs) -> torch.Tensor:
         embeds, mask = inputs
         model: Any = self.module
         body = model.model if self.causal else model
-        states = body(inputs_embeds=embeds, attention_mask=mask.to(embeds.dtype))
-        return states.last_hidden_state[:, -self.count :, :]
+        with autocast(embeds.device, self.precision):
+            states = body(inputs_embeds=embeds, attention_mask=mask.to(embeds.dtype))
+        return states.last_hidden_state[:, -self.count :, :].float()
 
 
 class LanguageSide:
@@ -269,9 +296,14 @@ class LanguageSource(Source, LanguageSide):
         tokenizer: its tokenizer (spells target symbols as source tokens).
         name: the name that rebuilds it (with its ``#`` options).
         output: ``"hidden"`` (pooled states ``[B, D]``) or ``"logits"`` (causal LMs only).
+        precision: ``"fp32"``, or ``"bf16"`` (the forward under bfloat16 autocast; what it
+            returns is float32 either way).
     """
 
-    def __init__(self, module: nn.Module, tokenizer: Any, *, name: str, output: str) -> None:
+    def __init__(
+        self, module: nn.Module, tokenizer: Any, *, name: str, output: str,
+        precision: str = "fp32",
+    ) -> None:
         model: Any = module  # a transformers model (typed loosely: its attributes vary)
         causal = hasattr(model, "lm_head")
         if output == "logits" and not causal:
@@ -299,6 +331,7 @@ class LanguageSource(Source, LanguageSide):
         self.tokenizer = tokenizer
         self.causal = causal
         self.output = output
+        self.precision = precision
         self.outputs = "logits" if output == "logits" else "features"
 
     @property
@@ -321,12 +354,13 @@ class LanguageSource(Source, LanguageSide):
         embeds, mask = check_token_inputs(inputs, self.name, self.max_positions)
         mask = mask.to(embeds.dtype)
         model: Any = self.module
-        if self.causal:
-            states = model.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
-            last = mask.sum(1).long().clamp_min(1) - 1  # right padding: the last real position
-            h = states[torch.arange(states.shape[0], device=states.device), last]
-            return model.lm_head(h) if self.output == "logits" else h
-        states = model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        with autocast(embeds.device, self.precision):
+            if self.causal:
+                states = model.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+                last = mask.sum(1).long().clamp_min(1) - 1  # right padding: the last real one
+                h = states[torch.arange(states.shape[0], device=states.device), last]
+                return (model.lm_head(h) if self.output == "logits" else h).float()
+            states = model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state.float()
         weight = mask.unsqueeze(-1)
         return (states * weight).sum(1) / weight.sum(1).clamp_min(1e-9)
 
@@ -342,7 +376,7 @@ class LanguageSource(Source, LanguageSide):
                 f"for {count} states. Use fewer patches (a larger patch stride)."
             )
         view = Source(
-            PositionStates(self.module, count, self.causal),
+            PositionStates(self.module, count, self.causal, self.precision),
             name=self.name,
             input_size=self.input_size,
             mean=None,
@@ -445,6 +479,8 @@ def _named(base: str, options: LanguageOptions | None) -> str:
             parts.append(f"output={options.output}")
         if options.init != "pretrained":
             parts.append(f"init={options.init}")
+        if options.precision != "fp32":
+            parts.append(f"precision={options.precision}")
     return "#".join(parts)
 
 
@@ -459,7 +495,10 @@ def minilm_l6(options: LanguageOptions | None = None) -> LanguageSource:
         raise ReprogramError("minilm-l6 has no language-model head: it answers hidden states.")
     model, tokenizer = _load(Path(encoder_path("minilm-l6")), causal=False)
     prepare(model, options, "minilm-l6")
-    return LanguageSource(model, tokenizer, name=_named("minilm-l6", options), output="hidden")
+    return LanguageSource(
+        model, tokenizer, name=_named("minilm-l6", options), output="hidden",
+        precision=options.precision,
+    )
 
 
 @SOURCES.register(
@@ -472,7 +511,8 @@ def smollm2_135m(options: LanguageOptions | None = None) -> LanguageSource:
     model, tokenizer = _load(smollm2_folder(), causal=True)
     prepare(model, options, "smollm2-135m")
     return LanguageSource(
-        model, tokenizer, name=_named("smollm2-135m", options), output=options.output or "logits"
+        model, tokenizer, name=_named("smollm2-135m", options), output=options.output or "logits",
+        precision=options.precision,
     )
 
 
@@ -518,7 +558,10 @@ def hf_language_source(
         ) from None
     prepare(model.eval(), parsed or LanguageOptions(), f"hf:{name}")
     output = (parsed.output if parsed is not None else None) or ("logits" if causal else "hidden")
-    return LanguageSource(model, tokenizer, name=_named(f"hf:{name}", parsed), output=output)
+    return LanguageSource(
+        model, tokenizer, name=_named(f"hf:{name}", parsed), output=output,
+        precision=parsed.precision if parsed is not None else "fp32",
+    )
 
 
 # ------------------------------------------------------------------ tiny random models (tests)
@@ -588,7 +631,9 @@ def _tiny(causal: bool, options: LanguageOptions | None, name: str) -> LanguageS
             model = BertModel(config, add_pooling_layer=False)
     prepare(model.eval(), options, name)
     output = options.output or ("logits" if causal else "hidden")
-    return LanguageSource(model, tokenizer, name=_named(name, options), output=output)
+    return LanguageSource(
+        model, tokenizer, name=_named(name, options), output=output, precision=options.precision
+    )
 
 
 @SOURCES.register(
