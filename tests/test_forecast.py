@@ -438,6 +438,36 @@ def test_bench_plot_names_the_lm_and_its_ablations(tmp_path: Path) -> None:
     assert (tmp_path / "mse_by_horizon.png").stat().st_size > 0
 
 
+def test_bench_source_names_the_lm_and_its_ablations_follow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reprogram_bench import forecast
+    from reprogram_bench.forecast import REPROGRAMMED, lm_methods
+
+    assert lm_methods()[0] == REPROGRAMMED  # the default row named in advance is unchanged
+    # the tiny LM has 77 ordinary tokens, fewer than the default 1,000 prototype atoms
+    monkeypatch.setattr(forecast, "PROGRAM", forecast.PROGRAM + ",atoms=40")
+    lm = "tiny-random-causal-lm#precision=bf16"
+    ours, ablations = lm_methods(lm)
+    assert ours.endswith("@" + lm) and [m.split("@")[1] for m in ablations.values()] == [
+        "tiny-random-causal-lm#depth=0#precision=bf16",
+        "tiny-random-causal-lm#init=random#precision=bf16",
+        "tiny-random-causal-lm#depth=0#precision=bf16",
+    ]
+    with pytest.raises(ReprogramError, match="itself an ablation"):
+        lm_methods("smollm2-135m#depth=0")
+    table = _table(tmp_path)
+    out = tmp_path / "bench"
+    code = main(["bench", "forecast", "--out", str(out), "--tasks", f"{table}#lookback=48",
+                 "--horizons", "12", "--seeds", "0", "--epochs", "1", "--quiet",
+                 "--source", lm, "--methods", ",".join([ours, ablations["LM removed"]])])
+    assert code == 0
+    text = (out / "results.md").read_text()
+    assert f"named in advance: `{ours}`" in text
+    paired = text.split("## Paired")[1]
+    assert "LM removed" in paired and "| 1 |" in paired  # one pair: seed 0 at H=12
+
+
 @pytest.mark.parametrize(("flags", "match"), [
     (["--lm-strides", "3"], "two whole numbers"),
     (["--lm-strides", "16,0"], "positive integers"),

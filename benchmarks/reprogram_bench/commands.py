@@ -34,8 +34,7 @@ def run(args: Any, command: str | None) -> None:
             "cells beside it would skew the timings). Leave --jobs out."
         )
     if args.suite == "forecast":
-        from reprogram_bench.forecast import DEFAULT_METHODS as FORECAST_METHODS
-        from reprogram_bench.forecast import HORIZONS, run_forecast
+        from reprogram_bench.forecast import HORIZONS, LM, run_forecast
 
         fractions = tuple(float(f) for f in (args.fractions or "1").split(",") if f)
         if any(not 0 < f <= 1 for f in fractions):
@@ -58,7 +57,8 @@ def run(args: Any, command: str | None) -> None:
             horizons=ints(args.horizons, "--horizons") if args.horizons else None,
             fractions=fractions,
             seeds=ints(args.seeds, "--seeds"),
-            methods=split_methods(args.methods) if args.methods else FORECAST_METHODS,
+            methods=split_methods(args.methods) if args.methods else None,
+            lm=args.source or LM,
             epochs=args.epochs if args.epochs is not None else 10,
             command=command,
             progress=not args.quiet,

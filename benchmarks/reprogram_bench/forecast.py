@@ -16,7 +16,9 @@ e.g. ``sales.csv#lookback=56#target_column=units``; the lookback is 512 otherwis
 Methods are ``PROGRAM+MAPPING[:options][@SOURCE]`` or a baseline name. The ablations are the
 same program and mapping on a changed source: ``#depth=0`` (the LM removed: embeddings and
 final norm only), ``#init=random`` (its weights drawn afresh), and ``#depth=0`` with
-``attention_layers=1`` (the LM replaced by one trained attention layer).
+``attention_layers=1`` (the LM replaced by one trained attention layer). ``--source`` names
+another language model for the reprogrammed row (e.g. ``smollm2-135m#depth=2#precision=bf16``
+or ``minilm-l6``); its ablations follow from it (:func:`lm_methods`).
 """
 
 from __future__ import annotations
@@ -45,16 +47,46 @@ HORIZONS = {"ETTh1": (96, 192, 336, 720), "ETTh2": (96, 192, 336, 720),
 LOOKBACK = {"ILI": 104}
 DEFAULT_LOOKBACK = 512
 LM = "smollm2-135m#depth=2"
+#: The program and mapping of the reprogrammed row and its ablations (the source follows ``@``).
+PROGRAM = "patch-reprogram+horizon:stride=16,lr=0.001,decay=0.5"
+#: A language source's options in the order its name lists them.
+_OPTION_ORDER = ("depth", "output", "init", "precision")
+
+
+def _source_name(base: str, options: dict[str, str]) -> str:
+    known = [k for k in _OPTION_ORDER if k in options]
+    rest = [k for k in options if k not in _OPTION_ORDER]
+    return "#".join([base, *(f"{k}={options[k]}" for k in known + rest)])
+
+
+def lm_methods(lm: str = LM) -> tuple[str, dict[str, str]]:
+    """The reprogrammed row on language source ``lm`` and its three ablations (Tan et al.),
+    each the same program and mapping on a changed source: ``#depth=0`` (removed),
+    ``#init=random`` and ``#depth=0`` with one trained attention layer. Other options of
+    ``lm`` (``#precision``) carry over, so each pair differs in the ablated part only.
+
+    Raises:
+        ReprogramError: ``lm`` is already an ablation (``#depth=0`` or ``#init=random``).
+    """
+    base, _, tail = lm.partition("#")
+    options = dict(part.partition("=")[::2] for part in tail.split("#") if part)
+    if options.get("depth") == "0" or options.get("init", "pretrained") != "pretrained":
+        raise ReprogramError(
+            f"--source {lm!r} is itself an ablation (#depth=0 or #init=random); name the "
+            "pre-trained language model, and the bench adds its ablations."
+        )
+    removed = _source_name(base, {**options, "depth": "0"})
+    rand = _source_name(base, {**options, "init": "random"})
+    attention = PROGRAM.replace("stride=16,", "stride=16,attention_layers=1,")
+    return f"{PROGRAM}@{lm}", {
+        "LM removed": f"{PROGRAM}@{removed}",
+        "LM random": f"{PROGRAM}@{rand}",
+        "LM → attention": f"{attention}@{removed}",
+    }
+
+
 #: The reprogrammed LM (named in advance) and its three ablations.
-REPROGRAMMED = f"patch-reprogram+horizon:stride=16,lr=0.001,decay=0.5@{LM}"
-ABLATIONS = {
-    "LM removed": "patch-reprogram+horizon:stride=16,lr=0.001,decay=0.5@smollm2-135m#depth=0",
-    "LM random": f"patch-reprogram+horizon:stride=16,lr=0.001,decay=0.5@{LM}#init=random",
-    "LM → attention": (
-        "patch-reprogram+horizon:stride=16,attention_layers=1,lr=0.001,decay=0.5"
-        "@smollm2-135m#depth=0"
-    ),
-}
+REPROGRAMMED, ABLATIONS = lm_methods()
 PEERS = ("seasonal-naive", "autoets", "linear", "dlinear", "patchtst")
 DEFAULT_METHODS = (REPROGRAMMED, *ABLATIONS.values(), *PEERS)
 #: Methods with nothing random in them: one seed is enough.
@@ -210,8 +242,9 @@ def run_forecast(
     horizons: tuple[int, ...] | None = None,
     fractions: tuple[float, ...] = (1.0,),
     seeds: tuple[int, ...] = (0, 1, 2),
-    methods: tuple[str, ...] = DEFAULT_METHODS,
+    methods: tuple[str, ...] | None = None,
     epochs: int = 10,
+    lm: str = LM,
     lm_stride: tuple[int, int] = (16, 8),
     batch_sizes: tuple[int, int] = (32, 128),
     command: str | None = None,
@@ -222,6 +255,8 @@ def run_forecast(
 ) -> list[dict[str, Any]]:
     """Run every missing cell, then write the tables and the plot; returns all rows.
 
+    ``lm``: the language source of the reprogrammed row, whose ablations follow from it
+    (:func:`lm_methods`); ``methods``: default, that row, its ablations and every peer;
     ``lm_stride``: (training, validation) window strides of reprogramming cells (a language
     model on 2 CPU cores cannot read every window each epoch; the test split keeps all);
     ``batch_sizes``: (reprogramming, peers); ``drop_last``: also re-score the finished cells
@@ -231,6 +266,8 @@ def run_forecast(
     (:mod:`reprogram_bench.pool`)."""
     check_jobs(jobs)
     check_sets(sets, horizons)
+    reprogrammed, ablations = lm_methods(lm)
+    methods = methods or (reprogrammed, *ablations.values(), *PEERS)
     for method in methods:
         body, _src = split_source(method, "")
         (parse_method if "+" in body else parse_baseline)(body)
@@ -249,12 +286,13 @@ def run_forecast(
         "patience": 3,
         "batch_sizes": batches,
         "lm_window_strides": list(lm_stride),
-        "reprogrammed": REPROGRAMMED,
-        "ablations": ABLATIONS,
+        "reprogrammed": reprogrammed,
+        "ablations": ablations,
         "skipped": [],  # cells the data cannot form, with the reason
     }
     ledger = open_ledger(out, settings, command or "reprogram bench forecast", _key,
-                         shared=("epochs", "patience", "batch_sizes", "lm_window_strides"),
+                         shared=("epochs", "patience", "batch_sizes", "lm_window_strides",
+                                 "reprogrammed"),
                          runs_cells=not report_only)
     settings = ledger.settings  # cells skipped now are listed beside earlier ones
     rows: list[dict[str, Any]] = []
@@ -453,10 +491,13 @@ def write_results(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any
     plot_results(out, summary, settings)
 
 
-def _label(method: str) -> str:
-    """A method's name in the plot's legend: the reprogrammed LM and its ablations by what
-    they are, other methods by name (long ones cut)."""
-    names = {REPROGRAMMED: "reprogrammed LM", **{v: k for k, v in ABLATIONS.items()}}
+def _label(method: str, settings: dict[str, Any] | None = None) -> str:
+    """A method's name in the plot's legend: the reprogrammed LM and its ablations (those of
+    ``settings``, else the default LM's) by what they are, other methods by name (long ones
+    cut)."""
+    ours = (settings or {}).get("reprogrammed", REPROGRAMMED)
+    ablations = (settings or {}).get("ablations", ABLATIONS)
+    names = {ours: "reprogrammed LM", **{v: k for k, v in ablations.items()}}
     if method in names:
         return names[method]
     return method if len(method) <= 48 else method[:45] + "…"
@@ -495,14 +536,14 @@ def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, A
             ax.errorbar([s["horizon"] for s in pts], [s["mse_mean"] for s in pts],
                         yerr=[s["mse_std"] for s in pts], marker="o", capsize=3,
                         linestyle="-" if pts[0]["kind"] == "reprogramming" else "--",
-                        color=f"C{j}", label=_label(m))
+                        color=f"C{j}", label=_label(m, settings))
         ax.set_xlabel("horizon (steps)")
         ax.set_ylabel("test MSE, normalised (± std, seeds)")
         if off:  # a far-off method would flatten the others: keep them readable, name it
             ax.set_ylim(top=1.1 * max(s["mse_mean"] + s["mse_std"] for s in panel
                                       if s["method"] not in off))
             ax.text(0.02, 0.98, "off scale: " + "; ".join(
-                f"{_label(m)} {lo:.3g}–{hi:.3g}" for m, (lo, hi) in off.items()),
+                f"{_label(m, settings)} {lo:.3g}–{hi:.3g}" for m, (lo, hi) in off.items()),
                 transform=ax.transAxes, va="top", fontsize=7)
         share = "all training windows" if fraction == 1 else f"{fraction:g} of training windows"
         ax.set_title(f"{dataset} ({share})")

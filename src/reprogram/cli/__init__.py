@@ -262,7 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="suite directory (a rerun skips finished cells)")
     p.add_argument(
-        "--source", default=None, help="source model (efficientnet-lite0; sequences: minilm-l6)"
+        "--source",
+        default=None,
+        help="source model (efficientnet-lite0; sequences: minilm-l6; forecast: the "
+        "reprogrammed LM, smollm2-135m#depth=2, whose ablations follow from it)",
     )
     p.add_argument("--target", default="fashion-mnist", help="vision: target data")
     p.add_argument(
