@@ -468,6 +468,18 @@ def test_bench_source_names_the_lm_and_its_ablations_follow(
     assert "LM removed" in paired and "| 1 |" in paired  # one pair: seed 0 at H=12
 
 
+def test_bench_refuses_a_standard_set_whose_file_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # refused before any cell: a missing file is not a cell the data cannot form (which the
+    # bench lists as skipped and goes on)
+    monkeypatch.setenv("REPROGRAM_FORECAST_DATA", str(tmp_path / "nowhere"))
+    code = main(["bench", "forecast", "--out", str(tmp_path / "b"), "--tasks", "ILI",
+                 "--methods", "linear", "--quiet"])
+    assert code == 2 and "reads national_illness.csv" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.parametrize(("flags", "match"), [
     (["--lm-strides", "3"], "two whole numbers"),
     (["--lm-strides", "16,0"], "positive integers"),

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from reprogram.artifact import METRICS
+from reprogram.data.forecast import standard_file
 from reprogram.errors import DataError, ReprogramError
 from reprogram_bench import cell_seconds, legend_below, write_csv
 from reprogram_bench.ledger import command_lines, open_ledger
@@ -195,7 +196,7 @@ def _row(cell: Cell, directory: Path) -> dict[str, Any]:
 
 
 def check_sets(sets: tuple[str, ...], horizons: tuple[int, ...] | None) -> None:
-    """Each set is a standard one or an existing CSV file, and a file comes with horizons.
+    """Each set is a standard one whose file is here, or an existing CSV file with horizons.
 
     Raises:
         ReprogramError: naming the set and what to give instead.
@@ -204,7 +205,8 @@ def check_sets(sets: tuple[str, ...], horizons: tuple[int, ...] | None) -> None:
         raise ReprogramError(f"--tasks names no set; give one or more of {', '.join(SETS)} "
                              "or a CSV file of your own.")
     for name in sets:
-        if name in HORIZONS:
+        if name in HORIZONS:  # its file must be here: a missing one is no cell to skip
+            standard_file(name.lower())
             continue
         path = Path(name.split("#", 1)[0])
         if path.suffix.lower() not in (".csv", ".tsv", ".txt") or not path.is_file():

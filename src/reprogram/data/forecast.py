@@ -128,7 +128,12 @@ def data_folder() -> Path | None:
     return None
 
 
-def _standard_file(key: str) -> Path:
+def standard_file(key: str) -> Path:
+    """The file of standard set ``key`` (``etth1``, ``ili``, …) in :func:`data_folder`.
+
+    Raises:
+        DataError: no folder, or the file is not in it (saying where to get the files).
+    """
     filename = STANDARD_SETS[key][0]
     folder = data_folder()
     if folder is None or not (folder / filename).is_file():
@@ -538,7 +543,7 @@ def load_forecast(spec: str) -> TargetData:
     )
     key = head.strip().lower()
     if key in STANDARD_SETS:
-        path, rule, label = _standard_file(key), STANDARD_SETS[key][1], SET_NAMES[key]
+        path, rule, label = standard_file(key), STANDARD_SETS[key][1], SET_NAMES[key]
     else:
         path, rule, label = Path(head.strip()).expanduser(), "ratio", head.strip()
         if path.suffix.lower() != ".csv" and not path.is_file():
