@@ -78,7 +78,7 @@ class LanguageOptions:
         default="fp32",
         metadata={
             "help": "fp32, or bf16: the frozen blocks run under bfloat16 autocast (weights, "
-            "program and mapping stay float32; measured 1.6 x faster for SmolLM2 on a CPU "
+            "program and mapping stay float32; measured 1.5-1.6 x faster for SmolLM2 on a CPU "
             "with AVX512-BF16, states within about 1%; CPUs without it may be slower)"
         },
     )
