@@ -30,7 +30,7 @@ import torch
 from reprogram_bench.machine import describe, machine
 
 from reprogram.sources import build_source
-from reprogram.sources.language import TokenInputs
+from reprogram.sources.language import TokenInputs, autocast
 
 #: (label, source name, batch, positions) of the language cases.
 LANGUAGE_CASES = (
@@ -61,7 +61,7 @@ def _step_language(source: Any, x: torch.Tensor) -> Callable[[], tuple[torch.Ten
 def _step_image(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[], Any]:
     def step() -> tuple[torch.Tensor, ...]:
         xi = x.clone().requires_grad_(True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast(xi.device, "bf16" if bf16 else "fp32"):
             out = model(xi)
         out.float().logsumexp(1).mean().backward()
         assert xi.grad is not None

@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from typing import Any
 from reprogram.artifact import METRICS
 from reprogram.data.forecast import standard_file
 from reprogram.errors import DataError, ReprogramError
+from reprogram.sources.language import LanguageOptions
 from reprogram_bench import cell_seconds, legend_below, write_csv
 from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
@@ -50,8 +51,8 @@ DEFAULT_LOOKBACK = 512
 LM = "smollm2-135m#depth=2"
 #: The program and mapping of the reprogrammed row and its ablations (the source follows ``@``).
 PROGRAM = "patch-reprogram+horizon:stride=16,lr=0.001,decay=0.5"
-#: A language source's options in the order its name lists them.
-_OPTION_ORDER = ("depth", "output", "init", "precision")
+#: A language source's options in the order its name lists them (its options' field order).
+_OPTION_ORDER = tuple(f.name for f in fields(LanguageOptions))
 
 
 def _source_name(base: str, options: dict[str, str]) -> str:
@@ -89,7 +90,6 @@ def lm_methods(lm: str = LM) -> tuple[str, dict[str, str]]:
 #: The reprogrammed LM (named in advance) and its three ablations.
 REPROGRAMMED, ABLATIONS = lm_methods()
 PEERS = ("seasonal-naive", "autoets", "linear", "dlinear", "patchtst")
-DEFAULT_METHODS = (REPROGRAMMED, *ABLATIONS.values(), *PEERS)
 #: Methods with nothing random in them: one seed is enough.
 DETERMINISTIC = ("seasonal-naive", "autoets")
 #: Peers fitted on each window's own history (nothing learnt from the training split, nothing
