@@ -49,8 +49,17 @@ HORIZONS = {"ETTh1": (96, 192, 336, 720), "ETTh2": (96, 192, 336, 720),
 LOOKBACK = {"ILI": 104}
 DEFAULT_LOOKBACK = 512
 LM = "smollm2-135m#depth=2"
+_PROGRAM, _OPTIONS = "patch-reprogram+horizon", ("stride=16", "lr=0.001", "decay=0.5")
+
+
+def _method(*extra: str) -> str:
+    """The row's ``PROGRAM+MAPPING:options`` with ``extra`` options after the stride (the
+    order in which the finished cells' names, and so the ledger's keys, spell them)."""
+    return f"{_PROGRAM}:{','.join((_OPTIONS[0], *extra, *_OPTIONS[1:]))}"
+
+
 #: The program and mapping of the reprogrammed row and its ablations (the source follows ``@``).
-PROGRAM = "patch-reprogram+horizon:stride=16,lr=0.001,decay=0.5"
+PROGRAM = _method()
 #: A language source's options in the order its name lists them (its options' field order).
 _OPTION_ORDER = tuple(f.name for f in fields(LanguageOptions))
 
@@ -79,7 +88,7 @@ def lm_methods(lm: str = LM) -> tuple[str, dict[str, str]]:
         )
     removed = _source_name(base, {**options, "depth": "0"})
     rand = _source_name(base, {**options, "init": "random"})
-    attention = PROGRAM.replace("stride=16,", "stride=16,attention_layers=1,")
+    attention = _method("attention_layers=1")
     return f"{PROGRAM}@{lm}", {
         "LM removed": f"{PROGRAM}@{removed}",
         "LM random": f"{PROGRAM}@{rand}",
