@@ -7,7 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from reprogram_bench.sequences import cells_for, is_regression, paired_auc, run_sequences
+from reprogram_bench.sequences import (
+    _params_text,
+    cells_for,
+    is_regression,
+    paired_auc,
+    run_sequences,
+    summarise,
+)
 
 from reprogram.errors import ReprogramError
 
@@ -83,6 +90,21 @@ def test_paired_auc_counts_tasks_and_seeds() -> None:
     result = paired_auc(rows, "a", "b", 8)
     assert result["pairs"] == 2 and result["wins"] == 1 and result["losses"] == 1
     assert result["mean_diff"] == pytest.approx(0.0)
+
+
+def test_a_row_whose_size_grows_with_the_data_shows_its_range() -> None:
+    def row(method: str, shots: int, seed: int, params: int, frozen: int) -> dict:
+        return {"task": "t", "method": method, "kind": "baseline", "shots": shots, "seed": seed,
+                "test_accuracy": 0.5, "test_roc_auc": 0.5, "trainable_parameters": params,
+                "source_parameters": frozen, "train_seconds": 1.0}
+
+    rows = [row("forest", 8, 0, 31, 0), row("forest", 8, 1, 35, 0), row("forest", 0, 0, 901, 0),
+            row("prompt", 8, 0, 50, 1000), row("prompt", 0, 0, 50, 1000)]
+    by = {(s["task"], s["method"], s["shots"]): s for s in summarise(rows)}
+    # the forest's node count grows with its training rows: the last column's alone misled
+    assert _params_text(by, "t", "forest", [8, 0]) == "31–901"
+    assert _params_text(by, "t", "forest", [8]) == "31–35"
+    assert _params_text(by, "t", "prompt", [8, 0]) == "50 (5.00%)"
 
 
 def test_molecule_peers_only_run_on_molecules() -> None:

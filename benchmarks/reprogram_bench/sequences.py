@@ -288,11 +288,29 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "auc_mean": statistics.mean(aucs) if aucs else None,
                 "auc_std": statistics.stdev(aucs) if len(aucs) > 1 else 0.0,
                 "trainable_parameters": rs[0]["trainable_parameters"],
+                "params_range": (
+                    min(r["trainable_parameters"] for r in rs),
+                    max(r["trainable_parameters"] for r in rs),
+                ),
                 "source_parameters": rs[0]["source_parameters"],
                 "train_seconds": statistics.median(r["train_seconds"] for r in rs),
             }
         )
     return out
+
+
+def _params_text(
+    by: dict[tuple[str, str, Any], dict[str, Any]], task: str, method: str, shots: list[Any]
+) -> str:
+    """The trained-parameter count of one table row: one number, or ``low–high`` where it
+    changes with the data (a forest's nodes grow with its training rows), with its share of
+    the frozen source where there is one."""
+    groups = [by[(task, method, k)] for k in shots if (task, method, k) in by]
+    low = min(g["params_range"][0] for g in groups)
+    high = max(g["params_range"][1] for g in groups)
+    text = f"{low:,}" if low == high else f"{low:,}–{high:,}"
+    frozen = groups[-1]["source_parameters"]
+    return text + (f" ({100 * high / frozen:.2f}%)" if frozen else "")
 
 
 def paired_auc(
@@ -381,12 +399,8 @@ def _markdown(
                 else:
                     auc = "–" if s["auc_mean"] is None else _spread(s["auc_mean"], s["auc_std"], s)
                     cells += [auc, f"{s['acc_mean']:.3f}"]
-            last = next(by[(task, m, k)] for k in reversed(shots) if (task, m, k) in by)
-            frozen = last["source_parameters"]
-            share = f" ({100 * last['trainable_parameters'] / frozen:.2f}%)" if frozen else ""
-            lines.append(
-                f"| {m} | " + " | ".join(cells) + f" | {last['trainable_parameters']:,}{share} |"
-            )
+            params = _params_text(by, task, m, shots)
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {params} |")
         lines.append("")
     peers = [m for m in settings["methods"] if "+" not in m]
     default = settings["default_row"]
