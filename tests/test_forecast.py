@@ -31,6 +31,7 @@ from reprogram.forecast import (
 from reprogram.optim import build_optimizer
 from reprogram.sources import build_source
 from reprogram.tasks import REGRESSION
+from reprogram.train import _epoch_order
 
 ROWS = 400
 
@@ -93,6 +94,45 @@ def test_options_fraction_stride_and_column(tmp_path: Path) -> None:
         prepare_splits(full, shots=10)
     one = load_target(f"forecast:{path}#lookback=48#horizon=12#column=b")
     assert one.forecast["columns"] == ["b"] and len(one.train) == len(full.train) // 2
+
+
+def test_sample_reads_a_fresh_share_of_the_windows_each_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _table(tmp_path)
+    full = load_target(f"forecast:{path}#lookback=48#horizon=12")
+    some = load_target(f"forecast:{path}#lookback=48#horizon=12#sample=4")
+    torch.testing.assert_close(some.train.x, full.train.x)  # every window is kept ...
+    assert some.train.epoch_share == 0.25 and full.train.epoch_share == 1.0  # ... a 1/4 read
+    assert some.val.epoch_share == 1.0 and some.forecast["sample"] == 4
+    assert len(some.test) == len(full.test)
+    n = len(full.train)
+    first, second = (_epoch_order(3, e, n, 0, 1, 0.25) for e in (1, 2))
+    assert len(first) == len(second) == math.ceil(n / 4)
+    assert len(set(first.tolist())) == len(first) and max(first.tolist()) < n
+    assert set(first.tolist()) != set(second.tolist())  # a fresh draw every epoch
+    assert torch.equal(first, _epoch_order(3, 1, n, 0, 1, 0.25))  # a resumed run: the same
+    halves = [_epoch_order(3, 1, n, r, 2, 0.25) for r in (0, 1)]  # two devices share it out
+    assert set(torch.cat(halves).tolist()) == set(first.tolist())
+    assert torch.equal(_epoch_order(3, 1, n, 0, 1), _epoch_order(3, 1, n, 0, 1, 1.0))
+    with pytest.raises(ValueError, match="epoch_share"):
+        type(some.train)(some.train.x, some.train.y, 0.0)
+    assert some.train.subset(torch.arange(10)).epoch_share == 0.25
+    shares: list[float] = []
+
+    def spy(*args: object) -> torch.Tensor:
+        shares.append(float(args[5]))  # type: ignore[arg-type]
+        return _epoch_order(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("reprogram.train._epoch_order", spy)
+    result = fit(FitConfig(
+        source="tiny-random-causal-lm", target=f"forecast:{path}#lookback=48#horizon=12#sample=4",
+        program="patch-reprogram", mapping="horizon", epochs=2, out=str(tmp_path / "run"),
+        progress=False, plots=False, program_options={"atoms": 40, "prototypes": 8},
+    ))
+    assert shares == [0.25, 0.25] and math.isfinite(result.metrics["test_mse"])
+    with pytest.raises(ReprogramError, match="sample"):
+        load_target(f"forecast:{path}#lookback=48#horizon=12#sample=0")
 
 
 @pytest.mark.parametrize(
@@ -468,6 +508,27 @@ def test_bench_source_names_the_lm_and_its_ablations_follow(
     assert "LM removed" in paired and "| 1 |" in paired  # one pair: seed 0 at H=12
 
 
+def test_bench_lm_sample_reads_a_fresh_share_and_keeps_its_own_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reprogram_bench import forecast
+    from reprogram_bench.forecast import lm_methods
+
+    monkeypatch.setattr(forecast, "PROGRAM", forecast.PROGRAM + ",atoms=40")
+    ours, ablations = lm_methods("tiny-random-causal-lm")
+    out, table = tmp_path / "bench", _table(tmp_path)
+    args = ["bench", "forecast", "--out", str(out), "--tasks", f"{table}#lookback=48",
+            "--horizons", "12", "--seeds", "0", "--epochs", "1", "--quiet"]
+    assert main([*args, "--lm-sample", "4", "--methods", f"{ours},linear"]) == 0
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert rows[ours]["target"].endswith("#horizon=12#sample=4")  # the LM's stride stays 1
+    assert "#sample" not in rows["linear"]["target"]  # peers read every window
+    assert "a fresh random 1/4 of the training windows each epoch" in (
+        out / "results.md").read_text()
+    # a folder filled one way is not mixed with cells read the other way
+    assert main([*args, "--methods", ablations["LM removed"]]) == 2
+
+
 def test_bench_refuses_a_standard_set_whose_file_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -484,6 +545,7 @@ def test_bench_refuses_a_standard_set_whose_file_is_missing(
     (["--lm-strides", "3"], "two whole numbers"),
     (["--lm-strides", "16,0"], "positive integers"),
     (["--fractions", "0"], "numbers in"),
+    (["--lm-sample", "0"], "--lm-sample takes"),
 ])
 def test_bench_forecast_flags_are_checked(tmp_path: Path, flags: list[str], match: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:

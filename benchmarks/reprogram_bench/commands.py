@@ -43,8 +43,9 @@ def run(args: Any, command: str | None) -> None:
         # a language model on 2 CPU cores reads every 16th window of the standard sets (tens
         # of thousands); a user's own file is read whole unless told otherwise
         standard = any(name in HORIZONS for name in sets)
+        sample = args.lm_sample if args.lm_sample is not None else 1
         strides = (ints(args.lm_strides, "--lm-strides") if args.lm_strides
-                   else (16, 8) if standard else (1, 1))
+                   else (1 if sample > 1 else 16, 8) if standard else (1, 1))
         if len(strides) != 2 or min(strides) < 1:
             raise ReprogramError(
                 f"--lm-strides takes two whole numbers of at least 1, TRAIN,VAL (e.g. 16,8); "
@@ -53,6 +54,7 @@ def run(args: Any, command: str | None) -> None:
         run_forecast(
             args.out,
             lm_stride=(strides[0], strides[1]),
+            lm_sample=sample,
             sets=sets,
             horizons=ints(args.horizons, "--horizons") if args.horizons else None,
             fractions=fractions,

@@ -141,7 +141,9 @@ class Cell:
         return "local" if self.method.split(":")[0] in LOCAL else "peer"
 
 
-def target_name(cell: Cell, train_stride: int, val_stride: int) -> str:
+def target_name(cell: Cell, train_stride: int, val_stride: int, sample: int = 1) -> str:
+    """The cell's ``forecast:`` target: its set, lookback, horizon, training share, window
+    strides and ``sample`` (a fresh random 1/S of the training windows each epoch)."""
     name = f"forecast:{cell.dataset}"
     if "#lookback=" not in cell.dataset:  # a user's file may name its own
         name += f"#lookback={LOOKBACK.get(cell.dataset, DEFAULT_LOOKBACK)}"
@@ -152,10 +154,12 @@ def target_name(cell: Cell, train_stride: int, val_stride: int) -> str:
         name += f"#stride={train_stride}"
     if val_stride > 1:
         name += f"#val_stride={val_stride}"
+    if sample > 1:
+        name += f"#sample={sample}"
     return name
 
 
-def run_cell(cell: Cell, out: Path, *, epochs: int, strides: dict[str, tuple[int, int]],
+def run_cell(cell: Cell, out: Path, *, epochs: int, strides: dict[str, tuple[int, int, int]],
              batch_sizes: dict[str, int]) -> dict[str, Any]:
     """Run (or resume) one cell into ``out``; returns its metrics."""
     from reprogram.selection import unfinished
@@ -163,9 +167,9 @@ def run_cell(cell: Cell, out: Path, *, epochs: int, strides: dict[str, tuple[int
     resume = unfinished(out)
     method, source = split_source(cell.method, "")
     kind = cell.kind
-    train_stride, val_stride = strides[kind]
+    train_stride, val_stride, sample = strides[kind]
     common: dict[str, Any] = dict(
-        target=target_name(cell, train_stride, val_stride),
+        target=target_name(cell, train_stride, val_stride, sample),
         epochs=epochs,
         patience=3,
         batch_size=batch_sizes["reprogramming" if kind == "reprogramming" else "peer"],
@@ -257,6 +261,7 @@ def run_forecast(
     epochs: int = 10,
     lm: str = LM,
     lm_stride: tuple[int, int] = (16, 8),
+    lm_sample: int = 1,
     batch_sizes: tuple[int, int] = (32, 128),
     command: str | None = None,
     progress: bool = True,
@@ -270,6 +275,9 @@ def run_forecast(
     (:func:`lm_methods`); ``methods``: default, that row, its ablations and every peer;
     ``lm_stride``: (training, validation) window strides of reprogramming cells (a language
     model on 2 CPU cores cannot read every window each epoch; the test split keeps all);
+    ``lm_sample``: S > 1 makes reprogramming cells read a fresh random 1/S of their training
+    windows each epoch (with a training stride of 1: as cheap as stride S, and over the
+    epochs they see many more distinct windows);
     ``batch_sizes``: (reprogramming, peers); ``drop_last``: also re-score the finished cells
     whose artifacts are in ``out/runs`` as the published code does (the test's last
     incomplete batch of that size dropped, :mod:`reprogram_bench.drop_last`) into
@@ -277,6 +285,8 @@ def run_forecast(
     (:mod:`reprogram_bench.pool`)."""
     check_jobs(jobs)
     check_sets(sets, horizons)
+    if lm_sample < 1:
+        raise ReprogramError(f"--lm-sample takes a whole number of at least 1, got {lm_sample}.")
     reprogrammed, ablations = lm_methods(lm)
     methods = methods or (reprogrammed, *ablations.values(), *PEERS)
     for method in methods:
@@ -285,7 +295,8 @@ def run_forecast(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cells = cells_for(sets, horizons, fractions, methods, seeds)
-    strides = {"reprogramming": lm_stride, "peer": (1, 1), "local": (1, lm_stride[1])}
+    strides = {"reprogramming": (*lm_stride, lm_sample), "peer": (1, 1, 1),
+               "local": (1, lm_stride[1], 1)}
     batches = {"reprogramming": batch_sizes[0], "peer": batch_sizes[1]}
     settings = {
         "sets": list(sets),
@@ -296,7 +307,8 @@ def run_forecast(
         "epochs": epochs,
         "patience": 3,
         "batch_sizes": batches,
-        "lm_window_strides": list(lm_stride),
+        # (training, validation[, sample]): a third number is the random 1/S read each epoch
+        "lm_window_strides": [*lm_stride, *([lm_sample] if lm_sample > 1 else [])],
         "reprogrammed": reprogrammed,
         "ablations": ablations,
         "skipped": [],  # cells the data cannot form, with the reason
@@ -407,6 +419,14 @@ def _every(k: int) -> str:
     return "every" if k == 1 else f"every {k}-th"
 
 
+def _lm_training(strides: list[int]) -> str:
+    """What a reprogramming cell's epoch reads of the training windows."""
+    if len(strides) < 3:
+        return f"{_every(strides[0])} training window"
+    among = "" if strides[0] == 1 else f" (of every {strides[0]}-th)"
+    return f"a fresh random 1/{strides[2]} of the training windows{among} each epoch"
+
+
 def _markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]],
               settings: dict[str, Any], meta: dict[str, Any]) -> str:
     by = {(s["dataset"], s["horizon"], s["fraction"], s["method"]): s for s in summary}
@@ -418,7 +438,7 @@ def _markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]],
         f"{settings['patience']}); validation MSE selects the epoch, the test split is scored "
         "once, every window (stride 1). Errors on the z-normalised scale (training rows' "
         "mean and std), averaged over windows and variables (channel-independent).  ",
-        f"Reprogramming cells read {_every(settings['lm_window_strides'][0])} training and "
+        f"Reprogramming cells read {_lm_training(settings['lm_window_strides'])} and "
         f"{_every(settings['lm_window_strides'][1])} validation window (CPU cost); peers read "
         f"all of them (AutoETS, fitted on each window, {_every(settings['lm_window_strides'][1])}"
         " validation window: nothing is selected on it). Batch sizes: "

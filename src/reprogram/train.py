@@ -99,15 +99,21 @@ class _PlainProgress:
         )
 
 
-def _epoch_order(seed: int, epoch: int, n: int, rank: int, world: int) -> torch.Tensor:
+def _epoch_order(
+    seed: int, epoch: int, n: int, rank: int, world: int, share: float = 1.0
+) -> torch.Tensor:
     """This rank's shuffled training indices for ``epoch``, a function of (seed, epoch) only.
 
     Deriving the order from the epoch number (not from a running RNG) is what makes a resumed
-    run see exactly the batches an uninterrupted run would. Shards are padded by wrapping so
-    every rank takes the same number of steps.
+    run see exactly the batches an uninterrupted run would. ``share < 1`` keeps the first
+    ``ceil(share · n)`` of the epoch's permutation: a fresh random subset every epoch. Shards
+    are padded by wrapping so every rank takes the same number of steps.
     """
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n, generator=gen)
+    if share < 1.0:
+        order = order[: max(1, math.ceil(share * n))]
+        n = len(order)
     per_rank = -(-n // world)
     if per_rank * world > n:
         order = torch.cat([order, order[: per_rank * world - n]])
@@ -364,7 +370,12 @@ class Trainer:
         cfg = self.config
         self.model.train()
         order = _epoch_order(
-            cfg.seed, epoch, len(train), self.fabric.global_rank, self.fabric.world_size
+            cfg.seed,
+            epoch,
+            len(train),
+            self.fabric.global_rank,
+            self.fabric.world_size,
+            train.epoch_share,
         )
         steps = range(0, len(order), cfg.batch_size)
         shown, terminal = cfg.progress and self.is_main, sys.stderr.isatty()

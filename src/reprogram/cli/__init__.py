@@ -252,6 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
         "window; 1,1 for your own files; the test keeps all)",
     )
     p.add_argument(
+        "--lm-sample",
+        type=int,
+        default=None,
+        metavar="S",
+        help="forecast: reprogramming cells read a fresh random 1/S of the training windows "
+        "each epoch, as cheap as --lm-strides S,VAL but seeing many more windows over the "
+        "epochs (the training stride then defaults to 1)",
+    )
+    p.add_argument(
         "--drop-last",
         type=int,
         default=None,

@@ -18,17 +18,25 @@ from ..errors import SealedSplitError
 
 @dataclass
 class Split:
-    """One split: inputs ``x`` ``[N, C, H, W]`` (images) and labels ``y`` ``[N]`` (int64)."""
+    """One split: inputs ``x`` ``[N, C, H, W]`` (images) and labels ``y`` ``[N]`` (int64).
+
+    ``epoch_share``: the share of the split one training epoch reads, a fresh random draw each
+    epoch (1.0: all of it; a forecasting target's ``#sample=S`` sets ``1/S``)."""
 
     x: torch.Tensor
     y: torch.Tensor
+    epoch_share: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.epoch_share <= 1.0:
+            raise ValueError(f"epoch_share must lie in (0, 1], got {self.epoch_share!r}")
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def subset(self, index: torch.Tensor) -> Split:
-        """The examples at ``index`` (a 1-D index tensor)."""
-        return Split(self.x[index], self.y[index])
+        """The examples at ``index`` (a 1-D index tensor), with the same epoch share."""
+        return Split(self.x[index], self.y[index], self.epoch_share)
 
     def digest(self) -> str:
         """A short SHA-256 of the inputs and labels (their dtype, shape and bytes): ``eval``

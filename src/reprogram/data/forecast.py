@@ -98,6 +98,12 @@ class ForecastOptions:
         default=1,
         metadata={"help": "keep every S-th validation window (cheaper selection; test keeps all)"},
     )
+    sample: int = field(
+        default=1,
+        metadata={"help": "each training epoch reads a fresh random 1/S of the training "
+                          "windows (S > 1: an epoch costs 1/S, yet over the epochs the model "
+                          "sees far more windows than stride=S's fixed subset)"},
+    )
 
     def __post_init__(self) -> None:
         for name in ("lookback", "horizon"):
@@ -108,7 +114,7 @@ class ForecastOptions:
             raise ValueError(
                 f"train_fraction must lie in (0, 1], got {self.train_fraction!r}"
             )
-        for name in ("stride", "val_stride"):
+        for name in ("stride", "val_stride", "sample"):
             value = getattr(self, name)
             if isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
@@ -589,7 +595,7 @@ def load_forecast(spec: str) -> TargetData:
                 )
         stride = (options.stride, options.val_stride, 1)[i]
         x, y = windows(normal[start:end], lookback, horizon, stride)
-        splits.append(Split(x, y))
+        splits.append(Split(x, y, 1.0 / options.sample if i == 0 else 1.0))
     data = TargetData(
         name=f"forecast:{spec}",
         train=splits[0],
@@ -616,6 +622,7 @@ def load_forecast(spec: str) -> TargetData:
         "train_fraction": options.train_fraction,
         "stride": options.stride,
         "val_stride": options.val_stride,
+        "sample": options.sample,
         "borders": [list(p) for p in parts],
     }
     return data
