@@ -44,11 +44,6 @@ def run(args: Any, command: str | None) -> None:
         # of thousands); a user's own file is read whole unless told otherwise
         standard = any(name in HORIZONS for name in sets)
         sample = args.lm_sample if args.lm_sample is not None else 1
-        if sample < 1:
-            raise ReprogramError(
-                f"--lm-sample takes a whole number of at least 1 (S: a fresh 1/S of the "
-                f"training windows each epoch), got {sample}."
-            )
         strides = (ints(args.lm_strides, "--lm-strides") if args.lm_strides
                    else (1 if sample > 1 else 16, 8) if standard else (1, 1))
         if len(strides) != 2 or min(strides) < 1:

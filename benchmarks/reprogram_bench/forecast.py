@@ -283,10 +283,13 @@ def run_forecast(
     incomplete batch of that size dropped, :mod:`reprogram_bench.drop_last`) into
     ``drop_last_B.md`` / ``.json``; ``jobs``: cells run at once, each in a worker process
     (:mod:`reprogram_bench.pool`)."""
+    if lm_sample < 1:  # before the sets are looked up: a flag error is named as such
+        raise ReprogramError(
+            f"--lm-sample takes a whole number of at least 1 (S: a fresh 1/S of the "
+            f"training windows each epoch), got {lm_sample}."
+        )
     check_jobs(jobs)
     check_sets(sets, horizons)
-    if lm_sample < 1:
-        raise ReprogramError(f"--lm-sample takes a whole number of at least 1, got {lm_sample}.")
     reprogrammed, ablations = lm_methods(lm)
     methods = methods or (reprogrammed, *ablations.values(), *PEERS)
     for method in methods:
