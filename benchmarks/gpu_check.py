@@ -2,10 +2,13 @@
 
 Part 1 (correctness) runs each case twice, ``--accelerator cuda`` and ``cpu``, on tiny data
 (``tiny-random-cnn`` on ``digits``; a 2-layer random Whisper and the kernel transforms on a
-UCR folder), and for the GPU artifact checks that ``eval`` on the CPU reproduces its
-recorded test accuracy. A case passes when both runs finish, the artifact reproduces, and
-the GPU's test accuracy is within ``--tolerance`` of the CPU's (different kernels round
-differently, so a few test examples may move). Part 2 (speed) times epochs of the two costly
+UCR folder; the tiny random language models on generated peptides, a regression column and
+an hourly table to forecast, with the forecasting peers and the three Time-LLM ablations),
+and for the GPU artifact checks that ``eval`` on the CPU reproduces its recorded test score
+(accuracy, or RMSE for regression and forecasts). A case passes when both runs finish, the
+artifact reproduces, and the GPU's test score is within ``--tolerance`` of the CPU's
+(accuracy: absolute; RMSE: relative to the CPU's), since different kernels round
+differently and a few test examples may move. Part 2 (speed) times epochs of the two costly
 recipes on both devices: EfficientNet-Lite0 with a full-image program, and a model with
 Whisper tiny.en's shape (random weights: the packaged ones are too large to carry to a
 lent GPU machine) with Voice2Series' waveform program and 51,864-way decoder logits.
@@ -20,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import io
 import json
+import math
 import sys
 import tempfile
 import time
@@ -39,6 +44,7 @@ from reprogram.callbacks import Callback
 
 SPECIAL = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
 TINY_EN = dict(d_model=384, layers=4, heads=6, ffn=1536, vocab=51864)
+SMOLLM2_2 = dict(d_model=576, layers=2, heads=9, kv_heads=3, ffn=1536, vocab=49152)
 
 
 class _Stop(Exception):
@@ -96,8 +102,64 @@ def save_whisper(folder: Path, *, d_model: int, layers: int, heads: int, ffn: in
     return folder
 
 
-def eval_on_cpu(directory: Path) -> float:
-    """Test accuracy of an artifact as ``reprogram eval`` computes it (this process's CPU)."""
+def headline(metrics: dict[str, Any]) -> str:
+    """The test figure a case is judged by: ``test_accuracy``, else ``test_rmse``."""
+    return "test_accuracy" if metrics.get("test_accuracy") is not None else "test_rmse"
+
+
+def close(gpu: float, cpu: float, key: str, tolerance: float) -> bool:
+    """Accuracies within ``tolerance``; errors within ``tolerance`` of the CPU's, relatively."""
+    if key == "test_accuracy":
+        return abs(gpu - cpu) <= tolerance
+    return abs(gpu - cpu) <= tolerance * max(abs(cpu), 1e-12)
+
+
+def save_llama(
+    folder: Path, *, d_model: int, layers: int, heads: int, kv_heads: int, ffn: int, vocab: int
+) -> Path:
+    """A random Llama (SmolLM2's architecture) with ``vocab`` tokens, saved for ``hf:folder``
+    with a word-level tokenizer of as many made-up words."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=d_model,
+        intermediate_size=ffn,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(str(folder))
+    words = {"<unk>": 0, "<pad>": 1, **{f"w{i}": i for i in range(2, vocab)}}
+    core = Tokenizer(models.WordLevel(words, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="<unk>", pad_token="<pad>"
+    ).save_pretrained(str(folder))
+    return folder
+
+
+def write_hourly(path: Path, rows: int, columns: int) -> Path:
+    """An hourly table of ``columns`` noisy daily cycles (a stand-in with ETTh1's width)."""
+    gen = torch.Generator().manual_seed(0)
+    noise = 0.1 * torch.randn(rows, columns, generator=gen)
+    lines = ["date," + ",".join(f"c{j}" for j in range(columns))]
+    for t in range(rows):
+        values = (math.sin(2 * math.pi * (t + 3 * j) / 24) + float(noise[t, j])
+                  for j in range(columns))
+        lines.append(_hour(t) + "," + ",".join(f"{v:.4f}" for v in values))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def eval_on_cpu(directory: Path, key: str = "test_accuracy") -> float:
+    """Test ``key`` of an artifact as ``reprogram eval`` computes it (this process's CPU)."""
     from reprogram.cli import main
 
     buffer = io.StringIO()
@@ -105,11 +167,91 @@ def eval_on_cpu(directory: Path) -> float:
         code = main(["eval", str(directory), "--json"])
     if code != 0:
         raise RuntimeError(f"reprogram eval {directory} exited {code}")
-    return float(json.loads(buffer.getvalue().strip().splitlines()[-1])["test_accuracy"])
+    return float(json.loads(buffer.getvalue().strip().splitlines()[-1])[key])
 
 
-def cases(ucr: str | None, whisper: Path | None) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(name, kind, settings)``: kind ``fit`` or ``baseline``, settings the config fields."""
+def write_language_data(folder: Path) -> dict[str, str]:
+    """Three small files the language cases read: ``{"peptides", "solubility", "hourly"}`` →
+    target names (``csv:`` sequences with two classes, the same with a number to predict,
+    and ``forecast:`` two hourly columns with a daily cycle)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(0)
+    rows, values = ["sequence,label"], ["sequence,label"]
+    for i in range(120):
+        letters = "KRHAL" if i % 2 else "DEWAL"
+        n = int(torch.randint(8, 20, (1,), generator=gen))
+        seq = "".join(letters[j] for j in torch.randint(0, 5, (n,), generator=gen).tolist())
+        rows.append(f"{seq},{'pos' if i % 2 else 'neg'}")
+        values.append(f"{seq},{sum(c in 'KRH' for c in seq) / n:.4f}")
+    (folder / "peptides.csv").write_text("\n".join(rows) + "\n")
+    (folder / "solubility.csv").write_text("\n".join(values) + "\n")
+    noise = 0.1 * torch.randn(2, 600, generator=gen)
+    lines = ["date,a,b"]
+    for t in range(600):
+        a = math.sin(2 * math.pi * t / 24) + float(noise[0, t])
+        b = 2 * math.cos(2 * math.pi * t / 12) + t / 300 + float(noise[1, t])
+        lines.append(f"{_hour(t)},{a:.5f},{b:.5f}")
+    (folder / "hourly.csv").write_text("\n".join(lines) + "\n")
+    return {
+        "peptides": f"csv:{folder / 'peptides.csv'}",
+        "solubility": f"csv:{folder / 'solubility.csv'}#task=regression",
+        "hourly": f"forecast:{folder / 'hourly.csv'}#lookback=48#horizon=12",
+    }
+
+
+def _hour(t: int) -> str:
+    """The ``t``-th hour from 2021-01-01 00:00 as ``YYYY-MM-DD HH:00:00``."""
+    moment = datetime.datetime(2021, 1, 1) + datetime.timedelta(hours=t)
+    return moment.strftime("%Y-%m-%d %H:00:00")
+
+
+def language_cases(data: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Sequences, regression and forecasting through the tiny random language models."""
+    seq = dict(target=data["peptides"], epochs=2)
+    reg = dict(target=data["solubility"], epochs=2)
+    fc = dict(target=data["hourly"], epochs=2)
+    lm, causal = "tiny-random-lm", "tiny-random-causal-lm"
+    patch = {"atoms": 40, "prototypes": 8}
+    forecast = dict(fc, program="patch-reprogram", mapping="horizon", program_options=patch)
+    return [
+        ("soft-prompt+linear (LM, sequences)",
+         "fit", {**seq, "source": lm, "program": "soft-prompt"}),
+        ("dictionary+linear (causal LM, sequences)",
+         "fit", {**seq, "source": causal, "program": "dictionary",
+                 "program_options": {"atoms": 30}}),
+        ("soft-prompt+verbalizer (causal LM, sequences)",
+         "fit", {**seq, "source": causal, "program": "soft-prompt", "mapping": "verbalizer",
+                 "mapping_options": {"words": "D,K"}}),
+        ("text+linear:init=probe (LM, sequences)",
+         "fit", {**seq, "source": lm, "program": "text", "mapping_options": {"init": "probe"}}),
+        ("soft-prompt+linear (LM, regression)",
+         "fit", {**reg, "source": lm, "program": "soft-prompt"}),
+        ("baseline finetune (LM, sequences)", "baseline", {**seq, "source": lm,
+                                                          "method": "finetune"}),
+        ("baseline scratch (sequences)", "baseline", {**seq, "method": "scratch"}),
+        ("patch-reprogram+horizon (causal LM, forecast)",
+         "fit", {**forecast, "source": causal}),
+        ("patch-reprogram, fresh half each epoch (#sample=2)",
+         "fit", {**forecast, "source": causal, "target": data["hourly"] + "#sample=2"}),
+        ("patch-reprogram, resume after a stop",
+         "resume", {**forecast, "source": causal, "epochs": 3}),
+        ("ablation: LM removed (#depth=0)", "fit", {**forecast, "source": causal + "#depth=0"}),
+        ("ablation: LM random (#init=random)",
+         "fit", {**forecast, "source": causal + "#init=random"}),
+        ("ablation: LM -> one attention layer",
+         "fit", {**forecast, "source": causal + "#depth=0",
+                 "program_options": {**patch, "attention_layers": 1}}),
+        ("patch-reprogram+horizon (encoder LM, forecast)", "fit", {**forecast, "source": lm}),
+        *((f"baseline {m} (forecast)", "baseline", {**fc, "method": m})
+          for m in ("linear", "dlinear", "patchtst", "seasonal-naive")),
+    ]
+
+
+def cases(
+    ucr: str | None, whisper: Path | None, language: dict[str, str] | None = None
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(name, kind, settings)``: kind ``fit``, ``resume`` or ``baseline``, settings the config
+    fields; ``language`` (from :func:`write_language_data`) adds the language-model cases."""
     img = dict(source="tiny-random-cnn", target="digits", shots=10, epochs=2)
     out: list[tuple[str, str, dict[str, Any]]] = []
     for program in ("border", "resize-pad", "full", "coarse", "resize"):
@@ -167,6 +309,8 @@ def cases(ucr: str | None, whisper: Path | None) -> list[tuple[str, str, dict[st
                     },
                 ),
             ]
+    if language is not None:
+        out += language_cases(language)
     return out
 
 
@@ -188,10 +332,13 @@ def check(
     work: Path,
     tolerance: float,
     accelerators: tuple[str, str] = ("cuda", "cpu"),
+    language: dict[str, str] | None = None,
+    only: str | None = None,
 ) -> list[dict]:
     """Part 1: each case on the GPU (``gpu``) and the CPU (``cpu``); one row per case.
 
-    ``accelerators`` names the two devices (``cpu,cpu`` tries the script without a GPU).
+    ``accelerators`` names the two devices (``cpu,cpu`` tries the script without a GPU);
+    ``only`` keeps the cases whose name contains it.
     """
     import reprogram.diagnostics.v2s_bound as bound
 
@@ -201,22 +348,25 @@ def check(
     noise = 0.1 * torch.randn(4, 16000, generator=gen)
     bound.reference_audio = lambda *a, **k: (noise, torch.full((4,), 16000))  # type: ignore
     rows = []
-    for name, kind, settings in cases(ucr, whisper):
+    for name, kind, settings in cases(ucr, whisper, language):
+        if only is not None and only not in name:
+            continue
         row: dict[str, Any] = {"case": name}
         try:
             for label, acc in zip(("gpu", "cpu"), accelerators, strict=True):
                 start = time.perf_counter()
                 metrics = run_case(kind, settings, work / f"{len(rows)}-{label}", acc)
+                key = row["score"] = headline(metrics)
                 row[label] = {
-                    "test_accuracy": metrics["test_accuracy"],
+                    key: metrics[key],
                     "seconds": round(time.perf_counter() - start, 2),
                     "accelerator": metrics.get("accelerator"),
                 }
-            recorded = row["gpu"]["test_accuracy"]
-            row["cpu_eval_of_gpu_artifact"] = eval_on_cpu(work / f"{len(rows)}-gpu")
-            row["reproduced"] = abs(row["cpu_eval_of_gpu_artifact"] - recorded) <= tolerance
-            row["gpu_minus_cpu"] = recorded - row["cpu"]["test_accuracy"]
-            row["ok"] = row["reproduced"] and abs(row["gpu_minus_cpu"]) <= tolerance
+            recorded, cpu = row["gpu"][key], row["cpu"][key]
+            row["cpu_eval_of_gpu_artifact"] = eval_on_cpu(work / f"{len(rows)}-gpu", key)
+            row["reproduced"] = close(row["cpu_eval_of_gpu_artifact"], recorded, key, tolerance)
+            row["gpu_minus_cpu"] = recorded - cpu
+            row["ok"] = row["reproduced"] and close(recorded, cpu, key, tolerance)
         except Exception as exc:  # noqa: BLE001 (a report of every failure beats stopping at one)
             row["ok"] = False
             row["error"] = f"{type(exc).__name__}: {exc}"
@@ -237,7 +387,7 @@ def time_epochs(make: Callable[[str], FitConfig], accelerators: tuple[str, str])
         result[label] = {
             "epoch_seconds": round(sum(seconds) / len(seconds), 3),
             "train_examples": metrics["splits"]["train"],
-            "test_accuracy": metrics["test_accuracy"],
+            headline(metrics): metrics[headline(metrics)],
         }
     result["speed-up"] = round(result["cpu"]["epoch_seconds"] / result["gpu"]["epoch_seconds"], 1)
     return result
@@ -248,9 +398,30 @@ def speed(
     whisper_tiny: Path | None,
     work: Path,
     accelerators: tuple[str, str] = ("cuda", "cpu"),
+    smollm2_shape: Path | None = None,
 ) -> dict[str, Any]:
     """Part 2: epoch times of the costly recipes, GPU against this machine's CPU."""
     out: dict[str, Any] = {}
+    if smollm2_shape is not None:
+        table = write_hourly(work / "hourly7.csv", rows=4000, columns=7)
+        name = "SmolLM2-135M-shaped, 2 blocks, Time-LLM (patch-reprogram + horizon), L=512, H=96"
+        out[name + ", a fresh 1/8 of the windows each epoch, batch 32"] = time_epochs(
+            lambda acc: FitConfig(
+                source=f"hf:{smollm2_shape}",
+                target=f"forecast:{table}#lookback=512#horizon=96#sample=8#val_stride=8",
+                program="patch-reprogram",
+                mapping="horizon",
+                program_options={"stride": 16},
+                epochs=3,
+                out=str(work / f"timellm-{acc}"),
+                accelerator=acc,
+                progress=False,
+                plots=False,
+                seed=0,
+                overwrite=True,
+            ),
+            accelerators,
+        )
     base = dict(progress=False, plots=False, seed=0, overwrite=True)
     out["efficientnet-lite0 full+linear, 128 px, digits 100 shots, batch 32"] = time_epochs(
         lambda acc: FitConfig(
@@ -294,19 +465,21 @@ def report(rows: list[dict], timings: dict[str, Any], meta: dict[str, Any]) -> s
         "",
         f"## Correctness: {sum(r['ok'] for r in rows)} of {len(rows)} cases pass",
         "",
-        "Test accuracy on tiny data, trained on the GPU and on the CPU (seed 0); the GPU "
-        "artifact re-scored by `reprogram eval` on the CPU.",
+        "Test score on tiny data (accuracy; RMSE for regression and forecasts), trained on "
+        "the GPU and on the CPU (seed 0); the GPU artifact re-scored by `reprogram eval` on "
+        "the CPU.",
         "",
-        "| case | GPU test | CPU test | GPU artifact, eval on CPU | ok |",
-        "|---|---|---|---|---|",
+        "| case | score | GPU test | CPU test | GPU artifact, eval on CPU | ok |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['case']} | {r['error'][:80]} | | | no |")
+            lines.append(f"| {r['case']} | | {r['error'][:80]} | | | no |")
             continue
+        key = r.get("score", "test_accuracy")
         lines.append(
-            f"| {r['case']} | {r['gpu']['test_accuracy']:.4f} | "
-            f"{r['cpu']['test_accuracy']:.4f} | {r['cpu_eval_of_gpu_artifact']:.4f} | "
+            f"| {r['case']} | {key.removeprefix('test_')} | {r['gpu'][key]:.4f} | "
+            f"{r['cpu'][key]:.4f} | {r['cpu_eval_of_gpu_artifact']:.4f} | "
             f"{'yes' if r['ok'] else 'no'} |"
         )
     lines += ["", "## Speed: seconds per training epoch", ""]
@@ -334,8 +507,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--speed-ucr", default=None, help="the UCR folder the V2S timing trains on (default --ucr)"
     )
-    parser.add_argument("--tolerance", type=float, default=0.05, help="accuracy difference")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.05,
+        help="accuracy difference; for RMSE, the difference relative to the CPU's",
+    )
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--no-language", action="store_true", help="leave out the language-model cases"
+    )
+    parser.add_argument("--only", default=None, help="run the cases whose name contains this")
     parser.add_argument(
         "--accelerators", default="cuda,cpu", help="the device checked, then the reference"
     )
@@ -353,11 +535,15 @@ def main(argv: list[str] | None = None) -> int:
         small = save_whisper(
             work / "whisper-small", d_model=16, layers=2, heads=2, ffn=32, vocab=64
         )
-        rows = check(args.ucr, small, work / "check", args.tolerance, pair)  # type: ignore[arg-type]
+        language = None if args.no_language else write_language_data(work / "language")
+        rows = check(
+            args.ucr, small, work / "check", args.tolerance, pair, language, args.only  # type: ignore[arg-type]
+        )
         timings = {}
         if not args.skip_speed:
             tiny = save_whisper(work / "whisper-tiny-shape", **TINY_EN)
-            timings = speed(args.speed_ucr or args.ucr, tiny, work / "speed", pair)  # type: ignore[arg-type]
+            smol = None if args.no_language else save_llama(work / "smollm2-shape", **SMOLLM2_2)
+            timings = speed(args.speed_ucr or args.ucr, tiny, work / "speed", pair, smol)  # type: ignore[arg-type]
     mach = machine()
     meta = {
         "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
