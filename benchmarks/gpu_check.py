@@ -145,7 +145,8 @@ def save_llama(
 
 
 def write_hourly(path: Path, rows: int, columns: int) -> Path:
-    """An hourly table of ``columns`` noisy daily cycles (a stand-in with ETTh1's width)."""
+    """An hourly table of ``columns`` noisy daily cycles (with 7 columns, a stand-in of
+    ETTh1's width)."""
     gen = torch.Generator().manual_seed(0)
     noise = 0.1 * torch.randn(rows, columns, generator=gen)
     lines = ["date," + ",".join(f"c{j}" for j in range(columns))]
@@ -173,7 +174,7 @@ def eval_on_cpu(directory: Path, key: str = "test_accuracy") -> float:
 def write_language_data(folder: Path) -> dict[str, str]:
     """Three small files the language cases read: ``{"peptides", "solubility", "hourly"}`` →
     target names (``csv:`` sequences with two classes, the same with a number to predict,
-    and ``forecast:`` two hourly columns with a daily cycle)."""
+    and ``forecast:`` two hourly columns with a daily cycle, :func:`write_hourly`)."""
     folder.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
     rows, values = ["sequence,label"], ["sequence,label"]
@@ -185,13 +186,7 @@ def write_language_data(folder: Path) -> dict[str, str]:
         values.append(f"{seq},{sum(c in 'KRH' for c in seq) / n:.4f}")
     (folder / "peptides.csv").write_text("\n".join(rows) + "\n")
     (folder / "solubility.csv").write_text("\n".join(values) + "\n")
-    noise = 0.1 * torch.randn(2, 600, generator=gen)
-    lines = ["date,a,b"]
-    for t in range(600):
-        a = math.sin(2 * math.pi * t / 24) + float(noise[0, t])
-        b = 2 * math.cos(2 * math.pi * t / 12) + t / 300 + float(noise[1, t])
-        lines.append(f"{_hour(t)},{a:.5f},{b:.5f}")
-    (folder / "hourly.csv").write_text("\n".join(lines) + "\n")
+    write_hourly(folder / "hourly.csv", rows=600, columns=2)
     return {
         "peptides": f"csv:{folder / 'peptides.csv'}",
         "solubility": f"csv:{folder / 'solubility.csv'}#task=regression",
@@ -383,11 +378,12 @@ def time_epochs(make: Callable[[str], FitConfig], accelerators: tuple[str, str])
     result = {}
     for label, acc in zip(("gpu", "cpu"), accelerators, strict=True):
         metrics = fit(make(acc)).metrics
+        key = headline(metrics)
         seconds = [r["seconds"] for r in metrics["history"] if r["epoch"] >= 2]
         result[label] = {
             "epoch_seconds": round(sum(seconds) / len(seconds), 3),
             "train_examples": metrics["splits"]["train"],
-            headline(metrics): metrics[headline(metrics)],
+            key: metrics[key],
         }
     result["speed-up"] = round(result["cpu"]["epoch_seconds"] / result["gpu"]["epoch_seconds"], 1)
     return result
@@ -402,6 +398,7 @@ def speed(
 ) -> dict[str, Any]:
     """Part 2: epoch times of the costly recipes, GPU against this machine's CPU."""
     out: dict[str, Any] = {}
+    base = dict(progress=False, plots=False, seed=0, overwrite=True)
     if smollm2_shape is not None:
         table = write_hourly(work / "hourly7.csv", rows=4000, columns=7)
         name = "SmolLM2-135M-shaped, 2 blocks, Time-LLM (patch-reprogram + horizon), L=512, H=96"
@@ -415,14 +412,10 @@ def speed(
                 epochs=3,
                 out=str(work / f"timellm-{acc}"),
                 accelerator=acc,
-                progress=False,
-                plots=False,
-                seed=0,
-                overwrite=True,
+                **base,
             ),
             accelerators,
         )
-    base = dict(progress=False, plots=False, seed=0, overwrite=True)
     out["efficientnet-lite0 full+linear, 128 px, digits 100 shots, batch 32"] = time_epochs(
         lambda acc: FitConfig(
             source="efficientnet-lite0",
@@ -476,7 +469,7 @@ def report(rows: list[dict], timings: dict[str, Any], meta: dict[str, Any]) -> s
         if "error" in r:
             lines.append(f"| {r['case']} | | {r['error'][:80]} | | | no |")
             continue
-        key = r.get("score", "test_accuracy")
+        key = r["score"]
         lines.append(
             f"| {r['case']} | {key.removeprefix('test_')} | {r['gpu'][key]:.4f} | "
             f"{r['cpu'][key]:.4f} | {r['cpu_eval_of_gpu_artifact']:.4f} | "
