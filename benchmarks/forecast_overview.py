@@ -34,7 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from reprogram_bench import legend_below, write_csv
-from reprogram_bench.forecast import ABLATIONS, PEERS, REPROGRAMMED, _off_scale
+from reprogram_bench.forecast import (
+    ABLATIONS,
+    DETERMINISTIC,
+    PEERS,
+    REPROGRAMMED,
+    _off_scale,
+)
 from reprogram_bench.machine import describe, machine
 
 #: Roles in table order: the language model, its ablations, then the peers.
@@ -44,8 +50,14 @@ ROLES: dict[str, str] = {
     **{method: role for role, method in ABLATIONS.items()},
     **{peer: peer for peer in PEERS},
 }
+ROLE_ORDER = list(dict.fromkeys(ROLES.values()))
 PEER_NAMES = {"linear": "RLinear", "dlinear": "DLinear", "patchtst": "PatchTST",
               "seasonal-naive": "seasonal naive", "autoets": "AutoETS"}
+
+
+def _std(values: list[float]) -> float:
+    """The standard deviation over seeds (0 for one seed)."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def protocol(row: dict[str, Any]) -> str:
@@ -105,8 +117,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_h: dict[int, list[float]] = defaultdict(list)
         for r in rs:
             by_h[int(r["horizon"])].append(float(r["test_mse"]))
-        per = {h: {"mean": statistics.mean(v),
-                   "std": statistics.stdev(v) if len(v) > 1 else 0.0, "seeds": len(v)}
+        per = {h: {"mean": statistics.mean(v), "std": _std(v), "seeds": len(v)}
                for h, v in sorted(by_h.items())}
         out.append({
             "dataset": dataset, "fraction": fraction, "role": role,
@@ -118,8 +129,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "mean_mse": statistics.mean(p["mean"] for p in per.values()),
             "train_seconds_median": statistics.median(float(r["train_seconds"]) for r in rs),
         })
-    order = list(dict.fromkeys(ROLES.values()))
-    return sorted(out, key=lambda s: (s["fraction"] != 1.0, s["dataset"], order.index(s["role"])))
+    return sorted(out, key=lambda s: (s["fraction"] != 1.0, s["dataset"],
+                                      ROLE_ORDER.index(s["role"])))
 
 
 def pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -128,38 +139,32 @@ def pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     exceeds the larger of the two spreads over seeds."""
     cell = {(r["role"], r["dataset"], float(r["fraction"]), int(r["horizon"]), int(r["seed"]),
              r["protocol"]): float(r["test_mse"]) for r in rows}
+    # (set, share, protocol, ablation) -> horizon -> [(LM, ablation)] over the seeds
+    found: dict[tuple[str, float, str, str], dict[int, list[tuple[float, float]]]] = {}
+    for (role, dataset, fraction, h, seed, proto), mse in cell.items():
+        if role != LM_ROLE:
+            continue
+        for ablation in ABLATIONS:
+            other = cell.get((ablation, dataset, fraction, h, seed, proto))
+            if other is not None:
+                found.setdefault((dataset, fraction, proto, ablation), defaultdict(list))[
+                    h].append((mse, other))
     out = []
-    groups = sorted({(r["dataset"], float(r["fraction"]), r["protocol"]) for r in rows},
-                    key=lambda g: (g[0], -g[1], g[2]))
-    for dataset, fraction, proto in groups:
-        for role in ABLATIONS:
-            diffs: dict[int, list[float]] = defaultdict(list)
-            ours: dict[int, list[float]] = defaultdict(list)
-            theirs: dict[int, list[float]] = defaultdict(list)
-            for (r_role, d, f, h, seed, p), mse in cell.items():
-                other = cell.get((role, d, f, h, seed, p))
-                if r_role != LM_ROLE or (d, f, p) != (dataset, fraction, proto) or other is None:
-                    continue
-                diffs[h].append(other - mse)
-                ours[h].append(mse)
-                theirs[h].append(other)
-            flat = [x for v in diffs.values() for x in v]
-            if not flat:
-                continue
-
-            def spread(v: list[float]) -> float:
-                return statistics.stdev(v) if len(v) > 1 else 0.0
-
-            beyond = {h: ("LM" if statistics.mean(d) > 0 else role)
-                      for h, d in diffs.items() if len(d) > 1
-                      and abs(statistics.mean(d)) > max(spread(ours[h]), spread(theirs[h]))}
-            out.append({"dataset": dataset, "fraction": fraction, "protocol": proto,
-                        "ablation": role,
-                        "pairs": len(flat), "horizons": sorted(diffs),
-                        "mean_diff": statistics.mean(flat),
-                        "lm_better": sum(x > 0 for x in flat),
-                        "lm_worse": sum(x < 0 for x in flat),
-                        "beyond_spread": {str(h): who for h, who in sorted(beyond.items())}})
+    order = list(ABLATIONS)
+    for (dataset, fraction, proto, ablation), by_h in sorted(
+            found.items(), key=lambda kv: (kv[0][0], -kv[0][1], kv[0][2], order.index(kv[0][3]))):
+        diffs = {h: [b - a for a, b in v] for h, v in by_h.items()}
+        flat = [x for v in diffs.values() for x in v]
+        beyond = {h: ("LM" if statistics.mean(d) > 0 else ablation)
+                  for h, d in diffs.items() if len(d) > 1
+                  and abs(statistics.mean(d)) > max(_std([a for a, _ in by_h[h]]),
+                                                    _std([b for _, b in by_h[h]]))}
+        out.append({"dataset": dataset, "fraction": fraction, "protocol": proto,
+                    "ablation": ablation, "pairs": len(flat), "horizons": sorted(diffs),
+                    "mean_diff": statistics.mean(flat),
+                    "lm_better": sum(x > 0 for x in flat),
+                    "lm_worse": sum(x < 0 for x in flat),
+                    "beyond_spread": {str(h): who for h, who in sorted(beyond.items())}})
     return out
 
 
@@ -178,7 +183,7 @@ def _cell(s: dict[str, Any]) -> str:
     note = []
     if not s["all_horizons"]:
         note.append("H " + ", ".join(str(h) for h in s["horizons"]))
-    if seeds != {3} and s["role"] not in ("seasonal-naive", "autoets"):
+    if seeds != {3} and s["role"] not in DETERMINISTIC:
         note.append("/".join(str(n) for n in sorted(seeds))
                     + (" seed" if seeds == {1} else " seeds"))
     return f"{s['mean_mse']:.3f}" + (f" ({'; '.join(note)})" if note else "")
@@ -187,7 +192,6 @@ def _cell(s: dict[str, Any]) -> str:
 def markdown(summary: list[dict[str, Any]], paired: list[dict[str, Any]],
              meta: dict[str, Any]) -> str:
     """The overview's tables: mean MSE per set and role, then the paired comparisons."""
-    roles = list(dict.fromkeys(ROLES.values()))
     lines = [
         "# Forecasting: every set, the language model, its ablations and the peers", "",
         f"    {meta['command']}", "",
@@ -202,14 +206,14 @@ def markdown(summary: list[dict[str, Any]], paired: list[dict[str, Any]],
     for fraction in sorted({s["fraction"] for s in summary}, reverse=True):
         part = [s for s in summary if s["fraction"] == fraction]
         lines += [f"## {_share(fraction).capitalize()}", "",
-                  "| set | " + " | ".join(_name(r) for r in roles) + " |",
-                  "|---|" + "---|" * len(roles)]
+                  "| set | " + " | ".join(_name(r) for r in ROLE_ORDER) + " |",
+                  "|---|" + "---|" * len(ROLE_ORDER)]
         for dataset in sorted({s["dataset"] for s in part}):
             got = {s["role"]: s for s in part if s["dataset"] == dataset}
             full = [s["mean_mse"] for s in got.values() if s["all_horizons"]]
             best = min(full) if full else None
             cells = []
-            for role in roles:
+            for role in ROLE_ORDER:
                 s = got.get(role)
                 text = "–" if s is None else _cell(s)
                 if s is not None and s["all_horizons"] and s["mean_mse"] == best:
@@ -250,7 +254,6 @@ def plot(out: Path, summary: list[dict[str, Any]]) -> None:
 
     fractions = sorted({s["fraction"] for s in summary}, reverse=True)
     sets = sorted({s["dataset"] for s in summary})
-    roles = list(dict.fromkeys(ROLES.values()))
     fig, axes = subplots(len(fractions), len(sets), figsize=(4.2 * len(sets),
                          3.6 * len(fractions)), squeeze=False)
     for i, fraction in enumerate(fractions):
@@ -259,7 +262,7 @@ def plot(out: Path, summary: list[dict[str, Any]]) -> None:
             panel = [s for s in summary if (s["dataset"], s["fraction"]) == (dataset, fraction)]
             off = _off_scale([{"method": s["role"], "mse_mean": p["mean"]}
                               for s in panel for p in s["mse_by_horizon"].values()])
-            for k, role in enumerate(roles):
+            for k, role in enumerate(ROLE_ORDER):
                 s = next((s for s in panel if s["role"] == role), None)
                 if s is None or role in off:  # far above the rest: named, not drawn
                     continue
