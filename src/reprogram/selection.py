@@ -323,17 +323,11 @@ def _complement(n: int, held: Any) -> Any:
 
 
 def _target(data: TargetData, name: str, train: Split, val: Split) -> TargetData:
-    return TargetData(
-        name=name,
-        train=train,
-        test=data.test,
-        class_names=list(data.class_names),
-        modality=data.modality,
-        val=val,
+    # every other field as loaded (the portable name of a path target included)
+    return dataclasses.replace(
+        data, name=name, train=train, val=val, class_names=list(data.class_names),
         info=dict(data.info),
-        vocabulary=data.vocabulary,
-        task=data.task,
-    )
+    )  # fmt: skip
 
 
 def choose(

@@ -35,7 +35,6 @@ from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import FitResult, RunConfig
 from .data import PreparedSplits, Split, TargetData, load_target
 from .data.splits import prepare_splits
-from .data.ucr_files import looks_like_path
 from .errors import ReprogramError
 from .evaluate import roc_auc, score
 from .optim import NothingToTrain, build_optimizer
@@ -663,14 +662,8 @@ def target_spec(
     config: RunConfig, data: TargetData, splits: PreparedSplits, given: bool
 ) -> dict[str, Any]:
     """What config.json records about the target (enough for ``eval`` to rebuild the splits)."""
-    name = data.name if given else config.target
-    if name.startswith(("npz:", "folder:", "csv:")) or (
-        name.startswith(("ucr:", "forecast:"))
-        and looks_like_path(name.split(":", 1)[1].partition("#")[0])
-    ):
-        prefix, rest = name.split(":", 1)
-        path, hash_, options = rest.partition("#")  # csv:PATH#alphabet=… keeps its option
-        name = f"{prefix}:{Path(path.strip()).expanduser().resolve()}{hash_}{options}"
+    # a path target records its absolute path (the loader knows which targets read one)
+    name = data.portable_name or (data.name if given else config.target)
     return {
         "name": name,
         "modality": splits.modality,

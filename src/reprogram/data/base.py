@@ -9,6 +9,7 @@ tensors ``[N]`` with classes ``0 … K-1``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -94,7 +95,10 @@ class TargetData:
     ``class_names`` then holds the one value's name, e.g. ``["logS"]``; a forecasting target
     has one output per future step, float32 targets ``[N, H]``). ``forecast`` holds a
     forecasting target's facts (columns, training mean and std, lookback, horizon, season;
-    :mod:`reprogram.data.forecast`), ``None`` for other targets.
+    :mod:`reprogram.data.forecast`), ``None`` for other targets. ``portable_name`` is set by
+    loaders that read a user's path (``npz:``, ``folder:``, ``csv:``, ``ucr:PATH``,
+    ``forecast:PATH.csv``): the name with that path made absolute, which loads the same files
+    from any working directory (what a run's ``config.json`` records); ``None`` elsewhere.
     """
 
     name: str
@@ -107,6 +111,7 @@ class TargetData:
     vocabulary: list[str] | None = None
     task: str = "classification"
     forecast: dict[str, Any] | None = None
+    portable_name: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -116,6 +121,14 @@ class TargetData:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input, e.g. ``(1, 28, 28)``."""
         return tuple(self.train.x.shape[1:])
+
+
+def portable_name(prefix: str, rest: str) -> str:
+    """``PREFIX:REST`` with REST's path (the part before any ``#options``) made absolute, so
+    the name loads the same files from any working directory: ``("npz", "d/x.npz")`` gives
+    ``npz:/home/me/d/x.npz``; the options are kept as written."""
+    path, hash_, options = rest.partition("#")
+    return f"{prefix}:{Path(path.strip()).expanduser().resolve()}{hash_}{options}"
 
 
 @dataclass

@@ -24,7 +24,7 @@ from PIL import Image
 from ..errors import DataError
 from ..registry import hash_options, options_config
 from . import TARGETS
-from .base import Split, TargetData
+from .base import Split, TargetData, portable_name
 from .checks import check_image_size, check_label_sets, make_split
 from .splits import holdout_split
 
@@ -256,6 +256,7 @@ def folder(rest: str) -> TargetData:
     )
     return TargetData(
         name=f"folder:{rest}",
+        portable_name=portable_name("folder", rest),
         train=splits["train"],
         test=splits["test"],
         val=splits.get("val"),

@@ -41,7 +41,7 @@ import torch
 from ..errors import DataError
 from ..registry import hash_options, options_config
 from . import TARGETS
-from .base import Split, TargetData
+from .base import Split, TargetData, portable_name
 from .checks import delimiter_of
 
 DATA_ENV = "REPROGRAM_FORECAST_DATA"
@@ -598,6 +598,7 @@ def load_forecast(spec: str) -> TargetData:
         splits.append(Split(x, y, 1.0 / options.sample if i == 0 else 1.0))
     data = TargetData(
         name=f"forecast:{spec}",
+        portable_name=None if key in STANDARD_SETS else portable_name("forecast", spec),
         train=splits[0],
         val=splits[1],
         test=splits[2],

@@ -28,7 +28,7 @@ from numpy.lib.npyio import NpzFile
 
 from ..errors import DataError
 from . import KIND_PROBES, TARGETS
-from .base import Split, TargetData
+from .base import Split, TargetData, portable_name
 from .checks import (
     check_class_names,
     check_label_sets,
@@ -325,6 +325,7 @@ def npz(rest: str) -> TargetData:
     class_names = _class_names(arrays, [s for s in (train, test, val) if s is not None], path)
     return TargetData(
         name=f"npz:{rest}",
+        portable_name=portable_name("npz", rest),
         train=train,
         test=test,
         val=val,

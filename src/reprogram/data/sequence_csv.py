@@ -21,7 +21,7 @@ import torch
 
 from ..errors import DataError
 from . import TARGETS
-from .base import Split, TargetData
+from .base import Split, TargetData, portable_name
 from .checks import delimiter_of
 from .molecules import check_smiles
 from .sequences import AMINO_ACIDS, alphabet_for, encode
@@ -258,4 +258,6 @@ def read_sequence_csv(spec: str) -> TargetData:
     tags=("sequence",),
 )
 def sequence_csv(rest: str) -> TargetData:
-    return read_sequence_csv(rest)
+    data = read_sequence_csv(rest)
+    data.portable_name = portable_name("csv", rest)
+    return data

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import TARGETS
-from .base import Split, TargetData
+from .base import Split, TargetData, portable_name
 from .checks import check_label_sets, make_series_split
 from .fashion_mnist import cache_dir as root
 from .ucr_files import load_local, looks_like_path, spell, univariate_rows
@@ -248,6 +248,7 @@ def ucr(rest: str) -> TargetData:
     lengths = (~np.isnan(np.concatenate([x_train, x_test]))).sum(1)
     return TargetData(
         name=where,
+        portable_name=portable_name("ucr", rest) if local else None,
         train=train,
         test=test,
         class_names=names,
