@@ -48,6 +48,8 @@ def test_roles_come_from_the_first_suite_and_pairs_keep_protocols_apart(
     # the removal is the best row covering both horizons; the random copy's one cell is marked
     assert "| ETTh1 | 0.410 | **0.390** | 0.990 (H 96; 1 seed) | – |" in text
     assert "`some-other+method`" in text  # named as left out, not dropped silently
+    # the published anchors stand under the every-window table of a set that has them
+    assert "ETTh1: GPT4TS 0.427, PatchTST 0.413" in text
 
     paired = {(p["protocol"], p["ablation"]): p for p in
               json.loads((out / "overview.json").read_text())["paired"]}
