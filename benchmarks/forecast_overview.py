@@ -206,10 +206,11 @@ def markdown(summary: list[dict[str, Any]], paired: list[dict[str, Any]],
     ]
     for fraction in sorted({s["fraction"] for s in summary}, reverse=True):
         part = [s for s in summary if s["fraction"] == fraction]
+        sets = sorted({s["dataset"] for s in part})
         lines += [f"## {_share(fraction).capitalize()}", "",
                   "| set | " + " | ".join(_name(r) for r in ROLE_ORDER) + " |",
                   "|---|" + "---|" * len(ROLE_ORDER)]
-        for dataset in sorted({s["dataset"] for s in part}):
+        for dataset in sets:
             got = {s["role"]: s for s in part if s["dataset"] == dataset}
             full = [s["mean_mse"] for s in got.values() if s["all_horizons"]]
             best = min(full) if full else None
@@ -221,12 +222,13 @@ def markdown(summary: list[dict[str, Any]], paired: list[dict[str, Any]],
                     text = f"**{text}**"
                 cells.append(text)
             lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
-        anchors = {d: PUBLISHED[d] for d in sorted({s["dataset"] for s in part}) if d in PUBLISHED}
-        if fraction == 1 and anchors:  # the published tables train on every window
+        anchored = [d for d in sets if d in PUBLISHED]
+        if fraction == 1 and anchored:  # the published tables train on every window
             lines += ["", "Published mean MSE over the four horizons (GPT4TS Table 3, every "
                       "training window): " + "; ".join(
-                          f"{d}: " + ", ".join(f"{m} {mse:.3f}" for m, (mse, _) in a.items())
-                          for d, a in anchors.items()) + "."]
+                          f"{d}: " + ", ".join(f"{method} {mse:.3f}"
+                                               for method, (mse, _) in PUBLISHED[d].items())
+                          for d in anchored) + "."]
         lines += ["", "Where each language-model row comes from:", ""]
         for s in part:
             if s["role"] == LM_ROLE or s["role"] in ABLATIONS:
