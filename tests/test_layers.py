@@ -59,6 +59,7 @@ LAYERS: dict[str, int] = {
     "baselines": 4,
     "predict": 4,
     "recipes": 4,
+    "blackbox.app": 4,
     "blackbox.server": 4,
     "blackbox.commands": 4,
     "": 4,  # the package itself (``import reprogram``): the public facade

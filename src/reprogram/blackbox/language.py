@@ -82,7 +82,7 @@ def answer_rows(source: LanguageSource, rows: torch.Tensor) -> torch.Tensor:
 
 def language_model(source: Source) -> tuple[Any, EndpointInfo]:
     """``model_fn`` (rows ``[B, T, D + 1]`` → ``[B, K]``) and ``info`` to serve the language
-    model ``source`` with :func:`reprogram.blackbox.server.create_app` (``reprogram serve
+    model ``source`` with :func:`reprogram.blackbox.app.create_app` (``reprogram serve
     --source NAME``); ReprogramError for any other source."""
     if not isinstance(source, LanguageSource):
         raise ReprogramError(
