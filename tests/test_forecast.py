@@ -599,9 +599,12 @@ def test_rescoring_with_the_last_incomplete_test_batch_dropped(tmp_path: Path) -
         rescore(tmp_path, [{**row, "test_mse": row["test_mse"] + 1}], 16, lambda r: "cell")
 
 
-def test_autoets_fits_each_window_on_its_own_history(tmp_path: Path) -> None:
+def test_autoets_fits_each_window_on_its_own_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from statsforecast.models import AutoETS
 
+    monkeypatch.setenv("REPROGRAM_CACHE", str(tmp_path / "cache"))
     target = f"forecast:{_table(tmp_path, rows=260)}#lookback=96#horizon=12"
     ets = run_baseline(BaselineConfig(method="autoets", target=target,
                                       out=str(tmp_path / "ets"), progress=False))
@@ -611,6 +614,7 @@ def test_autoets_fits_each_window_on_its_own_history(tmp_path: Path) -> None:
     data = load_target(target)
     assert m["trainable_parameters"] == 0 and ets.config["baseline"]["options"]["season"] == 24
     assert m["ets_windows"] == len(data.val.x) + len(data.test.x) and m["ets_fallbacks"] == 0
+    assert m["ets_cached"] == 0  # a fresh store: every window fitted
     # a sine with noise: fitted exponential smoothing forecasts it better than the last day
     assert m["test_mse"] < naive.metrics["test_mse"]
     # the artifact rebuilds the same forecaster: each window is statsforecast's own forecast
@@ -620,6 +624,56 @@ def test_autoets_fits_each_window_on_its_own_history(tmp_path: Path) -> None:
     for row, x in zip(out, data.test.x[:3].double().numpy(), strict=True):
         direct = AutoETS(season_length=24).forecast(y=x.reshape(-1), h=12)["mean"]
         assert row == pytest.approx(direct, abs=1e-5)
+
+
+def test_autoets_remembers_each_window_for_every_shorter_horizon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reprogram.forecast import AutoETSForecaster
+
+    monkeypatch.setenv("REPROGRAM_CACHE", str(tmp_path / "cache"))
+    t = np.arange(200)
+    x = torch.tensor(np.stack([np.sin(2 * np.pi * (t + s) / 24) + 0.05 * np.cos(t * s)
+                               for s in range(4)]), dtype=torch.float32)[:, None, :]
+    long = AutoETSForecaster(horizon=48, season=24)
+    first = long(x)
+    assert long.cached == 0 and long.windows == 4
+    short = AutoETSForecaster(horizon=12, season=24)
+    again = short(x)  # read back, not refitted: the first 12 of the stored forecast
+    assert short.cached == 4 and torch.equal(again, first[:, :12])
+    monkeypatch.setenv("REPROGRAM_ETS_CACHE", "0")
+    fresh = AutoETSForecaster(horizon=12, season=24)
+    assert torch.equal(fresh(x), again) and fresh.cached == 0  # the same as a direct fit
+    other = AutoETSForecaster(horizon=12, season=12)  # other settings: another key
+    monkeypatch.setenv("REPROGRAM_ETS_CACHE", "1")
+    other(x)
+    assert other.cached == 0
+    monkeypatch.setenv("REPROGRAM_ETS_CACHE", "yes")
+    with pytest.raises(ReprogramError, match=r"REPROGRAM_ETS_CACHE=.yes.*1 to remember"):
+        AutoETSForecaster(horizon=12, season=24)(x)
+
+
+def test_autoets_does_not_remember_a_failed_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reprogram.forecast import AutoETSForecaster
+
+    monkeypatch.setenv("REPROGRAM_CACHE", str(tmp_path / "cache"))
+
+    class Failing:
+        def __init__(self, season_length: int) -> None:
+            pass
+
+        def forecast(self, y: np.ndarray, h: int) -> dict[str, np.ndarray]:
+            raise RuntimeError("no fit")
+
+    x = torch.arange(2 * 60, dtype=torch.float32).reshape(2, 1, 60)
+    for _ in range(2):
+        ets = AutoETSForecaster(horizon=6, season=24)
+        ets.model_class = Failing
+        out = ets(x)
+        assert ets.fallbacks == 2 and ets.cached == 0  # still fitted (and failing) the 2nd time
+        assert torch.equal(out, x[:, 0, -1:].expand(2, 6))
 
 
 def test_autoets_without_statsforecast_says_how_to_install_it(

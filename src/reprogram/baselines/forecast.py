@@ -138,7 +138,8 @@ def build_naive(options: NaiveOptions) -> SeasonalNaiveBaseline:
 
 class AutoETSBaseline(LocalForecasterBaseline):
     """statsforecast's AutoETS fitted on each window (val and test alike): slow, about 0.2 s a
-    window on one core, and nothing is learnt from the training split."""
+    window on one core, and nothing is learnt from the training split. Windows met before (at
+    any horizon up to 720) are read from the user's forecast store instead (``ets_cached``)."""
 
     name = "autoets"
 
@@ -147,7 +148,8 @@ class AutoETSBaseline(LocalForecasterBaseline):
 
     def facts(self, module: nn.Module) -> dict[str, Any]:
         assert isinstance(module, AutoETSForecaster)
-        return {"ets_windows": module.windows, "ets_fallbacks": module.fallbacks}
+        return {"ets_windows": module.windows, "ets_fallbacks": module.fallbacks,
+                "ets_cached": module.cached}
 
 
 @BASELINES.register(

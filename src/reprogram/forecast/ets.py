@@ -5,6 +5,10 @@ Exponential smoothing is a *local* model: it is fitted afresh on each window's o
 learns nothing from the training split and has nothing to select on validation. It is the
 classical reference a forecaster reaches for before any network.
 
+Each window's forecast is remembered on disk (:mod:`.ets_store`), at least 720 steps of it, so
+the same window met again (another horizon, another run over the same split) is read back
+instead of refitted; ``REPROGRAM_ETS_CACHE=0`` switches that off.
+
 statsforecast is optional here. It declares ``pandas<3`` (this library runs on pandas 3), so it
 is installed without its declared dependencies; ``make install`` does that with pinned
 versions (see :data:`INSTALL`). Its model code does not touch pandas.
@@ -13,6 +17,8 @@ versions (see :data:`INSTALL`). Its model code does not touch pandas.
 from __future__ import annotations
 
 import warnings
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +26,11 @@ import torch
 from torch import nn
 
 from ..errors import ReprogramError
+from .ets_store import STORE_STEPS, ForecastStore, default_path, window_key
+
+#: Stores opened in this process, by file (a connection is not kept on the module, which
+#: must stay copyable).
+_STORES: dict[Path, ForecastStore] = {}
 
 #: How to install statsforecast beside pandas 3 (its model code runs there; only its
 #: declared ``pandas<3`` conflicts).
@@ -53,7 +64,9 @@ class AutoETSForecaster(nn.Module):
 
     A window whose fit fails (statsforecast raises, or answers non-finite values) is forecast
     by its last value instead; :attr:`fallbacks` counts them. Building one without statsforecast
-    raises the error of :func:`auto_ets_class` (before any window is scored).
+    raises the error of :func:`auto_ets_class` (before any window is scored). Forecasts of
+    windows met before are read from the user's :class:`~.ets_store.ForecastStore`
+    (:attr:`cached` counts them); failed fits are not remembered.
     """
 
     def __init__(self, horizon: int, season: int) -> None:
@@ -62,27 +75,71 @@ class AutoETSForecaster(nn.Module):
             raise ValueError(f"horizon ({horizon}) and season ({season}) must be at least 1")
         self.horizon, self.season = horizon, season
         self.model_class = auto_ets_class()
+        self.settings = (
+            f"{self.model_class.__module__}.{self.model_class.__name__}:season={season}"
+        )
         self.fallbacks = 0
         self.windows = 0
+        self.cached = 0
 
-    def forecast_one(self, y: np.ndarray) -> np.ndarray:
-        """Forecast float64 ``[H]`` of one window float64 ``[L]``."""
+    def _fit(self, y: np.ndarray, steps: int) -> np.ndarray | None:
+        """Forecast float64 ``[steps]`` of one window float64 ``[L]``, or ``None`` if the fit
+        failed."""
         model = self.model_class(season_length=self.season)
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                out = np.asarray(model.forecast(y=y, h=self.horizon)["mean"], dtype=np.float64)
+                out = np.asarray(model.forecast(y=y, h=steps)["mean"], dtype=np.float64)
         except Exception:  # noqa: BLE001 - any failed fit falls back, counted
-            out = np.empty(0)
-        if out.shape != (self.horizon,) or not np.isfinite(out).all():
+            return None
+        return out if out.shape == (steps,) and np.isfinite(out).all() else None
+
+    def forecast_one(self, y: np.ndarray) -> np.ndarray:
+        """Forecast float64 ``[H]`` of one window float64 ``[L]`` (fitted here, not stored)."""
+        out = self._fit(y, self.horizon)
+        if out is None:
             self.fallbacks += 1
             out = np.full(self.horizon, y[-1])
         return out
 
+    def store(self) -> ForecastStore | None:
+        """The user's forecast store for this statsforecast, or ``None`` when switched off."""
+        try:
+            version = metadata.version("statsforecast")
+        except metadata.PackageNotFoundError:  # imported from a source tree: no store
+            return None
+        path = default_path(version)
+        if path is None:
+            return None
+        if path not in _STORES:
+            _STORES[path] = ForecastStore(path)
+        return _STORES[path]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.detach().reshape(x.shape[0], -1).to("cpu", torch.float64).numpy()
         self.windows += len(rows)
-        out = np.stack([self.forecast_one(row) for row in rows]) if len(rows) else np.empty(
-            (0, self.horizon)
-        )
+        out = np.empty((len(rows), self.horizon))
+        store = self.store() if len(rows) else None
+        keys = [window_key(row, self.settings) for row in rows] if store else []
+        found = store.get(keys, self.horizon) if store else {}
+        fresh: list[tuple[bytes, np.ndarray]] = []
+        steps = max(self.horizon, STORE_STEPS)
+        for i, row in enumerate(rows):
+            hit = found.get(keys[i]) if store else None
+            if hit is not None:
+                self.cached += 1
+                out[i] = hit
+                continue
+            if store is None:
+                out[i] = self.forecast_one(row)
+                continue
+            fitted = self._fit(row, steps)
+            if fitted is None:
+                self.fallbacks += 1
+                out[i] = row[-1]
+                continue
+            out[i] = fitted[: self.horizon]
+            fresh.append((keys[i], fitted))
+        if store is not None:
+            store.put(fresh)
         return torch.from_numpy(out).to(x.device, torch.float32)
