@@ -696,7 +696,12 @@ def test_bench_runs_autoets_once_and_strides_only_its_validation() -> None:
     assert [(c.method, c.seed) for c in cells if c.method == "autoets"] == [("autoets", 0)]
     assert {c.method: c.kind for c in cells} == {
         REPROGRAMMED: "reprogramming", "autoets": "local", "linear": "peer"}
-    assert target_name(cells[0], 1, 8).endswith("#horizon=24#val_stride=8")
+    assert target_name(cells[1], 1, 8).endswith("#horizon=24#val_stride=8")
+    # AutoETS first, longest horizon first: the shorter ones read its stored forecasts back
+    grid = cells_for(("ETTh1",), (96, 720, 336), (1.0,), ("linear", "autoets"), (0,))
+    assert [(c.method, c.horizon) for c in grid] == [
+        ("autoets", 720), ("autoets", 336), ("autoets", 96),
+        ("linear", 96), ("linear", 720), ("linear", 336)]
 
 
 def test_bench_plot_names_a_far_off_method_instead_of_flattening_the_rest() -> None:

@@ -238,8 +238,10 @@ def check_sets(sets: tuple[str, ...], horizons: tuple[int, ...] | None) -> None:
 def cells_for(sets: tuple[str, ...], horizons: tuple[int, ...] | None,
               fractions: tuple[float, ...], methods: tuple[str, ...],
               seeds: tuple[int, ...]) -> list[Cell]:
-    """The grid in running order: fractions, sets, horizons, seeds, methods."""
-    return [
+    """The grid in running order: fractions, sets, horizons, seeds, methods; except that
+    AutoETS goes first, each set's longest horizon before its shorter ones, so that they read
+    back the forecasts it remembered (:mod:`reprogram.forecast.ets_store`)."""
+    cells = [
         Cell(d, h, f, m, s)
         for f in fractions
         for d in sets
@@ -248,6 +250,9 @@ def cells_for(sets: tuple[str, ...], horizons: tuple[int, ...] | None,
         for m in methods
         if not (m in DETERMINISTIC and s != seeds[0])
     ]
+    ets = sorted((c for c in cells if c.method == "autoets"),
+                 key=lambda c: (c.fraction, c.dataset, -c.horizon))
+    return ets + [c for c in cells if c.method != "autoets"]
 
 
 def run_forecast(
