@@ -653,6 +653,28 @@ def test_autoets_remembers_each_window_for_every_shorter_horizon(
         AutoETSForecaster(horizon=12, season=24)(x)
 
 
+def test_a_damaged_forecast_store_is_left_aside_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import metadata
+
+    from reprogram.forecast import AutoETSForecaster
+
+    monkeypatch.setenv("REPROGRAM_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "autoets").mkdir(parents=True)
+    version = metadata.version("statsforecast")
+    damaged = tmp_path / "cache" / "autoets" / f"statsforecast-{version}.sqlite"
+    damaged.write_bytes(b"not a database" * 100)
+    t = np.arange(120, dtype=np.float64)
+    x = torch.tensor(np.sin(2 * np.pi * t / 24), dtype=torch.float32).reshape(1, 1, 120)
+    ets = AutoETSForecaster(horizon=6, season=24)
+    with pytest.warns(RuntimeWarning, match=r"AutoETS forecast store .*delete the file"):
+        out = ets(x)
+    assert ets.store_off and ets.cached == 0 and ets.fallbacks == 0
+    monkeypatch.setenv("REPROGRAM_ETS_CACHE", "0")
+    assert torch.equal(out, AutoETSForecaster(horizon=6, season=24)(x))
+
+
 def test_autoets_does_not_remember_a_failed_fit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -66,7 +66,8 @@ class AutoETSForecaster(nn.Module):
     by its last value instead; :attr:`fallbacks` counts them. Building one without statsforecast
     raises the error of :func:`auto_ets_class` (before any window is scored). Forecasts of
     windows met before are read from the user's :class:`~.ets_store.ForecastStore`
-    (:attr:`cached` counts them); failed fits are not remembered.
+    (:attr:`cached` counts them); failed fits are not remembered. A store that cannot be
+    opened, read or written is reported once and left aside: the windows are fitted instead.
     """
 
     def __init__(self, horizon: int, season: int) -> None:
@@ -81,6 +82,7 @@ class AutoETSForecaster(nn.Module):
         self.fallbacks = 0
         self.windows = 0
         self.cached = 0
+        self.store_off = False
 
     def _fit(self, y: np.ndarray, steps: int) -> np.ndarray | None:
         """Forecast float64 ``[steps]`` of one window float64 ``[L]``, or ``None`` if the fit
@@ -109,11 +111,20 @@ class AutoETSForecaster(nn.Module):
         except metadata.PackageNotFoundError:  # imported from a source tree: no store
             return None
         path = default_path(version)
-        if path is None:
+        if path is None or self.store_off:
             return None
         if path not in _STORES:
-            _STORES[path] = ForecastStore(path)
+            try:
+                _STORES[path] = ForecastStore(path)
+            except ReprogramError as exc:
+                self.give_up_store(exc)
+                return None
         return _STORES[path]
+
+    def give_up_store(self, exc: ReprogramError) -> None:
+        """Say once why the forecast store is left aside, and fit every window from here."""
+        self.store_off = True
+        warnings.warn(f"{exc} Fitting every window instead.", RuntimeWarning, stacklevel=3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.detach().reshape(x.shape[0], -1).to("cpu", torch.float64).numpy()
@@ -121,7 +132,12 @@ class AutoETSForecaster(nn.Module):
         out = np.empty((len(rows), self.horizon))
         store = self.store() if len(rows) else None
         keys = [window_key(row, self.settings) for row in rows] if store else []
-        found = store.get(keys, self.horizon) if store else {}
+        found: dict[bytes, np.ndarray] = {}
+        if store is not None:
+            try:
+                found = store.get(keys, self.horizon)
+            except ReprogramError as exc:
+                self.give_up_store(exc)
         fresh: list[tuple[bytes, np.ndarray]] = []
         steps = max(self.horizon, STORE_STEPS)
         for i, row in enumerate(rows):
@@ -140,6 +156,9 @@ class AutoETSForecaster(nn.Module):
                 continue
             out[i] = fitted[: self.horizon]
             fresh.append((keys[i], fitted))
-        if store is not None:
-            store.put(fresh)
+        if store is not None and not self.store_off:
+            try:
+                store.put(fresh)
+            except ReprogramError as exc:
+                self.give_up_store(exc)
         return torch.from_numpy(out).to(x.device, torch.float32)

@@ -85,39 +85,56 @@ class ForecastStore:
             )
             self._db.commit()
         except sqlite3.Error as exc:
-            raise ReprogramError(
-                f"cannot open the AutoETS forecast store {path} ({exc}); set "
-                f"{STORE_ENV}=0 to fit every window without it, or REPROGRAM_CACHE to a "
-                "writable directory."
-            ) from None
+            raise self._error("open", exc) from None
 
     def get(self, keys: Sequence[bytes], steps: int) -> dict[bytes, np.ndarray]:
-        """The stored forecasts ``[steps]`` (float32) of those ``keys`` that hold as many."""
+        """The stored forecasts ``[steps]`` (float32) of those ``keys`` that hold as many.
+
+        Raises:
+            ReprogramError: the file cannot be read (damaged, locked past the timeout).
+        """
         found: dict[bytes, np.ndarray] = {}
-        for i in range(0, len(keys), _CHUNK):
-            chunk = list(keys[i : i + _CHUNK])
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT key, steps, mean FROM forecasts WHERE key IN ({marks}) AND steps >= ?",
-                (*chunk, steps),
-            )
-            for key, _, mean in rows:
-                found[bytes(key)] = np.frombuffer(mean, dtype=np.float32)[:steps].copy()
+        try:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = list(keys[i : i + _CHUNK])
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT key, steps, mean FROM forecasts WHERE key IN ({marks}) "
+                    "AND steps >= ?",
+                    (*chunk, steps),
+                )
+                for key, _, mean in rows:
+                    found[bytes(key)] = np.frombuffer(mean, dtype=np.float32)[:steps].copy()
+        except sqlite3.Error as exc:
+            raise self._error("read", exc) from None
         return found
 
     def put(self, items: Iterable[tuple[bytes, np.ndarray]]) -> None:
-        """Remember forecasts ``[S]``; a longer one replaces a shorter one, never the reverse."""
+        """Remember forecasts ``[S]``; a longer one replaces a shorter one, never the reverse.
+
+        Raises:
+            ReprogramError: the file cannot be written (damaged, full disk, locked).
+        """
         rows = [(key, len(mean), np.asarray(mean, dtype=np.float32).tobytes())
                 for key, mean in items]
         if not rows:
             return
-        self._db.executemany(
-            "INSERT INTO forecasts (key, steps, mean) VALUES (?, ?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET steps = excluded.steps, mean = excluded.mean "
-            "WHERE excluded.steps > forecasts.steps",
-            rows,
+        try:
+            self._db.executemany(
+                "INSERT INTO forecasts (key, steps, mean) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET steps = excluded.steps, mean = excluded.mean "
+                "WHERE excluded.steps > forecasts.steps",
+                rows,
+            )
+            self._db.commit()
+        except sqlite3.Error as exc:
+            raise self._error("write", exc) from None
+
+    def _error(self, what: str, exc: Exception) -> ReprogramError:
+        return ReprogramError(
+            f"cannot {what} the AutoETS forecast store {self.path} ({exc}); delete the file "
+            f"(it only saves refitting), or set {STORE_ENV}=0 to fit every window without it."
         )
-        self._db.commit()
 
     def close(self) -> None:
         """Close the connection (the file stays)."""
