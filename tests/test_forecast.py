@@ -671,6 +671,11 @@ def test_a_damaged_forecast_store_is_left_aside_with_a_warning(
     with pytest.warns(RuntimeWarning, match=r"AutoETS forecast store .*delete the file"):
         out = ets(x)
     assert ets.store_off and ets.cached == 0 and ets.fallbacks == 0
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setenv("REPROGRAM_CACHE", str(tmp_path / "a file"))  # no directory there
+    ets = AutoETSForecaster(horizon=6, season=24)
+    with pytest.warns(RuntimeWarning, match="cannot create the cache directory"):
+        assert torch.equal(ets(x), out)
     monkeypatch.setenv("REPROGRAM_ETS_CACHE", "0")
     assert torch.equal(out, AutoETSForecaster(horizon=6, season=24)(x))
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import ReprogramError
-from .ets_store import STORE_STEPS, ForecastStore, default_path, window_key
+from .ets_store import STORE_STEPS, ForecastStore, default_path, store_enabled, window_key
 
 #: Stores opened in this process, by file (a connection is not kept on the module, which
 #: must stay copyable).
@@ -67,7 +67,8 @@ class AutoETSForecaster(nn.Module):
     raises the error of :func:`auto_ets_class` (before any window is scored). Forecasts of
     windows met before are read from the user's :class:`~.ets_store.ForecastStore`
     (:attr:`cached` counts them); failed fits are not remembered. A store that cannot be
-    opened, read or written is reported once and left aside: the windows are fitted instead.
+    opened (no cache directory, a damaged file), read or written is reported once and left
+    aside: the windows are fitted instead.
     """
 
     def __init__(self, horizon: int, season: int) -> None:
@@ -110,16 +111,16 @@ class AutoETSForecaster(nn.Module):
             version = metadata.version("statsforecast")
         except metadata.PackageNotFoundError:  # imported from a source tree: no store
             return None
-        path = default_path(version)
-        if path is None or self.store_off:
+        if self.store_off or not store_enabled():  # a bad value of the switch raises here
             return None
-        if path not in _STORES:
-            try:
+        try:
+            path = default_path(version)
+            if path is not None and path not in _STORES:
                 _STORES[path] = ForecastStore(path)
-            except ReprogramError as exc:
-                self.give_up_store(exc)
-                return None
-        return _STORES[path]
+        except ReprogramError as exc:  # no cache directory, or a damaged store
+            self.give_up_store(exc)
+            return None
+        return _STORES[path] if path is not None else None
 
     def give_up_store(self, exc: ReprogramError) -> None:
         """Say once why the forecast store is left aside, and fit every window from here."""
