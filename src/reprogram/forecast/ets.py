@@ -16,6 +16,7 @@ versions (see :data:`INSTALL`). Its model code does not touch pandas.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import ReprogramError
-from .ets_store import STORE_STEPS, ForecastStore, default_path, store_enabled, window_key
+from .ets_store import STORE_STEPS, ForecastStore, store_enabled, store_path, window_key
 
 #: Stores opened in this process, by file (a connection is not kept on the module, which
 #: must stay copyable).
@@ -38,6 +39,16 @@ INSTALL = (
     "pip install --no-deps statsforecast==2.1.1 coreforecast==0.0.20 utilsforecast==0.2.17 "
     "fugue==0.9.7 triad==1.0.4 adagio==0.2.6 fs==2.4.16 pyarrow==26.0.1 six==1.17.0"
 )
+
+
+@functools.cache
+def statsforecast_version() -> str | None:
+    """The installed statsforecast's version, or ``None`` when it has no package metadata
+    (imported from a source tree: then no forecast store is kept)."""
+    try:
+        return metadata.version("statsforecast")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def auto_ets_class() -> Any:
@@ -97,30 +108,22 @@ class AutoETSForecaster(nn.Module):
             return None
         return out if out.shape == (steps,) and np.isfinite(out).all() else None
 
-    def forecast_one(self, y: np.ndarray) -> np.ndarray:
-        """Forecast float64 ``[H]`` of one window float64 ``[L]`` (fitted here, not stored)."""
-        out = self._fit(y, self.horizon)
-        if out is None:
-            self.fallbacks += 1
-            out = np.full(self.horizon, y[-1])
-        return out
-
     def store(self) -> ForecastStore | None:
-        """The user's forecast store for this statsforecast, or ``None`` when switched off."""
-        try:
-            version = metadata.version("statsforecast")
-        except metadata.PackageNotFoundError:  # imported from a source tree: no store
-            return None
+        """The user's forecast store for this statsforecast, or ``None`` when switched off,
+        left aside, or statsforecast has no version to key it by."""
         if self.store_off or not store_enabled():  # a bad value of the switch raises here
             return None
+        version = statsforecast_version()
+        if version is None:
+            return None
         try:
-            path = default_path(version)
-            if path is not None and path not in _STORES:
+            path = store_path(version)
+            if path not in _STORES:
                 _STORES[path] = ForecastStore(path)
         except ReprogramError as exc:  # no cache directory, or a damaged store
             self.give_up_store(exc)
             return None
-        return _STORES[path] if path is not None else None
+        return _STORES[path]
 
     def give_up_store(self, exc: ReprogramError) -> None:
         """Say once why the forecast store is left aside, and fit every window from here."""
@@ -139,16 +142,15 @@ class AutoETSForecaster(nn.Module):
                 found = store.get(keys, self.horizon)
             except ReprogramError as exc:
                 self.give_up_store(exc)
+                store = None
+        # a stored forecast serves every shorter horizon later, so it is fitted long
+        steps = max(self.horizon, STORE_STEPS) if store else self.horizon
         fresh: list[tuple[bytes, np.ndarray]] = []
-        steps = max(self.horizon, STORE_STEPS)
         for i, row in enumerate(rows):
             hit = found.get(keys[i]) if store else None
             if hit is not None:
                 self.cached += 1
                 out[i] = hit
-                continue
-            if store is None:
-                out[i] = self.forecast_one(row)
                 continue
             fitted = self._fit(row, steps)
             if fitted is None:
@@ -156,8 +158,9 @@ class AutoETSForecaster(nn.Module):
                 out[i] = row[-1]
                 continue
             out[i] = fitted[: self.horizon]
-            fresh.append((keys[i], fitted))
-        if store is not None and not self.store_off:
+            if store is not None:
+                fresh.append((keys[i], fitted))
+        if store is not None:
             try:
                 store.put(fresh)
             except ReprogramError as exc:

@@ -59,11 +59,12 @@ def window_key(y: np.ndarray, settings: str) -> bytes:
     return h.digest()
 
 
-def default_path(version: str) -> Path | None:
-    """The user's store file for this statsforecast ``version``, or ``None`` when switched
-    off (:data:`STORE_ENV`)."""
-    if not store_enabled():
-        return None
+def store_path(version: str) -> Path:
+    """The user's store file for this statsforecast ``version`` (its directory created).
+
+    Raises:
+        ReprogramError: the cache directory cannot be created.
+    """
     return cache_dir("autoets") / f"statsforecast-{version}.sqlite"
 
 
@@ -136,16 +137,12 @@ class ForecastStore:
             f"(it only saves refitting), or set {STORE_ENV}=0 to fit every window without it."
         )
 
-    def close(self) -> None:
-        """Close the connection (the file stays)."""
-        self._db.close()
-
 
 __all__ = [
     "STORE_ENV",
     "STORE_STEPS",
     "ForecastStore",
-    "default_path",
     "store_enabled",
+    "store_path",
     "window_key",
 ]
