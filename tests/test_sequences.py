@@ -516,6 +516,16 @@ def test_verbalizer_reads_the_tokens_of_words() -> None:
     names = model.source.label_names
     assert [names[int(i)] for i in model.mapping.groups.flatten()] == ["D", "K"]
     assert model.trainable_parameters() == 2 * 16
+    piped = ReprogrammedModel.build(  # '|' where commas split options
+        "tiny-random-causal-lm",
+        (6,),
+        ["neg", "pos"],
+        program="text",
+        mapping="verbalizer",
+        mapping_options={"words": "D|K"},
+        vocabulary=VOCAB,
+    )
+    assert [names[int(i)] for i in piped.mapping.groups.flatten()] == ["D", "K"]
     with pytest.raises(ReprogramError, match="answers features"):
         ReprogrammedModel.build(
             "tiny-random-lm",

@@ -3,7 +3,8 @@
 For a source with vocabulary logits (``smollm2-135m``): class ``k`` scores the log of the
 probability the frozen model gives to the token of its verbalizer word, as in PET and WARP.
 The words are the class names by default, or ``words=no,yes`` (one per class, in class
-order). A word is matched to the vocabulary's token for it as it starts a word in text
+order; ``words=no|yes`` says the same where commas separate options, as in ``bench``'s
+method names). A word is matched to the vocabulary's token for it as it starts a word in text
 (``Ġyes``), else the token itself (``yes``), in its own case first and then in any case,
 else the longest token that spells its start; the chosen tokens are in ``config.json`` and
 ``mapping.png``. Nothing is trained or counted (``semantic`` chooses by meaning,
@@ -12,6 +13,7 @@ else the longest token that spells its start; the chosen tokens are in ``config.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -28,7 +30,9 @@ WORD_START = ("Ġ", "▁")
 class VerbalizerConfig:
     words: str = field(
         default="",
-        metadata={"help": "one word per class, comma-separated, in class order (default: names)"},
+        metadata={
+            "help": "one word per class, separated by ',' or '|', in class order (default: names)"
+        },
     )
 
 
@@ -66,7 +70,7 @@ class VerbalizerMapping(GroupedMapping):
 
     def __init__(self, num_source: int, num_target: int, config: VerbalizerConfig) -> None:
         super().__init__(num_source, num_target, 1)
-        words = [w.strip() for w in config.words.split(",")] if config.words else []
+        words = [w.strip() for w in re.split(r"[,|]", config.words)] if config.words else []
         if words and len(words) != num_target:
             raise ValueError(f"words gives {len(words)} words for {num_target} classes")
         self.words = words
