@@ -200,3 +200,28 @@ def test_the_task_kind_comes_from_the_registry() -> None:
     assert is_regression("csv:x.csv#task=regression")
     assert not is_regression("amp") and not is_regression("csv:x.csv")
     assert not is_regression("no-such-target")  # fails clearly later, when its cell loads it
+
+
+def test_verbalizer_words_pass_through_a_method_name_and_its_table_row(tmp_path: Path) -> None:
+    """``words=D|K`` survives the comma-separated method options, reaches the verbalizer, and
+    its ``|`` is escaped in the Markdown table instead of splitting the row."""
+    method = "text+verbalizer:epochs=0,words=D|K"
+    rows = run_sequences(
+        tmp_path / "suite",
+        tasks=(_toy(tmp_path),),
+        shots=(4,),
+        seeds=(0,),
+        methods=(method,),
+        source="tiny-random-causal-lm",
+        epochs=1,
+        progress=False,
+    )
+    assert len(rows) == 1 and rows[0]["test_roc_auc"] is not None
+    config = next((tmp_path / "suite" / "runs").rglob("config.json")).read_text()
+    assert '"words": "D|K"' in config
+    row = next(
+        line for line in (tmp_path / "suite" / "results.md").read_text().splitlines()
+        if line.startswith("| text+verbalizer")
+    )
+    assert row.startswith("| text+verbalizer:epochs=0,words=D\\|K |")
+    assert len(row.replace("\\|", "").split("|")) == len("| m | auc | acc | params |".split("|"))

@@ -547,3 +547,25 @@ def test_list_programs_says_what_auto_picks(capsys: pytest.CaptureFixture[str]) 
     code, out, err = cli(capsys, "list", "programs")
     assert code == 0, err
     assert "Without --program (auto)" in out and "waveform for series on an audio source" in out
+
+
+def test_bench_records_its_command_quoted_to_run_as_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The command line a suite records is quoted for a shell: '|' and '#' in a method list
+    would otherwise pipe or comment out the rest when pasted."""
+    import reprogram.cli as cli
+
+    seen: list[str | None] = []
+
+    class Suites:
+        @staticmethod
+        def run(args: object, command: str | None) -> None:
+            seen.append(command)
+
+    methods = "text+verbalizer:words=no|yes@m#depth=2"
+    argv = ["bench", "sequences", "--out", str(tmp_path), "--methods", methods]
+    monkeypatch.setattr(sys, "argv", ["reprogram", *argv])
+    monkeypatch.setattr(cli, "_bench_package", lambda: Suites)
+    assert cli.main(argv) == 0
+    assert seen == [f"reprogram bench sequences --out {tmp_path} --methods '{methods}'"]

@@ -86,3 +86,9 @@ def split_methods(text: str) -> tuple[str, ...]:
         else:
             methods.append(piece)
     return tuple(methods)
+
+
+def md_cell(text: str) -> str:
+    """``text`` as one Markdown table cell: a ``|`` inside it (``words=no|yes``) is escaped,
+    so it does not split the row."""
+    return text.replace("|", "\\|")

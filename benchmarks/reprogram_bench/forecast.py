@@ -37,7 +37,7 @@ from reprogram.artifact import METRICS
 from reprogram.data.forecast import standard_file
 from reprogram.errors import DataError, ReprogramError
 from reprogram.sources.language import LanguageOptions
-from reprogram_bench import cell_seconds, legend_below, write_csv
+from reprogram_bench import cell_seconds, legend_below, md_cell, write_csv
 from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.pool import check_jobs, plan, run_tasks, running_line
@@ -485,7 +485,7 @@ def _markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]],
             last = next(s for s in present if s is not None)
             frozen = last["source_parameters"]
             share = f" ({100 * last['trainable_parameters'] / frozen:.2f}%)" if frozen else ""
-            lines.append(f"| {m} | " + " | ".join(cells) + f" | {mean} | "
+            lines.append(f"| {md_cell(m)} | " + " | ".join(cells) + f" | {mean} | "
                          f"{last['trainable_parameters']:,}{share} | "
                          f"{last['train_seconds']:.0f} |")
         if dataset in PUBLISHED and fraction == 1:

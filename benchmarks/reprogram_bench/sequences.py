@@ -29,7 +29,7 @@ from typing import Any
 
 from reprogram.artifact import METRICS
 from reprogram.errors import ReprogramError
-from reprogram_bench import cell_seconds, legend_below, palette, write_csv
+from reprogram_bench import cell_seconds, legend_below, md_cell, palette, write_csv
 from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.pool import check_jobs, plan, run_tasks, running_line
@@ -400,7 +400,7 @@ def _markdown(
                     auc = "–" if s["auc_mean"] is None else _spread(s["auc_mean"], s["auc_std"], s)
                     cells += [auc, f"{s['acc_mean']:.3f}"]
             params = _params_text(by, task, m, shots)
-            lines.append(f"| {m} | " + " | ".join(cells) + f" | {params} |")
+            lines.append(f"| {md_cell(m)} | " + " | ".join(cells) + f" | {params} |")
         lines.append("")
     peers = [m for m in settings["methods"] if "+" not in m]
     default = settings["default_row"]
@@ -415,7 +415,8 @@ def _markdown(
                     c = paired_auc(rows, default, p, k, metric)
                     if c["pairs"]:
                         table.append(
-                            f"| {_shots_text(k)} | {p} | {c['pairs']} | {c['mean_diff']:+.3f} | "
+                            f"| {_shots_text(k)} | {md_cell(p)} | {c['pairs']} | "
+                            f"{c['mean_diff']:+.3f} | "
                             f"{c['wins']} | {c['losses']} |"
                         )
             if table:

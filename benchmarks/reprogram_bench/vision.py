@@ -22,7 +22,7 @@ from typing import Any
 
 from reprogram.artifact import METRICS
 from reprogram.errors import ReprogramError
-from reprogram_bench import cell_seconds, palette, write_csv
+from reprogram_bench import cell_seconds, md_cell, palette, write_csv
 from reprogram_bench.ledger import open_ledger
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.pool import Task, check_jobs, plan, run_tasks
@@ -467,7 +467,7 @@ def _markdown(
         frozen = last["source_parameters"]
         share = f" ({100 * params / frozen:.2f}%)" if frozen else ""
         lines.append(
-            f"| {m} | " + " | ".join(cells) + f" | {params:,}{share} | "
+            f"| {md_cell(m)} | " + " | ".join(cells) + f" | {params:,}{share} | "
             f"{last['artifact_bytes']:,} | {last['train_seconds']:.0f} ({last['shots']}) |"
         )
     best_lines = []

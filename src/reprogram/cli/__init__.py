@@ -194,7 +194,8 @@ def _bench_package() -> Any:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    command = "reprogram " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
+    # quoted as a shell would need it, so the recorded line runs as written ('|', '#', spaces)
+    command = "reprogram " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
     _bench_package().run(args, command)
     print(f"results: {Path(args.out) / 'results.md'}")
     return 0
