@@ -246,14 +246,23 @@ def test_language_source_refuses_plain_tensors() -> None:
 VOCAB = list(AMINO_ACIDS)
 
 
-def _model(program: str, source: str = "tiny-random-lm", **options: object) -> ReprogrammedModel:
+def _model(
+    program: str,
+    source: str = "tiny-random-lm",
+    *,
+    mapping: str = "linear",
+    mapping_options: dict[str, object] | None = None,
+    **options: object,
+) -> ReprogrammedModel:
+    """A two-class model over ``VOCAB`` (inputs ``[batch, 6]``); ``options`` go to the program."""
     return ReprogrammedModel.build(
         source,
         input_shape=(6,),
         class_names=["neg", "pos"],
         program=program,
-        mapping="linear",
+        mapping=mapping,
         program_options=dict(options),
+        mapping_options=mapping_options,
         vocabulary=VOCAB,
     )
 
@@ -454,15 +463,12 @@ def test_cli_fit_eval_predict_on_sequences(
 
 def test_random_many_to_one_over_vocabulary_logits() -> None:
     model = _model("soft-prompt", source="tiny-random-causal-lm", length=2)
-    rnd = ReprogrammedModel.build(
-        "tiny-random-causal-lm",
-        input_shape=(6,),
-        class_names=["neg", "pos"],
-        program="soft-prompt",
+    rnd = _model(
+        "soft-prompt",
+        source="tiny-random-causal-lm",
         mapping="random",
-        program_options={"length": 2},
         mapping_options={"labels_per_class": 3},
-        vocabulary=VOCAB,
+        length=2,
     )
     assert rnd.trainable_parameters() == 2 * 16  # the prompt only: V2S's mapping is fixed
     groups = rnd.mapping.groups
@@ -504,15 +510,12 @@ def test_verbalizer_reads_the_tokens_of_words() -> None:
     assert match_token("antibody", tokens) == 3  # then the longest token spelling its start
     assert match_token("qq", tokens) == -1
     for words in ("D,K", "D|K"):  # '|' where commas split a method's options (bench)
-        model = ReprogrammedModel.build(
-            "tiny-random-causal-lm",
-            input_shape=(6,),
-            class_names=["neg", "pos"],
-            program="soft-prompt",
+        model = _model(
+            "soft-prompt",
+            source="tiny-random-causal-lm",
             mapping="verbalizer",
-            program_options={"length": 2},
             mapping_options={"words": words},
-            vocabulary=VOCAB,
+            length=2,
         )
         names = model.source.label_names
         assert [names[int(i)] for i in model.mapping.groups.flatten()] == ["D", "K"]
