@@ -472,9 +472,16 @@ def _plot(
     tasks = [t for t in settings["tasks"] if any(s["task"] == t for s in summary)]
     if not tasks:
         return
-    fig, axes = subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4.0), squeeze=False)
+    cols = min(len(tasks), 3)  # six panels in one row are too narrow to read
+    grid_rows = -(-len(tasks) // cols)
+    fig, axes = subplots(
+        grid_rows, cols, figsize=(4.6 * cols, 3.9 * grid_rows), squeeze=False
+    )
+    panels = list(axes.flat)
+    for ax in panels[len(tasks):]:
+        ax.set_visible(False)
     colour = palette(methods)
-    for ax, task in zip(axes[0], tasks, strict=True):
+    for ax, task in zip(panels[: len(tasks)], tasks, strict=True):
         order = shots_of(task, settings)
         regression = any(s["rmse_mean"] is not None for s in summary if s["task"] == task)
         key = "rmse" if regression else "auc"
@@ -500,7 +507,7 @@ def _plot(
         ax.set_xlabel("training rows" if regression else "shots per class")
         ax.set_title(task)
         ax.grid(alpha=0.3)
-    bottom = legend_below(fig, axes[0], ncol=4)
+    bottom = legend_below(fig, panels[: len(tasks)], ncol=4) / grid_rows
     fig.suptitle(f"{settings['source']} reprogrammed (solid) vs peers (dashed)", fontsize=10)
     fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
     fig.savefig(path, dpi=120, bbox_inches="tight")  # a wide legend whole
