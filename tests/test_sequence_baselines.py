@@ -75,6 +75,34 @@ def test_sequence_peers_train_report_auc_and_reload(tmp_path: Path, method: str)
     torch.testing.assert_close(loaded(test.x), result.model(test.x))
 
 
+@pytest.mark.parametrize("select", ["kfold:3", "refit"])
+def test_forest_under_kfold_fits_once_on_every_shot(tmp_path: Path, select: str) -> None:
+    """A forest has fixed settings: k-fold or refit selection runs no folds and fits the
+    forest on all the shots (holdout's validation rows included), the same as holdout's
+    forest otherwise."""
+    target = _toy(tmp_path)
+    common = dict(
+        method="composition-forest",
+        target=target,
+        method_options={"trees": "25"},
+        shots=10,
+        progress=False,
+        plots=False,
+    )
+    held = run_baseline(BaselineConfig(**common, out=str(tmp_path / "held"))).metrics
+    result = run_baseline(BaselineConfig(**common, select=select, out=str(tmp_path / "k")))
+    m = result.metrics
+    assert held["splits"]["train"] + held["splits"]["val"] == 20
+    assert m["splits"]["train"] == 20 and m["splits"]["val"] == 0
+    assert m["kfold"]["folds"] == 0 and "epoch" not in m["kfold"]["choice"]
+    assert not (tmp_path / "k" / "folds").exists()
+    assert m["val_accuracy"] is None and "fixed settings" in m["selection"]
+    loaded, _ = load_artifact(tmp_path / "k")
+    test = load_target(target).test
+    assert 0.5 <= m["test_roc_auc"] <= 1.0
+    torch.testing.assert_close(loaded(test.x), result.model(test.x))
+
+
 def test_molecule_peers_read_smiles(tmp_path: Path) -> None:
     pytest.importorskip("rdkit")
     alcohols = ["CO", "CCO", "CCCO", "CCCCO", "CC(C)O", "OCCO", "CCC(C)O", "OCC(O)CO"]

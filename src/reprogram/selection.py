@@ -123,6 +123,7 @@ def kfold_run(
     target: TargetData | None = None,
     fixed_options: Callable[[Any, dict[str, float]], Any] | None = None,
     callbacks: list[Any] | None = None,
+    chooses: bool = True,
 ) -> Any:
     """Run ``runner`` (``fit`` or ``run_baseline``) under k-fold or refit selection.
 
@@ -137,6 +138,8 @@ def kfold_run(
         fixed_options: for fixed-feature baselines, ``(config, chosen) → config`` with the
             penalty grid reduced to the chosen value.
         callbacks: training hooks given to every run (each fold and the final one).
+        chooses: False for a method with fixed settings (a random forest): validation has
+            nothing to choose, so no selection runs; the final run fits every training example.
     Returns:
         the final run's ``FitResult`` (its metrics carry the ``kfold`` record).
     """
@@ -145,14 +148,15 @@ def kfold_run(
     data = target if target is not None else load_target(config.target)
     name = data.name if target is not None else config.target
     _check_task(config, data)
+    fixed = nothing_to_choose(config) or not chooses
     try:
         pool = prepare_splits(
             data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
         )
     except DataError:
-        if not nothing_to_choose(config):
+        if not fixed:
             raise
-        # --epochs 0 holds nothing out, so classes too small to give one example to
+        # nothing to choose holds nothing out, so classes too small to give one example to
         # validation are fine: train on the few-shot pool as drawn
         train, folds = few_shot_pool(data, shots=config.shots, seed=config.seed), []
     else:
@@ -167,7 +171,7 @@ def kfold_run(
             folds = stratified_folds(train.y, k, config.seed, pool.class_names)
     fold_metrics = []
     extra = {"diagnostics": False} if hasattr(config, "diagnostics") else {}
-    if nothing_to_choose(config):  # --epochs 0: the folds could only pick epoch 0
+    if fixed:  # --epochs 0 (the folds could only pick epoch 0), or fixed settings
         folds = []
     for i, held in enumerate(folds):
         directory = out / FOLDS_DIR / str(i)
@@ -195,12 +199,17 @@ def kfold_run(
         choose(fold_metrics, rule=selection_rule(config.select), task=data.task)
         if folds
         else _UNTRAINED
+        if chooses
+        else _FIXED
     )
     final = _run_into(config, out, select="holdout", shots=None)
     if config.progress:
-        chose = f"chose {_describe(choice, k)}" if folds else "has nothing to choose (--epochs 0)"
+        why = "--epochs 0" if chooses else "fixed settings"
+        chose = f"chose {_describe(choice, k)}" if folds else f"has nothing to choose ({why})"
         print(f"{_name(config)} {chose}; training on all {len(train)}", flush=True)
-    if "epoch" in choice:
+    if not chooses:
+        pass  # the method's own settings, fitted on every training example
+    elif "epoch" in choice:
         final = dataclasses.replace(
             final, select_epoch=choice["epoch"], epochs=max(choice["epoch"], 1), patience=None
         )
@@ -225,8 +234,13 @@ def kfold_run(
             f"{_chooser(config, folds)} chose {_describe(choice, k)}; refit on all training "
             "examples; test once"
             if folds
-            else "nothing to choose (--epochs 0: the untrained program; the head fitted on "
-            "all training examples); no selection runs"
+            else (
+                "nothing to choose (--epochs 0: the untrained program; the head fitted on "
+                "all training examples); no selection runs"
+                if chooses
+                else "nothing to choose (fixed settings, fitted on all training examples); "
+                "no selection runs"
+            )
             + (
                 "; val_accuracy is the head's leave-one-out accuracy on them"
                 if choice["val_accuracy"] is not None
@@ -280,6 +294,7 @@ def _check_task(config: Any, data: TargetData) -> None:
 
 # The choice when the method trains nothing: its start, with no held-out estimate of it.
 _UNTRAINED: dict[str, Any] = {"epoch": 0, "val_accuracy": None, "val_loss": None, "curve": []}
+_FIXED: dict[str, Any] = {"val_accuracy": None, "val_loss": None, "curve": []}
 
 
 def _loo_accuracy(metrics: dict[str, Any]) -> float | None:

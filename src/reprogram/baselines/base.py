@@ -89,6 +89,9 @@ class Baseline:
     optimizer_defaults: ClassVar[dict[str, Any]] = {}
     #: Target modalities a baseline with a source handles (its source's kind must match).
     modalities: tuple[str, ...] = ("image",)
+    #: False for fixed settings (a random forest): ``--select kfold:K``/``refit`` then runs no
+    #: selection runs and fits the final model on every training example.
+    chooses: bool = True
 
     def __init__(self, options: Any) -> None:
         self.options = options
@@ -224,6 +227,7 @@ def run_baseline(
             target=target,
             fixed_options=baseline.fix_penalty,
             callbacks=callbacks,
+            chooses=baseline.chooses,
         )
     data, splits = load_run_data(config, target)  # checks --out first; writes nothing
     if baseline.needs_source:

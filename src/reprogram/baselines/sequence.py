@@ -17,7 +17,6 @@ The fitted trees are saved as tensors (:mod:`reprogram.baselines.forest`), never
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from collections import OrderedDict
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 
 from ..adapter import Adapted
-from ..config import BaselineConfig, FitResult
+from ..config import FitResult
 from ..data.sequences import decode
 from ..errors import DataError, ReprogramError
 from ..evaluate import score
@@ -208,6 +207,7 @@ class ForestBaseline(Baseline):
     """A random forest on fixed sequence features (``kind``)."""
 
     needs_source = False
+    chooses = False  # fixed settings: k-fold or refit selection fits once, on every example
     kind = "composition"
 
     def build(self, ctx: BuildContext) -> nn.Module:
@@ -261,9 +261,6 @@ class ForestBaseline(Baseline):
             selection=f"fixed settings ({self.options.trees} trees); nothing chosen; test once",
             artifact=artifact,
         )
-
-    def fix_penalty(self, config: BaselineConfig, chosen: dict[str, float]) -> BaselineConfig:
-        return dataclasses.replace(config)  # nothing is chosen: k-fold has nothing to fix
 
 
 def _register_forest(kind: str, name: str, about: str) -> None:
