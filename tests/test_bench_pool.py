@@ -107,6 +107,7 @@ def test_forecast_bench_refuses_unknown_sets_before_any_work(
 @pytest.mark.parametrize(("argv", "match"), [
     (["bench", "efficiency", "--jobs", "2"], "one cell at a time"),
     (["bench", "vision", "--jobs", "0"], "at least 1"),
+    (["bench", "vision", "--select", "kfold:5"], "--select applies to the ucr-v2s and sequences"),
 ])
 def test_bench_jobs_flag_is_checked(tmp_path: Path, argv: list[str], match: str,
                                     capsys: pytest.CaptureFixture[str]) -> None:

@@ -225,3 +225,46 @@ def test_verbalizer_words_pass_through_a_method_name_and_its_table_row(tmp_path:
     )
     assert row.startswith("| text+verbalizer:epochs=0,words=D\\|K |")
     assert len(row.replace("\\|", "").split("|")) == len("| m | auc | acc | params |".split("|"))
+
+
+def test_suite_select_applies_to_every_row_and_is_kept(tmp_path: Path) -> None:
+    """``select="kfold:2"``: the program and the forest both train on every shot (the forest
+    with no folds), the table says how cells chose, and the directory refuses holdout."""
+    task = _toy(tmp_path)
+    kwargs = dict(
+        tasks=(task,),
+        shots=(6,),
+        seeds=(0,),
+        methods=("soft-prompt+linear:init=probe,length=2", "composition-forest:trees=5"),
+        source="tiny-random-lm",
+        epochs=1,
+        progress=False,
+    )
+    out = tmp_path / "suite"
+    rows = run_sequences(out, **kwargs, select="kfold:2")  # type: ignore[arg-type]
+    assert len(rows) == 2
+    for method in kwargs["methods"]:  # type: ignore[union-attr]
+        m = json.loads((out / "runs" / task / method / "shots6" / "seed0" / "metrics.json")
+                       .read_text())
+        assert m["splits"]["train"] == 12 and m["kfold"]["select"] == "kfold:2"
+    program = out / "runs" / task / kwargs["methods"][0] / "shots6" / "seed0"  # type: ignore[index]
+    assert len(list((program / "folds").glob("*/metrics.json"))) == 2
+    assert "2-fold cross-validation on the shots selects" in (out / "results.md").read_text()
+    with pytest.raises(ReprogramError, match="was run with select='kfold:2'"):
+        run_sequences(out, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_suite_from_before_select_reads_as_holdout(tmp_path: Path) -> None:
+    """A results.json without ``select`` in its settings was run under holdout: a holdout
+    call adds to it, a k-fold call is refused."""
+    task = _toy(tmp_path)
+    kwargs = dict(tasks=(task,), shots=(4,), seeds=(0,), methods=("length:trees=5",),
+                  source="tiny-random-lm", epochs=1, progress=False)
+    out = tmp_path / "suite"
+    run_sequences(out, **kwargs)  # type: ignore[arg-type]
+    record = json.loads((out / "results.json").read_text())
+    del record["meta"]["settings"]["select"]
+    (out / "results.json").write_text(json.dumps(record))
+    assert len(run_sequences(out, **kwargs, report_only=True)) == 1  # type: ignore[arg-type]
+    with pytest.raises(ReprogramError, match="was run with select='holdout'"):
+        run_sequences(out, **kwargs, select="refit")  # type: ignore[arg-type]

@@ -23,6 +23,29 @@ def write_csv(
         writer.writerows(rows)
 
 
+def selection_text(select: str, examples: str = "training series") -> str:
+    """How a suite's cells select, in words, for its table's header (``select``: a
+    ``--select`` value; ``examples``: what the training examples are called)."""
+    from reprogram.selection import ONE_SE, is_refit, selection_rule
+
+    holdout = f"20% of each class's {examples} validate and select (epoch, penalty)"
+    rule = ""
+    if selection_rule(select) == ONE_SE:
+        rule = (
+            " by the one-standard-error rule (the earliest epoch, or the strongest penalty, "
+            "within one binomial standard error of the best validation accuracy)"
+        )
+    if select == "holdout":
+        return holdout
+    if is_refit(select):
+        return f"{holdout}{rule}, then one refit on all {examples}"
+    k = select.split(":")[1]
+    return (
+        f"{k}-fold cross-validation on the {examples} selects (epoch, penalty){rule}, then "
+        "one refit on all of them"
+    )
+
+
 def palette(methods: Sequence[str]) -> dict[str, Any]:
     """A colour per method: matplotlib's 10, or tab20's 20 when 10 would repeat."""
     import matplotlib

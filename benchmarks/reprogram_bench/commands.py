@@ -14,6 +14,8 @@ from reprogram_bench.ucr import run_from_args
 from reprogram_bench.vision import DEFAULT_METHODS, run_vision, summarise
 
 PARALLEL_SUITES = ("vision", "sequences", "forecast")
+#: Suites whose every cell takes --select (the others choose on held-out validation).
+SELECT_SUITES = ("ucr-v2s", "sequences")
 
 
 def _shots(text: str, flag: str = "--shots") -> tuple[int, ...]:
@@ -32,6 +34,13 @@ def run(args: Any, command: str | None) -> None:
             f"--jobs runs the cells of {', '.join(PARALLEL_SUITES)} in parallel; the "
             f"{args.suite} suite runs one cell at a time (efficiency times each step, and "
             "cells beside it would skew the timings). Leave --jobs out."
+        )
+    select = getattr(args, "select", "holdout")
+    if select != "holdout" and args.suite not in SELECT_SUITES:
+        raise ReprogramError(
+            f"--select applies to the {' and '.join(SELECT_SUITES)} suites; the {args.suite} "
+            "suite's cells choose on held-out validation (a method may name its own "
+            "select=, e.g. 'full+linear:init=probe,select=kfold:5'). Leave --select out."
         )
     if args.suite == "forecast":
         from reprogram_bench.forecast import HORIZONS, LM, run_forecast
@@ -86,6 +95,7 @@ def run(args: Any, command: str | None) -> None:
             progress=not args.quiet,
             report_only=args.report_only,
             jobs=jobs,
+            select=select,
         )
         return
     args.source = args.source or "efficientnet-lite0"

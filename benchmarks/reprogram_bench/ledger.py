@@ -58,6 +58,7 @@ def open_ledger(
     key_of: Callable[[dict[str, Any]], str],
     shared: Sequence[str],
     runs_cells: bool = True,
+    defaults: dict[str, Any] | None = None,
 ) -> Ledger:
     """What ``out/results.json`` recorded, merged with this invocation's ``settings``.
 
@@ -69,6 +70,8 @@ def open_ledger(
         shared: settings every cell of one table must share (a clash is refused).
         runs_cells: False for ``--report-only``: its command ran nothing, so it is not
             listed among the table's commands (when earlier ones are).
+        defaults: what a setting was before the suite recorded it (a suite directory
+            written before ``select`` was a setting ran every cell under ``holdout``).
     Raises:
         ReprogramError: results.json is unreadable, or was written with other ``shared``
             settings.
@@ -78,7 +81,8 @@ def open_ledger(
         return Ledger({}, dict(settings), [command], key_of)
     try:
         previous = json.loads(path.read_text())
-        old_settings, old_rows = previous["meta"]["settings"], previous["rows"]
+        old_settings = {**(defaults or {}), **previous["meta"]["settings"]}
+        old_rows = previous["rows"]
         old_commands = previous["meta"].get("commands") or [previous["meta"]["command"]]
         recorded = {key_of(r): r for r in old_rows}
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -29,7 +29,14 @@ from typing import Any
 
 from reprogram.artifact import METRICS
 from reprogram.errors import ReprogramError
-from reprogram_bench import cell_seconds, legend_below, md_cell, palette, write_csv
+from reprogram_bench import (
+    cell_seconds,
+    legend_below,
+    md_cell,
+    palette,
+    selection_text,
+    write_csv,
+)
 from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
 from reprogram_bench.pool import check_jobs, plan, run_tasks, running_line
@@ -100,8 +107,11 @@ class Cell:
         return "+" in self.method
 
 
-def run_cell(cell: Cell, out: Path, *, source: str, epochs: int) -> dict[str, Any]:
-    """Run (or resume) one cell into ``out``; returns its metrics."""
+def run_cell(
+    cell: Cell, out: Path, *, source: str, epochs: int, select: str = "holdout"
+) -> dict[str, Any]:
+    """Run (or resume) one cell into ``out`` under the suite's ``select`` (a method's own
+    ``select=`` wins); returns its metrics."""
     from reprogram.selection import unfinished
 
     resume = unfinished(out)
@@ -112,6 +122,7 @@ def run_cell(cell: Cell, out: Path, *, source: str, epochs: int) -> dict[str, An
         shots=cell.shots or None,
         epochs=epochs,
         seed=cell.seed,
+        select=select,
         out=str(out),
         resume=resume,
         overwrite=not resume,
@@ -192,14 +203,21 @@ def run_sequences(
     progress: bool = True,
     report_only: bool = False,
     jobs: int = 1,
+    select: str = "holdout",
 ) -> list[dict[str, Any]]:
     """Run every missing cell, then write the tables and the plot; returns all rows.
 
+    ``select``: how every cell chooses (``holdout``: 20% of the shots validate; ``refit`` or
+    ``kfold:K``: they choose, then one refit on every shot; see :mod:`reprogram.selection`),
+    the same for reprogramming rows and peers; a suite directory keeps one.
     ``jobs``: cells run at once, each in a worker process (:mod:`reprogram_bench.pool`).
     ``shots`` are per class for classification tasks; ``regression_shots`` are rows in all
     for regression tasks (0: every row). ``report_only``: run nothing; write the tables
     from the cells already finished."""
     check_jobs(jobs)
+    from reprogram.selection import parse_select
+
+    parse_select(select)
     for method in methods:
         body, _src = split_source(method, source)
         (parse_method if "+" in body else parse_baseline)(body)
@@ -215,9 +233,11 @@ def run_sequences(
         "seeds": list(seeds),
         "methods": list(methods),
         "default_row": DEFAULT_ROW,
+        "select": select,
     }
     ledger = open_ledger(out, settings, command or "reprogram bench sequences", _key,
-                         shared=("source", "epochs"), runs_cells=not report_only)
+                         shared=("source", "epochs", "select"), runs_cells=not report_only,
+                         defaults={"select": "holdout"})
     rows: list[dict[str, Any]] = []
     by_index: dict[int, dict[str, Any]] = {}
     started = time.perf_counter()
@@ -235,7 +255,8 @@ def run_sequences(
         if write:
             write_results(out, ledger.rows(rows), ledger.settings, ledger.meta())
 
-    pending = plan(cells, out, ledger, _row, run_cell, dict(source=source, epochs=epochs),
+    pending = plan(cells, out, ledger, _row, run_cell,
+                   dict(source=source, epochs=epochs, select=select),
                    report, run=not report_only)
     for done in run_tasks(pending, jobs, before=running_line(started, progress),
                           progress=progress):
@@ -360,7 +381,8 @@ def _markdown(
         "",
         *command_lines(meta),
         f"Seeds {settings['seeds']}; {settings['epochs']} epochs for trained programs; "
-        "validation (20% of the shots) selects, the test split (a fixed 20% of each set, "
+        f"{selection_text(settings.get('select', 'holdout'), 'shots')} (every row alike, "
+        "unless a method names its own `select=`); the test split (a fixed 20% of each set, "
         "seed 0) is scored once per run. Shots are per class (regression: rows in all); `all` is "
         "every training row.  ",
         f"Default reprogramming row, fixed in advance: `{settings['default_row']}`.  ",

@@ -31,7 +31,7 @@ from typing import Any
 
 from reprogram.artifact import METRICS, read_json, write_json
 from reprogram.errors import ReprogramError
-from reprogram_bench import cell_seconds, ints, split_methods, write_csv
+from reprogram_bench import cell_seconds, ints, selection_text, split_methods, write_csv
 from reprogram_bench.compare import markdown as markdown_paired
 from reprogram_bench.compare import paired, plot_paired
 from reprogram_bench.ledger import check_shared
@@ -468,7 +468,7 @@ def _markdown(
         f"Command: `{meta['command']}`  ",
         f"Seeds {settings['seeds']}; {epochs} epochs for gradient methods (reprogramming, "
         f"scratch) unless a method names its own `epochs=`; {data}; "
-        f"{_selection_text(settings.get('select', 'holdout'))}; the "
+        f"{selection_text(settings.get('select', 'holdout'))}; the "
         "official test split is scored once per run.  ",
         f"Machine: {describe(mach)}, "
         f"niceness {mach['niceness']}, load average at start {mach['load_average_at_start']} "
@@ -527,27 +527,6 @@ def _markdown(
             f"{statistics.median(s['train_seconds'] for s in rs):.1f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _selection_text(select: str) -> str:
-    from reprogram.selection import ONE_SE, is_refit, selection_rule
-
-    holdout = "20% of each class's training series validate and select (epoch, penalty)"
-    rule = ""
-    if selection_rule(select) == ONE_SE:
-        rule = (
-            " by the one-standard-error rule (the earliest epoch, or the strongest penalty, "
-            "within one binomial standard error of the best validation accuracy)"
-        )
-    if select == "holdout":
-        return holdout
-    if is_refit(select):
-        return f"{holdout}{rule}, then one refit on all training series"
-    k = select.split(":")[1]
-    return (
-        f"{k}-fold cross-validation on the training series selects (epoch, penalty){rule}, then "
-        "one refit on all of them"
-    )
 
 
 def comparisons_of(

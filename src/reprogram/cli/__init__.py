@@ -335,8 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--select",
         default="holdout",
-        help="ucr-v2s: holdout (20%% of train validates), refit (it chooses, then a refit on "
-        "all training series) or kfold:K (K-fold cross-validation chooses, then a refit); "
+        help="ucr-v2s, sequences: holdout (20%% of train validates), refit (it chooses, then "
+        "a refit on all training examples) or kfold:K (K-fold cross-validation chooses, then a "
+        "refit), every cell alike; "
         "a :1se suffix (refit:1se) takes the earliest epoch or strongest penalty within one "
         "standard error of the best",
     )
