@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from reprogram_bench.sequences import (
+    CHOSEN,
     _params_text,
     cells_for,
+    chosen_by_validation,
     is_regression,
     paired_auc,
     run_sequences,
@@ -268,3 +270,24 @@ def test_a_suite_from_before_select_reads_as_holdout(tmp_path: Path) -> None:
     assert len(run_sequences(out, **kwargs, report_only=True)) == 1  # type: ignore[arg-type]
     with pytest.raises(ReprogramError, match="was run with select='holdout'"):
         run_sequences(out, **kwargs, select="refit")  # type: ignore[arg-type]
+
+
+def test_validation_chooses_the_reprogramming_row_without_reading_test() -> None:
+    def row(method: str, seed: int, val: float | None, test: float) -> dict[str, object]:
+        return {"task": "t", "method": method, "kind": "reprogramming", "shots": 8,
+                "seed": seed, "val_accuracy": val, "test_roc_auc": test, "test_rmse": None}
+
+    a, b, probe = "soft-prompt+linear", "dictionary+linear", "text+linear:epochs=0"
+    rows = [
+        row(a, 0, 0.75, 0.60), row(b, 0, 0.80, 0.50), row(probe, 0, None, 0.99),  # b: best val
+        row(a, 1, 0.70, 0.70), row(b, 1, 0.70, 0.90), row(probe, 1, None, 0.99),  # tie: a
+        row(a, 2, 0.90, 0.80), row(probe, 2, None, 0.99),  # b did not finish seed 2: skipped
+        {**row("length", 0, 0.99, 0.55), "kind": "peer"},  # a peer is never chosen
+    ]
+    chosen = {c["seed"]: c for c in chosen_by_validation(rows, [a, b, probe])}
+    assert set(chosen) == {0, 1}
+    assert chosen[0]["chosen"] == b and chosen[0]["test_roc_auc"] == 0.50
+    assert chosen[1]["chosen"] == a and chosen[1]["method"] == CHOSEN
+    regression = [{**row(a, 0, None, 0.0), "test_roc_auc": None, "test_rmse": 1.0, "val_rmse": 0.9},
+                  {**row(b, 0, None, 0.0), "test_roc_auc": None, "test_rmse": 2.0, "val_rmse": 0.8}]
+    assert chosen_by_validation(regression, [a, b])[0]["chosen"] == b  # the lower val RMSE

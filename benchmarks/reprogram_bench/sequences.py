@@ -282,6 +282,111 @@ def _key(row: dict[str, Any]) -> str:
     return Cell(row["task"], row["method"], int(row["shots"]), int(row["seed"])).key
 
 
+#: The derived row: per task, shot count and seed, the reprogramming row validation chose.
+CHOSEN = "chosen by validation"
+
+
+def chosen_by_validation(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
+    """Per (task, shots, seed), of the reprogramming rows of ``methods``, the one with the best
+    validation score (the highest ``val_accuracy``; regression: the lowest ``val_rmse``), ties
+    to the method listed first (the default row leads): a copy named :data:`CHOSEN` with the
+    chosen method under ``chosen``. Rows without a validation score (an ``epochs=0`` probe under
+    k-fold selection, which holds nothing out) are not candidates, and only the (task, shots,
+    seed) where every method of ``methods`` finished are chosen in. No test score is read to
+    choose, so comparing this row with a peer is not test-set selection."""
+    order = {m: i for i, m in enumerate(methods)}
+    finished: dict[tuple[str, int, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["kind"] == "reprogramming" and r["method"] in order:
+            finished[(r["task"], r["shots"], r["seed"])].append(r)
+
+    def scored(r: dict[str, Any]) -> bool:
+        return r.get("val_rmse" if r.get("test_rmse") is not None else "val_accuracy") is not None
+
+    groups = {  # only where every method finished: the choice is always among the same rows
+        key: [r for r in rs if scored(r)] for key, rs in finished.items() if len(rs) == len(order)
+    }
+    groups = {key: rs for key, rs in groups.items() if rs}
+
+    def rank(r: dict[str, Any]) -> tuple[float, int]:
+        score = -r["val_rmse"] if r.get("test_rmse") is not None else r["val_accuracy"]
+        return -score, order.get(r["method"], len(order))
+
+    return [
+        {**min(rs, key=rank), "method": CHOSEN, "chosen": min(rs, key=rank)["method"]}
+        for rs in groups.values()
+    ]
+
+
+def _chosen_lines(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[str]:
+    """The markdown section on the row validation chose: what it chose, its test score, and
+    paired against each peer (empty when fewer than two reprogramming rows ran)."""
+    ran = {r["method"] for r in rows if r["kind"] == "reprogramming"}
+    programs = [m for m in settings["methods"] if m in ran]
+    programs = [m for m in programs if m in DEFAULT_METHODS] or programs  # variants: not chosen
+    if len(programs) < 2:
+        return []
+    chosen = chosen_by_validation(rows, programs)
+    if not chosen:
+        return []
+    short = {m: m.split("+")[0] for m in programs}  # the program's name, where that is unique
+    if len(set(short.values())) < len(programs):
+        short = {m: md_cell(m) for m in programs}
+    lines = [
+        f"## The reprogramming row {CHOSEN}",
+        "",
+        "Per task, shot count and seed, of "
+        + ", ".join(f"`{m}`" for m in programs)
+        + ", the row with the best validation score (accuracy; regression: RMSE), ties to "
+        "the one listed first; no test score is read to choose it.",
+        "",
+        "| task | shots | chosen (seeds) | test AUC / RMSE, mean ± std |",
+        "|---|---|---|---|",
+    ]
+    for task in settings["tasks"]:
+        for k in shots_of(task, settings):
+            rs = [c for c in chosen if c["task"] == task and c["shots"] == k]
+            if not rs:
+                continue
+            regression = rs[0].get("test_rmse") is not None
+            scores = [c["test_rmse" if regression else "test_roc_auc"] for c in rs]
+            scores = [v for v in scores if v is not None]
+            if not scores:
+                continue
+            spread = (f"{statistics.mean(scores):.3f} ± {statistics.stdev(scores):.3f}"
+                      if len(scores) > 1 else f"{scores[0]:.3f} (n=1)")
+            picks = ", ".join(
+                f"{short[c['chosen']]} ({c['seed']})" for c in sorted(rs, key=lambda c: c["seed"])
+            )
+            lines.append(
+                f"| {md_cell(task)} | {_shots_text(k, regression)} | {picks} | {spread} |"
+            )
+    peers = [m for m in settings["methods"] if "+" not in m]
+    every = rows + chosen
+    table = []
+    for metric, grid in (("test_roc_auc", settings["shots"]),
+                         ("test_rmse", settings.get("regression_shots"))):
+        for k in _ascending(grid):
+            for p in peers:
+                c = paired_auc(every, CHOSEN, p, k, metric)
+                if c["pairs"]:
+                    what = "AUC" if metric == "test_roc_auc" else "RMSE"
+                    table.append(
+                        f"| {_shots_text(k)} | {md_cell(p)} | {what} | {c['pairs']} | "
+                        f"{c['mean_diff']:+.3f} | {c['wins']} | {c['losses']} |"
+                    )
+    if table:
+        lines += [
+            "",
+            f"Paired, {CHOSEN} minus each peer (per task and seed; RMSE: negative is ours):",
+            "",
+            "| shots | peer | metric | pairs | mean difference | wins | losses |",
+            "|---|---|---|---|---|---|---|",
+            *table,
+        ]
+    return [*lines, ""]
+
+
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean ± std over seeds of accuracy and ROC-AUC (regression: RMSE and R²) per (task,
     method, shots)."""
@@ -450,6 +555,7 @@ def _markdown(
                     *table,
                     "",
                 ]
+    lines += _chosen_lines(rows, settings)
     return "\n".join(lines) + "\n"
 
 
