@@ -420,3 +420,17 @@ def test_cli_select_flag_and_bench_refuses_mixed_settings(tmp_path: Path, waves:
     _check_earlier(suite, {"epochs": 100, "max_train": None, "select": "holdout"})
     with pytest.raises(ReprogramError, match="select='holdout'; this call asks select='kfold:5'"):
         _check_earlier(suite, {"epochs": 100, "max_train": None, "select": "kfold:5"})
+
+
+def test_the_summary_notes_a_handful_of_validation_examples(tmp_path: Path) -> None:
+    """Holdout with a few validation examples gets a note pointing at --select kfold:5; a
+    k-fold run, or one whose validation is large enough, does not."""
+    from reprogram.cli import summary
+
+    small = fit(config(tmp_path, "small", select="holdout", epochs=2))
+    assert 0 < small.metrics["splits"]["val"] < 20
+    assert "note" in summary(small) and "--select kfold:5" in summary(small)
+    folded = fit(config(tmp_path, "folded", select="kfold:3", epochs=2))
+    assert "--select kfold:5" not in summary(folded)
+    large = fit(config(tmp_path, "large", select="holdout", shots=None, epochs=2))
+    assert large.metrics["splits"]["val"] >= 20 and "--select kfold:5" not in summary(large)

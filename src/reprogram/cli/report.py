@@ -32,6 +32,24 @@ def _train_time(m: dict[str, Any]) -> str:
     return text
 
 
+#: Fewer held-out validation examples than this cannot rank epochs (or penalties) reliably.
+SMALL_VALIDATION = 20
+
+
+def _small_validation(m: dict[str, Any]) -> str | None:
+    """A note when a handful of held-out examples chose the epoch or penalty: their
+    accuracy moves in steps of ``1/n`` and they were never trained on (``None`` otherwise:
+    k-fold or refit selection, nothing chosen, or validation large enough)."""
+    n = m["splits"]["val"]
+    chose = "selected" in m or m.get("epochs", 0) >= 2
+    if "kfold" in m or not chose or not 0 < n < SMALL_VALIDATION:
+        return None
+    return (
+        f"{n} held-out example(s) chose (accuracy in steps of {100 / n:.0f}%) and were not "
+        "trained on; --select kfold:5 chooses on every training example, then refits on all"
+    )
+
+
 def summary(result: Any) -> str:
     """The final table of a fit or baseline run."""
     m, c = result.metrics, result.config
@@ -86,6 +104,9 @@ def summary(result: Any) -> str:
         ),
         ("artifact", f"{result.out}  ({', '.join(files)})"),
     ]
+    note = _small_validation(m)
+    if note:
+        rows.insert(-1, ("note", note))
     if "queries" in m:  # a black-box run
         budget = f", budget {m['query_budget']:,}" if m.get("query_budget") else ""
         stop = (
