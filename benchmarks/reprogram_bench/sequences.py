@@ -300,22 +300,53 @@ def chosen_by_validation(rows: list[dict[str, Any]], methods: list[str]) -> list
         if r["kind"] == "reprogramming" and r["method"] in order:
             finished[(r["task"], r["shots"], r["seed"])].append(r)
 
-    def scored(r: dict[str, Any]) -> bool:
-        return r.get("val_rmse" if r.get("test_rmse") is not None else "val_accuracy") is not None
+    def validation(r: dict[str, Any]) -> float | None:
+        """Higher is better: the accuracy, or minus the RMSE of a regression row."""
+        if r.get("test_rmse") is not None:
+            return None if r.get("val_rmse") is None else -r["val_rmse"]
+        return r.get("val_accuracy")
 
-    groups = {  # only where every method finished: the choice is always among the same rows
-        key: [r for r in rs if scored(r)] for key, rs in finished.items() if len(rs) == len(order)
-    }
-    groups = {key: rs for key, rs in groups.items() if rs}
+    chosen = []
+    for rs in finished.values():
+        scored = [(v, r) for r in rs if (v := validation(r)) is not None]
+        if len(rs) < len(order) or not scored:  # the choice is always among the same rows
+            continue
+        _, best = min(scored, key=lambda vr: (-vr[0], order[vr[1]["method"]]))
+        chosen.append({**best, "method": CHOSEN, "chosen": best["method"]})
+    return chosen
 
-    def rank(r: dict[str, Any]) -> tuple[float, int]:
-        score = -r["val_rmse"] if r.get("test_rmse") is not None else r["val_accuracy"]
-        return -score, order.get(r["method"], len(order))
 
-    return [
-        {**min(rs, key=rank), "method": CHOSEN, "chosen": min(rs, key=rank)["method"]}
-        for rs in groups.values()
-    ]
+def _paired_sections(
+    rows: list[dict[str, Any]], ours: str, title: str, settings: dict[str, Any]
+) -> list[str]:
+    """Markdown sections pairing ``ours`` with each peer of ``settings`` per task and seed: one
+    on test ROC-AUC over the classification shots, one on test RMSE over the regression rows
+    (``title`` names ``ours``; a section with no pair is left out)."""
+    peers = [m for m in settings["methods"] if "+" not in m]
+    lines: list[str] = []
+    for metric, label, grid in (
+        ("test_roc_auc", "test ROC-AUC", settings["shots"]),
+        ("test_rmse", "test RMSE, negative: lower is ours", settings.get("regression_shots")),
+    ):
+        table = []
+        for k in _ascending(grid):
+            for p in peers:
+                c = paired_auc(rows, ours, p, k, metric)
+                if c["pairs"]:
+                    table.append(
+                        f"| {_shots_text(k)} | {md_cell(p)} | {c['pairs']} | "
+                        f"{c['mean_diff']:+.3f} | {c['wins']} | {c['losses']} |"
+                    )
+        if table:
+            lines += [
+                f"## Paired: {title} minus each peer ({label}, per task and seed)",
+                "",
+                "| shots | peer | pairs | mean difference | wins | losses |",
+                "|---|---|---|---|---|---|",
+                *table,
+                "",
+            ]
+    return lines
 
 
 def _chosen_lines(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[str]:
@@ -361,30 +392,7 @@ def _chosen_lines(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[
             lines.append(
                 f"| {md_cell(task)} | {_shots_text(k, regression)} | {picks} | {spread} |"
             )
-    peers = [m for m in settings["methods"] if "+" not in m]
-    every = rows + chosen
-    table = []
-    for metric, grid in (("test_roc_auc", settings["shots"]),
-                         ("test_rmse", settings.get("regression_shots"))):
-        for k in _ascending(grid):
-            for p in peers:
-                c = paired_auc(every, CHOSEN, p, k, metric)
-                if c["pairs"]:
-                    what = "AUC" if metric == "test_roc_auc" else "RMSE"
-                    table.append(
-                        f"| {_shots_text(k)} | {md_cell(p)} | {what} | {c['pairs']} | "
-                        f"{c['mean_diff']:+.3f} | {c['wins']} | {c['losses']} |"
-                    )
-    if table:
-        lines += [
-            "",
-            f"Paired, {CHOSEN} minus each peer (per task and seed; RMSE: negative is ours):",
-            "",
-            "| shots | peer | metric | pairs | mean difference | wins | losses |",
-            "|---|---|---|---|---|---|---|",
-            *table,
-        ]
-    return [*lines, ""]
+    return [*lines, "", *_paired_sections(rows + chosen, CHOSEN, f"the row {CHOSEN}", settings)]
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -529,32 +537,9 @@ def _markdown(
             params = _params_text(by, task, m, shots)
             lines.append(f"| {md_cell(m)} | " + " | ".join(cells) + f" | {params} |")
         lines.append("")
-    peers = [m for m in settings["methods"] if "+" not in m]
     default = settings["default_row"]
     if any(r["method"] == default for r in rows):
-        for metric, label, grid in (
-            ("test_roc_auc", "test ROC-AUC", settings["shots"]),
-            ("test_rmse", "test RMSE, negative: lower is ours", settings.get("regression_shots")),
-        ):
-            table = []
-            for k in _ascending(grid):
-                for p in peers:
-                    c = paired_auc(rows, default, p, k, metric)
-                    if c["pairs"]:
-                        table.append(
-                            f"| {_shots_text(k)} | {md_cell(p)} | {c['pairs']} | "
-                            f"{c['mean_diff']:+.3f} | "
-                            f"{c['wins']} | {c['losses']} |"
-                        )
-            if table:
-                lines += [
-                    f"## Paired: `{default}` minus each peer ({label}, per task and seed)",
-                    "",
-                    "| shots | peer | pairs | mean difference | wins | losses |",
-                    "|---|---|---|---|---|---|",
-                    *table,
-                    "",
-                ]
+        lines += _paired_sections(rows, default, f"`{default}`", settings)
     lines += _chosen_lines(rows, settings)
     return "\n".join(lines) + "\n"
 
