@@ -207,15 +207,13 @@ def kfold_run(
         why = "--epochs 0" if chooses else "fixed settings"
         chose = f"chose {_describe(choice, k)}" if folds else f"has nothing to choose ({why})"
         print(f"{_name(config)} {chose}; training on all {len(train)}", flush=True)
-    if not chooses:
-        pass  # the method's own settings, fitted on every training example
-    elif "epoch" in choice:
+    if "epoch" in choice:
         final = dataclasses.replace(
             final, select_epoch=choice["epoch"], epochs=max(choice["epoch"], 1), patience=None
         )
         if hasattr(final, "score_val"):  # its "validation" split is the training data: skip it
             final = dataclasses.replace(final, score_val=False)
-    else:
+    elif chooses:  # a penalty (fixed settings keep their own: nothing to fix)
         if fixed_options is None:
             raise ReprogramError(f"{_name(config)}: this method reports no choice to fix.")
         final = fixed_options(final, choice["penalty"])
@@ -223,6 +221,13 @@ def kfold_run(
         final, source=source, target=_target(data, name, train, train), callbacks=callbacks
     )
     metrics = dict(result.metrics)
+    nothing = (
+        "nothing to choose (--epochs 0: the untrained program; the head fitted on all training "
+        "examples); no selection runs"
+        if chooses
+        else "nothing to choose (fixed settings, fitted on all training examples); no "
+        "selection runs"
+    )
     if not folds:  # nothing held out: the head's leave-one-out accuracy, where it has one
         choice = {**choice, "val_accuracy": _loo_accuracy(metrics)}
     if data.task == "regression" and choice.get("val_loss") is not None:
@@ -234,13 +239,7 @@ def kfold_run(
             f"{_chooser(config, folds)} chose {_describe(choice, k)}; refit on all training "
             "examples; test once"
             if folds
-            else (
-                "nothing to choose (--epochs 0: the untrained program; the head fitted on "
-                "all training examples); no selection runs"
-                if chooses
-                else "nothing to choose (fixed settings, fitted on all training examples); "
-                "no selection runs"
-            )
+            else nothing
             + (
                 "; val_accuracy is the head's leave-one-out accuracy on them"
                 if choice["val_accuracy"] is not None
