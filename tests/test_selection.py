@@ -163,6 +163,9 @@ def test_fit_kfold_chooses_on_folds_then_refits_on_every_shot(tmp_path: Path) ->
     for i in range(3):
         fold = json.loads((tmp_path / "run" / FOLDS_DIR / str(i) / "metrics.json").read_text())
         assert fold["test_accuracy"] is None and len(fold["history"]) == 3
+        # a finished fold keeps its scores, not its weights (never used again)
+        assert not (tmp_path / "run" / FOLDS_DIR / str(i) / "program.safetensors").exists()
+    assert (tmp_path / "run" / "program.safetensors").exists()
     curve = [
         sum(
             json.loads((tmp_path / "run" / FOLDS_DIR / str(i) / "metrics.json").read_text())[

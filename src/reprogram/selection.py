@@ -35,7 +35,9 @@ when validation says so clearly.
 ``val_accuracy``/``val_loss``, keeps the fold curves under ``kfold`` and the folds' training
 time under ``selection_seconds`` (``train_seconds`` is the final run's alone). The runs resume:
 finished folds are kept, an interrupted fold or final run continues from its checkpoint.
-Costs ``K + 1`` trainings.
+Costs ``K + 1`` trainings. A finished fold keeps its ``config.json`` and ``metrics.json`` but
+not its weights: a fold's model saw only part of the data and is never used again, and a
+fine-tuned source would otherwise leave ``K`` full copies of itself on disk.
 
 A gradient run with ``--epochs 0`` (the untrained program, e.g. a ridge head fitted on
 frozen features) has one candidate, so it runs no folds: the final run alone, on every
@@ -52,7 +54,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .artifact import CONFIG, METRICS, read_json, write_json
+from .artifact import CONFIG, METRICS, PROGRAM, read_json, write_json
 from .checkpoint import CHECKPOINT_NAME
 from .config import ONE_SE, REFIT, is_refit, parse_select, selection_rule
 from .data import Split, TargetData, load_target
@@ -177,6 +179,7 @@ def kfold_run(
         directory = out / FOLDS_DIR / str(i)
         if (directory / METRICS).exists():
             fold_metrics.append(read_json(directory / METRICS, "a fold's metrics"))
+            (directory / PROGRAM).unlink(missing_ok=True)
             continue
         keep = _complement(len(train), held)
         fold_data = _target(data, name, train.subset(keep), train.subset(held))
@@ -195,6 +198,7 @@ def kfold_run(
         fold_metrics.append(
             runner(cfg, source=source, target=fold_data, callbacks=callbacks).metrics
         )
+        (directory / PROGRAM).unlink(missing_ok=True)  # only its scores are read again
     choice = (
         choose(fold_metrics, rule=selection_rule(config.select), task=data.task)
         if folds
