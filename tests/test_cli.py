@@ -569,3 +569,22 @@ def test_bench_records_its_command_quoted_to_run_as_written(
     monkeypatch.setattr(cli, "_bench_package", lambda: Suites)
     assert cli.main(argv) == 0
     assert seen == [f"reprogram bench sequences --out {tmp_path} --methods '{methods}'"]
+
+
+def test_an_interrupted_bench_says_to_rerun_it_not_to_pass_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bench`` has no ``--resume``: a rerun of the same command skips finished cells and
+    continues an interrupted one, so Ctrl-C must say that (``fit`` keeps its --resume hint)."""
+    import reprogram.cli as cli
+
+    class Stopped:
+        def run(self, args: object, command: object) -> None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_bench_package", lambda: Stopped())
+    out = tmp_path / "suite"
+    assert main(["bench", "sequences", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "run the same command again" in err
+    assert "--resume" not in err

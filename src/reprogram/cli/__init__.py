@@ -554,7 +554,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         out = getattr(args, "out", None)
         where = (
-            f" The last finished epoch is checkpointed in {out}; continue with --resume."
+            f" Finished cells are kept in {out}; run the same command again to go on (an "
+            "interrupted cell continues from its last finished epoch)."
+            if out and args.command == "bench"
+            else f" The last finished epoch is checkpointed in {out}; continue with --resume."
             if out
             else ""
         )
