@@ -167,6 +167,12 @@ def test_forest_peer_regresses_and_reloads(
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 2 and "class" not in rows[0]
     assert rows[0]["value"] > rows[1]["value"]  # four K's: a larger value
+    # --labelled: the values scored against the file's labels (RMSE, MAE), as a class
+    # model's predict prints its accuracy
+    given = tmp_path / "given.csv"
+    given.write_text(f"sequence,label\nKKKK,{rows[0]['value'] + 1}\nACD,{rows[1]['value'] - 1}\n")
+    assert main(["predict", str(tmp_path / "rf"), str(given), "--labelled"]) == 0
+    assert "RMSE 1.0000, MAE 1.0000 (2 rows)" in capsys.readouterr().out
     with pytest.raises(ReprogramError, match="composition-logreg classifies"):
         run_baseline(
             BaselineConfig(

@@ -15,7 +15,7 @@ from reprogram.baselines.sequence import CompositionFeatures
 from reprogram.config import BaselineConfig
 from reprogram.data import load_target
 from reprogram.data.sequences import encode
-from reprogram.errors import ReprogramError
+from reprogram.errors import DataError, ReprogramError
 
 
 def test_composition_counts_symbols_and_pairs() -> None:
@@ -103,7 +103,7 @@ def test_forest_under_kfold_fits_once_on_every_shot(tmp_path: Path, select: str)
     torch.testing.assert_close(loaded(test.x), result.model(test.x))
 
 
-def test_molecule_peers_read_smiles(tmp_path: Path) -> None:
+def test_molecule_peers_read_smiles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("rdkit")
     alcohols = ["CO", "CCO", "CCCO", "CCCCO", "CC(C)O", "OCCO", "CCC(C)O", "OCC(O)CO"]
     rings = ["c1ccccc1", "Cc1ccccc1", "c1ccncc1", "C1CCCCC1", "c1ccc2ccccc2c1", "C1CCOC1"]
@@ -123,6 +123,21 @@ def test_molecule_peers_read_smiles(tmp_path: Path) -> None:
             )
         )
         assert result.metrics["test_accuracy"] is not None
+    # predict checks new molecules with RDKit and names the file's row
+    from reprogram.cli import main
+
+    new = tmp_path / "new.smi"
+    new.write_text("CCO ethanol\nC1CC( broken\n")
+    assert main(["predict", str(tmp_path / "morgan-forest"), str(new)]) == 2
+    assert "new.smi, row 2: 'C1CC(' is not a valid SMILES" in capsys.readouterr().err
+
+
+def test_molecule_peers_refuse_peptides_with_what_to_use(tmp_path: Path) -> None:
+    target = _toy(tmp_path)
+    with pytest.raises(DataError, match=r"morgan-forest reads molecules written as SMILES.*"
+                       r"composition-forest"):
+        run_baseline(BaselineConfig(method="morgan-forest", target=target,
+                                    out=str(tmp_path / "m"), progress=False, plots=False))
 
 
 def test_sequence_peers_refuse_images(tmp_path: Path) -> None:

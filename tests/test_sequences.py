@@ -135,7 +135,7 @@ def test_csv_target_infers_a_text_alphabet(tmp_path: Path) -> None:
         ("sequence,label\nAC,\n", "row 1: the label is empty"),
         ("sequence,label,split\nAC,1,train\nCD,0,holdout\n", "row 2: split is 'holdout'"),
         ("sequence,label\nAC,1\nCD,1\n", "every row has label '1'"),
-        ("sequence,label\nAC,1\nCD,nan\n", "row 2: the label is 'nan' \\(missing\\)"),
+        ("sequence,label\nAC,1\nCD,nan\n", "row 2: the label is 'nan', which reads as missing"),
         ("sequence,label\nACD,1\nC DE,0\n", "row 2: the sequence holds whitespace at position 2"),
         ("sequence,label\n", "has a header but no rows"),
         ("sequence|label\nAC|1\n", "separated by '\\|': use commas, semicolons or tabs"),
@@ -445,10 +445,12 @@ def test_cli_fit_eval_predict_on_sequences(
     assert main(["eval", str(out), "--json"]) == 0
     assert "reproduced" in capsys.readouterr().out
     fasta = tmp_path / "new.fasta"
-    fasta.write_text(">first\nKRHAKRHA\n>second\nDEWDEW\n")
+    fasta.write_text(">first\nKRHAKRHA\n>second\nDEWDEW\n>lower\ndewdew\n")
     assert main(["predict", str(out), str(fasta), "--json"]) == 0
     rows_out = json.loads(capsys.readouterr().out)
-    assert [r["input"] for r in rows_out] == ["first", "second"]
+    assert [r["input"] for r in rows_out] == ["first", "second", "lower"]
+    # a protein model reads FASTA's lower-case residues as the residues they are
+    assert rows_out[2]["probability"] == rows_out[1]["probability"]
     bad = tmp_path / "bad.txt"
     bad.write_text("KRHA\nKR1A\n")
     assert main(["predict", str(out), str(bad)]) != 0
@@ -586,5 +588,80 @@ def test_predict_reads_csv_files_of_sequences_by_their_header(tmp_path: Path) ->
     assert read_sequences(two, labelled=True)[1:] == (["KRLA"], ["1"])
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("seq,foo\nKRLA,1\n")
-    with pytest.raises(DataError, match="needs a 'sequence' column"):
+    with pytest.raises(DataError, match="needs a header row naming a 'sequence' column"):
         read_sequences(wrong, labelled=False)
+    # fit reads semicolons (spreadsheets with decimal commas): so does predict
+    semi = tmp_path / "semi.csv"
+    semi.write_text("sequence;label\r\nKRLA;1\r\n")
+    assert read_sequences(semi, labelled=True)[1:] == (["KRLA"], ["1"])
+    # a header that is no 'sequence' is refused, never scored as a sequence itself
+    headed = tmp_path / "headed.csv"
+    headed.write_text("seq\nkrla\n")
+    with pytest.raises(DataError, match="its first line: 'seq'"):
+        read_sequences(headed, labelled=False)
+    # FASTA with a byte-order mark and CRLF lines, as Windows editors save it
+    fasta = tmp_path / "bom.fasta"
+    fasta.write_bytes(b"\xef\xbb\xbf>a\r\nKRLA\r\nDE\r\n")
+    assert read_sequences(fasta, labelled=False)[:2] == (["a"], ["KRLADE"])
+    with pytest.raises(DataError, match=r"--labelled reads a label column of a \.csv"):
+        read_sequences(fasta, labelled=True)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("KRLA\nDÉ\n".encode("latin-1"))
+    with pytest.raises(DataError, match="could not be read as UTF-8"):
+        read_sequences(latin, labelled=False)
+
+
+def test_csv_notes_and_hints_for_common_spreadsheet_slips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Labels that differ only in case, SMILES without #alphabet=smiles, a class named like a
+    missing value and a '#' in the file name each get a note or a message saying what to do."""
+    rows = ["sequence,label"] + [f"{'KR' * (i % 3 + 1)}A,AMP" for i in range(4)]
+    rows += [f"{'KR' * (i % 3 + 1)}L,amp" for i in range(4)]
+    rows += [f"{'DE' * (i % 3 + 1)}G,nonAMP" for i in range(4)]
+    data = load_target(_csv(tmp_path / "case.csv", "\n".join(rows) + "\n"))
+    err = capsys.readouterr().err
+    assert data.class_names == ["AMP", "amp", "nonAMP"]  # kept apart, but said so
+    assert "'AMP' and 'amp' differ only in case" in err and "3 in all" in err
+    smiles = "sequence,label\nCC(C)O,1\nc1ccccc1,0\nCCO,1\nC1CCOC1,0\n"
+    data = load_target(_csv(tmp_path / "mol.csv", smiles))
+    assert data.info["alphabet"] == "text"
+    assert "look like SMILES" in capsys.readouterr().err
+    none = "sequence,label\nKRA,high\nDEG,none\n"
+    with pytest.raises(DataError, match=r"row 2: the label is 'none', which reads as missing"):
+        load_target(_csv(tmp_path / "none.csv", none))
+    hashed = tmp_path / "my#data.csv"
+    hashed.write_text("sequence,label\nKRA,1\nDEG,0\n")
+    with pytest.raises(DataError, match="'#' starts an option here: rename the file"):
+        load_target(f"csv:{hashed}")
+
+
+def test_a_class_with_one_example_is_told_to_add_examples_not_lower_the_fraction(
+    tmp_path: Path,
+) -> None:
+    from reprogram.data.splits import prepare_splits
+
+    rows = ["sequence,label,split"] + [f"{'KR' * (i % 3 + 1)}A,pos,train" for i in range(6)]
+    rows += ["DEG,neg,train", "DEGG,neg,test", "KRAA,pos,test"]
+    data = load_target(_csv(tmp_path / "one.csv", "\n".join(rows) + "\n"))
+    assert torch.bincount(data.train.y).tolist() == [1, 6]  # neg, pos
+    with pytest.raises(DataError, match="add examples of that class") as info:
+        prepare_splits(data, shots=None, val_fraction=0.2, seed=0)
+    assert "lower --val-fraction" not in str(info.value)
+
+
+def test_text_with_spaces_reads_through_a_tokenizer_that_drops_them(tmp_path: Path) -> None:
+    """A WordPiece tokenizer spells ' ' with no token: the blank is spelled as the unknown
+    token (one position), so plain text with spaces trains instead of being refused."""
+    words = ["good day", "fine sun", "warm tea", "bad rain", "cold fog", "grey sky"]
+    rows = ["sequence,label"] + [f"{w},{'pos' if i < 3 else 'neg'}" for i, w in
+                                 enumerate(words * 3)]
+    target = _csv(tmp_path / "text.csv", "\n".join(rows) + "\n") + "#alphabet=text"
+    from reprogram.sources import build_source
+
+    source = build_source("tiny-random-lm")
+    assert source.symbol_ids(" ") == [source.tokenizer.unk_token_id]
+    result = fit(FitConfig(source="tiny-random-lm", target=target, program="dictionary",
+                           mapping="linear", epochs=1, progress=False, plots=False,
+                           out=str(tmp_path / "text")))
+    assert result.metrics["test_accuracy"] is not None

@@ -17,9 +17,10 @@ from .data.checks import check_finite, check_numpy_magic, to_nchw_float
 from .data.folder import EXTENSIONS as IMAGE_SUFFIXES
 from .data.folder import decode_image
 from .data.forecast import future_dates, read_table
+from .data.molecules import check_smiles
 from .data.npz import READ_ERRORS, check_array_sizes
 from .data.sequence_csv import csv_rows
-from .data.sequences import sequence_batch
+from .data.sequences import AMINO_ACIDS, SMILES_CHARACTERS, sequence_batch
 from .data.series import series_batch
 from .data.ucr_files import SUFFIXES, read_series_file
 from .errors import DataError
@@ -209,18 +210,28 @@ SEQUENCE_SUFFIXES = (".csv", ".txt", ".fasta", ".fa", ".faa", ".smi")
 
 
 def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], list[str]]:
-    """``(names, sequences, labels)`` of a file of sequences.
+    """``(names, sequences, labels)`` of a file of sequences (UTF-8; a leading BOM dropped).
 
-    ``.csv`` with a ``sequence`` column (and ``label``, read with ``labelled``); FASTA
-    (``.fasta``/``.fa``/``.faa``: a ``>name`` line, then the sequence over one or more
+    ``.csv``: a header row naming a ``sequence`` column (and ``label``, read with
+    ``labelled``), fields separated by commas, semicolons or tabs as ``fit`` reads them;
+    FASTA (``.fasta``/``.fa``/``.faa``: a ``>name`` line, then the sequence over one or more
     lines); anything else one sequence a line (``.smi``: the first word of the line).
     """
-    text = path.read_text(encoding="utf-8", errors="replace")
-    first = text.lstrip("\ufeff").split("\n", 1)[0]  # a CSV's header
+    try:
+        text = path.read_text(encoding="utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path} could not be read as UTF-8 (byte {exc.start}: {exc.reason}); save it as "
+            "UTF-8 text."
+        ) from None
     suffix = path.suffix.lower()
     names: list[str] = []
     sequences: list[str] = []
     labels: list[str] = []
+    if labelled and suffix != ".csv":
+        raise DataError(
+            f"{path}: --labelled reads a label column of a .csv file (columns sequence,label)."
+        )
     if suffix in (".fasta", ".fa", ".faa"):
         for line in text.splitlines():
             if line.startswith(">"):
@@ -230,21 +241,20 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
                 if not sequences:
                     raise DataError(f"{path}: a FASTA file starts with a '>name' line.")
                 sequences[-1] += line.strip()
-    elif suffix == ".csv" and ("," in first or first.strip().lower() == "sequence"):
+    elif suffix == ".csv":
         header, rows = csv_rows(text.splitlines())
         if "sequence" not in header:
             raise DataError(
-                f"{path}: a CSV of sequences needs a 'sequence' column (its header: "
-                f"{', '.join(map(repr, header))}); or give one sequence a line without commas."
+                f"{path}: a .csv needs a header row naming a 'sequence' column (its first "
+                f"line: {', '.join(map(repr, header)) or 'empty'}); add that header, or save "
+                "the sequences one a line as .txt."
             )
-        if labelled and rows and "label" not in rows[0]:
+        if labelled and "label" not in header:
             raise DataError(f"{path}: --labelled needs a label column beside sequence.")
         sequences = [(r.get("sequence") or "").strip() for r in rows]
         labels = [(r.get("label") or "").strip() for r in rows] if labelled else []
         names = [f"{path.name}[{i}]" for i in range(len(rows))]
     else:
-        if labelled:
-            raise DataError(f"{path}: --labelled reads a label column of a .csv file.")
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         sequences = [ln.split()[0] if suffix == ".smi" else ln for ln in lines]
         names = [f"{path.name}[{i}]" for i in range(len(sequences))]
@@ -254,7 +264,10 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
 def _load_sequences(
     paths: list[str], vocabulary: list[str], length: int, labelled: bool
 ) -> tuple[list[str], torch.Tensor, list[str]]:
-    """Sequences for a model trained on ``length`` symbols of ``vocabulary``: ids ``[N, L]``."""
+    """Sequences for a model trained on ``length`` symbols of ``vocabulary``: ids ``[N, L]``.
+
+    A molecule model's inputs are checked with RDKit (the file's row named); a protein
+    model's are upper-cased first (FASTA writes masked residues in lower case)."""
     names: list[str] = []
     texts: list[str] = []
     truth: list[str] = []
@@ -268,6 +281,10 @@ def _load_sequences(
                 "(a sequence a line, FASTA, or a CSV with a sequence column)."
             )
         n, seqs, labels = read_sequences(path, labelled)
+        if list(vocabulary) == list(SMILES_CHARACTERS):  # a molecule model: RDKit reads each
+            check_smiles(seqs, str(path))
+        elif list(vocabulary) == list(AMINO_ACIDS):  # FASTA's lower case (masked) residues
+            seqs = [s.upper() for s in seqs]
         names += n
         texts += seqs
         truth += labels

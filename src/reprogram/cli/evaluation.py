@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,33 @@ def _print_values(
         for r in found:
             given = f"\t(label {r['label']})" if "label" in r else ""
             print(f"{r['input']}\t{name} {r[name]:.4f}{given}")
+        if truth:
+            print(_labelled_errors(truth, values))
     return 0
+
+
+def _labelled_errors(truth: list[str], predicted: list[float]) -> str:
+    """One line scoring predicted values against the labels the input files carried: RMSE and
+    MAE over the rows whose label is a finite number (the others are named as skipped)."""
+    pairs, skipped = [], []
+    for t, p in zip(truth, predicted, strict=True):
+        try:
+            value = float(t)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            pairs.append((value, p))
+        else:
+            skipped.append(t)
+    if not pairs:
+        return "no label is a number: nothing to score the values against"
+    rmse = math.sqrt(sum((t - p) ** 2 for t, p in pairs) / len(pairs))
+    mae = sum(abs(t - p) for t, p in pairs) / len(pairs)
+    line = f"against the files' labels: RMSE {rmse:.4f}, MAE {mae:.4f} ({len(pairs)} rows)"
+    if skipped:
+        shown = ", ".join(map(repr, skipped[:3])) + (" …" if len(skipped) > 3 else "")
+        line += f"; {len(skipped)} label(s) not a number skipped ({shown})"
+    return line
 
 
 def _predict_forecast(model: Any, facts: dict[str, Any], args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from . import TARGETS
 from .base import Split, TargetData, portable_name
 from .checks import delimiter_of
 from .molecules import check_smiles
-from .sequences import AMINO_ACIDS, alphabet_for, encode
+from .sequences import AMINO_ACIDS, SMILES_CHARACTERS, alphabet_for, encode
 from .splits import holdout_split
 
 TEST_FRACTION = 0.2
@@ -113,6 +113,30 @@ def _read_rows(path: Path, where: str) -> list[dict[str, str]]:
     return rows
 
 
+def _smiles_like(joined: str) -> bool:
+    """Whether the characters ``joined`` are all SMILES symbols and include the bond, ring
+    or branch marks that plain words or peptides do not use."""
+    return bool(joined) and set(joined) <= set(SMILES_CHARACTERS) and bool(
+        set(joined) & set("()=#[]123456789")
+    )
+
+
+def _case_note(class_names: list[str], where: str) -> None:
+    """Warn (stderr) about class names that differ only in case (``AMP`` and ``amp``): read as
+    two classes, which a typo in a spreadsheet usually is not."""
+    groups: dict[str, list[str]] = {}
+    for name in class_names:
+        groups.setdefault(name.casefold(), []).append(name)
+    alike = [names for names in groups.values() if len(names) > 1]
+    if alike:
+        shown = "; ".join(" and ".join(map(repr, names)) for names in alike[:3])
+        print(
+            f"note: {where}: the labels {shown} differ only in case and are read as "
+            f"different classes ({len(class_names)} in all); write them alike if they are one.",
+            file=sys.stderr,
+        )
+
+
 def _notes(sequences: list[str], labels: list[str], where: str) -> None:
     """Warn (stderr) about repeated sequences: a twin across the splits inflates the test
     score, and one sequence under two labels cannot be learnt."""
@@ -143,9 +167,16 @@ def read_sequence_csv(spec: str) -> TargetData:
         elif key.strip() == "task" and value.strip() in ("classification", "regression"):
             task = value.strip()
         else:
+            whole = Path(spec).expanduser()
+            hint = (
+                f" The file {whole} exists, but '#' starts an option here: rename the file "
+                "(or link it) to a path without '#'."
+                if whole.is_file()
+                else ""
+            )
             raise DataError(
                 f"csv:{spec}: options are #alphabet=protein|smiles|text and "
-                f"#task=classification|regression, got {option!r}."
+                f"#task=classification|regression, got {option!r}.{hint}"
             )
     path = Path(path_text.strip()).expanduser()
     where = f"csv file {path}"
@@ -160,8 +191,11 @@ def read_sequence_csv(spec: str) -> TargetData:
         if not label:
             raise DataError(f"{where}, row {row}: the label is empty; fill or remove that row.")
         if label.lower() in MISSING and task == "classification":
-            raise DataError(f"{where}, row {row}: the label is {label!r} (missing); fill or "
-                            "remove that row.")
+            raise DataError(
+                f"{where}, row {row}: the label is {label!r}, which reads as missing "
+                f"({', '.join(MISSING)} mean no label); fill or remove that row, or name that "
+                "class otherwise."
+            )
     joined = "".join(c for c in "".join(sequences) if not c.isspace())
     protein_like = sum(c.upper() in AMINO_ACIDS for c in joined) >= 0.9 * len(joined)
     if kind in ("protein", "smiles") or (kind is None and protein_like):
@@ -186,6 +220,13 @@ def read_sequence_csv(spec: str) -> TargetData:
                 "characters it holds. Add #alphabet=protein to have those rows refused by name.",
                 file=sys.stderr,
             )
+        elif foreign and _smiles_like(joined):
+            print(
+                f"note: {where}: the sequences look like SMILES, but without #alphabet=smiles "
+                "they are read as text: no row is checked with RDKit. Add #alphabet=smiles "
+                "(csv:PATH#alphabet=smiles) if they are molecules.",
+                file=sys.stderr,
+            )
     _notes(sequences, labels, where)
     vocabulary = alphabet_for(kind, sequences)
     x = encode(sequences, vocabulary, where)
@@ -195,6 +236,7 @@ def read_sequence_csv(spec: str) -> TargetData:
         class_names, y = ["value"], _values(labels, where)
     else:
         class_names, labels = _class_names(labels, where)
+        _case_note(class_names, where)
         if len(class_names) < 2:
             raise DataError(
                 f"{where}: every row has label {class_names[0]!r}; two classes at least."

@@ -98,10 +98,16 @@ def carve_validation(
         n = len(index)
         n_val = max(1, _round_half_up(val_fraction * n))
         if n - n_val < 1:
+            fix = (
+                "add examples of that class (raise --shots if you gave it), or give a "
+                "validation split (a csv: file's split column with val rows)"
+                if n < 2  # one example: validation takes it whatever the fraction
+                else "lower --val-fraction or raise --shots (or give a validation split)"
+            )
             raise DataError(
                 f"{_class_name(c, class_names)} has only {n} training example(s): taking "
                 f"{n_val} for validation (--val-fraction {val_fraction:g}) leaves none to train "
-                "on; raise --shots or lower --val-fraction (or give a validation split)."
+                f"on; {fix}."
             )
         order = _shuffled(index, generator)
         val.append(order[:n_val])

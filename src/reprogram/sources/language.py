@@ -234,8 +234,17 @@ class LanguageSide:
         ids = self.tokenizer(separator + symbol, add_special_tokens=False)["input_ids"]
         if not ids:
             ids = self.tokenizer(symbol, add_special_tokens=False)["input_ids"]
+        unknown = getattr(self.tokenizer, "unk_token_id", None)
+        if not ids and unknown is not None:
+            # a symbol the tokenizer drops (a WordPiece vocabulary has no token for a space):
+            # its unknown token, one position, so a text's blanks still mark word boundaries
+            ids = [unknown]
         if not ids:
-            raise ReprogramError(f"{self.name}'s tokenizer spells {symbol!r} with no token")
+            raise ReprogramError(
+                f"{self.name}'s tokenizer spells {symbol!r} with no token and has no unknown "
+                "token to stand for it; remove that symbol from the sequences (or use a source "
+                "whose tokenizer covers it)."
+            )
         return [int(i) for i in ids]
 
     def ordinary_tokens(self) -> list[int]:
