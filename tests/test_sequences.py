@@ -48,10 +48,16 @@ def test_encode_names_the_bad_row(rows: list[str], message: str) -> None:
         encode(rows, list(AMINO_ACIDS), "peptides.csv")
 
 
-def test_sequence_batch_refuses_longer_than_trained() -> None:
+def test_sequence_batch_keeps_longer_than_trained_with_a_note(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert sequence_batch(["AC"], list(AMINO_ACIDS), 5, "new").shape == (1, 5)
-    with pytest.raises(DataError, match="row 2: 6 symbols, longer than the 5"):
-        sequence_batch(["AC", "ACDEFG"], list(AMINO_ACIDS), 5, "new")
+    assert capsys.readouterr().err == ""
+    x = sequence_batch(["AC", "ACDEFG"], list(AMINO_ACIDS), 5, "new")
+    assert x.shape == (2, 6) and lengths(x).tolist() == [2, 6]
+    assert "1 sequence(s) (row(s) 2) are longer than the longest training sequence (5" in (
+        capsys.readouterr().err
+    )
 
 
 def test_deduplicate_drops_repeats_and_conflicts() -> None:
@@ -267,6 +273,19 @@ def _model(
     )
 
 
+def test_token_programs_read_longer_rows_up_to_the_source_positions() -> None:
+    """Trained on 6 symbols, a program reads longer rows (predict keeps them) until the
+    source runs out of positions, which is refused by name instead of failing inside it."""
+    model = _model("soft-prompt", length=2)
+    limit = model.program.source_positions  # 256 for the tiny LM
+    a, z = len(model.program.before) + 2, len(model.program.after)
+    fits = torch.ones(1, limit - a - z, dtype=torch.long)
+    assert model(fits).shape == (1, 2)
+    with pytest.raises(DataError, match=f"takes at most {limit}: score sequences of at most "
+                       f"{limit - a - z} symbols"):
+        model(torch.ones(1, limit - a - z + 1, dtype=torch.long))
+
+
 def test_text_program_spells_like_the_tokenizer() -> None:
     model = _model("text")
     src = model.source
@@ -445,10 +464,12 @@ def test_cli_fit_eval_predict_on_sequences(
     assert main(["eval", str(out), "--json"]) == 0
     assert "reproduced" in capsys.readouterr().out
     fasta = tmp_path / "new.fasta"
-    fasta.write_text(">first\nKRHAKRHA\n>second\nDEWDEW\n>lower\ndewdew\n")
+    fasta.write_text(">first\nKRHAKRHA\n>second\nDEWDEW\n>lower\ndewdew\n>long\n" + "KRHA" * 6)
     assert main(["predict", str(out), str(fasta), "--json"]) == 0
-    rows_out = json.loads(capsys.readouterr().out)
-    assert [r["input"] for r in rows_out] == ["first", "second", "lower"]
+    captured = capsys.readouterr()
+    rows_out = json.loads(captured.out)
+    assert [r["input"] for r in rows_out] == ["first", "second", "lower", "long"]
+    assert "row(s) 4) are longer than the longest training sequence (16" in captured.err
     # a protein model reads FASTA's lower-case residues as the residues they are
     assert rows_out[2]["probability"] == rows_out[1]["probability"]
     bad = tmp_path / "bad.txt"

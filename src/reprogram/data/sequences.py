@@ -9,6 +9,7 @@ and refuse bad input with the row that holds it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -94,17 +95,24 @@ def decode(x: torch.Tensor, vocabulary: Sequence[str]) -> list[str]:
 def sequence_batch(
     texts: Sequence[str], vocabulary: Sequence[str], length: int, where: str
 ) -> torch.Tensor:
-    """New sequences for ``predict``: token ids ``[N, length]`` (a model takes at most the
-    ``length`` it was trained with; a longer sequence is refused with its row)."""
+    """New sequences for ``predict``: token ids ``[N, max(length, longest)]``.
+
+    ``length`` is the longest training sequence. The models read any length (pooled states,
+    composition, a convolution with global pooling), so a longer row is kept, with a note on
+    stderr that the model never saw one that long; a language model's own position limit is
+    checked when it reads the batch (:class:`~reprogram.programs.tokens.TokenProgram`)."""
     x = encode(texts, vocabulary, where)
     if x.shape[1] > length:
-        row = int(torch.argmax(lengths(x))) + 1
-        raise DataError(
-            f"{where}, row {row}: {int(lengths(x).max())} symbols, longer than the {length} "
-            "this model reads (its longest training sequence set its input length); score "
-            "sequences of at most that length, or train on data that holds longer ones."
+        longer = (lengths(x) > length).nonzero().flatten().tolist()
+        rows = ", ".join(str(r + 1) for r in longer[:5]) + (" …" if len(longer) > 5 else "")
+        print(
+            f"note: {where}: {len(longer)} sequence(s) (row(s) {rows}) are longer than the "
+            f"longest training sequence ({length} symbols, the longest here "
+            f"{int(lengths(x).max())}); the model never saw sequences that long, so treat "
+            "their scores with care.",
+            file=sys.stderr,
         )
-    return pad_to(x, length)
+    return pad_to(x, max(length, x.shape[1]))
 
 
 __all__ = [

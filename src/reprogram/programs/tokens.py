@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import ReprogramError
+from ..errors import DataError, ReprogramError
 from ..sources.base import Source
 from ..sources.language import LanguageSide, TokenInputs, public_language
 
@@ -100,6 +100,7 @@ class TokenProgram(nn.Module):
         for name in ("table", "spelled", "before", "after"):
             self.register_buffer(name, torch.empty(0), persistent=False)
         self.token_names: list[str] = []
+        self.source_name, self.source_positions = "", 0  # set by bind_source
 
     @property
     def num_symbols(self) -> int:
@@ -125,6 +126,7 @@ class TokenProgram(nn.Module):
         self.after = torch.tensor(after, dtype=torch.long)
         every = list(range(len(self.table)))
         self.token_names = list(lm.tokenizer.convert_ids_to_tokens(every))
+        self.source_name, self.source_positions = lm.name, int(lm.max_positions)
         needed = len(before) + self.extra_positions() + self.length + len(after)
         if needed > lm.max_positions:
             raise ReprogramError(
@@ -186,6 +188,12 @@ class TokenProgram(nn.Module):
         head = torch.cat([table[self.before], p_before])  # [A', D]
         tail = torch.cat([p_after, table[self.after]])  # [Z', D]
         a, z = head.shape[0], tail.shape[0]
+        if a + longest + z > self.source_positions:  # longer than any training sequence
+            raise DataError(
+                f"a sequence of {longest} symbols needs {a + longest + z} positions with this "
+                f"program; {self.source_name} takes at most {self.source_positions}: score "
+                f"sequences of at most {self.source_positions - a - z} symbols."
+            )
         full = torch.cat([head.expand(b, -1, -1), tokens, tail.expand(b, -1, -1)], dim=1)
         t = torch.arange(a + longest + z, device=ids.device)  # output positions
         end = a + n.unsqueeze(1)  # [B, 1] first position after each row's symbols
