@@ -461,8 +461,9 @@ def test_cli_fit_eval_predict_on_sequences(
         == 0
     )
     assert (out / "program.png").is_file()
-    assert main(["eval", str(out), "--json"]) == 0
-    assert "reproduced" in capsys.readouterr().out
+    assert main(["eval", str(out), "--json", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "reproduced" in captured.out and "batch" not in captured.err  # no progress bar
     fasta = tmp_path / "new.fasta"
     fasta.write_text(">first\nKRHAKRHA\n>second\nDEWDEW\n>lower\ndewdew\n>long\n" + "KRHA" * 6)
     assert main(["predict", str(out), str(fasta), "--json"]) == 0
@@ -615,6 +616,10 @@ def test_predict_reads_csv_files_of_sequences_by_their_header(tmp_path: Path) ->
     semi = tmp_path / "semi.csv"
     semi.write_text("sequence;label\r\nKRLA;1\r\n")
     assert read_sequences(semi, labelled=True)[1:] == (["KRLA"], ["1"])
+    # Excel's "sep=;" first line names the separator
+    excel = tmp_path / "excel.csv"
+    excel.write_text("sep=;\nsequence;label\nKRLA;1\n")
+    assert read_sequences(excel, labelled=True)[1:] == (["KRLA"], ["1"])
     # a header that is no 'sequence' is refused, never scored as a sequence itself
     headed = tmp_path / "headed.csv"
     headed.write_text("seq\nkrla\n")

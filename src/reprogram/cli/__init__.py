@@ -358,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--split", choices=("val", "test"), default="test")
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--source",
         default=None,

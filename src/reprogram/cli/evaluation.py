@@ -93,7 +93,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         splits, batch = _load_eval_splits(config)
         split = splits.val
-    found = task.summary(score(model, split.x, split.y, batch, args.split, task=task))
+    bar = None if args.quiet else args.split
+    found = task.summary(score(model, split.x, split.y, batch, bar, task=task))
     acc = found[task.headline]
     rows = [
         (f"{args.split} {task.headline}", f"{acc:.4f}  ({len(split)} examples)"),

@@ -83,9 +83,15 @@ def csv_rows(lines: Iterable[str]) -> tuple[list[str], list[dict[str, str]]]:
     """The header and rows of CSV ``lines``, the column names stripped and lower-cased (so
     ``Sequence , Label`` reads as ``sequence,label``) and a leading BOM dropped; missing
     cells are empty strings; fields separated by commas, or by semicolons or tabs when the
-    header holds no comma. Also how ``predict`` reads a CSV of sequences."""
+    header holds no comma, or as an Excel ``sep=;`` first line says. Also how ``predict``
+    reads a CSV of sequences."""
     text = [line.lstrip("\ufeff") if i == 0 else line for i, line in enumerate(lines)]
-    reader = csv.DictReader(text, delimiter=delimiter_of(text[0]) if text else ",")
+    given = text[0].strip() if text else ""
+    if given.lower().startswith("sep=") and len(given) == 5:  # Excel's separator line
+        delimiter, text = given[4], text[1:]
+    else:
+        delimiter = delimiter_of(text[0]) if text else ","
+    reader = csv.DictReader(text, delimiter=delimiter)
     rows = [{(k or "").strip().lower(): (v or "") for k, v in r.items()} for r in reader]
     return [h.strip().lower() for h in (reader.fieldnames or [])], rows
 
