@@ -473,6 +473,16 @@ def test_cli_fit_eval_predict_on_sequences(
     assert "row(s) 4) are longer than the longest training sequence (16" in captured.err
     # a protein model reads FASTA's lower-case residues as the residues they are
     assert rows_out[2]["probability"] == rows_out[1]["probability"]
+    # the same from Python: strings → ids as predict reads them → the same classes
+    import reprogram
+
+    loaded, _ = load_artifact(out)
+    ids = reprogram.encode_sequences(loaded, ["KRHAKRHA", "DEWDEW", "dewdew"])
+    assert ids.shape == (3, 16) and torch.equal(ids[1], ids[2])
+    names = loaded.spec["target"]["class_names"]
+    assert [names[int(k)] for k in loaded.predict(ids)] == [r["class"] for r in rows_out[:3]]
+    with pytest.raises(DataError, match="got one string"):
+        reprogram.encode_sequences(loaded, "KRHA")
     bad = tmp_path / "bad.txt"
     bad.write_text("KRHA\nKR1A\n")
     assert main(["predict", str(out), str(bad)]) != 0

@@ -13,6 +13,7 @@ from .errors import ReprogramError
 from .mappings import MAPPINGS
 from .model import ReprogrammedModel
 from .optim import OPTIMIZERS
+from .predict import encode_sequences
 from .programs import PROGRAMS
 from .runtime import tune_allocator
 from .sources import SOURCES, Source, build_source
@@ -46,6 +47,7 @@ __all__ = [
     "ReprogrammedModel",
     "Source",
     "build_source",
+    "encode_sequences",
     "fit",
     "load_artifact",
     "load_target",

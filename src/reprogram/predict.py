@@ -3,6 +3,7 @@ for time-series models also text files of series (``.csv``/``.tsv``/``.txt``) an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,49 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
     return names, sequences, labels
 
 
+def _as_model_reads(texts: list[str], vocabulary: list[str], where: str) -> list[str]:
+    """``texts`` as a model over ``vocabulary`` reads them: a molecule model's checked with
+    RDKit (the row named), a protein model's upper-cased (FASTA's masked residues)."""
+    if list(vocabulary) == list(SMILES_CHARACTERS):
+        check_smiles(texts, where)
+    elif list(vocabulary) == list(AMINO_ACIDS):
+        return [t.upper() for t in texts]
+    return texts
+
+
+def encode_sequences(model: Any, texts: Sequence[str]) -> torch.Tensor:
+    """Token ids ``[N, L]`` (int64, ``0`` padding) of ``texts`` for a sequence model, as
+    ``reprogram predict`` reads them: ``model.predict(encode_sequences(model, texts))``.
+
+    ``model`` is a fitted or loaded model (``fit(...).model``, ``load_artifact``,
+    ``from_pretrained``), whose settings record the target's vocabulary and training length
+    ``L`` (longer sequences are kept, with a note; see :func:`sequence_batch`). A protein
+    model upper-cases; a molecule model checks each string with RDKit.
+
+    Raises:
+        DataError: the model reads no sequences, or a string holds a symbol outside the
+            vocabulary (named with its row).
+    """
+    if isinstance(texts, str):
+        raise DataError("encode_sequences takes a list of sequences; got one string: wrap it "
+                        "in a list.")
+    target = getattr(model, "spec", {}).get("target", {})
+    vocabulary = target.get("vocabulary")
+    if not vocabulary:
+        raise DataError(
+            "this model's settings record no sequence vocabulary: it was not trained on a "
+            "sequence target (or was built by hand, before fit); encode with "
+            "reprogram.data.sequences.encode(texts, vocabulary, name) instead."
+        )
+    where = "the sequences"
+    return sequence_batch(
+        _as_model_reads(list(texts), vocabulary, where),
+        vocabulary,
+        int(target["input_shape"][0]),
+        where,
+    )
+
+
 def _load_sequences(
     paths: list[str], vocabulary: list[str], length: int, labelled: bool
 ) -> tuple[list[str], torch.Tensor, list[str]]:
@@ -281,10 +325,7 @@ def _load_sequences(
                 "(a sequence a line, FASTA, or a CSV with a sequence column)."
             )
         n, seqs, labels = read_sequences(path, labelled)
-        if list(vocabulary) == list(SMILES_CHARACTERS):  # a molecule model: RDKit reads each
-            check_smiles(seqs, str(path))
-        elif list(vocabulary) == list(AMINO_ACIDS):  # FASTA's lower case (masked) residues
-            seqs = [s.upper() for s in seqs]
+        seqs = _as_model_reads(seqs, vocabulary, str(path))
         names += n
         texts += seqs
         truth += labels
