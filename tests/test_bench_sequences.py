@@ -57,6 +57,14 @@ def test_suite_writes_tables_and_skips_finished_cells(tmp_path: Path) -> None:
     again = run_sequences(out, **kwargs)  # type: ignore[arg-type]
     assert [r["test_accuracy"] for r in again] == [r["test_accuracy"] for r in rows]
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing was rerun
+    # the csv edited since: a rerun would keep the old file's scores, so it is refused
+    path = Path(task.removeprefix("csv:"))
+    original = path.read_text()
+    flipped = original.replace(",pos", ",tmp").replace(",neg", ",pos").replace(",tmp", ",neg")
+    path.write_text(flipped)
+    with pytest.raises(ReprogramError, match="changed since the finished cells"):
+        run_sequences(out, **kwargs)  # type: ignore[arg-type]
+    path.write_text(original)
     more = run_sequences(out, **{**kwargs, "seeds": (0, 1)}, report_only=True)  # type: ignore[arg-type]
     assert (
         len(more) == 6

@@ -173,6 +173,9 @@ def test_forest_peer_regresses_and_reloads(
     given.write_text(f"sequence,label\nKKKK,{rows[0]['value'] + 1}\nACD,{rows[1]['value'] - 1}\n")
     assert main(["predict", str(tmp_path / "rf"), str(given), "--labelled"]) == 0
     assert "RMSE 1.0000, MAE 1.0000 (2 rows)" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path / "rf"), str(given), "--labelled", "--json"]) == 0
+    both = capsys.readouterr()
+    assert len(json.loads(both.out)) == 2 and "RMSE 1.0000" in both.err  # stdout: JSON only
     with pytest.raises(ReprogramError, match="composition-logreg classifies"):
         run_baseline(
             BaselineConfig(

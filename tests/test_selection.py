@@ -182,13 +182,20 @@ def test_fit_kfold_chooses_on_folds_then_refits_on_every_shot(tmp_path: Path) ->
     assert artifact["target"]["shots"] == 6 and artifact["target"]["select"] == "kfold:3"
 
 
-def test_refit_selects_on_the_holdout_split_then_trains_on_every_shot(tmp_path: Path) -> None:
+def test_refit_selects_on_the_holdout_split_then_trains_on_every_shot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     holdout_spy, refit_spy = Spy(), Spy()
     holdout = fit(config(tmp_path, "holdout", select="holdout"), callbacks=[holdout_spy]).metrics
     m = fit(config(tmp_path, "refit", select="refit"), callbacks=[refit_spy]).metrics
     # digits: 60 shots; the usual holdout (one per class) validates the one selection run
     assert [r[:3] for r in holdout_spy.runs] == [("holdout", 50, 10)]
     assert [r[:3] for r in refit_spy.runs] == [("0", 50, 10), ("refit", 60, 60)]
+    # its validation rows were trained on by the final run: eval --split val says so
+    from reprogram.cli import main
+
+    assert main(["eval", str(tmp_path / "refit"), "--split", "val", "--quiet"]) == 2
+    assert "nothing held out to score" in capsys.readouterr().err
     fold = json.loads((tmp_path / "refit" / FOLDS_DIR / "0" / "metrics.json").read_text())
     # the selection run is the holdout run without its test score: same split, same curve
     assert fold["test_accuracy"] is None
@@ -437,3 +444,13 @@ def test_the_summary_notes_a_handful_of_validation_examples(tmp_path: Path) -> N
     assert "--select kfold:5" not in summary(folded)
     large = fit(config(tmp_path, "large", select="holdout", shots=None, epochs=2))
     assert large.metrics["splits"]["val"] >= 20 and "--select kfold:5" not in summary(large)
+
+
+def test_the_small_validation_note_speaks_of_error_for_regression() -> None:
+    from reprogram.cli.report import _small_validation
+
+    common = {"splits": {"val": 8}, "epochs": 5}
+    classes = _small_validation({**common, "test_accuracy": 0.5, "test_rmse": None})
+    values = _small_validation({**common, "test_accuracy": None, "test_rmse": 1.2})
+    assert classes is not None and "accuracy in steps of 12%" in classes
+    assert values is not None and "accuracy" not in values and "measured on 8 rows" in values

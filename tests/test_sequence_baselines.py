@@ -97,6 +97,9 @@ def test_forest_under_kfold_fits_once_on_every_shot(tmp_path: Path, select: str)
     assert m["kfold"]["folds"] == 0 and "epoch" not in m["kfold"]["choice"]
     assert not (tmp_path / "k" / "folds").exists()
     assert m["val_accuracy"] is None and "fixed settings" in m["selection"]
+    from reprogram.cli import summary
+
+    assert "(fixed settings, nothing to choose" in summary(result)  # no "untrained program"
     loaded, _ = load_artifact(tmp_path / "k")
     test = load_target(target).test
     assert 0.5 <= m["test_roc_auc"] <= 1.0

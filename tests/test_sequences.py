@@ -626,6 +626,11 @@ def test_predict_reads_csv_files_of_sequences_by_their_header(tmp_path: Path) ->
     semi = tmp_path / "semi.csv"
     semi.write_text("sequence;label\r\nKRLA;1\r\n")
     assert read_sequences(semi, labelled=True)[1:] == (["KRLA"], ["1"])
+    blank = tmp_path / "blank.csv"
+    blank.write_text("sequence,label\nKRLA,1\nDEGS,\n")
+    with pytest.raises(DataError, match="row 2: the label is empty"):
+        read_sequences(blank, labelled=True)
+    assert read_sequences(blank, labelled=False)[1] == ["KRLA", "DEGS"]
     # Excel's "sep=;" first line names the separator
     excel = tmp_path / "excel.csv"
     excel.write_text("sep=;\nsequence;label\nKRLA;1\n")

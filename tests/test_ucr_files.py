@@ -130,7 +130,7 @@ def test_fit_records_an_absolute_path_that_evaluates_elsewhere(
     assert main(["predict", str(out), test_file, "--labelled"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 7 and "(label " in lines[0]
-    assert lines[-1].startswith(f"accuracy against the files' labels: {scored:.4f} (")
+    assert lines[-1].startswith(f"accuracy against the labels given: {scored:.4f} (")
     # without labels every field is a value; a label first is refused with the flag to use
     values_only = tmp_path / "new.csv"
     values_only.write_text(

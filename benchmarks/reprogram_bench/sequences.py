@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reprogram.artifact import METRICS
-from reprogram.errors import ReprogramError
+from reprogram.artifact import CONFIG, METRICS
+from reprogram.errors import DataError, ReprogramError
 from reprogram_bench import (
     cell_seconds,
     legend_below,
@@ -255,6 +255,8 @@ def run_sequences(
         if write:
             write_results(out, ledger.rows(rows), ledger.settings, ledger.meta())
 
+    if not report_only:
+        check_unchanged(cells, out)
     pending = plan(cells, out, ledger, _row, run_cell,
                    dict(source=source, epochs=epochs, select=select),
                    report, run=not report_only)
@@ -267,6 +269,28 @@ def run_sequences(
     if report_only and not rows and ledger.recorded:  # the table from what was recorded
         write_results(out, ledger.rows([]), ledger.settings, ledger.meta())
     return rows
+
+
+def check_unchanged(cells: list[Cell], out: Path) -> None:
+    """Refuse to go on when a ``csv:`` file changed since its finished cells ran (their
+    ``config.json`` records the test split's digest, as ``reprogram eval`` checks): a rerun
+    skips finished cells, so their old scores would stand beside new ones unnoticed."""
+    from reprogram.data import load_target
+
+    first: dict[str, tuple[str, Path]] = {}
+    for cell in cells:
+        directory = out / "runs" / cell.key
+        if cell.task.startswith("csv:") and (directory / METRICS).exists():
+            first.setdefault(cell.task, (cell.key, directory / CONFIG))
+    for task, (key, config) in first.items():
+        recorded = json.loads(config.read_text()).get("target", {}).get("test_digest")
+        if recorded and load_target(task).test.digest() != recorded:
+            raise DataError(
+                f"{task} changed since the finished cells under {out / 'runs'} ran (the test "
+                f"split of {key} differs from the file's now), and a rerun keeps finished "
+                "cells: give a new --out, or delete that task's folders under "
+                f"{out / 'runs'} to run them again."
+            )
 
 
 def _scores(row: dict[str, Any]) -> str:

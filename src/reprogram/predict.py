@@ -254,6 +254,12 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
             raise DataError(f"{path}: --labelled needs a label column beside sequence.")
         sequences = [(r.get("sequence") or "").strip() for r in rows]
         labels = [(r.get("label") or "").strip() for r in rows] if labelled else []
+        empty = next((i for i, label in enumerate(labels, start=1) if not label), None)
+        if empty is not None:
+            raise DataError(
+                f"{path}, row {empty}: the label is empty; fill it, remove that row, or leave "
+                "out --labelled."
+            )
         names = [f"{path.name}[{i}]" for i in range(len(rows))]
     else:
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

@@ -91,6 +91,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
             return 1
     else:
+        if "kfold" in metrics:  # refit / k-fold: the final run trained on its validation rows
+            raise DataError(
+                f"{args.dir} chose by --select {metrics['kfold'].get('select', 'kfold')} and then "
+                "trained on every training example, its validation rows included, so "
+                f"--split val has nothing held out to score (its recorded {headline} is the "
+                "folds' mean); score --split test."
+            )
         splits, batch = _load_eval_splits(config)
         split = splits.val
     bar = None if args.quiet else args.split
@@ -155,6 +162,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
+        if truth:  # stdout stays one JSON document
+            print(_labelled_accuracy(truth, [r["class"] for r in rows], names), file=sys.stderr)
     else:
         for r in rows:
             given = f"\t(label {r['label']})" if "label" in r else ""
@@ -180,6 +189,8 @@ def _print_values(
             row["label"] = truth[i]
     if as_json:
         print(json.dumps(found, indent=2))
+        if truth:  # stdout stays one JSON document
+            print(_labelled_errors(truth, values), file=sys.stderr)
     else:
         for r in found:
             given = f"\t(label {r['label']})" if "label" in r else ""
@@ -206,7 +217,7 @@ def _labelled_errors(truth: list[str], predicted: list[float]) -> str:
         return "no label is a number: nothing to score the values against"
     rmse = math.sqrt(sum((t - p) ** 2 for t, p in pairs) / len(pairs))
     mae = sum(abs(t - p) for t, p in pairs) / len(pairs)
-    line = f"against the files' labels: RMSE {rmse:.4f}, MAE {mae:.4f} ({len(pairs)} rows)"
+    line = f"against the labels given: RMSE {rmse:.4f}, MAE {mae:.4f} ({len(pairs)} rows)"
     if skipped:
         shown = ", ".join(map(repr, skipped[:3])) + (" …" if len(skipped) > 3 else "")
         line += f"; {len(skipped)} label(s) not a number skipped ({shown})"
@@ -263,7 +274,7 @@ def _labelled_accuracy(truth: list[str], predicted: list[str], names: list[str])
     """One line scoring predictions against the labels the input files carried."""
     unknown = sorted(set(truth) - set(names))
     right = sum(t == p for t, p in zip(truth, predicted, strict=True))
-    line = f"accuracy against the files' labels: {right / len(truth):.4f} ({right}/{len(truth)})"
+    line = f"accuracy against the labels given: {right / len(truth):.4f} ({right}/{len(truth)})"
     if unknown:
         line += f"; labels the model never saw: {', '.join(unknown)} (counted as wrong)"
     return line

@@ -44,9 +44,14 @@ def _small_validation(m: dict[str, Any]) -> str | None:
     chose = "selected" in m or m.get("epochs", 0) >= 2
     if "kfold" in m or not chose or not 0 < n < SMALL_VALIDATION:
         return None
+    noise = (
+        f"an error measured on {n} rows is noisy"
+        if m.get("test_accuracy") is None and m.get("test_rmse") is not None  # regression
+        else f"accuracy in steps of {100 / n:.0f}%"
+    )
     return (
-        f"{n} held-out example(s) chose (accuracy in steps of {100 / n:.0f}%) and were not "
-        "trained on; --select kfold:5 chooses on every training example, then refits on all"
+        f"{n} held-out example(s) chose ({noise}) and were not trained on; --select kfold:5 "
+        "chooses on every training example, then refits on all"
     )
 
 
@@ -59,9 +64,12 @@ def summary(result: Any) -> str:
         chosen = ", ".join(f"{k}={v:g}" for k, v in m["selected"].items())
         selection = f"(chosen on validation: {chosen})"
     elif m["splits"]["val"] == 0:  # an --epochs 0 refit: one candidate, nothing held out
+        fixed = "kfold" in m and "epoch" not in m["kfold"]["choice"]  # a forest, say
         selection = (
             "(leave-one-out on the training examples; nothing to choose)"
             if m["val_accuracy"] is not None
+            else "(fixed settings, nothing to choose: fitted on every training example)"
+            if fixed
             else "(nothing held out: an untrained program is the only candidate)"
         )
     else:
