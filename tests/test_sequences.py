@@ -464,6 +464,10 @@ def test_cli_fit_eval_predict_on_sequences(
     assert main(["eval", str(out), "--json", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert "reproduced" in captured.out and "batch" not in captured.err  # no progress bar
+    recorded = json.loads((out / "metrics.json").read_text())
+    assert json.loads(captured.out.strip().splitlines()[-1])["test_roc_auc"] == pytest.approx(
+        recorded["test_roc_auc"]
+    )
     fasta = tmp_path / "new.fasta"
     fasta.write_text(">first\nKRHAKRHA\n>second\nDEWDEW\n>lower\ndewdew\n>long\n" + "KRHA" * 6)
     assert main(["predict", str(out), str(fasta), "--json"]) == 0

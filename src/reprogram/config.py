@@ -97,7 +97,11 @@ class RunConfig:
         metadata={"flag": "--optimizer-opt", "help": "optimizer option (repeatable)"},
     )
     shots: int | None = field(
-        default=None, metadata={"help": "training examples per class (all if omitted)"}
+        default=None,
+        metadata={
+            "help": "training examples per class (a regression target: rows in all; all if "
+            "omitted)"
+        },
     )
     val_fraction: float = field(
         default=0.2, metadata={"help": "share of training data for validation"}

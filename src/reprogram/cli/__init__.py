@@ -377,9 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--labelled",
         action="store_true",
-        help="series text files start each line with a label (the ucr:PATH layout): it is "
-        "shown beside the prediction and scored; forecasters: the table's last H rows are "
-        "the truth, forecast from the rows before them",
+        help="score against the inputs' labels: series text files start each line with one "
+        "(the ucr:PATH layout); a sequences .csv has a label column beside sequence; "
+        "forecasters: the table's last H rows are the truth, forecast from the rows before "
+        "them",
     )
     p.add_argument(
         "--out",

@@ -59,7 +59,7 @@ def _given_source(args: argparse.Namespace) -> Any:
 def cmd_eval(args: argparse.Namespace) -> int:
     # lazy: the library loads torch; `reprogram --help` stays fast
     from ..artifact import METRICS, load_artifact, read_json
-    from ..evaluate import score
+    from ..evaluate import roc_auc, score
     from ..tasks import task_of
 
     model, config = load_artifact(args.dir, source=_given_source(args))
@@ -101,7 +101,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         splits, batch = _load_eval_splits(config)
         split = splits.val
     bar = None if args.quiet else args.split
-    found = task.summary(score(model, split.x, split.y, batch, bar, task=task))
+    kept: list[Any] = []
+    found = task.summary(score(model, split.x, split.y, batch, bar, keep=kept, task=task))
+    auc = roc_auc(kept, split.y)  # two classes: as fit records test_roc_auc
+    if auc is not None:
+        found["roc_auc"] = auc
     acc = found[task.headline]
     rows = [
         (f"{args.split} {task.headline}", f"{acc:.4f}  ({len(split)} examples)"),
