@@ -11,7 +11,7 @@ import torch
 from helpers import Crash, tiny_config
 from safetensors.torch import load_file
 
-from reprogram import FitConfig, fit
+from reprogram import FitConfig, fit, load_artifact
 from reprogram.baselines import BaselineConfig, run_baseline
 from reprogram.callbacks import Callback
 from reprogram.cli import main
@@ -166,6 +166,10 @@ def test_fit_kfold_chooses_on_folds_then_refits_on_every_shot(tmp_path: Path) ->
         # a finished fold keeps its scores, not its weights (never used again)
         assert not (tmp_path / "run" / FOLDS_DIR / str(i) / "program.safetensors").exists()
     assert (tmp_path / "run" / "program.safetensors").exists()
+    from reprogram.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="is a fold of a k-fold or refit selection"):
+        load_artifact(tmp_path / "run" / FOLDS_DIR / "0")
     curve = [
         sum(
             json.loads((tmp_path / "run" / FOLDS_DIR / str(i) / "metrics.json").read_text())[

@@ -86,6 +86,12 @@ def load_state(directory: Path, model: torch.nn.Module, what: str) -> None:
     try:
         state = load_file(str(path))
     except FileNotFoundError:
+        if Path(directory).resolve().parent.name == "folds":  # see reprogram.selection
+            raise ArtifactError(
+                f"{directory} is a fold of a k-fold or refit selection: it keeps its scores "
+                f"(metrics.json), not its weights; the model is the run above it, "
+                f"{Path(directory).resolve().parent.parent}."
+            ) from None
         raise ArtifactError(f"{path} is missing; the artifact is incomplete.") from None
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(
