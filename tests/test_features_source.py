@@ -65,7 +65,7 @@ def test_fit_with_probe_start_on_features_and_reload(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mapping", ["random", "flm", "ilm"])
 def test_label_reading_mappings_refuse_features(tmp_path: Path, mapping: str) -> None:
-    with pytest.raises(ReprogramError, match=r"not labels.*--mapping linear"):
+    with pytest.raises(ReprogramError, match=r"not labels.*--mapping linear.*drop the features"):
         fit(_config(tmp_path, mapping=mapping))
 
 

@@ -558,7 +558,8 @@ def test_verbalizer_reads_the_tokens_of_words() -> None:
         names = model.source.label_names
         assert [names[int(i)] for i in model.mapping.groups.flatten()] == ["D", "K"]
         assert model.trainable_parameters() == 2 * 16
-    with pytest.raises(ReprogramError, match="answers features"):
+    # a language encoder's states: the advice names logits, not a features: prefix it lacks
+    with pytest.raises(ReprogramError, match=r"answers features.*logits \(smollm2-135m") as info:
         ReprogrammedModel.build(
             "tiny-random-lm",
             (6,),
@@ -567,6 +568,7 @@ def test_verbalizer_reads_the_tokens_of_words() -> None:
             mapping="verbalizer",
             vocabulary=VOCAB,
         )
+    assert "features: prefix" not in str(info.value)
     with pytest.raises(ReprogramError, match="words gives 3 words for 2 classes"):
         ReprogrammedModel.build(
             "tiny-random-causal-lm",

@@ -310,8 +310,13 @@ def build_model(
             f"mapping {config.mapping!r} picks source labels by their scores, but source "
             f"{source.name!r} answers features (hidden states), which are not labels. Use "
             f"--mapping linear with it (add --mapping-opt init=probe to start from a linear "
-            f"probe), or a source that answers labels: drop the features: prefix, or use a "
-            f"causal language model's logits (smollm2-135m without #output=hidden)."
+            f"probe), or a source that answers labels: "
+            + (
+                "drop the features: prefix."
+                if source.name.startswith("features:")
+                else "a causal language model's logits (smollm2-135m without "
+                "#output=hidden), or an image or speech model's classes."
+            )
         )
     assert mapping is not None  # None only for a features: source, refused just above
     mapping.bind_inputs(tuple(input_shape))  # side features of the raw target, if any
