@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reprogram.artifact import CONFIG, METRICS
+from reprogram.artifact import CONFIG, METRICS, read_json
 from reprogram.errors import DataError, ReprogramError
 from reprogram_bench import (
     cell_seconds,
@@ -283,7 +283,7 @@ def check_unchanged(cells: list[Cell], out: Path) -> None:
         if cell.task.startswith("csv:") and (directory / METRICS).exists():
             first.setdefault(cell.task, (cell.key, directory / CONFIG))
     for task, (key, config) in first.items():
-        recorded = json.loads(config.read_text()).get("target", {}).get("test_digest")
+        recorded = read_json(config, "a cell's config").get("target", {}).get("test_digest")
         if recorded and load_target(task).test.digest() != recorded:
             raise DataError(
                 f"{task} changed since the finished cells under {out / 'runs'} ran (the test "

@@ -21,7 +21,7 @@ from .data.forecast import future_dates, read_table
 from .data.molecules import check_smiles
 from .data.npz import READ_ERRORS, check_array_sizes
 from .data.sequence_csv import csv_rows
-from .data.sequences import AMINO_ACIDS, SMILES_CHARACTERS, sequence_batch
+from .data.sequences import alphabet_of, sequence_batch
 from .data.series import series_batch
 from .data.ucr_files import SUFFIXES, read_series_file
 from .errors import DataError
@@ -271,9 +271,10 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
 def _as_model_reads(texts: list[str], vocabulary: list[str], where: str) -> list[str]:
     """``texts`` as a model over ``vocabulary`` reads them: a molecule model's checked with
     RDKit (the row named), a protein model's upper-cased (FASTA's masked residues)."""
-    if list(vocabulary) == list(SMILES_CHARACTERS):
+    kind = alphabet_of(vocabulary)
+    if kind == "smiles":
         check_smiles(texts, where)
-    elif list(vocabulary) == list(AMINO_ACIDS):
+    elif kind == "protein":
         return [t.upper() for t in texts]
     return texts
 

@@ -179,25 +179,24 @@ def kfold_run(
         directory = out / FOLDS_DIR / str(i)
         if (directory / METRICS).exists():
             fold_metrics.append(read_json(directory / METRICS, "a fold's metrics"))
-            (directory / PROGRAM).unlink(missing_ok=True)
-            continue
-        keep = _complement(len(train), held)
-        fold_data = _target(data, name, train.subset(keep), train.subset(held))
-        cfg = _run_into(
-            config,
-            directory,
-            select="holdout",
-            shots=None,
-            score_test=False,
-            plots=False,
-            progress=False,
-            **extra,
-        )
-        if config.progress:
-            print(f"{_name(config)}: fold {i + 1}/{k} ({len(held)} held out)", flush=True)
-        fold_metrics.append(
-            runner(cfg, source=source, target=fold_data, callbacks=callbacks).metrics
-        )
+        else:
+            keep = _complement(len(train), held)
+            fold_data = _target(data, name, train.subset(keep), train.subset(held))
+            cfg = _run_into(
+                config,
+                directory,
+                select="holdout",
+                shots=None,
+                score_test=False,
+                plots=False,
+                progress=False,
+                **extra,
+            )
+            if config.progress:
+                print(f"{_name(config)}: fold {i + 1}/{k} ({len(held)} held out)", flush=True)
+            fold_metrics.append(
+                runner(cfg, source=source, target=fold_data, callbacks=callbacks).metrics
+            )
         (directory / PROGRAM).unlink(missing_ok=True)  # only its scores are read again
     choice = (
         choose(fold_metrics, rule=selection_rule(config.select), task=data.task)

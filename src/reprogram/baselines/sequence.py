@@ -28,7 +28,7 @@ from torch import nn
 
 from ..adapter import Adapted
 from ..config import FitResult
-from ..data.sequences import AMINO_ACIDS, decode
+from ..data.sequences import alphabet_of, decode
 from ..errors import DataError, ReprogramError
 from ..evaluate import score
 from ..tasks import task_of
@@ -133,7 +133,7 @@ def sequence_featurizer(kind: str, ctx: BuildContext, method: str) -> nn.Module:
         return CompositionFeatures(symbols)
     if kind == "length":
         return LengthFeatures()
-    if symbols == list(AMINO_ACIDS):
+    if alphabet_of(symbols) == "protein":
         raise DataError(
             f"{method} reads molecules written as SMILES; this target's sequences are amino "
             "acids. For peptides use composition-forest or composition-logreg; for a CSV of "

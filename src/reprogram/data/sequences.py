@@ -41,6 +41,15 @@ def alphabet_for(kind: str, sequences: Sequence[str] = ()) -> list[str]:
     raise DataError(f"unknown sequence alphabet {kind!r}; use protein, smiles or text.")
 
 
+def alphabet_of(vocabulary: Sequence[str]) -> str:
+    """The ``kind`` whose :func:`alphabet_for` is ``vocabulary``: ``protein``, ``smiles``, or
+    ``text`` for any other (a file's own characters)."""
+    for kind in ("protein", "smiles"):
+        if list(vocabulary) == alphabet_for(kind):
+            return kind
+    return "text"
+
+
 def encode(sequences: Sequence[str], vocabulary: Sequence[str], where: str) -> torch.Tensor:
     """Token ids ``[N, L]`` (int64, ``L`` the longest row, ``0`` padding) of ``sequences``.
 
@@ -120,6 +129,7 @@ __all__ = [
     "MAX_SEQUENCE",
     "SMILES_CHARACTERS",
     "alphabet_for",
+    "alphabet_of",
     "decode",
     "deduplicate",
     "encode",
