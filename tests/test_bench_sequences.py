@@ -12,6 +12,7 @@ from reprogram_bench.sequences import (
     _params_text,
     cells_for,
     chosen_by_validation,
+    folder_name,
     is_regression,
     paired_auc,
     run_sequences,
@@ -53,6 +54,7 @@ def test_suite_writes_tables_and_skips_finished_cells(tmp_path: Path) -> None:
     table = (out / "results.md").read_text()
     assert f"## {task}" in table and "| composition-logreg |" in table
     assert "## Paired" not in table  # the default row is not in this grid: nothing to pair
+    assert table.startswith("# Sequences: tiny-random-lm reprogrammed vs peers\n")
     stamp = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("metrics.json")}
     again = run_sequences(out, **kwargs)  # type: ignore[arg-type]
     assert [r["test_accuracy"] for r in again] == [r["test_accuracy"] for r in rows]
@@ -68,7 +70,7 @@ def test_suite_writes_tables_and_skips_finished_cells(tmp_path: Path) -> None:
     more = run_sequences(out, **{**kwargs, "seeds": (0, 1)}, report_only=True)  # type: ignore[arg-type]
     assert (
         len(more) == 6
-        and not (out / "runs" / task / "length:trees=5" / "shots4" / "seed1").exists()
+        and not (out / "runs" / folder_name(task) / "length:trees=5" / "shots4" / "seed1").exists()
     )
     assert json.loads((out / "results.json").read_text())["meta"]["settings"]["shots"] == [4, 0]
     # another invocation into the same directory adds its cells to the table, and the runs'
@@ -77,13 +79,43 @@ def test_suite_writes_tables_and_skips_finished_cells(tmp_path: Path) -> None:
     added = run_sequences(out, **{**kwargs, "shots": (4, 8), "methods": methods[1:]},  # type: ignore[arg-type]
                           command="second")
     assert len(added) == 4 and len({r["shots"] for r in added}) == 2
-    assert not (out / "runs" / task / "length:trees=5" / "shots4").exists()  # not run again
+    assert not (out / "runs" / folder_name(task) / "length:trees=5" / "shots4").exists()
     record = json.loads((out / "results.json").read_text())
     assert len(record["rows"]) == 8 and record["meta"]["settings"]["shots"] == [4, 0, 8]
     assert record["meta"]["commands"] == ["reprogram bench sequences", "second"]
     assert "- `second`" in (out / "results.md").read_text()
     with pytest.raises(ReprogramError, match="was run with epochs=1"):
         run_sequences(out, **{**kwargs, "epochs": 2})  # type: ignore[arg-type]
+
+
+def test_a_failed_cell_does_not_stop_the_grid(tmp_path: Path) -> None:
+    """100 shots a class cannot be drawn from the toy's 20: those cells fail, the 4-shot cells
+    after them still run and are tabled, and the suite then stops with one error naming the
+    failed cells; a csv task's folder is one name under runs/, not its path."""
+    task = _toy(tmp_path)
+    out = tmp_path / "suite"
+    with pytest.raises(ReprogramError, match=r"2 bench cell\(s\) failed") as caught:
+        run_sequences(out, tasks=(task,), shots=(100, 4), seeds=(0,),
+                      methods=("composition-logreg", "length:trees=5"),
+                      source="tiny-random-lm", epochs=1, progress=False)
+    assert "shots100" in str(caught.value) and "lower --shots" in str(caught.value)
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert (out / "results.md").read_text().startswith("# Sequences: peers, no reprogramming")
+    assert sorted((r["method"], r["shots"]) for r in rows) == [
+        ("composition-logreg", 4), ("length:trees=5", 4)]
+    assert [p.name for p in (out / "runs").iterdir()] == [folder_name(task)]
+    assert "/" not in folder_name(task) and folder_name(task).startswith("csv:")
+    assert folder_name("amp") == "amp" and folder_name("csv:a/x.csv") != folder_name("csv:b/x.csv")
+
+
+def test_regression_row_counts_beyond_the_data_fail_before_any_cell(tmp_path: Path) -> None:
+    path = tmp_path / "values.csv"
+    path.write_text("sequence,label\n" + "".join(f"{'K' * (1 + i)},{i}\n" for i in range(30)))
+    with pytest.raises(ReprogramError, match=r"--regression-shots 64 asks for more rows"):
+        run_sequences(tmp_path / "suite", tasks=(f"csv:{path}#task=regression",),
+                      regression_shots=(16, 64), seeds=(0,), methods=("length:trees=5",),
+                      source="tiny-random-lm", epochs=1, progress=False)
+    assert not (tmp_path / "suite" / "runs").exists()
 
 
 def test_paired_auc_counts_tasks_and_seeds() -> None:
@@ -254,10 +286,10 @@ def test_suite_select_applies_to_every_row_and_is_kept(tmp_path: Path) -> None:
     rows = run_sequences(out, **kwargs, select="kfold:2")  # type: ignore[arg-type]
     assert len(rows) == 2
     for method in kwargs["methods"]:  # type: ignore[union-attr]
-        m = json.loads((out / "runs" / task / method / "shots6" / "seed0" / "metrics.json")
-                       .read_text())
+        m = json.loads((out / "runs" / folder_name(task) / method / "shots6" / "seed0"
+                        / "metrics.json").read_text())
         assert m["splits"]["train"] == 12 and m["kfold"]["select"] == "kfold:2"
-    program = out / "runs" / task / kwargs["methods"][0] / "shots6" / "seed0"  # type: ignore[index]
+    program = out / "runs" / folder_name(task) / kwargs["methods"][0] / "shots6" / "seed0"  # type: ignore[index]
     assert len(list((program / "folds").glob("*/metrics.json"))) == 2
     assert "2-fold cross-validation on the shots selects" in (out / "results.md").read_text()
     with pytest.raises(ReprogramError, match="was run with select='kfold:2'"):

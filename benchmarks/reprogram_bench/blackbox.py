@@ -49,6 +49,7 @@ from reprogram.checkpoint import CHECKPOINT_NAME
 from reprogram.errors import ReprogramError
 from reprogram_bench import write_csv
 from reprogram_bench.machine import describe, machine
+from reprogram_bench.pool import Failures
 
 SOURCE = "efficientnet-lite0"
 TARGETS = ("digits", "fashion-mnist")
@@ -241,6 +242,7 @@ def run_blackbox(
     targets = {"digits": "digits", "fashion-mnist": _fashion_subset(out)}
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
+    failures = Failures(out, progress)
     with served_source(CANVAS) as (url, app):
         for i, cell in enumerate(cells, 1):
             directory = out / "runs" / cell.key
@@ -255,7 +257,8 @@ def run_blackbox(
                 try:
                     run_cell(cell, directory, targets[cell.target], url)
                 except ReprogramError as exc:
-                    raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
+                    failures.add(f"[{i}/{len(cells)}] {cell.key}", cell.key, exc)
+                    continue
             row = _row(cell, directory)
             rows.append(row)
             if progress:
@@ -270,6 +273,7 @@ def run_blackbox(
     if throughput and not tp_path.exists():
         _measure_throughput(tp_path, progress)
     write_results(out, rows, seeds, command, _load(tp_path), served)
+    failures.raise_any()
     return rows
 
 

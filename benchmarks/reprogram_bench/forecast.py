@@ -40,7 +40,7 @@ from reprogram.sources.language import LanguageOptions
 from reprogram_bench import cell_seconds, legend_below, md_cell, write_csv
 from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
-from reprogram_bench.pool import check_jobs, plan, run_tasks, running_line
+from reprogram_bench.pool import Failures, check_jobs, plan, run_tasks, running_line
 from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
 
 SETS = ("ETTh1", "ETTh2", "ILI", "exchange")
@@ -343,6 +343,7 @@ def run_forecast(
     pending = plan(cells, out, ledger, _row, run_cell,
                    dict(epochs=epochs, strides=strides, batch_sizes=batches),
                    report, run=not report_only)
+    failures = Failures(out, progress)
     for done in run_tasks(pending, jobs, before=running_line(started, progress),
                           progress=progress):
         cell = cells[done.index - 1]
@@ -352,7 +353,7 @@ def run_forecast(
                 print(f"[{done.index}/{len(cells)}] {cell.key}  skipped: {done.error}",
                       file=sys.stderr, flush=True)
         elif done.error is not None:
-            raise ReprogramError(f"bench cell {cell.key} failed: {done.error}")
+            failures.add(f"[{done.index}/{len(cells)}] {cell.key}", cell.key, done.error)
         else:
             report(done.index, _row(cell, out / "runs" / cell.key))
     if rows or ledger.recorded:  # again: cells skipped after the last finished one are listed
@@ -360,6 +361,7 @@ def run_forecast(
     if drop_last:
         write_drop_last(out, ledger.rows(rows), drop_last,
                         command or "reprogram bench forecast")
+    failures.raise_any()
     return rows
 
 

@@ -9,7 +9,9 @@ each finished cell's metrics and rewrites its table as they come in (in the orde
 
 A cell whose data cannot form it, or whose run refuses its settings, ends with a
 :class:`~reprogram.errors.ReprogramError`; that error comes back to the suite as a value (it
-decides: skip the cell, or stop the grid), and any other exception stops the grid at once.
+decides: skip the cell, or note it in :class:`Failures` and go on with the others, which
+raises one error naming every failed cell once the grid is done), and any other exception
+stops the grid at once.
 """
 
 from __future__ import annotations
@@ -49,6 +51,43 @@ class Done:
     index: int
     seconds: float
     error: ReprogramError | None
+
+
+class Failures:
+    """The cells of a grid that ended with a :class:`~reprogram.errors.ReprogramError`.
+
+    A long grid goes on past a failed cell (the others do not depend on it); the suite writes
+    its table from the cells that finished, then :meth:`raise_any` stops with one error that
+    names each failed cell and why, so the command still exits with an error.
+    """
+
+    def __init__(self, out: Path, progress: bool = True) -> None:
+        self.out = out
+        self.progress = progress
+        self.failed: list[tuple[str, str]] = []
+
+    def add(self, label: str, key: str, error: BaseException) -> None:
+        """Note that cell ``key`` (its progress label ``label``) failed with ``error``."""
+        self.failed.append((key, str(error)))
+        if self.progress:
+            print(f"{label}  failed: {error}  (the grid goes on)", file=sys.stderr, flush=True)
+
+    def raise_any(self) -> None:
+        """Raise one ReprogramError naming every failed cell; nothing when none failed.
+
+        Raises:
+            ReprogramError: a cell failed.
+        """
+        if not self.failed:
+            return
+        listed = "\n".join(f"  {key}: {why}" for key, why in self.failed)
+        table = self.out / "results.md"
+        finished = (f"The cells that finished are in {table}." if table.exists()
+                    else "No cell finished.")
+        raise ReprogramError(
+            f"{len(self.failed)} bench cell(s) failed:\n{listed}\n{finished} Fix the cause and "
+            "run the same command again: finished cells are kept, and only the others run."
+        )
 
 
 def check_jobs(jobs: int) -> int:
@@ -207,4 +246,6 @@ def run_tasks(
         pool.join()
 
 
-__all__ = ["Done", "Task", "check_jobs", "plan", "run_tasks", "running_line", "worker_threads"]
+__all__ = [
+    "Done", "Failures", "Task", "check_jobs", "plan", "run_tasks", "running_line", "worker_threads",
+]

@@ -17,7 +17,9 @@ table: picking the best row by its test score would be test-set selection.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import statistics
 import sys
 import time
@@ -39,7 +41,7 @@ from reprogram_bench import (
 )
 from reprogram_bench.ledger import command_lines, open_ledger
 from reprogram_bench.machine import describe, machine
-from reprogram_bench.pool import check_jobs, plan, run_tasks, running_line
+from reprogram_bench.pool import Failures, check_jobs, plan, run_tasks, running_line
 from reprogram_bench.vision import parse_baseline, parse_method, run_method, split_source
 
 TASKS = ("amp", "amp-tm", "acp", "b3db", "solubility")
@@ -88,6 +90,40 @@ def _applies(task: str, method: str) -> bool:
     return base in ONLY.get(name, (base,))
 
 
+def folder_name(part: str) -> str:
+    """``part`` as one folder name: unchanged unless it holds a ``/`` or starts with ``.``
+    (a ``csv:PATH`` task, an ``hf:ORG/NAME`` source), which would nest folders or climb out of
+    ``runs/``; those keep what comes before the first ``/`` and after the last (``csv:`` and
+    the file's name), joined by ``_``, plus a digest of the whole text, so two files of the
+    same name in different folders stay apart."""
+    if "/" not in part and not part.startswith("."):
+        return part
+    digest = hashlib.sha256(part.encode()).hexdigest()[:10]
+    head, _, tail = part.partition("/")
+    stem = re.sub(r"[^A-Za-z0-9_.:=+#,@-]+", "_", f"{head}_{tail.rsplit('/', 1)[-1]}")
+    return f"{stem.lstrip('.')[:80]}-{digest}"
+
+
+def check_regression_shots(tasks: tuple[str, ...], regression_shots: tuple[int, ...]) -> None:
+    """Refuse, before any cell runs, a ``--regression-shots`` count above a regression task's
+    training rows (the cell itself would name ``--shots``, the flag of ``fit``).
+
+    Raises:
+        DataError: a count is larger than a task's training split.
+    """
+    from reprogram.data import load_target
+
+    wanted = max((k for k in regression_shots if k), default=0)
+    for task in tasks:
+        if wanted and is_regression(task):
+            rows = len(load_target(task).train)
+            if wanted > rows:
+                raise DataError(
+                    f"--regression-shots {wanted} asks for more rows than the {rows} training "
+                    f"rows of {task}; give counts up to {rows}, or all (every row)."
+                )
+
+
 @dataclass(frozen=True)
 class Cell:
     """One run of the suite: ``shots`` 0 means all training data."""
@@ -99,8 +135,10 @@ class Cell:
 
     @property
     def key(self) -> str:
+        """The cell's folder under ``runs/``: task, method, shots, seed (a part naming a path,
+        such as ``csv:data/peptides.csv``, is flattened into one folder name)."""
         shots = "all" if self.shots == 0 else f"shots{self.shots}"
-        return f"{self.task}/{self.method}/{shots}/seed{self.seed}"
+        return f"{folder_name(self.task)}/{folder_name(self.method)}/{shots}/seed{self.seed}"
 
     @property
     def is_reprogramming(self) -> bool:
@@ -256,18 +294,22 @@ def run_sequences(
             write_results(out, ledger.rows(rows), ledger.settings, ledger.meta())
 
     if not report_only:
+        check_regression_shots(tasks, regression_shots)
         check_unchanged(cells, out)
     pending = plan(cells, out, ledger, _row, run_cell,
                    dict(source=source, epochs=epochs, select=select),
                    report, run=not report_only)
+    failures = Failures(out, progress)
     for done in run_tasks(pending, jobs, before=running_line(started, progress),
                           progress=progress):
         cell = cells[done.index - 1]
         if done.error is not None:
-            raise ReprogramError(f"bench cell {cell.key} failed: {done.error}")
+            failures.add(f"[{done.index}/{len(cells)}] {cell.key}", cell.key, done.error)
+            continue
         report(done.index, _row(cell, out / "runs" / cell.key))
-    if report_only and not rows and ledger.recorded:  # the table from what was recorded
+    if (report_only or failures.failed) and not rows and ledger.recorded:
         write_results(out, ledger.rows([]), ledger.settings, ledger.meta())
+    failures.raise_any()
     return rows
 
 
@@ -514,7 +556,7 @@ def _markdown(
 ) -> str:
     by = {(s["task"], s["method"], s["shots"]): s for s in summary}
     lines = [
-        f"# Sequences: {settings['source']} reprogrammed vs peers",
+        f"# Sequences: {_headline(summary, settings['source'])}",
         "",
         *command_lines(meta),
         f"Seeds {settings['seeds']}; {settings['epochs']} epochs for trained programs; "
@@ -566,6 +608,17 @@ def _markdown(
         lines += _paired_sections(rows, default, f"`{default}`", settings)
     lines += _chosen_lines(rows, settings)
     return "\n".join(lines) + "\n"
+
+
+def _headline(summary: list[dict[str, Any]], source: str, styles: bool = False) -> str:
+    """What a table or figure compares, from the kinds of row it holds: ``source``
+    reprogrammed, the peers, or both (``styles``: with the figure's line styles)."""
+    kinds = {s["kind"] for s in summary}
+    ours = f"{source} reprogrammed" + (" (solid)" if styles else "")
+    peers = "peers" + (" (dashed)" if styles else "")
+    if kinds == {"peer"}:
+        return f"{peers}, no reprogramming row"
+    return ours if "peer" not in kinds else f"{ours} vs {peers}"
 
 
 def write_results(
@@ -645,6 +698,7 @@ def _plot(
         ax.set_title(task)
         ax.grid(alpha=0.3)
     bottom = legend_below(fig, panels[: len(tasks)], ncol=4) / grid_rows
-    fig.suptitle(f"{settings['source']} reprogrammed (solid) vs peers (dashed)", fontsize=10)
+    shown = [s for s in summary if s["method"] in methods]
+    fig.suptitle(_headline(shown, settings["source"], styles=True), fontsize=10)
     fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
     fig.savefig(path, dpi=120, bbox_inches="tight")  # a wide legend whole

@@ -36,6 +36,7 @@ from reprogram_bench.compare import markdown as markdown_paired
 from reprogram_bench.compare import paired, plot_paired
 from reprogram_bench.ledger import check_shared
 from reprogram_bench.machine import describe, machine
+from reprogram_bench.pool import Failures
 from reprogram_bench.published import (
     BAKEOFF_CITATION,
     BAKEOFF_MEANS,
@@ -335,6 +336,7 @@ def run_ucr(
     clock = Clock(epochs)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
+    failures = Failures(out, progress)
     for i, cell in enumerate(cells, 1):
         directory = out / "runs" / cell.key
         shots, n_train, length = sizes[cell.dataset]
@@ -354,7 +356,8 @@ def run_ucr(
                     accelerator=accelerator,
                 )
             except ReprogramError as exc:
-                raise ReprogramError(f"bench cell {cell.key} failed: {exc}") from None
+                failures.add(f"[{i}/{len(cells)}] {cell.key}", cell.key, exc)
+                continue
             clock.record(cell, n_train, length, time.perf_counter() - t0)
         row = _row(cell, directory, shots)
         rows.append(row)
@@ -366,6 +369,7 @@ def run_ucr(
                 flush=True,
             )
         write_results(out, rows, settings, meta)
+    failures.raise_any()
     return rows
 
 

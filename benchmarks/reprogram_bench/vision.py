@@ -25,7 +25,7 @@ from reprogram.errors import ReprogramError
 from reprogram_bench import cell_seconds, md_cell, palette, write_csv
 from reprogram_bench.ledger import open_ledger
 from reprogram_bench.machine import describe, machine
-from reprogram_bench.pool import Task, check_jobs, plan, run_tasks
+from reprogram_bench.pool import Failures, Task, check_jobs, plan, run_tasks
 
 # Reprogramming variants worth reporting (from the program × mapping grid) and baselines.
 DEFAULT_METHODS = (
@@ -368,12 +368,15 @@ def run_vision(
             flush=True,
         )
 
+    failures = Failures(out, progress)
     for done in run_tasks(pending, jobs, before=before, progress=progress):
         cell = cells[done.index - 1]
         if done.error is not None:
-            raise ReprogramError(f"bench cell {cell.key} failed: {done.error}")
+            failures.add(f"[{done.index}/{len(cells)}] {cell.key}", cell.key, done.error)
+            continue
         times[(cell.method, cell.shots)].append(done.seconds)
         report(done.index, _row(cell, out / "runs" / cell.key))
+    failures.raise_any()
     return rows
 
 
