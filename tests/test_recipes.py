@@ -78,6 +78,7 @@ def test_fit_without_a_source_runs_the_targets_default_recipe(
     assert "no --source given, so amp-tm runs recipe warp" in capsys.readouterr().err
     config = json.loads((out / "config.json").read_text())
     assert (config["source"]["name"], config["program"]["name"]) == ("minilm-l6", "soft-prompt")
+    assert config["recipe"] == "warp"  # the run says where its settings came from
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 0  # --epochs 0 won
     parser = build_parser()
     words = ["fit", "--target", "amp-tm", "--source", "minilm-l6", "--program", "text"]

@@ -15,6 +15,7 @@ from torch import nn
 from reprogram import fit, load_artifact
 from reprogram.callbacks import Callback
 from reprogram.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from reprogram.config import changed_settings
 from reprogram.data import load_target
 from reprogram.errors import ReprogramError, SealedSplitError
 from reprogram.sources import build_source
@@ -81,8 +82,17 @@ def test_resume_continues_exactly(tmp_path: Path, mapping: str) -> None:
 def test_resume_refuses_changed_settings(tmp_path: Path) -> None:
     with pytest.raises(Crash):
         fit(config(tmp_path, epochs=3), callbacks=[CrashAt(2)])
-    with pytest.raises(ReprogramError, match="different settings \\(seed\\)"):
+    with pytest.raises(ReprogramError, match="different settings \\(seed: 3 → 4\\)"):
         fit(config(tmp_path, epochs=3, resume=True, seed=4))
+    # --lr also sets the optimizer's lr option: the refusal names it once, with both values
+    with pytest.raises(ReprogramError, match=r"settings \(lr: unset → 0\.5\)\. Resume"):
+        fit(config(tmp_path, epochs=3, resume=True, lr=0.5))
+
+
+def test_changed_settings_names_option_keys() -> None:
+    theirs = {"seed": 0, "program_options": {"length": 4, "init": "vocab"}, "lr": None}
+    ours = {"seed": 0, "program_options": {"length": 8, "init": "vocab"}, "lr": None}
+    assert changed_settings(theirs, ours) == "program_options.length: 4 → 8"
 
 
 def test_ilm_remaps_before_every_epoch(tmp_path: Path) -> None:

@@ -79,6 +79,7 @@ def fit(
         "mapping": mapping_info,
         "optimizer": {"name": config.optimizer, "options": dict(config.optimizer_options)},
         "training": training_spec(config),
+        **({"recipe": config.recipe} if config.recipe else {}),
         "seed": config.seed,
         "versions": versions(),
     }

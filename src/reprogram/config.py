@@ -75,6 +75,7 @@ _RESUMABLE_CHANGES = {
     "query_budget",
     "score_val",  # whether a fixed-epoch run validates changes no trained number
     "accelerator",  # a run checkpointed on one device may resume on another
+    "recipe",  # a record of where the settings came from; the settings themselves are compared
 }
 
 
@@ -257,6 +258,32 @@ class RunConfig:
         return out
 
 
+def changed_settings(theirs: dict[str, Any], ours: dict[str, Any]) -> str:
+    """The settings two :meth:`RunConfig.signature` dicts differ in, for a ``--resume``
+    refusal: ``"seed: 0 → 4, lr: 0.01 → 0.1"``. Option dicts are compared key by key
+    (``program_options.length: 4 → 8``); ``--lr``, which also sets the optimizer's ``lr``
+    option, is named once."""
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in d.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    def short(value: Any) -> str:
+        text = "unset" if value is None else str(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    a, b = flat(theirs), flat(ours)
+    changed = [k for k in sorted(set(a) | set(b), key=str) if a.get(k) != b.get(k)]
+    if "lr" in changed:
+        changed = [k for k in changed if k != "optimizer_options.lr"]
+    return ", ".join(f"{k}: {short(a.get(k))} → {short(b.get(k))}" for k in changed)
+
+
 @dataclass
 class FitConfig(RunConfig):
     """Everything a ``fit`` run needs; the command line fills it from its flags."""
@@ -286,6 +313,14 @@ class FitConfig(RunConfig):
             "flag": "--no-diagnostics",
             "invert": True,
             "help": "skip diagnostics (the V2S bound for audio)",
+        },
+    )
+    recipe: str | None = field(
+        default=None,
+        metadata={
+            "help": "the recipe (reprogram.recipes) the other settings came from, recorded in "
+            "config.json; the command line's --recipe fills the other fields from it, here it "
+            "is a record only and changes no setting"
         },
     )
 

@@ -56,7 +56,7 @@ from typing import Any
 
 from .artifact import CONFIG, METRICS, PROGRAM, read_json, write_json
 from .checkpoint import CHECKPOINT_NAME
-from .config import ONE_SE, REFIT, is_refit, parse_select, selection_rule
+from .config import ONE_SE, REFIT, changed_settings, is_refit, parse_select, selection_rule
 from .data import Split, TargetData, load_target
 from .data.splits import few_shot_pool, prepare_splits, stratified_folds, value_folds
 from .errors import DataError, ReprogramError
@@ -77,10 +77,12 @@ def _prepare(config: Any) -> Path:
     out = check_out(config, unfinished(Path(config.out)))
     if config.resume:
         recorded = read_json(out / STATE, "the k-fold state") if (out / STATE).exists() else {}
-        if recorded.get("signature") not in (None, _jsonable(config.signature())):
+        ours = _jsonable(config.signature())
+        if recorded.get("signature") not in (None, ours):
             raise ReprogramError(
-                f"--resume: the k-fold run in {out} was started with different settings. Resume "
-                "with the same settings, or start a new --out."
+                f"--resume: the k-fold run in {out} was started with different settings "
+                f"({changed_settings(recorded['signature'], ours)}). Resume with the same "
+                "settings, or start a new --out."
             )
         return out
     if out.exists():

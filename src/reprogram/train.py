@@ -32,7 +32,7 @@ from .blackbox.replay import ANSWERS_NAME
 from .blackbox.source import JOURNAL_NAME
 from .callbacks import Callback
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from .config import FitResult, RunConfig
+from .config import FitResult, RunConfig, changed_settings
 from .data import PreparedSplits, Split, TargetData, load_target
 from .data.splits import prepare_splits
 from .errors import ReprogramError
@@ -217,11 +217,10 @@ class Trainer:
     def _restore(self, stepper: Any, state: dict[str, Any]) -> int:
         ckpt = load_checkpoint(self.out / CHECKPOINT_NAME)
         if ckpt.get("signature") != self.config.signature():
-            theirs, ours = ckpt.get("signature", {}), self.config.signature()
-            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            diff = changed_settings(ckpt.get("signature", {}), self.config.signature())
             raise ReprogramError(
                 f"--resume: the checkpoint in {self.out} was made with different settings "
-                f"({', '.join(diff)}). Resume with the same settings, or start a new --out."
+                f"({diff}). Resume with the same settings, or start a new --out."
             )
         self.model.load_state_dict(ckpt["adapter"], strict=False)
         stepper.load_state_dict(ckpt["optimizer"])

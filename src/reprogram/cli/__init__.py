@@ -51,7 +51,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- parsing helpers
 # The flags of fit and baseline are generated from the config dataclasses' fields (one place
-# per fact: reprogram.flags); only these shortcuts and the recipe are written here.
+# per fact: reprogram.flags); only these shortcuts are written here.
 _BASELINE_SKIP = ("optimizer", "optimizer_options", "query_budget", "plots")
 
 
@@ -63,13 +63,9 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
             "lr": "learning rate (default 0.01)",
             "source": "source model (reprogram list sources); without it (and --recipe) the "
             "target kind's recipe runs: vision-full, warp, ucr-whisper or time-llm",
+            "recipe": "named, measured settings for the other flags (reprogram list recipes); "
+            "flags given here win over it; config.json records its name",
         },
-    )
-    p.add_argument(
-        "--recipe",
-        default=None,
-        help="named, measured settings for the other flags (reprogram list recipes); flags "
-        "given here win over it",
     )
     p.add_argument(
         "--canvas-size",
@@ -542,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         except ReprogramError as exc:
             print(f"reprogram {args.command}: error: {exc}", file=sys.stderr)
             return 2
+        args.recipe = recipe  # the default of the target's kind too: config.json records it
     # lazy: the library loads torch; `reprogram --help` stays fast
     from ..runtime import tune_allocator
 

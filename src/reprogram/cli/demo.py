@@ -15,14 +15,16 @@ from ..flags import key_values
 from .evaluation import _load_eval_splits
 from .report import summary, top1_by_class
 
-
 # The vision benchmark's best reprogramming row (docs/results/vision.md): the vision-full
 # recipe on 100 images per class.
+DEMO_RECIPE = "vision-full"
+
+
 def _demo_settings() -> dict[str, Any]:
     # lazy: the library loads torch; `reprogram --help` stays fast
     from ..recipes import RECIPES
 
-    return {**RECIPES.get("vision-full").builder(), "target": "fashion-mnist", "shots": 100}
+    return {**RECIPES.get(DEMO_RECIPE).builder(), "target": "fashion-mnist", "shots": 100}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -53,6 +55,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         shots=d["shots"],
         epochs=d["epochs"],
         seed=args.seed,
+        recipe=DEMO_RECIPE,
         out=args.out,
         overwrite=True,
         progress=not args.quiet,
