@@ -318,6 +318,7 @@ def check_unchanged(cells: list[Cell], out: Path) -> None:
     ``config.json`` records the test split's digest, as ``reprogram eval`` checks): a rerun
     skips finished cells, so their old scores would stand beside new ones unnoticed."""
     from reprogram.data import load_target
+    from reprogram.train import recorded_test_matches
 
     first: dict[str, tuple[str, Path]] = {}
     for cell in cells:
@@ -325,8 +326,7 @@ def check_unchanged(cells: list[Cell], out: Path) -> None:
         if cell.task.startswith("csv:") and (directory / METRICS).exists():
             first.setdefault(cell.task, (cell.key, directory / CONFIG))
     for task, (key, config) in first.items():
-        recorded = read_json(config, "a cell's config").get("target", {}).get("test_digest")
-        if recorded and load_target(task).test.digest() != recorded:
+        if not recorded_test_matches(read_json(config, "a cell's config"), load_target(task).test):
             raise DataError(
                 f"{task} changed since the finished cells under {out / 'runs'} ran (the test "
                 f"split of {key} differs from the file's now), and a rerun keeps finished "

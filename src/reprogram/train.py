@@ -657,6 +657,14 @@ def training_spec(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def recorded_test_matches(config: dict[str, Any], test: Split) -> bool:
+    """Whether ``test`` is the test split a run's ``config.json`` recorded (its digest, as
+    :func:`target_spec` writes it); True for an artifact that recorded none. ``eval`` and the
+    bench refuse to set new scores beside a run whose data file changed since."""
+    recorded = (config.get("target") or {}).get("test_digest")
+    return recorded is None or recorded == test.digest()
+
+
 def target_spec(
     config: RunConfig, data: TargetData, splits: PreparedSplits, given: bool
 ) -> dict[str, Any]:

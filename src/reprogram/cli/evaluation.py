@@ -61,6 +61,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..artifact import METRICS, load_artifact, read_json
     from ..evaluate import roc_auc, score
     from ..tasks import task_of
+    from ..train import recorded_test_matches
 
     model, config = load_artifact(args.dir, source=_given_source(args))
     metrics = read_json(Path(args.dir) / METRICS, "the metrics")
@@ -81,8 +82,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         # with --epochs 0 may have held nothing out of classes too small to give one)
         data, _, batch = _eval_target(config)
         split = data.test
-        recorded_digest = (config.get("target") or {}).get("test_digest")
-        if recorded_digest is not None and recorded_digest != split.digest():
+        if not recorded_test_matches(config, split):
             print(
                 f"reprogram eval: error: the test split of {config['target']['name']} differs "
                 "from the one this run scored (its data changed since the fit), so the scores "
@@ -219,9 +219,15 @@ def _labelled_errors(truth: list[str], predicted: list[float]) -> str:
             skipped.append(t)
     if not pairs:
         return "no label is a number: nothing to score the values against"
-    rmse = math.sqrt(sum((t - p) ** 2 for t, p in pairs) / len(pairs))
-    mae = sum(abs(t - p) for t, p in pairs) / len(pairs)
-    line = f"against the labels given: RMSE {rmse:.4f}, MAE {mae:.4f} ({len(pairs)} rows)"
+    # lazy: the library loads torch; `reprogram --help` stays fast
+    import torch
+
+    from ..tasks import REGRESSION
+
+    given, values = torch.tensor(pairs, dtype=torch.float64).unbind(1)
+    score = REGRESSION.summary(REGRESSION.totals(values, given))  # as eval scores a split
+    line = (f"against the labels given: RMSE {score['rmse']:.4f}, MAE {score['mae']:.4f} "
+            f"({len(pairs)} rows)")
     if skipped:
         shown = ", ".join(map(repr, skipped[:3])) + (" …" if len(skipped) > 3 else "")
         line += f"; {len(skipped)} label(s) not a number skipped ({shown})"
