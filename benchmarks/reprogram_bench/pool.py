@@ -67,7 +67,8 @@ class Failures:
         self.failed: list[tuple[str, str]] = []
 
     def add(self, label: str, key: str, error: BaseException) -> None:
-        """Note that cell ``key`` (its progress label ``label``) failed with ``error``."""
+        """Note that cell ``key`` (as errors name it; its progress line ``label``) failed with
+        ``error``."""
         self.failed.append((key, str(error)))
         if self.progress:
             print(f"{label}  failed: {error}  (the grid goes on)", file=sys.stderr, flush=True)
@@ -135,7 +136,8 @@ def plan(
         if earlier is not None or (folder / METRICS).exists():
             finished.append((i, earlier if earlier is not None else row_of(cell, folder)))
         elif run:
-            pending.append(Task(i, f"[{i}/{len(cells)}] {cell.key}", fn, (cell, folder), kwargs))
+            label = getattr(cell, "label", cell.key)  # a key may be a flattened folder name
+            pending.append(Task(i, f"[{i}/{len(cells)}] {label}", fn, (cell, folder), kwargs))
     for n, (i, row) in enumerate(finished, 1):
         report(i, row, n == len(finished))
     return pending

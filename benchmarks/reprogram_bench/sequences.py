@@ -141,6 +141,12 @@ class Cell:
         return f"{folder_name(self.task)}/{folder_name(self.method)}/{shots}/seed{self.seed}"
 
     @property
+    def label(self) -> str:
+        """The cell as progress lines and errors name it: the task and method as given."""
+        shots = "all" if self.shots == 0 else f"shots{self.shots}"
+        return f"{self.task}/{self.method}/{shots}/seed{self.seed}"
+
+    @property
     def is_reprogramming(self) -> bool:
         return "+" in self.method
 
@@ -285,7 +291,7 @@ def run_sequences(
         rows[:] = [by_index[k] for k in sorted(by_index)]
         if progress:
             print(
-                f"[{i}/{len(cells)}] {cells[i - 1].key}  {_scores(row)}  "
+                f"[{i}/{len(cells)}] {cells[i - 1].label}  {_scores(row)}  "
                 f"{row['train_seconds']:.0f} s",
                 file=sys.stderr,
                 flush=True,
@@ -304,7 +310,7 @@ def run_sequences(
                           progress=progress):
         cell = cells[done.index - 1]
         if done.error is not None:
-            failures.add(f"[{done.index}/{len(cells)}] {cell.key}", cell.key, done.error)
+            failures.add(f"[{done.index}/{len(cells)}] {cell.label}", cell.label, done.error)
             continue
         report(done.index, _row(cell, out / "runs" / cell.key))
     if (report_only or failures.failed) and not rows and ledger.recorded:

@@ -127,6 +127,17 @@ def _smiles_like(joined: str) -> bool:
     )
 
 
+_SAID: set[str] = set()
+
+
+def _say(note: str) -> None:
+    """Print ``note`` on stderr once in this process: a bench or a k-fold run reads the same
+    file many times, and the same note on every read buries the progress lines."""
+    if note not in _SAID:
+        _SAID.add(note)
+        print(note, file=sys.stderr)
+
+
 def _case_note(class_names: list[str], where: str) -> None:
     """Warn (stderr) about class names that differ only in case (``AMP`` and ``amp``): read as
     two classes, which a typo in a spreadsheet usually is not."""
@@ -136,10 +147,9 @@ def _case_note(class_names: list[str], where: str) -> None:
     alike = [names for names in groups.values() if len(names) > 1]
     if alike:
         shown = "; ".join(" and ".join(map(repr, names)) for names in alike[:3])
-        print(
+        _say(
             f"note: {where}: the labels {shown} differ only in case and are read as "
             f"different classes ({len(class_names)} in all); write them alike if they are one.",
-            file=sys.stderr,
         )
 
 
@@ -152,12 +162,11 @@ def _notes(sequences: list[str], labels: list[str], where: str) -> None:
     repeated = len(sequences) - len(seen)
     if repeated:
         clash = sum(1 for v in seen.values() if len(v) > 1)
-        print(
+        _say(
             f"note: {where}: {repeated} row(s) repeat an earlier sequence"
             + (f", {clash} sequence(s) under more than one label" if clash else "")
             + "; a repeat split across train and test inflates the test score (the built-in "
             "sets remove them).",
-            file=sys.stderr,
         )
 
 
@@ -219,19 +228,17 @@ def read_sequence_csv(spec: str) -> TargetData:
         if foreign and protein_like:  # peptides with a few odd symbols, or in lower case
             odd = [r for r, seq in enumerate(sequences, start=1) if set(seq) & set(foreign)]
             shown = foreign if len(foreign) <= 6 else [*foreign[:6], "…"]
-            print(
+            _say(
                 f"note: {where}: {', '.join(map(repr, shown))} (row(s) "
                 f"{', '.join(map(str, odd[:5]))}{' …' if len(odd) > 5 else ''}) are no amino "
                 "acids, so the file is read as #alphabet=text: new sequences may use only the "
                 "characters it holds. Add #alphabet=protein to have those rows refused by name.",
-                file=sys.stderr,
             )
         elif foreign and _smiles_like(joined):
-            print(
+            _say(
                 f"note: {where}: the sequences look like SMILES, but without #alphabet=smiles "
                 "they are read as text: no row is checked with RDKit. Add #alphabet=smiles "
                 "(csv:PATH#alphabet=smiles) if they are molecules.",
-                file=sys.stderr,
             )
     _notes(sequences, labels, where)
     vocabulary = alphabet_for(kind, sequences)
