@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         "published code does, the test's last incomplete batch of B windows dropped "
         "(PatchTST's ILI script: 16); writes drop_last_B.md",
     )
-    p.add_argument("--out", required=True, help="suite directory (a rerun skips finished cells)")
+    p.add_argument("--out", required=True, help="suite directory (a rerun skips finished cells; a "
+                   "failed cell does not stop the others, and the command then names it)")
     p.add_argument(
         "--source",
         default=None,
