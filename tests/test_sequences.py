@@ -712,3 +712,101 @@ def test_text_with_spaces_reads_through_a_tokenizer_that_drops_them(tmp_path: Pa
                            mapping="linear", epochs=1, progress=False, plots=False,
                            out=str(tmp_path / "text")))
     assert result.metrics["test_accuracy"] is not None
+
+
+def test_csv_rows_that_would_be_read_wrongly_are_refused_by_row(tmp_path: Path) -> None:
+    """A decimal comma in a comma file (more fields than the header), a column named twice,
+    and a quote left open are refused with the row, never read silently another way."""
+    rows = "".join(f"{'KR' * (i % 3 + 1)}A,{i},5\n" for i in range(6))
+    for options in ("", "#task=regression"):
+        with pytest.raises(DataError, match=r"row 1: 3 fields, more than the header's 2 .*"
+                                            r"decimal comma"):
+            load_target(_csv(tmp_path / "comma.csv", "sequence,label\n" + rows) + options)
+    for header in ("sequence,label,Label", "sequence,label, SEQUENCE "):
+        with pytest.raises(DataError, match=r"names '(label|sequence)' twice"):
+            load_target(_csv(tmp_path / "twice.csv", f"{header}\nKRA,1,2\nDEG,0,1\n"))
+    quoted = "sequence,label\nKRA,pos\n\"DEG,neg\nKRAA,pos\nDEGG,neg\n"
+    with pytest.raises(DataError, match=r"row 2: the sequence cell runs over several lines"):
+        load_target(_csv(tmp_path / "quote.csv", quoted))
+    with pytest.raises(DataError, match=r"row 1: the label cell runs over several lines"):
+        load_target(_csv(tmp_path / "quote2.csv", "sequence,label\nKRA,\"pos\nDEG,neg\n"))
+    # quoted commas inside a field stay one field, and other columns may hold anything
+    fine = "sequence,label,note\nKRA,1,\"a, b\"\nDEG,0,\"two\nlines\"\nKRAA,1,x\nDEGG,0,y\n"
+    data = load_target(_csv(tmp_path / "fine.csv", fine))
+    assert len(data.train) + len(data.test) == 4
+
+
+def test_csv_labels_name_their_classes_as_written_numbers_mean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reprogram.predict import read_sequences
+
+    seqs = [f"{'KR' * (i % 4 + 1)}{'A' * (i % 3)}" for i in range(12)]
+    signed = "sequence,label\n" + "".join(f"{s},{'+1' if i % 2 else '-1'}\n"
+                                          for i, s in enumerate(seqs))
+    assert load_target(_csv(tmp_path / "pm.csv", signed)).class_names == ["-1", "1"]
+    big = "sequence,label\n" + "".join(
+        f"{s},{12345678901234567890 + i % 2}\n" for i, s in enumerate(seqs))
+    assert load_target(_csv(tmp_path / "big.csv", big)).class_names == [
+        "12345678901234567890", "12345678901234567891"]
+    codes = "sequence,label\n" + "".join(f"{s},{'1.1' if i % 2 else '2.3'}\n"
+                                         for i, s in enumerate(seqs))
+    with pytest.raises(DataError, match="or #task=classification to keep each"):
+        load_target(_csv(tmp_path / "codes.csv", codes))
+    kept = load_target(_csv(tmp_path / "codes.csv", codes) + "#task=classification")
+    assert kept.class_names == ["1.1", "2.3"]
+    # whole numbers that look like measurements: kept as classes, with a hint
+    capsys.readouterr()
+    mic = "sequence,label\n" + "".join(f"{s},{2 ** (i % 7)}\n" for i, s in enumerate(seqs))
+    assert len(load_target(_csv(tmp_path / "mic.csv", mic)).class_names) == 7
+    assert "7 distinct whole numbers" in capsys.readouterr().err
+    # the same sequence as 0 and 0.0 is one class, not a clash
+    twins = "sequence,label\n" + "".join(f"{s},{i % 2}\n{s},{i % 2}.0\n"
+                                         for i, s in enumerate(seqs[:6]))
+    load_target(_csv(tmp_path / "twins.csv", twins))
+    err = capsys.readouterr().err
+    assert "6 row(s) repeat an earlier sequence" in err and "more than one label" not in err
+    with pytest.raises(DataError, match=r"decimal comma\? write it with a point: 0\.5"):
+        load_target(_csv(tmp_path / "semi.csv", "sequence;label\nKRA;0,5\nDEG;1,5\n")
+                    + "#task=regression")
+    # predict --labelled reads labels as fit names classes; a .tsv reads like a .csv
+    tsv = tmp_path / "new.tsv"
+    tsv.write_text("sequence\tlabel\nKRA\t1.0\nDEG\t+0\n")
+    assert read_sequences(tsv, labelled=True)[1:] == (["KRA", "DEG"], ["1", "0"])
+
+
+def test_kfold_names_its_own_rule_for_a_class_with_one_example(tmp_path: Path) -> None:
+    rows = "sequence,label\n" + "".join(f"{'KR' * (i % 3 + 1)}A,pos\n" for i in range(8))
+    path = _csv(tmp_path / "rare.csv", rows + "DEG,neg\nDEGG,neg\n")
+    config = FitConfig(source="tiny-random-lm", target=path, program="soft-prompt",
+                       program_options={"length": 2}, epochs=1, select="kfold:3", seed=0,
+                       out=str(tmp_path / "run"), progress=False, plots=False)
+    with pytest.raises(DataError, match="k-fold selection needs at least 2 per class") as info:
+        fit(config)
+    assert "--val-fraction" not in str(info.value)
+
+
+def test_resume_refuses_data_that_changed_since_the_checkpoint(tmp_path: Path) -> None:
+    """The same csv path with other rows: --resume refuses before any old weight is kept,
+    for a plain run (its checkpoint) and a k-fold run (its finished folds) alike; the same
+    data resumes."""
+    from helpers import Crash, CrashAt
+
+    def rows(n: int, classes: int) -> str:
+        return "sequence,label\n" + "".join(
+            f"{'KRDE'[i % 4] * (i % 5 + 2)}A,c{i % classes}\n" for i in range(n))
+
+    for select in ("holdout", "kfold:2"):
+        path = tmp_path / f"{select[:5]}.csv"
+        path.write_text(rows(40, 2))
+        config = FitConfig(source="tiny-random-lm", target=f"csv:{path}", program="soft-prompt",
+                           program_options={"length": 2}, epochs=3, select=select, seed=0,
+                           out=str(tmp_path / select[:5]), progress=False, plots=False)
+        with pytest.raises(Crash):
+            fit(config, callbacks=[CrashAt(2)])
+        path.write_text(rows(40, 3))  # edited in place: a third class
+        config.resume = True
+        with pytest.raises(ReprogramError, match=r"differ from those the .* in .*changed since"):
+            fit(config)
+        path.write_text(rows(40, 2))
+        assert fit(config).metrics["test_accuracy"] is not None  # the same data resumes

@@ -20,7 +20,7 @@ from .data.folder import decode_image
 from .data.forecast import future_dates, read_table
 from .data.molecules import check_smiles
 from .data.npz import READ_ERRORS, check_array_sizes
-from .data.sequence_csv import csv_rows
+from .data.sequence_csv import class_label, csv_rows
 from .data.sequences import alphabet_of, sequence_batch
 from .data.series import series_batch
 from .data.ucr_files import SUFFIXES, read_series_file
@@ -207,13 +207,15 @@ def _load_series(
     return names, batch, truth
 
 
-SEQUENCE_SUFFIXES = (".csv", ".txt", ".fasta", ".fa", ".faa", ".smi")
+SEQUENCE_SUFFIXES = (".csv", ".tsv", ".txt", ".fasta", ".fa", ".faa", ".smi")
+#: Tables with a header row (``fit``'s ``csv:`` reads either, tabs or commas).
+TABLE_SUFFIXES = (".csv", ".tsv")
 
 
 def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], list[str]]:
     """``(names, sequences, labels)`` of a file of sequences (UTF-8; a leading BOM dropped).
 
-    ``.csv``: a header row naming a ``sequence`` column (and ``label``, read with
+    ``.csv``/``.tsv``: a header row naming a ``sequence`` column (and ``label``, read with
     ``labelled``), fields separated by commas, semicolons or tabs as ``fit`` reads them;
     FASTA (``.fasta``/``.fa``/``.faa``: a ``>name`` line, then the sequence over one or more
     lines); anything else one sequence a line (``.smi``: the first word of the line).
@@ -229,9 +231,10 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
     names: list[str] = []
     sequences: list[str] = []
     labels: list[str] = []
-    if labelled and suffix != ".csv":
+    if labelled and suffix not in TABLE_SUFFIXES:
         raise DataError(
-            f"{path}: --labelled reads a label column of a .csv file (columns sequence,label)."
+            f"{path}: --labelled reads a label column of a .csv or .tsv file (columns "
+            "sequence,label)."
         )
     if suffix in (".fasta", ".fa", ".faa"):
         for line in text.splitlines():
@@ -242,18 +245,19 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
                 if not sequences:
                     raise DataError(f"{path}: a FASTA file starts with a '>name' line.")
                 sequences[-1] += line.strip()
-    elif suffix == ".csv":
-        header, rows = csv_rows(text.splitlines())
+    elif suffix in TABLE_SUFFIXES:
+        header, rows = csv_rows(text.splitlines(keepends=True), str(path))
         if "sequence" not in header:
             raise DataError(
-                f"{path}: a .csv needs a header row naming a 'sequence' column (its first "
+                f"{path}: a {suffix} needs a header row naming a 'sequence' column (its first "
                 f"line: {', '.join(map(repr, header)) or 'empty'}); add that header, or save "
                 "the sequences one a line as .txt."
             )
         if labelled and "label" not in header:
             raise DataError(f"{path}: --labelled needs a label column beside sequence.")
         sequences = [(r.get("sequence") or "").strip() for r in rows]
-        labels = [(r.get("label") or "").strip() for r in rows] if labelled else []
+        # as fit names classes: 1, +1 and 1.0 are class 1
+        labels = [class_label((r.get("label") or "").strip()) for r in rows] if labelled else []
         empty = next((i for i, label in enumerate(labels, start=1) if not label), None)
         if empty is not None:
             raise DataError(

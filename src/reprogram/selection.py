@@ -94,6 +94,21 @@ def _prepare(config: Any) -> Path:
     return out
 
 
+def _check_pool(out: Path, pool: Split, resume: bool) -> None:
+    """Record the few-shot pool's digest in the k-fold state; on ``--resume`` refuse a pool
+    that changed since (a data file edited at the same path): finished folds would mix
+    scores of the old data with new ones."""
+    state = read_json(out / STATE, "the k-fold state") if (out / STATE).exists() else {}
+    digest = pool.digest()
+    if resume and state.get("pool") not in (None, digest):
+        raise ReprogramError(
+            f"--resume: the training examples differ from those the k-fold run in {out} "
+            "started on (the data file changed since?), so its finished folds would not fit "
+            "them. Restore the data, or start a new --out."
+        )
+    write_json(out / STATE, {**state, "pool": digest})
+
+
 def selection_seconds(out: Path) -> float:
     """Training seconds spent by the selection runs under ``out/folds`` (0 for none).
 
@@ -158,11 +173,13 @@ def kfold_run(
             data, shots=config.shots, val_fraction=config.val_fraction, seed=config.seed
         )
     except DataError:
-        if not fixed:
+        if not fixed and (is_refit(config.select) or data.task == "regression"):
             raise
         # nothing to choose holds nothing out, so classes too small to give one example to
-        # validation are fine: train on the few-shot pool as drawn
-        train, folds = few_shot_pool(data, shots=config.shots, seed=config.seed), []
+        # validation are fine: train on the few-shot pool as drawn; k-fold has no validation
+        # carve either, so its own rule (two examples a class) decides, with its own message
+        train = few_shot_pool(data, shots=config.shots, seed=config.seed)
+        folds = [] if fixed else stratified_folds(train.y, k, config.seed, data.class_names)
     else:
         train = _merge(pool.train, pool.val)  # the few-shot pool: nothing held out
         if is_refit(config.select):  # one fold: the held-out validation split itself
@@ -173,6 +190,7 @@ def kfold_run(
             folds = value_folds(train.y, k, config.seed)
         else:
             folds = stratified_folds(train.y, k, config.seed, pool.class_names)
+    _check_pool(out, train, config.resume)
     fold_metrics = []
     extra = {"diagnostics": False} if hasattr(config, "diagnostics") else {}
     if fixed:  # --epochs 0 (the folds could only pick epoch 0), or fixed settings

@@ -133,6 +133,19 @@ class Trainer:
         self.is_main = fabric.global_rank == 0
         self.trains_nothing = False  # set by fit(): the model has no trainable parameter
         self.task = task_of(job.splits.task)
+        self._digests: dict[str, Any] | None = None
+
+    def data_digests(self) -> dict[str, Any]:
+        """Short digests of the training and validation examples and the recorded test
+        split's: a checkpoint keeps them, and ``--resume`` refuses data that changed since
+        (a csv file edited at the same path), before any weight of the old data is kept."""
+        if self._digests is None:
+            self._digests = {
+                "train": self.splits.train.digest(),
+                "val": self.splits.val.digest(),
+                "test": (self.job.artifact_config.get("target") or {}).get("test_digest"),
+            }
+        return self._digests
 
     # ----------------------------------------------------------------- evaluation helpers
     def _sum(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -204,6 +217,7 @@ class Trainer:
             "format": 1,
             "epoch": epoch,
             "signature": self.config.signature(),
+            "data": self.data_digests(),
             "adapter": {k: v.detach().clone() for k, v in self.model.adapter_state_dict().items()},
             "optimizer": stepper.state_dict(),
             "best": state["best"],
@@ -221,6 +235,14 @@ class Trainer:
             raise ReprogramError(
                 f"--resume: the checkpoint in {self.out} was made with different settings "
                 f"({diff}). Resume with the same settings, or start a new --out."
+            )
+        recorded, ours = ckpt.get("data"), self.data_digests()
+        if recorded is not None and recorded != ours:  # checkpoints before the digest: none
+            changed = [k for k in ours if recorded.get(k) != ours[k]]
+            raise ReprogramError(
+                f"--resume: the {' and '.join(changed)} examples differ from those the "
+                f"checkpoint in {self.out} trained on (the data file changed since?), so its "
+                "weights and scores would not fit them. Restore the data, or start a new --out."
             )
         self.model.load_state_dict(ckpt["adapter"], strict=False)
         stepper.load_state_dict(ckpt["optimizer"])

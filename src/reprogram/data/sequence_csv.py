@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -49,51 +50,137 @@ def _values(labels: list[str], where: str) -> torch.Tensor:
         except ValueError:
             value = float("nan")
         if not math.isfinite(value):
+            comma = (" (a decimal comma? write it with a point: "
+                     f"{text.replace(',', '.')})" if re.fullmatch(r"[-+]?\d+,\d+", text) else "")
             raise DataError(
-                f"{where}, row {row}: label {text!r} is not a finite number; a regression "
-                "target (#task=regression) needs a number in every row."
+                f"{where}, row {row}: label {text!r} is not a finite number{comma}; a "
+                "regression target (#task=regression) needs a number in every row."
             )
         values.append(value)
     return torch.tensor(values, dtype=torch.float32)
 
 
-def _class_names(labels: list[str], where: str) -> tuple[list[str], list[str]]:
-    """Sorted distinct labels (numerically when all are integers, ``1`` and ``1.0`` one class)
-    and the labels written that way; regression values refused."""
-    distinct = sorted(set(labels))
+def whole_number(text: str) -> int | None:
+    """The whole number a label writes (``1``, ``+1``, ``1.0``, ``12345678901234567890``
+    exactly), or None: the form in which ``1`` and ``1.0`` are one class, at ``fit`` and
+    when ``predict --labelled`` compares."""
     try:
-        numbers = [float(v) for v in distinct]
+        return int(text)
     except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def class_label(text: str) -> str:
+    """A label as the class it names: a whole number written canonically (``+1``, ``1.0``
+    → ``1``), any other text unchanged."""
+    number = whole_number(text)
+    return text if number is None else str(number)
+
+
+def _class_names(
+    labels: list[str], where: str, explicit: bool = False
+) -> tuple[list[str], list[str]]:
+    """Sorted distinct labels (numerically when all are whole numbers, ``1`` and ``1.0`` one
+    class) and the labels written that way. Numbers with decimals are refused as values to
+    predict, unless the file says ``#task=classification`` (``explicit``): then they are
+    class names as written (``1.1``, ``2.3``: codes, not measurements)."""
+    distinct = sorted(set(labels))
+    numbers = [whole_number(v) for v in distinct]
+    if all(n is not None for n in numbers):
+        canonical = [class_label(v) for v in labels]
+        return sorted(set(canonical), key=int), canonical
+    decimals = [v for v, n in zip(distinct, numbers, strict=True) if n is None]
+    if explicit or any(_float(v) is None for v in decimals):
         return distinct, labels
-    if any(not n.is_integer() for n in numbers):
-        raise DataError(
-            f"{where}: the labels are numbers with decimals ({', '.join(distinct[:3])} …), "
-            "values to predict rather than classes; this target needs class labels (text or "
-            "whole numbers), or add #task=regression to the name to predict the values."
+    raise DataError(
+        f"{where}: the labels are numbers with decimals ({', '.join(decimals[:3])} …), "
+        "values to predict rather than classes; add #task=regression to the name to predict "
+        "the values, or #task=classification to keep each as a class name as written."
+    )
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _values_note(class_names: list[str], y: torch.Tensor, where: str) -> None:
+    """Suggest ``#task=regression`` when whole-number labels look like measurements (ten
+    or more distinct values, or a value that only one row has), which a classifier would
+    read as that many classes."""
+    counts = torch.bincount(y, minlength=len(class_names))
+    if len(class_names) >= 10 or int(counts.min()) == 1:
+        _say(
+            f"note: {where}: the labels are {len(class_names)} distinct whole numbers "
+            f"({', '.join(class_names[:4])}{' …' if len(class_names) > 4 else ''}), each read "
+            "as a class; if they are measured values, add #task=regression "
+            "(csv:PATH#task=regression) to predict them as numbers."
         )
-    canonical = [str(int(float(v))) for v in labels]
-    return sorted(set(canonical), key=int), canonical
 
 
 #: Label cells that mean "no label".
 MISSING = ("nan", "na", "n/a", "null", "none")
 
 
-def csv_rows(lines: Iterable[str]) -> tuple[list[str], list[dict[str, str]]]:
+#: Columns whose cells are one line each: a line break in one means a quote left open.
+ONE_LINE = ("sequence", "label", "split")
+
+
+def csv_rows(
+    lines: Iterable[str], where: str = "the file"
+) -> tuple[list[str], list[dict[str, str]]]:
     """The header and rows of CSV ``lines``, the column names stripped and lower-cased (so
     ``Sequence , Label`` reads as ``sequence,label``) and a leading BOM dropped; missing
     cells are empty strings; fields separated by commas, or by semicolons or tabs when the
     header holds no comma, or as an Excel ``sep=;`` first line says. Also how ``predict``
-    reads a CSV of sequences."""
+    reads a CSV of sequences.
+
+    Raises:
+        DataError: two columns share a name, a row has more fields than the header (a
+            decimal comma in a comma-separated file, say), or a sequence, label or split
+            cell runs over lines (a quote left open); ``where`` names the file.
+    """
     text = [line.lstrip("\ufeff") if i == 0 else line for i, line in enumerate(lines)]
     given = text[0].strip() if text else ""
     if given.lower().startswith("sep=") and len(given) == 5:  # Excel's separator line
         delimiter, text = given[4], text[1:]
     else:
         delimiter = delimiter_of(text[0]) if text else ","
-    reader = csv.DictReader(text, delimiter=delimiter)
-    rows = [{(k or "").strip().lower(): (v or "") for k, v in r.items()} for r in reader]
-    return [h.strip().lower() for h in (reader.fieldnames or [])], rows
+    reader = csv.DictReader(text, delimiter=delimiter, restkey="\0extra")
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        raise DataError(
+            f"{where}: the header names {', '.join(map(repr, twice))} twice (names are read "
+            "without case or spaces); give each column its own name."
+        )
+    rows = []
+    for row, r in enumerate(reader, start=1):
+        extra = r.pop("\0extra", None)
+        if extra is not None:
+            comma = (" A decimal comma in a comma-separated file? Write decimals with a point, "
+                     "or quote the field." if delimiter == "," else "")
+            raise DataError(
+                f"{where}, row {row}: {len(header) + len(extra)} fields, more than the "
+                f"header's {len(header)} ({', '.join(header)}).{comma}"
+            )
+        cells = {(k or "").strip().lower(): (v or "") for k, v in r.items()}
+        broken = next((c for c in ONE_LINE if "\n" in cells.get(c, "") or "\r" in cells.get(c, "")),
+                      None)
+        if broken is not None:
+            raise DataError(
+                f"{where}, row {row}: the {broken} cell runs over several lines; a quote (\") "
+                "opened there or above is not closed. Remove the stray quote, or close it."
+            )
+        rows.append(cells)
+    return header, rows
 
 
 def _read_rows(path: Path, where: str) -> list[dict[str, str]]:
@@ -101,7 +188,7 @@ def _read_rows(path: Path, where: str) -> list[dict[str, str]]:
     :func:`csv_rows`)."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            header, rows = csv_rows(f)
+            header, rows = csv_rows(f, where)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{where} could not be read as UTF-8 CSV ({exc}).") from None
     missing = [c for c in ("sequence", "label") if c not in header]
@@ -153,20 +240,24 @@ def _case_note(class_names: list[str], where: str) -> None:
         )
 
 
-def _notes(sequences: list[str], labels: list[str], where: str) -> None:
+def _notes(sequences: list[str], labels: list[str], where: str, task: str) -> None:
     """Warn (stderr) about repeated sequences: a twin across the splits inflates the test
-    score, and one sequence under two labels cannot be learnt."""
+    score, and one sequence under two classes cannot be learnt (``labels`` as the classes
+    they name, so ``1`` and ``1.0`` agree; a regression file's repeats are replicate
+    measurements, said so)."""
     seen: dict[str, set[str]] = {}
     for seq, label in zip(sequences, labels, strict=True):
         seen.setdefault(seq, set()).add(label)
     repeated = len(sequences) - len(seen)
     if repeated:
         clash = sum(1 for v in seen.values() if len(v) > 1)
+        differ = ("with different values (replicate measurements?)" if task == "regression"
+                  else "under more than one label")
         _say(
             f"note: {where}: {repeated} row(s) repeat an earlier sequence"
-            + (f", {clash} sequence(s) under more than one label" if clash else "")
+            + (f", {clash} sequence(s) {differ}" if clash else "")
             + "; a repeat split across train and test inflates the test score (the built-in "
-            "sets remove them).",
+            "sets keep one row a sequence).",
         )
 
 
@@ -174,13 +265,13 @@ def read_sequence_csv(spec: str) -> TargetData:
     """Load ``PATH[#alphabet=KIND]``: token ids ``[N, L]``, class labels from ``label``."""
     path_text, *options = spec.split("#")
     kind = None
-    task = "classification"
+    task, explicit = "classification", False
     for option in options:
         key, sep, value = option.partition("=")
         if key.strip() == "alphabet" and sep:
             kind = value.strip()
         elif key.strip() == "task" and value.strip() in ("classification", "regression"):
-            task = value.strip()
+            task, explicit = value.strip(), True
         else:
             whole = Path(spec).expanduser()
             hint = (
@@ -240,7 +331,6 @@ def read_sequence_csv(spec: str) -> TargetData:
                 "they are read as text: no row is checked with RDKit. Add #alphabet=smiles "
                 "(csv:PATH#alphabet=smiles) if they are molecules.",
             )
-    _notes(sequences, labels, where)
     vocabulary = alphabet_for(kind, sequences)
     x = encode(sequences, vocabulary, where)
     if kind == "smiles":
@@ -248,13 +338,17 @@ def read_sequence_csv(spec: str) -> TargetData:
     if task == "regression":
         class_names, y = ["value"], _values(labels, where)
     else:
-        class_names, labels = _class_names(labels, where)
+        class_names, labels = _class_names(labels, where, explicit)
         _case_note(class_names, where)
         if len(class_names) < 2:
             raise DataError(
                 f"{where}: every row has label {class_names[0]!r}; two classes at least."
             )
-        y = torch.tensor([class_names.index(v) for v in labels], dtype=torch.long)
+        index = {name: i for i, name in enumerate(class_names)}
+        y = torch.tensor([index[v] for v in labels], dtype=torch.long)
+        if not explicit and all(whole_number(v) is not None for v in class_names):
+            _values_note(class_names, y, where)
+    _notes(sequences, labels, where, task)
     if "split" in columns:
         split = [(r["split"] or "").strip().lower() for r in rows]
         split = [SPLIT_NAMES.get(v, v) for v in split]
