@@ -100,6 +100,9 @@ def test_forest_under_kfold_fits_once_on_every_shot(tmp_path: Path, select: str)
     from reprogram.cli import summary
 
     assert "(fixed settings, nothing to choose" in summary(result)  # no "untrained program"
+    # held out, the forest only scores its validation rows: said so, with the way to use them
+    held_run = run_baseline(BaselineConfig(**common, out=str(tmp_path / "held2")))
+    assert "these rows were only scored; --select refit" in summary(held_run)
     loaded, _ = load_artifact(tmp_path / "k")
     test = load_target(target).test
     assert 0.5 <= m["test_roc_auc"] <= 1.0

@@ -72,6 +72,9 @@ def summary(result: Any) -> str:
             if fixed
             else "(nothing held out: an untrained program is the only candidate)"
         )
+    elif not m.get("history"):  # fixed settings (a forest): validation scored, chose nothing
+        selection = ("(fixed settings, nothing to choose: these rows were only scored; "
+                     "--select refit fits on them too)")
     else:
         selection = f"(best epoch {m['best_epoch']} of {m['epochs']}; selects)"
     share = (
