@@ -331,3 +331,31 @@ def test_validation_chooses_the_reprogramming_row_without_reading_test() -> None
     regression = [{**row(a, 0, None, 0.0), "test_roc_auc": None, "test_rmse": 1.0, "val_rmse": 0.9},
                   {**row(b, 0, None, 0.0), "test_roc_auc": None, "test_rmse": 2.0, "val_rmse": 0.8}]
     assert chosen_by_validation(regression, [a, b])[0]["chosen"] == b  # the lower val RMSE
+
+
+def test_an_edit_to_training_rows_only_is_caught_and_a_zero_auc_is_kept(tmp_path: Path) -> None:
+    """Finished cells of a csv whose training rows (not its test rows) changed are not kept
+    beside new ones; a peer that ranks every test row backwards scores ROC-AUC 0.0, which is
+    a score, not a missing one."""
+    def write(flip: bool) -> str:
+        rows = ["sequence,label,split"]
+        for i in range(24):
+            pos = i % 2 == 1
+            split = "test" if i < 8 else "train"
+            label = pos != (flip and split == "train")
+            rows.append(f"{('KRHA' if pos else 'DEW') * (2 + i % 3)}{'G' * (i % 5)},"
+                        f"{'pos' if label else 'neg'},{split}")
+        path = tmp_path / "split.csv"
+        path.write_text("\n".join(rows) + "\n")
+        return f"csv:{path}"
+
+    kwargs = dict(shots=(0,), seeds=(0,), methods=("composition-forest:trees=5",),
+                  source="tiny-random-lm", epochs=1, progress=False)
+    out = tmp_path / "suite"
+    task = write(flip=True)  # training labels the reverse of the test's
+    rows = run_sequences(out, tasks=(task,), **kwargs)  # type: ignore[arg-type]
+    assert rows[0]["test_roc_auc"] == 0.0
+    assert "0.000 (n=1)" in (out / "results.md").read_text()
+    write(flip=False)  # only the training rows change
+    with pytest.raises(ReprogramError, match="changed since the finished cells"):
+        run_sequences(out, tasks=(task,), **kwargs)  # type: ignore[arg-type]

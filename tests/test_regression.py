@@ -209,3 +209,18 @@ def test_trained_peers_start_a_regression_head_at_the_training_mean(tmp_path: Pa
     with torch.no_grad():  # nothing trained (lr 1e-12): the zero-weight head gives the mean
         predicted = result.model(test.x).squeeze(-1)
     torch.testing.assert_close(predicted, torch.full_like(predicted, float(splits.train.y.mean())))
+
+
+def test_a_mapping_that_scores_classes_is_refused_for_a_regression_target(tmp_path: Path) -> None:
+    """random, verbalizer and the count-fitted mappings pick source tokens per class; on a
+    value to regress they answered log-probabilities (or crashed mid-fit): refused up front."""
+    path = tmp_path / "values.csv"
+    path.write_text("sequence,label\n" + "".join(
+        f"{'KRDE'[i % 4] * (i % 5 + 2)}A,{i * 0.1:.1f}\n" for i in range(30)))
+    for mapping in ("random", "flm", "verbalizer"):
+        config = FitConfig(source="tiny-random-causal-lm", target=f"csv:{path}#task=regression",
+                           program="soft-prompt", mapping=mapping, epochs=1, shots=16,
+                           out=str(tmp_path / mapping), progress=False, plots=False)
+        with pytest.raises(ReprogramError, match=r"needs a value\. Use --mapping linear"):
+            fit(config)
+        assert not (tmp_path / mapping).exists()

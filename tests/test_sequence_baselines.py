@@ -186,6 +186,14 @@ def test_finetune_trains_a_copy_of_the_language_model(tmp_path: Path) -> None:
     loaded, _ = load_artifact(tmp_path / "ft", source=source)
     test = load_target(target).test
     torch.testing.assert_close(loaded(test.x), model(test.x))
+    # a causal LM ties its output layer to its input embeddings: stored once, reloaded tied
+    causal = run_baseline(BaselineConfig(method="finetune", source="tiny-random-causal-lm",
+                                         target=target, epochs=1, out=str(tmp_path / "tied"),
+                                         progress=False, plots=False))
+    reloaded, _ = load_artifact(tmp_path / "tied")
+    torch.testing.assert_close(reloaded(test.x), causal.model(test.x))
+    lm = reloaded.lm.module
+    assert lm.get_output_embeddings().weight is lm.get_input_embeddings().weight
     with pytest.raises(ReprogramError, match="trains on a source's image features"):
         run_baseline(
             BaselineConfig(

@@ -321,10 +321,10 @@ def run_sequences(
 
 def check_unchanged(cells: list[Cell], out: Path) -> None:
     """Refuse to go on when a ``csv:`` file changed since its finished cells ran (their
-    ``config.json`` records the test split's digest, as ``reprogram eval`` checks): a rerun
-    skips finished cells, so their old scores would stand beside new ones unnoticed."""
+    ``config.json`` records digests of the test and training rows): a rerun skips finished
+    cells, so their old scores would stand beside new ones unnoticed."""
     from reprogram.data import load_target
-    from reprogram.train import recorded_test_matches
+    from reprogram.train import recorded_data_matches
 
     first: dict[str, tuple[str, Path]] = {}
     for cell in cells:
@@ -332,11 +332,11 @@ def check_unchanged(cells: list[Cell], out: Path) -> None:
         if cell.task.startswith("csv:") and (directory / METRICS).exists():
             first.setdefault(cell.task, (cell.key, directory / CONFIG))
     for task, (key, config) in first.items():
-        if not recorded_test_matches(read_json(config, "a cell's config"), load_target(task).test):
+        if not recorded_data_matches(read_json(config, "a cell's config"), load_target(task)):
             raise DataError(
-                f"{task} changed since the finished cells under {out / 'runs'} ran (the test "
-                f"split of {key} differs from the file's now), and a rerun keeps finished "
-                "cells: give a new --out, or delete that task's folders under "
+                f"{task} changed since the finished cells under {out / 'runs'} ran (the rows "
+                f"{key} trained or was tested on differ from the file's now), and a rerun keeps "
+                "finished cells: give a new --out, or delete that task's folders under "
                 f"{out / 'runs'} to run them again."
             )
 
@@ -493,6 +493,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "r2_mean": statistics.mean(r2s) if r2s else None,
                 "auc_mean": statistics.mean(aucs) if aucs else None,
                 "auc_std": statistics.stdev(aucs) if len(aucs) > 1 else 0.0,
+                "auc_n": len(aucs),
+                "rmse_n": len(rmses),
                 "trainable_parameters": rs[0]["trainable_parameters"],
                 "params_range": (
                     min(r["trainable_parameters"] for r in rs),
@@ -544,11 +546,12 @@ def paired_auc(
     }
 
 
-def _spread(mean: float, std: float, summary: dict[str, Any]) -> str:
-    """``mean ± std`` over seeds, or ``mean (n=1)`` when one seed finished."""
-    if len(summary["seeds"]) == 1:
+def _spread(mean: float, std: float, n: int, seeds: int) -> str:
+    """``mean ± std`` over the ``n`` seeds with a value, ``mean (n=1)`` for one; ``(n=…)``
+    also when fewer than the ``seeds`` that finished have one (a score that is undefined)."""
+    if n == 1:
         return f"{mean:.3f} (n=1)"
-    return f"{mean:.3f} ± {std:.3f}"
+    return f"{mean:.3f} ± {std:.3f}" + (f" (n={n})" if n < seeds else "")
 
 
 def _shots_text(shots: int, regression: bool = False) -> str:
@@ -602,9 +605,11 @@ def _markdown(
                 if s is None:
                     cells += ["–", "–"]
                 elif s["rmse_mean"] is not None:
-                    cells += [_spread(s["rmse_mean"], s["rmse_std"], s), f"{s['r2_mean']:.3f}"]
+                    cells += [_spread(s["rmse_mean"], s["rmse_std"], s["rmse_n"], len(s["seeds"])),
+                              f"{s['r2_mean']:.3f}"]
                 else:
-                    auc = "–" if s["auc_mean"] is None else _spread(s["auc_mean"], s["auc_std"], s)
+                    auc = ("–" if s["auc_mean"] is None
+                           else _spread(s["auc_mean"], s["auc_std"], s["auc_n"], len(s["seeds"])))
                     cells += [auc, f"{s['acc_mean']:.3f}"]
             params = _params_text(by, task, m, shots)
             lines.append(f"| {md_cell(m)} | " + " | ".join(cells) + f" | {params} |")

@@ -60,6 +60,7 @@ def fit(
         splits.num_classes,
         list(splits.class_names),
         splits.vocabulary,
+        task=splits.task,
     )
     if config.epochs and not any(p.requires_grad for p in model.parameters()):
         raise ReprogramError(

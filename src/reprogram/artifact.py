@@ -56,11 +56,32 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def save_program(path: Path, model: torch.nn.Module) -> None:
-    """Save the trained tensors (program + mapping) as safetensors, atomically."""
+    """Save the trained tensors (program + mapping) as safetensors, atomically.
+
+    A tensor shared under two names (a language model's input embeddings tied to its output
+    layer, fine-tuned whole) is stored once: safetensors refuses shared memory, and the
+    metadata's ``tied`` says which name repeats which, for :func:`load_state`.
+    """
     adapter = model.adapter_state_dict()  # type: ignore[operator]
-    state = {k: v.detach().cpu().contiguous() for k, v in adapter.items()}
-    meta = {"format": "reprogram-program-v1"}
+    state: dict[str, torch.Tensor] = {}
+    tied: dict[str, str] = {}
+    first: dict[tuple[int, tuple[int, ...], tuple[int, ...]], str] = {}
+    for k, v in adapter.items():
+        key = (v.data_ptr(), tuple(v.shape), tuple(v.stride()))
+        if v.numel() and key in first:
+            tied[k] = first[key]
+            continue
+        first.setdefault(key, k)
+        state[k] = v.detach().cpu().contiguous()
+    meta = {"format": "reprogram-program-v1", **({"tied": json.dumps(tied)} if tied else {})}
     write_atomic(Path(path), lambda tmp: save_file(state, str(tmp), metadata=meta))
+
+
+def _untie(path: Path, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with each tensor :func:`save_program` stored once under its every name."""
+    with safe_open(str(path), framework="pt") as f:
+        tied = json.loads((f.metadata() or {}).get("tied", "{}"))
+    return {**state, **{k: state[v] for k, v in tied.items() if v in state}}
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
@@ -84,7 +105,7 @@ def load_state(directory: Path, model: torch.nn.Module, what: str) -> None:
     """
     path = Path(directory) / PROGRAM
     try:
-        state = load_file(str(path))
+        state = _untie(path, load_file(str(path)))
     except FileNotFoundError:
         if Path(directory).resolve().parent.name == "folds":  # see reprogram.selection
             raise ArtifactError(

@@ -255,8 +255,12 @@ def build_model(
     num_classes: int,
     class_names: list[str] | None = None,
     vocabulary: list[str] | None = None,
+    task: str = "classification",
 ) -> tuple[ReprogrammedModel, dict[str, Any], dict[str, Any]]:
     """Build program and mapping around ``source``; returns the model and their resolved configs.
+
+    ``task`` ``"regression"`` refuses a mapping that scores classes (it cannot answer a
+    value).
 
     ``class_names`` (the target's) go with the source's label names to mappings that choose
     by name (``semantic``); ``vocabulary`` (a sequence target's symbols) goes to programs
@@ -319,6 +323,12 @@ def build_model(
             )
         )
     assert mapping is not None  # None only for a features: source, refused just above
+    if task == "regression" and not mapping.predicts_values:
+        raise ReprogramError(
+            f"mapping {config.mapping!r} scores classes from the source's label scores; a "
+            "regression target needs a value. Use --mapping linear (add --mapping-opt "
+            "init=probe to start from a ridge fit)."
+        )
     mapping.bind_inputs(tuple(input_shape))  # side features of the raw target, if any
     if class_names is not None:
         texts = getattr(source, "label_texts", None) or source.label_names

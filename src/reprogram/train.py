@@ -7,6 +7,7 @@ and scored once, after the best state has been restored.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -681,10 +682,27 @@ def training_spec(config: RunConfig) -> dict[str, Any]:
 
 def recorded_test_matches(config: dict[str, Any], test: Split) -> bool:
     """Whether ``test`` is the test split a run's ``config.json`` recorded (its digest, as
-    :func:`target_spec` writes it); True for an artifact that recorded none. ``eval`` and the
-    bench refuse to set new scores beside a run whose data file changed since."""
+    :func:`target_spec` writes it); True for an artifact that recorded none. ``eval`` refuses
+    to set new scores beside a run whose data file changed since."""
     recorded = (config.get("target") or {}).get("test_digest")
     return recorded is None or recorded == test.digest()
+
+
+def training_digest(data: TargetData) -> str:
+    """A short digest of a target's training examples (and given validation split), before
+    any shots are drawn: what ``config.json`` records as ``train_digest``."""
+    parts = [data.train.digest(), data.val.digest() if data.val is not None else ""]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def recorded_data_matches(config: dict[str, Any], data: TargetData) -> bool:
+    """Whether ``data`` holds the test and training examples a run's ``config.json`` recorded
+    (each digest where recorded): the bench refuses to keep a finished cell beside new ones
+    when its file changed since, whichever rows changed."""
+    train = (config.get("target") or {}).get("train_digest")
+    return recorded_test_matches(config, data.test) and (
+        train is None or train == training_digest(data)
+    )
 
 
 def target_spec(
@@ -704,4 +722,5 @@ def target_spec(
         "shots": config.shots,
         "val_fraction": config.val_fraction,
         "test_digest": data.test.digest(),  # eval tells a data file changed since this run
+        "train_digest": training_digest(data),  # the bench: any row of a file changed
     }

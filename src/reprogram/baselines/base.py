@@ -145,7 +145,7 @@ def test_once(run: BaselineRun, model: nn.Module, progress: bool) -> dict[str, f
     totals = score(model, test.x, test.y, batch, "test" if progress else None, kept, task)
     auc = roc_auc(kept, test.y)
     tested = named("test", task.summary(totals, detail=True))
-    return {**tested, **({"test_roc_auc": auc} if auc else {})}
+    return {**tested, **({"test_roc_auc": auc} if auc is not None else {})}
 
 
 def fitted_once(

@@ -222,6 +222,7 @@ def _labelled_errors(truth: list[str], predicted: list[float]) -> str:
     # lazy: the library loads torch; `reprogram --help` stays fast
     import torch
 
+    # lazy: as above (tasks imports torch)
     from ..tasks import REGRESSION
 
     given, values = torch.tensor(pairs, dtype=torch.float64).unbind(1)

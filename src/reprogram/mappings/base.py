@@ -31,6 +31,9 @@ class Mapping(nn.Module):
     #: when it is built: ``semantic``, ``verbalizer``, ``random``), so ``--epochs 0`` scores
     #: the model as built (zero-shot) instead of refusing an untrained start.
     scores_untrained: bool = False
+    #: Whether the mapping can answer a value to regress (a learned layer: ``linear``,
+    #: ``horizon``); a mapping that scores classes from source labels cannot.
+    predicts_values: bool = False
 
     def __init__(self, num_source: int, num_target: int) -> None:
         super().__init__()

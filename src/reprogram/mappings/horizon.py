@@ -42,6 +42,7 @@ class HorizonMapping(Mapping):
     """``[B, P, D]`` states (and the ``[B, 1, L]`` windows) → ``[B, H]`` forecasts."""
 
     reads_labels = False
+    predicts_values = True
     reads_inputs = True
 
     def __init__(self, num_source: int, num_target: int, config: HorizonConfig) -> None:

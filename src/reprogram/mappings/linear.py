@@ -83,6 +83,7 @@ class LinearMapping(Mapping):
     """
 
     reads_labels = False
+    predicts_values = True
 
     def __init__(
         self,
