@@ -84,3 +84,18 @@ def test_a_dataclass_of_ones_own_gets_its_flags() -> None:
 def test_bad_key_values_are_named() -> None:
     with pytest.raises(ReprogramError, match="--program-opt takes KEY=VALUE"):
         key_values(["novalue"], "--program-opt")
+
+
+def test_a_setting_of_the_wrong_type_is_refused_by_name() -> None:
+    import numpy as np
+    import pytest
+
+    from reprogram.errors import ReprogramError
+
+    for given, message in ((dict(shots="4"), "shots must be a whole number or None"),
+                           (dict(seed="0"), r"seed must be a whole number, got '0' \(str\)"),
+                           (dict(program_options=None), "program_options must be a dict")):
+        with pytest.raises(ReprogramError, match=message):
+            FitConfig(**given)  # type: ignore[arg-type]
+    config = FitConfig(shots=np.int64(4))  # type: ignore[arg-type]
+    assert type(config.shots) is int

@@ -487,6 +487,15 @@ def test_cli_fit_eval_predict_on_sequences(
     assert [names[int(k)] for k in loaded.predict(ids)] == [r["class"] for r in rows_out[:3]]
     with pytest.raises(DataError, match="got one string"):
         reprogram.encode_sequences(loaded, "KRHA")
+    # probabilities as predict's CSV gives them; ids outside the alphabet and lists refused
+    proba = loaded.predict_proba(ids)
+    assert proba.shape == (3, 2) and torch.allclose(proba.sum(1), torch.ones(3))
+    assert proba[0].max().item() == pytest.approx(rows_out[0]["probability"], abs=1e-4)
+    for bad_ids in (torch.full((2, 4), 99), torch.full((2, 4), -1)):
+        with pytest.raises(DataError, match=r"encode text with reprogram\.encode_sequences"):
+            loaded.predict(bad_ids)
+    with pytest.raises(DataError, match="predict takes a tensor"):
+        loaded.predict([[3, 4, 5]])  # type: ignore[arg-type]
     bad = tmp_path / "bad.txt"
     bad.write_text("KRHA\nKR1A\n")
     assert main(["predict", str(out), str(bad)]) != 0

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .accelerator import to_model
+from .errors import DataError
 
 
 class Adapted(nn.Module):
@@ -33,6 +34,37 @@ class Adapted(nn.Module):
         predict`` writes them on the data's own)."""
         target = getattr(self, "spec", {}).get("target", {})
         regression = target.get("task") == "regression"
+        scores = self._scores(x, batch_size)
+        if regression:
+            values = torch.cat(scores) if scores else torch.empty(0, len(target["class_names"]))
+            return values[:, 0] if values.shape[1] == 1 else values
+        out = [s.argmax(-1) for s in scores]
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+        """Class probabilities ``[N, K]`` (float32, rows summing to 1) for target inputs ``x``
+        ``[N, ...]`` of a classification target: the softmax of the model's scores (logits,
+        or log-probabilities, which it leaves as they are).
+
+        Raises:
+            DataError: the model predicts values (a regression target).
+        """
+        target = getattr(self, "spec", {}).get("target", {})
+        if target.get("task") == "regression":
+            raise DataError("this model predicts values (a regression target), not class "
+                            "probabilities; use predict().")
+        scores = self._scores(x, batch_size)
+        k = len(target.get("class_names", [])) or 0
+        return torch.cat(scores).softmax(-1) if scores else torch.empty(0, k)
+
+    def _scores(self, x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+        """The model's outputs for ``x`` in batches of ``batch_size``, float32 on the CPU."""
+        if not isinstance(x, torch.Tensor):
+            raise DataError(
+                f"predict takes a tensor [N, ...]; got a {type(x).__name__}. Wrap it with "
+                "torch.tensor(...), or encode sequences with reprogram.encode_sequences(model, "
+                "texts)."
+            )
         was_training = self.training
         self.eval()
         with torch.no_grad():
@@ -41,11 +73,7 @@ class Adapted(nn.Module):
                 for i in range(0, len(x), batch_size)
             ]
         self.train(was_training)
-        if regression:
-            values = torch.cat(scores) if scores else torch.empty(0, len(target["class_names"]))
-            return values[:, 0] if values.shape[1] == 1 else values
-        out = [s.argmax(-1) for s in scores]
-        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+        return scores
 
     def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
         """The tensors training changes: what ``program.safetensors`` holds."""

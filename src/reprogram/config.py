@@ -8,8 +8,9 @@ says what to do. ``--select``'s small grammar lives here too (it is a setting's 
 from __future__ import annotations
 
 import math
+import numbers
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,7 @@ class RunConfig:
     )
 
     def __post_init__(self) -> None:
+        check_types(self)
         checks = [
             (
                 self.epochs >= 0,
@@ -256,6 +258,38 @@ class RunConfig:
         if isinstance(out.get("source"), str):
             out["source"] = without_client_options(out["source"])
         return out
+
+
+def check_types(config: Any) -> None:
+    """Refuse a setting of the wrong type by name (``shots="4"``, ``options=None``) before a
+    comparison or torch deep inside meets it: whole numbers for ``int`` fields (not bools),
+    numbers for ``float``, a dict for options, True/False for switches; ``None`` where the
+    field allows it. Text fields are left alone (a path may be a ``Path``). A NumPy whole
+    number becomes an ``int`` (config.json is written from these fields).
+
+    Raises:
+        ReprogramError: a field holds a value of another type.
+    """
+    wanted = {
+        "int": ("a whole number", lambda v: isinstance(v, numbers.Integral)
+                and not isinstance(v, bool)),
+        "float": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+        "bool": ("True or False", lambda v: isinstance(v, bool) or v in (0, 1)),
+        "dict[str, Any]": ("a dict of options (name: value)", lambda v: isinstance(v, dict)),
+    }
+    for f in fields(config):
+        kind, _, none = str(f.type).partition(" | ")
+        value = getattr(config, f.name)
+        if kind not in wanted or (value is None and none == "None"):
+            continue
+        what, ok = wanted[kind]
+        if not ok(value):
+            raise ReprogramError(
+                f"{f.name} must be {what}{' or None' if none else ''}, got {value!r} "
+                f"({type(value).__name__})."
+            )
+        if kind in ("int", "bool") and type(value) not in (int, bool):  # numpy.int64 → int,
+            setattr(config, f.name, int(value) if kind == "int" else bool(value))  # JSON-safe
 
 
 def changed_settings(theirs: dict[str, Any], ours: dict[str, Any]) -> str:

@@ -176,6 +176,13 @@ class TokenProgram(nn.Module):
             raise ReprogramError(
                 f"token programs take token ids [B, L] (int64); got {ids.dtype} {list(ids.shape)}"
             )
+        low, high = (int(ids.min()), int(ids.max())) if ids.numel() else (0, 0)
+        if low < 0 or high > self.num_symbols:
+            raise DataError(
+                f"token ids run from {low} to {high}, but this model reads 0 (padding) to "
+                f"{self.num_symbols} (its {self.num_symbols} symbols); encode text with "
+                "reprogram.encode_sequences(model, texts)."
+            )
         n = (ids != 0).sum(1)  # [B]
         longest = max(int(n.max()) if len(n) else 0, 1)
         ids = ids[:, :longest]
