@@ -138,3 +138,25 @@ def test_the_demo_runs_the_vision_full_recipe_with_its_probe_start(
     args = parse("--recipe", "vision-full", "--target", "fashion-mnist")
     assert args.mapping_opt == ["init=probe"] and args.lr == 0.001
     assert "started from a linear probe" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_sequence_baseline_given_no_source_reads_the_language_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reprogram.cli import _default_baseline_source
+
+    parser = build_parser()
+    for method, source in (("finetune", "minilm-l6"), ("length", "efficientnet-lite0")):
+        words = ["baseline", "--method", method, "--target", "amp-tm"]
+        args = parser.parse_args(words)
+        _default_baseline_source(args, words)
+        assert args.source == source, method
+    assert "finetune on the sequence target amp-tm reads minilm-l6" in capsys.readouterr().err
+    words = ["baseline", "--method", "finetune", "--target", "amp-tm", "--source", "tiny-random-lm"]
+    args = parser.parse_args(words)
+    _default_baseline_source(args, words)
+    assert args.source == "tiny-random-lm"
+    words = ["baseline", "--method", "finetune", "--target", "digits"]  # images: unchanged
+    args = parser.parse_args(words)
+    _default_baseline_source(args, words)
+    assert args.source == "efficientnet-lite0"

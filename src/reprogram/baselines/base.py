@@ -243,8 +243,9 @@ def run_baseline(
             f"source and an image target (got source {source.name!r} with inputs "
             f"{tuple(source.input_size)} and a {splits.modality} target). For time series use "
             f"--method minirocket or --method scratch; for sequences --method finetune (on a "
-            f"language source), composition-forest or scratch, and for a linear probe on a "
-            f"language model: fit --program text --mapping-opt init=probe --epochs 0."
+            f"language source: --source minilm-l6), composition-forest or scratch, and for a "
+            f"linear probe on a language model: fit --program text --mapping-opt init=probe "
+            f"--epochs 0."
         )
     if config.lr is None and baseline.default_lr is not None:
         config.optimizer_options = {"lr": baseline.default_lr, **config.optimizer_options}

@@ -411,10 +411,7 @@ def _default_recipe(args: argparse.Namespace, argv: list[str] | None) -> str | N
     """For ``fit`` given neither ``--source`` nor ``--recipe``: the recipe of the target's
     kind (images run ``vision-full``, a forecast ``time-llm``, sequences ``warp``, series
     ``ucr-whisper``), said on stderr. Flags given still win."""
-    if args.command != "fit":
-        return None
-    words = sys.argv[1:] if argv is None else argv
-    if any(w == "--source" or w.startswith("--source=") for w in words):
+    if args.command != "fit" or _gave_source(argv):
         return None
     # lazy: the library loads torch; `reprogram --help` stays fast
     from ..recipes import default_recipe
@@ -427,6 +424,36 @@ def _default_recipe(args: argparse.Namespace, argv: list[str] | None) -> str | N
             file=sys.stderr,
         )
     return name
+
+
+def _gave_source(argv: list[str] | None) -> bool:
+    """Whether the command line names ``--source``."""
+    words = sys.argv[1:] if argv is None else argv
+    return any(w == "--source" or w.startswith("--source=") for w in words)
+
+
+def _default_baseline_source(args: argparse.Namespace, argv: list[str] | None) -> None:
+    """For ``baseline`` on a sequence target given no ``--source``, a method that reads a
+    source (``finetune``) reads the sequence recipe's language model, as ``fit`` would,
+    instead of the image model ``--source`` defaults to; said on stderr."""
+    if args.command != "baseline" or _gave_source(argv):
+        return
+    # lazy: the library loads torch; `reprogram --help` stays fast
+    from ..baselines.base import BASELINES
+    from ..data import target_kinds
+    from ..recipes import RECIPES
+
+    try:
+        if "sequence" not in target_kinds(str(args.target)):
+            return
+        config = BASELINES.build_config(args.method, None)
+        needs = BASELINES.get(args.method).builder(config).needs_source
+    except ReprogramError:
+        return  # the run names the problem
+    if needs:
+        args.source = RECIPES.get("warp").builder()["source"]
+        print(f"note: no --source given, so {args.method} on the sequence target "
+              f"{args.target} reads {args.source} (--source chooses another)", file=sys.stderr)
 
 
 def _with_recipe(parser: argparse.ArgumentParser, argv: list[str] | None, name: str) -> Any:
@@ -540,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"reprogram {args.command}: error: {exc}", file=sys.stderr)
             return 2
         args.recipe = recipe  # the default of the target's kind too: config.json records it
+    _default_baseline_source(args, argv)
     # lazy: the library loads torch; `reprogram --help` stays fast
     from ..runtime import tune_allocator
 
