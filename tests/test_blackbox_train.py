@@ -293,8 +293,8 @@ def test_white_box_source_with_a_zeroth_order_optimizer_is_queried(
     assert c["source"]["name"] == "query:tiny-random-cnn" and c["source"]["access"] == "query"
     assert m["queries"] == expected_queries(1, 5) - m["cache_hits"]
     assert main(["eval", str(result.out), "--json"]) == 0
-    out = capsys.readouterr().out
-    assert "yes, exactly" in out and f"{N_TEST} sent to the black box" in out
+    err = capsys.readouterr().err  # --json: the table on stderr
+    assert "yes, exactly" in err and f"{N_TEST} sent to the black box" in err
 
 
 def test_gradient_on_a_black_box_and_budget_on_a_white_box_are_refused(tmp_path: Path) -> None:

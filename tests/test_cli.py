@@ -349,19 +349,22 @@ def test_eval_reproduces_the_recorded_accuracies(
     metrics = json.loads((artifact / "metrics.json").read_text())
     code, out, err = cli(capsys, "eval", artifact, "--json")
     assert code == 0, err
-    assert _table_value(out, "reproduced") == "yes, exactly"
-    assert _table_value(out, "test accuracy").startswith(f"{metrics['test_accuracy']:.4f}")
-    assert f"({metrics['splits']['test']} examples)" in out
-    result = json.loads(out.strip().splitlines()[-1])
+    assert _table_value(err, "reproduced") == "yes, exactly"  # --json: the table on stderr
+    assert _table_value(err, "test accuracy").startswith(f"{metrics['test_accuracy']:.4f}")
+    assert f"({metrics['splits']['test']} examples)" in err
+    result = json.loads(out)  # stdout is the JSON alone
     assert result["test_accuracy"] == metrics["test_accuracy"]
     assert result["test_loss"] == pytest.approx(metrics["test_loss"], abs=1e-6)
+    assert result["reproduced"] is True and result["recorded_at_fit"] == result["test_accuracy"]
 
     code, out, err = cli(capsys, "eval", artifact, "--split", "val", "--json")
     assert code == 0, err
-    assert _table_value(out, "reproduced") == "yes, exactly"
-    result = json.loads(out.strip().splitlines()[-1])
+    assert _table_value(err, "reproduced") == "yes, exactly"
+    result = json.loads(out)
     assert result["val_accuracy"] == metrics["val_accuracy"]
-    assert f"({metrics['splits']['val']} examples)" in out
+    assert f"({metrics['splits']['val']} examples)" in err
+    code, out, err = cli(capsys, "eval", artifact)
+    assert _table_value(out, "reproduced") == "yes, exactly"  # without --json: on stdout
 
 
 def test_fit_writes_a_complete_artifact(artifact: Path, task: str) -> None:

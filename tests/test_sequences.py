@@ -463,7 +463,7 @@ def test_cli_fit_eval_predict_on_sequences(
     assert (out / "program.png").is_file()
     assert main(["eval", str(out), "--json", "--quiet"]) == 0
     captured = capsys.readouterr()
-    assert "reproduced" in captured.out and "batch" not in captured.err  # no progress bar
+    assert "reproduced" in captured.err and "batch" not in captured.err  # no progress bar
     recorded = json.loads((out / "metrics.json").read_text())
     assert json.loads(captured.out.strip().splitlines()[-1])["test_roc_auc"] == pytest.approx(
         recorded["test_roc_auc"]

@@ -354,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="reload an artifact and score it")
     p.add_argument("dir")
     p.add_argument("--split", choices=("val", "test"), default="test")
-    p.add_argument("--json", action="store_true", help="also print the result as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the result as JSON on stdout (the table goes to stderr)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--source",

@@ -126,9 +126,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     if (config.get("source") or {}).get("access") == "query":
         rows.append(("source identity", "as the black box reports it (not verifiable)"))
-    print(_table(rows, f"reprogram eval {args.dir}"))
+    # --json: stdout is the JSON alone (for jq and scripts), the table goes to stderr
+    print(_table(rows, f"reprogram eval {args.dir}"), file=sys.stderr if args.json else sys.stdout)
     if args.json:
-        extra = {} if ledger is None else {"queries": ledger.queries}
+        extra = {"recorded_at_fit": recorded,
+                 "reproduced": None if recorded is None else acc == recorded}
+        extra |= {} if ledger is None else {"queries": ledger.queries}
         print(json.dumps({f"{args.split}_{k}": v for k, v in found.items()} | extra))
     return 0
 
