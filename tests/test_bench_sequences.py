@@ -55,6 +55,7 @@ def test_suite_writes_tables_and_skips_finished_cells(tmp_path: Path) -> None:
     assert f"## {task}" in table and "| composition-logreg |" in table
     assert "## Paired" not in table  # the default row is not in this grid: nothing to pair
     assert table.startswith("# Sequences: tiny-random-lm reprogrammed vs peers\n")
+    assert "fixed in advance: `soft-prompt+linear:init=probe` (not in this grid)" in table
     stamp = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("metrics.json")}
     again = run_sequences(out, **kwargs)  # type: ignore[arg-type]
     assert [r["test_accuracy"] for r in again] == [r["test_accuracy"] for r in rows]

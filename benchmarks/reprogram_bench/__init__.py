@@ -23,12 +23,16 @@ def write_csv(
         writer.writerows(rows)
 
 
-def selection_text(select: str, examples: str = "training series") -> str:
+def selection_text(
+    select: str, examples: str = "training series", per_class: bool = True
+) -> str:
     """How a suite's cells select, in words, for its table's header (``select``: a
-    ``--select`` value; ``examples``: what the training examples are called)."""
+    ``--select`` value; ``examples``: what the training examples are called;
+    ``per_class``: False where every task is a regression, which has no classes)."""
     from reprogram.selection import ONE_SE, is_refit, selection_rule
 
-    holdout = f"20% of each class's {examples} validate and select (epoch, penalty)"
+    whose = "each class's " if per_class else "the "
+    holdout = f"20% of {whose}{examples} validate and select (epoch, penalty)"
     rule = ""
     if selection_rule(select) == ONE_SE:
         rule = (

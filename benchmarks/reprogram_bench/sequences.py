@@ -564,16 +564,20 @@ def _markdown(
     rows: list[dict[str, Any]], summary: list[dict[str, Any]], settings: dict[str, Any], meta: dict
 ) -> str:
     by = {(s["task"], s["method"], s["shots"]): s for s in summary}
+    per_class = not all(is_regression(t) for t in settings["tasks"])
+    default_ran = any(r["method"] == settings["default_row"] for r in rows)
     lines = [
         f"# Sequences: {_headline(summary, settings['source'])}",
         "",
         *command_lines(meta),
         f"Seeds {settings['seeds']}; {settings['epochs']} epochs for trained programs; "
-        f"{selection_text(settings.get('select', 'holdout'), 'shots')} (every row alike, "
+        f"{selection_text(settings.get('select', 'holdout'), 'shots', per_class)} (every row "
+        "alike, "
         "unless a method names its own `select=`); the test split (a fixed 20% of each set, "
         "seed 0) is scored once per run. Shots are per class (regression: rows in all); `all` is "
         "every training row.  ",
-        f"Default reprogramming row, fixed in advance: `{settings['default_row']}`.  ",
+        f"Default reprogramming row, fixed in advance: `{settings['default_row']}`"
+        f"{'' if default_ran else ' (not in this grid)'}.  ",
         f"Machine: {describe(meta['machine'])}; {meta['date']}.",
         "",
         "Test ROC-AUC / accuracy (regression tasks: RMSE / R²), mean ± std over seeds:",
@@ -615,7 +619,7 @@ def _markdown(
             lines.append(f"| {md_cell(m)} | " + " | ".join(cells) + f" | {params} |")
         lines.append("")
     default = settings["default_row"]
-    if any(r["method"] == default for r in rows):
+    if default_ran:
         lines += _paired_sections(rows, default, f"`{default}`", settings)
     lines += _chosen_lines(rows, settings)
     return "\n".join(lines) + "\n"
@@ -654,20 +658,28 @@ def write_results(
 
 def plot_results(out: Path, summary: list[dict[str, Any]], settings: dict[str, Any]) -> None:
     """``auc_vs_shots.png``: test ROC-AUC (regression: RMSE) against shots, a panel per task,
-    for the suite's default methods (the default rows and every peer) that ran; and, when the
-    suite ran other variants too, ``auc_vs_shots_all.png`` with every method (20 lines in one
-    panel cannot be told apart, so the first figure stays readable)."""
+    for the suite's default methods (the default rows and every peer) that ran (when no
+    default program ran, the programs that did); and, when the suite ran other variants too,
+    ``auc_vs_shots_all.png`` with every method (20 lines in one panel cannot be told apart,
+    so the first figure stays readable). A method has one colour in both."""
     ran = [m for m in settings["methods"] if any(s["method"] == m for s in summary)]
     main = [m for m in ran if m in DEFAULT_METHODS] or ran
-    _plot(out / "auc_vs_shots.png", summary, settings, main)
+    if not any("+" in m for m in main):  # no default program ran: show the programs that did
+        main = [m for m in ran if m in main or "+" in m]
+    colour = palette(ran)  # one colour per method in both figures
+    _plot(out / "auc_vs_shots.png", summary, settings, main, colour)
     if len(main) < len(ran):
-        _plot(out / "auc_vs_shots_all.png", summary, settings, ran)
+        _plot(out / "auc_vs_shots_all.png", summary, settings, ran, colour)
 
 
 def _plot(
-    path: Path, summary: list[dict[str, Any]], settings: dict[str, Any], methods: list[str]
+    path: Path,
+    summary: list[dict[str, Any]],
+    settings: dict[str, Any],
+    methods: list[str],
+    colour: dict[str, Any],
 ) -> None:
-    """One figure: a panel per task, a line per method of ``methods``."""
+    """One figure: a panel per task, a line per method of ``methods`` in its ``colour``."""
     from reprogram.figures import subplots
 
     tasks = [t for t in settings["tasks"] if any(s["task"] == t for s in summary)]
@@ -681,7 +693,6 @@ def _plot(
     panels = list(axes.flat)
     for ax in panels[len(tasks):]:
         ax.set_visible(False)
-    colour = palette(methods)
     for ax, task in zip(panels[: len(tasks)], tasks, strict=True):
         order = shots_of(task, settings)
         regression = any(s["rmse_mean"] is not None for s in summary if s["task"] == task)
