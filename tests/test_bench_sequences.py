@@ -360,3 +360,18 @@ def test_an_edit_to_training_rows_only_is_caught_and_a_zero_auc_is_kept(tmp_path
     write(flip=False)  # only the training rows change
     with pytest.raises(ReprogramError, match="changed since the finished cells"):
         run_sequences(out, tasks=(task,), **kwargs)  # type: ignore[arg-type]
+
+
+def test_eval_on_a_suite_or_task_folder_points_at_the_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reprogram.cli import main
+
+    task = _toy(tmp_path)
+    out = tmp_path / "suite"
+    run_sequences(out, tasks=(task,), shots=(4,), seeds=(0,), methods=("length:trees=5",),
+                  source="tiny-random-lm", epochs=1, progress=False)
+    assert main(["eval", str(out)]) == 2
+    assert "bench suite's folder: each cell's run is a folder under" in capsys.readouterr().err
+    assert main(["eval", str(out / "runs" / folder_name(task))]) == 2
+    assert "A run lies below it, e.g. " in capsys.readouterr().err

@@ -84,6 +84,23 @@ def _untie(path: Path, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return {**state, **{k: state[v] for k, v in tied.items() if v in state}}
 
 
+def _runs_below(folder: Path) -> str:
+    """A hint for a folder that holds runs rather than being one: a bench suite (its
+    ``results.json`` and ``runs/``), or any folder with a run somewhere below it."""
+    if (folder / "results.json").is_file() and (folder / "runs").is_dir():
+        return (f" It is a bench suite's folder: each cell's run is a folder under "
+                f"{folder / 'runs'}; give one of those.")
+    below = None
+    try:  # four levels at most (a bench's task/method/shots/seed): never a whole disk
+        for depth in range(1, 5):
+            below = next((p.parent for p in folder.glob("*/" * depth + CONFIG)), None)
+            if below is not None:
+                break
+    except OSError:
+        return ""
+    return f" A run lies below it, e.g. {below}." if below is not None else ""
+
+
 def read_json(path: Path, what: str) -> dict[str, Any]:
     """Read a JSON file of an artifact with a clear error when it is missing or broken."""
     try:
@@ -91,7 +108,7 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise ArtifactError(
             f"{path} is missing: {Path(path).parent} is not a complete reprogram artifact "
-            f"(it needs {CONFIG}, {PROGRAM} and {METRICS})."
+            f"(it needs {CONFIG}, {PROGRAM} and {METRICS}).{_runs_below(Path(path).parent)}"
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{what} {path} is not valid JSON ({exc}).") from None
