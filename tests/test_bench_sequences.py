@@ -17,6 +17,7 @@ from reprogram_bench.sequences import (
     paired_auc,
     run_sequences,
     summarise,
+    why_not,
 )
 
 from reprogram.errors import ReprogramError
@@ -157,6 +158,10 @@ def test_molecule_peers_only_run_on_molecules() -> None:
         ("b3db", "morgan-forest"),
         ("b3db", "length"),
     }
+    # a user's file of SMILES says so, and then its molecule peers run
+    mols = cells_for(("csv:m.csv#alphabet=smiles", "csv:p.csv"), ("morgan-forest",), (8,), (0,))
+    assert [c.task for c in mols] == ["csv:m.csv#alphabet=smiles"]
+    assert "add #alphabet=smiles" in str(why_not("csv:p.csv", "morgan-forest"))
 
 
 def test_regression_tasks_take_their_own_row_counts_and_no_classifier() -> None:
@@ -201,7 +206,8 @@ def test_regression_tasks_report_rmse(tmp_path: Path) -> None:
     assert all(r["test_rmse"] is not None and r["test_roc_auc"] is None for r in rows_out)
     table = (out / "results.md").read_text()
     assert "| method | 16 rows RMSE | R² | all RMSE | R² |" in table
-    assert "| composition-forest:trees=5 |" in table and "composition-logreg" not in table
+    assert "| composition-forest:trees=5 |" in table and "| composition-logreg" not in table
+    assert "Not run, as they do not apply: `composition-logreg` on " in table
     paired = table.split("## Paired")[1]
     assert "test RMSE" in paired and "| 16 | composition-forest:trees=5 | 1 |" in paired
     assert (out / "auc_vs_shots.png").is_file()

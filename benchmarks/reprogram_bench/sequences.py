@@ -84,10 +84,22 @@ def is_regression(task: str) -> bool:
 
 def _applies(task: str, method: str) -> bool:
     """Whether peer or program ``method`` runs on ``task`` (``ONLY``, ``CLASSIFIERS``)."""
+    return why_not(task, method) is None
+
+
+def why_not(task: str, method: str) -> str | None:
+    """Why peer ``method`` does not run on ``task`` (None: it does): a classifier on a
+    regression task, a molecule peer on sequences that are not SMILES (a ``csv:`` file is
+    SMILES when it says ``#alphabet=smiles``)."""
     name, base = method.split(":")[0], task.split("#")[0]
     if is_regression(task) and name in CLASSIFIERS:
-        return False
-    return base in ONLY.get(name, (base,))
+        return "it classifies only"
+    smiles = "#alphabet=smiles" in task.replace(" ", "")
+    if name in ONLY and base not in ONLY[name] and not smiles:
+        return ("it reads molecules (SMILES)"
+                + ("; add #alphabet=smiles to a csv: file of SMILES" if base.startswith("csv:")
+                   else ""))
+    return None
 
 
 def folder_name(part: str) -> str:
@@ -299,6 +311,11 @@ def run_sequences(
         if write:
             write_results(out, ledger.rows(rows), ledger.settings, ledger.meta())
 
+    skipped = sorted({(t, m, why) for t in tasks for m in methods
+                      if (why := why_not(t, m)) is not None})
+    if progress:
+        for t, m, why in skipped:
+            print(f"note: {m} does not run on {t}: {why}", file=sys.stderr)
     if not report_only:
         check_regression_shots(tasks, regression_shots)
         check_unchanged(cells, out)
@@ -580,6 +597,12 @@ def _markdown(
         f"{'' if default_ran else ' (not in this grid)'}.  ",
         f"Machine: {describe(meta['machine'])}; {meta['date']}.",
         "",
+    ]
+    skipped = [f"`{md_cell(m)}` on `{md_cell(t)}` ({why})" for t in settings["tasks"]
+               for m in settings["methods"] if (why := why_not(t, m)) is not None]
+    if skipped:
+        lines += ["Not run, as they do not apply: " + "; ".join(skipped) + ".", ""]
+    lines += [
         "Test ROC-AUC / accuracy (regression tasks: RMSE / R²), mean ± std over seeds:",
         "",
     ]

@@ -160,7 +160,8 @@ class KernelTransformBaseline(Baseline):
         if len(input_shape) != 2 or input_shape[0] != 1:
             raise ReprogramError(
                 f"{self.name} classifies univariate time series [1, L]; this target's inputs "
-                f"have shape {tuple(input_shape)} (use linear-probe or scratch for images)."
+                f"have shape {tuple(input_shape)} (use linear-probe or scratch for images; "
+                "composition-forest, scratch or finetune for sequences)."
             )
         return KernelTransformClassifier(self.make_features(int(input_shape[1])), num_classes, None)
 

@@ -136,7 +136,8 @@ def sequence_featurizer(kind: str, ctx: BuildContext, method: str) -> nn.Module:
     if alphabet_of(symbols) == "protein":
         raise DataError(
             f"{method} reads molecules written as SMILES; this target's sequences are amino "
-            "acids. For peptides use composition-forest or composition-logreg; for a CSV of "
+            "acids. For peptides use composition-forest (or composition-logreg, which "
+            "classifies only); for a CSV of "
             "molecules whose SMILES use only letters, add #alphabet=smiles "
             "(csv:PATH#alphabet=smiles)."
         )

@@ -63,7 +63,10 @@ def canvas_side(
     """
     if len(input_shape) != 3:
         advice = (
-            "`series-image` draws a series into an image for this source"
+            "sequences of symbols [L] are read by a language source's token programs: "
+            "`dictionary`, `soft-prompt` or `text` (with --source minilm-l6)"
+            if len(input_shape) == 1
+            else "`series-image` draws a series into an image for this source"
             if len(source_size) == 3
             else "`waveform` or `sonify` plays a series to an audio source"
         )
