@@ -598,10 +598,15 @@ def _markdown(
         f"Machine: {describe(meta['machine'])}; {meta['date']}.",
         "",
     ]
-    skipped = [f"`{md_cell(m)}` on `{md_cell(t)}` ({why})" for t in settings["tasks"]
-               for m in settings["methods"] if (why := why_not(t, m)) is not None]
+    skipped: dict[tuple[str, str], list[str]] = defaultdict(list)  # (method, why) → tasks
+    for t in settings["tasks"]:
+        for m in settings["methods"]:
+            if (why := why_not(t, m)) is not None:
+                skipped[(m, why)].append(t)
     if skipped:
-        lines += ["Not run, as they do not apply: " + "; ".join(skipped) + ".", ""]
+        said = [f"`{md_cell(m)}` on {', '.join(f'`{md_cell(t)}`' for t in ts)} ({why})"
+                for (m, why), ts in skipped.items()]
+        lines += ["Not run, as they do not apply: " + "; ".join(said) + ".", ""]
     lines += [
         "Test ROC-AUC / accuracy (regression tasks: RMSE / R²), mean ± std over seeds:",
         "",
