@@ -819,3 +819,14 @@ def test_resume_refuses_data_that_changed_since_the_checkpoint(tmp_path: Path) -
             fit(config)
         path.write_text(rows(40, 2))
         assert fit(config).metrics["test_accuracy"] is not None  # the same data resumes
+
+
+def test_a_sequence_too_long_for_the_source_says_which_rows_to_trim(tmp_path: Path) -> None:
+    rows = "sequence,label\n" + "".join(f"{('KRHA' if i % 2 else 'DEWG') * (3 + i % 3)},"
+                                        f"{'p' if i % 2 else 'n'}\n" for i in range(20))
+    path = _csv(tmp_path / "long.csv", rows + "A" * 600 + ",p\n")
+    config = FitConfig(source="tiny-random-lm", target=path, program="soft-prompt", epochs=1,
+                       out=str(tmp_path / "run"), progress=False, plots=False)
+    with pytest.raises(ReprogramError, match=r"600 symbols \(the target's longest\).*"
+                                             r"Drop or trim the rows longer than \d+ symbols"):
+        fit(config)

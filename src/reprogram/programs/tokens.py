@@ -129,10 +129,12 @@ class TokenProgram(nn.Module):
         self.source_name, self.source_positions = lm.name, int(lm.max_positions)
         needed = len(before) + self.extra_positions() + self.length + len(after)
         if needed > lm.max_positions:
+            fits = lm.max_positions - (needed - self.length)
             raise ReprogramError(
                 f"{lm.name} takes at most {lm.max_positions} positions; sequences of "
-                f"{self.length} symbols with this program need {needed}. Use a source with more "
-                "positions or shorter sequences."
+                f"{self.length} symbols (the target's longest) with this program need {needed}. "
+                f"Drop or trim the rows longer than {fits} symbols, or use a source with more "
+                "positions."
             )
         self.on_bind(lm)
 
