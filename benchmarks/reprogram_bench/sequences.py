@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -102,6 +103,19 @@ def why_not(task: str, method: str) -> str | None:
     return None
 
 
+def not_applicable(
+    tasks: Sequence[str], methods: Sequence[str]
+) -> dict[tuple[str, str], list[str]]:
+    """The peers of ``methods`` that do not run on some of ``tasks``: ``(method, why)`` →
+    those tasks, in the order given (:func:`why_not`)."""
+    skipped: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for t in tasks:
+        for m in methods:
+            if (why := why_not(t, m)) is not None:
+                skipped[(m, why)].append(t)
+    return dict(skipped)
+
+
 def folder_name(part: str) -> str:
     """``part`` as one folder name: unchanged unless it holds a ``/`` or starts with ``.``
     (a ``csv:PATH`` task, an ``hf:ORG/NAME`` source), which would nest folders or climb out of
@@ -149,14 +163,18 @@ class Cell:
     def key(self) -> str:
         """The cell's folder under ``runs/``: task, method, shots, seed (a part naming a path,
         such as ``csv:data/peptides.csv``, is flattened into one folder name)."""
-        shots = "all" if self.shots == 0 else f"shots{self.shots}"
-        return f"{folder_name(self.task)}/{folder_name(self.method)}/{shots}/seed{self.seed}"
+        return self._path(folder_name)
 
     @property
     def label(self) -> str:
         """The cell as progress lines and errors name it: the task and method as given."""
+        return self._path(str)
+
+    def _path(self, name: Callable[[str], str]) -> str:
+        """``TASK/METHOD/shotsK/seedS`` (``all`` for every row), task and method through
+        ``name``."""
         shots = "all" if self.shots == 0 else f"shots{self.shots}"
-        return f"{self.task}/{self.method}/{shots}/seed{self.seed}"
+        return f"{name(self.task)}/{name(self.method)}/{shots}/seed{self.seed}"
 
     @property
     def is_reprogramming(self) -> bool:
@@ -311,11 +329,9 @@ def run_sequences(
         if write:
             write_results(out, ledger.rows(rows), ledger.settings, ledger.meta())
 
-    skipped = sorted({(t, m, why) for t in tasks for m in methods
-                      if (why := why_not(t, m)) is not None})
     if progress:
-        for t, m, why in skipped:
-            print(f"note: {m} does not run on {t}: {why}", file=sys.stderr)
+        for (m, why), ts in not_applicable(tasks, methods).items():
+            print(f"note: {m} does not run on {', '.join(ts)}: {why}", file=sys.stderr)
     if not report_only:
         check_regression_shots(tasks, regression_shots)
         check_unchanged(cells, out)
@@ -598,11 +614,7 @@ def _markdown(
         f"Machine: {describe(meta['machine'])}; {meta['date']}.",
         "",
     ]
-    skipped: dict[tuple[str, str], list[str]] = defaultdict(list)  # (method, why) → tasks
-    for t in settings["tasks"]:
-        for m in settings["methods"]:
-            if (why := why_not(t, m)) is not None:
-                skipped[(m, why)].append(t)
+    skipped = not_applicable(settings["tasks"], settings["methods"])
     if skipped:
         said = [f"`{md_cell(m)}` on {', '.join(f'`{md_cell(t)}`' for t in ts)} ({why})"
                 for (m, why), ts in skipped.items()]

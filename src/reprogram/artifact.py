@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .atomic import write_atomic
 from .errors import ArtifactError
@@ -77,9 +77,11 @@ def save_program(path: Path, model: torch.nn.Module) -> None:
     write_atomic(Path(path), lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
-def _untie(path: Path, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state`` with each tensor :func:`save_program` stored once under its every name."""
+def _load_program(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``program.safetensors``, each one :func:`save_program` stored once
+    under its every name again (one read of the file: tensors and metadata)."""
     with safe_open(str(path), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}
         tied = json.loads((f.metadata() or {}).get("tied", "{}"))
     return {**state, **{k: state[v] for k, v in tied.items() if v in state}}
 
@@ -122,7 +124,7 @@ def load_state(directory: Path, model: torch.nn.Module, what: str) -> None:
     """
     path = Path(directory) / PROGRAM
     try:
-        state = _untie(path, load_file(str(path)))
+        state = _load_program(path)
     except FileNotFoundError:
         if Path(directory).resolve().parent.name == "folds":  # see reprogram.selection
             raise ArtifactError(

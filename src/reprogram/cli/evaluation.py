@@ -13,10 +13,13 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ArtifactError, DataError
 from .report import _table
+
+if TYPE_CHECKING:  # types only: the library loads torch; `reprogram --help` stays fast
+    from ..adapter import Adapted
 
 
 def _eval_target(config: dict[str, Any]) -> tuple[Any, dict[str, Any], int]:
@@ -154,12 +157,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     if not len(x):
         raise DataError(f"the inputs ({', '.join(args.inputs)}) hold no examples.")
-    import torch
-
     if config["target"].get("task") == "regression":  # one value each, not classes
         return _print_values(model, x, labels, truth, str(names[0]), args.json)
-    with torch.no_grad():
-        probs = torch.softmax(model(x), dim=-1) if len(x) else torch.empty(0, len(names))
+    # every artifact's model is an Adapted: [N, K] probabilities, in batches
+    probs = cast("Adapted", model).predict_proba(x)
     rows = []
     for i, (label, p) in enumerate(zip(labels, probs, strict=True)):
         k = int(p.argmax())
@@ -184,10 +185,7 @@ def _print_values(
     model: Any, x: Any, labels: list[str], truth: list[str], name: str, as_json: bool
 ) -> int:
     """``predict`` for a one-value regression model: each input's predicted value."""
-    import torch
-
-    with torch.no_grad():
-        values = model.eval()(x)[:, 0].tolist()
+    values = model.predict(x).tolist()  # [N]: one value each, in batches
     found: list[dict[str, Any]] = [
         {"input": n, name: round(float(v), 4)} for n, v in zip(labels, values, strict=True)
     ]

@@ -41,15 +41,20 @@ SPLIT_NAMES = {
 }
 
 
+def _float(text: str) -> float | None:
+    """``text`` as a number, or None where it is none."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _values(labels: list[str], where: str) -> torch.Tensor:
     """Regression labels as float32 ``[N]``; the first that is not a finite number refused."""
     values = []
     for row, text in enumerate(labels, start=1):
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not math.isfinite(value):
+        value = _float(text)
+        if value is None or not math.isfinite(value):
             comma = (" (a decimal comma? write it with a point: "
                      f"{text.replace(',', '.')})" if re.fullmatch(r"[-+]?\d+,\d+", text) else "")
             raise DataError(
@@ -68,11 +73,8 @@ def whole_number(text: str) -> int | None:
         return int(text)
     except ValueError:
         pass
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return int(value) if value.is_integer() else None
+    value = _float(text)
+    return int(value) if value is not None and value.is_integer() else None
 
 
 def class_label(text: str) -> str:
@@ -102,13 +104,6 @@ def _class_names(
         "values to predict rather than classes; add #task=regression to the name to predict "
         "the values, or #task=classification to keep each as a class name as written."
     )
-
-
-def _float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 def _values_note(class_names: list[str], y: torch.Tensor, where: str) -> None:
