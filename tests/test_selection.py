@@ -389,6 +389,9 @@ def test_minirocket_kfold_fixes_the_penalty(tmp_path: Path, waves: str) -> None:
     assert m["selected"] == {"alpha": alpha} and [c["alpha"] for c in m["candidates"]] == [alpha]
     assert [c["alpha"] for c in m["kfold"]["curve"]] == [0.1, 10.0, 1000.0]
     assert m["splits"]["train"] == 16 and m["test_accuracy"] > 0.8
+    # it reads no source, so the state --resume compares names none (as config.json does)
+    state = json.loads((tmp_path / "mr" / "kfold.json").read_text())
+    assert "source" not in state["signature"] and state["signature"]["method"] == "minirocket"
 
 
 def test_minirocket_refit_keeps_the_holdout_choice(tmp_path: Path, waves: str) -> None:

@@ -645,7 +645,9 @@ def test_predict_reads_csv_files_of_sequences_by_their_header(tmp_path: Path) ->
     blank.write_text("sequence,label\nKRLA,1\nDEGS,\n")
     with pytest.raises(DataError, match="row 2: the label is empty"):
         read_sequences(blank, labelled=True)
-    assert read_sequences(blank, labelled=False)[1] == ["KRLA", "DEGS"]
+    # each row is named as the errors count it: from 1, the header not counted
+    assert read_sequences(blank, labelled=False)[:2] == (
+        ["blank.csv row 1", "blank.csv row 2"], ["KRLA", "DEGS"])
     # Excel's "sep=;" first line names the separator
     excel = tmp_path / "excel.csv"
     excel.write_text("sep=;\nsequence;label\nKRLA;1\n")
@@ -659,6 +661,9 @@ def test_predict_reads_csv_files_of_sequences_by_their_header(tmp_path: Path) ->
     fasta = tmp_path / "bom.fasta"
     fasta.write_bytes(b"\xef\xbb\xbf>a\r\nKRLA\r\nDE\r\n")
     assert read_sequences(fasta, labelled=False)[:2] == (["a"], ["KRLADE"])
+    unnamed = tmp_path / "unnamed.fa"
+    unnamed.write_text(">a\nKR\n>\nDE\n")
+    assert read_sequences(unnamed, labelled=False)[0] == ["a", "unnamed.fa record 2"]
     with pytest.raises(DataError, match=r"--labelled reads a label column of a \.csv"):
         read_sequences(fasta, labelled=True)
     latin = tmp_path / "latin.txt"

@@ -219,6 +219,9 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
     ``labelled``), fields separated by commas, semicolons or tabs as ``fit`` reads them;
     FASTA (``.fasta``/``.fa``/``.faa``: a ``>name`` line, then the sequence over one or more
     lines); anything else one sequence a line (``.smi``: the first word of the line).
+    A row is named ``FILE row N`` (counted from 1, as errors count rows; a table's header
+    and blank lines not counted), a FASTA record by its ``>`` line (``FILE record N`` where
+    that is empty).
     """
     try:
         text = path.read_text(encoding="utf-8").lstrip("\ufeff")
@@ -239,7 +242,7 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
     if suffix in (".fasta", ".fa", ".faa"):
         for line in text.splitlines():
             if line.startswith(">"):
-                names.append(line[1:].strip() or f"{path.name}[{len(names)}]")
+                names.append(line[1:].strip() or f"{path.name} record {len(names) + 1}")
                 sequences.append("")
             elif line.strip():
                 if not sequences:
@@ -264,12 +267,18 @@ def read_sequences(path: Path, labelled: bool) -> tuple[list[str], list[str], li
                 f"{path}, row {empty}: the label is empty; fill it, remove that row, or leave "
                 "out --labelled."
             )
-        names = [f"{path.name}[{i}]" for i in range(len(rows))]
+        names = _row_names(path, len(rows))
     else:
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         sequences = [ln.split()[0] if suffix == ".smi" else ln for ln in lines]
-        names = [f"{path.name}[{i}]" for i in range(len(sequences))]
+        names = _row_names(path, len(sequences))
     return names, sequences, labels
+
+
+def _row_names(path: Path, n: int) -> list[str]:
+    """``file row 1`` … ``file row n``: rows counted from 1 (a table's header not counted),
+    as the errors about a row count them."""
+    return [f"{path.name} row {i}" for i in range(1, n + 1)]
 
 
 def _as_model_reads(texts: list[str], vocabulary: list[str], where: str) -> list[str]:

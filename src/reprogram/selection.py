@@ -72,12 +72,16 @@ def unfinished(out: Path) -> bool:
     return not done and ((out / CHECKPOINT_NAME).exists() or (out / FOLDS_DIR).exists())
 
 
-def _prepare(config: Any) -> Path:
-    """The k-fold twin of :func:`reprogram.train.prepare_out`: same rules, folds included."""
+def _prepare(config: Any, reads_source: bool = True) -> Path:
+    """The k-fold twin of :func:`reprogram.train.prepare_out`: same rules, folds included
+    (``config.source`` left out of the recorded settings unless ``reads_source``)."""
     out = check_out(config, unfinished(Path(config.out)))
+    signature = config.signature()
+    if not reads_source:
+        signature.pop("source", None)
+    ours = _jsonable(signature)
     if config.resume:
         recorded = read_json(out / STATE, "the k-fold state") if (out / STATE).exists() else {}
-        ours = _jsonable(config.signature())
         if recorded.get("signature") not in (None, ours):
             raise ReprogramError(
                 f"--resume: the k-fold run in {out} was started with different settings "
@@ -90,7 +94,7 @@ def _prepare(config: Any) -> Path:
         for name in (CHECKPOINT_NAME, METRICS, STATE):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / STATE, {"signature": _jsonable(config.signature())})
+    write_json(out / STATE, {"signature": ours})
     return out
 
 
@@ -143,6 +147,7 @@ def kfold_run(
     fixed_options: Callable[[Any, dict[str, float]], Any] | None = None,
     callbacks: list[Any] | None = None,
     chooses: bool = True,
+    reads_source: bool = True,
 ) -> Any:
     """Run ``runner`` (``fit`` or ``run_baseline``) under k-fold or refit selection.
 
@@ -159,11 +164,14 @@ def kfold_run(
         callbacks: training hooks given to every run (each fold and the final one).
         chooses: False for a method with fixed settings (a random forest): validation has
             nothing to choose, so no selection runs; the final run fits every training example.
+        reads_source: False for a baseline that reads no source (a forest on composition):
+            ``config.source`` is then left out of the state recorded for ``--resume``, as
+            the runs' own config.json leave it out.
     Returns:
         the final run's ``FitResult`` (its metrics carry the ``kfold`` record).
     """
     k = config.folds
-    out = _prepare(config)
+    out = _prepare(config, reads_source)
     data = target if target is not None else load_target(config.target)
     name = data.name if target is not None else config.target
     _check_task(config, data)

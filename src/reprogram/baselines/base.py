@@ -228,6 +228,7 @@ def run_baseline(
             fixed_options=baseline.fix_penalty,
             callbacks=callbacks,
             chooses=baseline.chooses,
+            reads_source=baseline.needs_source,
         )
     data, splits = load_run_data(config, target)  # checks --out first; writes nothing
     if baseline.needs_source:
