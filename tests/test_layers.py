@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "checkpoint": 0,
     "atomic": 0,
     "accelerator": 0,
+    "batching": 0,
     "runtime": 0,
     "packages": 0,
     "tasks": 0,

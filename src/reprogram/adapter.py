@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .accelerator import to_model
+from .batching import length_order, restore
 from .errors import DataError
 
 
@@ -58,7 +59,8 @@ class Adapted(nn.Module):
         return torch.cat(scores).softmax(-1) if scores else torch.empty(0, k)
 
     def _scores(self, x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-        """The model's outputs for ``x`` in batches of ``batch_size``, float32 on the CPU."""
+        """The model's outputs for ``x`` in batches of ``batch_size``, float32 on the CPU, in
+        ``x``'s row order (token ids are read longest first)."""
         if not isinstance(x, torch.Tensor):
             raise DataError(
                 f"predict takes a tensor [N, ...]; got a {type(x).__name__}. Wrap it with "
@@ -67,13 +69,15 @@ class Adapted(nn.Module):
             )
         was_training = self.training
         self.eval()
+        order = length_order(x)  # token ids: longest first, so a batch pads little
+        rows = x if order is None else x[order]
         with torch.no_grad():
             scores = [
-                self(to_model(self, x[i : i + batch_size])).float().cpu()
-                for i in range(0, len(x), batch_size)
+                self(to_model(self, rows[i : i + batch_size])).float().cpu()
+                for i in range(0, len(rows), batch_size)
             ]
         self.train(was_training)
-        return scores
+        return [restore(torch.cat(scores), order)] if order is not None else scores
 
     def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
         """The tensors training changes: what ``program.safetensors`` holds."""

@@ -7,6 +7,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .accelerator import to_model
+from .batching import length_order, restore
 from .tasks import CLASSIFICATION, Task
 
 
@@ -26,23 +27,30 @@ def score(
     Args:
         model: maps ``[B, ...]`` inputs to ``[B, K]`` scores; put in eval mode here.
         x: inputs ``[N, ...]``; y: labels ``[N]``.
-        batch_size: examples per forward pass (kept fixed so results are bit-reproducible).
+        batch_size: examples per forward pass (kept fixed so results are bit-reproducible;
+            token ids are read longest first, :func:`reprogram.batching.length_order`).
         progress: a progress-bar title, or None for no bar.
-        keep: when given, each batch's scores ``[B, K]`` (on the CPU) are appended to it
-            (for :func:`roc_auc`).
+        keep: when given, the split's scores ``[N, K]`` (on the CPU, in the rows' order) are
+            appended to it (for :func:`roc_auc`).
         task: the task kind whose statistics are summed (:mod:`reprogram.tasks`).
     """
     model.eval()
     totals: torch.Tensor | None = None
+    order = length_order(x)  # token ids: longest first, so a batch pads little
+    if order is not None:
+        x, y = x[order], y[order]
+    kept: list[torch.Tensor] = []
     starts = range(0, len(y), batch_size)
     bar = tqdm(starts, desc=progress, leave=False, unit="batch", disable=progress is None)
     for i in bar:
         xb, yb = to_model(model, x[i : i + batch_size], y[i : i + batch_size])
         scores = model(xb)
         if keep is not None:
-            keep.append(scores.detach().float().cpu())
+            kept.append(scores.detach().float().cpu())
         batch = task.totals(scores, yb)
         totals = batch if totals is None else totals + batch
+    if keep is not None and kept:
+        keep.append(restore(torch.cat(kept), order))  # in the rows' given order
     if totals is None:  # no examples: the statistics of an empty split
         totals = task.totals(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
     return totals

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from .accelerator import describe, to_model
 from .accelerator import resolve as resolve_accelerator
 from .artifact import CONFIG, METRICS, PROGRAM, load_artifact, read_json, write_artifact
+from .batching import length_order, restore
 from .blackbox.budget import STOPPED_BY_BUDGET, QueryTracker
 from .blackbox.protocol import EndpointError
 from .blackbox.replay import ANSWERS_NAME
@@ -191,11 +192,15 @@ class Trainer:
         """
         self.model.eval()
         step = self.config.eval_batch_size
+        order = length_order(split.x)  # token ids: longest first, so a batch pads little
+        x = split.x if order is None else split.x[order]
         parts = [
-            self.model.source_logits(to_model(self.model, split.x[i : i + step])).cpu()
+            self.model.source_logits(to_model(self.model, x[i : i + step])).cpu()
             for i in range(0, len(split), step)
         ]
-        return torch.cat(parts) if parts else torch.empty(0, self.model.source.num_classes)
+        if not parts:
+            return torch.empty(0, self.model.source.num_classes)
+        return restore(torch.cat(parts), order)
 
     @torch.no_grad()
     def top1_counts(self) -> torch.Tensor:
