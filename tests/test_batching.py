@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 from torch import nn
 
 from reprogram.adapter import Adapted
-from reprogram.batching import length_order, restore
+from reprogram.batching import length_groups, length_order, restore
 from reprogram.evaluate import score
 
 
@@ -74,3 +77,81 @@ def test_float_inputs_are_read_as_given() -> None:
     kept: list[torch.Tensor] = []
     score(_Sum(), x, y, batch_size=3, keep=kept)
     assert torch.allclose(torch.cat(kept)[:, 0], x.sum(-1))
+
+
+def test_length_groups_cover_the_batch_once_longest_first() -> None:
+    x = _ids([3, 40, 2, 38, 4, 39, 3, 2])
+    groups = length_groups(x, pass_cost=8)
+    assert groups is not None and len(groups) == 2
+    assert sorted(torch.cat(groups).tolist()) == list(range(8))
+    assert groups[0].tolist() == [1, 5, 3]  # the long rows first, longest first
+    assert length_groups(_ids([5, 5, 5, 5])) is None  # one length: nothing to save
+    assert length_groups(x, pass_cost=10_000) is None  # a pass dearer than the padding
+    assert length_groups(torch.randn(8, 40)) is None
+
+
+@pytest.mark.parametrize("program", ["dictionary", "soft-prompt", "text"])
+def test_sub_batches_give_the_batch_gradient(program: str) -> None:
+    """The trainer's split loss (sizes as weights) has the whole batch's gradient: the
+    rows of a token program on a language model do not interact."""
+    from reprogram.model import ReprogrammedModel
+
+    torch.manual_seed(0)
+    model = ReprogrammedModel.build(
+        "tiny-random-lm", input_shape=(60,), class_names=["neg", "pos"], program=program,
+        mapping="linear", vocabulary=list("ACDEFGHIKLMNPQRSTVWY"),
+    ).train()
+    x = _ids([60, 2, 3, 55, 1, 2, 58, 3])  # symbols 1..8 of 20
+    y = torch.tensor([1, 0, 0, 1, 0, 0, 1, 1])
+    groups = model.row_groups(x)
+    assert groups is not None and len(groups) >= 2
+
+    def grads(loss: torch.Tensor) -> list[torch.Tensor]:
+        params = [p for p in model.parameters() if p.requires_grad]
+        return list(torch.autograd.grad(loss, params))
+
+    whole = nn.functional.cross_entropy(model(x), y)
+    split = sum(nn.functional.cross_entropy(model(x[g]), y[g]) * len(g) / len(y) for g in groups)
+    assert torch.allclose(whole, split, atol=1e-6)
+    for a, b in zip(grads(whole), grads(split), strict=True):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+
+
+def test_a_query_only_source_reads_a_batch_whole() -> None:
+    """Each pass through a black box is a round of requests: no sub-batches there."""
+    from reprogram.model import ReprogrammedModel
+
+    model = ReprogrammedModel.build(
+        "query:tiny-random-lm", input_shape=(60,), class_names=["neg", "pos"],
+        program="soft-prompt", mapping="linear", vocabulary=list("ACDEFGHIKLMNPQRSTVWY"),
+    )
+    x = _ids([60, 2, 3, 55, 1, 2, 58, 3])
+    assert model.row_groups(x) is None and length_groups(x) is not None
+
+
+def test_training_reads_a_batch_in_its_sub_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fit reads batches of mixed lengths in the model's sub-batches (more passes than
+    batches), every training row once an epoch."""
+    from reprogram import FitConfig, fit
+    from reprogram.model import ReprogrammedModel
+
+    rows = "".join(f"{'KRDE' * (12 if i % 4 == 0 else 1)}A,{i % 2}\n" for i in range(40))
+    path = tmp_path / "mixed.csv"
+    path.write_text("sequence,label\n" + rows)
+    seen: list[int] = []
+    forward = ReprogrammedModel.forward
+
+    def spy(self: ReprogrammedModel, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            seen.append(len(x))
+        return forward(self, x)
+
+    monkeypatch.setattr(ReprogrammedModel, "forward", spy)
+    config = FitConfig(source="tiny-random-lm", target=f"csv:{path}", program="soft-prompt",
+                       program_options={"length": 2}, epochs=1, batch_size=16, seed=0,
+                       out=str(tmp_path / "run"), progress=False, plots=False)
+    result = fit(config)
+    train = result.metrics["splits"]["train"]
+    assert sum(seen) == train and len(seen) > -(-train // 16)  # more passes than batches

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -342,6 +343,7 @@ def test_the_trainer_adds_the_penalty_to_the_loss() -> None:
     trainer = Trainer.__new__(Trainer)  # only _loss: the task's loss plus the penalty
     trainer.model = model
     trainer.task = task_of("classification")
+    trainer.fabric = SimpleNamespace(world_size=1)
     ids = encode(["ACD", "KWY"], VOCAB, "t")
     y = torch.tensor([0, 1])
     plain = torch.nn.functional.cross_entropy(model(ids), y)

@@ -101,6 +101,14 @@ class Adapted(nn.Module):
         zero-shot: a fixed label table such as ``semantic``'s). Default: no."""
         return False
 
+    def row_groups(self, x: torch.Tensor) -> list[torch.Tensor] | None:
+        """How a training batch ``x`` ``[B, ...]`` may be read in sub-batches (index tensors
+        covering every row once), for a model whose rows do not interact in the forward pass
+        (no batch statistics): the trainer then sums their losses weighted by size, the
+        batch's mean loss and gradient, at less padding. ``None`` (the default): read the
+        batch whole."""
+        return None
+
     def penalty(self) -> torch.Tensor | None:
         """A term the trainer adds to the training loss (a regulariser the adapter's parts
         ask for, e.g. an L1 on a program's coefficients); ``None``: nothing to add."""

@@ -88,6 +88,16 @@ class ReprogrammedModel(Adapted):
         ]
         return torch.stack(terms).sum() if terms else None
 
+    def row_groups(self, x: torch.Tensor) -> list[torch.Tensor] | None:
+        """The program's sub-batches of a training batch, where it offers them (a token
+        program: rows of similar length); the source runs in eval mode and the mappings read
+        each row alone, so the rows do not interact. None for a source that only answers
+        queries: each pass would be one more round of requests to it."""
+        hook = getattr(self.program, "row_groups", None)
+        if hook is None or getattr(self.source, "access", "weights") != "weights":
+            return None
+        return hook(x)
+
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Source logits ``[B, K_s]`` of the reprogrammed inputs ``x`` ``[B, C_t, H_t, W_t]``
         (from :attr:`output_cache` for the examples it has seen, when there is one)."""

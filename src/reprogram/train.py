@@ -435,8 +435,17 @@ class Trainer:
         return total / max(count, 1)
 
     def _loss(self, wrapped: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The task's loss on a batch plus the model's own penalty, if it has one."""
-        loss = self.task.loss(wrapped(x), y)
+        """The task's loss on a batch plus the model's own penalty, if it has one. A model
+        that offers sub-batches (:meth:`~reprogram.adapter.Adapted.row_groups`) is read in
+        them, their mean losses weighted by size (one device only: a distributed model
+        syncs gradients once per forward pass)."""
+        groups = self.model.row_groups(x) if self.fabric.world_size == 1 else None
+        if groups is None:
+            loss = self.task.loss(wrapped(x), y)
+        else:
+            loss = torch.stack(
+                [self.task.loss(wrapped(x[g]), y[g]) * (len(g) / len(y)) for g in groups]
+            ).sum()
         penalty = self.model.penalty()
         return loss if penalty is None else loss + penalty
 

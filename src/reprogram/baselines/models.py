@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..adapter import Adapted
+from ..batching import length_groups
 from ..errors import ReprogramError
 from ..programs import build_program
 from ..programs.base import ImageProgram
@@ -348,6 +349,11 @@ class FinetunedLanguageModel(Adapted):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.head(self.lm(self.spell(ids)))
+
+    def row_groups(self, x: torch.Tensor) -> list[torch.Tensor] | None:
+        """Rows of similar length: the language model's rows do not interact (layer norms,
+        no batch statistics), and the spelling cuts each batch to its longest row."""
+        return length_groups(x)
 
     def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
         return OrderedDict(

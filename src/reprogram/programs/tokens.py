@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..batching import length_groups
 from ..errors import DataError, ReprogramError
 from ..sources.base import Source
 from ..sources.language import LanguageSide, TokenInputs, public_language
@@ -105,6 +106,12 @@ class TokenProgram(nn.Module):
     @property
     def num_symbols(self) -> int:
         return len(self.vocabulary)
+
+    def row_groups(self, ids: torch.Tensor) -> list[torch.Tensor] | None:
+        """Sub-batches of rows of similar length (:func:`~reprogram.batching.length_groups`):
+        each batch is cut to its longest row, so a random batch otherwise pays for its
+        longest sequence in every row."""
+        return length_groups(ids)
 
     def bind_source(self, source: Source) -> None:
         """Read the embeddings and the spelling of every symbol from ``source``."""
