@@ -90,15 +90,20 @@ def test_length_groups_cover_the_batch_once_longest_first() -> None:
     assert length_groups(torch.randn(8, 40)) is None
 
 
-@pytest.mark.parametrize("program", ["dictionary", "soft-prompt", "text"])
-def test_sub_batches_give_the_batch_gradient(program: str) -> None:
+@pytest.mark.parametrize(
+    ("program", "source"),
+    [("dictionary", "tiny-random-lm"), ("soft-prompt", "tiny-random-lm"),
+     ("text", "tiny-random-lm"), ("soft-prompt", "tiny-random-causal-lm#output=hidden"),
+     ("dictionary", "tiny-random-causal-lm")],
+)
+def test_sub_batches_give_the_batch_gradient(program: str, source: str) -> None:
     """The trainer's split loss (sizes as weights) has the whole batch's gradient: the
     rows of a token program on a language model do not interact."""
     from reprogram.model import ReprogrammedModel
 
     torch.manual_seed(0)
     model = ReprogrammedModel.build(
-        "tiny-random-lm", input_shape=(60,), class_names=["neg", "pos"], program=program,
+        source, input_shape=(60,), class_names=["neg", "pos"], program=program,
         mapping="linear", vocabulary=list("ACDEFGHIKLMNPQRSTVWY"),
     ).train()
     x = _ids([60, 2, 3, 55, 1, 2, 58, 3])  # symbols 1..8 of 20
