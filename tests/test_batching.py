@@ -10,6 +10,7 @@ from torch import nn
 
 from reprogram.adapter import Adapted
 from reprogram.batching import length_groups, length_order, restore
+from reprogram.errors import ReprogramError
 from reprogram.evaluate import score
 
 
@@ -160,3 +161,14 @@ def test_training_reads_a_batch_in_its_sub_batches(
     result = fit(config)
     train = result.metrics["splits"]["train"]
     assert sum(seen) == train and len(seen) > -(-train // 16)  # more passes than batches
+
+
+def test_the_environment_turns_length_batching_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = _ids([60, 2, 3, 55, 1, 2, 58, 3])
+    monkeypatch.setenv("REPROGRAM_LENGTH_BATCHING", "0")
+    assert length_order(x) is None and length_groups(x) is None
+    monkeypatch.setenv("REPROGRAM_LENGTH_BATCHING", "1")
+    assert length_order(x) is not None and length_groups(x) is not None
+    monkeypatch.setenv("REPROGRAM_LENGTH_BATCHING", "off")
+    with pytest.raises(ReprogramError, match=r"give 0 .* or 1"):
+        length_order(x)

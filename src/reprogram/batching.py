@@ -11,21 +11,51 @@ Training batches stay random (grouping the data by length would change what is l
 random batch in a few sub-batches of similar length (:func:`length_groups`): the batch's
 mean loss is their size-weighted sum, so the gradient is the batch's, at a fraction of the
 padding.
+
+``REPROGRAM_LENGTH_BATCHING=0`` reads every batch as given (what runs before this module
+did, bit for bit); ``1`` (the default) groups by length.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+from .errors import ReprogramError
+
+#: The environment variable that turns length grouping off (``0``) or on (``1``).
+ENV = "REPROGRAM_LENGTH_BATCHING"
+
+
+def enabled() -> bool:
+    """Whether :data:`ENV` leaves length grouping on (unset or ``1``).
+
+    Raises:
+        ReprogramError: the variable holds anything but ``0`` or ``1``.
+    """
+    text = os.environ.get(ENV, "").strip()
+    if text not in ("", "0", "1"):
+        raise ReprogramError(
+            f"{ENV}={text!r}: give 0 (read batches as given) or 1 (group token rows by "
+            "length, the default)."
+        )
+    return text != "0"
+
+
+def _token_ids(x: torch.Tensor) -> bool:
+    """Whether ``x`` looks like token ids ``[N, L]``: two dimensions, integer values."""
+    return x.dim() == 2 and not x.dtype.is_floating_point and x.dtype != torch.bool
 
 
 def length_order(x: torch.Tensor) -> torch.Tensor | None:
     """The row order, longest first, for token ids ``x`` ``[N, L]`` (an integer tensor, ``0``
     padding at the end); ``None`` for any other input (images, series: every row the same
-    size) or when the rows are already in that order.
+    size), when the rows are already in that order, or when :data:`ENV` is ``0``.
 
     Ties keep their given order, so the order (and the results) are reproducible.
     """
-    if x.dim() != 2 or x.dtype.is_floating_point or x.dtype == torch.bool or len(x) < 2:
+    if not _token_ids(x) or len(x) < 2 or not enabled():
         return None
     lengths = (x != 0).sum(1)
     order = torch.sort(lengths, descending=True, stable=True).indices
@@ -44,14 +74,14 @@ def length_groups(x: torch.Tensor, pass_cost: int = PASS_COST) -> list[torch.Ten
     """Rows of token ids ``x`` ``[B, L]`` split into sub-batches of similar length: index
     tensors, longest rows first, chosen to minimise the padded positions read plus
     ``pass_cost`` per sub-batch (each cut to its longest row); ``None`` where one batch is
-    best, or for any input other than token ids.
+    best, for any input other than token ids, or when :data:`ENV` is ``0``.
 
     The split is exact for a model whose rows do not interact: the batch's mean loss is
     ``sum(len(g) / B * mean_loss(x[g]))`` over the groups.
     """
-    order = length_order(x)
-    if order is None and (x.dim() != 2 or x.dtype.is_floating_point or x.dtype == torch.bool):
+    if not _token_ids(x) or not enabled():
         return None
+    order = length_order(x)
     if order is None:
         order = torch.arange(len(x))
     n = len(order)
