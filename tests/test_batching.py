@@ -170,5 +170,5 @@ def test_the_environment_turns_length_batching_off(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("REPROGRAM_LENGTH_BATCHING", "1")
     assert length_order(x) is not None and length_groups(x) is not None
     monkeypatch.setenv("REPROGRAM_LENGTH_BATCHING", "off")
-    with pytest.raises(ReprogramError, match=r"give 0 .* or 1"):
+    with pytest.raises(ReprogramError, match=r"give 1 to group token rows by length .* or 0"):
         length_order(x)

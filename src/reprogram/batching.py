@@ -18,11 +18,9 @@ did, bit for bit); ``1`` (the default) groups by length.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-from .errors import ReprogramError
+from .runtime import switch
 
 #: The environment variable that turns length grouping off (``0``) or on (``1``).
 ENV = "REPROGRAM_LENGTH_BATCHING"
@@ -34,13 +32,7 @@ def enabled() -> bool:
     Raises:
         ReprogramError: the variable holds anything but ``0`` or ``1``.
     """
-    text = os.environ.get(ENV, "").strip()
-    if text not in ("", "0", "1"):
-        raise ReprogramError(
-            f"{ENV}={text!r}: give 0 (read batches as given) or 1 (group token rows by "
-            "length, the default)."
-        )
-    return text != "0"
+    return switch(ENV, "group token rows by length", "read batches as given")
 
 
 def _token_ids(x: torch.Tensor) -> bool:

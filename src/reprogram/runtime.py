@@ -15,6 +15,8 @@ process keeps its peak heap until it exits (what a training run needs again at t
 anyway). The ``reprogram`` command calls it at start; Python users may call it themselves,
 since a library should not change a process's allocator behind its back. It does nothing on
 other C libraries (macOS, Windows, musl) or when ``REPROGRAM_TUNE_MALLOC=0``.
+
+:func:`switch` reads the other on/off environment variables (``0`` or ``1``) alike.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import ctypes
 import ctypes.util
 import os
 import platform
+
+from .errors import ReprogramError
 
 #: ``mallopt`` parameter numbers from glibc's ``malloc.h``.
 M_TRIM_THRESHOLD = -1
@@ -64,3 +68,16 @@ def _is_glibc() -> bool:
 
 
 __all__ = ["allocator_tuned", "tune_allocator"]
+
+
+def switch(name: str, on: str, off: str) -> bool:
+    """Whether the environment variable ``name`` leaves a feature on (unset or ``1``) or
+    turns it off (``0``); ``on`` and ``off`` say what each value does, for the error.
+
+    Raises:
+        ReprogramError: the variable holds something other than ``0`` or ``1``.
+    """
+    text = os.environ.get(name, "").strip()
+    if text not in ("", "0", "1"):
+        raise ReprogramError(f"{name}={text!r}: give 1 to {on} (the default) or 0 to {off}.")
+    return text != "0"

@@ -18,7 +18,6 @@ processes at once; about 4 KB a window (85 MB for ETTh2's 720-hour cell).
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReprogramError
+from ..runtime import switch
 from ..sources.cache import cache_dir
 
 #: Environment variable: ``0`` switches the store off.
@@ -42,13 +42,8 @@ def store_enabled() -> bool:
     Raises:
         ReprogramError: the variable holds something other than ``0`` or ``1``.
     """
-    text = os.environ.get(STORE_ENV, "").strip()
-    if text not in ("", "0", "1"):
-        raise ReprogramError(
-            f"{STORE_ENV}={text!r}: give 1 to remember fitted AutoETS forecasts on disk "
-            "(the default) or 0 to fit every window afresh."
-        )
-    return text != "0"
+    return switch(STORE_ENV, "remember fitted AutoETS forecasts on disk",
+                  "fit every window afresh")
 
 
 def window_key(y: np.ndarray, settings: str) -> bytes:
