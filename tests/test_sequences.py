@@ -143,7 +143,8 @@ def test_csv_target_infers_a_text_alphabet(tmp_path: Path) -> None:
         ("sequence,label,split\nAC,1,train\nCD,0,holdout\n", "row 2: split is 'holdout'"),
         ("sequence,label\nAC,1\nCD,1\n", "every row has label '1'"),
         ("sequence,label\nAC,1\nCD,nan\n", "row 2: the label is 'nan', which reads as missing"),
-        ("sequence,label\nACD,1\nC DE,0\n", "row 2: the sequence holds whitespace at position 2"),
+        ("sequence,label\nACD,1\nC DE,0\n", "row 2: the sequence holds whitespace at position 2"
+         ".*plain text.*#alphabet=text"),
         ("sequence,label\n", "has a header but no rows"),
         ("sequence|label\nAC|1\n", "separated by '\\|': use commas, semicolons or tabs"),
         ("sequence,label,split\nAC,1,train\nCD,0,train\nEF,2,test\n",
@@ -389,6 +390,30 @@ def test_soft_prompt_in_a_random_subspace_trains_k_numbers(tmp_path: Path) -> No
     torch.testing.assert_close(again.program.prompt_vectors(), moved)
     with pytest.raises(ReprogramError, match="subspace must be 0"):
         _model("soft-prompt", subspace=-1)
+
+
+def test_a_built_sequence_model_saved_reads_text_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """build + save_pretrained records the vocabulary, so the artifact reads text (Python's
+    encode_sequences and reprogram predict) as a fitted one does."""
+    from reprogram import encode_sequences
+    from reprogram.cli import main
+
+    model = _model("dictionary")
+    model.save_pretrained(tmp_path / "built")
+    loaded = load_artifact(tmp_path / "built")[0]
+    ids = encode_sequences(loaded, ["KRLA", "DEGS"])
+    assert ids.shape == (2, 6) and loaded.predict(ids).shape == (2,)
+    (tmp_path / "pep.txt").write_text("KRLA\nDEGS\n")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "built"), str(tmp_path / "pep.txt")]) == 0
+    assert capsys.readouterr().out.count("pep.txt row") == 2
+    # a row longer than the source reads is named before anything is scored
+    most = loaded.program.max_symbols()
+    (tmp_path / "long.txt").write_text(f"KRLA\n{'K' * (most + 1)}\n")
+    assert main(["predict", str(tmp_path / "built"), str(tmp_path / "long.txt")]) == 2
+    assert f"long.txt row 2: {most + 1} symbols, more than the {most}" in capsys.readouterr().err
 
 
 def test_token_programs_need_a_language_source_and_sequences() -> None:
@@ -837,3 +862,13 @@ def test_a_sequence_too_long_for_the_source_says_which_rows_to_trim(tmp_path: Pa
     with pytest.raises(ReprogramError, match=r"600 symbols \(the target's longest\).*"
                                              r"Drop or trim the rows longer than \d+ symbols"):
         fit(config)
+    # a prompt longer than the source's positions: fewer prompt vectors, never a length < 1
+    short = _csv(tmp_path / "short.csv", rows)
+    config = FitConfig(source="tiny-random-lm", target=short, program="soft-prompt",
+                       program_options={"length": 300}, epochs=1, out=str(tmp_path / "run2"),
+                       progress=False, plots=False)
+    with pytest.raises(ReprogramError, match=r"\(300 trained positions\) need \d+\. Give "
+                                             r"fewer prompt vectors \(--program-opt length="
+                                             r"\d+ or less\)") as info:
+        fit(config)
+    assert "than -" not in str(info.value)

@@ -48,9 +48,13 @@ class ReprogrammedModel(Adapted):
     """A frozen source model between a trainable program and a label mapping.
 
     Args:
-        source: the frozen classifier (its parameters never get gradients; eval mode always).
-        program: ``[B, C_t, H_t, W_t]`` target inputs → ``[B, C_s, S, S]`` source pixels.
-        mapping: ``[B, K_s]`` source logits → ``[B, K_t]`` target scores.
+        source: the frozen model (its parameters never get gradients; eval mode always): an
+            image classifier, a speech recogniser or a language model.
+        program: target inputs → what the source reads: images ``[B, C_t, H_t, W_t]`` →
+            source pixels ``[B, C_s, S, S]``; series ``[B, 1, L]`` → audio or images; token
+            ids ``[B, L]`` (``0`` padding) → input embeddings with their mask.
+        mapping: ``[B, K_s]`` source outputs (logits, or a language model's pooled states)
+            → ``[B, K_t]`` target scores (values, for a regression target).
     """
 
     #: the program/mapping/target/seed settings, set by :meth:`build` and the artifact loader
@@ -99,7 +103,7 @@ class ReprogrammedModel(Adapted):
         return hook(x)
 
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Source logits ``[B, K_s]`` of the reprogrammed inputs ``x`` ``[B, C_t, H_t, W_t]``
+        """Source outputs ``[B, K_s]`` of the reprogrammed target inputs ``x`` ``[B, ...]``
         (from :attr:`output_cache` for the examples it has seen, when there is one)."""
         if self.output_cache is not None:
             return self.output_cache(x, lambda rows: self.source(self.program(rows)))
@@ -113,7 +117,8 @@ class ReprogrammedModel(Adapted):
         return self.mapping(logits, x) if self.mapping.reads_inputs else self.mapping(logits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Target scores ``[B, K_t]`` for target inputs ``x`` ``[B, C_t, H_t, W_t]``."""
+        """Target scores ``[B, K_t]`` for target inputs ``x`` ``[B, ...]`` (images
+        ``[B, C_t, H_t, W_t]``, series ``[B, 1, L]``, token ids ``[B, L]``)."""
         return self.scores(self.source_logits(x), x)
 
     def adapter_state_dict(self) -> OrderedDict[str, torch.Tensor]:
@@ -175,9 +180,12 @@ class ReprogrammedModel(Adapted):
         training in your own loop; :meth:`save_pretrained` writes it as an artifact.
 
         Args:
-            input_shape: one target example's shape (``(C, H, W)`` images, ``(1, L)`` series).
+            input_shape: one target example's shape (``(C, H, W)`` images, ``(1, L)`` series,
+                ``(L,)`` token ids of sequences of at most ``L`` symbols).
             class_names: the target's classes (their number sizes the mapping).
-            vocabulary: a sequence target's symbols (token programs spell them).
+            vocabulary: a sequence target's symbols (token programs spell them; recorded, so
+                a saved model reads text through :func:`reprogram.encode_sequences` and
+                ``reprogram predict``).
         """
         src = build_source(source) if isinstance(source, str) else source
         config = FitConfig(
@@ -196,7 +204,13 @@ class ReprogrammedModel(Adapted):
         model.spec = {
             "program": program_info,
             "mapping": mapping_info,
-            "target": {"input_shape": list(input_shape), "class_names": list(class_names)},
+            "target": {
+                "input_shape": list(input_shape),
+                "class_names": list(class_names),
+                # a sequence model records its symbols: predict and encode_sequences read them
+                **({"modality": "sequence", "vocabulary": list(vocabulary)}
+                   if vocabulary is not None else {}),
+            },
             "seed": seed,
         }
         return model

@@ -309,13 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
         "full+linear, resize-pad+linear, full+ilm and every baseline); ucr-v2s: also "
         "PROGRAM+MAPPING@SOURCE (default: waveform+random@whisper-tiny.en,minirocket,scratch); "
         "efficiency: PROGRAM+MAPPING[:key=value,...] cells instead of the default cross of "
-        "border/resize-pad/full × random/flm/ilm/linear",
+        "border/resize-pad/full × random/flm/ilm/linear; sequences: "
+        "PROGRAM+MAPPING[:key=value,...][@SOURCE] and peer names (default: the soft prompt, "
+        "the dictionary, the frozen LM's probe and every peer of `reprogram list baselines` "
+        "that reads sequences)",
     )
     p.add_argument(
         "--epochs",
         type=int,
         default=None,
-        help="epochs of gradient methods (vision: 10, ucr-v2s: 100)",
+        help="epochs of gradient methods (vision, sequences: 10; ucr-v2s: 100)",
     )
     p.add_argument(
         "--sets",

@@ -157,6 +157,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     if not len(x):
         raise DataError(f"the inputs ({', '.join(args.inputs)}) hold no examples.")
+    _check_lengths(model, x, labels)
     if config["target"].get("task") == "regression":  # one value each, not classes
         return _print_values(model, x, labels, truth, str(names[0]), args.json)
     # every artifact's model is an Adapted: [N, K] probabilities, in batches
@@ -179,6 +180,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if truth:
             print(_labelled_accuracy(truth, [r["class"] for r in rows], names))
     return 0
+
+
+def _check_lengths(model: Any, x: Any, labels: list[str]) -> None:
+    """Refuse, naming the first such row, sequences longer than the model's source reads
+    (a token program's :meth:`max_symbols`), before any is scored."""
+    limit = getattr(getattr(model, "program", None), "max_symbols", None)
+    if limit is None or x.dim() != 2 or x.dtype.is_floating_point:
+        return
+    most = int(limit())
+    lengths = (x != 0).sum(1)
+    over = (lengths > most).nonzero().flatten().tolist()
+    if over:
+        first = over[0]
+        others = f" ({len(over) - 1} more rows are too)" if len(over) > 1 else ""
+        raise DataError(
+            f"{labels[first]}: {int(lengths[first])} symbols, more than the {most} this "
+            f"model's source reads ({model.program.source_name}){others}; drop or trim those "
+            "rows."
+        )
 
 
 def _print_values(

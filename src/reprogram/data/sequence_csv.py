@@ -304,9 +304,11 @@ def read_sequence_csv(spec: str) -> TargetData:
         for row, seq in enumerate(sequences, start=1):
             gap = next((i for i, c in enumerate(seq) if c.isspace()), None)
             if gap is not None:
+                text = (" If the rows are plain text (words), say so: csv:PATH#alphabet=text."
+                        if kind is None else "")
                 raise DataError(
                     f"{where}, row {row}: the sequence holds whitespace at position {gap + 1} "
-                    f"({seq[:40]!r}); sequences are read symbol by symbol: remove it."
+                    f"({seq[:40]!r}); sequences are read symbol by symbol: remove it.{text}"
                 )
     if kind is None:
         foreign = sorted(set("".join(sequences)) - set(AMINO_ACIDS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,17 @@ from ..figures import subplots
 
 if TYPE_CHECKING:
     from ..config import FitResult
+
+
+#: Characters past this code point (CJK, Indic scripts, emoji, ...) are drawn as escapes
+#: (``\u4e00``): matplotlib's default font has no glyph for most of them, and each missing
+#: glyph would warn on stderr and draw as an empty box.
+_DRAWN_BELOW = 0x2000
+
+
+def _drawable(token: str) -> str:
+    """``token`` with the characters the default font likely lacks written as escapes."""
+    return "".join(c if ord(c) < _DRAWN_BELOW else ascii(c)[1:-1] for c in token)
 
 
 def save_token_program_png(result: FitResult, path: Path, rows: int = 40) -> None:
@@ -24,8 +36,8 @@ def save_token_program_png(result: FitResult, path: Path, rows: int = 40) -> Non
     ax.text(0.0, -0.6, "target symbol", fontsize=9, weight="bold")
     ax.text(0.18, -0.6, "source tokens it is made of (weight)", fontsize=9, weight="bold")
     for r, (name, parts) in enumerate(table):
-        text = ", ".join(f"{token} ({weight:+.2f})" for token, weight in parts)
-        ax.text(0.01, r, name, va="center", fontsize=8, family="monospace")
+        text = ", ".join(f"{_drawable(token)} ({weight:+.2f})" for token, weight in parts)
+        ax.text(0.01, r, _drawable(name), va="center", fontsize=8, family="monospace")
         ax.text(0.18, r, textwrap.shorten(text, 110), va="center", fontsize=7.5)
     more = len(program.vocabulary) - len(table)
     fig.suptitle(
@@ -33,5 +45,7 @@ def save_token_program_png(result: FitResult, path: Path, rows: int = 40) -> Non
         + (f"; {more} more symbols in config.json" if more > 0 else ""),
         fontsize=10,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with warnings.catch_warnings():  # a glyph the font still lacks draws as a box, quietly
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)

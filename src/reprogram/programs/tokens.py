@@ -136,14 +136,28 @@ class TokenProgram(nn.Module):
         self.source_name, self.source_positions = lm.name, int(lm.max_positions)
         needed = len(before) + self.extra_positions() + self.length + len(after)
         if needed > lm.max_positions:
-            fits = lm.max_positions - (needed - self.length)
-            raise ReprogramError(
-                f"{lm.name} takes at most {lm.max_positions} positions; sequences of "
-                f"{self.length} symbols (the target's longest) with this program need {needed}. "
-                f"Drop or trim the rows longer than {fits} symbols, or use a source with more "
-                "positions."
-            )
+            raise ReprogramError(self._too_long(lm.name, lm.max_positions, needed))
         self.on_bind(lm)
+
+    def _too_long(self, source: str, positions: int, needed: int) -> str:
+        """Why the target's longest sequence does not fit, and what to change: trim the
+        rows, or (a prompt) give fewer trained positions, or both."""
+        prompt = self.extra_positions()
+        fits = positions - (needed - self.length)  # symbols that fit beside the prompt
+        room = positions - (needed - prompt)  # prompt vectors that fit beside the rows
+        fixes = [f"drop or trim the rows longer than {fits} symbols"] if fits >= 1 else []
+        if prompt and room >= 1:
+            fixes.append(f"give fewer prompt vectors (--program-opt length={room} or less)")
+        if not fixes:
+            fixes.append("give fewer prompt vectors and drop or trim the longest rows")
+        what = "; or ".join(fixes)
+        return (
+            f"{source} takes at most {positions} positions; sequences of {self.length} "
+            f"symbols (the target's longest) with this program"
+            + (f" ({prompt} trained positions)" if prompt else "")
+            + f" need {needed}. {what[0].upper()}{what[1:]}; or use a source with more "
+            "positions."
+        )
 
     def on_bind(self, source: LanguageSide) -> None:
         """Initialise what depends on the source (subclasses)."""
@@ -166,6 +180,11 @@ class TokenProgram(nn.Module):
     def extra_positions(self) -> int:
         """Trained positions the program adds (a soft prompt's ``P``)."""
         return 0
+
+    def max_symbols(self) -> int:
+        """The most symbols a sequence may have: the source's positions less its special
+        tokens and the program's trained positions (after :meth:`bind_source`)."""
+        return self.source_positions - len(self.before) - len(self.after) - self.extra_positions()
 
     def prompt(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Trained vectors ``([P1, D], [P2, D])`` before and after the sequence."""

@@ -46,9 +46,10 @@ OFFLINE_WHISPERS = tuple(ASSETS)  # the packaged ones
 def _offline_error(name: str, reason: str) -> ReprogramError:
     return ReprogramError(
         f"hf:{name} could not be loaded from the Hugging Face hub; this machine may be offline "
-        f"(or the hub unreachable), and the checkpoint is not in the local hub cache. Whisper "
-        f"sources that work offline: {', '.join(OFFLINE_WHISPERS)}; a directory written by "
-        f"save_pretrained also loads as hf:/path/to/dir. Reason: {reason}"
+        f"(or the hub unreachable), and the checkpoint is not in the local hub cache. Sources "
+        f"that work offline: minilm-l6, smollm2-135m (language models), "
+        f"{', '.join(OFFLINE_WHISPERS)} (speech); a directory written by save_pretrained also "
+        f"loads as hf:/path/to/dir. Reason: {reason}"
     )
 
 
