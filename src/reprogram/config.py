@@ -327,7 +327,8 @@ class FitConfig(RunConfig):
         metadata={
             "help": "input program (reprogram list programs); auto (default): resize-pad for "
             "images on an image source, series-image for series on an image source, waveform "
-            "for series on an audio source"
+            "for series on an audio source; on a language source dictionary for sequences, "
+            "patch-reprogram for series (forecasting)"
         },
     )
     mapping: str = field(
