@@ -209,8 +209,10 @@ class Trainer:
         counts = torch.zeros(self.splits.num_classes, self.model.source.num_classes)
         part = self.splits.train.subset(self._shard(len(self.splits.train)))
         step = self.config.eval_batch_size
+        order = length_order(part.x)  # token ids: longest first (the counts are sums)
+        xs, ys = (part.x, part.y) if order is None else (part.x[order], part.y[order])
         for i in range(0, len(part), step):
-            x, y = part.x[i : i + step], part.y[i : i + step]
+            x, y = xs[i : i + step], ys[i : i + step]
             top = self.model.source_logits(to_model(self.model, x)).argmax(-1).cpu()
             counts.index_put_((y, top), torch.ones(len(y)), accumulate=True)
         if self.fabric.world_size > 1:
