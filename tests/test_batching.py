@@ -172,3 +172,134 @@ def test_the_environment_turns_length_batching_off(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("REPROGRAM_LENGTH_BATCHING", "off")
     with pytest.raises(ReprogramError, match=r"give 1 to group token rows by length .* or 0"):
         length_order(x)
+
+
+def _reference_cost(lengths: list[int], pass_cost: int) -> float:
+    """The cheapest split of rows sorted longest first, trying every cut (O(n²))."""
+    best = [0.0] + [float("inf")] * len(lengths)
+    for k in range(1, len(lengths) + 1):
+        for j in range(k):
+            best[k] = min(best[k], best[j] + max(lengths[j], 1) * (k - j) + pass_cost)
+    return best[-1]
+
+
+def test_length_groups_find_the_cheapest_split() -> None:
+    """Trying only the starts of runs of equal lengths loses nothing against every cut."""
+    g = torch.Generator().manual_seed(0)
+    for trial in range(30):
+        n = int(torch.randint(2, 40, (1,), generator=g))
+        lengths = torch.randint(1, 6 if trial % 2 else 200, (n,), generator=g).tolist()
+        x = _ids(lengths)
+        groups = length_groups(x) or [torch.arange(n)]
+        cost = sum(max(lengths[int(i)] for i in grp) * len(grp) + 48 for grp in groups)
+        assert cost == _reference_cost(sorted(lengths, reverse=True), 48)
+
+
+def _trainer(model: nn.Module, task: str) -> object:
+    """A Trainer with only what ``_loss`` and ``source_outputs`` read."""
+    from types import SimpleNamespace
+
+    from reprogram.tasks import task_of
+    from reprogram.train import Trainer
+
+    trainer = Trainer.__new__(Trainer)
+    trainer.model = model
+    trainer.task = task_of(task)
+    trainer.fabric = SimpleNamespace(world_size=1)
+    trainer.config = SimpleNamespace(eval_batch_size=3)
+    return trainer
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_the_trainer_loss_in_sub_batches_is_the_batch_loss(task: str) -> None:
+    from reprogram.model import ReprogrammedModel
+
+    torch.manual_seed(0)
+    model = ReprogrammedModel.build(
+        "tiny-random-lm", input_shape=(60,), class_names=["neg", "pos"] if task ==
+        "classification" else ["value"], program="dictionary", mapping="linear",
+        vocabulary=list("ACDEFGHIKLMNPQRSTVWY"),
+    ).train()
+    x = _ids([60, 2, 3, 55, 1, 2, 58, 3])
+    y = torch.tensor([1, 0, 0, 1, 0, 0, 1, 1]) if task == "classification" else torch.randn(8)
+    trainer = _trainer(model, task)
+    split = trainer._loss(model, x, y)
+    trainer.fabric.world_size = 2  # several devices: the batch is read whole
+    whole = trainer._loss(model, x, y)
+    assert model.row_groups(x) is not None
+    assert torch.allclose(split, whole, atol=1e-6)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for a, b in zip(torch.autograd.grad(split, params), torch.autograd.grad(whole, params),
+                    strict=True):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+
+
+def test_source_outputs_come_back_in_the_rows_order() -> None:
+    from reprogram.data.base import Split
+    from reprogram.model import ReprogrammedModel
+
+    model = ReprogrammedModel.build(
+        "tiny-random-lm", input_shape=(60,), class_names=["neg", "pos"], program="text",
+        mapping="linear", vocabulary=list("ACDEFGHIKLMNPQRSTVWY"),
+    )
+    x = _ids([2, 60, 3, 55, 1, 2, 58])
+    out = _trainer(model, "classification").source_outputs(Split(x, torch.zeros(7).long()))
+    with torch.no_grad():
+        one_by_one = torch.cat([model.source_logits(x[i : i + 1]) for i in range(7)])
+    assert torch.allclose(out, one_by_one, atol=1e-5)
+
+
+def test_the_fine_tuned_language_model_splits_with_the_batch_gradient() -> None:
+    from reprogram.baselines.models import FinetunedLanguageModel
+    from reprogram.sources import build_source
+
+    torch.manual_seed(0)
+    model = FinetunedLanguageModel(
+        build_source("tiny-random-lm"), list("ACDEFGHIKLMNPQRSTVWY"), (60,), 2
+    ).train()
+    x, y = _ids([60, 2, 3, 55, 1, 2, 58, 3]), torch.tensor([1, 0, 0, 1, 0, 0, 1, 1])
+    groups = model.row_groups(x)
+    assert groups is not None and len(groups) >= 2
+    whole = nn.functional.cross_entropy(model(x), y)
+    split = sum(nn.functional.cross_entropy(model(x[g]), y[g]) * len(g) / len(y) for g in groups)
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert torch.allclose(whole, split, atol=1e-6)
+    for a, b in zip(torch.autograd.grad(whole, params), torch.autograd.grad(split, params),
+                    strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-3)
+
+
+def test_eval_reads_a_run_as_it_was_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run scored with its rows as given (REPROGRAM_LENGTH_BATCHING=0, or made before the
+    grouping) is evaluated as given, whatever the switch says now: exactly reproduced."""
+    import json
+
+    from reprogram.cli import main
+
+    rows = "".join(f"{'KRDE' * (12 if i % 3 == 0 else 1)}{'A' * (i % 5)},{i * 0.1:.1f}\n"
+                   for i in range(40))
+    path = tmp_path / "values.csv"
+    path.write_text("sequence,label\n" + rows)
+    monkeypatch.setenv("REPROGRAM_LENGTH_BATCHING", "0")
+    assert main(["fit", "--source", "tiny-random-lm", "--target", f"csv:{path}#task=regression",
+                 "--program", "soft-prompt", "--program-opt", "length=2", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--quiet", "--no-plots"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["training"]["length_batching"] is False
+    monkeypatch.setenv("REPROGRAM_LENGTH_BATCHING", "1")
+    import reprogram.evaluate
+
+    asked: list[object] = []
+    real = reprogram.evaluate.score
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        asked.append(kwargs.get("by_length"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reprogram.evaluate, "score", spy)
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reproduced"] is True
+    assert asked == [False]  # read as recorded, not as the switch now says

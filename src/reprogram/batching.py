@@ -40,14 +40,15 @@ def _token_ids(x: torch.Tensor) -> bool:
     return x.dim() == 2 and not x.dtype.is_floating_point and x.dtype != torch.bool
 
 
-def length_order(x: torch.Tensor) -> torch.Tensor | None:
+def length_order(x: torch.Tensor, honour_env: bool = True) -> torch.Tensor | None:
     """The row order, longest first, for token ids ``x`` ``[N, L]`` (an integer tensor, ``0``
     padding at the end); ``None`` for any other input (images, series: every row the same
-    size), when the rows are already in that order, or when :data:`ENV` is ``0``.
+    size), when the rows are already in that order, or when :data:`ENV` is ``0`` (unless
+    ``honour_env`` is False: ``reprogram eval`` reads a run as it was recorded).
 
     Ties keep their given order, so the order (and the results) are reproducible.
     """
-    if not _token_ids(x) or len(x) < 2 or not enabled():
+    if not _token_ids(x) or len(x) < 2 or (honour_env and not enabled()):
         return None
     lengths = (x != 0).sum(1)
     order = torch.sort(lengths, descending=True, stable=True).indices
@@ -66,33 +67,36 @@ def length_groups(x: torch.Tensor, pass_cost: int = PASS_COST) -> list[torch.Ten
     """Rows of token ids ``x`` ``[B, L]`` split into sub-batches of similar length: index
     tensors, longest rows first, chosen to minimise the padded positions read plus
     ``pass_cost`` per sub-batch (each cut to its longest row); ``None`` where one batch is
-    best, for any input other than token ids, or when :data:`ENV` is ``0``.
+    best, for any input other than token ids, for rows on an accelerator (where a small
+    pass costs about what a large one does), or when :data:`ENV` is ``0``.
 
     The split is exact for a model whose rows do not interact: the batch's mean loss is
     ``sum(len(g) / B * mean_loss(x[g]))`` over the groups.
     """
-    if not _token_ids(x) or not enabled():
+    if not _token_ids(x) or x.device.type != "cpu" or not enabled():
         return None
     order = length_order(x)
     if order is None:
         order = torch.arange(len(x))
     n = len(order)
     lengths = (x != 0).sum(1)[order].tolist()  # longest first
-    # best[k]: the cheapest split of the first k rows; a group j..k-1 costs its first
-    # (longest) row's length times its size, plus one pass
-    best, cut = [0.0] + [float("inf")] * n, [0] * (n + 1)
-    for k in range(1, n + 1):
-        for j in range(k):
-            cost = best[j] + max(lengths[j], 1) * (k - j) + pass_cost
-            if cost < best[k]:
-                best[k], cut[k] = cost, j
-    bounds, k = [], n
-    while k > 0:
-        bounds.append((cut[k], k))
-        k = cut[k]
+    # A group costs its first (longest) row's length times its size, plus one pass. A cut
+    # inside a run of equal lengths never helps (moving it to the run's start costs no more),
+    # so only the run starts are tried: O(distinct lengths²), whatever the batch size.
+    cuts = [j for j in range(n) if j == 0 or lengths[j] != lengths[j - 1]] + [n]
+    best, back = [0.0] + [float("inf")] * (len(cuts) - 1), [0] * len(cuts)
+    for b in range(1, len(cuts)):
+        for a in range(b):
+            cost = best[a] + max(lengths[cuts[a]], 1) * (cuts[b] - cuts[a]) + pass_cost
+            if cost < best[b]:
+                best[b], back[b] = cost, a
+    bounds, b = [], len(cuts) - 1
+    while b > 0:
+        bounds.append((cuts[back[b]], cuts[b]))
+        b = back[b]
     if len(bounds) < 2:
         return None
-    return [order[a:b] for a, b in reversed(bounds)]
+    return [order[lo:hi] for lo, hi in reversed(bounds)]
 
 
 def restore(outputs: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:

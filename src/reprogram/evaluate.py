@@ -20,6 +20,7 @@ def score(
     progress: str | None = None,
     keep: list[torch.Tensor] | None = None,
     task: Task = CLASSIFICATION,
+    by_length: bool | None = None,
 ) -> torch.Tensor:
     """A split's summed statistics as a float64 tensor (``task.totals``; for classification
     ``[3]``: summed cross-entropy, number correct, count).
@@ -33,12 +34,16 @@ def score(
         keep: when given, the split's scores ``[N, K]`` (on the CPU, in the rows' order) are
             appended to it (for :func:`roc_auc`).
         task: the task kind whose statistics are summed (:mod:`reprogram.tasks`).
+        by_length: whether token ids are read longest first; None (the default): as
+            ``REPROGRAM_LENGTH_BATCHING`` says. ``reprogram eval`` passes what the run
+            recorded, so its figures reproduce bit for bit.
     """
     model.eval()
     totals: torch.Tensor | None = None
-    order = length_order(x)  # token ids: longest first, so a batch pads little
+    # token ids: longest first, so a batch pads little
+    order = None if by_length is False else length_order(x, honour_env=by_length is None)
     if order is not None:
-        x, y = x[order], y[order]
+        x, y = x[order], y[order.to(y.device)]
     kept: list[torch.Tensor] = []
     starts = range(0, len(y), batch_size)
     bar = tqdm(starts, desc=progress, leave=False, unit="batch", disable=progress is None)

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from .accelerator import describe, to_model
 from .accelerator import resolve as resolve_accelerator
 from .artifact import CONFIG, METRICS, PROGRAM, load_artifact, read_json, write_artifact
+from .batching import enabled as length_batching_enabled
 from .batching import length_order, restore
 from .blackbox.budget import STOPPED_BY_BUDGET, QueryTracker
 from .blackbox.protocol import EndpointError
@@ -693,6 +694,8 @@ def training_spec(config: RunConfig) -> dict[str, Any]:
         "patience": config.patience,
         "devices": config.devices,
         "query_budget": config.query_budget,
+        # token rows read longest first (REPROGRAM_LENGTH_BATCHING): eval reads them alike
+        "length_batching": length_batching_enabled(),
     }
 
 

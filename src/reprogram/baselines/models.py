@@ -101,8 +101,10 @@ class FeatureClassifier(Adapted):
     ) -> torch.Tensor:
         """Features ``[N, D]`` of inputs ``[N, ...]``, computed in chunks of ``batch_size``.
 
-        The chunks start at 0 exactly as :func:`reprogram.evaluate.score` takes them, so a
-        head scored on these features gives bit for bit what the whole model gives.
+        The chunks start at 0 exactly as :func:`reprogram.evaluate.score` takes images and
+        series, so a head scored on these features gives bit for bit what the whole model
+        gives (token ids, which ``score`` reads longest first, are featurized row by row by
+        the sequence peers' featurizers, so their chunks do not matter).
         """
         return featurize(self.featurizer, x, batch_size, self.head.in_features, progress)
 

@@ -105,7 +105,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         split = splits.val
     bar = None if args.quiet else args.split
     kept: list[Any] = []
-    found = task.summary(score(model, split.x, split.y, batch, bar, keep=kept, task=task))
+    # read as the run was scored: token rows longest first unless it recorded otherwise (runs
+    # made before the length grouping record nothing and read their rows as given)
+    ordered = bool(config.get("training", {}).get("length_batching", False))
+    found = task.summary(
+        score(model, split.x, split.y, batch, bar, keep=kept, task=task, by_length=ordered)
+    )
     auc = roc_auc(kept, split.y)  # two classes: as fit records test_roc_auc
     if auc is not None:
         found["roc_auc"] = auc

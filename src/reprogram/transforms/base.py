@@ -52,8 +52,9 @@ def featurize(
 ) -> torch.Tensor:
     """``featurizer`` (eval mode) on inputs ``[N, ...]`` in chunks of ``batch_size``: ``[N, dim]``.
 
-    The chunks start at 0 exactly as :func:`reprogram.evaluate.score` takes them; ``progress``
-    names a progress bar (none when ``None``).
+    The chunks start at 0 exactly as :func:`reprogram.evaluate.score` takes them for images
+    and series (token ids it reads longest first; no featurizer here depends on a row's
+    batch for those); ``progress`` names a progress bar (none when ``None``).
     """
     featurizer.eval()
     starts = range(0, len(x), batch_size)
