@@ -340,6 +340,14 @@ def test_validation_chooses_the_reprogramming_row_without_reading_test() -> None
     assert chosen_by_validation(regression, [a, b])[0]["chosen"] == b  # the lower val RMSE
 
 
+def test_a_mean_over_fewer_seeds_than_the_suite_names_its_n() -> None:
+    from reprogram_bench.sequences import _spread
+
+    assert _spread(0.794, 0.009, 2, 3) == "0.794 ± 0.009 (n=2)"  # one seed not run yet
+    assert _spread(0.794, 0.009, 3, 3) == "0.794 ± 0.009"
+    assert _spread(0.801, 0.0, 1, 3) == "0.801 (n=1)"
+
+
 def test_an_edit_to_training_rows_only_is_caught_and_a_zero_auc_is_kept(tmp_path: Path) -> None:
     """Finished cells of a csv whose training rows (not its test rows) changed are not kept
     beside new ones; a peer that ranks every test row backwards scores ROC-AUC 0.0, which is

@@ -581,7 +581,8 @@ def paired_auc(
 
 def _spread(mean: float, std: float, n: int, seeds: int) -> str:
     """``mean ± std`` over the ``n`` seeds with a value, ``mean (n=1)`` for one; ``(n=…)``
-    also when fewer than the ``seeds`` that finished have one (a score that is undefined)."""
+    also when fewer than ``seeds`` have one (the suite's seeds not all run for this cell, or
+    a score that is undefined on some)."""
     if n == 1:
         return f"{mean:.3f} (n=1)"
     return f"{mean:.3f} ± {std:.3f}" + (f" (n={n})" if n < seeds else "")
@@ -648,12 +649,15 @@ def _markdown(
                 s = by.get((task, m, k))
                 if s is None:
                     cells += ["–", "–"]
-                elif s["rmse_mean"] is not None:
-                    cells += [_spread(s["rmse_mean"], s["rmse_std"], s["rmse_n"], len(s["seeds"])),
+                    continue
+                # a mean over fewer seeds than the suite's names its n
+                suite = max(len(s["seeds"]), len(settings["seeds"]))
+                if s["rmse_mean"] is not None:
+                    cells += [_spread(s["rmse_mean"], s["rmse_std"], s["rmse_n"], suite),
                               f"{s['r2_mean']:.3f}"]
                 else:
                     auc = ("–" if s["auc_mean"] is None
-                           else _spread(s["auc_mean"], s["auc_std"], s["auc_n"], len(s["seeds"])))
+                           else _spread(s["auc_mean"], s["auc_std"], s["auc_n"], suite))
                     cells += [auc, f"{s['acc_mean']:.3f}"]
             params = _params_text(by, task, m, shots)
             lines.append(f"| {md_cell(m)} | " + " | ".join(cells) + f" | {params} |")
