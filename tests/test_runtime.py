@@ -59,3 +59,20 @@ def test_tuning_can_be_switched_off() -> None:
         env={**os.environ, "REPROGRAM_TUNE_MALLOC": "0"},
     )
     assert out.stdout.strip() == "False"
+
+
+def test_training_on_sequences_leaves_the_allocator_alone() -> None:
+    """Sequence batches vary in shape: a heap that keeps every large block grows with them,
+    so the command line tunes the allocator for the other targets only."""
+    from reprogram.cli import _trains_on_sequences, build_parser
+
+    parser = build_parser()
+
+    def trains(*argv: str) -> bool:
+        return _trains_on_sequences(parser.parse_args(list(argv)))
+
+    assert trains("fit", "--target", "amp")
+    assert trains("baseline", "--method", "scratch", "--target", "csv:x.csv")
+    assert trains("bench", "sequences", "--out", "d")
+    assert not trains("fit", "--target", "digits") and not trains("bench", "vision", "--out", "d")
+    assert not trains("fit", "--target", "no-such-target")  # the run itself names that

@@ -14,7 +14,9 @@ between calls.
 process keeps its peak heap until it exits (what a training run needs again at the next step
 anyway). The ``reprogram`` command calls it at start; Python users may call it themselves,
 since a library should not change a process's allocator behind its back. It does nothing on
-other C libraries (macOS, Windows, musl) or when ``REPROGRAM_TUNE_MALLOC=0``.
+other C libraries (macOS, Windows, musl) or when ``REPROGRAM_TUNE_MALLOC=0``. The command
+leaves it off when it trains on sequences, whose batches change shape every step: a heap that
+keeps every large block then grows with each new shape (see the command-line guide).
 
 :func:`switch` reads the other on/off environment variables (``0`` or ``1``) alike.
 """
