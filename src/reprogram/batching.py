@@ -75,11 +75,10 @@ def length_groups(x: torch.Tensor, pass_cost: int = PASS_COST) -> list[torch.Ten
     """
     if not _token_ids(x) or x.device.type != "cpu" or not enabled():
         return None
-    order = length_order(x)
-    if order is None:
-        order = torch.arange(len(x))
+    counts = (x != 0).sum(1)
+    order = torch.sort(counts, descending=True, stable=True).indices  # as length_order
     n = len(order)
-    lengths = (x != 0).sum(1)[order].tolist()  # longest first
+    lengths = counts[order].tolist()  # longest first
     # A group costs its first (longest) row's length times its size, plus one pass. A cut
     # inside a run of equal lengths never helps (moving it to the run's start costs no more),
     # so only the run starts are tried: O(distinct lengths²), whatever the batch size.
